@@ -1,0 +1,2 @@
+/* libltdl (GNU libtool's portable dlopen) for the plugin host. libltdl ships no .pc file. */
+#include <ltdl.h>

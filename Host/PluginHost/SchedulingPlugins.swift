@@ -1,0 +1,276 @@
+import Foundation
+import PluginAPI
+
+/// Slot names and types of one scheduling snapshot; every amount vector follows this order.
+public struct SchedulingSlots: Sendable, Equatable {
+    public var names: [String]
+    public var types: [SlotType]
+    public init(names: [String], types: [SlotType]) {
+        precondition(names.count == types.count, "one type per slot name")
+        self.names = names
+        self.types = types
+    }
+}
+
+/// A pending session as the scheduler sees it.
+public struct PendingSession: Sendable, Equatable {
+    public var id: String
+    public var ownerIndex: Int
+    public var priority: Int32
+    public var createdAtMicros: Int64
+    public var kernelCount: UInt32
+    /// Total requested amounts, one per slot.
+    public var requested: [Int64]
+    public init(id: String, ownerIndex: Int, priority: Int32 = 0, createdAtMicros: Int64, kernelCount: UInt32 = 1, requested: [Int64]) {
+        self.id = id
+        self.ownerIndex = ownerIndex
+        self.priority = priority
+        self.createdAtMicros = createdAtMicros
+        self.kernelCount = kernelCount
+        self.requested = requested
+    }
+}
+
+/// An access key's current use of a resource group.
+public struct SchedulingOwner: Sendable, Equatable {
+    public var accessKey: String
+    public var occupied: [Int64]
+    public init(accessKey: String, occupied: [Int64]) {
+        self.accessKey = accessKey
+        self.occupied = occupied
+    }
+}
+
+/// Owns C memory for the lifetime of a prepared input: strings and arrays a plugin reads.
+final class CArena {
+    private var blocks: [UnsafeMutableRawPointer] = []
+    deinit { blocks.forEach { free($0) } }
+
+    func string(_ s: String) -> UnsafePointer<CChar> {
+        let p = strdup(s)!
+        blocks.append(UnsafeMutableRawPointer(p))
+        return UnsafePointer(p)
+    }
+
+    func array<T>(_ values: [T]) -> UnsafePointer<T> {
+        let p = malloc(max(1, values.count * MemoryLayout<T>.stride))!
+        blocks.append(p)
+        let typed = p.bindMemory(to: T.self, capacity: max(values.count, 1))
+        for (i, v) in values.enumerated() { (typed + i).initialize(to: v) }
+        return UnsafePointer(typed)
+    }
+
+    func value<T>(_ v: T) -> UnsafePointer<T> { array([v]) }
+
+    func slots(_ slots: SchedulingSlots) -> UnsafePointer<hangar_sched_slots> {
+        var s = hangar_sched_slots()
+        s.struct_size = UInt32(MemoryLayout<hangar_sched_slots>.size)
+        s.slot_count = slots.names.count
+        s.names = UnsafePointer(array(slots.names.map { Optional(string($0)) }))
+        s.types = array(slots.types.map(\.rawValue))
+        return value(s)
+    }
+}
+
+/// A scheduler input laid out as C arrays once, so that repeated `pick_next` calls over the
+/// same snapshot (and benchmarks) pay for the conversion only once.
+public final class SchedulerInput: @unchecked Sendable {
+    let arena: CArena
+    /// The C input, valid as long as this object lives.
+    public let raw: UnsafePointer<hangar_sched_input>
+    public let sessions: [PendingSession]
+
+    public init(slots: SchedulingSlots, total: [Int64], free: [Int64], sessions: [PendingSession], owners: [SchedulingOwner]) {
+        let n = slots.names.count
+        precondition(total.count == n && free.count == n, "capacity vectors must have one amount per slot")
+        let arena = CArena()
+        self.arena = arena
+        self.sessions = sessions
+        var input = hangar_sched_input()
+        input.struct_size = UInt32(MemoryLayout<hangar_sched_input>.size)
+        input.slots = arena.slots(slots)
+        input.total_capacity = arena.array(total)
+        input.free_capacity = arena.array(free)
+        input.sessions = arena.array(sessions.map { s in
+            precondition(s.requested.count == n, "session \(s.id) must request one amount per slot")
+            var c = hangar_sched_session()
+            c.struct_size = UInt32(MemoryLayout<hangar_sched_session>.size)
+            c.session_id = arena.string(s.id)
+            c.owner_index = UInt32(s.ownerIndex)
+            c.priority = s.priority
+            c.created_at_us = s.createdAtMicros
+            c.kernel_count = s.kernelCount
+            c.requested = arena.array(s.requested)
+            return c
+        })
+        input.session_count = sessions.count
+        input.session_stride = MemoryLayout<hangar_sched_session>.stride
+        input.owners = arena.array(owners.map { o in
+            var c = hangar_sched_owner()
+            c.struct_size = UInt32(MemoryLayout<hangar_sched_owner>.size)
+            c.access_key = arena.string(o.accessKey)
+            c.occupied = arena.array(o.occupied)
+            return c
+        })
+        input.owner_count = owners.count
+        input.owner_stride = MemoryLayout<hangar_sched_owner>.stride
+        raw = arena.value(input)
+    }
+}
+
+/// A scheduler plugin instance: picks which pending session to try next.
+public final class SchedulerPlugin: @unchecked Sendable {
+    public let instance: PluginInstance
+    @usableFromInline let pick: @convention(c) (UnsafeMutableRawPointer?, UnsafePointer<hangar_sched_input>?, UnsafeMutablePointer<Int>?) -> hangar_status
+
+    /// - Throws: `PluginError` (`.kindMismatch`, `.invalidConfig`, `.createFailed`).
+    public init(library: PluginLibrary, config: ConfigValue = .emptyTable) throws(PluginError) {
+        guard library.descriptor.kind == .scheduler else {
+            throw PluginError(.kindMismatch, plugin: library.descriptor.name, file: library.path,
+                              reason: "is a \(library.descriptor.kind) plugin, not a scheduler")
+        }
+        pick = SchedulerTable(library.functions).raw.pick_next!
+        instance = try PluginInstance(library: library, config: config)
+    }
+
+    public var name: String { instance.name }
+
+    /// The index into `input.sessions` to try next, or nil when nothing can be scheduled.
+    @inlinable
+    public func pickNext(_ input: SchedulerInput) throws(PluginError) -> Int? {
+        var index = 0
+        let status = try instance.invoke("pick_next", allowing: HANGAR_E_NOTHING_TO_SCHEDULE) { h in pick(h, input.raw, &index) }
+        if status == HANGAR_E_NOTHING_TO_SCHEDULE { return nil }
+        guard index >= 0 && index < input.sessions.count else {
+            throw PluginError(.contractViolation, plugin: name, file: instance.library.path, call: "pick_next",
+                              reason: "returned index \(index) for \(input.sessions.count) pending sessions")
+        }
+        return index
+    }
+}
+
+/// A candidate agent for placement.
+public struct AgentCandidate: Sendable, Equatable {
+    public var id: String
+    public var architecture: String
+    public var capacity: [Int64]
+    public var occupied: [Int64]
+    public var kernelCount: UInt32
+    public init(id: String, architecture: String, capacity: [Int64], occupied: [Int64], kernelCount: UInt32 = 0) {
+        self.id = id
+        self.architecture = architecture
+        self.capacity = capacity
+        self.occupied = occupied
+        self.kernelCount = kernelCount
+    }
+}
+
+/// A session's kernels to place.
+public struct PlacementRequest: Sendable, Equatable {
+    public var sessionID: String
+    /// nil for any architecture.
+    public var architecture: String?
+    /// One amount vector per kernel.
+    public var kernelRequests: [[Int64]]
+    public var singleNode: Bool
+    public init(sessionID: String, architecture: String?, kernelRequests: [[Int64]], singleNode: Bool) {
+        self.sessionID = sessionID
+        self.architecture = architecture
+        self.kernelRequests = kernelRequests
+        self.singleNode = singleNode
+    }
+}
+
+/// The outcome of a placement.
+public enum Placement: Sendable, Equatable {
+    /// Agent index (into the candidates) per kernel.
+    case placed([Int])
+    /// Nothing fits; the plugin's reason.
+    case noAgent(String)
+}
+
+/// An agent-selector plugin instance: places a session's kernels on agents.
+public final class AgentSelectorPlugin: @unchecked Sendable {
+    public let instance: PluginInstance
+    private let select: @convention(c) (UnsafeMutableRawPointer?, UnsafePointer<hangar_select_input>?, UnsafeMutablePointer<Int>?) -> hangar_status
+
+    /// - Throws: `PluginError` (`.kindMismatch`, `.invalidConfig`, `.createFailed`).
+    public init(library: PluginLibrary, config: ConfigValue = .emptyTable) throws(PluginError) {
+        guard library.descriptor.kind == .agentSelector else {
+            throw PluginError(.kindMismatch, plugin: library.descriptor.name, file: library.path,
+                              reason: "is a \(library.descriptor.kind) plugin, not an agent selector")
+        }
+        select = SelectorTable(library.functions).raw.select_agents!
+        instance = try PluginInstance(library: library, config: config)
+    }
+
+    public var name: String { instance.name }
+
+    /// Places `request` on `candidates`, checking that the plugin's answer really fits.
+    public func selectAgents(slots: SchedulingSlots, request: PlacementRequest, candidates: [AgentCandidate]) throws(PluginError) -> Placement {
+        let n = slots.names.count
+        let arena = CArena()
+        var input = hangar_select_input()
+        input.struct_size = UInt32(MemoryLayout<hangar_select_input>.size)
+        input.slots = arena.slots(slots)
+        input.session_id = arena.string(request.sessionID)
+        input.architecture = request.architecture.map { arena.string($0) }
+        input.kernel_count = request.kernelRequests.count
+        input.kernel_requests = arena.array(request.kernelRequests.flatMap { precondition($0.count == n); return $0 })
+        input.single_node = request.singleNode ? 1 : 0
+        input.agents = arena.array(candidates.map { a in
+            var c = hangar_select_agent()
+            c.struct_size = UInt32(MemoryLayout<hangar_select_agent>.size)
+            c.agent_id = arena.string(a.id)
+            c.architecture = arena.string(a.architecture)
+            c.capacity = arena.array(a.capacity)
+            c.occupied = arena.array(a.occupied)
+            c.kernel_count = a.kernelCount
+            return c
+        })
+        input.agent_count = candidates.count
+        input.agent_stride = MemoryLayout<hangar_select_agent>.stride
+        var out = [Int](repeating: -1, count: max(request.kernelRequests.count, 1))
+        var reason = ""
+        let status = try instance.invoke("select_agents", allowing: HANGAR_E_NO_AGENT) { [select] h in
+            let status = out.withUnsafeMutableBufferPointer { select(h, &input, $0.baseAddress) }
+            if status == HANGAR_E_NO_AGENT { reason = instance.lastErrorUnlocked(h) }
+            return status
+        }
+        if status == HANGAR_E_NO_AGENT { return .noAgent(reason.isEmpty ? "no agent can host the session" : reason) }
+        let placement = Array(out.prefix(request.kernelRequests.count))
+        // Never trust a placement blindly: an over-committed agent is worse than a pending session.
+        var occupied = candidates.map(\.occupied)
+        for (kernel, agent) in placement.enumerated() {
+            guard candidates.indices.contains(agent) else {
+                throw PluginError(.contractViolation, plugin: name, file: instance.library.path, call: "select_agents",
+                                  reason: "placed kernel \(kernel) on agent index \(agent) of \(candidates.count)")
+            }
+            if let arch = request.architecture, candidates[agent].architecture != arch {
+                throw PluginError(.contractViolation, plugin: name, file: instance.library.path, call: "select_agents",
+                                  reason: "placed kernel \(kernel) on \(candidates[agent].id) (\(candidates[agent].architecture)) but the session needs \(arch)")
+            }
+            for s in 0..<n {
+                occupied[agent][s] += request.kernelRequests[kernel][s]
+                if occupied[agent][s] > candidates[agent].capacity[s] {
+                    throw PluginError(.contractViolation, plugin: name, file: instance.library.path, call: "select_agents",
+                                      reason: "placing kernel \(kernel) on \(candidates[agent].id) over-commits slot '\(slots.names[s])'")
+                }
+            }
+        }
+        if request.singleNode, Set(placement).count > 1 {
+            throw PluginError(.contractViolation, plugin: name, file: instance.library.path, call: "select_agents",
+                              reason: "a single-node session was spread over \(Set(placement).count) agents")
+        }
+        return .placed(placement)
+    }
+}
+
+extension PluginInstance {
+    /// The last error message; only call while holding the instance lock (inside `withHandle`).
+    func lastErrorUnlocked(_ h: UnsafeMutableRawPointer) -> String {
+        var buf = [CChar](repeating: 0, count: 1024)
+        _ = buf.withUnsafeMutableBufferPointer { LifecycleFunctions(library: library).lastError(h, $0.baseAddress, $0.count) }
+        return buf.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+    }
+}

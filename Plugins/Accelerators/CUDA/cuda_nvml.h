@@ -1,0 +1,99 @@
+/*
+ * The small subset of the NVIDIA Management Library (NVML) ABI that the
+ * Hangar CUDA accelerator plugin uses, declared here so that the plugin
+ * builds without NVIDIA's nvml.h. Every type and signature below follows the
+ * published NVML API reference; the library itself (libnvidia-ml.so.1, part
+ * of the NVIDIA driver) is loaded at run time with dlopen, never linked.
+ *
+ * Only append to this file, and check any new struct against the NVML
+ * reference (docs.nvidia.com/deploy/nvml-api): the layouts must match the
+ * real library byte for byte.
+ */
+#ifndef HANGAR_CUDA_NVML_H
+#define HANGAR_CUDA_NVML_H
+
+#include <assert.h>
+#include <stddef.h>
+
+/* nvmlReturn_t is a C enum in nvml.h; it has the size and ABI of int. */
+typedef int nvmlReturn_t;
+
+#define NVML_SUCCESS 0
+#define NVML_ERROR_UNINITIALIZED 1
+#define NVML_ERROR_INVALID_ARGUMENT 2
+#define NVML_ERROR_NOT_SUPPORTED 3
+#define NVML_ERROR_NO_PERMISSION 4
+#define NVML_ERROR_ALREADY_INITIALIZED 5
+#define NVML_ERROR_NOT_FOUND 6
+#define NVML_ERROR_INSUFFICIENT_SIZE 7
+#define NVML_ERROR_INSUFFICIENT_POWER 8
+#define NVML_ERROR_DRIVER_NOT_LOADED 9
+#define NVML_ERROR_TIMEOUT 10
+#define NVML_ERROR_IRQ_ISSUE 11
+#define NVML_ERROR_LIBRARY_NOT_FOUND 12
+#define NVML_ERROR_FUNCTION_NOT_FOUND 13
+#define NVML_ERROR_CORRUPTED_INFOROM 14
+#define NVML_ERROR_GPU_IS_LOST 15
+#define NVML_ERROR_UNKNOWN 999
+
+/* Buffer sizes recommended by nvml.h (the _V2 sizes are the current ones). */
+#define NVML_DEVICE_NAME_V2_BUFFER_SIZE 96
+#define NVML_DEVICE_UUID_V2_BUFFER_SIZE 96
+#define NVML_SYSTEM_DRIVER_VERSION_BUFFER_SIZE 80
+#define NVML_DEVICE_PCI_BUS_ID_BUFFER_SIZE 32
+#define NVML_DEVICE_PCI_BUS_ID_BUFFER_V2_SIZE 16
+
+/* Opaque device handle. */
+typedef struct nvmlDevice_st *nvmlDevice_t;
+
+/* Memory of a device in bytes (nvmlDeviceGetMemoryInfo, version 1). */
+typedef struct nvmlMemory_st {
+    unsigned long long total;
+    unsigned long long free;
+    unsigned long long used;
+} nvmlMemory_t;
+
+/* Utilisation over the last sample period, in percent. */
+typedef struct nvmlUtilization_st {
+    unsigned int gpu;
+    unsigned int memory;
+} nvmlUtilization_t;
+
+/* PCI information of a device, as filled by nvmlDeviceGetPciInfo_v3. */
+typedef struct nvmlPciInfo_st {
+    /* Legacy "domain:bus:device.function" with a 4-digit domain. */
+    char busIdLegacy[NVML_DEVICE_PCI_BUS_ID_BUFFER_V2_SIZE];
+    unsigned int domain;
+    unsigned int bus;
+    unsigned int device;
+    /* (device id << 16) | vendor id. */
+    unsigned int pciDeviceId;
+    unsigned int pciSubSystemId;
+    /* "domain:bus:device.function" with an 8-digit domain, e.g. "00000000:3B:00.0". */
+    char busId[NVML_DEVICE_PCI_BUS_ID_BUFFER_SIZE];
+} nvmlPciInfo_t;
+
+static_assert(sizeof(nvmlReturn_t) == 4, "nvmlReturn_t must be 32-bit");
+static_assert(sizeof(nvmlMemory_t) == 24, "nvmlMemory_t layout");
+static_assert(sizeof(nvmlUtilization_t) == 8, "nvmlUtilization_t layout");
+static_assert(offsetof(nvmlPciInfo_t, domain) == 16, "nvmlPciInfo_t layout");
+static_assert(offsetof(nvmlPciInfo_t, busId) == 36, "nvmlPciInfo_t layout");
+static_assert(sizeof(nvmlPciInfo_t) == 68, "nvmlPciInfo_t layout");
+
+/* Function types, named after the NVML symbols they are looked up by. */
+typedef nvmlReturn_t (*nvmlInit_v2_fn)(void);
+typedef nvmlReturn_t (*nvmlShutdown_fn)(void);
+typedef const char *(*nvmlErrorString_fn)(nvmlReturn_t result);
+typedef nvmlReturn_t (*nvmlDeviceGetCount_v2_fn)(unsigned int *deviceCount);
+typedef nvmlReturn_t (*nvmlDeviceGetHandleByIndex_v2_fn)(unsigned int index, nvmlDevice_t *device);
+typedef nvmlReturn_t (*nvmlDeviceGetName_fn)(nvmlDevice_t device, char *name, unsigned int length);
+typedef nvmlReturn_t (*nvmlDeviceGetUUID_fn)(nvmlDevice_t device, char *uuid, unsigned int length);
+typedef nvmlReturn_t (*nvmlDeviceGetMemoryInfo_fn)(nvmlDevice_t device, nvmlMemory_t *memory);
+typedef nvmlReturn_t (*nvmlDeviceGetPciInfo_v3_fn)(nvmlDevice_t device, nvmlPciInfo_t *pci);
+typedef nvmlReturn_t (*nvmlDeviceGetMinorNumber_fn)(nvmlDevice_t device, unsigned int *minorNumber);
+typedef nvmlReturn_t (*nvmlDeviceGetUtilizationRates_fn)(nvmlDevice_t device, nvmlUtilization_t *utilization);
+typedef nvmlReturn_t (*nvmlSystemGetDriverVersion_fn)(char *version, unsigned int length);
+typedef nvmlReturn_t (*nvmlSystemGetCudaDriverVersion_fn)(int *cudaDriverVersion);
+typedef nvmlReturn_t (*nvmlDeviceGetNumGpuCores_fn)(nvmlDevice_t device, unsigned int *numCores);
+
+#endif /* HANGAR_CUDA_NVML_H */
