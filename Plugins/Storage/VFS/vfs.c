@@ -980,6 +980,9 @@ static hangar_status clone_fifo(walker *w, walk_level *dir, const char *name, co
         rc = say_errno(w->msg, errno, HANGAR_OK, "cannot set the owner of the copy of %s", walk_path(w, name));
     if (rc == HANGAR_OK && fchmodat(dir->aux, name, st->st_mode & 07777, 0) != 0)
         rc = say_errno(w->msg, errno, HANGAR_OK, "cannot set the mode of the copy of %s", walk_path(w, name));
+    struct timespec ts[2] = {st->st_atim, st->st_mtim};
+    if (rc == HANGAR_OK && utimensat(dir->aux, name, ts, AT_SYMLINK_NOFOLLOW) != 0)
+        rc = say_errno(w->msg, errno, HANGAR_OK, "cannot set the times of the copy of %s", walk_path(w, name));
     close(fd);
     return rc;
 }
@@ -1517,7 +1520,7 @@ static const char vfs_schema[] =
     "\"additionalProperties\":false,"
     "\"required\":[\"root\"],"
     "\"properties\":{"
-    "\"root\":{\"type\":\"string\","
+    "\"root\":{\"type\":\"string\",\"minLength\":1,"
     "\"description\":\"Absolute path of the volume root directory (must exist and be writable by the storage proxy). "
     "Folders live at <root>/<id[0:2]>/<id[2:4]>/<id>; quotas are recorded under <root>/.hangar-quota. "
     "Required, so it has no default.\"},"

@@ -1,0 +1,130 @@
+import Foundation
+import PluginAPI
+import PluginConformance
+import Testing
+@testable import PluginHost
+
+/// The conformance suite over every bundled plugin, the vendor template, and the
+/// non-accelerator kinds through their wrappers.
+@Suite struct ConformanceTests {
+    @Test(arguments: ["hangar-accel-mock", "hangar-accel-cuda", "hangar-storage-vfs", "hangar-scheduler-fifo", "hangar-selector-concentrated"])
+    func bundledPluginConforms(product: String) throws {
+        let library = try PluginLoader.open(path: PluginPaths.bundled(product))
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let config: ConfigValue = library.descriptor.kind == .storage ? .table([("root", .string(dir.path))]) : .emptyTable
+        let report = ConformanceSuite.run(library: library, config: config)
+        let failures = report.checks.filter { $0.outcome == .fail }
+        #expect(failures.isEmpty, "\(failures.map { "\($0.id): \($0.detail)" })")
+        #expect(report.checks.filter { $0.outcome == .pass }.count >= 10)
+    }
+
+    @Test func conformanceCatchesAPluginThatIgnoresBadAllocations() throws {
+        // The fixture accepts any slot name and amount: the suite must say so.
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let report = ConformanceSuite.run(library: try PluginLoader.open(path: FixtureCompiler.fixture("lax", in: dir.path)))
+        let failed = Set(report.checks.filter { $0.outcome == .fail }.map(\.id))
+        #expect(failed.contains("accelerator.container_edits.unknown_slot"))
+        #expect(failed.contains("accelerator.container_edits.zero_amount"))
+        #expect(!report.passed)
+    }
+
+    @Test func vendorTemplateBuildsWithPlainCCAndConforms() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let output = "\(dir.path)/libhangar-accel-example.so"
+        // Exactly what the authoring guide tells a vendor to run: the headers and cc, nothing else.
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["cc", "-std=c11", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC", "-fvisibility=hidden",
+                             "-I\(PluginPaths.repoRoot)/PluginAPI/include", "-o", output,
+                             "\(PluginPaths.repoRoot)/Tools/PluginTemplate/example_accel.c"]
+        try process.run()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        let library = try PluginLoader.open(path: output)
+        #expect(library.descriptor.name == "example")
+        let report = ConformanceSuite.run(library: library, config: .table([("device_count", .integer(2))]))
+        #expect(report.passed, "\(report.checks.filter { $0.outcome == .fail })")
+        let plugin = try AcceleratorPlugin(library: library, config: .table([("device_count", .integer(2))]))
+        defer { plugin.instance.destroy() }
+        #expect(try plugin.devices().count == 2)
+    }
+}
+
+@Suite struct SchedulingPluginTests {
+    let slots = SchedulingSlots(names: ["cpu", "mem", "cuda.device"], types: [.count, .bytes, .count])
+
+    @Test func fifoPicksHighestPriorityThenOldest() throws {
+        let plugin = try SchedulerPlugin(library: PluginLoader.open(path: PluginPaths.bundled("hangar-scheduler-fifo")))
+        defer { plugin.instance.destroy() }
+        let sessions = [
+            PendingSession(id: "late-high", ownerIndex: 0, priority: 10, createdAtMicros: 300, requested: [amountScale, 1 << 30, 0]),
+            PendingSession(id: "old-low", ownerIndex: 0, priority: 0, createdAtMicros: 100, requested: [amountScale, 1 << 30, 0]),
+            PendingSession(id: "early-high", ownerIndex: 0, priority: 10, createdAtMicros: 200, requested: [amountScale, 1 << 30, 0]),
+        ]
+        let input = SchedulerInput(slots: slots, total: [8 * amountScale, 1 << 34, 0], free: [8 * amountScale, 1 << 34, 0],
+                                   sessions: sessions, owners: [SchedulingOwner(accessKey: "AK", occupied: [0, 0, 0])])
+        #expect(try plugin.pickNext(input).map { sessions[$0].id } == "early-high")
+        let empty = SchedulerInput(slots: slots, total: [0, 0, 0], free: [0, 0, 0], sessions: [], owners: [])
+        #expect(try plugin.pickNext(empty) == nil)
+    }
+
+    @Test func concentratedPacksAndRespectsArchitecture() throws {
+        let plugin = try AgentSelectorPlugin(library: PluginLoader.open(path: PluginPaths.bundled("hangar-selector-concentrated")))
+        defer { plugin.instance.destroy() }
+        let agents = [
+            AgentCandidate(id: "empty", architecture: "x86_64", capacity: [16 * amountScale, 1 << 36, 4 * amountScale], occupied: [0, 0, 0]),
+            AgentCandidate(id: "busy", architecture: "x86_64", capacity: [16 * amountScale, 1 << 36, 4 * amountScale],
+                           occupied: [12 * amountScale, 1 << 35, 2 * amountScale]),
+            AgentCandidate(id: "arm", architecture: "aarch64", capacity: [64 * amountScale, 1 << 38, 8 * amountScale], occupied: [0, 0, 0]),
+        ]
+        let small = PlacementRequest(sessionID: "s", architecture: "x86_64", kernelRequests: [[2 * amountScale, 1 << 30, amountScale]], singleNode: true)
+        #expect(try plugin.selectAgents(slots: slots, request: small, candidates: agents) == .placed([1]), "pack onto the busier agent")
+        let gpuHeavy = PlacementRequest(sessionID: "g", architecture: "x86_64", kernelRequests: [[2 * amountScale, 1 << 30, 3 * amountScale]], singleNode: true)
+        #expect(try plugin.selectAgents(slots: slots, request: gpuHeavy, candidates: agents) == .placed([0]), "only 'empty' has 3 free GPUs on x86_64")
+        let huge = PlacementRequest(sessionID: "h", architecture: "x86_64", kernelRequests: [[32 * amountScale, 1 << 30, 0]], singleNode: true)
+        guard case .noAgent(let reason) = try plugin.selectAgents(slots: slots, request: huge, candidates: agents) else {
+            Issue.record("a 32-core kernel must not fit a 16-core x86_64 agent")
+            return
+        }
+        #expect(reason.contains("cpu"))
+    }
+}
+
+@Suite struct VFSStorageTests {
+    @Test func folderLifecycleAndPathSafety() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let plugin = try StoragePlugin(library: PluginLoader.open(path: PluginPaths.bundled("hangar-storage-vfs")),
+                                       config: .table([("root", .string(dir.path))]))
+        defer { plugin.instance.destroy() }
+        let id = "0123456789abcdef0123456789abcdef"
+        try plugin.createFolder(id, quotaBytes: 1 << 20)
+        let path = try plugin.folderPath(id)
+        #expect(path.hasPrefix(dir.path + "/"))
+        #expect(FileManager.default.createFile(atPath: path + "/data.bin", contents: Data(count: 10_000)))
+        let usage = try plugin.usage(of: id)
+        #expect(usage.usedBytes >= 10_000)
+        #expect(try plugin.quota(of: id) == 1 << 20)
+        // A symlink pointing outside must not be followed when deleting.
+        let outside = try dir.write("outside/keep.txt", "keep me")
+        try FileManager.default.createSymbolicLink(atPath: path + "/escape", withDestinationPath: (outside as NSString).deletingLastPathComponent)
+        try plugin.deleteFolder(id)
+        #expect(FileManager.default.fileExists(atPath: outside))
+        #expect(!FileManager.default.fileExists(atPath: path))
+        for bad in ["../../etc", "a/b", "", "UPPER"] {
+            #expect(throws: PluginError.self, "id '\(bad)' must be refused") { try plugin.createFolder(bad) }
+        }
+    }
+
+    @Test func missingRootIsAConfigError() throws {
+        #expect {
+            try StoragePlugin(library: PluginLoader.open(path: PluginPaths.bundled("hangar-storage-vfs")), config: .emptyTable)
+        } throws: { error in
+            guard let e = error as? PluginError else { return false }
+            return e.code == .invalidConfig && e.reason.contains("root")
+        }
+    }
+}
