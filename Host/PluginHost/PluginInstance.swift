@@ -1,51 +1,7 @@
 import Foundation
 import Logging
 import PluginAPI
-
-/// Guards calls into one plugin instance.
-///
-/// Plugins that are not thread-safe get an exclusive lock around every call. Thread-safe
-/// plugins get the shared side of a read-write lock, so calls run in parallel while
-/// `destroy()` still waits for all of them to return (the ABI promises plugins that).
-@usableFromInline
-final class InstanceLock: @unchecked Sendable {
-    @usableFromInline let exclusive: Bool
-    @usableFromInline let rw: UnsafeMutablePointer<pthread_rwlock_t>
-    @usableFromInline let mutex: UnsafeMutablePointer<pthread_mutex_t>
-
-    init(exclusive: Bool) {
-        self.exclusive = exclusive
-        rw = .allocate(capacity: 1)
-        mutex = .allocate(capacity: 1)
-        pthread_rwlock_init(rw, nil)
-        pthread_mutex_init(mutex, nil)
-    }
-
-    deinit {
-        pthread_rwlock_destroy(rw)
-        pthread_mutex_destroy(mutex)
-        rw.deallocate()
-        mutex.deallocate()
-    }
-
-    @inlinable @inline(__always) func lockCall() {
-        if exclusive { pthread_mutex_lock(mutex) } else { pthread_rwlock_rdlock(rw) }
-    }
-
-    @inlinable @inline(__always) func unlockCall() {
-        if exclusive { pthread_mutex_unlock(mutex) } else { pthread_rwlock_unlock(rw) }
-    }
-
-    func lockDestroy() {
-        pthread_rwlock_wrlock(rw)
-        pthread_mutex_lock(mutex)
-    }
-
-    func unlockDestroy() {
-        pthread_mutex_unlock(mutex)
-        pthread_rwlock_unlock(rw)
-    }
-}
+import Synchronization
 
 /// What a plugin instance reaches through `hangar_host_services.host_context`.
 final class HostServicesContext: @unchecked Sendable {
@@ -70,8 +26,18 @@ public final class PluginInstance: @unchecked Sendable {
     /// The configuration the instance was created with (host-only keys removed).
     public let config: ConfigValue
 
-    @usableFromInline let lock: InstanceLock
-    @usableFromInline var handle: UnsafeMutableRawPointer?
+    // The threading contract. Plugins that are not thread-safe get a mutex around every
+    // call. Thread-safe plugins get an in-flight counter instead (uncontended atomics, far
+    // cheaper than a read-write lock), so their calls run in parallel while destroy() still
+    // waits for every call to return, as the ABI promises plugins. The fields live here
+    // rather than in a lock object so the hot path touches one object and retains nothing.
+    @usableFromInline let exclusive: Bool
+    @usableFromInline let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    @usableFromInline let inFlight = Atomic<Int>(0)
+    @usableFromInline let closing = Atomic<Bool>(false)
+    /// Only written by init and destroy (which first waits out every call), so the dynamic
+    /// exclusivity check Swift would put on every read is pure overhead on the hot path.
+    @exclusivity(unchecked) @usableFromInline var handle: UnsafeMutableRawPointer?
     private let lifecycle: LifecycleFunctions
     private let services: UnsafeMutablePointer<hangar_host_services>
     private let context: Unmanaged<HostServicesContext>
@@ -99,7 +65,9 @@ public final class PluginInstance: @unchecked Sendable {
         try library.acquireInstanceSlot()
         self.library = library
         self.config = config
-        self.lock = InstanceLock(exclusive: !descriptor.isThreadSafe)
+        self.exclusive = !descriptor.isThreadSafe
+        self.mutex = .allocate(capacity: 1)
+        pthread_mutex_init(mutex, nil)
         self.lifecycle = LifecycleFunctions(library: library)
         let log = logger ?? Logger(label: "hangar.plugin.\(descriptor.name)")
         self.context = Unmanaged.passRetained(HostServicesContext(plugin: descriptor.name, config: config, logger: log))
@@ -128,6 +96,28 @@ public final class PluginInstance: @unchecked Sendable {
 
     deinit {
         destroy()
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
+
+    /// Enters a call; false once the instance is being destroyed.
+    @inlinable @inline(__always) func lockCall() -> Bool {
+        if exclusive {
+            pthread_mutex_lock(mutex)
+            return true
+        }
+        // Sequentially consistent here and in destroy() so that either the caller sees
+        // `closing` or the destroyer sees the caller in flight.
+        inFlight.wrappingAdd(1, ordering: .sequentiallyConsistent)
+        if _slowPath(closing.load(ordering: .sequentiallyConsistent)) {
+            inFlight.wrappingSubtract(1, ordering: .sequentiallyConsistent)
+            return false
+        }
+        return true
+    }
+
+    @inlinable @inline(__always) func unlockCall() {
+        if exclusive { pthread_mutex_unlock(mutex) } else { inFlight.wrappingSubtract(1, ordering: .releasing) }
     }
 
     private func releaseResources() {
@@ -139,10 +129,12 @@ public final class PluginInstance: @unchecked Sendable {
 
     /// Destroys the instance after every call in flight has returned. Idempotent.
     public func destroy() {
-        lock.lockDestroy()
+        pthread_mutex_lock(mutex)
+        closing.store(true, ordering: .sequentiallyConsistent)
+        while inFlight.load(ordering: .sequentiallyConsistent) != 0 { sched_yield() }
         let h = handle
         handle = nil
-        lock.unlockDestroy()
+        pthread_mutex_unlock(mutex)
         guard let h else { return }
         lifecycle.destroy(h)
         releaseResources()
@@ -156,18 +148,18 @@ public final class PluginInstance: @unchecked Sendable {
     ///   - body: makes the call with the instance handle and returns its status.
     @inlinable
     public func invoke(_ call: StaticString, _ body: (UnsafeMutableRawPointer) -> hangar_status) throws(PluginError) {
-        lock.lockCall()
+        guard lockCall() else { throw destroyedError(call) }
         guard let h = handle else {
-            lock.unlockCall()
+            unlockCall()
             throw destroyedError(call)
         }
         let status = body(h)
         if _fastPath(status == HANGAR_OK) {
-            lock.unlockCall()
+            unlockCall()
             return
         }
         let error = failure(call, status: status, handle: h)
-        lock.unlockCall()
+        unlockCall()
         throw error
     }
 
@@ -176,26 +168,26 @@ public final class PluginInstance: @unchecked Sendable {
     @inlinable
     public func invoke(_ call: StaticString, allowing allowed: hangar_status,
                        _ body: (UnsafeMutableRawPointer) -> hangar_status) throws(PluginError) -> hangar_status {
-        lock.lockCall()
+        guard lockCall() else { throw destroyedError(call) }
         guard let h = handle else {
-            lock.unlockCall()
+            unlockCall()
             throw destroyedError(call)
         }
         let status = body(h)
         if _fastPath(status == HANGAR_OK || status == allowed) {
-            lock.unlockCall()
+            unlockCall()
             return status
         }
         let error = failure(call, status: status, handle: h)
-        lock.unlockCall()
+        unlockCall()
         throw error
     }
 
     /// Like `invoke`, for calls that return no status (or whose status the caller interprets).
     @inlinable
     public func withHandle<R>(_ call: StaticString, _ body: (UnsafeMutableRawPointer) -> R) throws(PluginError) -> R {
-        lock.lockCall()
-        defer { lock.unlockCall() }
+        guard lockCall() else { throw destroyedError(call) }
+        defer { unlockCall() }
         guard let h = handle else { throw destroyedError(call) }
         return body(h)
     }

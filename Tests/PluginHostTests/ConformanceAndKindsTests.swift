@@ -71,6 +71,40 @@ import Testing
         #expect(try plugin.pickNext(empty) == nil)
     }
 
+    @Test func destroyWaitsOutConcurrentCallsOnAThreadSafePlugin() async throws {
+        let plugin = try SchedulerPlugin(library: PluginLoader.open(path: PluginPaths.bundled("hangar-scheduler-fifo")))
+        #expect(plugin.instance.library.descriptor.isThreadSafe)
+        let input = SchedulerInput(slots: slots, total: [amountScale, 1, 0], free: [amountScale, 1, 0],
+                                   sessions: [PendingSession(id: "a", ownerIndex: 0, createdAtMicros: 1, requested: [amountScale, 1, 0])],
+                                   owners: [SchedulingOwner(accessKey: "AK", occupied: [0, 0, 0])])
+        let outcomes = await withTaskGroup(of: (picked: Int, destroyed: Int).self) { group in
+            for _ in 0..<4 {
+                group.addTask {
+                    var picked = 0, destroyed = 0
+                    for _ in 0..<20_000 {
+                        do {
+                            if try plugin.pickNext(input) == 0 { picked += 1 }
+                        } catch {
+                            if (error as? PluginError)?.code == .destroyed { destroyed += 1 }
+                        }
+                    }
+                    return (picked, destroyed)
+                }
+            }
+            group.addTask {
+                try? await Task.sleep(for: .milliseconds(5))
+                plugin.instance.destroy()
+                return (0, 0)
+            }
+            var total: [(picked: Int, destroyed: Int)] = []
+            for await o in group { total.append(o) }
+            return total
+        }
+        // Every call either ran to completion on a live instance or was refused cleanly.
+        #expect(outcomes.reduce(0) { $0 + $1.picked + $1.destroyed } == 80_000)
+        #expect(throws: PluginError.self) { try plugin.pickNext(input) }
+    }
+
     @Test func concentratedPacksAndRespectsArchitecture() throws {
         let plugin = try AgentSelectorPlugin(library: PluginLoader.open(path: PluginPaths.bundled("hangar-selector-concentrated")))
         defer { plugin.instance.destroy() }

@@ -38,12 +38,14 @@ func swiftPickNext(_ sessions: [PendingSession]) -> Int? {
     return best
 }
 
-func measure(_ label: String, iterations: Int, _ body: () throws -> Int?) rethrows -> Double {
+/// Times `body(i)` for i in 0..<iterations. Bodies alternate between two inputs by `i` so
+/// the optimiser cannot hoist a pure call out of the loop.
+func measure(_ label: String, iterations: Int, _ body: (Int) throws -> Int?) rethrows -> Double {
     // Warm up caches and the branch predictor before timing.
     var sink = 0
-    for _ in 0..<(iterations / 10) { sink &+= try body() ?? 0 }
+    for i in 0..<(iterations / 10) { sink &+= try body(i) ?? 0 }
     let start = DispatchTime.now().uptimeNanoseconds
-    for _ in 0..<iterations { sink &+= try body() ?? 0 }
+    for i in 0..<iterations { sink &+= try body(i) ?? 0 }
     let elapsed = DispatchTime.now().uptimeNanoseconds - start
     let perCall = Double(elapsed) / Double(iterations)
     print("\(label.padding(toLength: 44, withPad: " ", startingAt: 0)) \(String(format: "%8.2f", perCall)) ns/call  (checksum \(sink))")
@@ -57,19 +59,43 @@ let sessions = (0..<4).map { i in
     PendingSession(id: "session-\(i)", ownerIndex: 0, priority: 0, createdAtMicros: 1_700_000_000_000_000 + Int64(4 - i),
                    requested: [amountScale, 1 << 30, 0])
 }
-let input = SchedulerInput(slots: slots, total: [64 * amountScale, 1 << 38, 8 * amountScale],
-                           free: [32 * amountScale, 1 << 37, 4 * amountScale], sessions: sessions,
-                           owners: [SchedulingOwner(accessKey: "AKIABENCH", occupied: [0, 0, 0])])
+let variants = [sessions, sessions.reversed()]
+let inputs = variants.map {
+    SchedulerInput(slots: slots, total: [64 * amountScale, 1 << 38, 8 * amountScale],
+                   free: [32 * amountScale, 1 << 37, 4 * amountScale], sessions: $0,
+                   owners: [SchedulingOwner(accessKey: "AKIABENCH", occupied: [0, 0, 0])])
+}
 let plugin = try SchedulerPlugin(library: library)
 let table = SchedulerTable(library.functions).raw
 let handle = try plugin.instance.withHandle("pick_next") { $0 }
 
 print("one pick_next over \(sessions.count) pending sessions, \(options.iterations) iterations, \(library.descriptor.isThreadSafe ? "thread-safe plugin (shared lock)" : "serialised plugin (mutex)")")
-let direct = measure("direct Swift call", iterations: options.iterations) { swiftPickNext(sessions) }
-let raw = measure("raw C function pointer (no host wrapper)", iterations: options.iterations) {
+let direct = measure("direct Swift call", iterations: options.iterations) { i in swiftPickNext(variants[i & 1]) }
+let raw = measure("raw C function pointer (no host wrapper)", iterations: options.iterations) { i in
     var index = 0
-    return table.pick_next!(handle, input.raw, &index) == HANGAR_OK ? index : nil
+    return table.pick_next!(handle, inputs[i & 1].raw, &index) == HANGAR_OK ? index : nil
 }
-let wrapped = try measure("SchedulerPlugin.pickNext (host wrapper)", iterations: options.iterations) { try plugin.pickNext(input) }
+let wrapped = try measure("SchedulerPlugin.pickNext (host wrapper)", iterations: options.iterations) { i in try plugin.pickNext(inputs[i & 1]) }
 print(String(format: "host wrapper overhead vs direct Swift: %.2f ns/call; vs raw C call: %.2f ns/call", wrapped - direct, wrapped - raw))
 plugin.instance.destroy()
+
+// The same comparison for a plugin the host serialises (a mutex instead of a shared lock):
+// get_info on the mock accelerator, which only fills a struct.
+let mockLibrary = try PluginLoader.open(path: options.pluginDir + "/libhangar-accel-mock.so")
+let mock = try PluginInstance(library: mockLibrary)
+let accel = AcceleratorTable(mockLibrary.functions).raw
+let mockHandle = try mock.withHandle("get_info") { $0 }
+print("\nget_info on the mock accelerator, \(mockLibrary.descriptor.isThreadSafe ? "thread-safe" : "serialised plugin (mutex)")")
+let rawInfo = measure("raw C function pointer (no host wrapper)", iterations: options.iterations) { _ in
+    var info = hangar_accel_info()
+    info.struct_size = UInt32(MemoryLayout<hangar_accel_info>.size)
+    return accel.get_info!(mockHandle, &info) == HANGAR_OK ? 1 : nil
+}
+let wrappedInfo = try measure("PluginInstance.invoke (host wrapper)", iterations: options.iterations) { _ in
+    var info = hangar_accel_info()
+    info.struct_size = UInt32(MemoryLayout<hangar_accel_info>.size)
+    try mock.invoke("get_info") { h in accel.get_info!(h, &info) }
+    return 1
+}
+print(String(format: "host wrapper overhead vs raw C call: %.2f ns/call", wrappedInfo - rawInfo))
+mock.destroy()

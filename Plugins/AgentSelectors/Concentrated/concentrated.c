@@ -381,7 +381,7 @@ static hangar_status conc_select_agents(void *instance, const hangar_select_inpu
     size_t *assign = (size_t *)(void *)(scratch + kernels + kernels * slots);
     hangar_status rc = HANGAR_OK;
     for (size_t j = 0; j < kernels; j++) {
-        const int64_t *req = reqs + j * slots;
+        const int64_t *req = slots ? reqs + j * slots : reqs; /* reqs may be NULL when there are no slots */
         size_t best = choose(agents, stride, count, arch, &p, req, slots, &none_match, &closest,
                              &closest_slot);
         if (best == SIZE_MAX) {

@@ -59,6 +59,15 @@
 #define VFS_PRINTF(f, a)
 #endif
 
+/* Access and modification times of a struct stat (Darwin names them differently). */
+#if defined(__APPLE__)
+#define VFS_ATIME(st) ((st)->st_atimespec)
+#define VFS_MTIME(st) ((st)->st_mtimespec)
+#else
+#define VFS_ATIME(st) ((st)->st_atim)
+#define VFS_MTIME(st) ((st)->st_mtim)
+#endif
+
 HANGAR_EXPORT const hangar_plugin_descriptor *hangar_plugin_entry_v1(uint32_t host_abi_version);
 
 /* ------------------------------------------------------------------------ */
@@ -109,6 +118,18 @@ static hangar_status errno_status(int e)
     }
 }
 
+/* Thread-safe strerror: glibc's GNU strerror_r returns the text, the XSI one (musl, Darwin) fills buf. */
+static const char *errtext(int e, char *buf, size_t len)
+{
+#if defined(__GLIBC__) && defined(_GNU_SOURCE)
+    return strerror_r(e, buf, len);
+#else
+    if (strerror_r(e, buf, len) != 0)
+        snprintf(buf, len, "error %d", e);
+    return buf;
+#endif
+}
+
 static VFS_PRINTF(3, 4) hangar_status say(vfs_msg *m, hangar_status st, const char *fmt, ...)
 {
     va_list ap;
@@ -122,7 +143,7 @@ static VFS_PRINTF(3, 4) hangar_status say(vfs_msg *m, hangar_status st, const ch
 static VFS_PRINTF(4, 5) hangar_status say_errno(vfs_msg *m, int e, hangar_status st, const char *fmt, ...)
 {
     char why[256];
-    const char *s = strerror_r(e, why, sizeof why);
+    const char *s = errtext(e, why, sizeof why);
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(m->text, sizeof m->text, fmt, ap);
@@ -855,7 +876,7 @@ static hangar_status copy_meta_fd(walker *w, int fd, const struct stat *st, cons
         return say_errno(w->msg, errno, HANGAR_OK, "cannot set the owner of the copy of %s", what);
     if (fchmod(fd, st->st_mode & 07777) != 0)
         return say_errno(w->msg, errno, HANGAR_OK, "cannot set the mode of the copy of %s", what);
-    struct timespec ts[2] = {st->st_atim, st->st_mtim};
+    struct timespec ts[2] = {VFS_ATIME(st), VFS_MTIME(st)};
     if (futimens(fd, ts) != 0)
         return say_errno(w->msg, errno, HANGAR_OK, "cannot set the times of the copy of %s", what);
     if (v->fsync && fsync(fd) != 0)
@@ -899,12 +920,18 @@ static hangar_status clone_file(walker *w, walk_level *dir, const char *name, co
         return rc;
     }
     hangar_status rc = HANGAR_OK;
-    bool use_cfr = true;
+#if defined(__linux__)
+    bool use_cfr = true; /* in-kernel copy (reflinks on filesystems that support them) */
+#else
+    bool use_cfr = false;
+#endif
     uint64_t total = 0;
     for (;;) {
-        ssize_t n;
+        ssize_t n = 0;
         if (use_cfr) {
+#if defined(__linux__)
             n = copy_file_range(in, NULL, out, NULL, (size_t)1 << 30, 0);
+#endif
             if ((n < 0 && total == 0 &&
                  (errno == EXDEV || errno == ENOSYS || errno == EOPNOTSUPP || errno == EINVAL)) ||
                 (n == 0 && total == 0 && ist.st_size > 0)) {
@@ -961,7 +988,7 @@ static hangar_status clone_symlink(walker *w, walk_level *dir, const char *name,
         return say_errno(w->msg, errno, HANGAR_OK, "cannot create the copy of symlink %s", walk_path(w, name));
     if (w->v->preserve_owner && fchownat(dir->aux, name, st->st_uid, st->st_gid, AT_SYMLINK_NOFOLLOW) != 0)
         return say_errno(w->msg, errno, HANGAR_OK, "cannot set the owner of the copy of %s", walk_path(w, name));
-    struct timespec ts[2] = {st->st_atim, st->st_mtim};
+    struct timespec ts[2] = {VFS_ATIME(st), VFS_MTIME(st)};
     if (utimensat(dir->aux, name, ts, AT_SYMLINK_NOFOLLOW) != 0 && errno != EOPNOTSUPP)
         return say_errno(w->msg, errno, HANGAR_OK, "cannot set the times of the copy of %s", walk_path(w, name));
     return HANGAR_OK;
@@ -969,22 +996,17 @@ static hangar_status clone_symlink(walker *w, walk_level *dir, const char *name,
 
 static hangar_status clone_fifo(walker *w, walk_level *dir, const char *name, const struct stat *st)
 {
+    /* The target tree is brand new and private to this call, so names under dir->aux are ours. */
     if (mkfifoat(dir->aux, name, 0600) != 0)
         return say_errno(w->msg, errno, HANGAR_OK, "cannot create the copy of FIFO %s", walk_path(w, name));
-    /* Open with O_PATH so that setting metadata never blocks and never follows a link. */
-    int fd = openat(dir->aux, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        return say_errno(w->msg, errno, HANGAR_OK, "cannot open the copy of FIFO %s", walk_path(w, name));
-    hangar_status rc = HANGAR_OK;
-    if (w->v->preserve_owner && fchownat(fd, "", st->st_uid, st->st_gid, AT_EMPTY_PATH) != 0)
-        rc = say_errno(w->msg, errno, HANGAR_OK, "cannot set the owner of the copy of %s", walk_path(w, name));
-    if (rc == HANGAR_OK && fchmodat(dir->aux, name, st->st_mode & 07777, 0) != 0)
-        rc = say_errno(w->msg, errno, HANGAR_OK, "cannot set the mode of the copy of %s", walk_path(w, name));
-    struct timespec ts[2] = {st->st_atim, st->st_mtim};
-    if (rc == HANGAR_OK && utimensat(dir->aux, name, ts, AT_SYMLINK_NOFOLLOW) != 0)
-        rc = say_errno(w->msg, errno, HANGAR_OK, "cannot set the times of the copy of %s", walk_path(w, name));
-    close(fd);
-    return rc;
+    if (w->v->preserve_owner && fchownat(dir->aux, name, st->st_uid, st->st_gid, AT_SYMLINK_NOFOLLOW) != 0)
+        return say_errno(w->msg, errno, HANGAR_OK, "cannot set the owner of the copy of %s", walk_path(w, name));
+    if (fchmodat(dir->aux, name, st->st_mode & 07777, 0) != 0)
+        return say_errno(w->msg, errno, HANGAR_OK, "cannot set the mode of the copy of %s", walk_path(w, name));
+    struct timespec ts[2] = {VFS_ATIME(st), VFS_MTIME(st)};
+    if (utimensat(dir->aux, name, ts, AT_SYMLINK_NOFOLLOW) != 0)
+        return say_errno(w->msg, errno, HANGAR_OK, "cannot set the times of the copy of %s", walk_path(w, name));
+    return HANGAR_OK;
 }
 
 static hangar_status clone_entry(walker *w, walk_level *dir, const char *name, const struct stat *st)
@@ -1445,7 +1467,7 @@ static hangar_status vfs_create(const hangar_host_services *host, const char *co
         int e = errno;
         char why[256];
         return create_fail(err, err_len, HANGAR_E_INVALID_CONFIG,
-                           "vfs: \"root\" %.512s cannot be used: %s%s", root, strerror_r(e, why, sizeof why),
+                           "vfs: \"root\" %.512s cannot be used: %s%s", root, errtext(e, why, sizeof why),
                            e == ENOENT ? "; create the directory or fix the path" : "");
     }
     if (!S_ISDIR(st.st_mode))
@@ -1457,7 +1479,7 @@ static hangar_status vfs_create(const hangar_host_services *host, const char *co
         return create_fail(err, err_len, HANGAR_E_INVALID_CONFIG,
                            "vfs: \"root\" %.512s is not readable and writable by this process (uid %ld): %s; "
                            "fix its ownership or mode, or mount it read-write",
-                           root, (long)geteuid(), strerror_r(e, why, sizeof why));
+                           root, (long)geteuid(), errtext(e, why, sizeof why));
     }
 
     /* fsync: optional boolean. */

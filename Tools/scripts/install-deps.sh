@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Hangar builds and tests against. Idempotent; needs root
+# (or sudo). Swift itself must already be on PATH (swift.org toolchain).
+set -euo pipefail
+packages=(libltdl-dev libpq-dev libnuma-dev libseccomp-dev libsqlite3-dev pkg-config gcc make)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    SUDO=""
+    [ "$(id -u)" = 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+fi
+command -v swift >/dev/null || { echo "swift is not on PATH: install the Swift 6.3 toolchain first" >&2; exit 1; }
