@@ -283,14 +283,7 @@ private func hostConfigString(_ raw: UnsafeMutableRawPointer?, _ path: UnsafePoi
     case .bool(let b): text = b ? "true" : "false"
     case .array, .table: return HANGAR_E_INVALID_ARGUMENT
     }
-    let bytes = Array(text.utf8)
-    outLen?.pointee = bytes.count
-    guard let buf, len > bytes.count else { return HANGAR_E_BUFFER_TOO_SMALL }
-    bytes.withUnsafeBufferPointer { src in
-        UnsafeMutableRawPointer(buf).copyMemory(from: src.baseAddress!, byteCount: bytes.count)
-    }
-    buf[bytes.count] = 0
-    return HANGAR_OK
+    return copyOut(text, buf, len, outLen)
 }
 
 private func hostConfigInt(_ raw: UnsafeMutableRawPointer?, _ path: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<Int64>?) -> hangar_status {
@@ -338,6 +331,27 @@ private func hostConfigCount(_ raw: UnsafeMutableRawPointer?, _ path: UnsafePoin
     }
 }
 
+private func hostConfigKey(_ raw: UnsafeMutableRawPointer?, _ path: UnsafePointer<CChar>?, _ index: Int64,
+                           _ buf: UnsafeMutablePointer<CChar>?, _ len: Int, _ outLen: UnsafeMutablePointer<Int>?) -> hangar_status {
+    guard let ctx = context(raw), let path else { return HANGAR_E_INVALID_ARGUMENT }
+    guard case .table(let entries) = ctx.config.lookup(String(cString: path)), index >= 0, index < Int64(entries.count) else {
+        return HANGAR_E_NOT_FOUND
+    }
+    return copyOut(entries[Int(index)].0, buf, len, outLen)
+}
+
+/// Copies `text` into a caller buffer with the ABI's BUFFER_TOO_SMALL protocol.
+private func copyOut(_ text: String, _ buf: UnsafeMutablePointer<CChar>?, _ len: Int, _ outLen: UnsafeMutablePointer<Int>?) -> hangar_status {
+    let bytes = Array(text.utf8)
+    outLen?.pointee = bytes.count
+    guard let buf, len > bytes.count else { return HANGAR_E_BUFFER_TOO_SMALL }
+    bytes.withUnsafeBufferPointer { src in
+        if let base = src.baseAddress { UnsafeMutableRawPointer(buf).copyMemory(from: base, byteCount: bytes.count) }
+    }
+    buf[bytes.count] = 0
+    return HANGAR_OK
+}
+
 private func makeHostServices(context: UnsafeMutableRawPointer) -> hangar_host_services {
     var s = hangar_host_services()
     s.struct_size = UInt32(MemoryLayout<hangar_host_services>.size)
@@ -350,5 +364,6 @@ private func makeHostServices(context: UnsafeMutableRawPointer) -> hangar_host_s
     s.config_double = hostConfigDouble
     s.config_bool = hostConfigBool
     s.config_count = hostConfigCount
+    s.config_key = hostConfigKey
     return s
 }

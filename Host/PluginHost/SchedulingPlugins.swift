@@ -21,13 +21,17 @@ public struct PendingSession: Sendable, Equatable {
     public var kernelCount: UInt32
     /// Total requested amounts, one per slot.
     public var requested: [Int64]
-    public init(id: String, ownerIndex: Int, priority: Int32 = 0, createdAtMicros: Int64, kernelCount: UInt32 = 1, requested: [Int64]) {
+    /// Passes that picked the session but could not place it.
+    public var attempts: UInt32
+    public init(id: String, ownerIndex: Int, priority: Int32 = 0, createdAtMicros: Int64, kernelCount: UInt32 = 1,
+                requested: [Int64], attempts: UInt32 = 0) {
         self.id = id
         self.ownerIndex = ownerIndex
         self.priority = priority
         self.createdAtMicros = createdAtMicros
         self.kernelCount = kernelCount
         self.requested = requested
+        self.attempts = attempts
     }
 }
 
@@ -101,6 +105,7 @@ public final class SchedulerInput: @unchecked Sendable {
             c.created_at_us = s.createdAtMicros
             c.kernel_count = s.kernelCount
             c.requested = arena.array(s.requested)
+            c.attempts = s.attempts
             return c
         })
         input.session_count = sessions.count

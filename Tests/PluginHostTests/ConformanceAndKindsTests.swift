@@ -71,6 +71,22 @@ import Testing
         #expect(try plugin.pickNext(empty) == nil)
     }
 
+    @Test func fifoSkipsAHeadThatKeepsFailingWhenConfigured() throws {
+        let library = try PluginLoader.open(path: PluginPaths.bundled("hangar-scheduler-fifo"))
+        let sessions = [
+            PendingSession(id: "stuck-head", ownerIndex: 0, createdAtMicros: 100, requested: [amountScale, 1, 0], attempts: 5),
+            PendingSession(id: "next", ownerIndex: 0, createdAtMicros: 200, requested: [amountScale, 1, 0], attempts: 0),
+        ]
+        let input = SchedulerInput(slots: slots, total: [amountScale, 1, 0], free: [amountScale, 1, 0], sessions: sessions,
+                                   owners: [SchedulingOwner(accessKey: "AK", occupied: [0, 0, 0])])
+        let strict = try SchedulerPlugin(library: library)
+        defer { strict.instance.destroy() }
+        #expect(try strict.pickNext(input).map { sessions[$0].id } == "stuck-head")
+        let skipping = try SchedulerPlugin(library: library, config: .table([("num_retries_to_skip", .integer(3))]))
+        defer { skipping.instance.destroy() }
+        #expect(try skipping.pickNext(input).map { sessions[$0].id } == "next")
+    }
+
     @Test func destroyWaitsOutConcurrentCallsOnAThreadSafePlugin() async throws {
         let plugin = try SchedulerPlugin(library: PluginLoader.open(path: PluginPaths.bundled("hangar-scheduler-fifo")))
         #expect(plugin.instance.library.descriptor.isThreadSafe)

@@ -131,7 +131,12 @@ typedef struct hangar_accel_slot {
     int64_t quantum;
     /** Total capacity on this node (fixed point), after any device mask. */
     int64_t capacity;
-    /** Non-zero if a container may not combine this slot with another exclusive slot of the plugin. */
+    /**
+     * Non-zero if a container may not combine this slot with another exclusive
+     * slot of the same plugin (Backend.AI's exclusive_slot_types: flag
+     * cuda.device, cuda.shares and every cuda.device:<profile>-mig slot, and a
+     * container gets only one of them).
+     */
     int32_t exclusive;
     /** Human-readable name for UIs ("GPU", "fGPU"), or NULL. */
     const char *display_name;
@@ -155,9 +160,11 @@ typedef struct hangar_accel_device_slot {
 typedef struct hangar_accel_alloc_entry {
     /** sizeof(hangar_accel_alloc_entry) as the host compiled it. */
     uint32_t struct_size;
+    /** One of the plugin's slot names (from list_slots). Never NULL. */
     const char *slot_name;
+    /** One of the plugin's device ids (from list_devices). Never NULL. */
     const char *device_id;
-    /** Fixed point (see the file comment). */
+    /** Amount of the slot on that device, fixed point (see the file comment); positive. */
     int64_t amount;
 } hangar_accel_alloc_entry;
 
@@ -295,8 +302,15 @@ typedef struct hangar_accelerator_functions {
      * Describes what a container needs to use `allocation` (whose entries name
      * only this plugin's slots and devices). Must not change any state: the
      * agent may call it again for the same allocation after a restart.
-     * Returns HANGAR_E_NOT_FOUND for an unknown device, HANGAR_E_BAD_ALLOCATION
-     * for an amount the plugin cannot honour.
+     * Validate every entry before emitting anything. Returns
+     * HANGAR_E_INVALID_ARGUMENT for a NULL argument or a slot that is not the
+     * plugin's, HANGAR_E_NOT_FOUND for an unknown device,
+     * HANGAR_E_BAD_ALLOCATION for an amount the plugin cannot honour or a
+     * device named twice, HANGAR_E_DEVICE_LOST for an unhealthy device.
+     * An allocation with no entries emits nothing and returns HANGAR_OK.
+     * Container-local device indices (renumbered device nodes, the
+     * "<local>:<host>" pairs of *_GLOBAL_DEVICE_IDS) follow the order in
+     * which list_devices reports the devices, whatever the entry order.
      */
     hangar_status (*container_edits)(void *instance, const hangar_accel_allocation *allocation, const hangar_container_edits *edits);
     /**

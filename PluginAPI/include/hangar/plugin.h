@@ -20,7 +20,10 @@
  *   - A new minor version only appends. The host loads plugins built for an
  *     older minor of its major; it refuses any other major.
  *
- * History: 1.0 first release; 1.1 appended hangar_plugin_descriptor.homepage.
+ * History: 1.0 first release; 1.1 appended hangar_plugin_descriptor.homepage,
+ * hangar_host_services.config_key and hangar_sched_session.attempts.
+ *
+ * Out of memory inside a plugin is reported as HANGAR_E_INSUFFICIENT.
  *
  * Memory: whoever allocates frees. Strings and arrays that the host passes in
  * are valid only for the duration of the call. Strings and structs that a
@@ -162,9 +165,13 @@ typedef int32_t hangar_status;
  *
  * Config accessors read the instance's configuration (the same document as
  * the config_json given to create()) so that C plugins need no JSON parser.
- * A path names a value with dots and array indices: "devices.0.memory".
- * They return HANGAR_OK, HANGAR_E_NOT_FOUND when the path does not exist, or
- * HANGAR_E_INVALID_ARGUMENT when the value has another type.
+ * A path names a value with dots and array indices: "devices.0.memory"; the
+ * empty path "" names the whole config table. They return HANGAR_OK,
+ * HANGAR_E_NOT_FOUND when the path does not exist, or
+ * HANGAR_E_INVALID_ARGUMENT when the value has another type (an array or table
+ * asked for as a scalar, a string that is not a number, ...). The host has
+ * already checked the config against the descriptor's config_schema, so a
+ * plugin that declares one sees only keys and types the schema allows.
  */
 typedef struct hangar_host_services {
     /** sizeof(hangar_host_services) as the host compiled it. Check it before using a field added after 1.0. */
@@ -191,8 +198,18 @@ typedef struct hangar_host_services {
     hangar_status (*config_double)(void *host_context, const char *path, double *out);
     /** Reads a boolean at `path`. */
     hangar_status (*config_bool)(void *host_context, const char *path, int32_t *out);
-    /** Number of elements of the array (or keys of the table) at `path`; -1 if the path does not exist. */
+    /** Number of elements of the array (or keys of the table) at `path`; -1 if the path does not exist or names a scalar. */
     int64_t (*config_count)(void *host_context, const char *path);
+
+    /* ---- added in ABI 1.1 ---- */
+
+    /**
+     * Copies the name of the `index`-th key of the table at `path` into `buf`
+     * (NUL-terminated) and its length into `*out_len`, so a plugin can name
+     * keys it does not know. HANGAR_E_NOT_FOUND past the last key or when
+     * `path` is not a table; HANGAR_E_BUFFER_TOO_SMALL as for config_string.
+     */
+    hangar_status (*config_key)(void *host_context, const char *path, int64_t index, char *buf, size_t buf_len, size_t *out_len);
 } hangar_host_services;
 
 /* ------------------------------------------------------------------------ */
@@ -218,9 +235,11 @@ typedef struct hangar_plugin_descriptor {
     /** Kind-specific capability bits (HANGAR_ACCEL_CAP_*, HANGAR_STORAGE_CAP_*, ...). */
     uint64_t capabilities;
     /**
-     * The plugin key, unique per process: lowercase letters, digits and '-',
-     * at most 63 characters (e.g. "cuda", "rebellions-atom", "vfs"). For
-     * accelerators every slot name must start with "<key>.".
+     * The plugin key, unique per process: 1-63 lowercase letters, digits and
+     * '-', starting with a letter (e.g. "cuda", "rebellions-atom", "vfs").
+     * For accelerators every static slot name must start with "<name>.", and
+     * every slot an instance reports must start with its device key (see
+     * hangar_accel_info.device_key; usually the same as the name).
      */
     const char *name;
     /** Who ships the plugin, e.g. "NVIDIA", "Hangar". */
@@ -285,15 +304,21 @@ typedef const hangar_plugin_descriptor *(*hangar_plugin_entry_fn)(uint32_t host_
  *   operator gave none). On success stores an opaque non-NULL pointer in
  *   *out_instance and returns HANGAR_OK. On failure returns a status, writes
  *   a NUL-terminated message saying what was wrong and how to fix it into
- *   `err` (truncated to err_len), and leaves nothing allocated. `host` stays
- *   valid until destroy() returns. May block (driver init).
+ *   `err` (truncated to err_len; `err` is never NULL and err_len at least
+ *   256), and leaves nothing allocated. `host` stays valid until destroy()
+ *   returns. May block (driver init).
  * destroy(instance):
  *   Releases everything the instance holds. Called exactly once per
  *   successful create(), after every other call on it has returned.
  * last_error(instance, buf, buf_len):
  *   Copies the message of the most recent failed call on this instance
- *   into buf (NUL-terminated, truncated to buf_len) and returns its full
- *   length without the NUL, snprintf-style; 0 if there is none.
+ *   into buf (NUL-terminated, truncated to buf_len; buf may be NULL when
+ *   buf_len is 0) and returns its full length without the NUL,
+ *   snprintf-style; 0 if there is none. A later successful call may leave
+ *   the message in place. The host reads it on the thread that made the
+ *   failing call, right after that call returns and before any other call on
+ *   that thread, so a HANGAR_THREAD_SAFE plugin should keep the message per
+ *   thread (thread-local storage) or under its own lock.
  */
 
 #ifdef __cplusplus

@@ -55,6 +55,11 @@ typedef struct hangar_sched_session {
     uint32_t kernel_count;
     /** Total requested amounts of all kernels (slot_count values). */
     const int64_t *requested;
+
+    /* ---- added in ABI 1.1 ---- */
+
+    /** Scheduling passes that picked this session but could not place it (for skip-after-N policies). */
+    uint32_t attempts;
 } hangar_sched_session;
 
 /** One access key's current use of the resource group (for fairness policies such as DRF). */
@@ -105,6 +110,8 @@ typedef struct hangar_scheduler_functions {
      * Picks the session to try next: stores its index into input->sessions in
      * *out_index and returns HANGAR_OK, or returns
      * HANGAR_E_NOTHING_TO_SCHEDULE. Must not keep pointers into `input`.
+     * NULL arguments give HANGAR_E_INVALID_ARGUMENT. Strides are at least the
+     * ABI 1.0 size of the element struct and keep its alignment.
      */
     hangar_status (*pick_next)(void *instance, const hangar_sched_input *input, size_t *out_index);
 } hangar_scheduler_functions;
@@ -168,6 +175,9 @@ typedef struct hangar_agent_selector_functions {
      * for every agent, occupied + the requests placed on it <= capacity, and
      * the architecture must match when one is given. Must not keep pointers
      * into `input`. May keep its own state (a round-robin cursor).
+     * kernel_count 0 or NULL arguments give HANGAR_E_INVALID_ARGUMENT; on any
+     * failure out_agent_indices is left untouched. An agent whose occupied
+     * amounts already exceed its capacity takes nothing.
      */
     hangar_status (*select_agents)(void *instance, const hangar_select_input *input, size_t *out_agent_indices);
 } hangar_agent_selector_functions;

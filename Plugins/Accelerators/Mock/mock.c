@@ -1037,7 +1037,7 @@ static hangar_status mock_container_edits(void *instance, const hangar_accel_all
             return mock_fail(inst, HANGAR_E_NOT_FOUND, "container_edits: entry %zu names unknown device \"%.80s\" (not configured or masked)", i,
                              e->device_id);
         if (used[d_index])
-            return mock_fail(inst, HANGAR_E_INVALID_ARGUMENT, "container_edits: entry %zu names device \"%s\" a second time", i, d->id);
+            return mock_fail(inst, HANGAR_E_BAD_ALLOCATION, "container_edits: entry %zu names device \"%s\" a second time", i, d->id);
         if (d->health == HANGAR_HEALTH_UNHEALTHY)
             return mock_fail(inst, HANGAR_E_DEVICE_LOST, "container_edits: device \"%s\" is unhealthy%s%s", d->id, d->health_reason ? ": " : "",
                              d->health_reason ? d->health_reason : "");

@@ -6,9 +6,9 @@
  * index. It keeps no state between calls, so instances are thread-safe; the
  * only mutable instance data is the last-error buffer, guarded by a mutex.
  *
- * num_retries_to_skip is accepted and stored but not applied yet: the
- * snapshot carries no per-session retry count, so the scheduler always
- * behaves as with 0 (strict head-of-line blocking).
+ * num_retries_to_skip (0 = strict head-of-line blocking) lets sessions behind
+ * a head that has failed to fit more than that many times go first, using the
+ * attempts count the snapshot carries from ABI 1.1 on.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -39,7 +39,7 @@ HANGAR_EXPORT const hangar_plugin_descriptor *hangar_plugin_entry_v1(uint32_t ho
 
 typedef struct fifo {
     const hangar_host_services *host;
-    int64_t num_retries_to_skip; /* informational until the snapshot carries retry counts */
+    int64_t num_retries_to_skip; /* 0 = strict head-of-line */
     pthread_mutex_t err_lock;    /* guards err and err_len */
     size_t err_len;
     char err[FIFO_ERR_MAX];
@@ -101,9 +101,13 @@ static hangar_status fifo_pick_next(void *instance, const hangar_sched_input *in
                     "pick_next: session_stride %zu is not a valid element size (at least 4, a multiple of %zu)",
                     stride, (size_t)_Alignof(hangar_sched_session));
 
-    size_t best = 0;
-    int32_t best_prio = 0;
-    int64_t best_time = 0;
+    /* Two candidates in one pass: the head of the queue, and the head among the sessions
+     * that have not yet failed more than num_retries_to_skip times. With a limit, a head
+     * that keeps failing to fit stops blocking the sessions behind it; if every session is
+     * over the limit, the plain head runs so nothing starves. */
+    size_t best = 0, eligible = SIZE_MAX;
+    int32_t best_prio = 0, eligible_prio = 0;
+    int64_t best_time = 0, eligible_time = 0;
     for (size_t i = 0; i < count; i++) {
         const hangar_sched_session *s = HANGAR_ARRAY_AT(hangar_sched_session, sessions, stride, i);
         if (s->struct_size > stride)
@@ -112,14 +116,21 @@ static hangar_status fifo_pick_next(void *instance, const hangar_sched_input *in
                         s->struct_size, stride);
         int32_t prio = FIFO_HAS(s, hangar_sched_session, priority) ? s->priority : 0;
         int64_t time = FIFO_HAS(s, hangar_sched_session, created_at_us) ? s->created_at_us : 0;
+        uint32_t attempts = FIFO_HAS(s, hangar_sched_session, attempts) ? s->attempts : 0;
         /* Strict comparisons keep the lowest index among equals. */
         if (i == 0 || prio > best_prio || (prio == best_prio && time < best_time)) {
             best = i;
             best_prio = prio;
             best_time = time;
         }
+        if (f->num_retries_to_skip > 0 && (int64_t)attempts <= f->num_retries_to_skip &&
+            (eligible == SIZE_MAX || prio > eligible_prio || (prio == eligible_prio && time < eligible_time))) {
+            eligible = i;
+            eligible_prio = prio;
+            eligible_time = time;
+        }
     }
-    *out_index = best;
+    *out_index = eligible != SIZE_MAX ? eligible : best;
     return HANGAR_OK;
 }
 
