@@ -31,21 +31,33 @@ let package = Package(
     products: [
         .executable(name: "hangar-plugin", targets: ["HangarPluginCLI"]),
         .executable(name: "hangar-bench", targets: ["HangarBench"]),
+        .executable(name: "hangard", targets: ["hangard"]),
         .library(name: "PluginHost", targets: ["PluginHost"]),
     ] + bundledPlugins.map { .library(name: $0.product, type: .dynamic, targets: [$0.target]) },
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
     targets: [
         // The ABI: C headers only. Plugins and the host compile against it; nothing links it.
         .target(name: "PluginAPI", path: "PluginAPI"),
         .systemLibrary(name: "CLtdl", path: "Host/CLtdl"),
+        // TOML config files: typed keys, errors naming file, key and expected type.
+        .target(
+            name: "ConfigFile",
+            dependencies: [.product(name: "TOMLKit", package: "TOMLKit")],
+            path: "Host/ConfigFile"
+        ),
         .target(
             name: "PluginHost",
             dependencies: [
-                "PluginAPI", "CLtdl",
+                "PluginAPI", "CLtdl", "ConfigFile",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
             ],
@@ -55,6 +67,47 @@ let package = Package(
             name: "PluginConformance",
             dependencies: ["PluginHost", "PluginAPI"],
             path: "Host/PluginConformance"
+        ),
+        .systemLibrary(name: "CSQLite", path: "Host/CSQLite", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CLibpq", path: "Host/CLibpq", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        // Shared manager <-> agent contract (messages, resource slots).
+        .target(name: "ClusterProtocol", path: "Host/ClusterProtocol"),
+        // Password hashing, key generation, Backend.AI request signing.
+        .target(
+            name: "Identity",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ],
+            path: "Host/Identity"
+        ),
+        // Durable state on SQLite or PostgreSQL.
+        .target(
+            name: "StateStore",
+            dependencies: ["CSQLite", "CLibpq", "ClusterProtocol", "Identity"],
+            path: "Host/StateStore"
+        ),
+        .target(
+            name: "Manager",
+            dependencies: [
+                "StateStore", "Identity", "ClusterProtocol", "ConfigFile",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ],
+            path: "Host/Manager"
+        ),
+        .executableTarget(
+            name: "hangard",
+            dependencies: [
+                "Manager", "StateStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Host/hangard"
         ),
         .executableTarget(
             name: "HangarPluginCLI",
@@ -76,6 +129,16 @@ let package = Package(
             name: "PluginHostTests",
             dependencies: ["PluginHost", "PluginConformance", "PluginAPI"],
             path: "Tests/PluginHostTests"
+        ),
+        .testTarget(
+            name: "ManagerTests",
+            dependencies: [
+                "Manager", "StateStore", "Identity", "ClusterProtocol", "ConfigFile",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
+            path: "Tests/ManagerTests",
+            exclude: ["Fixtures"]
         ),
     ] + bundledPlugins.map {
         .target(name: $0.target, dependencies: ["PluginAPI"], path: $0.path,

@@ -1,3 +1,4 @@
+import ConfigFile
 import Foundation
 
 /// The subset of JSON Schema that plugin descriptors use to describe their configuration:
@@ -39,7 +40,12 @@ public struct ConfigSchema: Sendable {
     /// Parses a schema.
     /// - Throws: `PluginError(.invalidDescriptor)` for malformed JSON or unsupported keywords.
     public init(json: String) throws(PluginError) {
-        let value = try ConfigValue(jsonText: json)
+        let value: ConfigValue
+        do {
+            value = try ConfigValue(jsonText: json)
+        } catch {
+            throw PluginError(.invalidDescriptor, reason: error.description)
+        }
         root = try ConfigSchema.parse(value, at: "")
     }
 

@@ -135,13 +135,13 @@ public indirect enum ConfigValue: Sendable, Equatable {
         }
     }
 
-    /// Parses JSON text (objects keep their key order as far as Foundation reports it).
-    public init(jsonText: String) throws(PluginError) {
+    /// Parses JSON text (object keys come back sorted: Foundation does not keep their order).
+    public init(jsonText: String) throws(ConfigFileError) {
         let object: Any
         do {
             object = try JSONSerialization.jsonObject(with: Data(jsonText.utf8), options: [.fragmentsAllowed])
         } catch {
-            throw PluginError(.invalidConfig, reason: "malformed JSON: \(error.localizedDescription)")
+            throw ConfigFileError(file: nil, key: nil, "malformed JSON: \(error.localizedDescription)")
         }
         self = ConfigValue(foundation: object)
     }

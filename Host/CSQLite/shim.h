@@ -1,0 +1,2 @@
+/* SQLite, the embedded default state store (Debian: libsqlite3-dev). */
+#include <sqlite3.h>

@@ -1,0 +1,134 @@
+import Foundation
+
+/// The manager ↔ agent contract, shared by both sides. Agents reach the manager over HTTP
+/// with `Authorization: Bearer <cluster secret>`; every field an agent reports is about the
+/// agent's own host, and `address` is where the manager calls it back, so an agent behind
+/// its own address on another host works exactly like a local one.
+public enum AgentAPI {
+    /// POST: register or heartbeat (the same message; the first one registers).
+    public static let heartbeatPath = "/internal/agents/heartbeat"
+    /// The header carrying the cluster secret.
+    public static let authorizationScheme = "Bearer"
+}
+
+/// A device an accelerator plugin reported.
+public struct DeviceReport: Codable, Sendable, Equatable {
+    /// Plugin (device key) that owns the device, e.g. "cuda".
+    public var plugin: String
+    public var id: String
+    public var model: String
+    public var memoryBytes: UInt64
+    public var processingUnits: UInt32
+    public var numaNode: Int32?
+    public var health: String
+
+    public init(plugin: String, id: String, model: String, memoryBytes: UInt64, processingUnits: UInt32, numaNode: Int32?, health: String) {
+        self.plugin = plugin
+        self.id = id
+        self.model = model
+        self.memoryBytes = memoryBytes
+        self.processingUnits = processingUnits
+        self.numaNode = numaNode
+        self.health = health
+    }
+}
+
+/// An accelerator plugin loaded on the agent.
+public struct PluginReport: Codable, Sendable, Equatable {
+    public var name: String
+    public var version: String
+    public var deviceKey: String
+    public init(name: String, version: String, deviceKey: String) {
+        self.name = name
+        self.version = version
+        self.deviceKey = deviceKey
+    }
+}
+
+/// An image present on the agent's container engine.
+public struct ImageReport: Codable, Sendable, Equatable {
+    public var name: String
+    public var tag: String
+    public var digest: String
+    public var architecture: String
+    public var sizeBytes: Int64
+    public init(name: String, tag: String, digest: String, architecture: String, sizeBytes: Int64) {
+        self.name = name
+        self.tag = tag
+        self.digest = digest
+        self.architecture = architecture
+        self.sizeBytes = sizeBytes
+    }
+}
+
+/// What an agent sends every few seconds (the first one registers it).
+public struct AgentHeartbeat: Codable, Sendable, Equatable {
+    /// Stable id chosen by the agent (its config, or the host name): 1-64 of [A-Za-z0-9._-].
+    public var agentID: String
+    /// Base URL of the agent's RPC server as the manager must reach it, e.g. http://10.0.0.5:6001.
+    public var address: String
+    public var resourceGroup: String
+    /// "x86_64", "aarch64", ...
+    public var architecture: String
+    /// Hangar version of the agent.
+    public var version: String
+    /// Total capacity per slot, after reserved amounts.
+    public var capacity: ResourceSlots
+    /// Slot name to slot type ("count", "bytes", "unique").
+    public var slotTypes: [String: String]
+    public var devices: [DeviceReport]
+    public var plugins: [PluginReport]
+    /// Kernel ids with a live container on the agent.
+    public var runningKernels: [String]
+    public var images: [ImageReport]
+
+    public init(agentID: String, address: String, resourceGroup: String, architecture: String, version: String,
+                capacity: ResourceSlots, slotTypes: [String: String], devices: [DeviceReport] = [], plugins: [PluginReport] = [],
+                runningKernels: [String] = [], images: [ImageReport] = []) {
+        self.agentID = agentID
+        self.address = address
+        self.resourceGroup = resourceGroup
+        self.architecture = architecture
+        self.version = version
+        self.capacity = capacity
+        self.slotTypes = slotTypes
+        self.devices = devices
+        self.plugins = plugins
+        self.runningKernels = runningKernels
+        self.images = images
+    }
+
+    /// Problems that make the message unusable, each naming the field.
+    public func validationErrors() -> [String] {
+        var problems: [String] = []
+        let idOK = (1...64).contains(agentID.count) && agentID.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }
+        if !idOK { problems.append("agentID must be 1-64 characters of letters, digits, '.', '_' and '-'") }
+        if let url = URL(string: address), ["http", "https"].contains(url.scheme ?? ""), url.host != nil {} else {
+            problems.append("address must be the agent's base URL, e.g. http://10.0.0.5:6001")
+        }
+        if resourceGroup.isEmpty { problems.append("resourceGroup must not be empty") }
+        if architecture.isEmpty { problems.append("architecture must not be empty") }
+        for (slot, amount) in capacity.amounts where amount < 0 { problems.append("capacity of '\(slot)' is negative") }
+        for (slot, type) in slotTypes where !["count", "bytes", "unique"].contains(type) {
+            problems.append("slotTypes['\(slot)'] must be count, bytes or unique")
+        }
+        return problems
+    }
+}
+
+/// The manager's answer to a heartbeat.
+public struct HeartbeatReply: Codable, Sendable, Equatable {
+    /// "ALIVE".
+    public var status: String
+    public var schedulable: Bool
+    /// True the first time the manager saw this agent (or after it was LOST).
+    public var registered: Bool
+    /// Seconds between heartbeats the manager expects.
+    public var heartbeatInterval: Double
+    public init(status: String, schedulable: Bool, registered: Bool, heartbeatInterval: Double) {
+        self.status = status
+        self.schedulable = schedulable
+        self.registered = registered
+        self.heartbeatInterval = heartbeatInterval
+    }
+}

@@ -1,0 +1,108 @@
+import Foundation
+
+/// A malformed resource-slot map.
+public struct ResourceSlotsError: Error, Sendable, Equatable, CustomStringConvertible {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// A map of slot name to an exact decimal amount ("cpu": 4, "mem": 17179869184,
+/// "cuda.shares": 0.5). Stored and sent as a JSON object whose values are decimal strings,
+/// as Backend.AI does, so no amount ever passes through binary floating point.
+public struct ResourceSlots: Sendable, Equatable, Codable, CustomStringConvertible {
+    public var amounts: [String: Decimal]
+
+    public init(_ amounts: [String: Decimal] = [:]) { self.amounts = amounts }
+
+    public subscript(_ slot: String) -> Decimal {
+        get { amounts[slot] ?? 0 }
+        set { amounts[slot] = newValue }
+    }
+
+    /// Parses `{"cpu": "4", "mem": 1024}` (strings or JSON numbers).
+    public init(json: String) throws(ResourceSlotsError) {
+        guard let data = json.data(using: .utf8), let object = try? JSONSerialization.jsonObject(with: data),
+              let dict = object as? [String: Any] else {
+            throw ResourceSlotsError("resource slots must be a JSON object of slot name to amount, got \(json.prefix(80))")
+        }
+        var amounts: [String: Decimal] = [:]
+        for (slot, value) in dict {
+            let text: String
+            switch value {
+            case let s as String: text = s
+            case let n as NSNumber: text = n.stringValue
+            default: throw ResourceSlotsError("resource slot '\(slot)' must be a number or a decimal string")
+            }
+            guard let amount = ResourceSlots.parseAmount(text) else {
+                throw ResourceSlotsError("resource slot '\(slot)' has an invalid amount '\(text)'")
+            }
+            amounts[slot] = amount
+        }
+        self.amounts = amounts
+    }
+
+    /// A decimal, or a binary size such as "16g" (for memory-like slots).
+    public static func parseAmount(_ text: String) -> Decimal? {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        if let d = Decimal(string: trimmed, locale: Locale(identifier: "en_US_POSIX")), d >= 0,
+           trimmed.allSatisfy({ $0.isNumber || $0 == "." }) {
+            return d
+        }
+        let suffixes: [Character: Decimal] = ["k": Decimal(1 << 10), "m": Decimal(1 << 20), "g": Decimal(1 << 30), "t": Decimal(Int64(1) << 40), "p": Decimal(Int64(1) << 50)]
+        var s = trimmed.lowercased()
+        if s.hasSuffix("b") { s.removeLast() }
+        guard let last = s.last, let factor = suffixes[last] else { return nil }
+        s.removeLast()
+        guard let base = Decimal(string: s, locale: Locale(identifier: "en_US_POSIX")), base >= 0, s.allSatisfy({ $0.isNumber || $0 == "." }) else { return nil }
+        return base * factor
+    }
+
+    /// Canonical JSON: keys sorted, amounts as decimal strings.
+    public var json: String {
+        "{" + amounts.keys.sorted().map { "\"\($0)\":\"\(ResourceSlots.format(amounts[$0]!))\"" }.joined(separator: ",") + "}"
+    }
+
+    static func format(_ d: Decimal) -> String {
+        var value = d
+        var rounded = Decimal()
+        NSDecimalRound(&rounded, &value, 6, .plain)
+        return NSDecimalNumber(decimal: rounded).stringValue
+    }
+
+    public var description: String { json }
+
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(amounts.mapValues { ResourceSlots.format($0) })
+    }
+
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let strings = try? container.decode([String: String].self) {
+            var amounts: [String: Decimal] = [:]
+            for (k, v) in strings {
+                guard let d = ResourceSlots.parseAmount(v) else {
+                    throw DecodingError.dataCorruptedError(in: container, debugDescription: "invalid amount '\(v)' for slot '\(k)'")
+                }
+                amounts[k] = d
+            }
+            self.amounts = amounts
+        } else {
+            self.amounts = try container.decode([String: Decimal].self)
+        }
+    }
+
+    public static func + (a: ResourceSlots, b: ResourceSlots) -> ResourceSlots {
+        var out = a
+        for (k, v) in b.amounts { out[k] += v }
+        return out
+    }
+
+    public static func - (a: ResourceSlots, b: ResourceSlots) -> ResourceSlots {
+        var out = a
+        for (k, v) in b.amounts { out[k] -= v }
+        return out
+    }
+}
+

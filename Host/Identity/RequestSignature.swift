@@ -1,0 +1,187 @@
+import Crypto
+import Foundation
+
+/// What a Backend.AI keypair signature covers. The body is never part of it: the client
+/// signs the hash of an empty body (API v4.20181215 and later).
+public struct SignatureInput: Sendable, Equatable {
+    public var method: String
+    /// Raw path and query as on the wire.
+    public var requestTarget: String
+    /// The Date header string, exactly as sent.
+    public var date: String
+    /// The Host header as received (host[:port]).
+    public var host: String
+    /// The Content-Type header, or nil when absent (signed as application/octet-stream).
+    public var contentType: String?
+    /// The X-BackendAI-Version header.
+    public var apiVersion: String
+
+    public init(method: String, requestTarget: String, date: String, host: String, contentType: String?, apiVersion: String) {
+        self.method = method
+        self.requestTarget = requestTarget
+        self.date = date
+        self.host = host
+        self.contentType = contentType
+        self.apiVersion = apiVersion
+    }
+
+    /// The mime type the signature uses: lower-cased, parameters stripped.
+    public var signedContentType: String {
+        guard let contentType else { return "application/octet-stream" }
+        let mime = contentType.split(separator: ";", maxSplits: 1).first.map(String.init) ?? ""
+        let trimmed = mime.trimmingCharacters(in: .whitespaces).lowercased()
+        return trimmed.isEmpty ? "application/octet-stream" : trimmed
+    }
+}
+
+/// Backend.AI's HMAC-SHA256 request signing, computed exactly as the official client does.
+public enum RequestSigner {
+    /// hex(SHA256("")).
+    public static let emptyBodyHash = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+    public static func stringToSign(_ input: SignatureInput) -> String {
+        [input.method.uppercased(), input.requestTarget, input.date, "host:" + input.host,
+         "content-type:" + input.signedContentType, "x-backendai-version:" + input.apiVersion, emptyBodyHash]
+            .joined(separator: "\n")
+    }
+
+    /// The hex signature. `dateStamp` is YYYYMMDD of the Date header in its own offset.
+    public static func signature(secretKey: String, input: SignatureInput, dateStamp: String) -> String {
+        let k1 = HMAC<SHA256>.authenticationCode(for: Array(dateStamp.utf8), using: SymmetricKey(data: Array(secretKey.utf8)))
+        let k2 = HMAC<SHA256>.authenticationCode(for: Array(input.host.utf8), using: SymmetricKey(data: Data(k1)))
+        let mac = HMAC<SHA256>.authenticationCode(for: Array(stringToSign(input).utf8), using: SymmetricKey(data: Data(k2)))
+        return mac.map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// The Authorization header value a client sends.
+    public static func authorization(accessKey: String, signature: String) -> String {
+        "BackendAI signMethod=HMAC-SHA256, credential=\(accessKey):\(signature)"
+    }
+
+    /// Signs a request as a client: returns the Authorization header value.
+    public static func sign(accessKey: String, secretKey: String, input: SignatureInput) throws(SignatureError) -> String {
+        let parsed = try RequestDate.parse(input.date)
+        return authorization(accessKey: accessKey, signature: signature(secretKey: secretKey, input: input, dateStamp: parsed.dateStamp))
+    }
+}
+
+/// Why a request's authentication parameters were refused.
+public struct SignatureError: Error, Sendable, Equatable, CustomStringConvertible {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// A parsed `Authorization: BackendAI signMethod=HMAC-SHA256, credential=AK:SIG` header.
+public struct AuthorizationHeader: Sendable, Equatable {
+    public var hashName: String
+    public var accessKey: String
+    public var signature: String
+
+    /// Parses leniently, as the reference manager does: scheme `BackendAI` (or legacy
+    /// `Sorna`), comma-separated `key=value` pairs with spaces trimmed.
+    public static func parse(_ header: String) throws(SignatureError) -> AuthorizationHeader {
+        let parts = header.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0] == "BackendAI" || parts[0] == "Sorna" else {
+            throw SignatureError("the Authorization header must look like 'BackendAI signMethod=HMAC-SHA256, credential=<access key>:<signature>'")
+        }
+        var fields: [String: String] = [:]
+        for pair in parts[1].split(separator: ",") {
+            let kv = pair.split(separator: "=", maxSplits: 1)
+            guard kv.count == 2 else { continue }
+            fields[kv[0].trimmingCharacters(in: .whitespaces)] = kv[1].trimmingCharacters(in: .whitespaces)
+        }
+        guard let method = fields["signMethod"], method.uppercased().hasPrefix("HMAC-") else {
+            throw SignatureError("the Authorization header lacks signMethod=HMAC-SHA256")
+        }
+        guard let credential = fields["credential"], let colon = credential.firstIndex(of: ":") else {
+            throw SignatureError("the Authorization header lacks credential=<access key>:<signature>")
+        }
+        let hash = method.dropFirst(5).lowercased()
+        guard hash == "sha256" else { throw SignatureError("unsupported signMethod '\(method)': only HMAC-SHA256 is accepted") }
+        return AuthorizationHeader(hashName: hash, accessKey: String(credential[..<colon]),
+                                   signature: String(credential[credential.index(after: colon)...]))
+    }
+}
+
+/// The request Date header: ISO 8601 (what the client sends, offset optional, fraction
+/// optional) or RFC 1123.
+public struct RequestDate: Sendable, Equatable {
+    public var instant: Date
+    /// YYYYMMDD in the header's own offset (what the signing key is derived from).
+    public var dateStamp: String
+
+    public static func parse(_ raw: String) throws(SignatureError) -> RequestDate {
+        let text = raw.trimmingCharacters(in: .whitespaces)
+        if let iso = parseISO(text) { return iso }
+        if let rfc = parseRFC1123(text) { return rfc }
+        throw SignatureError("cannot parse the Date header '\(raw.prefix(64))': send ISO 8601, e.g. 2024-03-01T12:34:56.789012+00:00")
+    }
+
+    private static func parseISO(_ s: String) -> RequestDate? {
+        let b = Array(s.utf8)
+        func num(_ from: Int, _ len: Int) -> Int? {
+            guard from + len <= b.count else { return nil }
+            var v = 0
+            for c in b[from..<(from + len)] {
+                guard c >= 48, c <= 57 else { return nil }
+                v = v * 10 + Int(c - 48)
+            }
+            return v
+        }
+        guard b.count >= 19, let year = num(0, 4), b[4] == UInt8(ascii: "-"), let month = num(5, 2), b[7] == UInt8(ascii: "-"),
+              let day = num(8, 2), b[10] == UInt8(ascii: "T") || b[10] == UInt8(ascii: " "),
+              let hour = num(11, 2), b[13] == UInt8(ascii: ":"), let minute = num(14, 2), b[16] == UInt8(ascii: ":"),
+              let second = num(17, 2), (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 61 else { return nil }
+        var i = 19
+        var fraction = 0.0
+        if i < b.count, b[i] == UInt8(ascii: ".") {
+            i += 1
+            var scale = 0.1
+            let start = i
+            while i < b.count, b[i] >= 48, b[i] <= 57 {
+                fraction += Double(b[i] - 48) * scale
+                scale /= 10
+                i += 1
+            }
+            if i == start { return nil }
+        }
+        var offsetSeconds = 0
+        if i < b.count {
+            if b[i] == UInt8(ascii: "Z") || b[i] == UInt8(ascii: "z") {
+                i += 1
+            } else if b[i] == UInt8(ascii: "+") || b[i] == UInt8(ascii: "-") {
+                let sign = b[i] == UInt8(ascii: "-") ? -1 : 1
+                guard let oh = num(i + 1, 2) else { return nil }
+                var j = i + 3
+                if j < b.count, b[j] == UInt8(ascii: ":") { j += 1 }
+                let om = num(j, 2) ?? 0
+                if num(j, 2) != nil { j += 2 }
+                offsetSeconds = sign * (oh * 3600 + om * 60)
+                i = j
+            } else {
+                return nil
+            }
+        }
+        guard i == b.count else { return nil }
+        var components = DateComponents()
+        components.year = year; components.month = month; components.day = day
+        components.hour = hour; components.minute = minute; components.second = second
+        components.timeZone = TimeZone(secondsFromGMT: 0)
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(secondsFromGMT: 0)!
+        guard let local = calendar.date(from: components) else { return nil }
+        let instant = local.addingTimeInterval(fraction - Double(offsetSeconds))
+        return RequestDate(instant: instant, dateStamp: String(format: "%04d%02d%02d", year, month, day))
+    }
+
+    private static func parseRFC1123(_ s: String) -> RequestDate? {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(secondsFromGMT: 0)
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
+        guard let date = formatter.date(from: s) else { return nil }
+        formatter.dateFormat = "yyyyMMdd"
+        return RequestDate(instant: date, dateStamp: formatter.string(from: date))
+    }
+}

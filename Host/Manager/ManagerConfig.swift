@@ -1,0 +1,76 @@
+import ConfigFile
+import Foundation
+import StateStore
+
+/// The manager role's configuration (`[manager]` and `[database]` of its TOML file). Every
+/// key has a default that works on one machine.
+///
+/// ```toml
+/// [manager]
+/// listen = "127.0.0.1:8091"
+/// data_dir = "/var/lib/hangar"
+/// cluster_secret = "change-me"      # agents authenticate with it
+/// agent_lost_timeout = 30           # seconds without a heartbeat before an agent is LOST
+/// heartbeat_interval = 5            # seconds, told to agents
+/// max_body_size = "1M"
+/// [database]
+/// url = "sqlite:/var/lib/hangar/manager.db"   # or postgresql://user@host:5432/hangar
+/// ```
+public struct ManagerConfig: Sendable {
+    public var host: String = "127.0.0.1"
+    public var port: Int = 8091
+    public var dataDirectory: String = "/var/lib/hangar"
+    /// Empty: generated at first start and stored in the data directory.
+    public var clusterSecret: String = ""
+    public var agentLostTimeout: Double = 30
+    public var heartbeatInterval: Double = 5
+    public var maxBodyBytes: Int = 1 << 20
+    /// nil: SQLite in the data directory.
+    public var database: DatabaseLocation?
+    /// Largest allowed clock skew of signed requests.
+    public var maxClockSkew: Double = 15 * 60
+    /// How long an authenticated keypair stays cached (deactivation takes effect within it).
+    public var keypairCacheTTL: Double = 2
+
+    public init() {}
+
+    /// Where state lives.
+    public var resolvedDatabase: DatabaseLocation {
+        database ?? .sqlite(path: (dataDirectory as NSString).appendingPathComponent("manager.db"))
+    }
+
+    /// Reads the `[manager]` and `[database]` sections; other sections are left to other roles.
+    /// - Throws: `ConfigFileError` naming the file, the key and the expected type.
+    public static func load(_ file: ConfigFile) throws -> ManagerConfig {
+        var config = ManagerConfig()
+        let manager = try file.section("manager")
+        try manager.checkKeys([
+            "listen": "string host:port", "data_dir": "string", "cluster_secret": "string", "agent_lost_timeout": "number of seconds",
+            "heartbeat_interval": "number of seconds", "max_body_size": "size", "max_clock_skew": "number of seconds",
+            "keypair_cache_ttl": "number of seconds",
+        ])
+        let listen = try manager.string("listen", default: "\(config.host):\(config.port)")
+        guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (1...65535).contains(port) else {
+            throw ConfigFileError(file: file.path, key: "manager.listen", "expected host:port, e.g. 127.0.0.1:8091, found \"\(listen)\"")
+        }
+        config.host = String(listen[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        config.port = port
+        config.dataDirectory = try manager.string("data_dir", default: config.dataDirectory)
+        config.clusterSecret = try manager.string("cluster_secret", default: "")
+        config.agentLostTimeout = try manager.double("agent_lost_timeout", default: config.agentLostTimeout, range: 1...86_400)
+        config.heartbeatInterval = try manager.double("heartbeat_interval", default: config.heartbeatInterval, range: 0.1...3600)
+        config.maxBodyBytes = Int(try manager.bytes("max_body_size", default: Int64(config.maxBodyBytes)))
+        config.maxClockSkew = try manager.double("max_clock_skew", default: config.maxClockSkew, range: 1...86_400)
+        config.keypairCacheTTL = try manager.double("keypair_cache_ttl", default: config.keypairCacheTTL, range: 0...300)
+        let database = try file.section("database")
+        try database.checkKeys(["url": "string: a SQLite path or postgresql://..."])
+        if let url = try database.optionalString("url") {
+            do throws(StoreError) {
+                config.database = try DatabaseLocation(url)
+            } catch {
+                throw ConfigFileError(file: file.path, key: "database.url", error.message)
+            }
+        }
+        return config
+    }
+}

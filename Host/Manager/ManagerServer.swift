@@ -1,0 +1,143 @@
+import Foundation
+import Hummingbird
+import Logging
+import Metrics
+import Prometheus
+import StateStore
+import Synchronization
+
+/// Process-wide Prometheus registry behind swift-metrics (MetricsSystem can be bootstrapped
+/// once per process).
+public enum ManagerMetrics {
+    public static let registry = PrometheusCollectorRegistry()
+    private static let bootstrapped = Mutex(false)
+
+    /// Installs the Prometheus factory as the swift-metrics backend, once.
+    public static func bootstrap() {
+        bootstrapped.withLock { done in
+            guard !done else { return }
+            MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+            done = true
+        }
+    }
+}
+
+/// Builds and runs the manager: the HTTP API, metrics, the OpenAPI document and the
+/// lost-agent monitor.
+public struct ManagerServer: Sendable {
+    public let api: ManagerAPI
+    public let config: ManagerConfig
+    public let logger: Logger
+
+    public init(store: StateStore, config: ManagerConfig, clusterSecret: String, logger: Logger = Logger(label: "hangar.manager")) {
+        self.config = config
+        self.logger = logger
+        api = ManagerAPI(store: store, config: config, clusterSecret: clusterSecret, logger: logger)
+    }
+
+    /// The router with every route, the problem+json error mapping and request metrics.
+    public func makeRouter() -> Router<ManagerRequestContext> {
+        ManagerMetrics.bootstrap()
+        let router = Router(context: ManagerRequestContext.self)
+        router.add(middleware: ProblemMiddleware())
+        router.add(middleware: MetricsMiddleware())
+        let routes = api.routes
+        for spec in routes {
+            router.on(RouterPath(spec.path), method: spec.method) { request, context in try await spec.handler(request, context) }
+        }
+        let document = OpenAPIDocument.make(routes: routes)
+        router.get("/openapi.json") { _, _ in
+            Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: document)))
+        }
+        router.get("/metrics") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                     body: .init(byteBuffer: ByteBuffer(bytes: ManagerMetrics.registry.emitToBuffer())))
+        }
+        return router
+    }
+
+    /// The application, listening where the config says.
+    public func makeApplication() -> some ApplicationProtocol {
+        Application(router: makeRouter(), configuration: .init(address: .hostname(config.host, port: config.port), serverName: "hangar-manager"),
+                    logger: logger)
+    }
+
+    /// Serves until SIGINT/SIGTERM, marking silent agents LOST in the background.
+    public func run() async throws {
+        let app = makeApplication()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await app.runService() }
+            group.addTask { await monitorAgents() }
+            try await group.next()
+            group.cancelAll()
+        }
+    }
+
+    /// Every second (or faster for short timeouts), agents silent past the timeout become LOST.
+    public func monitorAgents() async {
+        let interval = min(1.0, config.agentLostTimeout / 4)
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(interval))
+            let cutoff = Clock.nowMicros() - Int64(config.agentLostTimeout * 1_000_000)
+            do {
+                let lost = try await api.store.run { try $0.markLostAgents(silentSince: cutoff) }
+                for id in lost { logger.warning("agent lost", metadata: ["agent": .string(id), "timeout_s": .stringConvertible(config.agentLostTimeout)]) }
+            } catch {
+                logger.error("lost-agent check failed", metadata: ["error": .string("\(error)")])
+            }
+        }
+    }
+}
+
+/// An OpenAPI 3 document generated from the route table.
+enum OpenAPIDocument {
+    static func make(routes: [RouteSpec]) -> String {
+        var paths: [String: [String: Any]] = [:]
+        let problem: [String: Any] = ["description": "An error (application/problem+json with type and title)",
+                                      "content": ["application/problem+json": ["schema": ["$ref": "#/components/schemas/Problem"]]]]
+        for spec in routes + [
+            RouteSpec(method: .get, path: "/openapi.json", summary: "This document", access: .public, bodyKeys: nil) { _, _ in Response(status: .ok) },
+            RouteSpec(method: .get, path: "/metrics", summary: "Prometheus metrics", access: .public, bodyKeys: nil) { _, _ in Response(status: .ok) },
+        ] {
+            var operation: [String: Any] = [
+                "summary": spec.summary,
+                "operationId": "\(spec.method.rawValue.lowercased())\(spec.openAPIPath.replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "{", with: "").replacingOccurrences(of: "}", with: ""))",
+                "responses": ["200": ["description": "Success"], "default": problem],
+            ]
+            let parameters = spec.openAPIPath.split(separator: "/").filter { $0.hasPrefix("{") }.map { segment -> [String: Any] in
+                ["name": String(segment.dropFirst().dropLast()), "in": "path", "required": true, "schema": ["type": "string"]]
+            }
+            if !parameters.isEmpty { operation["parameters"] = parameters }
+            switch spec.access {
+            case .public: operation["security"] = [[String: [String]]]()
+            case .user, .admin: operation["security"] = [["BackendAIKeypair": [String]()]]
+            case .agent: operation["security"] = [["ClusterSecret": [String]()]]
+            }
+            if spec.access == .admin { operation["x-hangar-role"] = "admin" }
+            if let keys = spec.bodyKeys {
+                operation["requestBody"] = ["required": true, "content": ["application/json": ["schema": [
+                    "type": "object", "additionalProperties": spec.access == .agent,
+                    "properties": Dictionary(uniqueKeysWithValues: keys.map { ($0, [String: Any]()) }),
+                ]]]]
+            }
+            paths[spec.openAPIPath, default: [:]][spec.method.rawValue.lowercased()] = operation
+        }
+        let document: [String: Any] = [
+            "openapi": "3.0.3",
+            "info": ["title": "Hangar manager API", "version": HangarVersion.current,
+                     "description": "Backend.AI-compatible manager API (\(HangarVersion.backendAPI)) plus Hangar's administration and agent endpoints."],
+            "paths": paths,
+            "components": [
+                "securitySchemes": [
+                    "BackendAIKeypair": ["type": "apiKey", "in": "header", "name": "Authorization",
+                                         "description": "BackendAI signMethod=HMAC-SHA256, credential=<access key>:<signature>; with Date and X-BackendAI-Version headers"],
+                    "ClusterSecret": ["type": "http", "scheme": "bearer"],
+                ],
+                "schemas": ["Problem": ["type": "object", "required": ["type", "title"],
+                                        "properties": ["type": ["type": "string"], "title": ["type": "string"], "msg": ["type": "string"]]]],
+            ],
+        ]
+        let data = (try? JSONSerialization.data(withJSONObject: document, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])) ?? Data()
+        return String(decoding: data, as: UTF8.self)
+    }
+}

@@ -1,0 +1,153 @@
+import Foundation
+
+/// Versioned schema migrations. Each version is a list of statements run in one
+/// transaction; `schema_version` records every version applied. The SQL is the portable
+/// subset SQLite and PostgreSQL share (BIGINT, TEXT, PRIMARY KEY, UNIQUE, REFERENCES).
+public enum Migrations {
+    /// The newest schema this binary knows.
+    public static var latest: Int { all.count }
+
+    static let all: [[String]] = [
+        // 1: identity, resource policies and groups, images, agents, sessions, kernels, vfolders.
+        [
+            """
+            CREATE TABLE domains (
+                name TEXT PRIMARY KEY, description TEXT NOT NULL DEFAULT '', is_active BIGINT NOT NULL DEFAULT 1,
+                total_resource_slots TEXT NOT NULL DEFAULT '{}', created_at BIGINT NOT NULL)
+            """,
+            """
+            CREATE TABLE resource_policies (
+                scope TEXT NOT NULL, name TEXT NOT NULL, total_resource_slots TEXT NOT NULL DEFAULT '{}',
+                max_concurrent_sessions BIGINT NOT NULL DEFAULT 0, max_vfolder_count BIGINT NOT NULL DEFAULT 0,
+                max_vfolder_size BIGINT NOT NULL DEFAULT 0, idle_timeout BIGINT NOT NULL DEFAULT 0,
+                created_at BIGINT NOT NULL, PRIMARY KEY (scope, name))
+            """,
+            """
+            CREATE TABLE projects (
+                id TEXT PRIMARY KEY, name TEXT NOT NULL, domain_name TEXT NOT NULL REFERENCES domains(name),
+                description TEXT NOT NULL DEFAULT '', is_active BIGINT NOT NULL DEFAULT 1, resource_policy TEXT NOT NULL,
+                total_resource_slots TEXT NOT NULL DEFAULT '{}', created_at BIGINT NOT NULL, UNIQUE (domain_name, name))
+            """,
+            """
+            CREATE TABLE users (
+                id TEXT PRIMARY KEY, email TEXT NOT NULL UNIQUE, username TEXT NOT NULL UNIQUE, password_hash TEXT NOT NULL,
+                full_name TEXT NOT NULL DEFAULT '', role TEXT NOT NULL, status TEXT NOT NULL,
+                domain_name TEXT NOT NULL REFERENCES domains(name), resource_policy TEXT NOT NULL, created_at BIGINT NOT NULL)
+            """,
+            """
+            CREATE TABLE project_members (
+                project_id TEXT NOT NULL REFERENCES projects(id), user_id TEXT NOT NULL REFERENCES users(id),
+                PRIMARY KEY (project_id, user_id))
+            """,
+            """
+            CREATE TABLE keypairs (
+                access_key TEXT PRIMARY KEY, secret_key TEXT NOT NULL, user_id TEXT NOT NULL REFERENCES users(id),
+                is_active BIGINT NOT NULL, is_admin BIGINT NOT NULL, resource_policy TEXT NOT NULL,
+                rate_limit BIGINT NOT NULL, created_at BIGINT NOT NULL, last_used BIGINT)
+            """,
+            "CREATE INDEX keypairs_user ON keypairs (user_id)",
+            """
+            CREATE TABLE resource_groups (
+                name TEXT PRIMARY KEY, description TEXT NOT NULL DEFAULT '', is_active BIGINT NOT NULL DEFAULT 1,
+                scheduler TEXT NOT NULL, agent_selector TEXT NOT NULL, scheduler_options TEXT NOT NULL DEFAULT '{}',
+                created_at BIGINT NOT NULL)
+            """,
+            """
+            CREATE TABLE project_resource_groups (
+                project_id TEXT NOT NULL REFERENCES projects(id), resource_group TEXT NOT NULL REFERENCES resource_groups(name),
+                PRIMARY KEY (project_id, resource_group))
+            """,
+            """
+            CREATE TABLE images (
+                name TEXT NOT NULL, tag TEXT NOT NULL, architecture TEXT NOT NULL, digest TEXT NOT NULL DEFAULT '',
+                labels TEXT NOT NULL DEFAULT '{}', min_resource_slots TEXT NOT NULL DEFAULT '{}',
+                size_bytes BIGINT NOT NULL DEFAULT 0, created_at BIGINT NOT NULL, PRIMARY KEY (name, tag, architecture))
+            """,
+            """
+            CREATE TABLE agents (
+                id TEXT PRIMARY KEY, status TEXT NOT NULL, schedulable BIGINT NOT NULL DEFAULT 1, address TEXT NOT NULL,
+                resource_group TEXT NOT NULL, architecture TEXT NOT NULL, version TEXT NOT NULL DEFAULT '',
+                capacity_slots TEXT NOT NULL DEFAULT '{}', occupied_slots TEXT NOT NULL DEFAULT '{}',
+                slot_types TEXT NOT NULL DEFAULT '{}', devices TEXT NOT NULL DEFAULT '[]', plugins TEXT NOT NULL DEFAULT '[]',
+                images TEXT NOT NULL DEFAULT '[]', running_kernels TEXT NOT NULL DEFAULT '[]',
+                first_contact BIGINT NOT NULL, last_heartbeat BIGINT NOT NULL, lost_at BIGINT)
+            """,
+            "CREATE INDEX agents_group_status ON agents (resource_group, status)",
+            """
+            CREATE TABLE sessions (
+                id TEXT PRIMARY KEY, name TEXT NOT NULL, access_key TEXT NOT NULL, user_id TEXT NOT NULL,
+                domain_name TEXT NOT NULL, project_id TEXT NOT NULL, resource_group TEXT NOT NULL, session_type TEXT NOT NULL,
+                status TEXT NOT NULL, status_info TEXT NOT NULL DEFAULT '', status_changed BIGINT NOT NULL,
+                image TEXT NOT NULL, architecture TEXT NOT NULL DEFAULT '', requested_slots TEXT NOT NULL DEFAULT '{}',
+                occupied_slots TEXT NOT NULL DEFAULT '{}', cluster_size BIGINT NOT NULL DEFAULT 1,
+                startup_command TEXT, exit_code BIGINT, priority BIGINT NOT NULL DEFAULT 0, attempts BIGINT NOT NULL DEFAULT 0,
+                created_at BIGINT NOT NULL, terminated_at BIGINT)
+            """,
+            "CREATE INDEX sessions_owner_status ON sessions (access_key, status)",
+            "CREATE INDEX sessions_group_status ON sessions (resource_group, status)",
+            """
+            CREATE TABLE kernels (
+                id TEXT PRIMARY KEY, session_id TEXT NOT NULL REFERENCES sessions(id), agent_id TEXT,
+                cluster_role TEXT NOT NULL DEFAULT 'main', cluster_idx BIGINT NOT NULL DEFAULT 0, status TEXT NOT NULL,
+                status_info TEXT NOT NULL DEFAULT '', requested_slots TEXT NOT NULL DEFAULT '{}',
+                occupied_slots TEXT NOT NULL DEFAULT '{}', container_id TEXT, exit_code BIGINT,
+                created_at BIGINT NOT NULL, terminated_at BIGINT)
+            """,
+            "CREATE INDEX kernels_session ON kernels (session_id)",
+            "CREATE INDEX kernels_agent ON kernels (agent_id)",
+            """
+            CREATE TABLE session_status_history (
+                session_id TEXT NOT NULL REFERENCES sessions(id), status TEXT NOT NULL, at BIGINT NOT NULL)
+            """,
+            """
+            CREATE TABLE vfolders (
+                id TEXT PRIMARY KEY, name TEXT NOT NULL, host TEXT NOT NULL, quota_bytes BIGINT NOT NULL DEFAULT 0,
+                ownership TEXT NOT NULL, user_id TEXT, project_id TEXT, permission TEXT NOT NULL, status TEXT NOT NULL,
+                usage_mode TEXT NOT NULL DEFAULT 'general', cloneable BIGINT NOT NULL DEFAULT 0, created_at BIGINT NOT NULL)
+            """,
+            """
+            CREATE TABLE vfolder_permissions (
+                vfolder_id TEXT NOT NULL REFERENCES vfolders(id), user_id TEXT NOT NULL REFERENCES users(id),
+                permission TEXT NOT NULL, PRIMARY KEY (vfolder_id, user_id))
+            """,
+            """
+            CREATE TABLE vfolder_invitations (
+                id TEXT PRIMARY KEY, vfolder_id TEXT NOT NULL REFERENCES vfolders(id), inviter TEXT NOT NULL,
+                invitee TEXT NOT NULL, permission TEXT NOT NULL, state TEXT NOT NULL, created_at BIGINT NOT NULL)
+            """,
+        ],
+    ]
+
+    /// Brings the database to `latest`, one transaction per version.
+    /// - Throws: `StoreError(.schemaTooNew)` if the database was written by a newer Hangar.
+    /// - Returns: the versions applied now.
+    @discardableResult
+    public static func migrate(_ db: SQLDatabase) throws -> [Int] {
+        try db.withConnection { c in
+            try c.execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)")
+        }
+        var applied: [Int] = []
+        while true {
+            // Each step re-reads the version inside its transaction, so two managers starting
+            // together never apply a version twice (the PRIMARY KEY stops the loser).
+            let done = try db.transaction { c -> Bool in
+                let current = Int(try c.query("SELECT MAX(version) AS v FROM schema_version").first?.int("v") ?? 0)
+                if current > latest {
+                    throw StoreError(.schemaTooNew, "the database has schema version \(current), but this Hangar knows only up to \(latest); it was written by a newer Hangar. Run that version (or newer), or restore a backup made for this one; refusing to start so nothing is corrupted")
+                }
+                if current == latest { return true }
+                for statement in all[current] { try c.execute(statement) }
+                try c.execute("INSERT INTO schema_version (version, applied_at) VALUES ($1, $2)", [.int(Int64(current + 1)), .int(Clock.nowMicros())])
+                applied.append(current + 1)
+                return false
+            }
+            if done { return applied }
+        }
+    }
+}
+
+/// Wall-clock timestamps as stored: microseconds since the Unix epoch.
+public enum Clock {
+    public static func nowMicros() -> Int64 { Int64(Date().timeIntervalSince1970 * 1_000_000) }
+    public static func date(_ micros: Int64) -> Date { Date(timeIntervalSince1970: Double(micros) / 1_000_000) }
+}

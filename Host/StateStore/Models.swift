@@ -1,0 +1,146 @@
+import ClusterProtocol
+import Foundation
+
+/// Roles, as Backend.AI names them.
+public enum UserRole: String, Sendable, Codable, Comparable, CaseIterable {
+    case user, admin, superadmin
+    var rank: Int {
+        switch self {
+        case .user: 0
+        case .admin: 1
+        case .superadmin: 2
+        }
+    }
+    public static func < (a: UserRole, b: UserRole) -> Bool { a.rank < b.rank }
+}
+
+/// A domain: the top of the tenancy tree.
+public struct Domain: Sendable, Codable, Equatable {
+    public var name: String
+    public var description: String
+    public var isActive: Bool
+    public var createdAt: Int64
+}
+
+/// A project (Backend.AI: group).
+public struct Project: Sendable, Codable, Equatable {
+    public var id: String
+    public var name: String
+    public var domainName: String
+    public var description: String
+    public var isActive: Bool
+    public var resourcePolicy: String
+    public var createdAt: Int64
+}
+
+/// A user account.
+public struct User: Sendable, Codable, Equatable {
+    public var id: String
+    public var email: String
+    public var username: String
+    public var fullName: String
+    public var role: UserRole
+    public var status: String
+    public var domainName: String
+    public var resourcePolicy: String
+    public var createdAt: Int64
+}
+
+/// An API keypair.
+public struct Keypair: Sendable, Codable, Equatable {
+    public var accessKey: String
+    public var secretKey: String
+    public var userID: String
+    public var isActive: Bool
+    public var isAdmin: Bool
+    public var resourcePolicy: String
+    /// Requests per minute; 0 means unlimited.
+    public var rateLimit: Int64
+    public var createdAt: Int64
+    public var lastUsed: Int64?
+}
+
+/// What request authentication needs about a keypair and its owner, read in one query.
+public struct KeypairIdentity: Sendable, Equatable {
+    public var keypair: Keypair
+    public var userEmail: String
+    public var userRole: UserRole
+    public var userStatus: String
+    public var domainName: String
+}
+
+/// Resource policy levels.
+public enum PolicyScope: String, Sendable, Codable, CaseIterable {
+    case keypair, user, project
+}
+
+/// Limits applied at keypair, user or project level.
+public struct ResourcePolicy: Sendable, Codable, Equatable {
+    public var scope: PolicyScope
+    public var name: String
+    public var totalResourceSlots: ResourceSlots
+    public var maxConcurrentSessions: Int64
+    public var maxVfolderCount: Int64
+    public var maxVfolderSize: Int64
+    /// Seconds; 0 means none.
+    public var idleTimeout: Int64
+    public var createdAt: Int64
+}
+
+/// A resource group (Backend.AI: scaling group): agents that share a scheduler.
+public struct ResourceGroup: Sendable, Codable, Equatable {
+    public var name: String
+    public var description: String
+    public var isActive: Bool
+    public var scheduler: String
+    public var agentSelector: String
+    /// JSON object of scheduler options.
+    public var schedulerOptions: String
+    public var createdAt: Int64
+}
+
+/// A container image known to the cluster.
+public struct Image: Sendable, Codable, Equatable {
+    public var name: String
+    public var tag: String
+    public var architecture: String
+    public var digest: String
+    /// JSON object of labels.
+    public var labels: String
+    public var minResourceSlots: ResourceSlots
+    public var sizeBytes: Int64
+    public var createdAt: Int64
+}
+
+/// Agent liveness.
+public enum AgentStatus: String, Sendable, Codable {
+    case alive = "ALIVE"
+    case lost = "LOST"
+    case terminated = "TERMINATED"
+}
+
+/// An agent as the registry knows it.
+public struct AgentRecord: Sendable, Codable, Equatable {
+    public var id: String
+    public var status: AgentStatus
+    public var schedulable: Bool
+    public var address: String
+    public var resourceGroup: String
+    public var architecture: String
+    public var version: String
+    public var capacity: ResourceSlots
+    public var occupied: ResourceSlots
+    /// JSON: slot name to slot type.
+    public var slotTypes: String
+    /// JSON: devices reported by the accelerator plugins.
+    public var devices: String
+    /// JSON: accelerator plugins (name, version).
+    public var plugins: String
+    /// JSON: images present on the node.
+    public var images: String
+    /// JSON: kernel ids running on the node.
+    public var runningKernels: String
+    public var firstContact: Int64
+    public var lastHeartbeat: Int64
+    public var lostAt: Int64?
+}

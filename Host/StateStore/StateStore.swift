@@ -1,0 +1,284 @@
+import ClusterProtocol
+import Dispatch
+import Foundation
+import Identity
+
+/// The manager's durable state: one narrow set of operations over `SQLDatabase`, the same
+/// SQL on SQLite and PostgreSQL. Every write that must be atomic runs in one transaction.
+///
+/// Calls block (they are C calls into SQLite or libpq); async callers use `run`, which
+/// moves the work off the cooperative thread pool.
+public final class StateStore: Sendable {
+    public let database: SQLDatabase
+    private let queue = DispatchQueue(label: "hangar.state-store", attributes: .concurrent)
+
+    /// Opens the database and brings its schema up to date.
+    /// - Throws: `StoreError` (connection, or `.schemaTooNew`).
+    public convenience init(location: DatabaseLocation) throws {
+        try self.init(database: location.open())
+    }
+
+    public init(database: SQLDatabase) throws {
+        self.database = database
+        try Migrations.migrate(database)
+    }
+
+    /// Runs blocking store work on a thread of its own and resumes the caller.
+    public func run<T: Sendable>(_ body: @escaping @Sendable (StateStore) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            queue.async {
+                continuation.resume(with: Result { try body(self) })
+            }
+        }
+    }
+
+    public func close() { database.close() }
+
+    public var schemaVersion: Int {
+        get throws { Int(try database.withConnection { try $0.query("SELECT MAX(version) AS v FROM schema_version").first?.int("v") ?? 0 }) }
+    }
+
+    // MARK: - Bootstrap
+
+    /// Credentials created by `bootstrap`, shown once.
+    public struct BootstrapResult: Sendable, Codable, Equatable {
+        public var email: String
+        public var password: String
+        public var accessKey: String
+        public var secretKey: String
+    }
+
+    public static let defaultDomain = "default"
+    public static let defaultProject = "default"
+    public static let defaultPolicy = "default"
+    public static let defaultResourceGroup = "default"
+
+    /// Creates the default domain, project, resource policies and resource group, and a
+    /// superadmin with a keypair — once. Returns nil when the database was already set up.
+    public func bootstrap(adminEmail: String = "admin@hangar.local", password: String? = nil,
+                         passwordRounds: Int = PasswordHasher.defaultRounds) throws -> BootstrapResult? {
+        let password = password ?? KeyGenerator.password()
+        let hash = try PasswordHasher.hash(password, rounds: passwordRounds)
+        return try database.transaction { c -> BootstrapResult? in
+            guard try c.query("SELECT name FROM domains WHERE name = $1", [.text(Self.defaultDomain)]).isEmpty else { return nil }
+            let now = Clock.nowMicros()
+            try c.execute("INSERT INTO domains (name, description, created_at) VALUES ($1, $2, $3)",
+                          [.text(Self.defaultDomain), "The default domain", .int(now)])
+            for scope in PolicyScope.allCases {
+                try c.execute("""
+                    INSERT INTO resource_policies (scope, name, total_resource_slots, max_concurrent_sessions, max_vfolder_count,
+                        max_vfolder_size, idle_timeout, created_at) VALUES ($1, $2, '{}', $3, $4, 0, 0, $5)
+                    """, [.text(scope.rawValue), .text(Self.defaultPolicy), .int(scope == .keypair ? 30 : 0), .int(scope == .user ? 100 : 0), .int(now)])
+            }
+            let projectID = UUID().uuidString.lowercased()
+            try c.execute("""
+                INSERT INTO projects (id, name, domain_name, description, resource_policy, created_at)
+                VALUES ($1, $2, $3, 'The default project', $4, $5)
+                """, [.text(projectID), .text(Self.defaultProject), .text(Self.defaultDomain), .text(Self.defaultPolicy), .int(now)])
+            try c.execute("""
+                INSERT INTO resource_groups (name, description, scheduler, agent_selector, created_at)
+                VALUES ($1, 'The default resource group', 'fifo', 'concentrated', $2)
+                """, [.text(Self.defaultResourceGroup), .int(now)])
+            try c.execute("INSERT INTO project_resource_groups (project_id, resource_group) VALUES ($1, $2)",
+                          [.text(projectID), .text(Self.defaultResourceGroup)])
+            let userID = UUID().uuidString.lowercased()
+            try Self.insertUser(c, id: userID, email: adminEmail, username: "admin", passwordHash: hash, fullName: "Administrator",
+                                role: .superadmin, domain: Self.defaultDomain, now: now)
+            try c.execute("INSERT INTO project_members (project_id, user_id) VALUES ($1, $2)", [.text(projectID), .text(userID)])
+            let keypair = try Self.insertKeypair(c, userID: userID, isAdmin: true, resourcePolicy: Self.defaultPolicy, rateLimit: 0, now: now)
+            return BootstrapResult(email: adminEmail, password: password, accessKey: keypair.accessKey, secretKey: keypair.secretKey)
+        }
+    }
+
+    // MARK: - Users and keypairs
+
+    private static func insertUser(_ c: SQLConnection, id: String, email: String, username: String, passwordHash: String,
+                                   fullName: String, role: UserRole, domain: String, now: Int64) throws {
+        try c.execute("""
+            INSERT INTO users (id, email, username, password_hash, full_name, role, status, domain_name, resource_policy, created_at)
+            VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $8, $9)
+            """, [.text(id), .text(email), .text(username), .text(passwordHash), .text(fullName), .text(role.rawValue),
+                  .text(domain), .text(defaultPolicy), .int(now)])
+    }
+
+    private static func insertKeypair(_ c: SQLConnection, userID: String, isAdmin: Bool, resourcePolicy: String,
+                                      rateLimit: Int64, now: Int64) throws -> Keypair {
+        guard try !c.query("SELECT name FROM resource_policies WHERE scope = 'keypair' AND name = $1", [.text(resourcePolicy)]).isEmpty else {
+            throw StoreError(.invalid, "no keypair resource policy named '\(resourcePolicy)'")
+        }
+        let keypair = Keypair(accessKey: KeyGenerator.accessKey(), secretKey: KeyGenerator.secretKey(), userID: userID,
+                              isActive: true, isAdmin: isAdmin, resourcePolicy: resourcePolicy, rateLimit: rateLimit, createdAt: now, lastUsed: nil)
+        try c.execute("""
+            INSERT INTO keypairs (access_key, secret_key, user_id, is_active, is_admin, resource_policy, rate_limit, created_at)
+            VALUES ($1, $2, $3, 1, $4, $5, $6, $7)
+            """, [.text(keypair.accessKey), .text(keypair.secretKey), .text(userID), SQLValue(isAdmin), .text(resourcePolicy),
+                  .int(rateLimit), .int(now)])
+        return keypair
+    }
+
+    /// Creates a user in a domain and adds them to projects (by name).
+    public func createUser(email: String, username: String? = nil, password: String, role: UserRole = .user,
+                           fullName: String = "", domain: String = defaultDomain, projects: [String] = [defaultProject],
+                           passwordRounds: Int = PasswordHasher.defaultRounds) throws -> User {
+        guard email.contains("@"), email.count <= 254 else { throw StoreError(.invalid, "'\(email)' is not an email address") }
+        guard password.count >= 8 else { throw StoreError(.invalid, "the password must have at least 8 characters") }
+        let hash = try PasswordHasher.hash(password, rounds: passwordRounds)
+        let name = username ?? String(email.split(separator: "@")[0])
+        return try database.transaction { c in
+            guard try !c.query("SELECT name FROM domains WHERE name = $1", [.text(domain)]).isEmpty else {
+                throw StoreError(.notFound, "no domain named '\(domain)'")
+            }
+            if try !c.query("SELECT id FROM users WHERE email = $1 OR username = $2", [.text(email), .text(name)]).isEmpty {
+                throw StoreError(.constraint, "a user with email '\(email)' or username '\(name)' already exists")
+            }
+            let id = UUID().uuidString.lowercased()
+            let now = Clock.nowMicros()
+            try Self.insertUser(c, id: id, email: email, username: name, passwordHash: hash, fullName: fullName, role: role, domain: domain, now: now)
+            for project in projects {
+                guard let row = try c.query("SELECT id FROM projects WHERE domain_name = $1 AND name = $2", [.text(domain), .text(project)]).first,
+                      let projectID = row.string("id") else {
+                    throw StoreError(.notFound, "no project named '\(project)' in domain '\(domain)'")
+                }
+                try c.execute("INSERT INTO project_members (project_id, user_id) VALUES ($1, $2)", [.text(projectID), .text(id)])
+            }
+            return User(id: id, email: email, username: name, fullName: fullName, role: role, status: "active",
+                        domainName: domain, resourcePolicy: Self.defaultPolicy, createdAt: now)
+        }
+    }
+
+    private static func user(from r: SQLRow) -> User {
+        User(id: r.string("id") ?? "", email: r.string("email") ?? "", username: r.string("username") ?? "",
+             fullName: r.string("full_name") ?? "", role: UserRole(rawValue: r.string("role") ?? "") ?? .user,
+             status: r.string("status") ?? "", domainName: r.string("domain_name") ?? "",
+             resourcePolicy: r.string("resource_policy") ?? "", createdAt: r.int("created_at") ?? 0)
+    }
+
+    private static let userColumns = "id, email, username, full_name, role, status, domain_name, resource_policy, created_at"
+
+    public func users(domain: String? = nil) throws -> [User] {
+        try database.withConnection { c in
+            let rows = if let domain {
+                try c.query("SELECT \(Self.userColumns) FROM users WHERE domain_name = $1 ORDER BY created_at, email", [.text(domain)])
+            } else {
+                try c.query("SELECT \(Self.userColumns) FROM users ORDER BY created_at, email")
+            }
+            return rows.map(Self.user(from:))
+        }
+    }
+
+    public func user(email: String) throws -> User? {
+        try database.withConnection { c in
+            try c.query("SELECT \(Self.userColumns) FROM users WHERE email = $1", [.text(email)]).first.map(Self.user(from:))
+        }
+    }
+
+    public func user(id: String) throws -> User? {
+        try database.withConnection { c in
+            try c.query("SELECT \(Self.userColumns) FROM users WHERE id = $1", [.text(id)]).first.map(Self.user(from:))
+        }
+    }
+
+    /// Creates a keypair for a user.
+    public func createKeypair(userID: String, isAdmin: Bool = false, resourcePolicy: String = defaultPolicy, rateLimit: Int64 = 0) throws -> Keypair {
+        guard rateLimit >= 0 else { throw StoreError(.invalid, "rate_limit must be 0 (unlimited) or a positive number of requests per minute") }
+        return try database.transaction { c in
+            guard try !c.query("SELECT id FROM users WHERE id = $1", [.text(userID)]).isEmpty else {
+                throw StoreError(.notFound, "no user with id '\(userID)'")
+            }
+            return try Self.insertKeypair(c, userID: userID, isAdmin: isAdmin, resourcePolicy: resourcePolicy, rateLimit: rateLimit, now: Clock.nowMicros())
+        }
+    }
+
+    private static let keypairColumns = "k.access_key, k.secret_key, k.user_id, k.is_active, k.is_admin, k.resource_policy, k.rate_limit, k.created_at, k.last_used"
+
+    private static func keypair(from r: SQLRow) -> Keypair {
+        Keypair(accessKey: r.string("access_key") ?? "", secretKey: r.string("secret_key") ?? "", userID: r.string("user_id") ?? "",
+                isActive: r.bool("is_active"), isAdmin: r.bool("is_admin"), resourcePolicy: r.string("resource_policy") ?? "",
+                rateLimit: r.int("rate_limit") ?? 0, createdAt: r.int("created_at") ?? 0, lastUsed: r.int("last_used"))
+    }
+
+    public func keypairs(userID: String? = nil) throws -> [Keypair] {
+        try database.withConnection { c in
+            let rows = if let userID {
+                try c.query("SELECT \(Self.keypairColumns) FROM keypairs k WHERE k.user_id = $1 ORDER BY k.created_at, k.access_key", [.text(userID)])
+            } else {
+                try c.query("SELECT \(Self.keypairColumns) FROM keypairs k ORDER BY k.created_at, k.access_key")
+            }
+            return rows.map(Self.keypair(from:))
+        }
+    }
+
+    /// A keypair with its owner's role and status, for authenticating a request.
+    public func identity(accessKey: String) throws -> KeypairIdentity? {
+        try database.withConnection { c in
+            guard let r = try c.query("""
+                SELECT \(Self.keypairColumns), u.email AS email, u.role AS role, u.status AS status, u.domain_name AS domain_name
+                FROM keypairs k JOIN users u ON u.id = k.user_id WHERE k.access_key = $1
+                """, [.text(accessKey)]).first else { return nil }
+            return KeypairIdentity(keypair: Self.keypair(from: r), userEmail: r.string("email") ?? "",
+                                   userRole: UserRole(rawValue: r.string("role") ?? "") ?? .user,
+                                   userStatus: r.string("status") ?? "", domainName: r.string("domain_name") ?? "")
+        }
+    }
+
+    /// Activates or deactivates a keypair.
+    public func setKeypairActive(_ accessKey: String, _ active: Bool) throws {
+        let changed = try database.transaction { c in
+            try c.execute("UPDATE keypairs SET is_active = $1 WHERE access_key = $2", [SQLValue(active), .text(accessKey)])
+        }
+        if changed == 0 { throw StoreError(.notFound, "no keypair with access key '\(accessKey)'") }
+    }
+
+    // MARK: - Policies, groups, projects
+
+    public func resourcePolicies(scope: PolicyScope) throws -> [ResourcePolicy] {
+        try database.withConnection { c in
+            try c.query("SELECT * FROM resource_policies WHERE scope = $1 ORDER BY name", [.text(scope.rawValue)]).map { r in
+                ResourcePolicy(scope: scope, name: r.string("name") ?? "",
+                               totalResourceSlots: (try? ResourceSlots(json: r.string("total_resource_slots") ?? "{}")) ?? ResourceSlots(),
+                               maxConcurrentSessions: r.int("max_concurrent_sessions") ?? 0, maxVfolderCount: r.int("max_vfolder_count") ?? 0,
+                               maxVfolderSize: r.int("max_vfolder_size") ?? 0, idleTimeout: r.int("idle_timeout") ?? 0,
+                               createdAt: r.int("created_at") ?? 0)
+            }
+        }
+    }
+
+    public func resourceGroups() throws -> [ResourceGroup] {
+        try database.withConnection { c in
+            try c.query("SELECT * FROM resource_groups ORDER BY name").map { r in
+                ResourceGroup(name: r.string("name") ?? "", description: r.string("description") ?? "", isActive: r.bool("is_active"),
+                              scheduler: r.string("scheduler") ?? "", agentSelector: r.string("agent_selector") ?? "",
+                              schedulerOptions: r.string("scheduler_options") ?? "{}", createdAt: r.int("created_at") ?? 0)
+            }
+        }
+    }
+
+    /// Resource groups a user may use through their projects.
+    public func resourceGroups(forUser userID: String) throws -> [String] {
+        try database.withConnection { c in
+            try c.query("""
+                SELECT DISTINCT prg.resource_group AS name FROM project_resource_groups prg
+                JOIN project_members pm ON pm.project_id = prg.project_id WHERE pm.user_id = $1 ORDER BY name
+                """, [.text(userID)]).compactMap { $0.string("name") }
+        }
+    }
+
+    public func projects(domain: String = defaultDomain) throws -> [Project] {
+        try database.withConnection { c in
+            try c.query("SELECT * FROM projects WHERE domain_name = $1 ORDER BY name", [.text(domain)]).map { r in
+                Project(id: r.string("id") ?? "", name: r.string("name") ?? "", domainName: r.string("domain_name") ?? "",
+                        description: r.string("description") ?? "", isActive: r.bool("is_active"),
+                        resourcePolicy: r.string("resource_policy") ?? "", createdAt: r.int("created_at") ?? 0)
+            }
+        }
+    }
+
+    public func domains() throws -> [Domain] {
+        try database.withConnection { c in
+            try c.query("SELECT * FROM domains ORDER BY name").map { r in
+                Domain(name: r.string("name") ?? "", description: r.string("description") ?? "", isActive: r.bool("is_active"),
+                       createdAt: r.int("created_at") ?? 0)
+            }
+        }
+    }
+}

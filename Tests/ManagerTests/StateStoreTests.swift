@@ -1,0 +1,158 @@
+import ClusterProtocol
+import Foundation
+import Identity
+import StateStore
+import Testing
+
+/// The state store, run on SQLite and on PostgreSQL.
+@Suite struct StateStoreTests {
+    @Test(arguments: Backend.allCases)
+    func bootstrapCreatesDefaultsOnce(backend: Backend) throws {
+        let (db, store, admin) = try bootstrappedStore(backend)
+        defer { store.close(); _ = db }
+        #expect(try store.schemaVersion == Migrations.latest)
+        #expect(try store.domains().map(\.name) == ["default"])
+        #expect(try store.projects().map(\.name) == ["default"])
+        #expect(try store.resourceGroups().map(\.name) == ["default"])
+        #expect(try store.resourceGroups()[0].scheduler == "fifo")
+        let user = try #require(try store.user(email: admin.email))
+        #expect(user.role == .superadmin)
+        let identity = try #require(try store.identity(accessKey: admin.accessKey))
+        #expect(identity.keypair.secretKey == admin.secretKey && identity.keypair.isAdmin && identity.userRole == .superadmin)
+        #expect(try store.bootstrap(password: "x", passwordRounds: 1000) == nil, "a second bootstrap changes nothing")
+        #expect(try store.users().count == 1)
+        #expect(try store.resourceGroups(forUser: user.id) == ["default"])
+    }
+
+    @Test(arguments: Backend.allCases)
+    func reopeningKeepsStateAndDoesNotMigrateAgain(backend: Backend) throws {
+        let (db, store, admin) = try bootstrappedStore(backend)
+        store.close()
+        let again = try db.store()
+        defer { again.close() }
+        #expect(try again.identity(accessKey: admin.accessKey) != nil)
+        #expect(try Migrations.migrate(again.database).isEmpty)
+    }
+
+    @Test(arguments: Backend.allCases)
+    func newerSchemaIsRefused(backend: Backend) throws {
+        let (db, store, _) = try bootstrappedStore(backend)
+        try store.database.transaction { c in
+            try c.execute("INSERT INTO schema_version (version, applied_at) VALUES ($1, 0)", [.int(Int64(Migrations.latest + 1))])
+        }
+        store.close()
+        do {
+            _ = try db.store()
+            Issue.record("a database from a newer Hangar must be refused")
+        } catch let error as StoreError {
+            #expect(error.code == .schemaTooNew)
+            #expect(error.message.contains("schema version \(Migrations.latest + 1)"))
+            #expect(error.message.contains("newer Hangar"))
+        }
+    }
+
+    @Test(arguments: Backend.allCases)
+    func usersAndKeypairs(backend: Backend) throws {
+        let (db, store, _) = try bootstrappedStore(backend)
+        defer { store.close(); _ = db }
+        let user = try store.createUser(email: "ada@example.com", password: "s3cret-pass", passwordRounds: 1000)
+        #expect(user.username == "ada" && user.role == .user)
+        #expect(throws: StoreError.self) { try store.createUser(email: "ada@example.com", password: "s3cret-pass", passwordRounds: 1000) }
+        #expect(throws: StoreError.self) { try store.createUser(email: "bob@example.com", password: "short", passwordRounds: 1000) }
+        #expect(throws: StoreError.self) { try store.createUser(email: "eve@example.com", password: "long-enough", projects: ["nope"], passwordRounds: 1000) }
+        #expect(try store.user(email: "eve@example.com") == nil, "a failed create leaves nothing behind")
+        let keypair = try store.createKeypair(userID: user.id, rateLimit: 100)
+        #expect(keypair.accessKey.hasPrefix("AKIA") && keypair.accessKey.count == 20 && keypair.secretKey.count == 40)
+        try store.setKeypairActive(keypair.accessKey, false)
+        #expect(try store.identity(accessKey: keypair.accessKey)?.keypair.isActive == false)
+        #expect(throws: StoreError.self) { try store.setKeypairActive("AKIANOSUCHKEY", false) }
+        #expect(throws: StoreError.self) { try store.createKeypair(userID: user.id, resourcePolicy: "no-such-policy") }
+    }
+
+    @Test(arguments: Backend.allCases)
+    func twoHundredParallelKeypairCreationsLoseNothing(backend: Backend) async throws {
+        let (db, store, _) = try bootstrappedStore(backend)
+        defer { store.close(); _ = db }
+        let user = try store.createUser(email: "many@example.com", password: "many-keys-pass", passwordRounds: 1000)
+        let created = try await withThrowingTaskGroup(of: String.self) { group in
+            for _ in 0..<200 {
+                group.addTask { try await store.run { try $0.createKeypair(userID: user.id).accessKey } }
+            }
+            var keys: [String] = []
+            for try await key in group { keys.append(key) }
+            return keys
+        }
+        #expect(Set(created).count == 200)
+        #expect(Set(try store.keypairs(userID: user.id).map(\.accessKey)) == Set(created))
+    }
+
+    static func heartbeat(_ id: String, cpu: Decimal = 8, group: String = "default") -> AgentHeartbeat {
+        AgentHeartbeat(agentID: id, address: "http://10.0.0.\(abs(id.hashValue) % 200 + 1):6001", resourceGroup: group, architecture: "x86_64",
+                       version: "0.1.0", capacity: ResourceSlots(["cpu": cpu, "mem": 17_179_869_184, "cuda.shares": Decimal(string: "2.5")!]),
+                       slotTypes: ["cpu": "count", "mem": "bytes", "cuda.shares": "count"],
+                       devices: [DeviceReport(plugin: "cuda", id: "0", model: "H200", memoryBytes: 1 << 30, processingUnits: 132, numaNode: 1, health: "healthy")],
+                       plugins: [PluginReport(name: "mock", version: "1.0.0", deviceKey: "cuda")], runningKernels: ["k1"])
+    }
+
+    @Test(arguments: Backend.allCases)
+    func fiftyParallelHeartbeatsLoseNothing(backend: Backend) async throws {
+        let (db, store, _) = try bootstrappedStore(backend)
+        defer { store.close(); _ = db }
+        // 25 agents, each heartbeating twice at once (registration races included).
+        let outcomes = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for i in 0..<50 {
+                group.addTask { try await store.run { try $0.recordHeartbeat(Self.heartbeat("agent-\(i % 25)", cpu: Decimal(i % 25 + 1))).registered } }
+            }
+            var registered = 0
+            for try await r in group where r { registered += 1 }
+            return registered
+        }
+        #expect(outcomes == 25, "each agent registers exactly once")
+        let agents = try store.agents()
+        #expect(agents.count == 25)
+        #expect(agents.allSatisfy { $0.status == .alive })
+        for agent in agents {
+            let n = Int(agent.id.dropFirst("agent-".count))!
+            #expect(agent.capacity["cpu"] == Decimal(n + 1))
+        }
+    }
+
+    @Test(arguments: Backend.allCases)
+    func heartbeatsSilenceAndReturn(backend: Backend) throws {
+        let (db, store, _) = try bootstrappedStore(backend)
+        defer { store.close(); _ = db }
+        let t0: Int64 = 1_800_000_000_000_000
+        let first = try store.recordHeartbeat(Self.heartbeat("node-1"), now: t0)
+        #expect(first.registered && first.agent.status == .alive)
+        #expect(first.agent.capacity["cuda.shares"] == Decimal(string: "2.5"), "slot amounts round-trip exactly")
+        let again = try store.recordHeartbeat(Self.heartbeat("node-1"), now: t0 + 5_000_000)
+        #expect(!again.registered)
+        #expect(try store.markLostAgents(silentSince: t0 + 1_000_000).isEmpty, "heard from 5 s after the cutoff")
+        #expect(try store.markLostAgents(silentSince: t0 + 40_000_000, now: t0 + 40_000_000) == ["node-1"])
+        #expect(try store.agent(id: "node-1")?.status == .lost)
+        let back = try store.recordHeartbeat(Self.heartbeat("node-1"), now: t0 + 50_000_000)
+        #expect(back.registered && back.agent.status == .alive && back.agent.lostAt == nil)
+        try store.setAgentSchedulable("node-1", false)
+        #expect(try store.agent(id: "node-1")?.schedulable == false)
+        #expect(throws: StoreError.self) { try store.recordHeartbeat(Self.heartbeat("node-2", group: "no-such-group")) }
+        var bad = Self.heartbeat("bad id with spaces")
+        bad.address = "not a url"
+        #expect(throws: StoreError.self) { try store.recordHeartbeat(bad) }
+    }
+
+    @Test func resourceSlotsAreExactDecimals() throws {
+        let slots = try ResourceSlots(json: #"{"cpu": "4", "mem": "16g", "cuda.shares": 0.1, "x": "0.30000000000000004"}"#)
+        #expect(slots["mem"] == Decimal(17_179_869_184))
+        #expect(slots["cuda.shares"] + slots["cuda.shares"] + slots["cuda.shares"] == Decimal(string: "0.3")!)
+        #expect(slots.json.contains(#""cpu":"4""#))
+        #expect(throws: ResourceSlotsError.self) { try ResourceSlots(json: #"{"cpu": "lots"}"#) }
+        #expect(throws: ResourceSlotsError.self) { try ResourceSlots(json: #"[1]"#) }
+    }
+
+    @Test func databaseLocations() throws {
+        #expect(try DatabaseLocation("postgresql://u:pw@h:5432/db").description == "postgresql://u:***@h:5432/db")
+        #expect(try DatabaseLocation("/var/lib/hangar/m.db") == .sqlite(path: "/var/lib/hangar/m.db"))
+        #expect(try DatabaseLocation("sqlite:/tmp/x.db") == .sqlite(path: "/tmp/x.db"))
+        #expect(throws: StoreError.self) { try DatabaseLocation("mysql://x") }
+    }
+}
