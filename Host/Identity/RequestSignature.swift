@@ -50,7 +50,7 @@ public enum RequestSigner {
         let k1 = HMAC<SHA256>.authenticationCode(for: Array(dateStamp.utf8), using: SymmetricKey(data: Array(secretKey.utf8)))
         let k2 = HMAC<SHA256>.authenticationCode(for: Array(input.host.utf8), using: SymmetricKey(data: Data(k1)))
         let mac = HMAC<SHA256>.authenticationCode(for: Array(stringToSign(input).utf8), using: SymmetricKey(data: Data(k2)))
-        return mac.map { String(format: "%02x", $0) }.joined()
+        return hex(Array(mac))
     }
 
     /// The Authorization header value a client sends.
@@ -63,6 +63,19 @@ public enum RequestSigner {
         let parsed = try RequestDate.parse(input.date)
         return authorization(accessKey: accessKey, signature: signature(secretKey: secretKey, input: input, dateStamp: parsed.dateStamp))
     }
+}
+
+/// Lower-case hex, without String(format:) (which goes through CoreFoundation and costs more
+/// than the HMAC it prints).
+public func hex(_ bytes: [UInt8]) -> String {
+    let digits = Array("0123456789abcdef".utf8)
+    var out = [UInt8]()
+    out.reserveCapacity(bytes.count * 2)
+    for b in bytes {
+        out.append(digits[Int(b >> 4)])
+        out.append(digits[Int(b & 0x0f)])
+    }
+    return String(decoding: out, as: UTF8.self)
 }
 
 /// Why a request's authentication parameters were refused.
@@ -164,15 +177,9 @@ public struct RequestDate: Sendable, Equatable {
             }
         }
         guard i == b.count else { return nil }
-        var components = DateComponents()
-        components.year = year; components.month = month; components.day = day
-        components.hour = hour; components.minute = minute; components.second = second
-        components.timeZone = TimeZone(secondsFromGMT: 0)
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(secondsFromGMT: 0)!
-        guard let local = calendar.date(from: components) else { return nil }
-        let instant = local.addingTimeInterval(fraction - Double(offsetSeconds))
-        return RequestDate(instant: instant, dateStamp: String(format: "%04d%02d%02d", year, month, day))
+        let seconds = CivilTime.epochSeconds(year: year, month: month, day: day) + Int64(hour * 3600 + minute * 60 + second - offsetSeconds)
+        return RequestDate(instant: Date(timeIntervalSince1970: Double(seconds) + fraction),
+                           dateStamp: CivilTime.stamp(year: year, month: month, day: day))
     }
 
     private static func parseRFC1123(_ s: String) -> RequestDate? {
@@ -183,5 +190,54 @@ public struct RequestDate: Sendable, Equatable {
         guard let date = formatter.date(from: s) else { return nil }
         formatter.dateFormat = "yyyyMMdd"
         return RequestDate(instant: date, dateStamp: formatter.string(from: date))
+    }
+}
+
+/// Calendar arithmetic without Foundation's Calendar: it sits on the hot path of every
+/// signed request, and building a Calendar or DateFormatter costs more than the whole
+/// signature check.
+public enum CivilTime {
+    /// Seconds from 1970-01-01T00:00:00Z to the start of a proleptic Gregorian day (UTC).
+    public static func epochSeconds(year: Int, month: Int, day: Int) -> Int64 {
+        // Howard Hinnant's days_from_civil.
+        let y = Int64(month <= 2 ? year - 1 : year)
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let m = Int64(month)
+        let doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + Int64(day) - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        return (era * 146_097 + doe - 719_468) * 86_400
+    }
+
+    /// The UTC civil date of a Unix time.
+    public static func civil(epochSeconds: Int64) -> (year: Int, month: Int, day: Int, secondOfDay: Int) {
+        let days = epochSeconds >= 0 ? epochSeconds / 86_400 : (epochSeconds - 86_399) / 86_400
+        let secondOfDay = Int(epochSeconds - days * 86_400)
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let day = Int(doy - (153 * mp + 2) / 5 + 1)
+        let month = Int(mp < 10 ? mp + 3 : mp - 9)
+        return (Int(yoe + era * 400) + (month <= 2 ? 1 : 0), month, day, secondOfDay)
+    }
+
+    static func stamp(year: Int, month: Int, day: Int) -> String {
+        pad(year, 4) + pad(month, 2) + pad(day, 2)
+    }
+
+    static func pad(_ value: Int, _ width: Int) -> String {
+        let s = String(value)
+        return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
+    }
+
+    /// ISO 8601 in UTC with microseconds, e.g. 2026-11-29T12:34:56.789012Z.
+    public static func iso8601(micros: Int64) -> String {
+        let seconds = micros >= 0 ? micros / 1_000_000 : (micros - 999_999) / 1_000_000
+        let fraction = Int(micros - seconds * 1_000_000)
+        let c = civil(epochSeconds: seconds)
+        return "\(pad(c.year, 4))-\(pad(c.month, 2))-\(pad(c.day, 2))T\(pad(c.secondOfDay / 3600, 2)):\(pad(c.secondOfDay / 60 % 60, 2)):\(pad(c.secondOfDay % 60, 2)).\(pad(fraction, 6))Z"
     }
 }

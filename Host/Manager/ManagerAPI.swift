@@ -115,11 +115,7 @@ public struct ManagerAPI: Sendable {
         let secretKey: String?
     }
 
-    static func iso(_ micros: Int64) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: Clock.date(micros))
-    }
+    static func iso(_ micros: Int64) -> String { CivilTime.iso8601(micros: micros) }
 
     static func view(_ k: Keypair, email: String?, showSecret: Bool) -> KeypairView {
         KeypairView(accessKey: k.accessKey, userId: k.userID, userEmail: email, isActive: k.isActive, isAdmin: k.isAdmin,

@@ -103,3 +103,17 @@ import Testing
         #expect(!PasswordHasher.verify("correct horse", against: "garbage"))
     }
 }
+
+@Suite struct CivilTimeTests {
+    @Test func roundTripsAgainstFoundation() {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(secondsFromGMT: 0)!
+        for epoch: Int64 in [0, 86_399, 86_400, 951_782_400, 1_709_296_496, 4_102_444_800, -86_401, 1_000_000_000_000 / 1000] {
+            let c = CivilTime.civil(epochSeconds: epoch)
+            let f = calendar.dateComponents([.year, .month, .day], from: Date(timeIntervalSince1970: Double(epoch)))
+            #expect(c.year == f.year && c.month == f.month && c.day == f.day, "\(epoch)")
+            #expect(CivilTime.epochSeconds(year: c.year, month: c.month, day: c.day) + Int64(c.secondOfDay) == epoch)
+        }
+        #expect(CivilTime.iso8601(micros: 1_709_296_496_789_012) == "2024-03-01T12:34:56.789012Z")
+    }
+}
