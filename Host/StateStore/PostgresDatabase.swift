@@ -63,15 +63,7 @@ public final class PostgresDatabase: SQLDatabase, @unchecked Sendable {
     public func transaction<T>(_ body: (SQLConnection) throws -> T) throws -> T {
         let connection = try checkout()
         defer { checkin(connection) }
-        try connection.execute("BEGIN")
-        do {
-            let result = try body(connection)
-            try connection.execute("COMMIT")
-            return result
-        } catch {
-            _ = try? connection.execute("ROLLBACK")
-            throw error
-        }
+        return try inTransaction(connection, body)
     }
 
     public func withConnection<T>(_ body: (SQLConnection) throws -> T) throws -> T {

@@ -124,6 +124,19 @@ public protocol SQLDatabase: AnyObject, Sendable {
     func close()
 }
 
+/// Runs `body` between `begin` and COMMIT on one connection, rolling back if it throws.
+func inTransaction<T>(_ connection: SQLConnection, begin: String = "BEGIN", _ body: (SQLConnection) throws -> T) throws -> T {
+    try connection.execute(begin)
+    do {
+        let result = try body(connection)
+        try connection.execute("COMMIT")
+        return result
+    } catch {
+        _ = try? connection.execute("ROLLBACK")
+        throw error
+    }
+}
+
 /// The two supported databases.
 public enum SQLDialect: String, Sendable {
     case sqlite

@@ -55,15 +55,7 @@ public final class SQLiteDatabase: SQLDatabase, @unchecked Sendable {
         guard db != nil else { throw StoreError(.connection, "the SQLite database \(path) is closed") }
         // IMMEDIATE takes the write lock up front, so two writers never deadlock upgrading
         // read locks.
-        try connection.execute("BEGIN IMMEDIATE")
-        do {
-            let result = try body(connection)
-            try connection.execute("COMMIT")
-            return result
-        } catch {
-            _ = try? connection.execute("ROLLBACK")
-            throw error
-        }
+        return try inTransaction(connection, begin: "BEGIN IMMEDIATE", body)
     }
 
     public func withConnection<T>(_ body: (SQLConnection) throws -> T) throws -> T {
