@@ -87,6 +87,9 @@ let package = Package(
             dependencies: ["CSQLite", "CLibpq", "ClusterProtocol", "Identity"],
             path: "Host/StateStore"
         ),
+        .systemLibrary(name: "CNuma", path: "Host/CNuma", providers: [.apt(["libnuma-dev"])]),
+        // The agent's resource model: devices, slots, NUMA-aware allocation maps.
+        .target(name: "AgentResources", dependencies: ["CNuma"], path: "Host/AgentResources"),
         .target(
             name: "Manager",
             dependencies: [
@@ -129,6 +132,11 @@ let package = Package(
             name: "PluginHostTests",
             dependencies: ["PluginHost", "PluginConformance", "PluginAPI"],
             path: "Tests/PluginHostTests"
+        ),
+        .testTarget(
+            name: "AgentResourcesTests",
+            dependencies: ["AgentResources"],
+            path: "Tests/AgentResourcesTests"
         ),
         .testTarget(
             name: "ManagerTests",

@@ -1,0 +1,2 @@
+/* libnuma: NUMA topology of the node (Debian: libnuma-dev). */
+#include <numa.h>
