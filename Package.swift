@@ -43,6 +43,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // The ABI: C headers only. Plugins and the host compile against it; nothing links it.
@@ -90,6 +92,25 @@ let package = Package(
         .systemLibrary(name: "CNuma", path: "Host/CNuma", providers: [.apt(["libnuma-dev"])]),
         // The agent's resource model: devices, slots, NUMA-aware allocation maps.
         .target(name: "AgentResources", dependencies: ["CNuma"], path: "Host/AgentResources"),
+        // Docker Engine API over its unix socket (Docker or podman's compatible service).
+        .target(
+            name: "ContainerEngine",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Host/ContainerEngine"
+        ),
+        // The agent role: kernels in containers, resources, manager link.
+        .target(
+            name: "Agent",
+            dependencies: [
+                "AgentResources", "ContainerEngine", "PluginHost", "ClusterProtocol",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Host/Agent"
+        ),
         .target(
             name: "Manager",
             dependencies: [
@@ -137,6 +158,11 @@ let package = Package(
             name: "AgentResourcesTests",
             dependencies: ["AgentResources"],
             path: "Tests/AgentResourcesTests"
+        ),
+        .testTarget(
+            name: "AgentTests",
+            dependencies: ["Agent", "AgentResources", "ContainerEngine", "PluginHost"],
+            path: "Tests/AgentTests"
         ),
         .testTarget(
             name: "ManagerTests",

@@ -1,0 +1,365 @@
+import AgentResources
+import ContainerEngine
+import Foundation
+import Logging
+import PluginHost
+
+/// What the manager asks an agent to run.
+public struct KernelRequest: Codable, Sendable, Equatable {
+    public var kernelID: String
+    public var sessionID: String
+    public var image: String
+    /// Slot → amount in fixed point (count slots × 1_000_000, bytes in bytes).
+    public var slots: [String: Int64]
+    public var environment: [String: String]
+    /// nil: the image's default command.
+    public var command: [String]?
+    /// Extra bind mounts (vfolders): host path, container path, read-only.
+    public var mounts: [KernelMount]
+    public var sharedMemoryBytes: Int64
+    public var pidsLimit: Int64
+
+    public init(kernelID: String, sessionID: String, image: String, slots: [String: Int64], environment: [String: String] = [:],
+                command: [String]? = nil, mounts: [KernelMount] = [], sharedMemoryBytes: Int64 = 64 << 20, pidsLimit: Int64 = 4096) {
+        self.kernelID = kernelID
+        self.sessionID = sessionID
+        self.image = image
+        self.slots = slots
+        self.environment = environment
+        self.command = command
+        self.mounts = mounts
+        self.sharedMemoryBytes = sharedMemoryBytes
+        self.pidsLimit = pidsLimit
+    }
+}
+
+/// A bind mount into a kernel.
+public struct KernelMount: Codable, Sendable, Equatable {
+    public var hostPath: String
+    public var containerPath: String
+    public var readOnly: Bool
+    public init(hostPath: String, containerPath: String, readOnly: Bool) {
+        self.hostPath = hostPath
+        self.containerPath = containerPath
+        self.readOnly = readOnly
+    }
+}
+
+/// A kernel the agent runs: its container and the resources it holds. Persisted as
+/// `<scratch>/<kernel>/config/kernel.json` so a restarted agent rebuilds its maps exactly.
+public struct KernelRecord: Codable, Sendable, Equatable {
+    public var request: KernelRequest
+    public var containerID: String
+    public var allocation: SlotAllocation
+    public var cpuset: [Int]
+    public var memoryBytes: Int64
+    public var createdAt: Date
+}
+
+/// How a kernel ended, as the engine reports it.
+public struct KernelExit: Sendable, Equatable {
+    public var running: Bool
+    public var exitCode: Int?
+    public var oomKilled: Bool
+}
+
+/// Why a kernel could not be created. Nothing is left behind after any of these.
+public enum KernelError: Error, Sendable, CustomStringConvertible {
+    case allocation(AllocationError)
+    case imageNotFound(String)
+    case engine(EngineError)
+    case accelerator(String)
+    case unknownKernel(String)
+    case invalid(String)
+
+    public var description: String {
+        switch self {
+        case .allocation(let e): "cannot allocate the requested resources: \(e)"
+        case .imageNotFound(let image): "image '\(image)' is not present on this agent and could not be pulled; build or pull it first (e.g. Tools/images/python-image.sh)"
+        case .engine(let e): e.description
+        case .accelerator(let message): "accelerator plugin: \(message)"
+        case .unknownKernel(let id): "no kernel '\(id)' on this agent"
+        case .invalid(let message): message
+        }
+    }
+}
+
+/// Labels that mark our containers.
+public enum KernelLabels {
+    public static let agent = "io.hangar.agent-id"
+    public static let kernel = "io.hangar.kernel-id"
+    public static let session = "io.hangar.session-id"
+}
+
+/// Creates, tracks, stops and re-adopts kernel containers, holding their slots in the
+/// allocator and asking the accelerator plugins for their container settings.
+public actor KernelRunner {
+    public let agentID: String
+    public let engine: DockerEngineClient
+    public let allocator: SlotAllocator
+    public let scratchRoot: String
+    /// Accelerator plugins by device key.
+    let accelerators: [String: AcceleratorPlugin]
+    let logger: Logger
+    private var kernels: [String: KernelRecord] = [:]
+
+    public init(agentID: String, engine: DockerEngineClient, allocator: SlotAllocator, scratchRoot: String,
+                accelerators: [AcceleratorPlugin] = [], logger: Logger = Logger(label: "hangar.agent")) {
+        self.agentID = agentID
+        self.engine = engine
+        self.allocator = allocator
+        self.scratchRoot = scratchRoot
+        self.accelerators = Dictionary(accelerators.map { ($0.info.deviceKey, $0) }, uniquingKeysWith: { a, _ in a })
+        self.logger = logger
+    }
+
+    public var running: [KernelRecord] { Array(kernels.values) }
+
+    public func record(_ kernelID: String) -> KernelRecord? { kernels[kernelID] }
+
+    static func isSafeID(_ id: String) -> Bool {
+        (1...64).contains(id.count) && id.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }
+    }
+
+    /// Creates and starts a kernel. On any failure the allocation is freed and no container remains.
+    public func create(_ request: KernelRequest) async throws(KernelError) -> KernelRecord {
+        guard Self.isSafeID(request.kernelID) else { throw .invalid("kernel id '\(request.kernelID)' must be 1-64 letters, digits, '-' or '_'") }
+        guard kernels[request.kernelID] == nil else { throw .invalid("kernel '\(request.kernelID)' already exists on this agent") }
+        let allocation: SlotAllocation
+        do {
+            allocation = try allocator.allocate(request.slots)
+        } catch {
+            throw .allocation(error)
+        }
+        var containerID: String?
+        let scratch = "\(scratchRoot)/\(request.kernelID)"
+        do {
+            do {
+                guard try await engine.inspectImage(request.image) != nil else { throw KernelError.imageNotFound(request.image) }
+            } catch let error as EngineError {
+                throw KernelError.engine(error)
+            }
+            let cpuset = allocation.devices(of: "cpu").compactMap(Int.init).sorted()
+            let memory = allocation.totals["mem"] ?? 0
+            let edits = try pluginEdits(for: allocation, kernelID: request.kernelID)
+            try prepareScratch(scratch, request: request, allocation: allocation, edits: edits)
+            let config = containerConfig(request, cpuset: cpuset, memory: memory, scratch: scratch, edits: edits)
+            let body = try JSONSerialization.data(withJSONObject: config)
+            let id = try await engine.createContainer(name: "hangar-\(request.kernelID)", config: body)
+            containerID = id
+            let record = KernelRecord(request: request, containerID: id, allocation: allocation, cpuset: cpuset, memoryBytes: memory, createdAt: Date())
+            try persist(record, scratch: scratch)
+            try await engine.start(id)
+            kernels[request.kernelID] = record
+            logger.info("kernel started", metadata: ["kernel": .string(request.kernelID), "container": .string(String(id.prefix(12))),
+                                                     "cpuset": .string(cpuset.map(String.init).joined(separator: ","))])
+            return record
+        } catch {
+            allocator.free(allocation)
+            if let containerID { try? await engine.remove(containerID, force: true) }
+            try? FileManager.default.removeItem(atPath: scratch)
+            switch error {
+            case let e as KernelError: throw e
+            case let e as EngineError: throw .engine(e)
+            case let e as PluginError: throw .accelerator(e.description)
+            default: throw .invalid("\(error)")
+            }
+        }
+    }
+
+    /// Each accelerator plugin's container settings for its part of the allocation.
+    func pluginEdits(for allocation: SlotAllocation, kernelID: String) throws -> [ContainerEdits] {
+        var byKey: [String: [AllocationEntry]] = [:]
+        for (slot, devices) in allocation.amounts {
+            let key = slot.split(separator: ".", maxSplits: 1).first.map(String.init) ?? slot
+            guard key != "cpu", key != "mem" else { continue }
+            for (device, amount) in devices where amount > 0 {
+                byKey[key, default: []].append(AllocationEntry(slotName: slot, deviceID: device, amount: amount))
+            }
+        }
+        return try byKey.keys.sorted().map { key in
+            guard let plugin = accelerators[key] else { throw KernelError.accelerator("no plugin provides the device key '\(key)'") }
+            return try plugin.containerEdits(for: Allocation(containerID: kernelID, entries: byKey[key]!))
+        }
+    }
+
+    /// `<scratch>/config` (read-only in the container) and `<scratch>/work`.
+    func prepareScratch(_ scratch: String, request: KernelRequest, allocation: SlotAllocation, edits: [ContainerEdits]) throws {
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: scratch + "/config", withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: scratch + "/work", withIntermediateDirectories: true)
+        // resource.txt in Backend.AI's KEY=VALUE form, read by in-container hooks.
+        var lines: [String] = []
+        for slot in allocation.amounts.keys.sorted() {
+            let shares = allocation.devices(of: slot).map { "\($0):\(allocation.amounts[slot]![$0]!)" }.joined(separator: ",")
+            lines.append("\(slot.uppercased())_SHARES=\(shares)")
+        }
+        for edit in edits { for pair in edit.resourceData { lines.append("\(pair.name)=\(pair.value)") } }
+        try (lines.joined(separator: "\n") + "\n").write(toFile: scratch + "/config/resource.txt", atomically: true, encoding: .utf8)
+        let environ = edits.flatMap(\.env).map { "\($0.name)=\($0.value)" } + request.environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+        try (environ.joined(separator: "\n") + "\n").write(toFile: scratch + "/config/environ.txt", atomically: true, encoding: .utf8)
+    }
+
+    func persist(_ record: KernelRecord, scratch: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+        try encoder.encode(record).write(to: URL(fileURLWithPath: scratch + "/config/kernel.json"), options: .atomic)
+    }
+
+    /// The Docker API create body.
+    func containerConfig(_ request: KernelRequest, cpuset: [Int], memory: Int64, scratch: String, edits: [ContainerEdits]) -> [String: Any] {
+        var env = ["BACKENDAI_KERNEL_ID=\(request.kernelID)", "BACKENDAI_SESSION_ID=\(request.sessionID)",
+                   "BACKENDAI_KERNEL_IMAGE=\(request.image)", "HANGAR_KERNEL_ID=\(request.kernelID)"]
+        if !cpuset.isEmpty { env += ["OMP_NUM_THREADS=\(cpuset.count)", "OPENBLAS_NUM_THREADS=\(cpuset.count)"] }
+        env += edits.flatMap(\.env).map { "\($0.name)=\($0.value)" }
+        env += request.environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+        var binds = ["\(scratch)/config:/home/config:ro", "\(scratch)/work:/home/work:rw"]
+        binds += request.mounts.map { "\($0.hostPath):\($0.containerPath):\($0.readOnly ? "ro" : "rw")" }
+        binds += edits.flatMap(\.mounts).map { "\($0.hostPath):\($0.containerPath):\($0.readOnly ? "ro" : "rw")" }
+        var host: [String: Any] = [
+            "Binds": binds,
+            "PidsLimit": request.pidsLimit,
+            "ShmSize": request.sharedMemoryBytes,
+            "Devices": edits.flatMap(\.deviceNodes).map { ["PathOnHost": $0.hostPath, "PathInContainer": $0.containerPath, "CgroupPermissions": $0.cgroupPermissions] },
+            "CapAdd": edits.flatMap(\.capabilities),
+            "GroupAdd": edits.flatMap(\.groups),
+            "Ulimits": edits.flatMap(\.ulimits).map { ["Name": $0.name, "Soft": $0.soft, "Hard": $0.hard] },
+            "Sysctls": Dictionary(edits.flatMap(\.sysctls).map { ($0.name, $0.value) }, uniquingKeysWith: { _, b in b }),
+            "SecurityOpt": edits.flatMap(\.securityOptions),
+            "Init": false,
+        ]
+        if !cpuset.isEmpty {
+            host["CpusetCpus"] = cpuset.map(String.init).joined(separator: ",")
+            host["NanoCpus"] = Int64(cpuset.count) * 1_000_000_000
+        }
+        if memory > 0 {
+            host["Memory"] = memory
+            host["MemorySwap"] = memory  // equal to Memory: no swap
+        }
+        if edits.contains(where: \.hostIPC) { host["IpcMode"] = "host" }
+        let cdi = edits.flatMap(\.cdiDevices)
+        if !cdi.isEmpty { host["DeviceRequests"] = [["Driver": "cdi", "DeviceIDs": cdi]] }
+        let preload = edits.flatMap(\.preloadLibraries)
+        if !preload.isEmpty {
+            host["Binds"] = binds + preload.map { "\($0):/opt/hangar/hooks/\(($0 as NSString).lastPathComponent):ro" }
+            env.append("LD_PRELOAD=" + preload.map { "/opt/hangar/hooks/\(($0 as NSString).lastPathComponent)" }.joined(separator: ":"))
+        }
+        var config: [String: Any] = [
+            "Image": request.image,
+            "Env": env,
+            "WorkingDir": "/home/work",
+            "Labels": [KernelLabels.agent: agentID, KernelLabels.kernel: request.kernelID, KernelLabels.session: request.sessionID],
+            "HostConfig": host,
+        ]
+        if let command = request.command { config["Cmd"] = command }
+        return config
+    }
+
+    /// Running state, exit code and whether the kernel was OOM-killed.
+    public func status(_ kernelID: String) async throws(KernelError) -> KernelExit {
+        guard let record = kernels[kernelID] else { throw .unknownKernel(kernelID) }
+        do {
+            guard let state = try await engine.inspect(record.containerID)?["State"] as? [String: Any] else {
+                return KernelExit(running: false, exitCode: nil, oomKilled: false)
+            }
+            return Self.exit(from: state, containerID: record.containerID)
+        } catch let error as EngineError {
+            throw .engine(error)
+        } catch {
+            throw .invalid("\(error)")
+        }
+    }
+
+    /// The exit as the engine's State reports it, with OOM kills confirmed from the kernel log
+    /// when the engine does not flag them (a SIGKILL exit, 137, is what an OOM kill looks like).
+    static func exit(from state: [String: Any], containerID: String) -> KernelExit {
+        let running = state["Running"] as? Bool ?? false
+        let code = running ? nil : state["ExitCode"] as? Int
+        var oom = state["OOMKilled"] as? Bool ?? false
+        if !oom, code == 137 { oom = OOMEvidence.containerWasOOMKilled(containerID) }
+        return KernelExit(running: running, exitCode: code, oomKilled: oom)
+    }
+
+    /// Waits for a kernel's container to exit.
+    public func wait(_ kernelID: String) async throws(KernelError) -> KernelExit {
+        guard let record = kernels[kernelID] else { throw .unknownKernel(kernelID) }
+        do {
+            _ = try await engine.wait(record.containerID)
+        } catch let error as EngineError {
+            throw .engine(error)
+        } catch {
+            throw .invalid("\(error)")
+        }
+        return try await status(kernelID)
+    }
+
+    public func logs(_ kernelID: String) async throws(KernelError) -> (stdout: String, stderr: String) {
+        guard let record = kernels[kernelID] else { throw .unknownKernel(kernelID) }
+        do {
+            return try await engine.logs(record.containerID)
+        } catch let error as EngineError {
+            throw .engine(error)
+        } catch {
+            throw .invalid("\(error)")
+        }
+    }
+
+    /// Stops and removes a kernel, frees its slots exactly once, and removes its scratch.
+    public func destroy(_ kernelID: String) async throws(KernelError) -> KernelExit {
+        guard let record = kernels.removeValue(forKey: kernelID) else { throw .unknownKernel(kernelID) }
+        var exit = KernelExit(running: false, exitCode: nil, oomKilled: false)
+        if let state = try? await engine.inspect(record.containerID)?["State"] as? [String: Any] {
+            if state["Running"] as? Bool == true { try? await engine.stop(record.containerID, timeout: 5) }
+            let final = (try? await engine.inspect(record.containerID)?["State"] as? [String: Any]) ?? state
+            exit = Self.exit(from: final, containerID: record.containerID)
+        }
+        try? await engine.remove(record.containerID, force: true)
+        allocator.free(record.allocation)
+        let releases = record.allocation.amounts.keys.compactMap { $0.split(separator: ".").first.map(String.init) }
+        for key in Set(releases) {
+            guard let plugin = accelerators[key] else { continue }
+            let entries = record.allocation.amounts.filter { $0.key.hasPrefix(key + ".") }.flatMap { slot, devices in
+                devices.map { AllocationEntry(slotName: slot, deviceID: $0.key, amount: $0.value) }
+            }
+            try? plugin.release(Allocation(containerID: kernelID, entries: entries))
+        }
+        try? FileManager.default.removeItem(atPath: "\(scratchRoot)/\(kernelID)")
+        return exit
+    }
+
+    /// After a restart: re-adopts every container labelled with this agent's id whose
+    /// kernel.json survives, restoring its allocation exactly. Returns the adopted kernels
+    /// and the ids of labelled containers that could not be adopted.
+    public func recover() async throws(KernelError) -> (adopted: [KernelRecord], orphans: [String]) {
+        let containers: [[String: Any]]
+        do {
+            containers = try await engine.containers(labels: ["\(KernelLabels.agent)=\(agentID)"])
+        } catch let error as EngineError {
+            throw .engine(error)
+        } catch {
+            throw .invalid("\(error)")
+        }
+        var adopted: [KernelRecord] = []
+        var orphans: [String] = []
+        for container in containers {
+            let labels = container["Labels"] as? [String: String] ?? [:]
+            guard let kernelID = labels[KernelLabels.kernel], Self.isSafeID(kernelID), kernels[kernelID] == nil,
+                  let data = FileManager.default.contents(atPath: "\(scratchRoot)/\(kernelID)/config/kernel.json"),
+                  let record = try? JSONDecoder().decode(KernelRecord.self, from: data),
+                  record.containerID == container["Id"] as? String else {
+                orphans.append(container["Id"] as? String ?? "?")
+                continue
+            }
+            do {
+                try allocator.restore(record.allocation)
+            } catch {
+                logger.error("cannot restore a kernel's allocation", metadata: ["kernel": .string(kernelID), "error": .string(error.description)])
+                orphans.append(record.containerID)
+                continue
+            }
+            kernels[kernelID] = record
+            adopted.append(record)
+        }
+        return (adopted, orphans)
+    }
+}
