@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Hangar builds and tests against. Idempotent; needs root
 # (or sudo). Swift itself must already be on PATH (swift.org toolchain).
-#   --server : also PostgreSQL's server (the tests start a throwaway cluster)
+#   --server : also what the tests run: PostgreSQL's server, podman with runc, mmdebstrap
+#              (the test image is built from Debian packages), curl
 set -euo pipefail
 packages=(libltdl-dev libpq-dev libnuma-dev libseccomp-dev libsqlite3-dev pkg-config gcc make)
-[ "${1:-}" = "--server" ] && packages+=(postgresql)
+[ "${1:-}" = "--server" ] && packages+=(postgresql podman runc uidmap slirp4netns mmdebstrap curl)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

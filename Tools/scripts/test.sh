@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
 # The whole test suite: installs dependencies, builds every product (plugins included: the
-# tests load them as .so files next to the test runner), starts a throwaway PostgreSQL on a
-# loopback port (the manager tests run on SQLite and on PostgreSQL), runs every test, and
-# tears PostgreSQL down again.
+# tests load them as .so files next to the test runner), starts the services the tests use —
+# a throwaway PostgreSQL on a loopback port (manager tests run on SQLite and PostgreSQL) and
+# podman's Docker-compatible service (agent tests run real containers) — builds or reuses
+# the Python test image, runs every test, and stops the services again.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 Tools/scripts/install-deps.sh --server
+export CONTAINERS_CONF="$PWD/Tools/scripts/containers.conf"
+Tools/images/python-image.sh
 swift build --build-tests
 pgdir=$(mktemp -d /tmp/hangar-test-pg.XXXXXX)
-trap 'Tools/scripts/postgres.sh stop "$pgdir"' EXIT
+enginedir=$(mktemp -d /tmp/hangar-test-engine.XXXXXX)
+trap 'Tools/scripts/postgres.sh stop "$pgdir"; Tools/scripts/podman-service.sh stop "$enginedir"' EXIT
 port=$((55000 + RANDOM % 5000))
 HANGAR_TEST_POSTGRES_URL=$(Tools/scripts/postgres.sh start "$pgdir" "$port")
-export HANGAR_TEST_POSTGRES_URL
+HANGAR_TEST_ENGINE_SOCKET=$(Tools/scripts/podman-service.sh start "$enginedir")
+export HANGAR_TEST_POSTGRES_URL HANGAR_TEST_ENGINE_SOCKET
+export HANGAR_TEST_IMAGE=hangar/python:3.11-bookworm
 swift test --skip-build
