@@ -106,8 +106,11 @@ let package = Package(
         .target(
             name: "Agent",
             dependencies: [
-                "AgentResources", "ContainerEngine", "PluginHost", "ClusterProtocol",
+                "AgentResources", "ContainerEngine", "PluginHost", "ClusterProtocol", "ConfigFile",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             path: "Host/Agent"
         ),
@@ -127,7 +130,7 @@ let package = Package(
         .executableTarget(
             name: "hangard",
             dependencies: [
-                "Manager", "StateStore",
+                "Manager", "StateStore", "Agent", "PluginHost", "ConfigFile",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -161,7 +164,12 @@ let package = Package(
         ),
         .testTarget(
             name: "AgentTests",
-            dependencies: ["Agent", "AgentResources", "ContainerEngine", "PluginHost"],
+            dependencies: [
+                "Agent", "AgentResources", "ContainerEngine", "PluginHost",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             path: "Tests/AgentTests"
         ),
         .testTarget(

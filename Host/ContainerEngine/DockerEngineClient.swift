@@ -106,7 +106,8 @@ public final class DockerEngineClient: Sendable {
         }
     }
 
-    static func split(_ image: String) -> (String, String) {
+    /// Splits "name:tag" (a registry port is not a tag); the tag defaults to "latest".
+    public static func split(_ image: String) -> (String, String) {
         if let colon = image.lastIndex(of: ":"), !image[colon...].contains("/") {
             return (String(image[..<colon]), String(image[image.index(after: colon)...]))
         }

@@ -1,0 +1,84 @@
+import AgentResources
+import ConfigFile
+import Foundation
+
+/// The agent role's configuration (`[agent]` of its TOML file; `[plugins]` is read by the
+/// plugin host). Every key has a default that works on one machine.
+///
+/// ```toml
+/// [agent]
+/// id = "node-1"                         # default: the host name
+/// manager = "http://127.0.0.1:8091"
+/// cluster_secret = "..."                # the manager's cluster secret
+/// resource_group = "default"
+/// listen = "127.0.0.1:6001"             # RPC server for the manager
+/// advertise = "http://10.0.0.5:6001"    # how the manager reaches it (default: http://<listen>)
+/// scratch_dir = "/var/lib/hangar/scratch"
+/// engine_socket = "/run/docker.sock"
+/// reserved_cpu = 0
+/// reserved_mem = "1G"
+/// affinity_policy = "interleaved"       # or "prefer-single-node"
+/// allocation_strategy = "evenly"        # or "fill"
+/// heartbeat_interval = 5
+/// ```
+public struct AgentConfig: Sendable {
+    public var id: String = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "agent"
+    public var managerURL: String = "http://127.0.0.1:8091"
+    public var clusterSecret: String = ""
+    public var resourceGroup: String = "default"
+    public var host: String = "127.0.0.1"
+    public var port: Int = 6001
+    public var advertise: String?
+    public var scratchDirectory: String = "/var/lib/hangar/scratch"
+    public var engineSocket: String = "/run/docker.sock"
+    public var reservedCores: Int = 0
+    public var reservedMemory: Int64 = 0
+    public var affinityPolicy: AffinityPolicy = .interleaved
+    public var strategy: AllocationStrategy = .evenly
+    public var heartbeatInterval: Double = 5
+
+    public init() {}
+
+    /// The URL the manager calls back.
+    public var advertisedAddress: String { advertise ?? "http://\(host):\(port)" }
+
+    /// Reads `[agent]`.
+    /// - Throws: `ConfigFileError` naming the file, the key and the expected type.
+    public static func load(_ file: ConfigFile) throws -> AgentConfig {
+        var c = AgentConfig()
+        let s = try file.section("agent")
+        try s.checkKeys([
+            "id": "string", "manager": "URL string", "cluster_secret": "string", "resource_group": "string", "listen": "string host:port",
+            "advertise": "URL string", "scratch_dir": "string", "engine_socket": "string", "reserved_cpu": "integer", "reserved_mem": "size",
+            "affinity_policy": "\"interleaved\" or \"prefer-single-node\"", "allocation_strategy": "\"evenly\" or \"fill\"",
+            "heartbeat_interval": "number of seconds",
+        ])
+        c.id = try s.string("id", default: c.id)
+        c.managerURL = try s.string("manager", default: c.managerURL)
+        c.clusterSecret = try s.string("cluster_secret", default: c.clusterSecret)
+        c.resourceGroup = try s.string("resource_group", default: c.resourceGroup)
+        let listen = try s.string("listen", default: "\(c.host):\(c.port)")
+        guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) else {
+            throw ConfigFileError(file: file.path, key: "agent.listen", "expected host:port, e.g. 127.0.0.1:6001, found \"\(listen)\"")
+        }
+        c.host = String(listen[..<colon])
+        c.port = port
+        c.advertise = try s.optionalString("advertise")
+        c.scratchDirectory = try s.string("scratch_dir", default: c.scratchDirectory)
+        c.engineSocket = try s.string("engine_socket", default: c.engineSocket)
+        c.reservedCores = Int(try s.int("reserved_cpu", default: 0, range: 0...4096))
+        c.reservedMemory = try s.bytes("reserved_mem", default: 0)
+        let policy = try s.string("affinity_policy", default: c.affinityPolicy.rawValue)
+        guard let p = AffinityPolicy(rawValue: policy) else {
+            throw ConfigFileError(file: file.path, key: "agent.affinity_policy", "expected \"interleaved\" or \"prefer-single-node\", found \"\(policy)\"")
+        }
+        c.affinityPolicy = p
+        let strategy = try s.string("allocation_strategy", default: c.strategy.rawValue)
+        guard let st = AllocationStrategy(rawValue: strategy) else {
+            throw ConfigFileError(file: file.path, key: "agent.allocation_strategy", "expected \"evenly\" or \"fill\", found \"\(strategy)\"")
+        }
+        c.strategy = st
+        c.heartbeatInterval = try s.double("heartbeat_interval", default: c.heartbeatInterval, range: 0.1...3600)
+        return c
+    }
+}

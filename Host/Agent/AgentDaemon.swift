@@ -1,0 +1,150 @@
+import AgentResources
+import AsyncHTTPClient
+import ClusterProtocol
+import ContainerEngine
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import PluginHost
+
+/// The agent role: builds the node's slots from its cores, memory and accelerator plugins,
+/// re-adopts the kernels it left running, serves the manager's RPC calls, and heartbeats.
+public final class AgentDaemon: Sendable {
+    public let config: AgentConfig
+    public let runner: KernelRunner
+    public let allocator: SlotAllocator
+    let accelerators: [AcceleratorPlugin]
+    let slotSpecs: [SlotSpec]
+    let logger: Logger
+
+    /// - Parameters:
+    ///   - accelerators: the accelerator plugins the agent's `[plugins]` section created.
+    public init(config: AgentConfig, accelerators: [AcceleratorPlugin], topology: HostTopology = .detect(),
+                logger: Logger = Logger(label: "hangar.agent")) throws {
+        self.config = config
+        self.accelerators = accelerators
+        self.logger = logger
+        let intrinsic = topology.intrinsicSlots(reservedCores: config.reservedCores, reservedMemory: config.reservedMemory)
+        var devices = intrinsic.devices
+        var slots = intrinsic.slots
+        var capacity = intrinsic.capacity
+        for plugin in accelerators {
+            for d in try plugin.devices() where d.health != .unhealthy {
+                devices.append(ComputeDevice(key: plugin.info.deviceKey, id: d.id, numaNode: d.numaNode.map(Int.init)))
+            }
+            for s in try plugin.slots() {
+                let kind: SlotKind = switch s.type {
+                case .count: .count
+                case .bytes: .bytes
+                case .unique: .unique
+                }
+                slots.append(SlotSpec(name: s.name, kind: kind, mode: s.mode == .fractional ? .fractional : .discrete,
+                                      quantum: s.quantum, exclusive: s.exclusive))
+            }
+            for row in try plugin.deviceSlots() { capacity[row.slotName, default: [:]][row.deviceID] = row.capacity }
+        }
+        slotSpecs = slots
+        allocator = SlotAllocator(devices: devices, slots: slots, capacity: capacity, policy: config.affinityPolicy, strategy: config.strategy)
+        runner = KernelRunner(agentID: config.id, engine: DockerEngineClient(socketPath: config.engineSocket), allocator: allocator,
+                              scratchRoot: config.scratchDirectory, accelerators: accelerators, logger: logger)
+    }
+
+    // MARK: - Slots as the manager sees them
+
+    static func decimal(_ amount: Int64, kind: SlotKind) -> Decimal {
+        kind == .bytes ? Decimal(amount) : Decimal(amount) / Decimal(slotAmountScale)
+    }
+
+    func slots(_ amounts: [String: Int64]) -> ResourceSlots {
+        var out = ResourceSlots()
+        for spec in slotSpecs { out[spec.name] = Self.decimal(amounts[spec.name] ?? 0, kind: spec.kind) }
+        return out
+    }
+
+    /// The heartbeat message: capacity, devices, plugins, running kernels, images.
+    public func heartbeat() async -> AgentHeartbeat {
+        var devices: [DeviceReport] = []
+        var plugins: [PluginReport] = []
+        for plugin in accelerators {
+            plugins.append(PluginReport(name: plugin.name, version: plugin.instance.library.descriptor.version, deviceKey: plugin.info.deviceKey))
+            for d in (try? plugin.devices()) ?? [] {
+                devices.append(DeviceReport(plugin: plugin.info.deviceKey, id: d.id, model: d.model, memoryBytes: d.memoryBytes,
+                                            processingUnits: d.processingUnits, numaNode: d.numaNode, health: d.health.description))
+            }
+        }
+        let images: [ImageReport] = ((try? await runner.engine.images()) ?? []).flatMap { image -> [ImageReport] in
+            let tags = image["RepoTags"] as? [String] ?? []
+            return tags.map { tag in
+                let (name, version) = DockerEngineClient.split(tag)
+                return ImageReport(name: name, tag: version, digest: image["Id"] as? String ?? "", architecture: "",
+                                   sizeBytes: (image["Size"] as? Int64) ?? Int64(image["Size"] as? Int ?? 0))
+            }
+        }
+        var arch = utsname()
+        uname(&arch)
+        let machine = withUnsafeBytes(of: &arch.machine) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        return AgentHeartbeat(agentID: config.id, address: config.advertisedAddress, resourceGroup: config.resourceGroup,
+                              architecture: machine, version: "0.1.0", capacity: slots(allocator.total),
+                              slotTypes: Dictionary(uniqueKeysWithValues: slotSpecs.map { ($0.name, $0.kind.rawValue) }),
+                              devices: devices, plugins: plugins, runningKernels: await runner.running.map(\.request.kernelID).sorted(),
+                              images: images)
+    }
+
+    // MARK: - Running
+
+    /// Re-adopts surviving kernels, then serves RPC and heartbeats until cancelled.
+    public func run() async throws {
+        let (adopted, orphans) = try await runner.recover()
+        if !adopted.isEmpty || !orphans.isEmpty {
+            logger.notice("recovered kernels", metadata: ["adopted": .stringConvertible(adopted.count), "orphans": .stringConvertible(orphans.count)])
+        }
+        let app = Application(router: AgentRPC(daemon: self).makeRouter(),
+                              configuration: .init(address: .hostname(config.host, port: config.port), serverName: "hangar-agent"),
+                              logger: logger)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await app.runService() }
+            group.addTask { await self.heartbeatLoop() }
+            try await group.next()
+            group.cancelAll()
+        }
+    }
+
+    /// Heartbeats forever; when the manager is unreachable the kernels keep running and the
+    /// agent retries with exponential backoff (up to 30 s).
+    func heartbeatLoop() async {
+        let client = HTTPClient.shared
+        var backoff = 1.0
+        while !Task.isCancelled {
+            var delay = config.heartbeatInterval
+            do {
+                let message = await heartbeat()
+                var request = HTTPClientRequest(url: config.managerURL.trimmingCharacters(in: CharacterSet(charactersIn: "/")) + AgentAPI.heartbeatPath)
+                request.method = .POST
+                request.headers.add(name: "Authorization", value: "\(AgentAPI.authorizationScheme) \(config.clusterSecret)")
+                request.headers.add(name: "Content-Type", value: "application/json")
+                request.body = .bytes(ByteBuffer(bytes: try JSONEncoder().encode(message)))
+                let response = try await client.execute(request, timeout: .seconds(10))
+                let body = try await response.body.collect(upTo: 1 << 20)
+                guard response.status == .ok else {
+                    throw AgentLinkError(message: "manager answered \(response.status.code): \(String(buffer: body))")
+                }
+                if let reply = try? JSONDecoder().decode(HeartbeatReply.self, from: Data(body.readableBytesView)) {
+                    if reply.registered { logger.info("registered with the manager", metadata: ["manager": .string(config.managerURL)]) }
+                    delay = reply.heartbeatInterval
+                }
+                backoff = 1
+            } catch {
+                logger.warning("heartbeat failed; kernels keep running, retrying", metadata: ["error": .string("\(error)"), "retry_s": .stringConvertible(backoff)])
+                delay = backoff
+                backoff = min(backoff * 2, 30)
+            }
+            try? await Task.sleep(for: .seconds(delay))
+        }
+    }
+}
+
+struct AgentLinkError: Error, CustomStringConvertible {
+    let message: String
+    var description: String { message }
+}

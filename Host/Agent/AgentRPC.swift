@@ -1,0 +1,109 @@
+import AgentResources
+import ClusterProtocol
+import Foundation
+import Hummingbird
+
+/// The agent's RPC server for the manager: create, list, inspect, read logs of and destroy
+/// kernels, and the node's slot state. Authenticated with the cluster secret (Bearer), so an
+/// agent on another host behind its own address works like a local one.
+struct AgentRPC: Sendable {
+    let daemon: AgentDaemon
+
+    struct Failure: Error, HTTPResponseError {
+        let status: HTTPResponse.Status
+        let message: String
+        func response(from request: Request, context: some RequestContext) throws -> Response {
+            let body = (try? JSONSerialization.data(withJSONObject: ["error": message])) ?? Data()
+            return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        }
+    }
+
+    /// Slot state in exact decimals.
+    struct Status: Codable {
+        let agentID: String
+        let capacity: ResourceSlots
+        let free: ResourceSlots
+        let allocated: [String: [String: Int64]]
+        let kernels: [String]
+    }
+
+    struct Logs: Codable { let stdout: String; let stderr: String }
+    struct Exit: Codable { let running: Bool; let exitCode: Int?; let oomKilled: Bool }
+
+    func json<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) throws -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        encoder.dateEncodingStrategy = .iso8601
+        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(value))))
+    }
+
+    func authenticate(_ request: Request) throws {
+        let expected = "\(AgentAPI.authorizationScheme) \(daemon.config.clusterSecret)"
+        guard let header = request.headers[.authorization], header.utf8.count == expected.utf8.count,
+              zip(header.utf8, expected.utf8).reduce(UInt8(0), { $0 | ($1.0 ^ $1.1) }) == 0 else {
+            throw Failure(status: .unauthorized, message: "the manager authenticates with 'Authorization: Bearer <cluster secret>'")
+        }
+    }
+
+    static func failure(_ error: KernelError) -> Failure {
+        switch error {
+        case .unknownKernel: Failure(status: .notFound, message: error.description)
+        case .allocation, .invalid, .imageNotFound: Failure(status: .badRequest, message: error.description)
+        case .engine, .accelerator: Failure(status: .internalServerError, message: error.description)
+        }
+    }
+
+    func makeRouter() -> Router<BasicRequestContext> {
+        let router = Router()
+        let runner = daemon.runner
+        router.get("/rpc/status") { request, _ in
+            try authenticate(request)
+            let kernels = await runner.running.map(\.request.kernelID).sorted()
+            return try json(Status(agentID: daemon.config.id, capacity: daemon.slots(daemon.allocator.total), free: daemon.slots(daemon.allocator.free),
+                                   allocated: daemon.allocator.allocated, kernels: kernels))
+        }
+        router.post("/rpc/kernels") { request, context in
+            try authenticate(request)
+            let kernel = try await request.decode(as: KernelRequest.self, context: context)
+            let record: KernelRecord
+            do throws(KernelError) {
+                record = try await runner.create(kernel)
+            } catch {
+                throw Self.failure(error)
+            }
+            return try json(record, status: .created)
+        }
+        router.get("/rpc/kernels") { request, _ in
+            try authenticate(request)
+            return try json(await runner.running.sorted { $0.request.kernelID < $1.request.kernelID })
+        }
+        router.get("/rpc/kernels/:id") { request, context in
+            try authenticate(request)
+            do {
+                let exit = try await runner.status(try context.parameters.require("id"))
+                return try json(Exit(running: exit.running, exitCode: exit.exitCode, oomKilled: exit.oomKilled))
+            } catch let error as KernelError {
+                throw Self.failure(error)
+            }
+        }
+        router.get("/rpc/kernels/:id/logs") { request, context in
+            try authenticate(request)
+            do {
+                let logs = try await runner.logs(try context.parameters.require("id"))
+                return try json(Logs(stdout: logs.stdout, stderr: logs.stderr))
+            } catch let error as KernelError {
+                throw Self.failure(error)
+            }
+        }
+        router.delete("/rpc/kernels/:id") { request, context in
+            try authenticate(request)
+            do {
+                let exit = try await runner.destroy(try context.parameters.require("id"))
+                return try json(Exit(running: exit.running, exitCode: exit.exitCode, oomKilled: exit.oomKilled))
+            } catch let error as KernelError {
+                throw Self.failure(error)
+            }
+        }
+        return router
+    }
+}
