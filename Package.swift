@@ -165,7 +165,7 @@ let package = Package(
         .testTarget(
             name: "AgentTests",
             dependencies: [
-                "Agent", "AgentResources", "ContainerEngine", "PluginHost",
+                "Agent", "AgentResources", "ContainerEngine", "PluginHost", "Identity",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

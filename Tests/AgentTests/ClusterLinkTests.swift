@@ -1,0 +1,105 @@
+import Agent
+import AsyncHTTPClient
+import Foundation
+import Identity
+import NIOCore
+import NIOHTTP1
+import Testing
+
+/// A real manager and a real agent process: the agent registers, heartbeats its capacity and
+/// devices, goes LOST when killed, and comes back ALIVE.
+@Suite(.serialized) struct ClusterLinkTests {
+    static func launch(_ arguments: [String], log: String) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: TestEngine.binDir + "/hangard")
+        process.arguments = arguments
+        FileManager.default.createFile(atPath: log, contents: nil)
+        process.standardOutput = FileHandle(forWritingAtPath: log)
+        process.standardError = FileHandle(forWritingAtPath: log + ".err")
+        try process.run()
+        return process
+    }
+
+    static func signedGET(_ client: HTTPClient, base: String, path: String, accessKey: String, secretKey: String) async throws -> [String: Any]? {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(secondsFromGMT: 0)
+        formatter.dateFormat = "yyyy-MM-dd'T'HH:mm:ss.SSSSSS'+00:00'"
+        let date = formatter.string(from: Date())
+        let host = String(base.dropFirst("http://".count))
+        let input = SignatureInput(method: "GET", requestTarget: path, date: date, host: host, contentType: "text/plain", apiVersion: "v7.20230615")
+        var request = HTTPClientRequest(url: base + path)
+        request.headers.add(name: "Date", value: date)
+        request.headers.add(name: "Content-Type", value: "text/plain")
+        request.headers.add(name: "X-BackendAI-Version", value: "v7.20230615")
+        request.headers.add(name: "Authorization", value: try RequestSigner.sign(accessKey: accessKey, secretKey: secretKey, input: input))
+        let response = try await client.execute(request, timeout: .seconds(10))
+        let body = try await response.body.collect(upTo: 4 << 20)
+        return try JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any]
+    }
+
+    @Test func agentRegistersGoesLostAndReturns() async throws {
+        let socket = try TestEngine.socket()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hangar-cluster-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let managerPort = Int.random(in: 40000...44999), agentPort = Int.random(in: 45000...49999)
+        try "[manager]\nagent_lost_timeout = 2\n".write(toFile: dir + "/manager.toml", atomically: true, encoding: .utf8)
+        let manager = try Self.launch(["manager", "--config", dir + "/manager.toml", "--data-dir", dir + "/data", "--listen", "127.0.0.1:\(managerPort)"],
+                                      log: dir + "/manager.out")
+        defer { manager.terminate() }
+        let agentID = "link-\(UUID().uuidString.prefix(8).lowercased())"
+        try """
+            [agent]
+            id = "\(agentID)"
+            manager = "http://127.0.0.1:\(managerPort)"
+            listen = "127.0.0.1:\(agentPort)"
+            scratch_dir = "\(dir)/scratch"
+            engine_socket = "\(socket)"
+            heartbeat_interval = 0.5
+            [plugins]
+            search_paths = ["\(TestEngine.binDir)"]
+            enabled = ["mock"]
+            """.write(toFile: dir + "/agent.toml", atomically: true, encoding: .utf8)
+        // The manager prints the superadmin's keys on first start and writes the cluster secret.
+        var accessKey = "", secretKey = ""
+        for _ in 0..<100 where accessKey.isEmpty || !FileManager.default.fileExists(atPath: dir + "/data/cluster-secret") {
+            try await Task.sleep(for: .milliseconds(100))
+            let out = (try? String(contentsOfFile: dir + "/manager.out", encoding: .utf8)) ?? ""
+            for line in out.split(separator: "\n") {
+                if line.hasPrefix("export BACKEND_ACCESS_KEY=") { accessKey = String(line.dropFirst("export BACKEND_ACCESS_KEY=".count)) }
+                if line.hasPrefix("export BACKEND_SECRET_KEY=") { secretKey = String(line.dropFirst("export BACKEND_SECRET_KEY=".count)) }
+            }
+        }
+        try #require(!accessKey.isEmpty, "the manager did not print its credentials")
+        var agent = try Self.launch(["agent", "--config", dir + "/agent.toml", "--cluster-secret-file", dir + "/data/cluster-secret"], log: dir + "/agent.out")
+        defer { if agent.isRunning { agent.terminate() } }
+        let client = HTTPClient.shared
+        let base = "http://127.0.0.1:\(managerPort)"
+        func agentRecord() async throws -> [String: Any]? {
+            let list = try? await Self.signedGET(client, base: base, path: "/admin/agents", accessKey: accessKey, secretKey: secretKey)
+            return (list?["agents"] as? [[String: Any]])?.first { $0["id"] as? String == agentID }
+        }
+        func waitFor(_ status: String) async throws -> [String: Any]? {
+            for _ in 0..<80 {
+                if let record = try await agentRecord(), record["status"] as? String == status { return record }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            return try await agentRecord()
+        }
+        let alive = try #require(try await waitFor("ALIVE"), "the agent never registered")
+        let capacity = try #require(alive["capacity"] as? [String: String])
+        #expect(capacity["mock.device"] == "2")
+        #expect(Int(capacity["cpu"] ?? "0") == ProcessInfo.processInfo.activeProcessorCount)
+        #expect(alive["address"] as? String == "http://127.0.0.1:\(agentPort)")
+        #expect((alive["devices"] as? [[String: Any]])?.count == 2)
+        #expect((alive["plugins"] as? [[String: Any]])?.first?["name"] as? String == "mock")
+
+        kill(agent.processIdentifier, SIGKILL)
+        agent.waitUntilExit()
+        #expect(try await waitFor("LOST")?["status"] as? String == "LOST", "silence past agent_lost_timeout makes it LOST")
+
+        agent = try Self.launch(["agent", "--config", dir + "/agent.toml", "--cluster-secret-file", dir + "/data/cluster-secret"], log: dir + "/agent2.out")
+        #expect(try await waitFor("ALIVE")?["status"] as? String == "ALIVE", "a returning agent is ALIVE again")
+    }
+}
