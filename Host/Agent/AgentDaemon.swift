@@ -81,14 +81,58 @@ public final class AgentDaemon: Sendable {
                                    sizeBytes: (image["Size"] as? Int64) ?? Int64(image["Size"] as? Int ?? 0))
             }
         }
+        let records = await runner.running
+        let kernelStats = await withTaskGroup(of: KernelStats?.self) { group in
+            for record in records {
+                group.addTask { [engine = runner.engine] in
+                    guard let raw = try? await engine.stats(record.containerID) else { return nil }
+                    return Self.kernelStats(record.request.kernelID, raw)
+                }
+            }
+            var out: [KernelStats] = []
+            for await s in group { if let s { out.append(s) } }
+            return out.sorted { $0.kernelID < $1.kernelID }
+        }
+        var measures: [MeasureReport] = []
+        for plugin in accelerators {
+            let key = plugin.info.deviceKey
+            for m in (try? plugin.nodeMeasures()) ?? [] {
+                measures.append(MeasureReport(plugin: key, key: m.key, deviceID: m.deviceID, kernelID: nil, current: m.current, capacity: m.capacity))
+            }
+            let allocations = records.compactMap { record -> Allocation? in
+                let entries = record.allocation.amounts.filter { $0.key.hasPrefix(key + ".") }.flatMap { slot, devices in
+                    devices.filter { $0.value > 0 }.map { AllocationEntry(slotName: slot, deviceID: $0.key, amount: $0.value) }
+                }
+                return entries.isEmpty ? nil : Allocation(containerID: record.request.kernelID, entries: entries)
+            }
+            for m in (try? plugin.containerMeasures(allocations)) ?? [] {
+                measures.append(MeasureReport(plugin: key, key: m.key, deviceID: m.deviceID, kernelID: m.containerID, current: m.current, capacity: m.capacity))
+            }
+        }
         var arch = utsname()
         uname(&arch)
         let machine = withUnsafeBytes(of: &arch.machine) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
         return AgentHeartbeat(agentID: config.id, address: config.advertisedAddress, resourceGroup: config.resourceGroup,
                               architecture: machine, version: "0.1.0", capacity: slots(allocator.total),
                               slotTypes: Dictionary(uniqueKeysWithValues: slotSpecs.map { ($0.name, $0.kind.rawValue) }),
-                              devices: devices, plugins: plugins, runningKernels: await runner.running.map(\.request.kernelID).sorted(),
-                              images: images)
+                              devices: devices, plugins: plugins, runningKernels: records.map(\.request.kernelID).sorted(),
+                              images: images, kernelStats: kernelStats, measures: measures)
+    }
+
+    /// Reads the Docker stats document (Docker and podman use the same shape; cgroup v1 and v2
+    /// both end up here, the engine reads the cgroup files).
+    static func kernelStats(_ kernelID: String, _ raw: [String: Any]) -> KernelStats {
+        func u(_ value: Any?) -> UInt64 { (value as? NSNumber)?.uint64Value ?? 0 }
+        let cpu = (raw["cpu_stats"] as? [String: Any])?["cpu_usage"] as? [String: Any]
+        let memory = raw["memory_stats"] as? [String: Any]
+        let io = ((raw["blkio_stats"] as? [String: Any])?["io_service_bytes_recursive"] as? [[String: Any]]) ?? []
+        let networks = (raw["networks"] as? [String: [String: Any]]) ?? [:]
+        return KernelStats(kernelID: kernelID, cpuUsedNanoseconds: u(cpu?["total_usage"]), memoryBytes: u(memory?["usage"]),
+                           memoryLimitBytes: u(memory?["limit"]),
+                           ioReadBytes: io.filter { ($0["op"] as? String)?.lowercased() == "read" }.reduce(0) { $0 + u($1["value"]) },
+                           ioWriteBytes: io.filter { ($0["op"] as? String)?.lowercased() == "write" }.reduce(0) { $0 + u($1["value"]) },
+                           networkRxBytes: networks.values.reduce(0) { $0 + u($1["rx_bytes"]) },
+                           networkTxBytes: networks.values.reduce(0) { $0 + u($1["tx_bytes"]) })
     }
 
     // MARK: - Running

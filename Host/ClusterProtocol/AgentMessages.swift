@@ -61,6 +61,52 @@ public struct ImageReport: Codable, Sendable, Equatable {
     }
 }
 
+/// Utilisation of one kernel's container.
+public struct KernelStats: Codable, Sendable, Equatable {
+    public var kernelID: String
+    /// CPU time used since the container started.
+    public var cpuUsedNanoseconds: UInt64
+    public var memoryBytes: UInt64
+    public var memoryLimitBytes: UInt64
+    public var ioReadBytes: UInt64
+    public var ioWriteBytes: UInt64
+    public var networkRxBytes: UInt64
+    public var networkTxBytes: UInt64
+
+    public init(kernelID: String, cpuUsedNanoseconds: UInt64, memoryBytes: UInt64, memoryLimitBytes: UInt64,
+                ioReadBytes: UInt64, ioWriteBytes: UInt64, networkRxBytes: UInt64, networkTxBytes: UInt64) {
+        self.kernelID = kernelID
+        self.cpuUsedNanoseconds = cpuUsedNanoseconds
+        self.memoryBytes = memoryBytes
+        self.memoryLimitBytes = memoryLimitBytes
+        self.ioReadBytes = ioReadBytes
+        self.ioWriteBytes = ioWriteBytes
+        self.networkRxBytes = networkRxBytes
+        self.networkTxBytes = networkTxBytes
+    }
+}
+
+/// One measurement from an accelerator plugin (node-, device- or container-level).
+public struct MeasureReport: Codable, Sendable, Equatable {
+    /// Device key of the plugin.
+    public var plugin: String
+    public var key: String
+    public var deviceID: String?
+    /// The kernel the measurement belongs to, for per-container measures.
+    public var kernelID: String?
+    public var current: Double
+    public var capacity: Double
+
+    public init(plugin: String, key: String, deviceID: String?, kernelID: String?, current: Double, capacity: Double) {
+        self.plugin = plugin
+        self.key = key
+        self.deviceID = deviceID
+        self.kernelID = kernelID
+        self.current = current
+        self.capacity = capacity
+    }
+}
+
 /// What an agent sends every few seconds (the first one registers it).
 public struct AgentHeartbeat: Codable, Sendable, Equatable {
     /// Stable id chosen by the agent (its config, or the host name): 1-64 of [A-Za-z0-9._-].
@@ -81,10 +127,15 @@ public struct AgentHeartbeat: Codable, Sendable, Equatable {
     /// Kernel ids with a live container on the agent.
     public var runningKernels: [String]
     public var images: [ImageReport]
+    /// Per-kernel utilisation (optional so older agents still parse).
+    public var kernelStats: [KernelStats]?
+    /// Accelerator plugins' node, device and per-kernel measurements.
+    public var measures: [MeasureReport]?
 
     public init(agentID: String, address: String, resourceGroup: String, architecture: String, version: String,
                 capacity: ResourceSlots, slotTypes: [String: String], devices: [DeviceReport] = [], plugins: [PluginReport] = [],
-                runningKernels: [String] = [], images: [ImageReport] = []) {
+                runningKernels: [String] = [], images: [ImageReport] = [], kernelStats: [KernelStats]? = nil,
+                measures: [MeasureReport]? = nil) {
         self.agentID = agentID
         self.address = address
         self.resourceGroup = resourceGroup
@@ -96,6 +147,8 @@ public struct AgentHeartbeat: Codable, Sendable, Equatable {
         self.plugins = plugins
         self.runningKernels = runningKernels
         self.images = images
+        self.kernelStats = kernelStats
+        self.measures = measures
     }
 
     /// Problems that make the message unusable, each naming the field.

@@ -154,6 +154,7 @@ public struct ManagerAPI: Sendable {
         let id: String, status: String, schedulable: Bool, address: String, resourceGroup: String, architecture: String, version: String
         let capacity: ResourceSlots, occupied: ResourceSlots, firstContact: String, lastHeartbeat: String, lostAt: String?
         let devices: [DeviceReport], plugins: [PluginReport], runningKernels: [String]
+        let stats: AgentStats?
         init(_ a: AgentRecord) {
             id = a.id; status = a.status.rawValue; schedulable = a.schedulable; address = a.address; resourceGroup = a.resourceGroup
             architecture = a.architecture; version = a.version; capacity = a.capacity; occupied = a.occupied
@@ -161,6 +162,7 @@ public struct ManagerAPI: Sendable {
             devices = (try? JSONDecoder().decode([DeviceReport].self, from: Data(a.devices.utf8))) ?? []
             plugins = (try? JSONDecoder().decode([PluginReport].self, from: Data(a.plugins.utf8))) ?? []
             runningKernels = (try? JSONDecoder().decode([String].self, from: Data(a.runningKernels.utf8))) ?? []
+            stats = try? JSONDecoder().decode(AgentStats.self, from: Data(a.stats.utf8))
         }
     }
 
@@ -282,7 +284,7 @@ public struct ManagerAPI: Sendable {
             },
             RouteSpec(method: .post, path: AgentAPI.heartbeatPath, summary: "Agent registration and heartbeat (cluster secret)", access: .agent,
                       bodyKeys: ["agentID", "address", "resourceGroup", "architecture", "version", "capacity", "slotTypes", "devices",
-                                 "plugins", "runningKernels", "images"]) { request, _ in
+                                 "plugins", "runningKernels", "images", "kernelStats", "measures"]) { request, _ in
                 try authenticateAgent(request)
                 let heartbeat = try await decodeHeartbeat(request)
                 let problems = heartbeat.validationErrors()

@@ -1,6 +1,14 @@
 import ClusterProtocol
 import Foundation
 
+/// The latest utilisation an agent reported, stored with it.
+public struct AgentStats: Codable, Sendable, Equatable {
+    public var kernels: [KernelStats]
+    public var measures: [MeasureReport]
+    /// When it was reported (microseconds since the epoch).
+    public var at: Int64
+}
+
 /// The agent registry: capacity and liveness of every agent, in the database so that any
 /// manager sharing it sees the same cluster.
 extension StateStore {
@@ -31,13 +39,14 @@ extension StateStore {
                 .text(hb.agentID), .text(hb.address), .text(hb.resourceGroup), .text(hb.architecture), .text(hb.version),
                 .text(hb.capacity.json), .text(Self.json(hb.slotTypes)), .text(Self.json(hb.devices)), .text(Self.json(hb.plugins)),
                 .text(Self.json(hb.images)), .text(Self.json(hb.runningKernels)), .int(now),
+                .text(Self.json(AgentStats(kernels: hb.kernelStats ?? [], measures: hb.measures ?? [], at: now))),
             ]
             // Insert-or-nothing first, so two managers (or two racing heartbeats) registering
             // one agent never collide on the primary key.
             let inserted = try c.execute("""
                 INSERT INTO agents (id, status, address, resource_group, architecture, version, capacity_slots, slot_types,
-                    devices, plugins, images, running_kernels, first_contact, last_heartbeat)
-                VALUES ($1, 'ALIVE', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)
+                    devices, plugins, images, running_kernels, first_contact, last_heartbeat, stats)
+                VALUES ($1, 'ALIVE', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13)
                 ON CONFLICT (id) DO NOTHING
                 """, values)
             var registered = inserted > 0
@@ -48,7 +57,7 @@ extension StateStore {
                 try c.execute("""
                     UPDATE agents SET status = 'ALIVE', address = $2, resource_group = $3, architecture = $4, version = $5,
                         capacity_slots = $6, slot_types = $7, devices = $8, plugins = $9, images = $10, running_kernels = $11,
-                        last_heartbeat = $12, lost_at = NULL
+                        last_heartbeat = $12, lost_at = NULL, stats = $13
                     WHERE id = $1
                     """, values)
             }
@@ -67,7 +76,8 @@ extension StateStore {
                     occupied: (try? ResourceSlots(json: r.string("occupied_slots") ?? "{}")) ?? ResourceSlots(),
                     slotTypes: r.string("slot_types") ?? "{}", devices: r.string("devices") ?? "[]", plugins: r.string("plugins") ?? "[]",
                     images: r.string("images") ?? "[]", runningKernels: r.string("running_kernels") ?? "[]",
-                    firstContact: r.int("first_contact") ?? 0, lastHeartbeat: r.int("last_heartbeat") ?? 0, lostAt: r.int("lost_at"))
+                    firstContact: r.int("first_contact") ?? 0, lastHeartbeat: r.int("last_heartbeat") ?? 0, lostAt: r.int("lost_at"),
+                    stats: r.string("stats") ?? "{}")
     }
 
     public func agents(resourceGroup: String? = nil, status: AgentStatus? = nil) throws -> [AgentRecord] {

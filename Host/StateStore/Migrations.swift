@@ -116,6 +116,10 @@ public enum Migrations {
                 invitee TEXT NOT NULL, permission TEXT NOT NULL, state TEXT NOT NULL, created_at BIGINT NOT NULL)
             """,
         ],
+        // 2: the latest utilisation an agent reported (kernel stats and plugin measures).
+        [
+            "ALTER TABLE agents ADD COLUMN stats TEXT NOT NULL DEFAULT '{}'",
+        ],
     ]
 
     /// Brings the database to `latest`, one transaction per version.

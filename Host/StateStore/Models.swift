@@ -143,4 +143,6 @@ public struct AgentRecord: Sendable, Codable, Equatable {
     public var firstContact: Int64
     public var lastHeartbeat: Int64
     public var lostAt: Int64?
+    /// JSON: the latest AgentStats.
+    public var stats: String
 }

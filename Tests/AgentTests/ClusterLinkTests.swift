@@ -95,6 +95,34 @@ import Testing
         #expect((alive["devices"] as? [[String: Any]])?.count == 2)
         #expect((alive["plugins"] as? [[String: Any]])?.first?["name"] as? String == "mock")
 
+        // A running kernel's utilisation and the plugin's measures reach the manager.
+        let kernelID = "stats-\(UUID().uuidString.prefix(6).lowercased())"
+        var create = HTTPClientRequest(url: "http://127.0.0.1:\(agentPort)/rpc/kernels")
+        create.method = .POST
+        create.headers.add(name: "Authorization", value: "Bearer " + (try String(contentsOfFile: dir + "/data/cluster-secret", encoding: .utf8)))
+        create.headers.add(name: "Content-Type", value: "application/json")
+        create.body = .bytes(ByteBuffer(string: """
+            {"kernelID": "\(kernelID)", "sessionID": "s", "image": "\(TestEngine.image)", "slots": {"mem": 67108864, "mock.device": 1000000},
+             "environment": {}, "command": ["python3", "-c", "import signal, time\\nsignal.signal(signal.SIGTERM, lambda *a: exit(0))\\ntime.sleep(60)"],
+             "mounts": [], "sharedMemoryBytes": 67108864, "pidsLimit": 64}
+            """))
+        #expect(try await client.execute(create, timeout: .seconds(60)).status == .created)
+        var stats: [String: Any]?
+        for _ in 0..<60 {
+            stats = try await agentRecord()?["stats"] as? [String: Any]
+            if (stats?["kernels"] as? [[String: Any]])?.contains(where: { $0["kernel_id"] as? String == kernelID }) == true { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let kernel = (stats?["kernels"] as? [[String: Any]])?.first { $0["kernel_id"] as? String == kernelID }
+        #expect(((kernel?["memory_bytes"] as? NSNumber)?.intValue ?? 0) > 0, "stats: \(String(describing: stats))")
+        #expect(((kernel?["memory_limit_bytes"] as? NSNumber)?.intValue ?? 0) == 64 << 20)
+        let measures = stats?["measures"] as? [[String: Any]] ?? []
+        #expect(measures.contains { $0["key"] as? String == "mock_util" && $0["kernel_id"] as? String == kernelID })
+        var destroy = HTTPClientRequest(url: "http://127.0.0.1:\(agentPort)/rpc/kernels/\(kernelID)")
+        destroy.method = .DELETE
+        destroy.headers.add(name: "Authorization", value: "Bearer " + (try String(contentsOfFile: dir + "/data/cluster-secret", encoding: .utf8)))
+        #expect(try await client.execute(destroy, timeout: .seconds(60)).status == .ok)
+
         kill(agent.processIdentifier, SIGKILL)
         agent.waitUntilExit()
         #expect(try await waitFor("LOST")?["status"] as? String == "LOST", "silence past agent_lost_timeout makes it LOST")
