@@ -20,6 +20,7 @@ import Foundation
 /// affinity_policy = "interleaved"       # or "prefer-single-node"
 /// allocation_strategy = "evenly"        # or "fill"
 /// heartbeat_interval = 5
+/// orphan_grace = 60                     # seconds before unadoptable containers are removed
 /// ```
 public struct AgentConfig: Sendable {
     public var id: String = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "agent"
@@ -36,6 +37,8 @@ public struct AgentConfig: Sendable {
     public var affinityPolicy: AffinityPolicy = .interleaved
     public var strategy: AllocationStrategy = .evenly
     public var heartbeatInterval: Double = 5
+    /// Seconds before labelled containers that cannot be re-adopted are removed.
+    public var orphanGrace: Double = 60
 
     public init() {}
 
@@ -51,7 +54,7 @@ public struct AgentConfig: Sendable {
             "id": "string", "manager": "URL string", "cluster_secret": "string", "resource_group": "string", "listen": "string host:port",
             "advertise": "URL string", "scratch_dir": "string", "engine_socket": "string", "reserved_cpu": "integer", "reserved_mem": "size",
             "affinity_policy": "\"interleaved\" or \"prefer-single-node\"", "allocation_strategy": "\"evenly\" or \"fill\"",
-            "heartbeat_interval": "number of seconds",
+            "heartbeat_interval": "number of seconds", "orphan_grace": "number of seconds",
         ])
         c.id = try s.string("id", default: c.id)
         c.managerURL = try s.string("manager", default: c.managerURL)
@@ -79,6 +82,7 @@ public struct AgentConfig: Sendable {
         }
         c.strategy = st
         c.heartbeatInterval = try s.double("heartbeat_interval", default: c.heartbeatInterval, range: 0.1...3600)
+        c.orphanGrace = try s.double("orphan_grace", default: c.orphanGrace, range: 0...86_400)
         return c
     }
 }

@@ -116,7 +116,8 @@ public final class AgentDaemon: Sendable {
                               architecture: machine, version: "0.1.0", capacity: slots(allocator.total),
                               slotTypes: Dictionary(uniqueKeysWithValues: slotSpecs.map { ($0.name, $0.kind.rawValue) }),
                               devices: devices, plugins: plugins, runningKernels: records.map(\.request.kernelID).sorted(),
-                              images: images, kernelStats: kernelStats, measures: measures)
+                              images: images, kernelStats: kernelStats, measures: measures,
+                              terminatedKernels: await runner.terminated().map { KernelExitReport(kernelID: $0.kernelID, exitCode: $0.exit.exitCode, oomKilled: $0.exit.oomKilled) })
     }
 
     /// Reads the Docker stats document (Docker and podman use the same shape; cgroup v1 and v2
@@ -142,6 +143,15 @@ public final class AgentDaemon: Sendable {
         let (adopted, orphans) = try await runner.recover()
         if !adopted.isEmpty || !orphans.isEmpty {
             logger.notice("recovered kernels", metadata: ["adopted": .stringConvertible(adopted.count), "orphans": .stringConvertible(orphans.count)])
+        }
+        if !orphans.isEmpty {
+            // A grace period first: an operator restoring a scratch folder gets a chance.
+            let grace = config.orphanGrace
+            Task { [runner, logger] in
+                try? await Task.sleep(for: .seconds(grace))
+                let removed = await runner.removeOrphans(orphans)
+                logger.notice("removed containers that could not be re-adopted", metadata: ["count": .stringConvertible(removed)])
+            }
         }
         let app = Application(router: AgentRPC(daemon: self).makeRouter(),
                               configuration: .init(address: .hostname(config.host, port: config.port), serverName: "hangar-agent"),

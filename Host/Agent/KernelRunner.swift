@@ -327,6 +327,31 @@ public actor KernelRunner {
         return exit
     }
 
+    /// Kernels whose containers are no longer running, with how they ended; they keep their
+    /// slots until the manager destroys them, so nothing is released twice.
+    public func terminated() async -> [(kernelID: String, exit: KernelExit)] {
+        var out: [(String, KernelExit)] = []
+        for id in kernels.keys.sorted() {
+            if let exit = try? await status(id), !exit.running { out.append((id, exit)) }
+        }
+        return out
+    }
+
+    /// Removes containers carrying this agent's label that could not be adopted (no or
+    /// unreadable kernel.json). Containers of adopted kernels are never touched.
+    /// - Returns: how many were removed.
+    @discardableResult
+    public func removeOrphans(_ containerIDs: [String]) async -> Int {
+        let adopted = Set(kernels.values.map(\.containerID))
+        var removed = 0
+        for id in containerIDs where !adopted.contains(id) {
+            guard let labels = (try? await engine.inspect(id))?["Config"] as? [String: Any],
+                  (labels["Labels"] as? [String: String])?[KernelLabels.agent] == agentID else { continue }
+            if (try? await engine.remove(id, force: true)) != nil { removed += 1 }
+        }
+        return removed
+    }
+
     /// After a restart: re-adopts every container labelled with this agent's id whose
     /// kernel.json survives, restoring its allocation exactly. Returns the adopted kernels
     /// and the ids of labelled containers that could not be adopted.

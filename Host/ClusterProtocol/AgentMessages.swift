@@ -86,6 +86,18 @@ public struct KernelStats: Codable, Sendable, Equatable {
     }
 }
 
+/// A kernel whose container has ended (including while the agent was down).
+public struct KernelExitReport: Codable, Sendable, Equatable {
+    public var kernelID: String
+    public var exitCode: Int?
+    public var oomKilled: Bool
+    public init(kernelID: String, exitCode: Int?, oomKilled: Bool) {
+        self.kernelID = kernelID
+        self.exitCode = exitCode
+        self.oomKilled = oomKilled
+    }
+}
+
 /// One measurement from an accelerator plugin (node-, device- or container-level).
 public struct MeasureReport: Codable, Sendable, Equatable {
     /// Device key of the plugin.
@@ -131,11 +143,13 @@ public struct AgentHeartbeat: Codable, Sendable, Equatable {
     public var kernelStats: [KernelStats]?
     /// Accelerator plugins' node, device and per-kernel measurements.
     public var measures: [MeasureReport]?
+    /// Kernels whose containers have exited and await the manager's destroy call.
+    public var terminatedKernels: [KernelExitReport]?
 
     public init(agentID: String, address: String, resourceGroup: String, architecture: String, version: String,
                 capacity: ResourceSlots, slotTypes: [String: String], devices: [DeviceReport] = [], plugins: [PluginReport] = [],
                 runningKernels: [String] = [], images: [ImageReport] = [], kernelStats: [KernelStats]? = nil,
-                measures: [MeasureReport]? = nil) {
+                measures: [MeasureReport]? = nil, terminatedKernels: [KernelExitReport]? = nil) {
         self.agentID = agentID
         self.address = address
         self.resourceGroup = resourceGroup
@@ -149,6 +163,7 @@ public struct AgentHeartbeat: Codable, Sendable, Equatable {
         self.images = images
         self.kernelStats = kernelStats
         self.measures = measures
+        self.terminatedKernels = terminatedKernels
     }
 
     /// Problems that make the message unusable, each naming the field.

@@ -284,7 +284,7 @@ public struct ManagerAPI: Sendable {
             },
             RouteSpec(method: .post, path: AgentAPI.heartbeatPath, summary: "Agent registration and heartbeat (cluster secret)", access: .agent,
                       bodyKeys: ["agentID", "address", "resourceGroup", "architecture", "version", "capacity", "slotTypes", "devices",
-                                 "plugins", "runningKernels", "images", "kernelStats", "measures"]) { request, _ in
+                                 "plugins", "runningKernels", "images", "kernelStats", "measures", "terminatedKernels"]) { request, _ in
                 try authenticateAgent(request)
                 let heartbeat = try await decodeHeartbeat(request)
                 let problems = heartbeat.validationErrors()

@@ -146,11 +146,24 @@ import sys; print("to stderr", file=sys.stderr)
         }
         let before = allocator.allocated
         let freeBefore = allocator.free
+        // While the agent is down: one kernel dies, and a stray container with our label but
+        // no kernel.json appears.
+        let victim = try #require(await first.record(ids[2]))
+        try await first.engine.kill(victim.containerID, signal: "SIGKILL")
+        _ = try await first.engine.wait(victim.containerID)
+        let stray = try await first.engine.createContainer(name: "hangar-stray-\(UUID().uuidString.prefix(6))", config: JSONSerialization.data(withJSONObject: [
+            "Image": TestEngine.image, "Cmd": ["true"], "Labels": [KernelLabels.agent: agentID, KernelLabels.kernel: "stray"],
+        ]))
         // A new runner with an empty allocator, as after the agent process died and restarted.
         let (second, fresh, _) = try makeRunner(agentID: agentID, scratch: scratch)
         let (adopted, orphans) = try await second.recover()
         #expect(Set(adopted.map(\.request.kernelID)) == Set(ids))
-        #expect(orphans.isEmpty)
+        #expect(orphans == [stray])
+        let dead = await second.terminated()
+        #expect(dead.map(\.kernelID) == [ids[2]], "the kernel that died while the agent was down is reported")
+        #expect(dead.first?.exit.exitCode == 137 && dead.first?.exit.oomKilled == false)
+        #expect(await second.removeOrphans(orphans) == 1)
+        #expect(try await second.engine.inspect(stray) == nil)
         #expect(fresh.allocated == before, "allocation maps rebuilt exactly")
         #expect(fresh.free == freeBefore)
         for id in ids { _ = try await second.destroy(id) }
