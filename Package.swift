@@ -130,7 +130,7 @@ let package = Package(
         .executableTarget(
             name: "hangard",
             dependencies: [
-                "Manager", "StateStore", "Agent", "PluginHost", "ConfigFile",
+                "Manager", "StateStore", "Agent", "PluginHost", "ConfigFile", "Identity",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -1,6 +1,7 @@
 import ArgumentParser
 import ConfigFile
 import Foundation
+import Identity
 import Logging
 import Manager
 import StateStore
@@ -47,6 +48,17 @@ struct ManagerOptions: ParsableArguments {
 
     @Option(name: .long, help: "host:port to listen on (overrides [manager] listen).")
     var listen: String?
+
+    @Option(name: .customLong("admin-email"), help: "Email of the superadmin created when the database is new.")
+    var adminEmail = "admin@hangar.local"
+
+    /// Loads the config, opens the store (migrating it) and bootstraps a new database.
+    func open() throws -> (ManagerConfig, Logger, StateStore, StateStore.BootstrapResult?) {
+        let config = try load()
+        let logger = Logger(label: "hangar.manager")
+        let (store, created) = try openAndBootstrap(config, adminEmail: adminEmail, logger: logger)
+        return (config, logger, store, created)
+    }
 
     func load() throws -> ManagerConfig {
         let file = try config.map { path throws in try ConfigFile(path: path) } ?? ConfigFile(emptyAt: "defaults")
@@ -113,7 +125,7 @@ func clusterSecret(_ config: ManagerConfig) throws -> String {
     }
     try FileManager.default.createDirectory(atPath: config.dataDirectory, withIntermediateDirectories: true)
     var rng = SystemRandomNumberGenerator()
-    let secret = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &rng)) }.joined()
+    let secret = hex((0..<32).map { _ in UInt8.random(in: 0...255, using: &rng) })
     FileManager.default.createFile(atPath: path, contents: Data(secret.utf8), attributes: [.posixPermissions: 0o600])
     return secret
 }
@@ -125,13 +137,8 @@ struct InitManager: AsyncParsableCommand {
 
     @OptionGroup var options: ManagerOptions
 
-    @Option(name: .customLong("admin-email"), help: "Email of the superadmin to create.")
-    var adminEmail = "admin@hangar.local"
-
     func run() async throws {
-        let config = try options.load()
-        let logger = Logger(label: "hangar.manager")
-        let (store, created) = try openAndBootstrap(config, adminEmail: adminEmail, logger: logger)
+        let (config, _, store, created) = try options.open()
         defer { store.close() }
         _ = try clusterSecret(config)
         if let created {
@@ -149,13 +156,8 @@ struct ServeManager: AsyncParsableCommand {
 
     @OptionGroup var options: ManagerOptions
 
-    @Option(name: .customLong("admin-email"), help: "Email of the superadmin to create on first start.")
-    var adminEmail = "admin@hangar.local"
-
     func run() async throws {
-        let config = try options.load()
-        let logger = Logger(label: "hangar.manager")
-        let (store, created) = try openAndBootstrap(config, adminEmail: adminEmail, logger: logger)
+        let (config, logger, store, created) = try options.open()
         defer { store.close() }
         if let created { printCredentials(created, config: config) }
         let server = ManagerServer(store: store, config: config, clusterSecret: try clusterSecret(config), logger: logger)
