@@ -951,7 +951,7 @@ static hangar_status cuda_create(const hangar_host_services *host, const char *c
             return st;
         }
     } else {
-        host_log(host, HANGAR_LOG_WARNING, "no GPUs: %s", inst->no_device_reason);
+        host_log(host, HANGAR_LOG_INFO, "no GPUs: %s", inst->no_device_reason);
     }
     config_free(&cfg);
 
