@@ -19,6 +19,20 @@ public struct EngineError: Error, Sendable, CustomStringConvertible, Equatable {
     public var isNotFound: Bool { status == 404 }
 }
 
+/// One event from the engine's event stream.
+public struct EngineEvent: Sendable, Equatable {
+    /// "container", "image", ...
+    public var type: String
+    /// "create", "start", "die" (podman: "died"), "oom", "destroy", ...
+    public var action: String
+    public var actorID: String
+    public var attributes: [String: String]
+    public var time: Int64
+
+    /// True for the actions that mean a container has ended.
+    public var isContainerExit: Bool { type == "container" && (action == "die" || action == "died") }
+}
+
 /// A client for the Docker Engine API over its unix socket. It speaks the versioned paths
 /// (`/v1.41/...`) that Docker and podman's compatible service both serve, so one client
 /// drives either.
@@ -185,6 +199,52 @@ public final class DockerEngineClient: Sendable {
         let filters = try JSONSerialization.data(withJSONObject: ["label": labels])
         return try await call(.GET, "/containers/json", query: [("all", "true"), ("filters", String(decoding: filters, as: UTF8.self))],
                               operation: "list containers").json as? [[String: Any]] ?? []
+    }
+
+    /// The engine's event stream, filtered to objects carrying every given label, from now on.
+    /// Ends when the caller stops iterating (or the connection drops, with an error).
+    public func events(labels: [String]) -> AsyncThrowingStream<EngineEvent, Error> {
+        AsyncThrowingStream { continuation in
+            let task = Task {
+                do {
+                    let filters = String(decoding: try JSONSerialization.data(withJSONObject: ["label": labels]), as: UTF8.self)
+                    var components = URLComponents()
+                    components.path = "/\(apiVersion)/events"
+                    components.queryItems = [URLQueryItem(name: "filters", value: filters)]
+                    guard let uri = components.string, let url = URL(httpURLWithSocketPath: socketPath, uri: uri) else {
+                        throw EngineError(status: 0, operation: "events", message: "cannot build the events URL")
+                    }
+                    var request = HTTPClientRequest(url: url.absoluteString)
+                    request.headers.add(name: "Host", value: "localhost")
+                    let response = try await client.execute(request, timeout: .hours(24 * 365))
+                    guard response.status == .ok else {
+                        throw EngineError(status: Int(response.status.code), operation: "events", message: String(buffer: try await response.body.collect(upTo: 1 << 20)))
+                    }
+                    var pending = [UInt8]()
+                    for try await chunk in response.body {
+                        pending += chunk.readableBytesView
+                        while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                            let line = Array(pending[..<newline])
+                            pending.removeFirst(newline + 1)
+                            if let event = Self.event(from: line) { continuation.yield(event) }
+                        }
+                    }
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+
+    static func event(from line: [UInt8]) -> EngineEvent? {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any] else { return nil }
+        let actor = object["Actor"] as? [String: Any] ?? [:]
+        let action = object["Action"] as? String ?? object["status"] as? String ?? ""
+        return EngineEvent(type: object["Type"] as? String ?? "", action: action, actorID: actor["ID"] as? String ?? object["id"] as? String ?? "",
+                           attributes: actor["Attributes"] as? [String: String] ?? [:],
+                           time: (object["time"] as? NSNumber)?.int64Value ?? 0)
     }
 
     /// One stats sample (CPU, memory, I/O, network) as the engine reports it.

@@ -171,6 +171,33 @@ import sys; print("to stderr", file=sys.stderr)
         try? FileManager.default.removeItem(atPath: scratch)
     }
 
+    @Test func eventsReportContainerStartAndExit() async throws {
+        let engine = DockerEngineClient(socketPath: try TestEngine.socket())
+        let label = "io.hangar.test-events=\(UUID().uuidString.prefix(8).lowercased())"
+        let events = engine.events(labels: [label])
+        let watcher = Task { () -> [String] in
+            var actions: [String] = []
+            for try await event in events {
+                actions.append(event.action)
+                if event.isContainerExit { break }
+            }
+            return actions
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        let parts = label.split(separator: "=")
+        let id = try await engine.createContainer(name: "hangar-events-\(UUID().uuidString.prefix(6))", config: JSONSerialization.data(withJSONObject: [
+            "Image": TestEngine.image, "Cmd": ["true"], "Labels": [String(parts[0]): String(parts[1])],
+        ]))
+        try await engine.start(id)
+        _ = try await engine.wait(id)
+        let timeout = Task { try await Task.sleep(for: .seconds(20)); watcher.cancel() }
+        let actions = try await watcher.value
+        timeout.cancel()
+        try await engine.remove(id)
+        #expect(actions.contains("start"), "\(actions)")
+        #expect(actions.contains { $0 == "die" || $0 == "died" }, "\(actions)")
+    }
+
     @Test func engineErrorsCarryTheEnginesMessage() async throws {
         let engine = DockerEngineClient(socketPath: try TestEngine.socket())
         let version = try await engine.version()
