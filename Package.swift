@@ -21,8 +21,12 @@ let bundledPlugins: [BundledPlugin] = [
                   linkerSettings: [.linkedLibrary("dl")]),
     BundledPlugin(product: "hangar-storage-vfs", target: "VFSStorage", path: "Plugins/Storage/VFS"),
     BundledPlugin(product: "hangar-scheduler-fifo", target: "FIFOScheduler", path: "Plugins/Schedulers/FIFO"),
+    BundledPlugin(product: "hangar-scheduler-lifo", target: "LIFOScheduler", path: "Plugins/Schedulers/LIFO"),
+    BundledPlugin(product: "hangar-scheduler-drf", target: "DRFScheduler", path: "Plugins/Schedulers/DRF"),
     BundledPlugin(product: "hangar-selector-concentrated", target: "ConcentratedSelector",
                   path: "Plugins/AgentSelectors/Concentrated"),
+    BundledPlugin(product: "hangar-selector-dispersed", target: "DispersedSelector", path: "Plugins/AgentSelectors/Dispersed"),
+    BundledPlugin(product: "hangar-selector-roundrobin", target: "RoundRobinSelector", path: "Plugins/AgentSelectors/RoundRobin"),
 ]
 
 let package = Package(

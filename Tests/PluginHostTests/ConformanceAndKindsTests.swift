@@ -7,7 +7,8 @@ import Testing
 /// The conformance suite over every bundled plugin, the vendor template, and the
 /// non-accelerator kinds through their wrappers.
 @Suite struct ConformanceTests {
-    @Test(arguments: ["hangar-accel-mock", "hangar-accel-cuda", "hangar-storage-vfs", "hangar-scheduler-fifo", "hangar-selector-concentrated"])
+    @Test(arguments: ["hangar-accel-mock", "hangar-accel-cuda", "hangar-storage-vfs", "hangar-scheduler-fifo", "hangar-scheduler-lifo",
+                      "hangar-scheduler-drf", "hangar-selector-concentrated", "hangar-selector-dispersed", "hangar-selector-roundrobin"])
     func bundledPluginConforms(product: String) throws {
         let library = try PluginLoader.open(path: PluginPaths.bundled(product))
         let dir = try TemporaryDirectory()
@@ -119,6 +120,45 @@ import Testing
         // Every call either ran to completion on a live instance or was refused cleanly.
         #expect(outcomes.reduce(0) { $0 + $1.picked + $1.destroyed } == 80_000)
         #expect(throws: PluginError.self) { try plugin.pickNext(input) }
+    }
+
+    @Test func lifoPicksTheNewestAndDRFTheLeastServedOwner() throws {
+        let sessions = [
+            PendingSession(id: "old-of-heavy", ownerIndex: 0, createdAtMicros: 100, requested: [amountScale, 1 << 30, 0]),
+            PendingSession(id: "new-of-light", ownerIndex: 1, createdAtMicros: 300, requested: [amountScale, 1 << 30, 0]),
+            PendingSession(id: "mid-of-heavy", ownerIndex: 0, createdAtMicros: 200, requested: [amountScale, 1 << 30, 0]),
+        ]
+        // Owner 0 holds 6 of 8 cores; owner 1 holds 1 GiB of 16.
+        let input = SchedulerInput(slots: slots, total: [8 * amountScale, 16 << 30, 0], free: [amountScale, 15 << 30, 0], sessions: sessions,
+                                   owners: [SchedulingOwner(accessKey: "HEAVY", occupied: [6 * amountScale, 0, 0]),
+                                            SchedulingOwner(accessKey: "LIGHT", occupied: [0, 1 << 30, 0])])
+        let lifo = try SchedulerPlugin(library: PluginLoader.open(path: PluginPaths.bundled("hangar-scheduler-lifo")))
+        defer { lifo.instance.destroy() }
+        #expect(try lifo.pickNext(input).map { sessions[$0].id } == "new-of-light")
+        let drf = try SchedulerPlugin(library: PluginLoader.open(path: PluginPaths.bundled("hangar-scheduler-drf")))
+        defer { drf.instance.destroy() }
+        #expect(try drf.pickNext(input).map { sessions[$0].id } == "new-of-light", "the owner with the smaller dominant share goes first")
+        let heavyOnly = SchedulerInput(slots: slots, total: [8 * amountScale, 16 << 30, 0], free: [amountScale, 15 << 30, 0],
+                                       sessions: [sessions[2], sessions[0]],
+                                       owners: [SchedulingOwner(accessKey: "HEAVY", occupied: [6 * amountScale, 0, 0])])
+        #expect(try drf.pickNext(heavyOnly) == 1, "within one owner, the oldest")
+    }
+
+    @Test func dispersedSpreadsAndRoundRobinRotates() throws {
+        let agents = (0..<3).map { i in
+            AgentCandidate(id: "agent-\(i)", architecture: "x86_64", capacity: [16 * amountScale, 1 << 36, 0], occupied: [Int64(i) * amountScale, 0, 0])
+        }
+        let one = PlacementRequest(sessionID: "s", architecture: nil, kernelRequests: [[amountScale, 1 << 30, 0]], singleNode: true)
+        let dispersed = try AgentSelectorPlugin(library: PluginLoader.open(path: PluginPaths.bundled("hangar-selector-dispersed")))
+        defer { dispersed.instance.destroy() }
+        #expect(try dispersed.selectAgents(slots: slots, request: one, candidates: agents) == .placed([0]), "the emptiest agent")
+        let roundrobin = try AgentSelectorPlugin(library: PluginLoader.open(path: PluginPaths.bundled("hangar-selector-roundrobin")))
+        defer { roundrobin.instance.destroy() }
+        var picks: [Int] = []
+        for _ in 0..<4 {
+            if case .placed(let p) = try roundrobin.selectAgents(slots: slots, request: one, candidates: agents) { picks += p }
+        }
+        #expect(picks == [0, 1, 2, 0])
     }
 
     @Test func concentratedPacksAndRespectsArchitecture() throws {

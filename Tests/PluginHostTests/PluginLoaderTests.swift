@@ -11,6 +11,10 @@ import Testing
         ("hangar-storage-vfs", "vfs", .storage),
         ("hangar-scheduler-fifo", "fifo", .scheduler),
         ("hangar-selector-concentrated", "concentrated", .agentSelector),
+        ("hangar-scheduler-lifo", "lifo", .scheduler),
+        ("hangar-scheduler-drf", "drf", .scheduler),
+        ("hangar-selector-dispersed", "dispersed", .agentSelector),
+        ("hangar-selector-roundrobin", "roundrobin", .agentSelector),
     ]
 
     @Test func binDirHasPlugins() throws {
