@@ -82,7 +82,8 @@ public final class SchedulerInput: @unchecked Sendable {
     let arena: CArena
     /// The C input, valid as long as this object lives.
     public let raw: UnsafePointer<hangar_sched_input>
-    public let sessions: [PendingSession]
+    public private(set) var sessions: [PendingSession]
+    private let slotCount: Int
 
     public init(slots: SchedulingSlots, total: [Int64], free: [Int64], sessions: [PendingSession], owners: [SchedulingOwner]) {
         let n = slots.names.count
@@ -90,6 +91,7 @@ public final class SchedulerInput: @unchecked Sendable {
         let arena = CArena()
         self.arena = arena
         self.sessions = sessions
+        self.slotCount = n
         var input = hangar_sched_input()
         input.struct_size = UInt32(MemoryLayout<hangar_sched_input>.size)
         input.slots = arena.slots(slots)
@@ -120,6 +122,69 @@ public final class SchedulerInput: @unchecked Sendable {
         input.owner_count = owners.count
         input.owner_stride = MemoryLayout<hangar_sched_owner>.stride
         raw = arena.value(input)
+    }
+
+    private var mutableInput: UnsafeMutablePointer<hangar_sched_input> { UnsafeMutablePointer(mutating: raw) }
+
+    /// Takes a session out of the queue in place (after it was placed), keeping the order,
+    /// so a scheduling pass does not rebuild the snapshot for every decision.
+    public func removeSession(at index: Int) {
+        precondition(sessions.indices.contains(index), "no pending session at \(index)")
+        let base = UnsafeMutablePointer(mutating: raw.pointee.sessions!)
+        (base + index).update(from: base + index + 1, count: sessions.count - index - 1)
+        sessions.remove(at: index)
+        mutableInput.pointee.session_count = sessions.count
+    }
+
+    /// Records that `amounts` were allocated to a session of `ownerIndex`: the owner's
+    /// occupancy grows and the group's free capacity shrinks.
+    public func charge(ownerIndex: Int, amounts: [Int64]) {
+        precondition(amounts.count == slotCount, "one amount per slot")
+        let owners = raw.pointee.owners!
+        let occupied = UnsafeMutablePointer(mutating: owners[ownerIndex].occupied!)
+        let free = UnsafeMutablePointer(mutating: raw.pointee.free_capacity!)
+        for k in 0..<slotCount {
+            occupied[k] += amounts[k]
+            free[k] -= amounts[k]
+        }
+    }
+}
+
+/// Candidate agents laid out as C arrays once, with occupancy that can be charged in place,
+/// for repeated placements over the same agents (a scheduling pass, benchmarks).
+public final class SelectionInput: @unchecked Sendable {
+    let arena: CArena
+    let slots: SchedulingSlots
+    let agentsPointer: UnsafeMutablePointer<hangar_select_agent>
+    public let candidates: [AgentCandidate]
+
+    public init(slots: SchedulingSlots, candidates: [AgentCandidate]) {
+        let arena = CArena()
+        self.arena = arena
+        self.slots = slots
+        self.candidates = candidates
+        agentsPointer = UnsafeMutablePointer(mutating: arena.array(candidates.map { a in
+            var c = hangar_select_agent()
+            c.struct_size = UInt32(MemoryLayout<hangar_select_agent>.size)
+            c.agent_id = arena.string(a.id)
+            c.architecture = arena.string(a.architecture)
+            c.capacity = arena.array(a.capacity)
+            c.occupied = arena.array(a.occupied)
+            c.kernel_count = a.kernelCount
+            return c
+        }))
+    }
+
+    /// Adds `amounts` to an agent's occupancy (a kernel was placed there).
+    public func charge(agent index: Int, amounts: [Int64]) {
+        let occupied = UnsafeMutablePointer(mutating: agentsPointer[index].occupied!)
+        for k in 0..<slots.names.count { occupied[k] += amounts[k] }
+        agentsPointer[index].kernel_count += 1
+    }
+
+    /// The agent's occupancy now.
+    public func occupied(agent index: Int) -> [Int64] {
+        Array(UnsafeBufferPointer(start: agentsPointer[index].occupied, count: slots.names.count))
     }
 }
 
@@ -210,6 +275,50 @@ public final class AgentSelectorPlugin: @unchecked Sendable {
     }
 
     public var name: String { instance.name }
+
+    /// Places `request` on prepared candidates, checking that the plugin's answer really fits.
+    public func selectAgents(_ prepared: SelectionInput, request: PlacementRequest) throws(PluginError) -> Placement {
+        let n = prepared.slots.names.count
+        let arena = CArena()
+        var input = hangar_select_input()
+        input.struct_size = UInt32(MemoryLayout<hangar_select_input>.size)
+        input.slots = arena.slots(prepared.slots)
+        input.session_id = arena.string(request.sessionID)
+        input.architecture = request.architecture.map { arena.string($0) }
+        input.kernel_count = request.kernelRequests.count
+        input.kernel_requests = arena.array(request.kernelRequests.flatMap { precondition($0.count == n); return $0 })
+        input.single_node = request.singleNode ? 1 : 0
+        input.agents = UnsafePointer(prepared.agentsPointer)
+        input.agent_count = prepared.candidates.count
+        input.agent_stride = MemoryLayout<hangar_select_agent>.stride
+        var out = [Int](repeating: -1, count: max(request.kernelRequests.count, 1))
+        var reason = ""
+        let status = try instance.invoke("select_agents", allowing: HANGAR_E_NO_AGENT) { [select] h in
+            let status = out.withUnsafeMutableBufferPointer { select(h, &input, $0.baseAddress) }
+            if status == HANGAR_E_NO_AGENT { reason = instance.lastErrorUnlocked(h) }
+            return status
+        }
+        if status == HANGAR_E_NO_AGENT { return .noAgent(reason.isEmpty ? "no agent can host the session" : reason) }
+        let placement = Array(out.prefix(request.kernelRequests.count))
+        for (kernel, agent) in placement.enumerated() {
+            guard prepared.candidates.indices.contains(agent) else {
+                throw PluginError(.contractViolation, plugin: name, file: instance.library.path, call: "select_agents",
+                                  reason: "placed kernel \(kernel) on agent index \(agent) of \(prepared.candidates.count)")
+            }
+        }
+        var added: [Int: [Int64]] = [:]
+        for (kernel, agent) in placement.enumerated() {
+            let occupied = prepared.occupied(agent: agent)
+            var sum = added[agent] ?? [Int64](repeating: 0, count: n)
+            for k in 0..<n { sum[k] += request.kernelRequests[kernel][k] }
+            added[agent] = sum
+            for k in 0..<n where occupied[k] + sum[k] > prepared.candidates[agent].capacity[k] {
+                throw PluginError(.contractViolation, plugin: name, file: instance.library.path, call: "select_agents",
+                                  reason: "placing kernel \(kernel) on \(prepared.candidates[agent].id) over-commits slot '\(prepared.slots.names[k])'")
+            }
+        }
+        return .placed(placement)
+    }
 
     /// Places `request` on `candidates`, checking that the plugin's answer really fits.
     public func selectAgents(slots: SchedulingSlots, request: PlacementRequest, candidates: [AgentCandidate]) throws(PluginError) -> Placement {

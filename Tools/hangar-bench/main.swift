@@ -1,25 +1,33 @@
-// hangar-bench: measures what calling a plugin through the host's ABI wrapper costs compared
-// with a direct Swift call doing the same work. Not a test: run it on a quiet machine with a
-// release build (`swift build -c release --product hangar-bench`, then run it from that bin
-// folder, where the bundled plugins are).
+// hangar-bench: benchmarks, not tests. Run them on a quiet machine with a release build
+// (`swift build -c release`, then run from that bin folder, where the bundled plugins are).
 //
-//   hangar-bench [--iterations N] [--plugin-dir DIR]
+//   hangar-bench [abi] [--iterations N] [--plugin-dir DIR]
+//       what calling a plugin through the host's ABI wrapper costs vs a direct Swift call
+//   hangar-bench scheduler --snapshot snapshot.json.gz [--expected expected.json.gz] [--plugin-dir DIR]
+//       scheduler and selector plugins on the shared Backend.AI snapshot: pick and placement
+//       times, a 1,000-session pass, and agreement with Backend.AI's own decisions
 import Foundation
 import PluginAPI
 import PluginHost
 
 struct Options {
+    var mode = "abi"
     var iterations = 5_000_000
     var pluginDir = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().path
+    var snapshot: String?
+    var expected: String?
 
     init(_ args: [String]) {
         var it = args.dropFirst().makeIterator()
         while let arg = it.next() {
             switch arg {
+            case "abi", "scheduler": mode = arg
             case "--iterations": iterations = it.next().flatMap(Int.init) ?? iterations
             case "--plugin-dir": pluginDir = it.next() ?? pluginDir
+            case "--snapshot": snapshot = it.next()
+            case "--expected": expected = it.next()
             default:
-                FileHandle.standardError.write(Data("usage: hangar-bench [--iterations N] [--plugin-dir DIR]\n".utf8))
+                FileHandle.standardError.write(Data("usage: hangar-bench [abi] [--iterations N] [--plugin-dir DIR] | scheduler --snapshot F [--expected F]\n".utf8))
                 exit(2)
             }
         }
@@ -53,6 +61,10 @@ func measure(_ label: String, iterations: Int, _ body: (Int) throws -> Int?) ret
 }
 
 let options = Options(CommandLine.arguments)
+if options.mode == "scheduler" {
+    try runSchedulerBench(options)
+    exit(0)
+}
 let library = try PluginLoader.open(path: options.pluginDir + "/libhangar-scheduler-fifo.so")
 let slots = SchedulingSlots(names: ["cpu", "mem", "cuda.device"], types: [.count, .bytes, .count])
 let sessions = (0..<4).map { i in

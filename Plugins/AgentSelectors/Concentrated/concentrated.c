@@ -1,11 +1,14 @@
 /*
- * concentrated — Hangar's reference agent selector: pack sessions tightly.
+ * concentrated — Hangar's reference agent selector: pack sessions tightly
+ * (and, built with -DHANGAR_SELECTOR_DISPERSED, "dispersed": spread them).
  *
- * A kernel (or, for a single-node session, all its kernels together) goes to
- * the candidate that still fits it and would have the least free capacity
- * left afterwards: the score is the sum over the agent's slots of
- * (capacity - occupied - request) / capacity, lowest first (best fit).
- * Ties go to the agent running more kernels, then to the lower index.
+ * The choice follows Backend.AI's agent selectors so that both platforms make
+ * the same decisions on the same cluster: among the candidates that fit, the
+ * agent whose free amounts, read in resource-priority order (default cuda,
+ * rocm, tpu, cpu, mem; a group sums every slot named "<group>" or
+ * "<group>.*"; other slots come last), are lexicographically smallest
+ * (concentrated) or largest (dispersed). Ties go to the lower index, the
+ * candidate order. The priority is configurable (resource_priority).
  *
  * Fit: for every slot, occupied + request <= capacity. A slot an agent has no
  * capacity for can only be requested as 0, and an agent already over its
@@ -13,8 +16,23 @@
  * by kernel, counting what earlier kernels of the same session took on each
  * agent, so several kernels may share an agent but never overfill it.
  *
- * No state beyond the last-error buffer (mutex-guarded): thread-safe.
+ * Instances only hold their configuration and the last-error buffer
+ * (mutex-guarded): thread-safe.
  */
+#ifdef HANGAR_SELECTOR_DISPERSED
+#define SELECTOR_NAME "dispersed"
+#define SELECTOR_DESCRIPTION "Spreads kernels onto the agents with the most free capacity (Backend.AI's dispersed order)."
+#define SELECTOR_PREFERS_LARGER 1
+#else
+#define SELECTOR_NAME "concentrated"
+#define SELECTOR_DESCRIPTION "Packs kernels onto the agent that fits them most tightly (Backend.AI's concentrated order)."
+#define SELECTOR_PREFERS_LARGER 0
+#endif
+
+/* Resource-priority groups: at most this many, each name at most this long. */
+#define CONC_MAX_GROUPS 16
+#define CONC_GROUP_NAME 32
+
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -47,6 +65,8 @@ HANGAR_EXPORT const hangar_plugin_descriptor *hangar_plugin_entry_v1(uint32_t ho
 
 typedef struct conc {
     const hangar_host_services *host;
+    size_t groups;                                  /* resource-priority groups */
+    char group[CONC_MAX_GROUPS][CONC_GROUP_NAME];
     pthread_mutex_t err_lock; /* guards err and err_len */
     size_t err_len;
     char err[CONC_ERR_MAX];
@@ -195,23 +215,68 @@ static int64_t *taken_on(const placement *p, size_t agent, size_t slots)
  * missing fraction, then the lowest index) and `closest_slot` its first
  * short slot, for the error message.
  */
-static size_t choose(const hangar_select_agent *agents, size_t stride, size_t count, const char *arch,
-                     const placement *p, const int64_t *req, size_t slots, bool *none_match, size_t *closest,
-                     size_t *closest_slot)
+/* Index of the resource-priority group a slot belongs to; `groups` for "other". */
+static size_t group_of_slot(const conc *c, const char *name)
+{
+    if (!name)
+        return c->groups;
+    for (size_t g = 0; g < c->groups; g++) {
+        size_t n = strlen(c->group[g]);
+        if (strncmp(name, c->group[g], n) == 0 && (name[n] == '\0' || name[n] == '.'))
+            return g;
+    }
+    return c->groups;
+}
+
+/* Free amount per group (after this session's earlier kernels), the ordering key. */
+static void group_key(const agent_view *a, const int64_t *extra, const size_t *group_of, size_t slots, size_t groups,
+                      int64_t *key)
+{
+    memset(key, 0, (groups + 1) * sizeof *key);
+    for (size_t k = 0; k < slots; k++) {
+        int64_t occ = a->occupied[k];
+        if (extra)
+            occ = extra[k] > INT64_MAX - occ ? INT64_MAX : occ + extra[k];
+        int64_t room = a->capacity[k] - occ;
+        key[group_of[k]] = add_sat(key[group_of[k]], room > 0 ? room : 0);
+    }
+}
+
+/* True if key a orders strictly before key b for this selector. */
+static bool better(const int64_t *a, const int64_t *b, size_t n)
+{
+    for (size_t g = 0; g < n; g++) {
+        if (a[g] != b[g])
+            return SELECTOR_PREFERS_LARGER ? a[g] > b[g] : a[g] < b[g];
+    }
+    return false;
+}
+
+/*
+ * Picks the best agent for `req`. Returns the agent index, or SIZE_MAX with
+ * *none_match set when no agent has the architecture. On failure `closest`
+ * is the matching agent with the fewest short slots (then the smallest
+ * missing fraction, then the lowest index) and `closest_slot` its first
+ * short slot, for the error message.
+ */
+static size_t choose(const conc *c, const size_t *group_of, const hangar_select_agent *agents, size_t stride, size_t count,
+                     const char *arch, const placement *p, const int64_t *req, size_t slots, bool *none_match,
+                     size_t *closest, size_t *closest_slot)
 {
     size_t best = SIZE_MAX, near = SIZE_MAX;
     shortage near_sh = {0, 0.0, 0};
-    double best_score = 0.0;
-    uint32_t best_kernels = 0;
+    int64_t best_key[CONC_MAX_GROUPS + 1], key[CONC_MAX_GROUPS + 1];
+    size_t n = c->groups + 1;
     *none_match = true;
     for (size_t i = 0; i < count; i++) {
         agent_view a = view_agent(HANGAR_ARRAY_AT(hangar_select_agent, agents, stride, i));
         if (arch && (!a.arch || strcmp(a.arch, arch) != 0))
             continue;
         *none_match = false;
-        double score;
+        double unused;
         shortage sh;
-        if (!fits(&a, p ? taken_on(p, i, slots) : NULL, req, slots, &score, &sh)) {
+        const int64_t *extra = p ? taken_on(p, i, slots) : NULL;
+        if (!fits(&a, extra, req, slots, &unused, &sh)) {
             if (near == SIZE_MAX || sh.slots_short < near_sh.slots_short ||
                 (sh.slots_short == near_sh.slots_short && sh.missing < near_sh.missing)) {
                 near = i;
@@ -219,10 +284,10 @@ static size_t choose(const hangar_select_agent *agents, size_t stride, size_t co
             }
             continue;
         }
-        if (best == SIZE_MAX || score < best_score || (score == best_score && a.kernels > best_kernels)) {
+        group_key(&a, extra, group_of, slots, c->groups, key);
+        if (best == SIZE_MAX || better(key, best_key, n)) {
             best = i;
-            best_score = score;
-            best_kernels = a.kernels;
+            memcpy(best_key, key, n * sizeof *key);
         }
     }
     *closest = near;
@@ -265,6 +330,10 @@ static hangar_status no_agent(conc *c, const hangar_select_input *in, const hang
                 "session %s: no agent fits %s; the closest, %s, is short of %s by %s (needs %s, has %s free)",
                 sid ? sid : "?", what, a.id ? a.id : "?", name, by, need, have);
 }
+
+static hangar_status select_with_groups(conc *c, const hangar_select_input *input, const hangar_select_agent *agents,
+                                        size_t stride, size_t count, const int64_t *reqs, size_t slots, size_t kernels,
+                                        const char *arch, const size_t *group_of, size_t *out_agent_indices);
 
 static hangar_status conc_select_agents(void *instance, const hangar_select_input *input, size_t *out_agent_indices)
 {
@@ -330,6 +399,24 @@ static hangar_status conc_select_agents(void *instance, const hangar_select_inpu
     }
 
     const char *arch = input->architecture;
+    size_t stack_groups[64];
+    size_t *group_of = slots <= 64 ? stack_groups : malloc(slots * sizeof *group_of);
+    if (!group_of)
+        return fail(c, HANGAR_E_INSUFFICIENT, "select_agents: out of memory");
+    for (size_t k = 0; k < slots; k++)
+        group_of[k] = group_of_slot(c, sl->names[k]);
+    hangar_status result = select_with_groups(c, input, agents, stride, count, reqs, slots, kernels, arch, group_of,
+                                              out_agent_indices);
+    if (group_of != stack_groups)
+        free(group_of);
+    return result;
+}
+
+/* The placement proper, once inputs are validated and slots grouped. */
+static hangar_status select_with_groups(conc *c, const hangar_select_input *input, const hangar_select_agent *agents,
+                                        size_t stride, size_t count, const int64_t *reqs, size_t slots, size_t kernels,
+                                        const char *arch, const size_t *group_of, size_t *out_agent_indices)
+{
     bool none_match;
     size_t closest, closest_slot;
 
@@ -350,7 +437,7 @@ static hangar_status conc_select_agents(void *instance, const hangar_select_inpu
             }
             sum = acc;
         }
-        size_t best = choose(agents, stride, count, arch, NULL, sum, slots, &none_match, &closest,
+        size_t best = choose(c, group_of, agents, stride, count, arch, NULL, sum, slots, &none_match, &closest,
                              &closest_slot);
         hangar_status rc = HANGAR_OK;
         if (best == SIZE_MAX) {
@@ -382,7 +469,7 @@ static hangar_status conc_select_agents(void *instance, const hangar_select_inpu
     hangar_status rc = HANGAR_OK;
     for (size_t j = 0; j < kernels; j++) {
         const int64_t *req = slots ? reqs + j * slots : reqs; /* reqs may be NULL when there are no slots */
-        size_t best = choose(agents, stride, count, arch, &p, req, slots, &none_match, &closest,
+        size_t best = choose(c, group_of, agents, stride, count, arch, &p, req, slots, &none_match, &closest,
                              &closest_slot);
         if (best == SIZE_MAX) {
             char what[64];
@@ -427,28 +514,53 @@ static hangar_status conc_create(const hangar_host_services *host, const char *c
     if (out_instance)
         *out_instance = NULL;
     if (!host || !config_json || !out_instance)
-        return create_fail(err, err_len, HANGAR_E_INVALID_ARGUMENT, "concentrated: create() got a NULL %s",
+        return create_fail(err, err_len, HANGAR_E_INVALID_ARGUMENT, SELECTOR_NAME ": create() got a NULL %s",
                            !host ? "host" : !config_json ? "config_json" : "out_instance");
     if (HANGAR_ABI_VERSION_MAJOR(host->abi_version) != HANGAR_ABI_MAJOR ||
         host->struct_size < offsetof(hangar_host_services, config_count) + sizeof host->config_count ||
-        !host->config_count)
+        !host->config_count || !host->config_string)
         return create_fail(err, err_len, HANGAR_E_INCOMPATIBLE,
-                           "concentrated: the host services table is incompatible (ABI %" PRIu32 ".%" PRIu32
+                           SELECTOR_NAME ": the host services table is incompatible (ABI %" PRIu32 ".%" PRIu32
                            ", struct_size %" PRIu32 "); this plugin needs ABI 1.x",
                            HANGAR_ABI_VERSION_MAJOR(host->abi_version), HANGAR_ABI_VERSION_MINOR(host->abi_version),
                            host->struct_size);
+    static const char *const default_priority[] = {"cuda", "rocm", "tpu", "cpu", "mem"};
+    char names[CONC_MAX_GROUPS][CONC_GROUP_NAME];
+    size_t groups = 0;
     int64_t keys = host->config_count(host->host_context, "");
-    if (keys > 0)
+    int64_t listed = host->config_count(host->host_context, "resource_priority");
+    if (keys > (listed >= 0 ? 1 : 0))
         return create_fail(err, err_len, HANGAR_E_INVALID_CONFIG,
-                           "concentrated: takes no configuration; remove the %" PRId64 " key(s) from its config", keys);
+                           SELECTOR_NAME ": the only configuration key is \"resource_priority\" (an array of slot groups)");
+    if (listed < 0) {
+        for (; groups < sizeof default_priority / sizeof *default_priority; groups++)
+            snprintf(names[groups], CONC_GROUP_NAME, "%s", default_priority[groups]);
+    } else {
+        if (listed > CONC_MAX_GROUPS)
+            return create_fail(err, err_len, HANGAR_E_INVALID_CONFIG,
+                               SELECTOR_NAME ": resource_priority lists %" PRId64 " groups; at most %d are allowed", listed,
+                               CONC_MAX_GROUPS);
+        for (; groups < (size_t)listed; groups++) {
+            char path[48];
+            size_t len = 0;
+            snprintf(path, sizeof path, "resource_priority.%zu", groups);
+            hangar_status st = host->config_string(host->host_context, path, names[groups], CONC_GROUP_NAME, &len);
+            if (st != HANGAR_OK || len == 0 || strchr(names[groups], '.'))
+                return create_fail(err, err_len, HANGAR_E_INVALID_CONFIG,
+                                   SELECTOR_NAME ": %s must be a slot group name such as \"cuda\" or \"cpu\" (no dots, under %d characters)",
+                                   path, CONC_GROUP_NAME);
+        }
+    }
 
     conc *c = calloc(1, sizeof *c);
     if (!c)
-        return create_fail(err, err_len, HANGAR_E_INSUFFICIENT, "concentrated: out of memory");
+        return create_fail(err, err_len, HANGAR_E_INSUFFICIENT, SELECTOR_NAME ": out of memory");
     if (pthread_mutex_init(&c->err_lock, NULL) != 0) {
         free(c);
-        return create_fail(err, err_len, HANGAR_E_INSUFFICIENT, "concentrated: cannot initialise a mutex");
+        return create_fail(err, err_len, HANGAR_E_INSUFFICIENT, SELECTOR_NAME ": cannot initialise a mutex");
     }
+    c->groups = groups;
+    memcpy(c->group, names, sizeof names);
     c->host = host;
     *out_instance = c;
     return HANGAR_OK;
@@ -463,7 +575,11 @@ static void conc_destroy(void *instance)
     free(c);
 }
 
-static const char conc_schema[] = "{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{}}";
+static const char conc_schema[] =
+    "{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{"
+    "\"resource_priority\":{\"type\":\"array\",\"items\":{\"type\":\"string\"},\"maxItems\":16,"
+    "\"default\":[\"cuda\",\"rocm\",\"tpu\",\"cpu\",\"mem\"],"
+    "\"description\":\"Slot groups compared in order (a group covers <group> and <group>.*); slots in no group come last.\"}}}";
 
 static const hangar_agent_selector_functions conc_functions = {
     .struct_size = sizeof(hangar_agent_selector_functions),
@@ -480,10 +596,10 @@ static const hangar_plugin_descriptor conc_descriptor = {
     .kind = HANGAR_KIND_AGENT_SELECTOR,
     .thread_safety = HANGAR_THREAD_SAFE,
     .capabilities = 0,
-    .name = "concentrated",
+    .name = SELECTOR_NAME,
     .vendor = "Hangar",
     .version = "1.0.0",
-    .description = "Packs kernels onto the agent that fits them most tightly, keeping other agents free.",
+    .description = SELECTOR_DESCRIPTION,
     .license = "Apache-2.0",
     .config_schema = conc_schema,
     .static_slot_names = NULL,
