@@ -121,7 +121,7 @@ let package = Package(
         .target(
             name: "Manager",
             dependencies: [
-                "StateStore", "Identity", "ClusterProtocol", "ConfigFile",
+                "StateStore", "Identity", "ClusterProtocol", "ConfigFile", "PluginHost",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
@@ -179,7 +179,7 @@ let package = Package(
         .testTarget(
             name: "ManagerTests",
             dependencies: [
-                "Manager", "StateStore", "Identity", "ClusterProtocol", "ConfigFile",
+                "Manager", "StateStore", "Identity", "ClusterProtocol", "ConfigFile", "PluginHost",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ],

@@ -3,9 +3,10 @@ import Testing
 @testable import PluginHost
 
 /// Our fifo/lifo schedulers and concentrated/dispersed selectors make the same decisions as
-/// Backend.AI 23.9.10 on the shared snapshot (../shared/bench/scheduler, beside the repository).
+/// Backend.AI 23.9.10 on the shared benchmark snapshot (a copy of shared/bench/scheduler is
+/// kept in Tests/Fixtures/SchedulerBench so the test needs nothing outside the repository).
 @Suite struct BackendAIParityTests {
-    static let benchDir = URL(fileURLWithPath: PluginPaths.repoRoot).deletingLastPathComponent().appendingPathComponent("shared/bench/scheduler").path
+    static let benchDir = PluginPaths.repoRoot + "/Tests/Fixtures/SchedulerBench"
 
     static func gunzipJSON(_ path: String) throws -> [String: Any] {
         let process = Process()

@@ -1,0 +1,236 @@
+import ClusterProtocol
+import Foundation
+
+/// Session (and kernel) statuses, as Backend.AI names them.
+public enum SessionStatus: String, Sendable, Codable, CaseIterable {
+    case pending = "PENDING", scheduled = "SCHEDULED", preparing = "PREPARING", pulling = "PULLING", creating = "CREATING"
+    case running = "RUNNING", terminating = "TERMINATING", terminated = "TERMINATED", cancelled = "CANCELLED", error = "ERROR"
+
+    /// Statuses after which nothing happens to the session any more.
+    public var isTerminal: Bool { self == .terminated || self == .cancelled || self == .error }
+    /// Statuses in which the session holds slots on an agent.
+    public var holdsSlots: Bool { !isTerminal && self != .pending }
+}
+
+/// What a user asks for.
+public struct SessionSpec: Sendable, Equatable {
+    public var name: String
+    public var accessKey: String
+    public var userID: String
+    public var domain: String
+    public var projectID: String
+    public var resourceGroup: String
+    /// "interactive" or "batch".
+    public var type: String
+    public var image: String
+    public var architecture: String
+    /// Per kernel.
+    public var requested: ResourceSlots
+    public var clusterSize: Int
+    public var startupCommand: String?
+    public var priority: Int
+
+    public init(name: String, accessKey: String, userID: String, domain: String = "default", projectID: String, resourceGroup: String = "default",
+                type: String = "interactive", image: String, architecture: String = "x86_64", requested: ResourceSlots, clusterSize: Int = 1,
+                startupCommand: String? = nil, priority: Int = 0) {
+        self.name = name
+        self.accessKey = accessKey
+        self.userID = userID
+        self.domain = domain
+        self.projectID = projectID
+        self.resourceGroup = resourceGroup
+        self.type = type
+        self.image = image
+        self.architecture = architecture
+        self.requested = requested
+        self.clusterSize = clusterSize
+        self.startupCommand = startupCommand
+        self.priority = priority
+    }
+}
+
+/// A session as stored.
+public struct SessionRecord: Sendable, Equatable {
+    public var id: String
+    public var name: String
+    public var accessKey: String
+    public var resourceGroup: String
+    public var type: String
+    public var status: SessionStatus
+    public var statusInfo: String
+    public var image: String
+    public var architecture: String
+    /// Per kernel.
+    public var requested: ResourceSlots
+    public var clusterSize: Int
+    public var priority: Int
+    public var attempts: Int
+    public var createdAt: Int64
+}
+
+/// One kernel's placement in a reservation.
+public struct KernelPlacement: Sendable, Equatable {
+    public var kernelID: String
+    public var agentID: String
+    public init(kernelID: String, agentID: String) {
+        self.kernelID = kernelID
+        self.agentID = agentID
+    }
+}
+
+extension StateStore {
+    static func session(from r: SQLRow) -> SessionRecord {
+        SessionRecord(id: r.string("id") ?? "", name: r.string("name") ?? "", accessKey: r.string("access_key") ?? "",
+                      resourceGroup: r.string("resource_group") ?? "", type: r.string("session_type") ?? "",
+                      status: SessionStatus(rawValue: r.string("status") ?? "") ?? .error, statusInfo: r.string("status_info") ?? "",
+                      image: r.string("image") ?? "", architecture: r.string("architecture") ?? "",
+                      requested: (try? ResourceSlots(json: r.string("requested_slots") ?? "{}")) ?? ResourceSlots(),
+                      clusterSize: Int(r.int("cluster_size") ?? 1), priority: Int(r.int("priority") ?? 0),
+                      attempts: Int(r.int("attempts") ?? 0), createdAt: r.int("created_at") ?? 0)
+    }
+
+    private static func history(_ c: SQLConnection, _ id: String, _ status: SessionStatus, _ now: Int64) throws {
+        try c.execute("INSERT INTO session_status_history (session_id, status, at) VALUES ($1, $2, $3)", [.text(id), .text(status.rawValue), .int(now)])
+    }
+
+    /// Creates a PENDING session with `clusterSize` PENDING kernels, in one transaction.
+    public func createSession(_ spec: SessionSpec, now: Int64 = Clock.nowMicros()) throws -> SessionRecord {
+        guard (1...64).contains(spec.clusterSize) else { throw StoreError(.invalid, "clusterSize must be between 1 and 64, got \(spec.clusterSize)") }
+        guard !spec.name.isEmpty, spec.name.count <= 64 else { throw StoreError(.invalid, "the session name must have 1-64 characters") }
+        return try database.transaction { c in
+            guard try !c.query("SELECT name FROM resource_groups WHERE name = $1", [.text(spec.resourceGroup)]).isEmpty else {
+                throw StoreError(.notFound, "no resource group named '\(spec.resourceGroup)'")
+            }
+            let id = UUID().uuidString.lowercased()
+            try c.execute("""
+                INSERT INTO sessions (id, name, access_key, user_id, domain_name, project_id, resource_group, session_type, status,
+                    status_changed, image, architecture, requested_slots, cluster_size, startup_command, priority, created_at)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'PENDING', $9, $10, $11, $12, $13, $14, $15, $9)
+                """, [.text(id), .text(spec.name), .text(spec.accessKey), .text(spec.userID), .text(spec.domain), .text(spec.projectID),
+                      .text(spec.resourceGroup), .text(spec.type), .int(now), .text(spec.image), .text(spec.architecture),
+                      .text(spec.requested.json), .int(Int64(spec.clusterSize)), SQLValue(spec.startupCommand), .int(Int64(spec.priority))])
+            for index in 0..<spec.clusterSize {
+                try c.execute("""
+                    INSERT INTO kernels (id, session_id, cluster_role, cluster_idx, status, requested_slots, created_at)
+                    VALUES ($1, $2, $3, $4, 'PENDING', $5, $6)
+                    """, [.text(UUID().uuidString.lowercased()), .text(id), .text(index == 0 ? "main" : "sub"), .int(Int64(index)),
+                          .text(spec.requested.json), .int(now)])
+            }
+            try Self.history(c, id, .pending, now)
+            return SessionRecord(id: id, name: spec.name, accessKey: spec.accessKey, resourceGroup: spec.resourceGroup, type: spec.type,
+                                 status: .pending, statusInfo: "", image: spec.image, architecture: spec.architecture, requested: spec.requested,
+                                 clusterSize: spec.clusterSize, priority: spec.priority, attempts: 0, createdAt: now)
+        }
+    }
+
+    public func session(id: String) throws -> SessionRecord? {
+        try database.withConnection { c in try c.query("SELECT * FROM sessions WHERE id = $1", [.text(id)]).first.map(Self.session(from:)) }
+    }
+
+    public func sessions(resourceGroup: String, status: SessionStatus) throws -> [SessionRecord] {
+        try database.withConnection { c in
+            try c.query("SELECT * FROM sessions WHERE resource_group = $1 AND status = $2 ORDER BY created_at, id",
+                        [.text(resourceGroup), .text(status.rawValue)]).map(Self.session(from:))
+        }
+    }
+
+    /// Kernel ids of a session, in cluster order.
+    public func kernelIDs(session: String) throws -> [String] {
+        try database.withConnection { c in
+            try c.query("SELECT id FROM kernels WHERE session_id = $1 ORDER BY cluster_idx", [.text(session)]).compactMap { $0.string("id") }
+        }
+    }
+
+    /// Status transitions of a session with their times.
+    public func statusHistory(session: String) throws -> [(SessionStatus, Int64)] {
+        try database.withConnection { c in
+            try c.query("SELECT status, at FROM session_status_history WHERE session_id = $1 ORDER BY at, status", [.text(session)])
+                .compactMap { r in SessionStatus(rawValue: r.string("status") ?? "").map { ($0, r.int("at") ?? 0) } }
+        }
+    }
+
+    /// Sessions of an access key that hold slots (for max_concurrent_sessions).
+    public func activeSessionCount(accessKey: String) throws -> Int {
+        try database.withConnection { c in
+            Int(try c.query("""
+                SELECT COUNT(*) AS n FROM sessions WHERE access_key = $1 AND status NOT IN ('PENDING', 'TERMINATED', 'CANCELLED', 'ERROR')
+                """, [.text(accessKey)]).first?.int("n") ?? 0)
+        }
+    }
+
+    /// Reserves slots for a PENDING session's kernels on the chosen agents, in one
+    /// transaction that re-reads each agent's occupancy: if another scheduler got there first
+    /// and the slots no longer fit, nothing changes and false is returned. Agents are never
+    /// over-committed, however many scheduling passes race.
+    public func reserve(session id: String, placements: [KernelPlacement], now: Int64 = Clock.nowMicros()) throws -> Bool {
+        try database.transaction { c in
+            let lock = database.dialect == .postgresql ? " FOR UPDATE" : ""
+            guard let row = try c.query("SELECT status, requested_slots FROM sessions WHERE id = $1" + lock, [.text(id)]).first,
+                  row.string("status") == SessionStatus.pending.rawValue else { return false }
+            let request = try ResourceSlots(json: row.string("requested_slots") ?? "{}")
+            var added: [String: ResourceSlots] = [:]
+            for p in placements { added[p.agentID] = (added[p.agentID] ?? ResourceSlots()) + request }
+            // Lock agents in a fixed order so two reservations never deadlock.
+            for agentID in added.keys.sorted() {
+                guard let a = try c.query("SELECT capacity_slots, occupied_slots, status, schedulable FROM agents WHERE id = $1" + lock,
+                                          [.text(agentID)]).first,
+                      a.string("status") == AgentStatus.alive.rawValue, a.bool("schedulable") else { return false }
+                let capacity = try ResourceSlots(json: a.string("capacity_slots") ?? "{}")
+                let occupied = try ResourceSlots(json: a.string("occupied_slots") ?? "{}") + added[agentID]!
+                for (slot, amount) in occupied.amounts where amount > capacity[slot] { return false }
+                try c.execute("UPDATE agents SET occupied_slots = $1 WHERE id = $2", [.text(occupied.json), .text(agentID)])
+            }
+            for p in placements {
+                try c.execute("UPDATE kernels SET agent_id = $1, status = 'SCHEDULED', occupied_slots = $2 WHERE id = $3 AND session_id = $4",
+                              [.text(p.agentID), .text(request.json), .text(p.kernelID), .text(id)])
+            }
+            try c.execute("UPDATE sessions SET status = 'SCHEDULED', status_info = '', status_changed = $1, occupied_slots = $2 WHERE id = $3",
+                          [.int(now), .text(placements.reduce(ResourceSlots()) { total, _ in total + request }.json), .text(id)])
+            try Self.history(c, id, .scheduled, now)
+            return true
+        }
+    }
+
+    /// A pass could not place the session: it stays PENDING with a reason users can read.
+    public func notePending(session id: String, reason: String) throws {
+        try database.transaction { c in
+            try c.execute("UPDATE sessions SET attempts = attempts + 1, status_info = $1 WHERE id = $2 AND status = 'PENDING'", [.text(reason), .text(id)])
+        }
+    }
+
+    /// Moves a session (and its kernels) to a new status, recording the transition. Reaching a
+    /// terminal status releases every kernel's slots, exactly once, whatever the path.
+    /// - Returns: false if the session was already terminal (nothing changed).
+    @discardableResult
+    public func transition(session id: String, to status: SessionStatus, reason: String = "", exitCode: Int? = nil,
+                           now: Int64 = Clock.nowMicros()) throws -> Bool {
+        try database.transaction { c in
+            let lock = database.dialect == .postgresql ? " FOR UPDATE" : ""
+            guard let row = try c.query("SELECT status FROM sessions WHERE id = $1" + lock, [.text(id)]).first,
+                  let current = SessionStatus(rawValue: row.string("status") ?? ""), !current.isTerminal else { return false }
+            try c.execute("UPDATE sessions SET status = $1, status_info = $2, status_changed = $3, exit_code = COALESCE($4, exit_code), terminated_at = $5 WHERE id = $6",
+                          [.text(status.rawValue), .text(reason), .int(now), exitCode.map { .int(Int64($0)) } ?? .null,
+                           status.isTerminal ? .int(now) : .null, .text(id)])
+            try Self.history(c, id, status, now)
+            guard status.isTerminal else {
+                try c.execute("UPDATE kernels SET status = $1 WHERE session_id = $2", [.text(status.rawValue), .text(id)])
+                return true
+            }
+            // Release: subtract each kernel's slots from its agent, then clear them so a
+            // second release finds nothing to give back.
+            for k in try c.query("SELECT id, agent_id, occupied_slots FROM kernels WHERE session_id = $1 ORDER BY agent_id", [.text(id)]) {
+                let slots = try ResourceSlots(json: k.string("occupied_slots") ?? "{}")
+                if let agentID = k.string("agent_id"), !slots.amounts.isEmpty,
+                   let a = try c.query("SELECT occupied_slots FROM agents WHERE id = $1" + lock, [.text(agentID)]).first {
+                    var occupied = try ResourceSlots(json: a.string("occupied_slots") ?? "{}") - slots
+                    for (slot, amount) in occupied.amounts where amount <= 0 { occupied.amounts[slot] = nil }
+                    try c.execute("UPDATE agents SET occupied_slots = $1 WHERE id = $2", [.text(occupied.json), .text(agentID)])
+                }
+                try c.execute("UPDATE kernels SET status = $1, occupied_slots = '{}', terminated_at = $2, exit_code = COALESCE($3, exit_code) WHERE id = $4",
+                              [.text(status.rawValue), .int(now), exitCode.map { .int(Int64($0)) } ?? .null, .text(k.string("id") ?? "")])
+            }
+            try c.execute("UPDATE sessions SET occupied_slots = '{}' WHERE id = $1", [.text(id)])
+            return true
+        }
+    }
+}

@@ -1,0 +1,100 @@
+import ClusterProtocol
+import Foundation
+import Manager
+import PluginHost
+import StateStore
+import Testing
+
+/// The manager's scheduling pass over real plugins and both databases.
+@Suite struct SessionSchedulerTests {
+    static let binDir = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().path
+
+    static func agent(_ id: String, cpu: Decimal, group: String = "default") -> AgentHeartbeat {
+        AgentHeartbeat(agentID: id, address: "http://10.1.0.1:6001", resourceGroup: group, architecture: "x86_64", version: "0.1.0",
+                       capacity: ResourceSlots(["cpu": cpu, "mem": Decimal(100) * Decimal(1 << 30)]), slotTypes: ["cpu": "count", "mem": "bytes"])
+    }
+
+    static func spec(_ store: StateStore, _ admin: StateStore.BootstrapResult, name: String, cpu: Decimal = 1, accessKey: String? = nil) throws -> SessionSpec {
+        let user = try #require(try store.user(email: admin.email))
+        let project = try #require(try store.projects().first)
+        return SessionSpec(name: name, accessKey: accessKey ?? admin.accessKey, userID: user.id, projectID: project.id, image: "hangar/python:3.11-bookworm",
+                           requested: ResourceSlots(["cpu": cpu, "mem": Decimal(1 << 30)]))
+    }
+
+    static func occupied(_ store: StateStore) throws -> [String: Decimal] {
+        Dictionary(uniqueKeysWithValues: try store.agents().map { ($0.id, $0.occupied["cpu"]) })
+    }
+
+    @Test(arguments: Backend.allCases)
+    func fiftySessionsRaceForTenSlotsAndNeverOvercommit(backend: Backend) async throws {
+        let (db, store, admin) = try bootstrappedStore(backend)
+        defer { store.close(); _ = db }
+        _ = try store.recordHeartbeat(Self.agent("node-a", cpu: 5))
+        _ = try store.recordHeartbeat(Self.agent("node-b", cpu: 5))
+        let ids = try await withThrowingTaskGroup(of: String.self) { group in
+            for i in 0..<50 { group.addTask { try await store.run { try $0.createSession(Self.spec($0, admin, name: "s\(i)")).id } } }
+            var ids: [String] = []
+            for try await id in group { ids.append(id) }
+            return ids
+        }
+        #expect(ids.count == 50)
+        // Two "managers" running passes at the same time.
+        let catalog = PluginCatalog.scan([Self.binDir])
+        let schedulers = [SessionScheduler(store: store, catalog: catalog), SessionScheduler(store: store, catalog: catalog)]
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<4 { group.addTask { _ = try await store.run { _ in try schedulers[i % 2].schedule(resourceGroup: "default") } } }
+            try await group.waitForAll()
+        }
+        var scheduled = try store.sessions(resourceGroup: "default", status: .scheduled)
+        #expect(scheduled.count == 10)
+        #expect(try Self.occupied(store) == ["node-a": 5, "node-b": 5])
+        #expect(try store.sessions(resourceGroup: "default", status: .pending).allSatisfy { !$0.statusInfo.isEmpty }, "waiting sessions say why")
+        // As sessions end, the rest start; each release happens exactly once.
+        for s in scheduled.prefix(5) {
+            #expect(try store.transition(session: s.id, to: .terminated, reason: "user destroyed it"))
+            #expect(try !store.transition(session: s.id, to: .terminated), "a second release changes nothing")
+        }
+        let freed = try Self.occupied(store).values.reduce(0, +)
+        #expect(freed == 5)
+        _ = try schedulers[0].schedule(resourceGroup: "default")
+        scheduled = try store.sessions(resourceGroup: "default", status: .scheduled)
+        #expect(scheduled.count == 10)
+        #expect(try Self.occupied(store).values.reduce(0, +) == 10)
+        // Drain everything: occupancy returns exactly to zero.
+        while true {
+            let running = try store.sessions(resourceGroup: "default", status: .scheduled)
+            if running.isEmpty { break }
+            for s in running { try store.transition(session: s.id, to: .terminated) }
+            _ = try schedulers[1].schedule(resourceGroup: "default")
+        }
+        #expect(try store.sessions(resourceGroup: "default", status: .pending).isEmpty)
+        let finalAgents = try store.agents()
+        #expect(finalAgents.allSatisfy { $0.occupied.amounts.isEmpty }, "\(finalAgents.map(\.occupied))")
+        let history = try store.statusHistory(session: ids[0]).map(\.0)
+        #expect(history.first == .pending && history.last == .terminated)
+    }
+
+    @Test(arguments: Backend.allCases)
+    func impossibleSessionsAreCancelledAndLimitedOnesWait(backend: Backend) throws {
+        let (db, store, admin) = try bootstrappedStore(backend)
+        defer { store.close(); _ = db }
+        _ = try store.recordHeartbeat(Self.agent("node-a", cpu: 8))
+        let huge = try store.createSession(Self.spec(store, admin, name: "huge", cpu: 64))
+        var gpu = try Self.spec(store, admin, name: "gpu")
+        gpu.requested["cuda.device"] = 1
+        let needsGPU = try store.createSession(gpu)
+        try store.database.transaction { try $0.execute("UPDATE resource_policies SET max_concurrent_sessions = 1 WHERE scope = 'keypair'") }
+        let first = try store.createSession(Self.spec(store, admin, name: "first"))
+        let second = try store.createSession(Self.spec(store, admin, name: "second"))
+        let decisions = try SessionScheduler(store: store, catalog: PluginCatalog.scan([Self.binDir])).schedule(resourceGroup: "default")
+        #expect(try store.session(id: huge.id)?.status == .cancelled)
+        #expect(try store.session(id: huge.id)?.statusInfo.contains("largest agent has 8") == true)
+        #expect(try store.session(id: needsGPU.id)?.status == .cancelled)
+        #expect(try store.session(id: needsGPU.id)?.statusInfo.contains("cuda.device") == true)
+        #expect(try store.session(id: first.id)?.status == .scheduled, "FIFO: the older one first")
+        let waiting = try #require(try store.session(id: second.id))
+        #expect(waiting.status == .pending)
+        #expect(waiting.statusInfo.contains("max_concurrent_sessions 1"))
+        #expect(decisions.count == 4)
+    }
+}
