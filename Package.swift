@@ -123,6 +123,9 @@ let package = Package(
             dependencies: [
                 "StateStore", "Identity", "ClusterProtocol", "ConfigFile", "PluginHost",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -169,7 +172,7 @@ let package = Package(
         .testTarget(
             name: "AgentTests",
             dependencies: [
-                "Agent", "AgentResources", "ContainerEngine", "PluginHost", "Identity",
+                "Agent", "AgentResources", "ContainerEngine", "PluginHost", "Identity", "StateStore", "ClusterProtocol",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

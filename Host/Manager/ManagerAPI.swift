@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import Identity
 import Logging
+import PluginHost
 import StateStore
 
 /// Hangar's own version.
@@ -87,12 +88,15 @@ public struct ManagerAPI: Sendable {
     let config: ManagerConfig
     let clusterSecret: String
     let logger: Logger
+    /// Scheduling, kernel creation and session endings.
+    public let lifecycle: SessionLifecycle
 
     public init(store: StateStore, config: ManagerConfig, clusterSecret: String, logger: Logger) {
         self.store = store
         self.config = config
         self.clusterSecret = clusterSecret
         self.logger = logger
+        lifecycle = SessionLifecycle(store: store, catalog: PluginCatalog.scan(config.pluginSearchPaths), clusterSecret: clusterSecret, logger: logger)
         auth = Authenticator(store: store, maxClockSkew: config.maxClockSkew, cacheTTL: config.keypairCacheTTL)
         io = JSONIO(maxBodyBytes: config.maxBodyBytes)
     }
@@ -292,6 +296,10 @@ public struct ManagerAPI: Sendable {
                 let outcome = try await store.run { try $0.recordHeartbeat(heartbeat) }
                 if outcome.registered {
                     logger.info("agent registered", metadata: ["agent": .string(heartbeat.agentID), "address": .string(heartbeat.address)])
+                }
+                if !(heartbeat.terminatedKernels ?? []).isEmpty {
+                    // Off the agent's request: ending a session calls the agent back.
+                    Task { [lifecycle] in await lifecycle.handle(heartbeat) }
                 }
                 return try io.response(HeartbeatReply(status: outcome.agent.status.rawValue, schedulable: outcome.agent.schedulable,
                                                       registered: outcome.registered, heartbeatInterval: config.heartbeatInterval),

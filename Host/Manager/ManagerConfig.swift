@@ -1,5 +1,6 @@
 import ConfigFile
 import Foundation
+import PluginHost
 import StateStore
 
 /// The manager role's configuration (`[manager]` and `[database]` of its TOML file). Every
@@ -31,6 +32,10 @@ public struct ManagerConfig: Sendable {
     public var maxClockSkew: Double = 15 * 60
     /// How long an authenticated keypair stays cached (deactivation takes effect within it).
     public var keypairCacheTTL: Double = 2
+    /// Where the scheduler and agent-selector plugins are found (`[plugins] search_paths`).
+    public var pluginSearchPaths: [String] = PluginHostConfig.defaultSearchPaths()
+    /// Seconds between scheduling rounds (new sessions are also scheduled on the next round).
+    public var schedulingInterval: Double = 1
 
     public init() {}
 
@@ -47,7 +52,7 @@ public struct ManagerConfig: Sendable {
         try manager.checkKeys([
             "listen": "string host:port", "data_dir": "string", "cluster_secret": "string", "agent_lost_timeout": "number of seconds",
             "heartbeat_interval": "number of seconds", "max_body_size": "size", "max_clock_skew": "number of seconds",
-            "keypair_cache_ttl": "number of seconds",
+            "keypair_cache_ttl": "number of seconds", "scheduling_interval": "number of seconds",
         ])
         let listen = try manager.string("listen", default: "\(config.host):\(config.port)")
         guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (1...65535).contains(port) else {
@@ -62,6 +67,7 @@ public struct ManagerConfig: Sendable {
         config.maxBodyBytes = Int(try manager.bytes("max_body_size", default: Int64(config.maxBodyBytes)))
         config.maxClockSkew = try manager.double("max_clock_skew", default: config.maxClockSkew, range: 1...86_400)
         config.keypairCacheTTL = try manager.double("keypair_cache_ttl", default: config.keypairCacheTTL, range: 0...300)
+        config.schedulingInterval = try manager.double("scheduling_interval", default: config.schedulingInterval, range: 0.05...3600)
         let database = try file.section("database")
         try database.checkKeys(["url": "string: a SQLite path or postgresql://..."])
         if let url = try database.optionalString("url") {

@@ -68,8 +68,17 @@ public struct ManagerServer: Sendable {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await app.runService() }
             group.addTask { await monitorAgents() }
+            group.addTask { await scheduleSessions() }
             try await group.next()
             group.cancelAll()
+        }
+    }
+
+    /// Scheduling rounds: pending sessions are placed and their kernels created.
+    public func scheduleSessions() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(config.schedulingInterval))
+            await api.lifecycle.tick()
         }
     }
 
@@ -82,6 +91,7 @@ public struct ManagerServer: Sendable {
             do {
                 let lost = try await api.store.run { try $0.markLostAgents(silentSince: cutoff) }
                 for id in lost { logger.warning("agent lost", metadata: ["agent": .string(id), "timeout_s": .stringConvertible(config.agentLostTimeout)]) }
+                if !lost.isEmpty { await api.lifecycle.agentsLost(lost) }
             } catch {
                 logger.error("lost-agent check failed", metadata: ["error": .string("\(error)")])
             }

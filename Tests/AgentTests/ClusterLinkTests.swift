@@ -1,9 +1,11 @@
 import Agent
 import AsyncHTTPClient
+import ClusterProtocol
 import Foundation
 import Identity
 import NIOCore
 import NIOHTTP1
+import StateStore
 import Testing
 
 /// A real manager and a real agent process: the agent registers, heartbeats its capacity and
@@ -129,5 +131,66 @@ import Testing
 
         agent = try Self.launch(["agent", "--config", dir + "/agent.toml", "--cluster-secret-file", dir + "/data/cluster-secret"], log: dir + "/agent2.out")
         #expect(try await waitFor("ALIVE")?["status"] as? String == "ALIVE", "a returning agent is ALIVE again")
+    }
+}
+
+/// Sessions through real processes: the manager schedules a batch session on the agent, the
+/// kernel runs its command, and the session ends with the command's exit code.
+@Suite(.serialized) struct SessionLifecycleTests {
+    @Test func batchSessionEndsWithItsExitCodeAndFreesItsSlots() async throws {
+        let socket = try TestEngine.socket()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hangar-life-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let managerPort = Int.random(in: 40000...44999), agentPort = Int.random(in: 45000...49999)
+        try "[manager]\nagent_lost_timeout = 5\nscheduling_interval = 0.2\n".write(toFile: dir + "/manager.toml", atomically: true, encoding: .utf8)
+        let manager = try ClusterLinkTests.launch(["manager", "--config", dir + "/manager.toml", "--data-dir", dir + "/data", "--listen", "127.0.0.1:\(managerPort)"],
+                                                  log: dir + "/manager.out")
+        defer { manager.terminate() }
+        for _ in 0..<100 where !FileManager.default.fileExists(atPath: dir + "/data/cluster-secret") { try await Task.sleep(for: .milliseconds(100)) }
+        let agentID = "life-\(UUID().uuidString.prefix(8).lowercased())"
+        try """
+            [agent]
+            id = "\(agentID)"
+            manager = "http://127.0.0.1:\(managerPort)"
+            listen = "127.0.0.1:\(agentPort)"
+            scratch_dir = "\(dir)/scratch"
+            engine_socket = "\(socket)"
+            heartbeat_interval = 0.3
+            """.write(toFile: dir + "/agent.toml", atomically: true, encoding: .utf8)
+        let agent = try ClusterLinkTests.launch(["agent", "--config", dir + "/agent.toml", "--cluster-secret-file", dir + "/data/cluster-secret"], log: dir + "/agent.out")
+        defer { agent.terminate() }
+        // The test reads and writes the manager's SQLite file directly (WAL allows it).
+        let store = try StateStore(location: .sqlite(path: dir + "/data/manager.db"))
+        defer { store.close() }
+        for _ in 0..<100 where try store.agent(id: agentID)?.status != .alive { try await Task.sleep(for: .milliseconds(100)) }
+        try #require(try store.agent(id: agentID)?.status == .alive, "the agent did not register")
+        let user = try #require(try store.user(email: "admin@hangar.local"))
+        let project = try #require(try store.projects().first)
+        let accessKey = try #require(try store.keypairs(userID: user.id).first?.accessKey)
+        func spec(_ name: String, image: String, command: String) -> SessionSpec {
+            SessionSpec(name: name, accessKey: accessKey, userID: user.id, projectID: project.id, type: "batch", image: image,
+                        architecture: "", requested: ResourceSlots(["cpu": 1, "mem": Decimal(128 << 20)]), startupCommand: command)
+        }
+        let batch = try store.createSession(spec("batch-exit-3", image: TestEngine.image, command: "echo working; exit 3"))
+        let broken = try store.createSession(spec("no-image", image: "hangar/no-such-image:1", command: "true"))
+        func waitForEnd(_ id: String) async throws -> SessionRecord? {
+            for _ in 0..<300 {
+                if let s = try store.session(id: id), s.status.isTerminal { return s }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            return try store.session(id: id)
+        }
+        let ended = try await waitForEnd(batch.id)
+        #expect(ended?.status == .terminated, "\(String(describing: ended))")
+        let exitCode = try store.database.withConnection { try $0.query("SELECT exit_code FROM sessions WHERE id = $1", [.text(batch.id)]).first?.int("exit_code") }
+        #expect(exitCode == 3)
+        let history = try store.statusHistory(session: batch.id).map(\.0)
+        #expect(history == [.pending, .scheduled, .creating, .running, .terminated], "\(history)")
+        let failed = try await waitForEnd(broken.id)
+        #expect(failed?.status == .error)
+        #expect(failed?.statusInfo.contains("hangar/no-such-image:1") == true, "\(failed?.statusInfo ?? "")")
+        for _ in 0..<50 where !(try store.agent(id: agentID)?.occupied.amounts.isEmpty ?? false) { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(try store.agent(id: agentID)?.occupied.amounts.isEmpty == true, "slots released exactly")
     }
 }

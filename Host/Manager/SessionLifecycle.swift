@@ -1,0 +1,142 @@
+import AsyncHTTPClient
+import ClusterProtocol
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import PluginHost
+import StateStore
+
+/// Drives sessions after scheduling: creates their kernels on the chosen agents, follows
+/// them to RUNNING, and ends them — on exit, OOM, failure or a lost agent — releasing slots
+/// exactly once through the store.
+public final class SessionLifecycle: Sendable {
+    let store: StateStore
+    let scheduler: SessionScheduler
+    let clusterSecret: String
+    let logger: Logger
+
+    public init(store: StateStore, catalog: PluginCatalog, clusterSecret: String, logger: Logger = Logger(label: "hangar.sessions")) {
+        self.store = store
+        self.scheduler = SessionScheduler(store: store, catalog: catalog, logger: logger)
+        self.clusterSecret = clusterSecret
+        self.logger = logger
+    }
+
+    /// The agent-side request for one kernel: slot amounts in the agent's fixed point.
+    static func kernelRequest(kernelID: String, session: SessionRecord, command: String?, slotTypes: [String: String]) -> [String: Any] {
+        var slots: [String: Int64] = [:]
+        for (slot, amount) in session.requested.amounts where amount > 0 {
+            let bytes = slotTypes[slot] == "bytes" || slot == "mem"
+            slots[slot] = NSDecimalNumber(decimal: bytes ? amount : amount * Decimal(1_000_000)).int64Value
+        }
+        var request: [String: Any] = [
+            "kernelID": kernelID, "sessionID": session.id, "image": session.image, "slots": slots,
+            "environment": ["BACKENDAI_SESSION_NAME": session.name, "BACKENDAI_ACCESS_KEY": session.accessKey],
+            "mounts": [] as [Any], "sharedMemoryBytes": 64 << 20, "pidsLimit": 4096,
+        ]
+        if let command { request["command"] = ["/bin/sh", "-c", command] }
+        return request
+    }
+
+    /// Calls an agent's RPC server.
+    func callAgent(_ address: String, _ method: HTTPMethod, _ path: String, body: Data? = nil) async throws -> (Int, String) {
+        var request = HTTPClientRequest(url: address.trimmingCharacters(in: CharacterSet(charactersIn: "/")) + path)
+        request.method = method
+        request.headers.add(name: "Authorization", value: "\(AgentAPI.authorizationScheme) \(clusterSecret)")
+        if let body {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(bytes: body))
+        }
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(120))
+        return (Int(response.status.code), String(buffer: try await response.body.collect(upTo: 4 << 20)))
+    }
+
+    /// One round: a scheduling pass per resource group, then kernel creation for what it placed.
+    public func tick() async {
+        do {
+            let groups = try await store.run { try $0.resourceGroups().filter(\.isActive).map(\.name) }
+            for group in groups {
+                let decisions = try await store.run { [scheduler] _ in try scheduler.schedule(resourceGroup: group) }
+                for case .scheduled(let session, let placements) in decisions {
+                    await start(session: session, placements: placements)
+                }
+            }
+        } catch {
+            logger.error("scheduling round failed", metadata: ["error": .string("\(error)")])
+        }
+    }
+
+    /// Creates a scheduled session's kernels; any failure ends it in ERROR with the agent's reason.
+    func start(session id: String, placements: [KernelPlacement]) async {
+        do {
+            guard let session = try await store.run({ try $0.session(id: id) }) else { return }
+            try await store.run { try $0.transition(session: id, to: .creating, reason: "creating kernels") }
+            let command = try await store.run { store in
+                try store.database.withConnection { try $0.query("SELECT startup_command FROM sessions WHERE id = $1", [.text(id)]).first?.string("startup_command") }
+            }
+            for placement in placements {
+                guard let agent = try await store.run({ try $0.agent(id: placement.agentID) }) else {
+                    throw StoreError(.notFound, "agent \(placement.agentID) vanished")
+                }
+                let types = (try? JSONDecoder().decode([String: String].self, from: Data(agent.slotTypes.utf8))) ?? [:]
+                let body = try JSONSerialization.data(withJSONObject: Self.kernelRequest(kernelID: placement.kernelID, session: session,
+                                                                                          command: command, slotTypes: types))
+                let (status, text) = try await callAgent(agent.address, .POST, "/rpc/kernels", body: body)
+                guard status == 201 else {
+                    let reason = (try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])?["error"] as? String ?? text
+                    throw StoreError(.invalid, "agent \(agent.id) could not create the kernel: \(reason)")
+                }
+            }
+            try await store.run { try $0.transition(session: id, to: .running) }
+            logger.info("session running", metadata: ["session": .string(id)])
+        } catch {
+            logger.warning("session failed to start", metadata: ["session": .string(id), "error": .string("\(error)")])
+            _ = try? await store.run { try $0.transition(session: id, to: .error, reason: "\(error)") }
+            for placement in placements {
+                if let agent = try? await store.run({ try $0.agent(id: placement.agentID) }) {
+                    _ = try? await callAgent(agent.address, .DELETE, "/rpc/kernels/\(placement.kernelID)")
+                }
+            }
+        }
+    }
+
+    /// Ends sessions whose kernels an agent reports as exited, and removes the containers.
+    public func handle(_ heartbeat: AgentHeartbeat) async {
+        for exit in heartbeat.terminatedKernels ?? [] {
+            do {
+                guard let sessionID = try await store.run({ store in
+                    try store.database.withConnection { try $0.query("SELECT session_id FROM kernels WHERE id = $1", [.text(exit.kernelID)]).first?.string("session_id") }
+                }) else { continue }
+                let (status, reason): (SessionStatus, String) = if exit.oomKilled {
+                    (.error, "the kernel was killed for running out of memory (raise the mem request)")
+                } else if exit.exitCode == 0 {
+                    (.terminated, "finished")
+                } else {
+                    (.terminated, "exited with status \(exit.exitCode.map(String.init) ?? "unknown")")
+                }
+                try await store.run { try $0.transition(session: sessionID, to: status, reason: reason, exitCode: exit.exitCode) }
+                _ = try? await callAgent(heartbeat.address, .DELETE, "/rpc/kernels/\(exit.kernelID)")
+            } catch {
+                logger.error("cannot record a kernel exit", metadata: ["kernel": .string(exit.kernelID), "error": .string("\(error)")])
+            }
+        }
+    }
+
+    /// Sessions with kernels on agents that went LOST end in ERROR.
+    public func agentsLost(_ ids: [String]) async {
+        for agentID in ids {
+            let sessions = (try? await store.run { store in
+                try store.database.withConnection {
+                    try $0.query("""
+                        SELECT DISTINCT s.id AS id FROM sessions s JOIN kernels k ON k.session_id = s.id
+                        WHERE k.agent_id = $1 AND s.status NOT IN ('TERMINATED', 'CANCELLED', 'ERROR', 'PENDING')
+                        """, [.text(agentID)]).compactMap { $0.string("id") }
+                }
+            }) ?? []
+            for id in sessions {
+                _ = try? await store.run { try $0.transition(session: id, to: .error, reason: "agent \(agentID) was lost") }
+            }
+        }
+    }
+}
