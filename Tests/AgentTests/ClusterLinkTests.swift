@@ -1,6 +1,7 @@
 import Agent
 import AsyncHTTPClient
 import ClusterProtocol
+import ContainerEngine
 import Foundation
 import Identity
 import NIOCore
@@ -192,5 +193,17 @@ import Testing
         #expect(failed?.statusInfo.contains("hangar/no-such-image:1") == true, "\(failed?.statusInfo ?? "")")
         for _ in 0..<50 where !(try store.agent(id: agentID)?.occupied.amounts.isEmpty ?? false) { try await Task.sleep(for: .milliseconds(100)) }
         #expect(try store.agent(id: agentID)?.occupied.amounts.isEmpty == true, "slots released exactly")
+
+        // A kernel whose container is killed from outside ends its session and frees its slots.
+        let long = try store.createSession(spec("killed-outside", image: TestEngine.image, command: "sleep 300"))
+        for _ in 0..<200 where try store.session(id: long.id)?.status != .running { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(try store.session(id: long.id)?.status == .running)
+        #expect(try store.agent(id: agentID)?.occupied["cpu"] == 1)
+        let kernelID = try #require(try store.kernelIDs(session: long.id).first)
+        try await DockerEngineClient(socketPath: socket).kill("hangar-\(kernelID)", signal: "SIGKILL")
+        let killed = try await waitForEnd(long.id)
+        #expect(killed?.status == .terminated && killed?.statusInfo.contains("137") == true, "\(String(describing: killed))")
+        for _ in 0..<50 where !(try store.agent(id: agentID)?.occupied.amounts.isEmpty ?? false) { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(try store.agent(id: agentID)?.occupied.amounts.isEmpty == true)
     }
 }
