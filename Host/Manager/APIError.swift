@@ -12,6 +12,8 @@ public struct APIError: Error, HTTPResponseError, Sendable, CustomStringConverti
     public let title: String
     public let message: String?
     public var extraHeaders: HTTPFields = [:]
+    /// Structured details for the client (e.g. existingSessionId).
+    public var data: [String: String]?
 
     public init(_ status: HTTPResponse.Status, _ slug: String, _ title: String, _ message: String? = nil) {
         self.status = status
@@ -25,8 +27,9 @@ public struct APIError: Error, HTTPResponseError, Sendable, CustomStringConverti
     public var type: String { "https://api.backend.ai/probs/\(slug)" }
 
     public var body: String {
-        var object: [String: String] = ["type": type, "title": title]
+        var object: [String: Any] = ["type": type, "title": title]
         if let message { object["msg"] = message }
+        if let data { object["data"] = data }
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
         return String(decoding: data, as: UTF8.self)
     }

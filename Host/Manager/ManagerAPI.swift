@@ -173,7 +173,9 @@ public struct ManagerAPI: Sendable {
     // MARK: routes
 
     /// Every route the manager serves.
-    public var routes: [RouteSpec] {
+    public var routes: [RouteSpec] { coreRoutes + sessionRoutes }
+
+    var coreRoutes: [RouteSpec] {
         [
             RouteSpec(method: .get, path: "/", summary: "Version probe (signed or not), as the official client expects", access: .public, bodyKeys: nil) { _, _ in
                 try io.response(VersionInfo(version: HangarVersion.backendAPI, manager: "hangar-\(HangarVersion.current)"))

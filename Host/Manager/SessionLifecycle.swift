@@ -115,12 +115,48 @@ public final class SessionLifecycle: Sendable {
                 } else {
                     (.terminated, "exited with status \(exit.exitCode.map(String.init) ?? "unknown")")
                 }
+                await keepLogs(kernel: exit.kernelID, agentAddress: heartbeat.address)
                 try await store.run { try $0.transition(session: sessionID, to: status, reason: reason, exitCode: exit.exitCode) }
                 _ = try? await callAgent(heartbeat.address, .DELETE, "/rpc/kernels/\(exit.kernelID)")
             } catch {
                 logger.error("cannot record a kernel exit", metadata: ["kernel": .string(exit.kernelID), "error": .string("\(error)")])
             }
         }
+    }
+
+    /// Saves a kernel's console output before its container goes away.
+    func keepLogs(kernel id: String, agentAddress: String) async {
+        guard let (status, text) = try? await callAgent(agentAddress, .GET, "/rpc/kernels/\(id)/logs"), status == 200,
+              let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: String] else { return }
+        _ = try? await store.run { try $0.saveLogs(kernel: id, (object["stdout"] ?? "") + (object["stderr"] ?? "")) }
+    }
+
+    /// Ends a session on request: its kernels' containers are removed (logs kept) and its
+    /// slots released; a pending session is cancelled.
+    public func destroy(session id: String, reason: String) async throws {
+        guard let session = try await store.run({ try $0.session(id: id) }) else { return }
+        if session.status == .pending {
+            try await store.run { try $0.transition(session: id, to: .cancelled, reason: reason) }
+            return
+        }
+        guard !session.status.isTerminal else { return }
+        for (kernel, agentID) in try await store.run({ try $0.kernelAgents(session: id) }) {
+            guard let agentID, let agent = try await store.run({ try $0.agent(id: agentID) }) else { continue }
+            await keepLogs(kernel: kernel, agentAddress: agent.address)
+            _ = try? await callAgent(agent.address, .DELETE, "/rpc/kernels/\(kernel)")
+        }
+        try await store.run { try $0.transition(session: id, to: .terminated, reason: reason) }
+    }
+
+    /// The main kernel's console output: live from the agent, or what was kept.
+    public func logs(session id: String) async throws -> String {
+        guard let (kernel, agentID) = try await store.run({ try $0.kernelAgents(session: id) }).first else { return "" }
+        if let agentID, let agent = try await store.run({ try $0.agent(id: agentID) }),
+           let (status, text) = try? await callAgent(agent.address, .GET, "/rpc/kernels/\(kernel)/logs"), status == 200,
+           let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: String] {
+            return (object["stdout"] ?? "") + (object["stderr"] ?? "")
+        }
+        return try await store.run { try $0.savedLogs(kernel: kernel) } ?? ""
     }
 
     /// Sessions with kernels on agents that went LOST end in ERROR.

@@ -120,6 +120,10 @@ public enum Migrations {
         [
             "ALTER TABLE agents ADD COLUMN stats TEXT NOT NULL DEFAULT '{}'",
         ],
+        // 3: a kernel's console output, kept when its container is removed.
+        [
+            "ALTER TABLE kernels ADD COLUMN logs TEXT",
+        ],
     ]
 
     /// Brings the database to `latest`, one transaction per version.

@@ -134,6 +134,35 @@ extension StateStore {
         }
     }
 
+    /// A session by id, or by name (the newest, live ones first), optionally of one access key.
+    public func findSession(_ nameOrID: String, accessKey: String?) throws -> SessionRecord? {
+        try database.withConnection { c in
+            var sql = "SELECT * FROM sessions WHERE (id = $1 OR name = $1)"
+            var params: [SQLValue] = [.text(nameOrID)]
+            if let accessKey { sql += " AND access_key = $2"; params.append(.text(accessKey)) }
+            sql += " ORDER BY CASE WHEN status IN ('TERMINATED', 'CANCELLED', 'ERROR') THEN 1 ELSE 0 END, created_at DESC LIMIT 1"
+            return try c.query(sql, params).first.map(Self.session(from:))
+        }
+    }
+
+    /// Kernels of a session with their agents: (kernel id, agent id or nil).
+    public func kernelAgents(session: String) throws -> [(String, String?)] {
+        try database.withConnection { c in
+            try c.query("SELECT id, agent_id FROM kernels WHERE session_id = $1 ORDER BY cluster_idx", [.text(session)])
+                .map { ($0.string("id") ?? "", $0.string("agent_id")) }
+        }
+    }
+
+    /// Keeps a kernel's console output (its container is about to be removed).
+    public func saveLogs(kernel id: String, _ logs: String) throws {
+        try database.transaction { try $0.execute("UPDATE kernels SET logs = $1 WHERE id = $2", [.text(logs), .text(id)]) }
+    }
+
+    /// The kept console output of a kernel, if any.
+    public func savedLogs(kernel id: String) throws -> String? {
+        try database.withConnection { try $0.query("SELECT logs FROM kernels WHERE id = $1", [.text(id)]).first?.string("logs") }
+    }
+
     /// Kernel ids of a session, in cluster order.
     public func kernelIDs(session: String) throws -> [String] {
         try database.withConnection { c in

@@ -23,6 +23,28 @@ import Testing
         return process
     }
 
+    /// A request signed like the official client's; returns the status and the JSON body.
+    static func signed(_ method: HTTPMethod, base: String, path: String, json: String? = nil, accessKey: String, secretKey: String) async throws -> (Int, [String: Any]?) {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(secondsFromGMT: 0)
+        formatter.dateFormat = "yyyy-MM-dd'T'HH:mm:ss.SSSSSS'+00:00'"
+        let date = formatter.string(from: Date())
+        let contentType = json == nil ? "text/plain" : "application/json"
+        let input = SignatureInput(method: method.rawValue, requestTarget: path, date: date, host: String(base.dropFirst("http://".count)),
+                                   contentType: contentType, apiVersion: "v7.20230615")
+        var request = HTTPClientRequest(url: base + path)
+        request.method = method
+        request.headers.add(name: "Date", value: date)
+        request.headers.add(name: "Content-Type", value: contentType)
+        request.headers.add(name: "X-BackendAI-Version", value: "v7.20230615")
+        request.headers.add(name: "Authorization", value: try RequestSigner.sign(accessKey: accessKey, secretKey: secretKey, input: input))
+        if let json { request.body = .bytes(ByteBuffer(string: json)) }
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(120))
+        let body = try await response.body.collect(upTo: 4 << 20)
+        return (Int(response.status.code), try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any])
+    }
+
     static func signedGET(_ client: HTTPClient, base: String, path: String, accessKey: String, secretKey: String) async throws -> [String: Any]? {
         let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")
@@ -205,5 +227,43 @@ import Testing
         #expect(killed?.status == .terminated && killed?.statusInfo.contains("137") == true, "\(String(describing: killed))")
         for _ in 0..<50 where !(try store.agent(id: agentID)?.occupied.amounts.isEmpty ?? false) { try await Task.sleep(for: .milliseconds(100)) }
         #expect(try store.agent(id: agentID)?.occupied.amounts.isEmpty == true)
+
+        // The same through Backend.AI's REST session API, signed as the official client signs.
+        let out = try String(contentsOfFile: dir + "/manager.out", encoding: .utf8)
+        let secretKey = try #require(out.split(separator: "\n").first { $0.hasPrefix("export BACKEND_SECRET_KEY=") }.map { String($0.dropFirst("export BACKEND_SECRET_KEY=".count)) })
+        let base = "http://127.0.0.1:\(managerPort)"
+        func body(_ name: String, type: String, command: String?) -> String {
+            """
+            {"tag": null, "name": "\(name)", "config": {"mounts": [], "environ": {}, "resources": {"cpu": "1", "mem": "128"}, "resource_opts": {},
+             "scalingGroup": null, "mount_map": {}, "preopen_ports": null}, "dependencies": [], "callback_url": null, "architecture": "x86_64",
+             "clusterSize": 1, "clusterMode": "single-node", "starts_at": null, "bootstrap_script": null, "owner_access_key": null,
+             "domain": "default", "group": "default", "type": "\(type)", "enqueueOnly": false, "maxWaitSeconds": 0, "reuseIfExists": true,
+             "startupCommand": \(command.map { "\"\($0)\"" } ?? "null"), "image": "\(TestEngine.image)"}
+            """
+        }
+        let (created, reply) = try await ClusterLinkTests.signed(.POST, base: base, path: "/session", json: body("rest-sleeper", type: "batch", command: "echo from-rest; sleep 300"),
+                                                                 accessKey: accessKey, secretKey: secretKey)
+        #expect(created == 201, "\(String(describing: reply))")
+        #expect(reply?["status"] as? String == "RUNNING", "create blocks until the session runs")
+        let sessionID = try #require(reply?["sessionId"] as? String)
+        var logs = ""
+        for _ in 0..<50 where !logs.contains("from-rest") {
+            let (_, l) = try await ClusterLinkTests.signed(.GET, base: base, path: "/session/rest-sleeper/logs", accessKey: accessKey, secretKey: secretKey)
+            logs = ((l?["result"] as? [String: Any])?["logs"] as? String) ?? ""
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(logs.contains("from-rest"))
+        let (reused, again) = try await ClusterLinkTests.signed(.POST, base: base, path: "/session", json: body("rest-sleeper", type: "batch", command: "echo x; sleep 300"),
+                                                                accessKey: accessKey, secretKey: secretKey)
+        #expect(reused == 201 && again?["created"] as? Bool == false && again?["sessionId"] as? String == sessionID, "same name reuses the live session")
+        let (destroyed, _) = try await ClusterLinkTests.signed(.DELETE, base: base, path: "/session/rest-sleeper", accessKey: accessKey, secretKey: secretKey)
+        #expect(destroyed == 200)
+        #expect(try store.session(id: sessionID)?.status == .terminated)
+        #expect(try store.agent(id: agentID)?.occupied.amounts.isEmpty == true, "destroy releases the slots")
+        let (missing, _) = try await ClusterLinkTests.signed(.DELETE, base: base, path: "/session/rest-sleeper-2", accessKey: accessKey, secretKey: secretKey)
+        #expect(missing == 404)
+        let (noCommand, problem) = try await ClusterLinkTests.signed(.POST, base: base, path: "/session", json: body("rest-batch-2", type: "batch", command: nil),
+                                                                     accessKey: accessKey, secretKey: secretKey)
+        #expect(noCommand == 400 && problem?["type"] as? String == "https://api.backend.ai/probs/invalid-api-params")
     }
 }

@@ -1,0 +1,161 @@
+import ClusterProtocol
+import Foundation
+import Hummingbird
+import StateStore
+
+/// Backend.AI's session endpoints, as the official client calls them (§7 of the wire notes):
+/// create (blocking until RUNNING unless enqueueOnly), destroy, logs.
+extension ManagerAPI {
+    /// The create body the official client sends; every key it may send is listed.
+    struct CreateSession: Decodable {
+        struct Config: Decodable {
+            let mounts: [String]?
+            let environ: [String: String]?
+            let resources: [String: String]?
+            let scalingGroup: String?
+            let agentList: [String]?
+        }
+        let name: String?
+        let image: String
+        let type: String?
+        let startupCommand: String?
+        let clusterSize: Int?
+        let clusterMode: String?
+        let architecture: String?
+        let group: String?
+        let domain: String?
+        let enqueueOnly: Bool?
+        let maxWaitSeconds: Int?
+        let reuseIfExists: Bool?
+        let config: Config?
+    }
+
+    static let createKeys = ["tag", "name", "config", "dependencies", "callback_url", "architecture", "clusterSize", "clusterMode", "starts_at",
+                             "bootstrap_script", "owner_access_key", "domain", "group", "type", "enqueueOnly", "maxWaitSeconds",
+                             "reuseIfExists", "startupCommand", "image"]
+
+    struct CreateReply: Encodable {
+        let sessionId: String
+        let sessionName: String
+        let status: String
+        let servicePorts: [String]
+        let created: Bool
+    }
+
+    static func validName(_ name: String) -> Bool {
+        (4...64).contains(name.count) && name.range(of: #"^\w[\w.-]*\w$"#, options: .regularExpression) != nil
+    }
+
+    /// Session routes, added to the route table.
+    var sessionRoutes: [RouteSpec] {
+        [
+            RouteSpec(method: .post, path: "/session", summary: "Create a session (blocks until it runs unless enqueueOnly)", access: .user,
+                      bodyKeys: Self.createKeys) { request, _ in
+                let caller = try await auth.authenticate(request)
+                let body = try await decodeCamel(CreateSession.self, from: request, allowed: Self.createKeys)
+                return try await createSession(body, caller: caller)
+            },
+            RouteSpec(method: .delete, path: "/session/:sessionName", summary: "Destroy a session", access: .user, bodyKeys: nil) { request, context in
+                let caller = try await auth.authenticate(request)
+                let session = try await resolve(try context.parameters.require("sessionName"), caller: caller)
+                try await lifecycle.destroy(session: session.id, reason: "destroyed by \(caller.accessKey)")
+                struct Reply: Encodable { let stats: String? }
+                return try io.response(Reply(stats: nil))
+            },
+            RouteSpec(method: .get, path: "/session/:sessionName/logs", summary: "The main kernel's console output", access: .user, bodyKeys: nil) { request, context in
+                let caller = try await auth.authenticate(request)
+                let session = try await resolve(try context.parameters.require("sessionName"), caller: caller)
+                let logs = try await lifecycle.logs(session: session.id)
+                struct Logs: Encodable { let logs: String }
+                struct Reply: Encodable { let result: Logs }
+                return try io.response(Reply(result: Logs(logs: logs)))
+            },
+        ]
+    }
+
+    /// Decodes a body whose keys are camelCase on the wire (the session API mixes styles).
+    func decodeCamel<T: Decodable>(_ type: T.Type, from request: Request, allowed: [String]) async throws -> T {
+        var request = request
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.collectBody(upTo: config.maxBodyBytes)
+        } catch {
+            throw APIError.tooLarge(config.maxBodyBytes)
+        }
+        let data = Data(buffer.readableBytesView)
+        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw APIError.invalidParams("the request body must be a JSON object")
+        }
+        let unknown = object.keys.filter { !allowed.contains($0) }.sorted()
+        if !unknown.isEmpty { throw APIError.invalidParams("unknown key\(unknown.count > 1 ? "s" : "") \(unknown.map { "'\($0)'" }.joined(separator: ", "))") }
+        return try JSONDecoder().decode(T.self, from: data)
+    }
+
+    /// A session of the caller (or any, for admins) by name or id.
+    func resolve(_ nameOrID: String, caller: Caller) async throws -> SessionRecord {
+        let found = try await store.run { try $0.findSession(nameOrID, accessKey: caller.isAdmin ? nil : caller.accessKey) }
+        guard let found else { throw APIError.notFound("No such session.", "no session '\(nameOrID)' of \(caller.accessKey)") }
+        return found
+    }
+
+    func createSession(_ body: CreateSession, caller: Caller) async throws -> Response {
+        let name = body.name ?? "pysdk-\(UUID().uuidString.lowercased().prefix(10))"
+        guard Self.validName(name) else {
+            throw APIError.invalidParams("the session name must be 4-64 characters of letters, digits, '_', '.' or '-', starting and ending with a letter, digit or '_'")
+        }
+        let type = body.type ?? "interactive"
+        guard type == "interactive" || type == "batch" else { throw APIError.invalidParams("type must be 'interactive' or 'batch'") }
+        if type == "batch", (body.startupCommand ?? "").isEmpty {
+            throw APIError.invalidParams("a batch session needs a startupCommand")
+        }
+        var requested = ResourceSlots(["cpu": 1, "mem": Decimal(512 << 20)])
+        for (slot, text) in body.config?.resources ?? [:] {
+            guard let amount = ResourceSlots.parseAmount(slot == "mem" && Int64(text) != nil ? text + "m" : text) else {
+                throw APIError.invalidParams("resource '\(slot)' has an invalid amount '\(text)'")
+            }
+            requested[slot] = amount
+        }
+        // Reuse a live session of the same name, as the reference manager does.
+        if let existing = try await store.run({ try $0.findSession(name, accessKey: caller.accessKey) }), !existing.status.isTerminal {
+            guard body.reuseIfExists ?? true, existing.image == body.image else {
+                var error = APIError(.badRequest, "session-already-exists", "The session already exists.", "session '\(name)' exists (\(existing.id))")
+                error.data = ["existingSessionId": existing.id]
+                throw error
+            }
+            return try io.response(CreateReply(sessionId: existing.id, sessionName: name, status: existing.status.rawValue, servicePorts: [], created: false),
+                                   status: .created, snakeCase: false)
+        }
+        let slots = requested
+        let userID = caller.identity.keypair.userID
+        let projectName = body.group ?? StateStore.defaultProject
+        let domain = caller.domain
+        let group = body.config?.scalingGroup ?? StateStore.defaultResourceGroup
+        let spec = try await store.run { store -> SessionSpec in
+            guard let project = try store.projects(domain: domain).first(where: { $0.name == projectName }) else {
+                throw StoreError(.notFound, "no project named '\(projectName)' in domain '\(domain)'")
+            }
+            guard try store.resourceGroups(forUser: userID).contains(group) else {
+                throw StoreError(.invalid, "resource group '\(group)' is not allowed for your projects")
+            }
+            return SessionSpec(name: name, accessKey: caller.accessKey, userID: userID, domain: domain, projectID: project.id, resourceGroup: group,
+                               type: type, image: body.image, architecture: body.architecture ?? "", requested: slots,
+                               clusterSize: body.clusterSize ?? 1, startupCommand: body.startupCommand)
+        }
+        let created = try await store.run { try $0.createSession(spec) }
+        Task { [lifecycle] in await lifecycle.tick() }
+        var status = created.status
+        if !(body.enqueueOnly ?? false) {
+            let limit = Double(body.maxWaitSeconds ?? 0) > 0 ? Double(body.maxWaitSeconds!) : 600
+            let deadline = Date().addingTimeInterval(limit)
+            while Date() < deadline {
+                status = try await store.run { try $0.session(id: created.id)?.status } ?? .error
+                if status == .running || status.isTerminal { break }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            if status != .running && !status.isTerminal { status = .pending }
+        }
+        let reported = status == .pending && !(body.enqueueOnly ?? false) ? "TIMEOUT" : status.rawValue
+        return try io.response(CreateReply(sessionId: created.id, sessionName: name, status: reported, servicePorts: [], created: true),
+                               status: .created, snakeCase: false)
+    }
+}
