@@ -9,7 +9,20 @@
  * num_retries_to_skip (0 = strict head-of-line blocking) lets sessions behind
  * a head that has failed to fit more than that many times go first, using the
  * attempts count the snapshot carries from ABI 1.1 on.
+ *
+ * Built with -DHANGAR_SCHEDULER_LIFO this is "lifo": the newest session first
+ * (largest created_at_us; equal times go to the higher index, the later one).
  */
+#ifdef HANGAR_SCHEDULER_LIFO
+#define SCHED_NAME "lifo"
+#define SCHED_DESCRIPTION "Last in, first out: the newest pending session of the highest priority runs next."
+/* True if `t` (at a later index) should replace the current best time `best`. */
+#define SCHED_BEFORE(t, best) ((t) >= (best))
+#else
+#define SCHED_NAME "fifo"
+#define SCHED_DESCRIPTION "First in, first out: the oldest pending session of the highest priority runs next."
+#define SCHED_BEFORE(t, best) ((t) < (best))
+#endif
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -118,13 +131,13 @@ static hangar_status fifo_pick_next(void *instance, const hangar_sched_input *in
         int64_t time = FIFO_HAS(s, hangar_sched_session, created_at_us) ? s->created_at_us : 0;
         uint32_t attempts = FIFO_HAS(s, hangar_sched_session, attempts) ? s->attempts : 0;
         /* Strict comparisons keep the lowest index among equals. */
-        if (i == 0 || prio > best_prio || (prio == best_prio && time < best_time)) {
+        if (i == 0 || prio > best_prio || (prio == best_prio && SCHED_BEFORE(time, best_time))) {
             best = i;
             best_prio = prio;
             best_time = time;
         }
         if (f->num_retries_to_skip > 0 && (int64_t)attempts <= f->num_retries_to_skip &&
-            (eligible == SIZE_MAX || prio > eligible_prio || (prio == eligible_prio && time < eligible_time))) {
+            (eligible == SIZE_MAX || prio > eligible_prio || (prio == eligible_prio && SCHED_BEFORE(time, eligible_time)))) {
             eligible = i;
             eligible_prio = prio;
             eligible_time = time;
@@ -153,13 +166,13 @@ static hangar_status fifo_create(const hangar_host_services *host, const char *c
     if (out_instance)
         *out_instance = NULL;
     if (!host || !config_json || !out_instance)
-        return create_fail(err, err_len, HANGAR_E_INVALID_ARGUMENT, "fifo: create() got a NULL %s",
+        return create_fail(err, err_len, HANGAR_E_INVALID_ARGUMENT, SCHED_NAME ": create() got a NULL %s",
                            !host ? "host" : !config_json ? "config_json" : "out_instance");
     if (HANGAR_ABI_VERSION_MAJOR(host->abi_version) != HANGAR_ABI_MAJOR ||
         host->struct_size < offsetof(hangar_host_services, config_count) + sizeof host->config_count ||
         !host->config_int || !host->config_count)
         return create_fail(err, err_len, HANGAR_E_INCOMPATIBLE,
-                           "fifo: the host services table is incompatible (ABI %" PRIu32 ".%" PRIu32
+                           SCHED_NAME ": the host services table is incompatible (ABI %" PRIu32 ".%" PRIu32
                            ", struct_size %" PRIu32 "); this plugin needs ABI 1.x config accessors",
                            HANGAR_ABI_VERSION_MAJOR(host->abi_version), HANGAR_ABI_VERSION_MINOR(host->abi_version),
                            host->struct_size);
@@ -170,22 +183,22 @@ static hangar_status fifo_create(const hangar_host_services *host, const char *c
     bool has_retries = rc == HANGAR_OK;
     if (rc != HANGAR_OK && rc != HANGAR_E_NOT_FOUND)
         return create_fail(err, err_len, HANGAR_E_INVALID_CONFIG,
-                           "fifo: \"num_retries_to_skip\" must be a non-negative integer (0 = strict head-of-line)");
+                           SCHED_NAME ": \"num_retries_to_skip\" must be a non-negative integer (0 = strict head-of-line)");
     if (retries < 0)
         return create_fail(err, err_len, HANGAR_E_INVALID_CONFIG,
-                           "fifo: \"num_retries_to_skip\" is %" PRId64 "; it must be 0 or more (0 = strict head-of-line)",
+                           SCHED_NAME ": \"num_retries_to_skip\" is %" PRId64 "; it must be 0 or more (0 = strict head-of-line)",
                            retries);
     int64_t keys = host->config_count(hc, "");
     if (keys > (int64_t)has_retries)
         return create_fail(err, err_len, HANGAR_E_INVALID_CONFIG,
-                           "fifo: unknown configuration key; the only key is \"num_retries_to_skip\"");
+                           SCHED_NAME ": unknown configuration key; the only key is \"num_retries_to_skip\"");
 
     fifo *f = calloc(1, sizeof *f);
     if (!f)
-        return create_fail(err, err_len, HANGAR_E_INSUFFICIENT, "fifo: out of memory");
+        return create_fail(err, err_len, HANGAR_E_INSUFFICIENT, SCHED_NAME ": out of memory");
     if (pthread_mutex_init(&f->err_lock, NULL) != 0) {
         free(f);
-        return create_fail(err, err_len, HANGAR_E_INSUFFICIENT, "fifo: cannot initialise a mutex");
+        return create_fail(err, err_len, HANGAR_E_INSUFFICIENT, SCHED_NAME ": cannot initialise a mutex");
     }
     f->host = host;
     f->num_retries_to_skip = retries;
@@ -229,10 +242,10 @@ static const hangar_plugin_descriptor fifo_descriptor = {
     .kind = HANGAR_KIND_SCHEDULER,
     .thread_safety = HANGAR_THREAD_SAFE,
     .capabilities = 0,
-    .name = "fifo",
+    .name = SCHED_NAME,
     .vendor = "Hangar",
     .version = "1.0.0",
-    .description = "First in, first out: the oldest pending session of the highest priority runs next.",
+    .description = SCHED_DESCRIPTION,
     .license = "Apache-2.0",
     .config_schema = fifo_schema,
     .static_slot_names = NULL,
