@@ -62,6 +62,38 @@ extension ManagerAPI {
                 struct Reply: Encodable { let stats: String? }
                 return try io.response(Reply(stats: nil))
             },
+            RouteSpec(method: .get, path: "/events/session", summary: "Server-sent lifecycle events of a session (?sessionId= or ?sessionName=)",
+                      access: .user, bodyKeys: nil) { request, _ in
+                let caller = try await auth.authenticate(request)
+                let query = request.uri.queryParameters
+                guard let key = query.get("sessionId") ?? query.get("sessionName") else {
+                    throw APIError.invalidParams("give sessionId or sessionName")
+                }
+                let session = try await resolve(key, caller: caller)
+                return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
+                                body: ResponseBody { [store] writer in
+                                    var sent = 0
+                                    while true {
+                                        let history = try await store.run { try $0.statusHistory(session: session.id) }
+                                        let current = try await store.run { try $0.session(id: session.id) } ?? session
+                                        let exitCode = try await store.run { store in
+                                            try store.database.withConnection { try $0.query("SELECT exit_code FROM sessions WHERE id = $1", [.text(session.id)]).first?.int("exit_code") }
+                                        }
+                                        for (status, _) in history.dropFirst(sent) {
+                                            for name in Self.eventNames(status, type: current.type, exitCode: exitCode) {
+                                                let data = Self.eventData(current, status: status, exitCode: exitCode)
+                                                try await writer.write(ByteBuffer(string: "event: \(name)\ndata: \(data)\n\n"))
+                                            }
+                                        }
+                                        sent = history.count
+                                        if history.last?.0.isTerminal == true { break }
+                                        try await Task.sleep(for: .milliseconds(200))
+                                    }
+                                    // The official client reconnects forever unless told to stop.
+                                    try await writer.write(ByteBuffer(string: "event: server_close\ndata: {}\n\n"))
+                                    try await writer.finish(nil)
+                                })
+            },
             RouteSpec(method: .get, path: "/session/:sessionName/logs", summary: "The main kernel's console output", access: .user, bodyKeys: nil) { request, context in
                 let caller = try await auth.authenticate(request)
                 let session = try await resolve(try context.parameters.require("sessionName"), caller: caller)
@@ -71,6 +103,31 @@ extension ManagerAPI {
                 return try io.response(Reply(result: Logs(logs: logs)))
             },
         ]
+    }
+
+    /// Backend.AI's event names for a status transition.
+    static func eventNames(_ status: SessionStatus, type: String, exitCode: Int64?) -> [String] {
+        switch status {
+        case .pending: ["session_enqueued"]
+        case .scheduled: ["session_scheduled"]
+        case .preparing: ["kernel_preparing"]
+        case .pulling: ["kernel_pulling"]
+        case .creating: ["kernel_creating"]
+        case .running: ["kernel_started", "session_started"]
+        case .terminating: ["session_terminating"]
+        case .terminated: ["session_terminated"] + (type == "batch" ? [exitCode == 0 ? "session_success" : "session_failure"] : [])
+        case .cancelled: ["session_cancelled"]
+        case .error: ["session_failure"]
+        }
+    }
+
+    /// The JSON payload of an event (always valid JSON: the client json.loads every one).
+    static func eventData(_ s: SessionRecord, status: SessionStatus, exitCode: Int64?) -> String {
+        var object: [String: Any] = ["sessionId": s.id, "sessionName": s.name, "ownerAccessKey": s.accessKey,
+                                     "reason": status.isTerminal ? s.statusInfo : "", "exitCode": NSNull()]
+        if status.isTerminal, let exitCode { object["exitCode"] = exitCode }
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+        return String(decoding: data, as: UTF8.self)
     }
 
     /// Decodes a body whose keys are camelCase on the wire (the session API mixes styles).

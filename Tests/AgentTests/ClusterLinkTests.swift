@@ -23,6 +23,25 @@ import Testing
         return process
     }
 
+    /// A signed request whose body is returned as text (server-sent events).
+    static func signedText(_ method: HTTPMethod, base: String, path: String, accessKey: String, secretKey: String) async throws -> (Int, String) {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(secondsFromGMT: 0)
+        formatter.dateFormat = "yyyy-MM-dd'T'HH:mm:ss.SSSSSS'+00:00'"
+        let date = formatter.string(from: Date())
+        // SSE requests carry no Content-Type; the client signs application/octet-stream.
+        let input = SignatureInput(method: method.rawValue, requestTarget: path, date: date, host: String(base.dropFirst("http://".count)),
+                                   contentType: nil, apiVersion: "v7.20230615")
+        var request = HTTPClientRequest(url: base + path)
+        request.method = method
+        request.headers.add(name: "Date", value: date)
+        request.headers.add(name: "X-BackendAI-Version", value: "v7.20230615")
+        request.headers.add(name: "Authorization", value: try RequestSigner.sign(accessKey: accessKey, secretKey: secretKey, input: input))
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
+        return (Int(response.status.code), String(buffer: try await response.body.collect(upTo: 4 << 20)))
+    }
+
     /// A request signed like the official client's; returns the status and the JSON body.
     static func signed(_ method: HTTPMethod, base: String, path: String, json: String? = nil, accessKey: String, secretKey: String) async throws -> (Int, [String: Any]?) {
         let formatter = DateFormatter()
@@ -265,5 +284,17 @@ import Testing
         let (noCommand, problem) = try await ClusterLinkTests.signed(.POST, base: base, path: "/session", json: body("rest-batch-2", type: "batch", command: nil),
                                                                      accessKey: accessKey, secretKey: secretKey)
         #expect(noCommand == 400 && problem?["type"] as? String == "https://api.backend.ai/probs/invalid-api-params")
+
+        // Lifecycle events as server-sent events, ending with server_close.
+        let (eventsStatus, events) = try await ClusterLinkTests.signedText(.GET, base: base, path: "/events/session?sessionName=killed-outside&scope=*",
+                                                                           accessKey: accessKey, secretKey: secretKey)
+        #expect(eventsStatus == 200)
+        let names = events.split(separator: "\n").filter { $0.hasPrefix("event: ") }.map { String($0.dropFirst("event: ".count)) }
+        #expect(names == ["session_enqueued", "session_scheduled", "kernel_creating", "kernel_started", "session_started",
+                          "session_terminated", "session_failure", "server_close"], "\(names)")
+        for line in events.split(separator: "\n") where line.hasPrefix("data: ") {
+            #expect((try? JSONSerialization.jsonObject(with: Data(line.dropFirst("data: ".count).utf8))) != nil, "every data line is JSON: \(line)")
+        }
+        #expect(events.contains("\"exitCode\":137"))
     }
 }
