@@ -590,32 +590,44 @@ static void stream_drain(struct stream *s)
 
 /* ------------------------------------------------------------------ starting children */
 
-static void child_reset_signals(void)
+enum {
+    SPAWN_PGRP = 1,       /* lead a new process group, so an interrupt or kill reaches a pipeline */
+    SPAWN_UNBUFFERED = 2, /* PYTHONUNBUFFERED=1 in its environment */
+    SPAWN_IGNORE_INT = 4, /* start with SIGINT ignored (the driver installs its own handler) */
+};
+
+static void child_reset_signals(int flags)
 {
     static const int sigs[] = { SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGQUIT };
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = SIG_DFL;
     sigemptyset(&sa.sa_mask);
-    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+        sa.sa_handler = (sigs[i] == SIGINT && (flags & SPAWN_IGNORE_INT)) ? SIG_IGN : SIG_DFL;
         sigaction(sigs[i], &sa, NULL);
+    }
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
-/* fork + exec. fds[i] becomes descriptor i in the child (nfds 0: inherit 0-2). With own_pgrp
- * the child leads a new process group, so an interrupt or kill reaches its pipeline too.
+/* fork + exec. fds[i] becomes descriptor i in the child (nfds 0: inherit 0-2); flags SPAWN_*.
  * Returns the pid, or -1 with *err = the errno of fork or exec (seen through a cloexec pipe). */
-static pid_t spawn(const char *file, char *const argv[], const int *fds, int nfds, int own_pgrp,
-                   int unbuffered, int *err)
+static pid_t spawn(const char *file, char *const argv[], const int *fds, int nfds, int flags, int *err)
 {
     int ep[2];
     if (pipe2(ep, O_CLOEXEC) < 0) {
         *err = errno;
         return -1;
     }
+    /* Signals stay blocked across fork so that the child cannot run our handler (which would
+     * write into the parent's self-pipe) before child_reset_signals has reset it. */
+    sigset_t all, old;
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, &old);
     pid_t pid = fork();
+    if (pid != 0)
+        sigprocmask(SIG_SETMASK, &old, NULL);
     if (pid < 0) {
         *err = errno;
         close(ep[0]);
@@ -624,11 +636,11 @@ static pid_t spawn(const char *file, char *const argv[], const int *fds, int nfd
     }
     if (pid == 0) {
         int e = 0;
+        child_reset_signals(flags); /* also unblocks */
         int report = fcntl(ep[1], F_DUPFD_CLOEXEC, 16);
         if (report < 0)
             report = ep[1];
-        child_reset_signals();
-        if (own_pgrp)
+        if (flags & SPAWN_PGRP)
             setpgid(0, 0);
         int moved[8];
         for (int i = 0; i < nfds && !e; i++) {
@@ -640,7 +652,7 @@ static pid_t spawn(const char *file, char *const argv[], const int *fds, int nfd
             if (dup2(moved[i], i) < 0)
                 e = errno;
         if (!e) {
-            if (unbuffered)
+            if (flags & SPAWN_UNBUFFERED)
                 setenv("PYTHONUNBUFFERED", "1", 1);
             if (strchr(file, '/'))
                 execv(file, argv);
@@ -653,7 +665,7 @@ static pid_t spawn(const char *file, char *const argv[], const int *fds, int nfd
         _exit(e == ENOENT ? 127 : 126);
     }
     close(ep[1]);
-    if (own_pgrp)
+    if (flags & SPAWN_PGRP)
         setpgid(pid, pid); /* both sides, so no race; fails harmlessly once it has exec'd */
     int e = 0;
     ssize_t n;
@@ -725,7 +737,7 @@ static int python_start(void)
         py = "python3"; /* the default is missing: look it up on PATH */
     char *argv[] = { (char *)py, "-u", "-c", (char *)BOOTSTRAP, NULL };
     int fds[5] = { pp[0][0], pp[1][1], pp[2][1], pp[3][0], pp[4][1] };
-    pid_t pid = spawn(py, argv, fds, 5, 1, 1, &e);
+    pid_t pid = spawn(py, argv, fds, 5, SPAWN_PGRP | SPAWN_UNBUFFERED | SPAWN_IGNORE_INT, &e);
     close_fd(&pp[0][0]);
     close_fd(&pp[1][1]);
     close_fd(&pp[2][1]);
@@ -879,7 +891,7 @@ static void start_shell(int kind, const char *code, size_t len)
     }
     char *argv[] = { "sh", "-c", cmd, NULL };
     int fds[3] = { pp[0][0], pp[1][1], pp[2][1] };
-    pid_t pid = spawn("/bin/sh", argv, fds, 3, 1, 1, &e);
+    pid_t pid = spawn("/bin/sh", argv, fds, 3, SPAWN_PGRP | SPAWN_UNBUFFERED, &e);
     free(cmd);
     close_fd(&pp[0][0]);
     close_fd(&pp[1][1]);
@@ -1338,7 +1350,7 @@ int main(int argc, char **argv)
 
     if (R.main_argv) {
         int e;
-        pid_t pid = spawn(R.main_argv[0], R.main_argv, NULL, 0, 0, 0, &e);
+        pid_t pid = spawn(R.main_argv[0], R.main_argv, NULL, 0, 0, &e);
         if (pid < 0) {
             logmsg("cannot run %s: %s", R.main_argv[0], strerror(e));
             close_fd(&R.listen_fd);
@@ -1446,7 +1458,9 @@ int main(int argc, char **argv)
                     break;
                 if (re & POLLOUT)
                     client_flush();
-                if (re & (POLLIN | POLLHUP | POLLERR))
+                if (C.closing && (re & (POLLHUP | POLLERR)))
+                    C.dead = 1; /* gone before taking the 'E' */
+                else if (re & (POLLIN | POLLHUP | POLLERR))
                     client_read();
                 break;
             case T_X_IN:
