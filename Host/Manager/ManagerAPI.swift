@@ -53,7 +53,9 @@ struct JSONIO: Sendable {
     }
 
     /// Reads and decodes a JSON body, refusing keys outside `allowed`.
-    func decode<T: Decodable>(_ type: T.Type, from request: Request, allowed: [String]) async throws -> T {
+    /// - Parameter snakeCase: false for bodies whose keys are camelCase on the wire (the
+    ///   session API mixes styles, as Backend.AI's does).
+    func decode<T: Decodable>(_ type: T.Type, from request: Request, allowed: [String], snakeCase: Bool = true) async throws -> T {
         var request = request
         let buffer: ByteBuffer
         do {
@@ -74,7 +76,7 @@ struct JSONIO: Sendable {
             throw APIError.invalidParams("unknown key\(unknown.count > 1 ? "s" : "") \(unknown.map { "'\($0)'" }.joined(separator: ", ")); accepted keys: \(allowed.joined(separator: ", "))")
         }
         let decoder = JSONDecoder()
-        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        if snakeCase { decoder.keyDecodingStrategy = .convertFromSnakeCase }
         return try decoder.decode(T.self, from: data.isEmpty ? Data("{}".utf8) : data)
     }
 }

@@ -52,7 +52,7 @@ extension ManagerAPI {
             RouteSpec(method: .post, path: "/session", summary: "Create a session (blocks until it runs unless enqueueOnly)", access: .user,
                       bodyKeys: Self.createKeys) { request, _ in
                 let caller = try await auth.authenticate(request)
-                let body = try await decodeCamel(CreateSession.self, from: request, allowed: Self.createKeys)
+                let body = try await io.decode(CreateSession.self, from: request, allowed: Self.createKeys, snakeCase: false)
                 return try await createSession(body, caller: caller)
             },
             RouteSpec(method: .delete, path: "/session/:sessionName", summary: "Destroy a session", access: .user, bodyKeys: nil) { request, context in
@@ -128,24 +128,6 @@ extension ManagerAPI {
         if status.isTerminal, let exitCode { object["exitCode"] = exitCode }
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
         return String(decoding: data, as: UTF8.self)
-    }
-
-    /// Decodes a body whose keys are camelCase on the wire (the session API mixes styles).
-    func decodeCamel<T: Decodable>(_ type: T.Type, from request: Request, allowed: [String]) async throws -> T {
-        var request = request
-        let buffer: ByteBuffer
-        do {
-            buffer = try await request.collectBody(upTo: config.maxBodyBytes)
-        } catch {
-            throw APIError.tooLarge(config.maxBodyBytes)
-        }
-        let data = Data(buffer.readableBytesView)
-        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-            throw APIError.invalidParams("the request body must be a JSON object")
-        }
-        let unknown = object.keys.filter { !allowed.contains($0) }.sorted()
-        if !unknown.isEmpty { throw APIError.invalidParams("unknown key\(unknown.count > 1 ? "s" : "") \(unknown.map { "'\($0)'" }.joined(separator: ", "))") }
-        return try JSONDecoder().decode(T.self, from: data)
     }
 
     /// A session of the caller (or any, for admins) by name or id.

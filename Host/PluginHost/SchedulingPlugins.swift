@@ -276,9 +276,12 @@ public final class AgentSelectorPlugin: @unchecked Sendable {
 
     public var name: String { instance.name }
 
-    /// Places `request` on prepared candidates, checking that the plugin's answer really fits.
+    /// Places `request` on prepared candidates, checking that the plugin's answer really fits:
+    /// valid indices, the requested architecture, one agent for single-node sessions, and no
+    /// agent over capacity (an over-committed agent is worse than a pending session).
     public func selectAgents(_ prepared: SelectionInput, request: PlacementRequest) throws(PluginError) -> Placement {
         let n = prepared.slots.names.count
+        let candidates = prepared.candidates
         let arena = CArena()
         var input = hangar_select_input()
         input.struct_size = UInt32(MemoryLayout<hangar_select_input>.size)
@@ -289,59 +292,6 @@ public final class AgentSelectorPlugin: @unchecked Sendable {
         input.kernel_requests = arena.array(request.kernelRequests.flatMap { precondition($0.count == n); return $0 })
         input.single_node = request.singleNode ? 1 : 0
         input.agents = UnsafePointer(prepared.agentsPointer)
-        input.agent_count = prepared.candidates.count
-        input.agent_stride = MemoryLayout<hangar_select_agent>.stride
-        var out = [Int](repeating: -1, count: max(request.kernelRequests.count, 1))
-        var reason = ""
-        let status = try instance.invoke("select_agents", allowing: HANGAR_E_NO_AGENT) { [select] h in
-            let status = out.withUnsafeMutableBufferPointer { select(h, &input, $0.baseAddress) }
-            if status == HANGAR_E_NO_AGENT { reason = instance.lastErrorUnlocked(h) }
-            return status
-        }
-        if status == HANGAR_E_NO_AGENT { return .noAgent(reason.isEmpty ? "no agent can host the session" : reason) }
-        let placement = Array(out.prefix(request.kernelRequests.count))
-        for (kernel, agent) in placement.enumerated() {
-            guard prepared.candidates.indices.contains(agent) else {
-                throw PluginError(.contractViolation, plugin: name, file: instance.library.path, call: "select_agents",
-                                  reason: "placed kernel \(kernel) on agent index \(agent) of \(prepared.candidates.count)")
-            }
-        }
-        var added: [Int: [Int64]] = [:]
-        for (kernel, agent) in placement.enumerated() {
-            let occupied = prepared.occupied(agent: agent)
-            var sum = added[agent] ?? [Int64](repeating: 0, count: n)
-            for k in 0..<n { sum[k] += request.kernelRequests[kernel][k] }
-            added[agent] = sum
-            for k in 0..<n where occupied[k] + sum[k] > prepared.candidates[agent].capacity[k] {
-                throw PluginError(.contractViolation, plugin: name, file: instance.library.path, call: "select_agents",
-                                  reason: "placing kernel \(kernel) on \(prepared.candidates[agent].id) over-commits slot '\(prepared.slots.names[k])'")
-            }
-        }
-        return .placed(placement)
-    }
-
-    /// Places `request` on `candidates`, checking that the plugin's answer really fits.
-    public func selectAgents(slots: SchedulingSlots, request: PlacementRequest, candidates: [AgentCandidate]) throws(PluginError) -> Placement {
-        let n = slots.names.count
-        let arena = CArena()
-        var input = hangar_select_input()
-        input.struct_size = UInt32(MemoryLayout<hangar_select_input>.size)
-        input.slots = arena.slots(slots)
-        input.session_id = arena.string(request.sessionID)
-        input.architecture = request.architecture.map { arena.string($0) }
-        input.kernel_count = request.kernelRequests.count
-        input.kernel_requests = arena.array(request.kernelRequests.flatMap { precondition($0.count == n); return $0 })
-        input.single_node = request.singleNode ? 1 : 0
-        input.agents = arena.array(candidates.map { a in
-            var c = hangar_select_agent()
-            c.struct_size = UInt32(MemoryLayout<hangar_select_agent>.size)
-            c.agent_id = arena.string(a.id)
-            c.architecture = arena.string(a.architecture)
-            c.capacity = arena.array(a.capacity)
-            c.occupied = arena.array(a.occupied)
-            c.kernel_count = a.kernelCount
-            return c
-        })
         input.agent_count = candidates.count
         input.agent_stride = MemoryLayout<hangar_select_agent>.stride
         var out = [Int](repeating: -1, count: max(request.kernelRequests.count, 1))
@@ -353,30 +303,32 @@ public final class AgentSelectorPlugin: @unchecked Sendable {
         }
         if status == HANGAR_E_NO_AGENT { return .noAgent(reason.isEmpty ? "no agent can host the session" : reason) }
         let placement = Array(out.prefix(request.kernelRequests.count))
-        // Never trust a placement blindly: an over-committed agent is worse than a pending session.
-        var occupied = candidates.map(\.occupied)
+        func violation(_ text: String) -> PluginError {
+            PluginError(.contractViolation, plugin: name, file: instance.library.path, call: "select_agents", reason: text)
+        }
+        var added: [Int: [Int64]] = [:]
         for (kernel, agent) in placement.enumerated() {
-            guard candidates.indices.contains(agent) else {
-                throw PluginError(.contractViolation, plugin: name, file: instance.library.path, call: "select_agents",
-                                  reason: "placed kernel \(kernel) on agent index \(agent) of \(candidates.count)")
-            }
+            guard candidates.indices.contains(agent) else { throw violation("placed kernel \(kernel) on agent index \(agent) of \(candidates.count)") }
             if let arch = request.architecture, candidates[agent].architecture != arch {
-                throw PluginError(.contractViolation, plugin: name, file: instance.library.path, call: "select_agents",
-                                  reason: "placed kernel \(kernel) on \(candidates[agent].id) (\(candidates[agent].architecture)) but the session needs \(arch)")
+                throw violation("placed kernel \(kernel) on \(candidates[agent].id) (\(candidates[agent].architecture)) but the session needs \(arch)")
             }
-            for s in 0..<n {
-                occupied[agent][s] += request.kernelRequests[kernel][s]
-                if occupied[agent][s] > candidates[agent].capacity[s] {
-                    throw PluginError(.contractViolation, plugin: name, file: instance.library.path, call: "select_agents",
-                                      reason: "placing kernel \(kernel) on \(candidates[agent].id) over-commits slot '\(slots.names[s])'")
-                }
+            let occupied = prepared.occupied(agent: agent)
+            var sum = added[agent] ?? [Int64](repeating: 0, count: n)
+            for k in 0..<n { sum[k] += request.kernelRequests[kernel][k] }
+            added[agent] = sum
+            for k in 0..<n where occupied[k] + sum[k] > candidates[agent].capacity[k] {
+                throw violation("placing kernel \(kernel) on \(candidates[agent].id) over-commits slot '\(prepared.slots.names[k])'")
             }
         }
         if request.singleNode, Set(placement).count > 1 {
-            throw PluginError(.contractViolation, plugin: name, file: instance.library.path, call: "select_agents",
-                              reason: "a single-node session was spread over \(Set(placement).count) agents")
+            throw violation("a single-node session was spread over \(Set(placement).count) agents")
         }
         return .placed(placement)
+    }
+
+    /// Places `request` on `candidates` (laid out for this one call).
+    public func selectAgents(slots: SchedulingSlots, request: PlacementRequest, candidates: [AgentCandidate]) throws(PluginError) -> Placement {
+        try selectAgents(SelectionInput(slots: slots, candidates: candidates), request: request)
     }
 }
 
