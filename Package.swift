@@ -36,6 +36,7 @@ let package = Package(
         .executable(name: "hangar-plugin", targets: ["HangarPluginCLI"]),
         .executable(name: "hangar-bench", targets: ["HangarBench"]),
         .executable(name: "hangard", targets: ["hangard"]),
+        .executable(name: "hangar-runner", targets: ["HangarRunner"]),
         .library(name: "PluginHost", targets: ["PluginHost"]),
     ] + bundledPlugins.map { .library(name: $0.product, type: .dynamic, targets: [$0.target]) },
     dependencies: [
@@ -53,6 +54,15 @@ let package = Package(
     targets: [
         // The ABI: C headers only. Plugins and the host compile against it; nothing links it.
         .target(name: "PluginAPI", path: "PluginAPI"),
+        // The in-container runner: C, linked statically so it runs in any image (the Swift
+        // driver links; nothing in it uses the Swift runtime).
+        .executableTarget(
+            name: "HangarRunner",
+            path: "Host/Runner",
+            exclude: ["README.md"],
+            cSettings: [.define("_GNU_SOURCE"), .unsafeFlags(["-std=c11", "-O2", "-Wall", "-Wextra"])],
+            linkerSettings: [.unsafeFlags(["-static-executable"])]
+        ),
         .systemLibrary(name: "CLtdl", path: "Host/CLtdl"),
         // TOML config files: typed keys, errors naming file, key and expected type.
         .target(
@@ -115,6 +125,7 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             path: "Host/Agent"
         ),

@@ -21,6 +21,7 @@ import Foundation
 /// allocation_strategy = "evenly"        # or "fill"
 /// heartbeat_interval = 5
 /// orphan_grace = 60                     # seconds before unadoptable containers are removed
+/// runner_path = "/usr/local/lib/hangar/hangar-runner"  # default: next to hangard, then there
 /// ```
 public struct AgentConfig: Sendable {
     public var id: String = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "agent"
@@ -39,8 +40,18 @@ public struct AgentConfig: Sendable {
     public var heartbeatInterval: Double = 5
     /// Seconds before labelled containers that cannot be re-adopted are removed.
     public var orphanGrace: Double = 60
+    /// The static in-container runner; nil: found next to the executable or in /usr/local/lib/hangar.
+    public var runnerPath: String?
 
     public init() {}
+
+    /// The runner binary to use: the configured one, else `hangar-runner` next to this
+    /// executable, else /usr/local/lib/hangar/hangar-runner; nil when there is none.
+    public var resolvedRunnerPath: String? {
+        if let runnerPath { return runnerPath }
+        let beside = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().path + "/hangar-runner"
+        return [beside, "/usr/local/lib/hangar/hangar-runner"].first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
 
     /// The URL the manager calls back.
     public var advertisedAddress: String { advertise ?? "http://\(host):\(port)" }
@@ -54,7 +65,7 @@ public struct AgentConfig: Sendable {
             "id": "string", "manager": "URL string", "cluster_secret": "string", "resource_group": "string", "listen": "string host:port",
             "advertise": "URL string", "scratch_dir": "string", "engine_socket": "string", "reserved_cpu": "integer", "reserved_mem": "size",
             "affinity_policy": "\"interleaved\" or \"prefer-single-node\"", "allocation_strategy": "\"evenly\" or \"fill\"",
-            "heartbeat_interval": "number of seconds", "orphan_grace": "number of seconds",
+            "heartbeat_interval": "number of seconds", "orphan_grace": "number of seconds", "runner_path": "string (file path)",
         ])
         c.id = try s.string("id", default: c.id)
         c.managerURL = try s.string("manager", default: c.managerURL)
@@ -83,6 +94,12 @@ public struct AgentConfig: Sendable {
         c.strategy = st
         c.heartbeatInterval = try s.double("heartbeat_interval", default: c.heartbeatInterval, range: 0.1...3600)
         c.orphanGrace = try s.double("orphan_grace", default: c.orphanGrace, range: 0...86_400)
+        if let path = try s.optionalString("runner_path") {
+            guard FileManager.default.isExecutableFile(atPath: path) else {
+                throw ConfigFileError(file: file.path, key: "agent.runner_path", "\"\(path)\" is not an executable file; build it with `swift build` (product hangar-runner)")
+            }
+            c.runnerPath = path
+        }
         return c
     }
 }

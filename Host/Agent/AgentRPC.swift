@@ -53,6 +53,14 @@ struct AgentRPC: Sendable {
         }
     }
 
+    static func failure(_ error: ExecutionError) -> Failure {
+        switch error {
+        case .busy: Failure(status: .conflict, message: error.description)
+        case .invalid: Failure(status: .badRequest, message: error.description)
+        case .unreachable: Failure(status: .serviceUnavailable, message: error.description)
+        }
+    }
+
     func makeRouter() -> Router<BasicRequestContext> {
         let router = Router()
         let runner = daemon.runner
@@ -94,6 +102,58 @@ struct AgentRPC: Sendable {
             } catch let error as KernelError {
                 throw Self.failure(error)
             }
+        }
+        // Code execution: Backend.AI's execute semantics (see KernelExecution).
+        router.post("/rpc/kernels/:id/execute") { request, context in
+            try authenticate(request)
+            let call = try await request.decode(as: ExecutionRequest.self, context: context)
+            let id = try context.parameters.require("id")
+            let execution: KernelExecution
+            do throws(KernelError) {
+                execution = try await runner.execution(id)
+            } catch {
+                throw Self.failure(error)
+            }
+            let result: ExecutionResult
+            do throws(ExecutionError) {
+                result = try await execution.execute(call)
+            } catch {
+                throw Self.failure(error)
+            }
+            return try json(result)
+        }
+        router.post("/rpc/kernels/:id/interrupt") { request, context in
+            try authenticate(request)
+            let id = try context.parameters.require("id")
+            let execution: KernelExecution
+            do throws(KernelError) {
+                execution = try await runner.execution(id)
+            } catch {
+                throw Self.failure(error)
+            }
+            do throws(ExecutionError) {
+                try await execution.interrupt()
+            } catch {
+                throw Self.failure(error)
+            }
+            return Response(status: .noContent)
+        }
+        router.post("/rpc/kernels/:id/files") { request, context in
+            try authenticate(request)
+            // Up to 20 files of 1 MiB each, base64: more than the default body limit.
+            let body = try await request.body.collect(upTo: 32 << 20)
+            guard let upload = try? JSONDecoder().decode(KernelUpload.self, from: Data(buffer: body)) else {
+                throw Failure(status: .badRequest, message: "expected {\"files\": [{\"path\": ..., \"data\": base64}]}")
+            }
+            let id = try context.parameters.require("id")
+            struct Written: Codable { let written: Int }
+            let written: Int
+            do throws(KernelError) {
+                written = try await runner.writeFiles(id, upload)
+            } catch {
+                throw Self.failure(error)
+            }
+            return try json(Written(written: written))
         }
         router.delete("/rpc/kernels/:id") { request, context in
             try authenticate(request)

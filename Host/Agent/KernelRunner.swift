@@ -1,4 +1,5 @@
 import AgentResources
+import ClusterProtocol
 import ContainerEngine
 import Foundation
 import Logging
@@ -18,9 +19,12 @@ public struct KernelRequest: Codable, Sendable, Equatable {
     public var mounts: [KernelMount]
     public var sharedMemoryBytes: Int64
     public var pidsLimit: Int64
+    /// What code queries run in: `python` (default) or `shell`.
+    public var runtime: String?
 
     public init(kernelID: String, sessionID: String, image: String, slots: [String: Int64], environment: [String: String] = [:],
-                command: [String]? = nil, mounts: [KernelMount] = [], sharedMemoryBytes: Int64 = 64 << 20, pidsLimit: Int64 = 4096) {
+                command: [String]? = nil, mounts: [KernelMount] = [], sharedMemoryBytes: Int64 = 64 << 20, pidsLimit: Int64 = 4096,
+                runtime: String? = nil) {
         self.kernelID = kernelID
         self.sessionID = sessionID
         self.image = image
@@ -30,6 +34,7 @@ public struct KernelRequest: Codable, Sendable, Equatable {
         self.mounts = mounts
         self.sharedMemoryBytes = sharedMemoryBytes
         self.pidsLimit = pidsLimit
+        self.runtime = runtime
     }
 }
 
@@ -97,18 +102,27 @@ public actor KernelRunner {
     public let agentID: String
     public let engine: DockerEngineClient
     public let allocator: SlotAllocator
-    public let scratchRoot: String
+    public nonisolated let scratchRoot: String
+    /// The static in-container runner on this host, bind-mounted into every kernel as its
+    /// entrypoint; nil runs the image's command directly (no code execution).
+    public let runnerBinary: String?
     /// Accelerator plugins by device key.
     let accelerators: [String: AcceleratorPlugin]
     let logger: Logger
     private var kernels: [String: KernelRecord] = [:]
+    private var executions: [String: KernelExecution] = [:]
 
-    public init(agentID: String, engine: DockerEngineClient, allocator: SlotAllocator, scratchRoot: String,
+    /// Where the runner lives inside a kernel, and its socket directory.
+    public static let runnerPath = "/opt/hangar/bin/hangar-runner"
+    public static let runnerIPCDirectory = "/opt/hangar/ipc"
+
+    public init(agentID: String, engine: DockerEngineClient, allocator: SlotAllocator, scratchRoot: String, runnerBinary: String? = nil,
                 accelerators: [AcceleratorPlugin] = [], logger: Logger = Logger(label: "hangar.agent")) {
         self.agentID = agentID
         self.engine = engine
         self.allocator = allocator
         self.scratchRoot = scratchRoot
+        self.runnerBinary = runnerBinary
         self.accelerators = Dictionary(accelerators.map { ($0.info.deviceKey, $0) }, uniquingKeysWith: { a, _ in a })
         self.logger = logger
     }
@@ -188,6 +202,7 @@ public actor KernelRunner {
         let fm = FileManager.default
         try fm.createDirectory(atPath: scratch + "/config", withIntermediateDirectories: true)
         try fm.createDirectory(atPath: scratch + "/work", withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: scratch + "/ipc", withIntermediateDirectories: true)
         // resource.txt in Backend.AI's KEY=VALUE form, read by in-container hooks.
         var lines: [String] = []
         for slot in allocation.amounts.keys.sorted() {
@@ -214,6 +229,9 @@ public actor KernelRunner {
         env += edits.flatMap(\.env).map { "\($0.name)=\($0.value)" }
         env += request.environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
         var binds = ["\(scratch)/config:/home/config:ro", "\(scratch)/work:/home/work:rw"]
+        if let runnerBinary {
+            binds += ["\(runnerBinary):\(Self.runnerPath):ro", "\(scratch)/ipc:\(Self.runnerIPCDirectory):rw"]
+        }
         binds += request.mounts.map { "\($0.hostPath):\($0.containerPath):\($0.readOnly ? "ro" : "rw")" }
         binds += edits.flatMap(\.mounts).map { "\($0.hostPath):\($0.containerPath):\($0.readOnly ? "ro" : "rw")" }
         var host: [String: Any] = [
@@ -251,7 +269,15 @@ public actor KernelRunner {
             "Labels": [KernelLabels.agent: agentID, KernelLabels.kernel: request.kernelID, KernelLabels.session: request.sessionID],
             "HostConfig": host,
         ]
-        if let command = request.command { config["Cmd"] = command }
+        if runnerBinary != nil {
+            // The runner is PID 1: it reaps, forwards signals, serves the agent's socket and
+            // runs the main command (batch or startup command) with its exit status.
+            config["Entrypoint"] = [Self.runnerPath, "--runtime", request.runtime ?? "python",
+                                    "--socket", Self.runnerIPCDirectory + "/runner.sock"] + (request.command.map { ["--"] + $0 } ?? [])
+            config["Cmd"] = [String]()
+        } else if let command = request.command {
+            config["Cmd"] = command
+        }
         return config
     }
 
@@ -304,9 +330,61 @@ public actor KernelRunner {
         }
     }
 
+    /// The kernel's code execution, connected lazily to its runner.
+    public func execution(_ kernelID: String) throws(KernelError) -> KernelExecution {
+        guard kernels[kernelID] != nil else { throw .unknownKernel(kernelID) }
+        guard runnerBinary != nil else { throw .invalid("this agent runs kernels without the in-container runner (agent.runner_path), so it cannot execute code") }
+        if let existing = executions[kernelID] { return existing }
+        let scratch = "\(scratchRoot)/\(kernelID)"
+        let execution = KernelExecution(socketPath: scratch + "/ipc/runner.sock", workDirectory: scratch + "/work")
+        executions[kernelID] = execution
+        return execution
+    }
+
+    /// Writes uploaded files into the kernel's working directory (`/home/work`). Every path is
+    /// checked first: relative, no `..`, no NUL, no component over 255 bytes, no symlink on the
+    /// way; nothing is written unless all of them are acceptable.
+    public func writeFiles(_ kernelID: String, _ upload: KernelUpload) throws(KernelError) -> Int {
+        guard kernels[kernelID] != nil else { throw .unknownKernel(kernelID) }
+        let work = "\(scratchRoot)/\(kernelID)/work"
+        var decoded: [(String, Data)] = []
+        for file in upload.files {
+            let parts = file.path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+            guard !file.path.hasPrefix("/"), !parts.isEmpty, !file.path.contains("\0"),
+                  parts.allSatisfy({ $0 != ".." && $0 != "." && $0.utf8.count <= 255 }) else {
+                throw .invalid("'\(file.path)' is not a relative path inside the working directory (no '..', '/' at the start or NUL)")
+            }
+            guard let data = Data(base64Encoded: file.data) else { throw .invalid("the content of '\(file.path)' is not valid base64") }
+            var path = work
+            for part in parts.dropLast() {
+                path += "/" + part
+                var info = stat()
+                if lstat(path, &info) == 0, (info.st_mode & S_IFMT) != S_IFDIR {
+                    throw .invalid("'\(file.path)': '\(part)' exists and is not a directory (symlinks are not followed)")
+                }
+            }
+            var info = stat()
+            if lstat(work + "/" + parts.joined(separator: "/"), &info) == 0, (info.st_mode & S_IFMT) == S_IFLNK {
+                throw .invalid("'\(file.path)' is a symlink in the working directory; it is not followed")
+            }
+            decoded.append((parts.joined(separator: "/"), data))
+        }
+        for (relative, data) in decoded {
+            let target = work + "/" + relative
+            do {
+                try FileManager.default.createDirectory(atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                try data.write(to: URL(fileURLWithPath: target), options: .atomic)
+            } catch {
+                throw .invalid("cannot write '\(relative)': \(error.localizedDescription)")
+            }
+        }
+        return decoded.count
+    }
+
     /// Stops and removes a kernel, frees its slots exactly once, and removes its scratch.
     public func destroy(_ kernelID: String) async throws(KernelError) -> KernelExit {
         guard let record = kernels.removeValue(forKey: kernelID) else { throw .unknownKernel(kernelID) }
+        if let execution = executions.removeValue(forKey: kernelID) { await execution.close() }
         var exit = KernelExit(running: false, exitCode: nil, oomKilled: false)
         if let state = try? await engine.inspect(record.containerID)?["State"] as? [String: Any] {
             if state["Running"] as? Bool == true { try? await engine.stop(record.containerID, timeout: 5) }

@@ -32,7 +32,8 @@ func makeRunner(agentID: String = "test-agent-\(UUID().uuidString.prefix(8).lowe
     let slots = intrinsic.slots + (try mock.slots()).map { SlotSpec(name: $0.name, kind: .count, exclusive: $0.exclusive) }
     let allocator = SlotAllocator(devices: devices, slots: slots, capacity: capacity, policy: .preferSingleNode, strategy: .fill)
     let root = scratch ?? FileManager.default.temporaryDirectory.appendingPathComponent("hangar-scratch-\(UUID().uuidString)").path
-    return (KernelRunner(agentID: agentID, engine: engine, allocator: allocator, scratchRoot: root, accelerators: [mock]), allocator, agentID)
+    return (KernelRunner(agentID: agentID, engine: engine, allocator: allocator, scratchRoot: root, runnerBinary: TestEngine.binDir + "/hangar-runner",
+                         accelerators: [mock]), allocator, agentID)
 }
 
 /// Reads the kernel's own cgroup limits from inside the container (v1 or v2 layout).
@@ -115,8 +116,6 @@ import sys; print("to stderr", file=sys.stderr)
             ("unknown slot", KernelRequest(kernelID: "k-slot", sessionID: "s", image: TestEngine.image, slots: ["tpu.device": unit]), "unknown slot 'tpu.device'"),
             ("bad image", KernelRequest(kernelID: "k-image", sessionID: "s", image: "hangar/does-not-exist:1", slots: ["cpu": unit, "mem": 64 << 20]),
              "image 'hangar/does-not-exist:1' is not present"),
-            ("bad command", KernelRequest(kernelID: "k-cmd", sessionID: "s", image: TestEngine.image, slots: ["cpu": unit, "mem": 64 << 20],
-                                          command: ["/no/such/binary"]), "container engine"),
         ]
         for (what, request, phrase) in cases {
             do {
@@ -127,6 +126,13 @@ import sys; print("to stderr", file=sys.stderr)
             }
             #expect(allocator.allocated.isEmpty, "\(what) left an allocation")
         }
+        // The runner is the entrypoint, so a command that cannot run is an exit (127, as a
+        // shell reports it) rather than a failed start; destroying it frees everything.
+        let bad = try await runner.create(KernelRequest(kernelID: "k-cmd", sessionID: "s", image: TestEngine.image, slots: ["cpu": unit, "mem": 64 << 20],
+                                                        command: ["/no/such/binary"]))
+        #expect(try await runner.wait(bad.request.kernelID).exitCode == 127)
+        _ = try await runner.destroy(bad.request.kernelID)
+        #expect(allocator.allocated.isEmpty, "bad command left an allocation")
         let leftovers = try await runner.engine.containers(labels: ["\(KernelLabels.agent)=\(agentID)"])
         #expect(leftovers.isEmpty, "no container remains: \(leftovers.map { $0["Names"] ?? "" })")
     }
