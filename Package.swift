@@ -37,6 +37,7 @@ let package = Package(
         .executable(name: "hangar-bench", targets: ["HangarBench"]),
         .executable(name: "hangard", targets: ["hangard"]),
         .executable(name: "hangar-runner", targets: ["HangarRunner"]),
+        .executable(name: "hangar", targets: ["HangarCLI"]),
         .library(name: "PluginHost", targets: ["PluginHost"]),
     ] + bundledPlugins.map { .library(name: $0.product, type: .dynamic, targets: [$0.target]) },
     dependencies: [
@@ -50,6 +51,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
     ],
     targets: [
         // The ABI: C headers only. Plugins and the host compile against it; nothing links it.
@@ -134,6 +136,7 @@ let package = Package(
             dependencies: [
                 "StateStore", "Identity", "ClusterProtocol", "ConfigFile", "PluginHost",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -162,6 +165,21 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Tools/hangar-plugin"
+        ),
+        // The `hangar` client: run code, manage sessions.
+        .executableTarget(
+            name: "HangarCLI",
+            dependencies: [
+                "Identity", "ConfigFile",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Tools/hangar"
         ),
         .executableTarget(
             name: "HangarBench",

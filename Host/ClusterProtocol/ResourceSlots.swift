@@ -63,6 +63,9 @@ public struct ResourceSlots: Sendable, Equatable, Codable, CustomStringConvertib
         "{" + amounts.keys.sorted().map { "\"\($0)\":\"\(ResourceSlots.format(amounts[$0]!))\"" }.joined(separator: ",") + "}"
     }
 
+    /// Amounts as decimal strings by slot name (the JSON form as a dictionary).
+    public var stringAmounts: [String: String] { amounts.mapValues { ResourceSlots.format($0) } }
+
     static func format(_ d: Decimal) -> String {
         var value = d
         var rounded = Decimal()

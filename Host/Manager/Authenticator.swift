@@ -1,14 +1,20 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdWebSocket
 import Identity
 import StateStore
 import Synchronization
 
 /// The request context every manager route sees.
-public struct ManagerRequestContext: RequestContext {
+public struct ManagerRequestContext: RequestContext, WebSocketRequestContext {
     public var coreContext: CoreRequestContextStorage
-    public init(source: Source) { coreContext = .init(source: source) }
+    /// Set by the WebSocket upgrade routes (the execute stream).
+    public let webSocket: WebSocketHandlerReference<ManagerRequestContext>
+    public init(source: Source) {
+        coreContext = .init(source: source)
+        webSocket = .init()
+    }
 }
 
 extension HTTPField.Name {

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HummingbirdWebSocket
 import Logging
 import Metrics
 import Prometheus
@@ -45,6 +46,7 @@ public struct ManagerServer: Sendable {
         for spec in routes {
             router.on(RouterPath(spec.path), method: spec.method) { request, context in try await spec.handler(request, context) }
         }
+        addExecutionStream(to: router)
         let document = OpenAPIDocument.make(routes: routes)
         router.get("/openapi.json") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: document)))
@@ -58,8 +60,9 @@ public struct ManagerServer: Sendable {
 
     /// The application, listening where the config says.
     public func makeApplication() -> some ApplicationProtocol {
-        Application(router: makeRouter(), configuration: .init(address: .hostname(config.host, port: config.port), serverName: "hangar-manager"),
-                    logger: logger)
+        let router = makeRouter()
+        return Application(router: router, server: .http1WebSocketUpgrade(webSocketRouter: router, configuration: .init(ws: .init(maxFrameSize: 16 << 20))),
+                           configuration: .init(address: .hostname(config.host, port: config.port), serverName: "hangar-manager"), logger: logger)
     }
 
     /// Serves until SIGINT/SIGTERM, marking silent agents LOST in the background.

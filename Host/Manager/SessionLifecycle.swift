@@ -54,6 +54,7 @@ public final class SessionLifecycle: Sendable {
 
     /// One round: a scheduling pass per resource group, then kernel creation for what it placed.
     public func tick() async {
+        await reapIdle()
         do {
             let groups = try await store.run { try $0.resourceGroups().filter(\.isActive).map(\.name) }
             for group in groups {
@@ -157,6 +158,69 @@ public final class SessionLifecycle: Sendable {
             return (object["stdout"] ?? "") + (object["stderr"] ?? "")
         }
         return try await store.run { try $0.savedLogs(kernel: kernel) } ?? ""
+    }
+
+    // MARK: - Code execution
+
+    /// The main kernel's id and its agent's address, for a RUNNING session.
+    func mainKernel(_ session: SessionRecord) async throws -> (kernel: String, address: String) {
+        guard session.status == .running else {
+            throw APIError(.conflict, "invalid-session-state", "The session is not running.",
+                           "session '\(session.name)' is \(session.status.rawValue)\(session.statusInfo.isEmpty ? "" : " (\(session.statusInfo))"); code runs only in RUNNING sessions")
+        }
+        guard let (kernel, agentID) = try await store.run({ try $0.kernelAgents(session: session.id) }).first, let agentID,
+              let agent = try await store.run({ try $0.agent(id: agentID) }) else {
+            throw APIError.internalError("session '\(session.name)' has no placed main kernel")
+        }
+        return (kernel, agent.address)
+    }
+
+    /// An agent's error reply as the API error a client can act on.
+    static func agentFailure(_ status: Int, _ text: String, agent: String) -> APIError {
+        let reason = (try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])?["error"] as? String ?? text
+        return switch status {
+        case 409: APIError(.conflict, "kernel-busy", "The kernel is busy.", reason)
+        case 400: APIError.invalidParams(reason)
+        case 404: APIError(.notFound, "kernel-not-found", "The kernel is gone.", reason)
+        default: APIError(.serviceUnavailable, "agent-unavailable", "The agent could not run the request.", "agent \(agent): \(reason)")
+        }
+    }
+
+    /// One execute call on the session's main kernel (Backend.AI's execute semantics).
+    public func execute(_ session: SessionRecord, _ request: ExecutionRequest) async throws -> ExecutionResult {
+        let (kernel, address) = try await mainKernel(session)
+        try await store.run { try $0.noteActivity(session: session.id, query: request.mode == "query" || request.mode == "batch") }
+        let (status, text) = try await callAgent(address, .POST, "/rpc/kernels/\(kernel)/execute", body: try JSONEncoder().encode(request))
+        guard status == 200 else { throw Self.agentFailure(status, text, agent: address) }
+        do {
+            return try JSONDecoder().decode(ExecutionResult.self, from: Data(text.utf8))
+        } catch {
+            throw APIError.internalError("the agent answered an execute call with something unreadable: \(error)")
+        }
+    }
+
+    /// SIGINT to the code running in the session's main kernel.
+    public func interrupt(_ session: SessionRecord) async throws {
+        let (kernel, address) = try await mainKernel(session)
+        let (status, text) = try await callAgent(address, .POST, "/rpc/kernels/\(kernel)/interrupt")
+        guard status == 204 else { throw Self.agentFailure(status, text, agent: address) }
+    }
+
+    /// Files into the main kernel's working directory.
+    public func upload(_ session: SessionRecord, _ files: KernelUpload) async throws {
+        let (kernel, address) = try await mainKernel(session)
+        try await store.run { try $0.noteActivity(session: session.id, query: false) }
+        let (status, text) = try await callAgent(address, .POST, "/rpc/kernels/\(kernel)/files", body: try JSONEncoder().encode(files))
+        guard status == 200 else { throw Self.agentFailure(status, text, agent: address) }
+    }
+
+    /// Ends interactive sessions idle past their resource policy's idle timeout.
+    public func reapIdle() async {
+        guard let idle = try? await store.run({ try $0.idleSessions() }) else { return }
+        for session in idle {
+            logger.info("idle session ends", metadata: ["session": .string(session.id), "idle": .stringConvertible(session.idleSeconds)])
+            try? await destroy(session: session.id, reason: "idle-timeout: no code ran for \(session.idleSeconds) s (policy limit \(session.limit) s)")
+        }
     }
 
     /// Sessions with kernels on agents that went LOST end in ERROR.

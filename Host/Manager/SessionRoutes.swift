@@ -130,9 +130,12 @@ extension ManagerAPI {
         return String(decoding: data, as: UTF8.self)
     }
 
-    /// A session of the caller (or any, for admins) by name or id.
+    /// A session by name or id: the caller's own; for a domain admin, any in the domain; for
+    /// a superadmin, any.
     func resolve(_ nameOrID: String, caller: Caller) async throws -> SessionRecord {
-        let found = try await store.run { try $0.findSession(nameOrID, accessKey: caller.isAdmin ? nil : caller.accessKey) }
+        let accessKey = caller.isAdmin ? nil : caller.accessKey
+        let domain = caller.isAdmin && caller.role != .superadmin ? caller.domain : nil
+        let found = try await store.run { try $0.findSession(nameOrID, accessKey: accessKey, domain: domain) }
         guard let found else { throw APIError.notFound("No such session.", "no session '\(nameOrID)' of \(caller.accessKey)") }
         return found
     }

@@ -124,6 +124,11 @@ public enum Migrations {
         [
             "ALTER TABLE kernels ADD COLUMN logs TEXT",
         ],
+        // 4: when a session last executed code (idle timeouts), and how many queries it ran.
+        [
+            "ALTER TABLE sessions ADD COLUMN last_activity BIGINT NOT NULL DEFAULT 0",
+            "ALTER TABLE sessions ADD COLUMN num_queries BIGINT NOT NULL DEFAULT 0",
+        ],
     ]
 
     /// Brings the database to `latest`, one transaction per version.

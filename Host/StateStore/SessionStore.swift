@@ -68,6 +68,22 @@ public struct SessionRecord: Sendable, Equatable {
     public var createdAt: Int64
 }
 
+/// A session with its owner, usage and timing, for listings and info.
+public struct SessionDetail: Sendable, Equatable {
+    public var session: SessionRecord
+    public var userID: String
+    public var domain: String
+    public var projectID: String
+    public var occupied: ResourceSlots
+    public var startupCommand: String?
+    public var exitCode: Int64?
+    /// Microseconds since the epoch.
+    public var statusChanged: Int64
+    public var terminatedAt: Int64?
+    public var lastActivity: Int64
+    public var queries: Int64
+}
+
 /// One kernel's placement in a reservation.
 public struct KernelPlacement: Sendable, Equatable {
     public var kernelID: String
@@ -134,14 +150,72 @@ extension StateStore {
         }
     }
 
-    /// A session by id, or by name (the newest, live ones first), optionally of one access key.
-    public func findSession(_ nameOrID: String, accessKey: String?) throws -> SessionRecord? {
+    /// A session by id, or by name (the newest, live ones first), optionally of one access key
+    /// or one domain (what a domain admin may see).
+    public func findSession(_ nameOrID: String, accessKey: String?, domain: String? = nil) throws -> SessionRecord? {
         try database.withConnection { c in
             var sql = "SELECT * FROM sessions WHERE (id = $1 OR name = $1)"
             var params: [SQLValue] = [.text(nameOrID)]
-            if let accessKey { sql += " AND access_key = $2"; params.append(.text(accessKey)) }
+            if let accessKey { params.append(.text(accessKey)); sql += " AND access_key = $\(params.count)" }
+            if let domain { params.append(.text(domain)); sql += " AND domain_name = $\(params.count)" }
             sql += " ORDER BY CASE WHEN status IN ('TERMINATED', 'CANCELLED', 'ERROR') THEN 1 ELSE 0 END, created_at DESC LIMIT 1"
             return try c.query(sql, params).first.map(Self.session(from:))
+        }
+    }
+
+    /// Sessions visible to a caller, newest first: one access key's, one domain's, or all.
+    /// - Parameter statuses: only these (empty: all).
+    public func listSessions(accessKey: String?, domain: String?, statuses: [SessionStatus] = [], limit: Int = 100, offset: Int = 0) throws -> (items: [SessionDetail], total: Int) {
+        try database.withConnection { c in
+            var conditions: [String] = []
+            var params: [SQLValue] = []
+            if let accessKey { params.append(.text(accessKey)); conditions.append("s.access_key = $\(params.count)") }
+            if let domain { params.append(.text(domain)); conditions.append("s.domain_name = $\(params.count)") }
+            if !statuses.isEmpty {
+                let marks = statuses.map { status -> String in params.append(.text(status.rawValue)); return "$\(params.count)" }
+                conditions.append("s.status IN (\(marks.joined(separator: ", ")))")
+            }
+            let filter = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
+            let total = Int(try c.query("SELECT COUNT(*) AS n FROM sessions s" + filter, params).first?.int("n") ?? 0)
+            let rows = try c.query("SELECT s.* FROM sessions s\(filter) ORDER BY s.created_at DESC, s.id LIMIT \(max(0, min(limit, 10_000))) OFFSET \(max(0, offset))", params)
+            return (rows.map(Self.detail(from:)), total)
+        }
+    }
+
+    /// One session with everything the info endpoints show.
+    public func sessionDetail(id: String) throws -> SessionDetail? {
+        try database.withConnection { c in try c.query("SELECT * FROM sessions WHERE id = $1", [.text(id)]).first.map(Self.detail(from:)) }
+    }
+
+    static func detail(from r: SQLRow) -> SessionDetail {
+        SessionDetail(session: session(from: r), userID: r.string("user_id") ?? "", domain: r.string("domain_name") ?? "",
+                      projectID: r.string("project_id") ?? "", occupied: (try? ResourceSlots(json: r.string("occupied_slots") ?? "{}")) ?? ResourceSlots(),
+                      startupCommand: r.string("startup_command"), exitCode: r.int("exit_code"), statusChanged: r.int("status_changed") ?? 0,
+                      terminatedAt: r.int("terminated_at"), lastActivity: r.int("last_activity") ?? 0, queries: r.int("num_queries") ?? 0)
+    }
+
+    /// Notes code execution in a session: resets its idle clock and counts queries.
+    public func noteActivity(session id: String, query: Bool, now: Int64 = Clock.nowMicros()) throws {
+        try database.transaction { c in
+            try c.execute("UPDATE sessions SET last_activity = $1, num_queries = num_queries + $2 WHERE id = $3",
+                          [.int(now), .int(query ? 1 : 0), .text(id)])
+        }
+    }
+
+    /// Running interactive sessions idle for longer than their keypair's resource policy allows.
+    public func idleSessions(now: Int64 = Clock.nowMicros()) throws -> [(id: String, idleSeconds: Int64, limit: Int64)] {
+        try database.withConnection { c in
+            try c.query("""
+                SELECT s.id AS id, s.last_activity AS last_activity, s.status_changed AS status_changed, p.idle_timeout AS idle_timeout
+                FROM sessions s JOIN keypairs k ON k.access_key = s.access_key
+                JOIN resource_policies p ON p.scope = 'keypair' AND p.name = k.resource_policy
+                WHERE s.status = 'RUNNING' AND s.session_type = 'interactive' AND p.idle_timeout > 0
+                """).compactMap { r in
+                let since = max(r.int("last_activity") ?? 0, r.int("status_changed") ?? 0)
+                let limit = r.int("idle_timeout") ?? 0
+                let idle = (now - since) / 1_000_000
+                return idle >= limit ? (r.string("id") ?? "", idle, limit) : nil
+            }
         }
     }
 
