@@ -128,7 +128,7 @@ import sys; print("to stderr", file=sys.stderr)
         }
         // The runner is the entrypoint, so a command that cannot run is an exit (127, as a
         // shell reports it) rather than a failed start; destroying it frees everything.
-        let bad = try await runner.create(KernelRequest(kernelID: "k-cmd", sessionID: "s", image: TestEngine.image, slots: ["cpu": unit, "mem": 64 << 20],
+        let bad = try await runner.create(KernelRequest(kernelID: "k-cmd-\(UUID().uuidString.prefix(6))", sessionID: "s", image: TestEngine.image, slots: ["cpu": unit, "mem": 64 << 20],
                                                         command: ["/no/such/binary"]))
         #expect(try await runner.wait(bad.request.kernelID).exitCode == 127)
         _ = try await runner.destroy(bad.request.kernelID)

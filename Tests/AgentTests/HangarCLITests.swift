@@ -1,0 +1,148 @@
+import AsyncHTTPClient
+import ClusterProtocol
+import Foundation
+import Identity
+import NIOCore
+import NIOHTTP1
+import StateStore
+import Testing
+
+/// The `hangar` CLI against a real manager, agent and podman: code runs in the test image,
+/// state persists within a session, input reaches the program, stderr stays stderr, exit
+/// statuses come back, and sessions are listed, inspected, followed and destroyed.
+@Suite(.serialized) struct HangarCLITests {
+    static let image = TestEngine.image
+
+    @Test func runExecutesCodeEndToEnd() async throws {
+        let cluster = try await TestCluster(prefix: "cli")
+        defer { cluster.stop() }
+
+        let hello = try cluster.hangar(["run", Self.image, "-c", "print(6*7)", "--rm"])
+        #expect(hello.status == 0 && hello.stdout == "42\n", "\(hello)")
+
+        let first = try cluster.hangar(["run", Self.image, "-t", "cli-state", "-c", "x = 41\nprint('set')"])
+        #expect(first.status == 0 && first.stdout == "set\n", "\(first)")
+        let second = try cluster.hangar(["run", Self.image, "-t", "cli-state", "-c", "print(x + 1)"])
+        #expect(second.status == 0 && second.stdout == "42\n", "the second run sees the first one's variables: \(second)")
+        #expect(second.stderr.contains("reusing the running session cli-state"))
+
+        let streams = try cluster.hangar(["run", Self.image, "-t", "cli-state", "-q", "-c", "import sys\nprint('to-out')\nprint('to-err', file=sys.stderr)"])
+        #expect(streams.stdout == "to-out\n" && streams.stderr == "to-err\n", "stderr stays stderr: \(streams)")
+
+        let asked = try cluster.hangar(["run", Self.image, "-t", "cli-state", "-q", "-c", "name = input('who? ')\nprint('hi', name)"], stdin: "bob\n")
+        #expect(asked.status == 0 && asked.stdout == "hi bob\n" && asked.stderr.contains("who? "), "a program waiting for input gets it: \(asked)")
+
+        let failing = try cluster.hangar(["run", Self.image, "-t", "cli-state", "-q", "-c", "1/0"])
+        #expect(failing.status == 1 && failing.stderr.contains("ZeroDivisionError") && failing.stdout.isEmpty, "\(failing)")
+
+        // Batch: files uploaded into /home/work, then a command whose exit status comes back.
+        let work = cluster.dir + "/work"
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        try "import sys\nprint('batch ran')\nsys.exit(3)\n".write(toFile: work + "/main.py", atomically: true, encoding: .utf8)
+        let batch = try cluster.hangar(["run", Self.image, "-q", "--exec", "*", "main.py", "--rm"], workingDirectory: work)
+        #expect(batch.status == 3 && batch.stdout == "batch ran\n", "\(batch)")
+
+        // Listing and info, as JSON.
+        let listed = try cluster.hangar(["session", "ls", "--json"])
+        let items = (try JSONSerialization.jsonObject(with: Data(listed.stdout.utf8)) as? [String: Any])?["items"] as? [[String: Any]] ?? []
+        #expect(items.map { $0["sessionName"] as? String } == ["cli-state"], "only the live session is listed: \(listed)")
+        let info = try cluster.hangar(["session", "info", "cli-state", "--json"])
+        let detail = try JSONSerialization.jsonObject(with: Data(info.stdout.utf8)) as? [String: Any]
+        #expect(detail?["status"] as? String == "RUNNING" && (detail?["numQueriesExecuted"] as? Int ?? 0) >= 5, "\(info)")
+        let every = try cluster.hangar(["session", "ls", "--every"])
+        #expect(every.stdout.split(separator: "\n").filter { $0.contains("TERMINATED") }.count == 2, "the two --rm sessions ended: \(every.stdout)")
+
+        // Another user sees none of it.
+        let other = try cluster.store.createUser(email: "other@hangar.local", password: "other-password", passwordRounds: 1000)
+        let otherKeys = try cluster.store.createKeypair(userID: other.id)
+        let hidden = try cluster.hangar(["session", "info", "cli-state"], accessKey: otherKeys.accessKey, secretKey: otherKeys.secretKey)
+        #expect(hidden.status == 1 && hidden.stderr.contains("404"), "\(hidden)")
+        let theirs = try cluster.hangar(["session", "ls", "--json"], accessKey: otherKeys.accessKey, secretKey: otherKeys.secretKey)
+        let theirItems = (try JSONSerialization.jsonObject(with: Data(theirs.stdout.utf8)) as? [String: Any])?["items"] as? [Any]
+        #expect(theirs.status == 0 && theirItems?.isEmpty == true, "\(theirs)")
+        let notAdmin = try cluster.hangar(["session", "ls", "--all"], accessKey: otherKeys.accessKey, secretKey: otherKeys.secretKey)
+        #expect(notAdmin.status == 1 && notAdmin.stderr.contains("403"))
+
+        // Destroy, then the events of the ended session and the freed slots.
+        let removed = try cluster.hangar(["session", "rm", "cli-state"])
+        #expect(removed.status == 0, "\(removed)")
+        let events = try cluster.hangar(["session", "events", "cli-state"])
+        #expect(events.stdout.split(separator: "\n").first == "session_enqueued" && events.stdout.contains("session_terminated"), "\(events)")
+        for _ in 0..<50 where !(try cluster.store.agent(id: cluster.agentID)?.occupied.amounts.isEmpty ?? false) { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(try cluster.store.agent(id: cluster.agentID)?.occupied.amounts.isEmpty == true)
+        let gone = try cluster.hangar(["session", "rm", "no-such-session"])
+        #expect(gone.status == 1 && gone.stderr.contains("no-such-session"))
+    }
+
+    @Test func httpExecuteUploadsAndIdleTimeout() async throws {
+        let cluster = try await TestCluster(prefix: "exe")
+        defer { cluster.stop() }
+        let created = try cluster.hangar(["session", "create", Self.image, "-t", "http-exec"])
+        #expect(created.status == 0, "\(created)")
+
+        // Backend.AI's HTTP execute: start, then continue until finished.
+        func execute(_ body: String) async throws -> [String: Any] {
+            let (status, reply) = try await ClusterLinkTests.signed(.POST, base: cluster.base, path: "/session/http-exec", json: body,
+                                                                   accessKey: cluster.accessKey, secretKey: cluster.secretKey)
+            #expect(status == 200, "\(String(describing: reply))")
+            return reply?["result"] as? [String: Any] ?? [:]
+        }
+        var result = try await execute(#"{"mode": "query", "code": "y = 5\nprint(y * 2)", "runId": null}"#)
+        var output = ""
+        while true {
+            output += (result["console"] as? [[String]] ?? []).filter { $0.first == "stdout" }.map { $0[1] }.joined()
+            if result["status"] as? String == "finished" { break }
+            result = try await execute(#"{"mode": "continue", "code": "", "runId": "\#(result["runId"] as? String ?? "")"}"#)
+        }
+        #expect(output == "10\n" && result["exitCode"] as? Int == 0, "\(result)")
+        let (unknown, problem) = try await ClusterLinkTests.signed(.POST, base: cluster.base, path: "/session/http-exec", json: #"{"mode": "query", "cod": "1"}"#,
+                                                                   accessKey: cluster.accessKey, secretKey: cluster.secretKey)
+        #expect(unknown == 400 && (problem?["msg"] as? String ?? "").contains("'cod'"), "unknown keys are named: \(String(describing: problem))")
+
+        // Multipart upload: a hostile file name is refused and nothing is written.
+        func upload(_ filename: String) async throws -> Int {
+            let boundary = "b0undary"
+            let body = "--\(boundary)\r\nContent-Disposition: form-data; name=\"src\"; filename=\"\(filename)\"\r\nContent-Type: application/octet-stream\r\n\r\nprint('uploaded')\n\r\n--\(boundary)--\r\n"
+            let client = ManagerClientForTests(cluster: cluster)
+            return try await client.post("/session/http-exec/upload", body: body, contentType: "multipart/form-data; boundary=\(boundary)")
+        }
+        #expect(try await upload("../escape.py") == 400)
+        #expect(try await upload("up.py") == 204)
+        result = try await execute(#"{"mode": "query", "code": "print(open('up.py').read().strip()); print(__import__('os').path.exists('../escape.py'))"}"#)
+        while result["status"] as? String != "finished" {
+            result = try await execute(#"{"mode": "continue", "code": "", "runId": "\#(result["runId"] as? String ?? "")"}"#)
+        }
+        #expect((result["console"] as? [[String]])?.first?[1] == "print('uploaded')\nFalse\n", "\(result)")
+
+        // Idle timeout from the keypair's resource policy ends an idle interactive session.
+        try cluster.store.database.withConnection { c in
+            try c.execute("UPDATE resource_policies SET idle_timeout = 1 WHERE scope = 'keypair'")
+        }
+        var ended: SessionRecord?
+        for _ in 0..<100 {
+            ended = try cluster.store.findSession("http-exec", accessKey: nil)
+            if ended?.status.isTerminal == true { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(ended?.status == .terminated && ended?.statusInfo.hasPrefix("idle-timeout") == true, "\(String(describing: ended))")
+    }
+}
+
+/// A signed POST with an arbitrary body and content type.
+struct ManagerClientForTests {
+    let cluster: TestCluster
+
+    func post(_ path: String, body: String, contentType: String) async throws -> Int {
+        let date = CivilTime.iso8601(micros: Int64(Date().timeIntervalSince1970 * 1_000_000)).replacingOccurrences(of: "Z", with: "+00:00")
+        let input = SignatureInput(method: "POST", requestTarget: path, date: date, host: "127.0.0.1:\(cluster.managerPort)",
+                                   contentType: contentType, apiVersion: "v7.20230615")
+        var request = HTTPClientRequest(url: cluster.base + path)
+        request.method = .POST
+        request.headers.add(name: "Date", value: date)
+        request.headers.add(name: "Content-Type", value: contentType)
+        request.headers.add(name: "X-BackendAI-Version", value: "v7.20230615")
+        request.headers.add(name: "Authorization", value: try RequestSigner.sign(accessKey: cluster.accessKey, secretKey: cluster.secretKey, input: input))
+        request.body = .bytes(ByteBuffer(string: body))
+        return Int(try await HTTPClient.shared.execute(request, timeout: .seconds(60)).status.code)
+    }
+}

@@ -1,0 +1,87 @@
+import Foundation
+import StateStore
+import Testing
+
+/// A real manager and agent (hangard processes) on the test engine, with the superadmin's
+/// keys and direct access to the manager's SQLite file (WAL allows a second reader/writer).
+final class TestCluster {
+    let dir: String
+    let managerPort: Int
+    let agentPort: Int
+    let agentID: String
+    let manager: Process
+    var agent: Process
+    let store: StateStore
+    let accessKey: String
+    let secretKey: String
+    var base: String { "http://127.0.0.1:\(managerPort)" }
+
+    init(prefix: String, managerConfig: String = "agent_lost_timeout = 5\nscheduling_interval = 0.2\n") async throws {
+        let socket = try TestEngine.socket()
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString.prefix(13))").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        managerPort = Int.random(in: 40000...44999)
+        agentPort = Int.random(in: 45000...49999)
+        try "[manager]\n\(managerConfig)".write(toFile: dir + "/manager.toml", atomically: true, encoding: .utf8)
+        manager = try ClusterLinkTests.launch(["manager", "--config", dir + "/manager.toml", "--data-dir", dir + "/data", "--listen", "127.0.0.1:\(managerPort)"],
+                                              log: dir + "/manager.out")
+        var keys: (String, String) = ("", "")
+        for _ in 0..<100 where keys.1.isEmpty || !FileManager.default.fileExists(atPath: dir + "/data/cluster-secret") {
+            try await Task.sleep(for: .milliseconds(100))
+            let out = (try? String(contentsOfFile: dir + "/manager.out", encoding: .utf8)) ?? ""
+            for line in out.split(separator: "\n") {
+                if line.hasPrefix("export BACKEND_ACCESS_KEY=") { keys.0 = String(line.dropFirst("export BACKEND_ACCESS_KEY=".count)) }
+                if line.hasPrefix("export BACKEND_SECRET_KEY=") { keys.1 = String(line.dropFirst("export BACKEND_SECRET_KEY=".count)) }
+            }
+        }
+        (accessKey, secretKey) = keys
+        agentID = "\(prefix)-\(UUID().uuidString.prefix(8).lowercased())"
+        try """
+            [agent]
+            id = "\(agentID)"
+            manager = "http://127.0.0.1:\(managerPort)"
+            listen = "127.0.0.1:\(agentPort)"
+            scratch_dir = "\(dir)/scratch"
+            engine_socket = "\(socket)"
+            heartbeat_interval = 0.3
+            """.write(toFile: dir + "/agent.toml", atomically: true, encoding: .utf8)
+        agent = try ClusterLinkTests.launch(["agent", "--config", dir + "/agent.toml", "--cluster-secret-file", dir + "/data/cluster-secret"], log: dir + "/agent.out")
+        store = try StateStore(location: .sqlite(path: dir + "/data/manager.db"))
+        for _ in 0..<100 where try store.agent(id: agentID)?.status != .alive { try await Task.sleep(for: .milliseconds(100)) }
+        try #require(!accessKey.isEmpty, "the manager did not print its credentials")
+        try #require(try store.agent(id: agentID)?.status == .alive, "the agent did not register")
+    }
+
+    /// Stops both processes and removes every container the agent left.
+    func stop() {
+        agent.terminate()
+        manager.terminate()
+        agent.waitUntilExit()
+        store.close()
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+
+    /// Runs the `hangar` CLI with this cluster's credentials in the environment.
+    func hangar(_ arguments: [String], stdin: String? = nil, accessKey: String? = nil, secretKey: String? = nil,
+                workingDirectory: String? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: TestEngine.binDir + "/hangar")
+        process.arguments = arguments
+        process.environment = ["BACKEND_ENDPOINT": base, "BACKEND_ACCESS_KEY": accessKey ?? self.accessKey,
+                               "BACKEND_SECRET_KEY": secretKey ?? self.secretKey, "HOME": dir, "PATH": "/usr/bin:/bin"]
+        if let workingDirectory { process.currentDirectoryURL = URL(fileURLWithPath: workingDirectory) }
+        let id = UUID().uuidString
+        let out = dir + "/cli-\(id).out", err = dir + "/cli-\(id).err"
+        FileManager.default.createFile(atPath: out, contents: nil)
+        FileManager.default.createFile(atPath: err, contents: nil)
+        process.standardOutput = FileHandle(forWritingAtPath: out)
+        process.standardError = FileHandle(forWritingAtPath: err)
+        let input = Pipe()
+        process.standardInput = input
+        try process.run()
+        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+        try input.fileHandleForWriting.close()
+        process.waitUntilExit()
+        return (process.terminationStatus, try String(contentsOfFile: out, encoding: .utf8), try String(contentsOfFile: err, encoding: .utf8))
+    }
+}
