@@ -151,7 +151,7 @@ let package = Package(
         .executableTarget(
             name: "hangard",
             dependencies: [
-                "Manager", "StateStore", "Agent", "PluginHost", "ConfigFile", "Identity",
+                "Manager", "StateStore", "Agent", "PluginHost", "ConfigFile", "Identity", "ContainerEngine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -183,7 +183,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "HangarBench",
-            dependencies: ["PluginHost", "PluginAPI"],
+            dependencies: ["PluginHost", "PluginAPI", "Manager", "StateStore", "ClusterProtocol"],
             path: "Tools/hangar-bench"
         ),
         // Tests load plugins only as .so files next to the test runner; they never

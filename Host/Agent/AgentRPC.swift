@@ -61,6 +61,16 @@ struct AgentRPC: Sendable {
         }
     }
 
+    /// The code execution of the kernel named by the `:id` path parameter.
+    func execution(_ context: BasicRequestContext) async throws -> KernelExecution {
+        let id = try context.parameters.require("id")
+        do throws(KernelError) {
+            return try await daemon.runner.execution(id)
+        } catch {
+            throw Self.failure(error)
+        }
+    }
+
     func makeRouter() -> Router<BasicRequestContext> {
         let router = Router()
         let runner = daemon.runner
@@ -107,13 +117,7 @@ struct AgentRPC: Sendable {
         router.post("/rpc/kernels/:id/execute") { request, context in
             try authenticate(request)
             let call = try await request.decode(as: ExecutionRequest.self, context: context)
-            let id = try context.parameters.require("id")
-            let execution: KernelExecution
-            do throws(KernelError) {
-                execution = try await runner.execution(id)
-            } catch {
-                throw Self.failure(error)
-            }
+            let execution = try await execution(context)
             let result: ExecutionResult
             do throws(ExecutionError) {
                 result = try await execution.execute(call)
@@ -124,13 +128,7 @@ struct AgentRPC: Sendable {
         }
         router.post("/rpc/kernels/:id/interrupt") { request, context in
             try authenticate(request)
-            let id = try context.parameters.require("id")
-            let execution: KernelExecution
-            do throws(KernelError) {
-                execution = try await runner.execution(id)
-            } catch {
-                throw Self.failure(error)
-            }
+            let execution = try await execution(context)
             do throws(ExecutionError) {
                 try await execution.interrupt()
             } catch {

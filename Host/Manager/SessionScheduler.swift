@@ -115,37 +115,52 @@ public final class SessionScheduler: Sendable {
             owners: ownerIndex.sorted { $0.value < $1.value }.map { SchedulingOwner(accessKey: $0.key, occupied: zero) })
         let byID = Dictionary(uniqueKeysWithValues: pending.map { ($0.id, $0) })
 
+        // Decisions are made in memory and written at the end in two transactions: the
+        // reservations (each re-checked against the agents) and the pending reasons.
+        let kernelIDs = try store.pendingKernelIDs(resourceGroup: resourceGroup)
+        var reservations: [(session: String, placements: [KernelPlacement])] = []
+        var notes: [(session: String, reason: String)] = []
+        // Within a pass capacity only shrinks, so a request at least as large as one that
+        // found no agent cannot be placed either; those skip the selector.
+        var unplaceable: [[Int64]] = []
         while let index = try scheduler.pickNext(queue) {
             let picked = queue.sessions[index]
             queue.removeSession(at: index)
             let session = byID[picked.id]!
             if let limit = limits[session.accessKey], limit > 0, (active[session.accessKey] ?? 0) >= limit {
-                let reason = "keypair \(session.accessKey) already runs \(active[session.accessKey]!) sessions, its policy's limit (max_concurrent_sessions \(limit))"
-                try store.notePending(session: session.id, reason: reason)
-                decisions.append(.pending(session: session.id, reason: reason))
+                notes.append((session.id, "keypair \(session.accessKey) already runs \(active[session.accessKey]!) sessions, its policy's limit (max_concurrent_sessions \(limit))"))
+                continue
+            }
+            if session.clusterSize == 1, session.architecture.isEmpty,
+               unplaceable.contains(where: { failed in zip(picked.requested, failed).allSatisfy { $0 >= $1 } }) {
+                notes.append((session.id, "no agent has room for the requested resources now; waiting for capacity"))
                 continue
             }
             let request = PlacementRequest(sessionID: session.id, architecture: session.architecture.isEmpty ? nil : session.architecture,
                                            kernelRequests: Array(repeating: picked.requested, count: session.clusterSize), singleNode: true)
             switch try selector.selectAgents(prepared, request: request) {
             case .noAgent(let reason):
-                try store.notePending(session: session.id, reason: reason)
-                decisions.append(.pending(session: session.id, reason: reason))
+                notes.append((session.id, reason))
+                if session.clusterSize == 1, session.architecture.isEmpty, unplaceable.count < 64 { unplaceable.append(picked.requested) }
             case .placed(let indices):
-                let kernels = try store.kernelIDs(session: session.id)
-                let placements = zip(kernels, indices).map { KernelPlacement(kernelID: $0, agentID: candidates[$1].id) }
-                if try store.reserve(session: session.id, placements: placements) {
-                    for i in indices { prepared.charge(agent: i, amounts: picked.requested) }
-                    active[session.accessKey, default: 0] += 1
-                    decisions.append(.scheduled(session: session.id, placements: placements))
-                } else {
-                    // Another pass took the capacity (or the session) first; the database is right.
-                    let reason = "the chosen agent filled up before the reservation; retrying next pass"
-                    try store.notePending(session: session.id, reason: reason)
-                    decisions.append(.pending(session: session.id, reason: reason))
-                }
+                let placements = zip(kernelIDs[session.id] ?? [], indices).map { KernelPlacement(kernelID: $0, agentID: candidates[$1].id) }
+                for i in indices { prepared.charge(agent: i, amounts: picked.requested) }
+                active[session.accessKey, default: 0] += 1
+                reservations.append((session.id, placements))
             }
         }
+        for (reservation, made) in zip(reservations, try store.reserve(reservations)) {
+            if made {
+                decisions.append(.scheduled(session: reservation.session, placements: reservation.placements))
+            } else {
+                // Another pass took the capacity (or the session) first; the database is right.
+                notes.append((reservation.session, "the chosen agent filled up before the reservation; retrying next pass"))
+            }
+        }
+        // Sessions cancelled above are terminal already and are not counted again.
+        try store.notePass(resourceGroup: resourceGroup, consideredUpTo: pending.map(\.createdAt).max() ?? 0,
+                           changedReasons: notes.filter { byID[$0.session]?.statusInfo != $0.reason })
+        decisions += notes.map { .pending(session: $0.session, reason: $0.reason) }
         return decisions
     }
 }

@@ -296,8 +296,98 @@ extension StateStore {
 
     /// A pass could not place the session: it stays PENDING with a reason users can read.
     public func notePending(session id: String, reason: String) throws {
+        try notePending([(id, reason)])
+    }
+
+    /// The same for every session a pass could not place, in one transaction.
+    public func notePending(_ notes: [(session: String, reason: String)]) throws {
+        guard !notes.isEmpty else { return }
         try database.transaction { c in
-            try c.execute("UPDATE sessions SET attempts = attempts + 1, status_info = $1 WHERE id = $2 AND status = 'PENDING'", [.text(reason), .text(id)])
+            for note in notes {
+                try c.execute("UPDATE sessions SET attempts = attempts + 1, status_info = $1 WHERE id = $2 AND status = 'PENDING'",
+                              [.text(note.reason), .text(note.session)])
+            }
+        }
+    }
+
+    /// The end of a pass over a resource group: every session it considered and left
+    /// PENDING counts one more attempt (one statement), and only reasons that changed are
+    /// rewritten, so a pass over a long, stuck queue writes little.
+    /// - Parameters:
+    ///   - consideredUpTo: the newest `created_at` the pass loaded; later sessions are untouched.
+    ///   - placed: sessions the pass reserved (no longer PENDING anyway).
+    ///   - changedReasons: sessions whose reason differs from the stored one.
+    public func notePass(resourceGroup: String, consideredUpTo: Int64, changedReasons: [(session: String, reason: String)]) throws {
+        try database.transaction { c in
+            try c.execute("UPDATE sessions SET attempts = attempts + 1 WHERE resource_group = $1 AND status = 'PENDING' AND created_at <= $2",
+                          [.text(resourceGroup), .int(consideredUpTo)])
+            for note in changedReasons {
+                try c.execute("UPDATE sessions SET status_info = $1 WHERE id = $2 AND status = 'PENDING'", [.text(note.reason), .text(note.session)])
+            }
+        }
+    }
+
+    /// Reserves several sessions in one transaction, each all-or-nothing and re-checked
+    /// against the agents as they are now (another pass or manager may have taken capacity).
+    /// The agents involved are locked up front in one fixed order, so concurrent batches
+    /// never deadlock.
+    /// - Returns: per reservation, whether it was made.
+    public func reserve(_ batch: [(session: String, placements: [KernelPlacement])], now: Int64 = Clock.nowMicros()) throws -> [Bool] {
+        guard !batch.isEmpty else { return [] }
+        return try database.transaction { c in
+            let lock = database.dialect == .postgresql ? " FOR UPDATE" : ""
+            var agents: [String: (capacity: ResourceSlots, occupied: ResourceSlots, usable: Bool)] = [:]
+            for agentID in Set(batch.flatMap { $0.placements.map(\.agentID) }).sorted() {
+                guard let a = try c.query("SELECT capacity_slots, occupied_slots, status, schedulable FROM agents WHERE id = $1" + lock,
+                                          [.text(agentID)]).first else { continue }
+                agents[agentID] = (try ResourceSlots(json: a.string("capacity_slots") ?? "{}"), try ResourceSlots(json: a.string("occupied_slots") ?? "{}"),
+                                   a.string("status") == AgentStatus.alive.rawValue && a.bool("schedulable"))
+            }
+            var touched = Set<String>()
+            var results: [Bool] = []
+            for (id, placements) in batch {
+                guard let row = try c.query("SELECT status, requested_slots FROM sessions WHERE id = $1" + lock, [.text(id)]).first,
+                      row.string("status") == SessionStatus.pending.rawValue else { results.append(false); continue }
+                let request = try ResourceSlots(json: row.string("requested_slots") ?? "{}")
+                var added: [String: ResourceSlots] = [:]
+                for p in placements { added[p.agentID] = (added[p.agentID] ?? ResourceSlots()) + request }
+                let fits = added.allSatisfy { agentID, extra in
+                    guard let a = agents[agentID], a.usable else { return false }
+                    let occupied = a.occupied + extra
+                    return occupied.amounts.allSatisfy { $0.value <= a.capacity[$0.key] }
+                }
+                guard fits else { results.append(false); continue }
+                for (agentID, extra) in added {
+                    agents[agentID]!.occupied = agents[agentID]!.occupied + extra
+                    touched.insert(agentID)
+                }
+                for p in placements {
+                    try c.execute("UPDATE kernels SET agent_id = $1, status = 'SCHEDULED', occupied_slots = $2 WHERE id = $3 AND session_id = $4",
+                                  [.text(p.agentID), .text(request.json), .text(p.kernelID), .text(id)])
+                }
+                try c.execute("UPDATE sessions SET status = 'SCHEDULED', status_info = '', status_changed = $1, occupied_slots = $2 WHERE id = $3",
+                              [.int(now), .text(placements.reduce(ResourceSlots()) { total, _ in total + request }.json), .text(id)])
+                try Self.history(c, id, .scheduled, now)
+                results.append(true)
+            }
+            for agentID in touched.sorted() {
+                try c.execute("UPDATE agents SET occupied_slots = $1 WHERE id = $2", [.text(agents[agentID]!.occupied.json), .text(agentID)])
+            }
+            return results
+        }
+    }
+
+    /// Kernel ids (in cluster order) of a resource group's pending sessions, by session.
+    public func pendingKernelIDs(resourceGroup: String) throws -> [String: [String]] {
+        try database.withConnection { c in
+            var out: [String: [String]] = [:]
+            for r in try c.query("""
+                SELECT k.id AS id, k.session_id AS session_id FROM kernels k JOIN sessions s ON s.id = k.session_id
+                WHERE s.resource_group = $1 AND s.status = 'PENDING' ORDER BY k.session_id, k.cluster_idx
+                """, [.text(resourceGroup)]) {
+                out[r.string("session_id") ?? "", default: []].append(r.string("id") ?? "")
+            }
+            return out
         }
     }
 

@@ -180,33 +180,9 @@ import Testing
 /// kernel runs its command, and the session ends with the command's exit code.
 @Suite(.serialized) struct SessionLifecycleTests {
     @Test func batchSessionEndsWithItsExitCodeAndFreesItsSlots() async throws {
-        let socket = try TestEngine.socket()
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hangar-life-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let managerPort = Int.random(in: 40000...44999), agentPort = Int.random(in: 45000...49999)
-        try "[manager]\nagent_lost_timeout = 5\nscheduling_interval = 0.2\n".write(toFile: dir + "/manager.toml", atomically: true, encoding: .utf8)
-        let manager = try ClusterLinkTests.launch(["manager", "--config", dir + "/manager.toml", "--data-dir", dir + "/data", "--listen", "127.0.0.1:\(managerPort)"],
-                                                  log: dir + "/manager.out")
-        defer { manager.terminate() }
-        for _ in 0..<100 where !FileManager.default.fileExists(atPath: dir + "/data/cluster-secret") { try await Task.sleep(for: .milliseconds(100)) }
-        let agentID = "life-\(UUID().uuidString.prefix(8).lowercased())"
-        try """
-            [agent]
-            id = "\(agentID)"
-            manager = "http://127.0.0.1:\(managerPort)"
-            listen = "127.0.0.1:\(agentPort)"
-            scratch_dir = "\(dir)/scratch"
-            engine_socket = "\(socket)"
-            heartbeat_interval = 0.3
-            """.write(toFile: dir + "/agent.toml", atomically: true, encoding: .utf8)
-        let agent = try ClusterLinkTests.launch(["agent", "--config", dir + "/agent.toml", "--cluster-secret-file", dir + "/data/cluster-secret"], log: dir + "/agent.out")
-        defer { agent.terminate() }
-        // The test reads and writes the manager's SQLite file directly (WAL allows it).
-        let store = try StateStore(location: .sqlite(path: dir + "/data/manager.db"))
-        defer { store.close() }
-        for _ in 0..<100 where try store.agent(id: agentID)?.status != .alive { try await Task.sleep(for: .milliseconds(100)) }
-        try #require(try store.agent(id: agentID)?.status == .alive, "the agent did not register")
+        let cluster = try await TestCluster(prefix: "life")
+        defer { cluster.stop() }
+        let (store, agentID, socket) = (cluster.store, cluster.agentID, try TestEngine.socket())
         let user = try #require(try store.user(email: "admin@hangar.local"))
         let project = try #require(try store.projects().first)
         let accessKey = try #require(try store.keypairs(userID: user.id).first?.accessKey)
@@ -248,9 +224,7 @@ import Testing
         #expect(try store.agent(id: agentID)?.occupied.amounts.isEmpty == true)
 
         // The same through Backend.AI's REST session API, signed as the official client signs.
-        let out = try String(contentsOfFile: dir + "/manager.out", encoding: .utf8)
-        let secretKey = try #require(out.split(separator: "\n").first { $0.hasPrefix("export BACKEND_SECRET_KEY=") }.map { String($0.dropFirst("export BACKEND_SECRET_KEY=".count)) })
-        let base = "http://127.0.0.1:\(managerPort)"
+        let (secretKey, base) = (cluster.secretKey, cluster.base)
         func body(_ name: String, type: String, command: String?) -> String {
             """
             {"tag": null, "name": "\(name)", "config": {"mounts": [], "environ": {}, "resources": {"cpu": "1", "mem": "128"}, "resource_opts": {},

@@ -6,6 +6,8 @@
 //   hangar-bench scheduler --snapshot snapshot.json.gz [--expected expected.json.gz] [--plugin-dir DIR]
 //       scheduler and selector plugins on the shared Backend.AI snapshot: pick and placement
 //       times, a 1,000-session pass, and agreement with Backend.AI's own decisions
+//   hangar-bench pass [--sessions N] [--agents N] [--database postgresql://...]
+//       the manager's whole scheduling pass (database included) over N pending sessions
 import Foundation
 import PluginAPI
 import PluginHost
@@ -16,12 +18,18 @@ struct Options {
     var pluginDir = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().path
     var snapshot: String?
     var expected: String?
+    var sessions = 10_000
+    var agents = 1_000
+    var database: String?
 
     init(_ args: [String]) {
         var it = args.dropFirst().makeIterator()
         while let arg = it.next() {
             switch arg {
-            case "abi", "scheduler": mode = arg
+            case "abi", "scheduler", "pass": mode = arg
+            case "--sessions": sessions = it.next().flatMap(Int.init) ?? sessions
+            case "--agents": agents = it.next().flatMap(Int.init) ?? agents
+            case "--database": database = it.next()
             case "--iterations": iterations = it.next().flatMap(Int.init) ?? iterations
             case "--plugin-dir": pluginDir = it.next() ?? pluginDir
             case "--snapshot": snapshot = it.next()
@@ -63,6 +71,10 @@ func measure(_ label: String, iterations: Int, _ body: (Int) throws -> Int?) ret
 let options = Options(CommandLine.arguments)
 if options.mode == "scheduler" {
     try runSchedulerBench(options)
+    exit(0)
+}
+if options.mode == "pass" {
+    try runPassBench(options)
     exit(0)
 }
 let library = try PluginLoader.open(path: options.pluginDir + "/libhangar-scheduler-fifo.so")

@@ -1,0 +1,206 @@
+import Agent
+import ArgumentParser
+import ConfigFile
+import ContainerEngine
+import Foundation
+import Logging
+import Manager
+import PluginHost
+import StateStore
+
+/// `hangard dev`: a whole cluster on this machine in one process, on embedded defaults —
+/// the manager on SQLite in the data directory, an agent with the mock accelerator and any
+/// real one the machine has, the local Docker socket or a podman service it starts itself,
+/// and the default Python image. State survives restarts.
+struct DevCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dev",
+        abstract: "Run an all-in-one cluster on this machine (manager + agent on embedded defaults).",
+        discussion: """
+            First start: creates the database, the superadmin keypair, a client config (printed as export lines and \
+            written to DATA_DIR/client.env and, if absent, ~/.config/hangar/client.toml), and the default image. \
+            Later starts resume with all state. Ctrl-C stops everything, including a podman service it started.
+            """)
+
+    @Option(name: .customLong("data-dir"), help: "Where everything is kept (default: $HANGAR_DATA_DIR, else ~/.local/share/hangar/dev).")
+    var dataDir: String?
+
+    @Option(help: "host:port of the manager's API.")
+    var listen = "127.0.0.1:8091"
+
+    @Option(name: .customLong("agent-listen"), help: "host:port of the agent's RPC server.")
+    var agentListen = "127.0.0.1:6001"
+
+    @Option(name: .customLong("engine-socket"), help: "Docker Engine API socket (default: /var/run/docker.sock, /run/podman/podman.sock, else a podman service started here).")
+    var engineSocket: String?
+
+    @Option(help: "The default image to make available.")
+    var image = "hangar/python:3.11-bookworm"
+
+    @Flag(name: .customLong("no-image"), help: "Do not build the default image when it is missing.")
+    var noImage = false
+
+    func run() async throws {
+        let logger = Logger(label: "hangar.dev")
+        let home = ProcessInfo.processInfo.environment["HOME"] ?? NSHomeDirectory()
+        let data = dataDir ?? ProcessInfo.processInfo.environment["HANGAR_DATA_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? home + "/.local/share/hangar/dev"
+        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+
+        var managerConfig = try ManagerConfig.load(ConfigFile(toml: "[manager]\nlisten = \"\(listen.replacingOccurrences(of: "\"", with: ""))\"", path: "--listen"))
+        managerConfig.dataDirectory = data
+        managerConfig.schedulingInterval = 0.5
+        let (store, created) = try openAndBootstrap(managerConfig, adminEmail: "admin@hangar.local", logger: logger)
+        defer { store.close() }
+        let secret = try clusterSecret(managerConfig)
+        let endpoint = "http://\(managerConfig.host == "0.0.0.0" ? "127.0.0.1" : managerConfig.host):\(managerConfig.port)"
+        if let created { try DevClientConfig.write(created, endpoint: endpoint, dataDirectory: data, home: home) }
+
+        let engine = try DevEngine.locate(explicit: engineSocket, dataDirectory: data, logger: logger)
+        defer { engine.stop() }
+        if !noImage { try await DevEngine.ensureImage(image, socket: engine.socket, logger: logger) }
+
+        var agentConfig = try AgentConfig.load(ConfigFile(toml: "[agent]\nlisten = \"\(agentListen.replacingOccurrences(of: "\"", with: ""))\"", path: "--agent-listen"))
+        agentConfig.id = "dev"
+        agentConfig.managerURL = endpoint
+        agentConfig.clusterSecret = secret
+        agentConfig.scratchDirectory = data + "/scratch"
+        agentConfig.engineSocket = engine.socket
+        agentConfig.heartbeatInterval = 2
+        // The mock accelerator always; CUDA when the machine has NVML (without it the plugin
+        // reports zero devices and a reason, and is skipped as optional).
+        let plugins = try PluginHost(config: PluginHostConfig(enabled: ["mock", "cuda"]), logger: logger)
+        defer { plugins.shutdown() }
+        let daemon = try AgentDaemon(config: agentConfig, accelerators: plugins.accelerators, logger: Logger(label: "hangar.agent"))
+        let server = ManagerServer(store: store, config: managerConfig, clusterSecret: secret, logger: Logger(label: "hangar.manager"))
+
+        print((try? String(contentsOfFile: data + "/client.env", encoding: .utf8)) ?? "(the keys were printed when \(data) was first initialised)\n", terminator: "")
+        print("""
+
+            Hangar dev cluster: manager \(endpoint), agent \(agentConfig.advertisedAddress), engine \(engine.socket), data \(data)
+            Try:  hangar run \(image) -c 'print(6*7)'
+            Ctrl-C stops it; the next start resumes with all state.
+            """)
+        fflush(nil)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await server.run() }
+            group.addTask {
+                // The agent starts once the manager answers, so its first heartbeat registers it.
+                try? await Task.sleep(for: .milliseconds(300))
+                try await daemon.run()
+            }
+            try await group.next()
+            group.cancelAll()
+        }
+        logger.info("dev cluster stopped")
+    }
+}
+
+/// The superadmin's keys as a client configuration: export lines in the data directory,
+/// and `~/.config/hangar/client.toml` when the user has none yet.
+enum DevClientConfig {
+    static func write(_ result: StateStore.BootstrapResult, endpoint: String, dataDirectory: String, home: String) throws {
+        let exports = """
+            export BACKEND_ENDPOINT=\(endpoint)
+            export BACKEND_ENDPOINT_TYPE=api
+            export BACKEND_ACCESS_KEY=\(result.accessKey)
+            export BACKEND_SECRET_KEY=\(result.secretKey)
+
+            """
+        FileManager.default.createFile(atPath: dataDirectory + "/client.env", contents: Data(exports.utf8), attributes: [.posixPermissions: 0o600])
+        let directory = home + "/.config/hangar"
+        let path = directory + "/client.toml"
+        guard !FileManager.default.fileExists(atPath: path) else { return }
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let toml = "[client]\nendpoint = \"\(endpoint)\"\naccess_key = \"\(result.accessKey)\"\nsecret_key = \"\(result.secretKey)\"\n"
+        FileManager.default.createFile(atPath: path, contents: Data(toml.utf8), attributes: [.posixPermissions: 0o600])
+    }
+}
+
+/// The container engine for the dev cluster: an existing socket, or a podman service this
+/// process starts (and stops) with settings that work on cgroup v1 hosts.
+struct DevEngine {
+    let socket: String
+    let service: Process?
+
+    func stop() {
+        guard let service, service.isRunning else { return }
+        service.terminate()
+        service.waitUntilExit()
+    }
+
+    struct Failure: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    static func locate(explicit: String?, dataDirectory: String, logger: Logger) throws -> DevEngine {
+        if let explicit { return DevEngine(socket: explicit, service: nil) }
+        for candidate in ["/var/run/docker.sock", "/run/podman/podman.sock"] where FileManager.default.fileExists(atPath: candidate) {
+            return DevEngine(socket: candidate, service: nil)
+        }
+        guard let podman = ["/usr/bin/podman", "/usr/local/bin/podman"].first(where: FileManager.default.isExecutableFile(atPath:)) else {
+            throw Failure(description: "no container engine: there is no /var/run/docker.sock and podman is not installed (apt-get install podman runc), or pass --engine-socket")
+        }
+        let directory = dataDirectory + "/podman"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let conf = directory + "/containers.conf"
+        // runc (crun fails on hybrid cgroup layouts) and capped ulimits (podman's defaults
+        // exceed what unprivileged hosts allow).
+        try """
+            [containers]
+            default_ulimits = ["nofile=10000:10000", "nproc=10000:10000"]
+            [engine]
+            runtime = "runc"
+            """.write(toFile: conf, atomically: true, encoding: .utf8)
+        let socket = directory + "/podman.sock"
+        try? FileManager.default.removeItem(atPath: socket)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: podman)
+        process.arguments = ["system", "service", "--time=0", "unix://" + socket]
+        var environment = ProcessInfo.processInfo.environment
+        environment["CONTAINERS_CONF"] = environment["CONTAINERS_CONF"] ?? conf
+        process.environment = environment
+        FileManager.default.createFile(atPath: directory + "/service.log", contents: nil)
+        process.standardOutput = FileHandle(forWritingAtPath: directory + "/service.log")
+        process.standardError = FileHandle(forWritingAtPath: directory + "/service.log")
+        try process.run()
+        for _ in 0..<100 where !FileManager.default.fileExists(atPath: socket) { usleep(100_000) }
+        guard FileManager.default.fileExists(atPath: socket) else {
+            process.terminate()
+            throw Failure(description: "podman's API service did not start; see \(directory)/service.log")
+        }
+        logger.info("started podman's Docker-compatible service", metadata: ["socket": .string(socket)])
+        return DevEngine(socket: socket, service: process)
+    }
+
+    /// Builds the default image from its recipe when the engine lacks it.
+    static func ensureImage(_ image: String, socket: String, logger: Logger) async throws {
+        if try await DockerEngineClient(socketPath: socket).inspectImage(image) != nil { return }
+        let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        // From a build folder (.build/<triple>/<config>/hangard) the recipe is in the checkout;
+        // an installation keeps it in share/hangar.
+        let candidates = [exe.deletingLastPathComponent().appendingPathComponent("../../../Tools/images/python-image.sh").standardized.path,
+                          exe.deletingLastPathComponent().appendingPathComponent("../share/hangar/images/python-image.sh").standardized.path,
+                          "/usr/local/share/hangar/images/python-image.sh"]
+        guard let recipe = candidates.first(where: FileManager.default.isExecutableFile(atPath:)) else {
+            logger.warning("the default image is missing and its recipe was not found; build it with Tools/images/python-image.sh", metadata: ["image": .string(image)])
+            return
+        }
+        print("building the default image \(image) from \(recipe) (about a minute the first time) ...")
+        fflush(nil)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = [recipe, image]
+        var environment = ProcessInfo.processInfo.environment
+        if socket.hasSuffix("docker.sock") { environment["CONTAINER_ENGINE"] = "docker" }
+        let conf = (socket as NSString).deletingLastPathComponent + "/containers.conf"
+        if FileManager.default.fileExists(atPath: conf) {
+            environment["CONTAINERS_CONF"] = environment["CONTAINERS_CONF"] ?? conf
+        }
+        process.environment = environment
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw Failure(description: "building \(image) failed (\(recipe) exited with \(process.terminationStatus)); install mmdebstrap, or pass --no-image")
+        }
+    }
+}
