@@ -27,8 +27,8 @@ apid=$!
 trap 'kill $apid $mpid 2>/dev/null; wait $apid $mpid 2>/dev/null; Tools/scripts/podman-service.sh stop "$work/engine"; rm -rf "$work"' EXIT
 ak=$(sed -n 's/^export BACKEND_ACCESS_KEY=//p' "$work/manager.out"); sk=$(sed -n 's/^export BACKEND_SECRET_KEY=//p' "$work/manager.out")
 sleep 2
-python3 - "$mport" "$ak" "$sk" "$image" "$runs" <<'PY'
-import datetime, hashlib, hmac, json, statistics, subprocess, sys, time, urllib.request
+BIN="$bin" python3 - "$mport" "$ak" "$sk" "$image" "$runs" <<'PY'
+import datetime, os, hashlib, hmac, json, statistics, subprocess, sys, time, urllib.request
 port, ak, sk, image, runs = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
 host = f"127.0.0.1:{port}"
 def call(method, path, body=None):
@@ -43,7 +43,8 @@ def call(method, path, body=None):
                                           "Authorization": f"BackendAI signMethod=HMAC-SHA256, credential={ak}:{sig}"})
     with urllib.request.urlopen(req) as r:
         return json.loads(r.read() or b"{}")
-raw, ours = [], []
+raw, ours, cli = [], [], []
+env = dict(os.environ, BACKEND_ENDPOINT=f"http://{host}", BACKEND_ACCESS_KEY=ak, BACKEND_SECRET_KEY=sk)
 for i in range(runs):
     t = time.monotonic()
     out = subprocess.run(["podman", "run", "--rm", image, "python3", "-c", "print(1)"], capture_output=True, text=True)
@@ -57,7 +58,15 @@ for i in range(runs):
         time.sleep(0.01)
     ours.append(time.monotonic() - t)
     call("DELETE", f"/session/{name}")
+    # The user's view: `hangar run` creates a session, waits for it, runs the query through
+    # the in-container runner over the WebSocket execute stream, and removes it.
+    t = time.monotonic()
+    out = subprocess.run([os.environ["BIN"] + "/hangar", "run", image, "-q", "--rm", "-c", "print(1)"], capture_output=True, text=True, env=env)
+    cli.append(time.monotonic() - t)
+    assert out.stdout == "1\n", out
 print(f"raw podman run --rm ... print(1):      median {statistics.median(raw)*1000:7.0f} ms  (runs: {', '.join(f'{x*1000:.0f}' for x in raw)})")
 print(f"POST /session -> output of print(1):  median {statistics.median(ours)*1000:7.0f} ms  (runs: {', '.join(f'{x*1000:.0f}' for x in ours)})")
 print(f"ratio: {statistics.median(ours)/statistics.median(raw):.2f}x")
+print(f"hangar run -c 'print(1)' --rm (whole):  median {statistics.median(cli)*1000:7.0f} ms  (runs: {', '.join(f'{x*1000:.0f}' for x in cli)})")
+print(f"ratio: {statistics.median(cli)/statistics.median(raw):.2f}x")
 PY
