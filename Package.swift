@@ -148,10 +148,24 @@ let package = Package(
             ],
             path: "Host/Manager"
         ),
+        // The storage proxy role: volumes through storage plugins, vfolder file operations
+        // confined to their folder, tus uploads and ranged downloads behind signed tokens.
+        .target(
+            name: "StorageProxy",
+            dependencies: [
+                "PluginHost", "PluginAPI", "ConfigFile",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            path: "Host/StorageProxy"
+        ),
         .executableTarget(
             name: "hangard",
             dependencies: [
-                "Manager", "StateStore", "Agent", "PluginHost", "ConfigFile", "Identity", "ContainerEngine",
+                "Manager", "StateStore", "Agent", "PluginHost", "ConfigFile", "Identity", "ContainerEngine", "StorageProxy",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

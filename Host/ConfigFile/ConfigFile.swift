@@ -83,6 +83,13 @@ public struct ConfigSection: Sendable {
     public let name: String
     public let table: ConfigValue
 
+    /// A reader over any table (e.g. one entry of a table of tables).
+    public init(file: String, name: String, table: ConfigValue) {
+        self.file = file
+        self.name = name
+        self.table = table
+    }
+
     private func fail(_ key: String, _ message: String) -> ConfigFileError {
         ConfigFileError(file: file, key: "\(name).\(key)", message)
     }

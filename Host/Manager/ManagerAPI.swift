@@ -175,7 +175,7 @@ public struct ManagerAPI: Sendable {
     // MARK: routes
 
     /// Every route the manager serves.
-    public var routes: [RouteSpec] { coreRoutes + sessionRoutes + executionRoutes }
+    public var routes: [RouteSpec] { coreRoutes + sessionRoutes + executionRoutes + vfolderRoutes }
 
     var coreRoutes: [RouteSpec] {
         [

@@ -37,6 +37,11 @@ public struct ManagerConfig: Sendable {
     /// Seconds between scheduling rounds (new sessions are also scheduled on the next round).
     public var schedulingInterval: Double = 1
 
+    /// Storage proxies by name (`[storage-proxies.NAME] url, secret`).
+    public var storageProxies: [String: StorageProxyLink] = [:]
+    /// The vfolder host used when a request names none: "proxy:volume".
+    public var defaultVFolderHost: String?
+
     public init() {}
 
     /// Where state lives.
@@ -53,6 +58,7 @@ public struct ManagerConfig: Sendable {
             "listen": "string host:port", "data_dir": "string", "cluster_secret": "string", "agent_lost_timeout": "number of seconds",
             "heartbeat_interval": "number of seconds", "max_body_size": "size", "max_clock_skew": "number of seconds",
             "keypair_cache_ttl": "number of seconds", "scheduling_interval": "number of seconds",
+            "default_vfolder_host": "string proxy:volume",
         ])
         let listen = try manager.string("listen", default: "\(config.host):\(config.port)")
         guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (1...65535).contains(port) else {
@@ -68,6 +74,18 @@ public struct ManagerConfig: Sendable {
         config.maxClockSkew = try manager.double("max_clock_skew", default: config.maxClockSkew, range: 1...86_400)
         config.keypairCacheTTL = try manager.double("keypair_cache_ttl", default: config.keypairCacheTTL, range: 0...300)
         config.schedulingInterval = try manager.double("scheduling_interval", default: config.schedulingInterval, range: 0.05...3600)
+        config.defaultVFolderHost = try manager.optionalString("default_vfolder_host")
+        let proxies = try file.section("storage-proxies")
+        if case .table(let entries) = proxies.table {
+            for (name, value) in entries {
+                let section = ConfigSection(file: file.path, name: "storage-proxies.\(name)", table: value)
+                try section.checkKeys(["url": "URL string of its API", "secret": "string shared with it"])
+                guard let url = try section.optionalString("url"), let secret = try section.optionalString("secret") else {
+                    throw ConfigFileError(file: file.path, key: "storage-proxies.\(name)", "needs url and secret")
+                }
+                config.storageProxies[name] = StorageProxyLink(name: name, url: url, secret: secret)
+            }
+        }
         let database = try file.section("database")
         try database.checkKeys(["url": "string: a SQLite path or postgresql://..."])
         if let url = try database.optionalString("url") {
@@ -78,5 +96,17 @@ public struct ManagerConfig: Sendable {
             }
         }
         return config
+    }
+}
+
+/// How the manager reaches one storage proxy.
+public struct StorageProxyLink: Sendable, Equatable {
+    public var name: String
+    public var url: String
+    public var secret: String
+    public init(name: String, url: String, secret: String) {
+        self.name = name
+        self.url = url
+        self.secret = secret
     }
 }

@@ -24,7 +24,8 @@ public final class SessionLifecycle: Sendable {
     }
 
     /// The agent-side request for one kernel: slot amounts in the agent's fixed point.
-    static func kernelRequest(kernelID: String, session: SessionRecord, command: String?, slotTypes: [String: String]) -> [String: Any] {
+    static func kernelRequest(kernelID: String, session: SessionRecord, command: String?, slotTypes: [String: String],
+                              mounts: [SessionMount] = []) -> [String: Any] {
         var slots: [String: Int64] = [:]
         for (slot, amount) in session.requested.amounts where amount > 0 {
             let bytes = slotTypes[slot] == "bytes" || slot == "mem"
@@ -33,7 +34,8 @@ public final class SessionLifecycle: Sendable {
         var request: [String: Any] = [
             "kernelID": kernelID, "sessionID": session.id, "image": session.image, "slots": slots,
             "environment": ["BACKENDAI_SESSION_NAME": session.name, "BACKENDAI_ACCESS_KEY": session.accessKey],
-            "mounts": [] as [Any], "sharedMemoryBytes": 64 << 20, "pidsLimit": 4096,
+            "mounts": mounts.map { ["hostPath": $0.hostPath, "containerPath": $0.containerPath, "readOnly": $0.readOnly] as [String: Any] },
+            "sharedMemoryBytes": 64 << 20, "pidsLimit": 4096,
         ]
         if let command { request["command"] = ["/bin/sh", "-c", command] }
         return request
@@ -76,13 +78,14 @@ public final class SessionLifecycle: Sendable {
             let command = try await store.run { store in
                 try store.database.withConnection { try $0.query("SELECT startup_command FROM sessions WHERE id = $1", [.text(id)]).first?.string("startup_command") }
             }
+            let mounts = try await store.run { try $0.sessionMounts(id) }
             for placement in placements {
                 guard let agent = try await store.run({ try $0.agent(id: placement.agentID) }) else {
                     throw StoreError(.notFound, "agent \(placement.agentID) vanished")
                 }
                 let types = (try? JSONDecoder().decode([String: String].self, from: Data(agent.slotTypes.utf8))) ?? [:]
                 let body = try JSONSerialization.data(withJSONObject: Self.kernelRequest(kernelID: placement.kernelID, session: session,
-                                                                                          command: command, slotTypes: types))
+                                                                                          command: command, slotTypes: types, mounts: mounts))
                 let (status, text) = try await callAgent(agent.address, .POST, "/rpc/kernels", body: body)
                 guard status == 201 else {
                     let reason = (try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])?["error"] as? String ?? text

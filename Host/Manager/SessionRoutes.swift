@@ -10,10 +10,15 @@ extension ManagerAPI {
     struct CreateSession: Decodable {
         struct Config: Decodable {
             let mounts: [String]?
+            let mountMap: [String: String]?
             let environ: [String: String]?
             let resources: [String: String]?
             let scalingGroup: String?
             let agentList: [String]?
+            enum CodingKeys: String, CodingKey {
+                case mounts, environ, resources, scalingGroup, agentList
+                case mountMap = "mount_map"
+            }
         }
         let name: String?
         let image: String
@@ -168,6 +173,7 @@ extension ManagerAPI {
                                    status: .created, snakeCase: false)
         }
         let slots = requested
+        let mounts = try await resolveMounts(body.config?.mounts ?? [], map: body.config?.mountMap ?? [:], caller: caller)
         let userID = caller.identity.keypair.userID
         let projectName = body.group ?? StateStore.defaultProject
         let domain = caller.domain
@@ -181,7 +187,7 @@ extension ManagerAPI {
             }
             return SessionSpec(name: name, accessKey: caller.accessKey, userID: userID, domain: domain, projectID: project.id, resourceGroup: group,
                                type: type, image: body.image, architecture: body.architecture ?? "", requested: slots,
-                               clusterSize: body.clusterSize ?? 1, startupCommand: body.startupCommand)
+                               clusterSize: body.clusterSize ?? 1, startupCommand: body.startupCommand, mounts: mounts)
         }
         let created = try await store.run { try $0.createSession(spec) }
         Task { [lifecycle] in await lifecycle.tick() }

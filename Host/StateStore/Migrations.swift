@@ -129,6 +129,10 @@ public enum Migrations {
             "ALTER TABLE sessions ADD COLUMN last_activity BIGINT NOT NULL DEFAULT 0",
             "ALTER TABLE sessions ADD COLUMN num_queries BIGINT NOT NULL DEFAULT 0",
         ],
+        // 5: the virtual folders a session mounts (JSON list).
+        [
+            "ALTER TABLE sessions ADD COLUMN mounts TEXT NOT NULL DEFAULT '[]'",
+        ],
     ]
 
     /// Brings the database to `latest`, one transaction per version.

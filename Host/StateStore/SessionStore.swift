@@ -29,10 +29,12 @@ public struct SessionSpec: Sendable, Equatable {
     public var clusterSize: Int
     public var startupCommand: String?
     public var priority: Int
+    /// Virtual folders to bind-mount into every kernel.
+    public var mounts: [SessionMount]
 
     public init(name: String, accessKey: String, userID: String, domain: String = "default", projectID: String, resourceGroup: String = "default",
                 type: String = "interactive", image: String, architecture: String = "x86_64", requested: ResourceSlots, clusterSize: Int = 1,
-                startupCommand: String? = nil, priority: Int = 0) {
+                startupCommand: String? = nil, priority: Int = 0, mounts: [SessionMount] = []) {
         self.name = name
         self.accessKey = accessKey
         self.userID = userID
@@ -46,6 +48,25 @@ public struct SessionSpec: Sendable, Equatable {
         self.clusterSize = clusterSize
         self.startupCommand = startupCommand
         self.priority = priority
+        self.mounts = mounts
+    }
+}
+
+/// A virtual folder mounted into a session's kernels.
+public struct SessionMount: Sendable, Codable, Equatable {
+    public var folderID: String
+    public var name: String
+    /// Where the folder lives on the agents' hosts (the storage proxy's path; shared storage
+    /// on multi-host clusters).
+    public var hostPath: String
+    public var containerPath: String
+    public var readOnly: Bool
+    public init(folderID: String, name: String, hostPath: String, containerPath: String, readOnly: Bool) {
+        self.folderID = folderID
+        self.name = name
+        self.hostPath = hostPath
+        self.containerPath = containerPath
+        self.readOnly = readOnly
     }
 }
 
@@ -120,11 +141,12 @@ extension StateStore {
             let id = UUID().uuidString.lowercased()
             try c.execute("""
                 INSERT INTO sessions (id, name, access_key, user_id, domain_name, project_id, resource_group, session_type, status,
-                    status_changed, image, architecture, requested_slots, cluster_size, startup_command, priority, created_at)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'PENDING', $9, $10, $11, $12, $13, $14, $15, $9)
+                    status_changed, image, architecture, requested_slots, cluster_size, startup_command, priority, created_at, mounts)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'PENDING', $9, $10, $11, $12, $13, $14, $15, $9, $16)
                 """, [.text(id), .text(spec.name), .text(spec.accessKey), .text(spec.userID), .text(spec.domain), .text(spec.projectID),
                       .text(spec.resourceGroup), .text(spec.type), .int(now), .text(spec.image), .text(spec.architecture),
-                      .text(spec.requested.json), .int(Int64(spec.clusterSize)), SQLValue(spec.startupCommand), .int(Int64(spec.priority))])
+                      .text(spec.requested.json), .int(Int64(spec.clusterSize)), SQLValue(spec.startupCommand), .int(Int64(spec.priority)),
+                      .text(String(decoding: try JSONEncoder().encode(spec.mounts), as: UTF8.self))])
             for index in 0..<spec.clusterSize {
                 try c.execute("""
                     INSERT INTO kernels (id, session_id, cluster_role, cluster_idx, status, requested_slots, created_at)
@@ -192,6 +214,14 @@ extension StateStore {
                       projectID: r.string("project_id") ?? "", occupied: (try? ResourceSlots(json: r.string("occupied_slots") ?? "{}")) ?? ResourceSlots(),
                       startupCommand: r.string("startup_command"), exitCode: r.int("exit_code"), statusChanged: r.int("status_changed") ?? 0,
                       terminatedAt: r.int("terminated_at"), lastActivity: r.int("last_activity") ?? 0, queries: r.int("num_queries") ?? 0)
+    }
+
+    /// The folders a session mounts.
+    public func sessionMounts(_ id: String) throws -> [SessionMount] {
+        try database.withConnection { c in
+            let text = try c.query("SELECT mounts FROM sessions WHERE id = $1", [.text(id)]).first?.string("mounts") ?? "[]"
+            return (try? JSONDecoder().decode([SessionMount].self, from: Data(text.utf8))) ?? []
+        }
     }
 
     /// Notes code execution in a session: resets its idle clock and counts queries.

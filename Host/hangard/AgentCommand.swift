@@ -34,7 +34,7 @@ struct AgentCommand: AsyncParsableCommand {
 
     func run() async throws {
         let file = try config.map { path throws in try ConfigFile(path: path) } ?? ConfigFile(emptyAt: "defaults")
-        try file.checkSections(["manager", "database", "agent", "storage-proxy", "plugins", "webserver", "dev"])
+        try file.checkSections(hangardSections)
         var agentConfig = try AgentConfig.load(file)
         if let id { agentConfig.id = id }
         if let manager { agentConfig.managerURL = manager }

@@ -7,6 +7,7 @@ import Logging
 import Manager
 import PluginHost
 import StateStore
+import StorageProxy
 
 /// `hangard dev`: a whole cluster on this machine in one process, on embedded defaults —
 /// the manager on SQLite in the data directory, an agent with the mock accelerator and any
@@ -34,6 +35,9 @@ struct DevCommand: AsyncParsableCommand {
     @Option(name: .customLong("engine-socket"), help: "Docker Engine API socket (default: /var/run/docker.sock, /run/podman/podman.sock, else a podman service started here).")
     var engineSocket: String?
 
+    @Option(name: .customLong("storage-listen"), help: "host:port of the storage proxy (uploads and downloads).")
+    var storageListen = "127.0.0.1:6021"
+
     @Option(help: "The default image to make available.")
     var image = "hangar/python:3.11-bookworm"
 
@@ -52,11 +56,25 @@ struct DevCommand: AsyncParsableCommand {
         let (store, created) = try openAndBootstrap(managerConfig, adminEmail: "admin@hangar.local", logger: logger)
         defer { store.close() }
         let secret = try clusterSecret(managerConfig)
+        // A vfs volume in the data directory, served by an in-process storage proxy.
+        var proxyConfig = try StorageProxyConfig.load(ConfigFile(toml: "[storage-proxy]\nlisten = \"\(storageListen.replacingOccurrences(of: "\"", with: ""))\"", path: "--storage-listen"))
+        proxyConfig.secret = secret
+        try FileManager.default.createDirectory(atPath: data + "/vfolders", withIntermediateDirectories: true)
+        proxyConfig.volumes = [.init(name: "volume1", backend: "vfs", options: .table([("root", .string(data + "/vfolders"))]))]
+        let storage = try StorageProxyServer(config: proxyConfig, catalog: PluginCatalog.scan(PluginHostConfig.defaultSearchPaths()), logger: Logger(label: "hangar.storage-proxy"))
+        defer { storage.shutdown() }
+        managerConfig.storageProxies = ["local": StorageProxyLink(name: "local", url: proxyConfig.advertisedURL, secret: secret)]
+        managerConfig.defaultVFolderHost = "local:volume1"
         let endpoint = "http://\(managerConfig.host == "0.0.0.0" ? "127.0.0.1" : managerConfig.host):\(managerConfig.port)"
         if let created { try DevClientConfig.write(created, endpoint: endpoint, dataDirectory: data, home: home) }
 
         let engine = try DevEngine.locate(explicit: engineSocket, dataDirectory: data, logger: logger)
         defer { engine.stop() }
+        do {
+            _ = try await DockerEngineClient(socketPath: engine.socket).images()
+        } catch {
+            throw DevEngine.Failure(description: "the container engine at \(engine.socket) does not answer (\(error)); start it, or pass another --engine-socket")
+        }
         if !noImage { try await DevEngine.ensureImage(image, socket: engine.socket, logger: logger) }
 
         var agentConfig = try AgentConfig.load(ConfigFile(toml: "[agent]\nlisten = \"\(agentListen.replacingOccurrences(of: "\"", with: ""))\"", path: "--agent-listen"))
@@ -76,13 +94,14 @@ struct DevCommand: AsyncParsableCommand {
         print((try? String(contentsOfFile: data + "/client.env", encoding: .utf8)) ?? "(the keys were printed when \(data) was first initialised)\n", terminator: "")
         print("""
 
-            Hangar dev cluster: manager \(endpoint), agent \(agentConfig.advertisedAddress), engine \(engine.socket), data \(data)
+            Hangar dev cluster: manager \(endpoint), agent \(agentConfig.advertisedAddress), storage \(proxyConfig.advertisedURL) (host local:volume1), engine \(engine.socket), data \(data)
             Try:  hangar run \(image) -c 'print(6*7)'
             Ctrl-C stops it; the next start resumes with all state.
             """)
         fflush(nil)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await server.run() }
+            group.addTask { try await storage.run() }
             group.addTask {
                 // The agent starts once the manager answers, so its first heartbeat registers it.
                 try? await Task.sleep(for: .milliseconds(300))

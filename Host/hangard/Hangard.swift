@@ -13,7 +13,7 @@ struct Hangard: AsyncParsableCommand {
         commandName: "hangard",
         abstract: "The Hangar server: run a role of the cluster.",
         version: HangarVersion.current,
-        subcommands: [ManagerCommand.self, AgentCommand.self, DevCommand.self])
+        subcommands: [ManagerCommand.self, AgentCommand.self, StorageProxyCommand.self, DevCommand.self])
 
     static func main() async {
         let level = ProcessInfo.processInfo.environment["HANGAR_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
@@ -62,7 +62,7 @@ struct ManagerOptions: ParsableArguments {
 
     func load() throws -> ManagerConfig {
         let file = try config.map { path throws in try ConfigFile(path: path) } ?? ConfigFile(emptyAt: "defaults")
-        try file.checkSections(["manager", "database", "agent", "storage-proxy", "plugins", "webserver", "dev"])
+        try file.checkSections(hangardSections)
         var resolved = try ManagerConfig.load(file)
         if let dataDir { resolved.dataDirectory = dataDir }
         if let database {
@@ -165,3 +165,6 @@ struct ServeManager: AsyncParsableCommand {
         try await server.run()
     }
 }
+
+/// Sections any role's config file may hold (one file can configure several roles).
+let hangardSections = ["manager", "database", "agent", "storage-proxy", "storage-proxies", "volumes", "plugins", "webserver", "dev"]

@@ -31,7 +31,7 @@ import Testing
             let process = Process()
             process.executableURL = URL(fileURLWithPath: TestEngine.binDir + "/hangard")
             process.arguments = ["dev", "--data-dir", data, "--listen", "127.0.0.1:\(port)", "--agent-listen", "127.0.0.1:\(agentPort)",
-                                 "--engine-socket", socket, "--no-image"]
+                                 "--engine-socket", socket, "--no-image", "--storage-listen", "127.0.0.1:\(Int.random(in: 50000...54999))"]
             process.environment = ["HOME": home, "PATH": "/usr/bin:/bin"]
             FileManager.default.createFile(atPath: root + "/" + log, contents: nil)
             process.standardOutput = FileHandle(forWritingAtPath: root + "/" + log)

@@ -1,0 +1,386 @@
+import ConfigFile
+import Foundation
+import Hummingbird
+import Identity
+import StateStore
+
+/// Backend.AI's vfolder API (`/folders...`, §9 of the wire notes): hosts, create, list, info,
+/// file operations through the storage proxy, transfer tokens, the trash, and sharing.
+extension ManagerAPI {
+    var storageProxies: StorageProxyClient { StorageProxyClient(proxies: config.storageProxies) }
+
+    /// The hosts ("proxy:volume") this manager knows, from every proxy's volume list.
+    func vfolderHosts() async -> [(host: String, info: [String: Any])] {
+        var hosts: [(String, [String: Any])] = []
+        for name in config.storageProxies.keys.sorted() {
+            guard let reply = try? await storageProxies.call(name, "volumes") else { continue }
+            for volume in reply["volumes"] as? [[String: Any]] ?? [] {
+                if let v = volume["name"] as? String { hosts.append(("\(name):\(v)", volume)) }
+            }
+        }
+        return hosts
+    }
+
+    /// A folder the caller can see (by name or id); `need` is the least permission required.
+    func visibleFolder(_ nameOrID: String, caller: Caller, need: VFolderPermission = .readOnly) async throws -> VisibleVFolder {
+        let userID = caller.identity.keypair.userID
+        guard let found = try await store.run({ try $0.visibleVFolder(nameOrID, userID: userID) }) else {
+            throw APIError(.notFound, "vfolder-not-found", "No such virtual folder.", "no folder '\(nameOrID)' visible to \(caller.identity.userEmail)")
+        }
+        guard found.permission >= need else {
+            throw APIError.forbidden("folder '\(found.folder.name)' is shared with you as '\(found.permission.rawValue)'; this needs '\(need.rawValue)'")
+        }
+        return found
+    }
+
+    func folderTarget(_ f: VFolder) -> [String: Any] { ["volume": f.volumeName, "folder": f.id] }
+
+    static func folderInfo(_ v: VisibleVFolder, usage: [String: Any]? = nil) -> [String: Any] {
+        let f = v.folder
+        var info: [String: Any] = [
+            "id": f.id, "name": f.name, "host": f.host, "usage_mode": f.usageMode, "permission": v.permission.rawValue,
+            "is_owner": v.isOwner, "status": f.status, "type": f.ownership, "ownership_type": f.ownership,
+            "user": f.userID.map { $0 as Any } ?? NSNull(), "group": f.projectID.map { $0 as Any } ?? NSNull(),
+            "creator": f.userID.map { $0 as Any } ?? NSNull(), "cloneable": f.cloneable, "max_size": f.quotaBytes,
+            "created_at": CivilTime.iso8601(micros: f.createdAt), "shared_via": v.via,
+        ]
+        if let usage {
+            info["numFiles"] = usage["file_count"] ?? 0
+            info["num_files"] = usage["file_count"] ?? 0
+            info["used_bytes"] = usage["used_bytes"] ?? 0
+            info["cur_size"] = usage["used_bytes"] ?? 0
+        } else {
+            info["numFiles"] = 0
+        }
+        return info
+    }
+
+    /// A JSON body as a dictionary (GET and DELETE carry bodies in Backend.AI's API).
+    func object(_ request: Request, allowed: [String]) async throws -> [String: Any] {
+        var request = request
+        let buffer = try await request.collectBody(upTo: config.maxBodyBytes)
+        guard buffer.readableBytes > 0 else { return [:] }
+        guard let object = try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView)) as? [String: Any] else {
+            throw APIError.invalidParams("the request body must be a JSON object")
+        }
+        let unknown = object.keys.filter { !allowed.contains($0) }.sorted()
+        guard unknown.isEmpty else {
+            throw APIError.invalidParams("unknown key\(unknown.count > 1 ? "s" : "") \(unknown.map { "'\($0)'" }.joined(separator: ", ")); accepted keys: \(allowed.joined(separator: ", "))")
+        }
+        return object
+    }
+
+    static func required(_ body: [String: Any], _ key: String) throws -> String {
+        guard let value = body[key] as? String, !value.isEmpty else { throw APIError.invalidParams("'\(key)' is required") }
+        return value
+    }
+
+    /// A byte amount from a JSON number or a size string ("10m", "1g").
+    static func bytes(_ value: Any?) throws -> Int64 {
+        switch value {
+        case nil, is NSNull: return 0
+        case let n as Int: return Int64(n)
+        case let s as String:
+            if s.isEmpty { return 0 }
+            guard let amount = ByteSize.parse(s) else { throw APIError.invalidParams("'\(s)' is not a size (e.g. 1073741824, 10m, 5g)") }
+            return amount
+        default: throw APIError.invalidParams("a size must be a number of bytes or a string like 10m")
+        }
+    }
+
+    var vfolderRoutes: [RouteSpec] {
+        [
+            RouteSpec(method: .get, path: "/folders/_/hosts", summary: "Vfolder hosts (proxy:volume) and the default", access: .user, bodyKeys: nil) { request, _ in
+                _ = try await auth.authenticate(request)
+                let hosts = await vfolderHosts()
+                let info = Dictionary(hosts.map { ($0.host, $0.info) }, uniquingKeysWith: { a, _ in a })
+                let fallback: Any = config.defaultVFolderHost ?? hosts.first?.host ?? NSNull()
+                return try Self.jsonObject(["default": fallback, "allowed": hosts.map(\.host), "volume_info": info])
+            },
+            RouteSpec(method: .post, path: "/folders", summary: "Create a virtual folder", access: .user,
+                      bodyKeys: ["name", "host", "unmanaged_path", "group", "usage_mode", "permission", "quota", "cloneable"]) { request, _ in
+                let caller = try await auth.authenticate(request)
+                let body = try await object(request, allowed: ["name", "host", "unmanaged_path", "group", "usage_mode", "permission", "quota", "cloneable"])
+                return try await createFolder(body, caller: caller)
+            },
+            RouteSpec(method: .get, path: "/folders", summary: "List the folders you can see", access: .user, bodyKeys: nil) { request, _ in
+                let caller = try await auth.authenticate(request)
+                let userID = caller.identity.keypair.userID
+                let folders = try await store.run { try $0.visibleVFolders(userID: userID) }
+                let data = try JSONSerialization.data(withJSONObject: folders.map { Self.folderInfo($0) }, options: [.sortedKeys, .withoutEscapingSlashes])
+                return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+            },
+            RouteSpec(method: .get, path: "/folders/invitations/list", summary: "Pending invitations for you", access: .user, bodyKeys: nil) { request, _ in
+                let caller = try await auth.authenticate(request)
+                let email = caller.identity.userEmail
+                let invitations = try await store.run { try $0.pendingInvitations(email: email) }
+                return try Self.jsonObject(["invitations": invitations.map {
+                    ["id": $0.id, "vfolder_id": $0.folderID, "vfolder_name": $0.folderName, "inviter": $0.inviter, "invitee": $0.invitee,
+                     "perm": $0.permission.rawValue, "state": $0.state, "created_at": CivilTime.iso8601(micros: $0.createdAt)]
+                }])
+            },
+            RouteSpec(method: .post, path: "/folders/invitations/accept", summary: "Accept an invitation", access: .user, bodyKeys: ["inv_id"]) { request, _ in
+                try await answer(request, accept: true)
+            },
+            RouteSpec(method: .delete, path: "/folders/invitations/delete", summary: "Reject an invitation", access: .user, bodyKeys: ["inv_id"]) { request, _ in
+                try await answer(request, accept: false)
+            },
+            RouteSpec(method: .post, path: "/folders/purge", summary: "Delete a folder in the trash for good", access: .user, bodyKeys: ["id"]) { request, _ in
+                let caller = try await auth.authenticate(request)
+                let id = try Self.required(try await object(request, allowed: ["id"]), "id")
+                let folder = try await trashedFolder(id, caller: caller)
+                try await storageProxies.call(folder.proxyName, "folder/delete", folderTarget(folder))
+                try await store.run { try $0.deleteVFolderRecord(folder.id) }
+                return Response(status: .noContent)
+            },
+            RouteSpec(method: .post, path: "/folders/restore-from-trash", summary: "Restore a folder from the trash", access: .user, bodyKeys: ["id"]) { request, _ in
+                let caller = try await auth.authenticate(request)
+                let id = try Self.required(try await object(request, allowed: ["id"]), "id")
+                let folder = try await trashedFolder(id, caller: caller)
+                try await store.run { try $0.setVFolderStatus(folder.id, "ready") }
+                return Response(status: .noContent)
+            },
+            RouteSpec(method: .get, path: "/folders/:name", summary: "Folder info", access: .user, bodyKeys: nil) { request, context in
+                let caller = try await auth.authenticate(request)
+                let v = try await visibleFolder(try context.parameters.require("name"), caller: caller)
+                let usage = try? await storageProxies.call(v.folder.proxyName, "folder/usage", folderTarget(v.folder))
+                return try Self.jsonObject(Self.folderInfo(v, usage: usage))
+            },
+            RouteSpec(method: .delete, path: "/folders/:name", summary: "Move a folder to the trash", access: .user, bodyKeys: nil) { request, context in
+                let caller = try await auth.authenticate(request)
+                let v = try await visibleFolder(try context.parameters.require("name"), caller: caller, need: .writeDelete)
+                guard v.isOwner || (v.folder.ownership == "group" && caller.isAdmin) else {
+                    throw APIError.forbidden("only the owner (or an admin, for a project folder) deletes '\(v.folder.name)'")
+                }
+                try await store.run { try $0.setVFolderStatus(v.folder.id, "delete-pending") }
+                return Response(status: .noContent)
+            },
+            RouteSpec(method: .post, path: "/folders/:name/mkdir", summary: "Make a directory", access: .user, bodyKeys: ["path", "parents", "exist_ok"]) { request, context in
+                let caller = try await auth.authenticate(request)
+                let v = try await visibleFolder(try context.parameters.require("name"), caller: caller, need: .readWrite)
+                let body = try await object(request, allowed: ["path", "parents", "exist_ok"])
+                let single = body["path"] is [String] ? "" : try Self.required(body, "path")
+                let paths: [String] = (body["path"] as? [String]) ?? [single]
+                for path in paths {
+                    try await storageProxies.call(v.folder.proxyName, "folder/file/mkdir", folderTarget(v.folder).merging([
+                        "path": path, "parents": body["parents"] as? Bool ?? false, "exist_ok": body["exist_ok"] as? Bool ?? false,
+                    ]) { a, _ in a })
+                }
+                return try Self.jsonObject([:], status: .created)
+            },
+            RouteSpec(method: .get, path: "/folders/:name/files", summary: "List a directory ({path}; files is a JSON string)", access: .user,
+                      bodyKeys: ["path"]) { request, context in
+                let caller = try await auth.authenticate(request)
+                let v = try await visibleFolder(try context.parameters.require("name"), caller: caller)
+                let body = try await object(request, allowed: ["path"])
+                let path = body["path"] as? String ?? request.uri.queryParameters.get("path") ?? "."
+                let reply = try await storageProxies.call(v.folder.proxyName, "folder/file/list", folderTarget(v.folder).merging(["path": path]) { a, _ in a })
+                let items = reply["items"] as? [[String: Any]] ?? []
+                let files = items.map { ["filename": $0["name"] ?? "", "size": $0["size"] ?? 0, "mode": $0["mode"] ?? "", "type": $0["type"] ?? "",
+                                         "ctime": $0["ctime"] ?? 0, "atime": $0["atime"] ?? 0, "mtime": $0["mtime"] ?? 0] }
+                let encoded = String(decoding: try JSONSerialization.data(withJSONObject: files, options: [.sortedKeys]), as: UTF8.self)
+                return try Self.jsonObject(["items": items, "files": encoded])
+            },
+            RouteSpec(method: .post, path: "/folders/:name/rename-file", summary: "Rename a file", access: .user,
+                      bodyKeys: ["target_path", "new_name", "is_dir"]) { request, context in
+                let caller = try await auth.authenticate(request)
+                let v = try await visibleFolder(try context.parameters.require("name"), caller: caller, need: .readWrite)
+                let body = try await object(request, allowed: ["target_path", "new_name", "is_dir"])
+                try await storageProxies.call(v.folder.proxyName, "folder/file/rename", folderTarget(v.folder).merging([
+                    "path": try Self.required(body, "target_path"), "new_name": try Self.required(body, "new_name"),
+                ]) { a, _ in a })
+                return try Self.jsonObject([:])
+            },
+            RouteSpec(method: .post, path: "/folders/:name/move-file", summary: "Move a file within the folder", access: .user, bodyKeys: ["src", "dst"]) { request, context in
+                let caller = try await auth.authenticate(request)
+                let v = try await visibleFolder(try context.parameters.require("name"), caller: caller, need: .readWrite)
+                let body = try await object(request, allowed: ["src", "dst"])
+                try await storageProxies.call(v.folder.proxyName, "folder/file/move", folderTarget(v.folder).merging([
+                    "source": try Self.required(body, "src"), "destination": try Self.required(body, "dst"),
+                ]) { a, _ in a })
+                return try Self.jsonObject([:])
+            },
+            RouteSpec(method: .delete, path: "/folders/:name/delete-files", summary: "Delete files ({files, recursive})", access: .user,
+                      bodyKeys: ["files", "recursive"]) { request, context in
+                let caller = try await auth.authenticate(request)
+                let v = try await visibleFolder(try context.parameters.require("name"), caller: caller, need: .readWrite)
+                let body = try await object(request, allowed: ["files", "recursive"])
+                guard let files = body["files"] as? [String], !files.isEmpty else { throw APIError.invalidParams("'files' (a list of paths) is required") }
+                try await storageProxies.call(v.folder.proxyName, "folder/file/delete", folderTarget(v.folder).merging([
+                    "paths": files, "recursive": body["recursive"] as? Bool ?? false,
+                ]) { a, _ in a })
+                return try Self.jsonObject([:])
+            },
+            RouteSpec(method: .post, path: "/folders/:name/request-upload", summary: "A token to upload one file to the storage proxy (tus)", access: .user,
+                      bodyKeys: ["path", "size"]) { request, context in
+                let caller = try await auth.authenticate(request)
+                let v = try await visibleFolder(try context.parameters.require("name"), caller: caller, need: .readWrite)
+                let body = try await object(request, allowed: ["path", "size"])
+                let size = try Self.bytes(body["size"])
+                let reply = try await storageProxies.call(v.folder.proxyName, "folder/file/upload", folderTarget(v.folder).merging([
+                    "path": try Self.required(body, "path"), "size": size,
+                ]) { a, _ in a })
+                return try Self.jsonObject(["token": reply["token"] ?? "", "url": reply["url"] ?? ""])
+            },
+            RouteSpec(method: .post, path: "/folders/:name/request-download", summary: "A token to download a file (or a directory as tar)", access: .user,
+                      bodyKeys: ["path", "archive"]) { request, context in
+                let caller = try await auth.authenticate(request)
+                let v = try await visibleFolder(try context.parameters.require("name"), caller: caller)
+                let body = try await object(request, allowed: ["path", "archive"])
+                var target = folderTarget(v.folder)
+                target["path"] = try Self.required(body, "path")
+                if let archive = body["archive"] as? Bool { target["archive"] = archive }
+                let reply = try await storageProxies.call(v.folder.proxyName, "folder/file/download", target)
+                return try Self.jsonObject(["token": reply["token"] ?? "", "url": reply["url"] ?? ""])
+            },
+            RouteSpec(method: .post, path: "/folders/:name/invite", summary: "Share a folder you own ({perm, user_ids: emails})", access: .user,
+                      bodyKeys: ["perm", "user_ids", "emails"]) { request, context in
+                let caller = try await auth.authenticate(request)
+                let v = try await visibleFolder(try context.parameters.require("name"), caller: caller, need: .writeDelete)
+                guard v.isOwner, v.folder.ownership == "user" else { throw APIError.forbidden("only the owner of a user folder invites others; project folders are shared with the project") }
+                let body = try await object(request, allowed: ["perm", "user_ids", "emails"])
+                guard let permission = VFolderPermission(rawValue: body["perm"] as? String ?? "rw") else { throw APIError.invalidParams("perm must be ro, rw or wd") }
+                guard let emails = (body["user_ids"] ?? body["emails"]) as? [String], !emails.isEmpty else {
+                    throw APIError.invalidParams("'user_ids' (a list of emails) is required")
+                }
+                let inviter = caller.identity.userEmail
+                let invited = try await store.run { try $0.inviteToVFolder(v.folder.id, inviter: inviter, inviteeEmails: emails, permission: permission) }
+                return try Self.jsonObject(["invited_ids": invited], status: .created)
+            },
+            RouteSpec(method: .post, path: "/folders/:name/clone", summary: "Clone a folder (a snapshot where the backend can)", access: .user,
+                      bodyKeys: ["target_name", "target_host", "usage_mode", "permission", "cloneable"]) { request, context in
+                let caller = try await auth.authenticate(request)
+                let v = try await visibleFolder(try context.parameters.require("name"), caller: caller)
+                guard v.isOwner || v.folder.cloneable else { throw APIError.forbidden("folder '\(v.folder.name)' is not cloneable") }
+                let body = try await object(request, allowed: ["target_name", "target_host", "usage_mode", "permission", "cloneable"])
+                let name = try Self.required(body, "target_name")
+                guard (body["target_host"] as? String ?? v.folder.host) == v.folder.host else {
+                    throw APIError.invalidParams("clones stay on the source's host (\(v.folder.host))")
+                }
+                let userID = caller.identity.keypair.userID
+                try await checkFolderLimits(caller: caller, quota: v.folder.quotaBytes)
+                let id = UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+                try await storageProxies.call(v.folder.proxyName, "folder/clone", ["volume": v.folder.volumeName, "source": v.folder.id, "target": id])
+                let source = v.folder
+                let usageMode = body["usage_mode"] as? String ?? source.usageMode
+                let cloneable = body["cloneable"] as? Bool ?? false
+                let clone: VFolder
+                do {
+                    clone = try await store.run {
+                        try $0.createVFolder(id: id, name: name, host: source.host, quotaBytes: source.quotaBytes, userID: userID, projectID: nil,
+                                             usageMode: usageMode, cloneable: cloneable)
+                    }
+                } catch {
+                    try? await storageProxies.call(source.proxyName, "folder/delete", ["volume": source.volumeName, "folder": id])
+                    throw error
+                }
+                return try Self.jsonObject(Self.folderInfo(VisibleVFolder(folder: clone, permission: .writeDelete, isOwner: true, via: "owner")), status: .created)
+            },
+        ]
+    }
+
+    func answer(_ request: Request, accept: Bool) async throws -> Response {
+        let caller = try await auth.authenticate(request)
+        let id = try Self.required(try await object(request, allowed: ["inv_id"]), "inv_id")
+        let (userID, email) = (caller.identity.keypair.userID, caller.identity.userEmail)
+        try await store.run { try $0.answerInvitation(id, userID: userID, email: email, accept: accept) }
+        return try Self.jsonObject(["msg": accept ? "accepted" : "rejected"])
+    }
+
+    /// A folder in the trash that the caller may purge or restore (its owner, or an admin).
+    func trashedFolder(_ id: String, caller: Caller) async throws -> VFolder {
+        let userID = caller.identity.keypair.userID
+        guard let folder = try await store.run({ try $0.vfolder(id: id) }), folder.status == "delete-pending",
+              folder.userID == userID || caller.isAdmin else {
+            throw APIError(.notFound, "vfolder-not-found", "No such folder in the trash.", "no folder '\(id)' of yours is in the trash (delete it first)")
+        }
+        return folder
+    }
+
+    /// The keypair policy's folder count and size limits.
+    func checkFolderLimits(caller: Caller, quota: Int64) async throws {
+        let userID = caller.identity.keypair.userID
+        let policyName = caller.identity.keypair.resourcePolicy
+        let (owned, policy) = try await store.run { store in
+            (try store.ownedVFolderCount(userID: userID), try store.resourcePolicies(scope: .keypair).first { $0.name == policyName })
+        }
+        if let policy, policy.maxVfolderCount > 0, owned >= policy.maxVfolderCount {
+            throw APIError(.badRequest, "vfolder-count-limit", "Too many folders.", "you own \(owned) folders (the trash included), your policy's limit (max_vfolder_count \(policy.maxVfolderCount)); purge some")
+        }
+        if let policy, policy.maxVfolderSize > 0, quota > policy.maxVfolderSize {
+            throw APIError(.badRequest, "vfolder-size-limit", "The quota is too large.", "quota \(quota) bytes is over your policy's max_vfolder_size \(policy.maxVfolderSize)")
+        }
+    }
+
+    func createFolder(_ body: [String: Any], caller: Caller) async throws -> Response {
+        let name = try Self.required(body, "name")
+        guard body["unmanaged_path"] == nil || body["unmanaged_path"] is NSNull else {
+            throw APIError.invalidParams("unmanaged paths are not supported; create a managed folder")
+        }
+        let hosts = await vfolderHosts().map(\.host)
+        let host = body["host"] as? String ?? config.defaultVFolderHost ?? hosts.first ?? ""
+        guard hosts.contains(host) else {
+            throw APIError.invalidParams("unknown vfolder host '\(host)'; usable hosts: \(hosts.joined(separator: ", "))")
+        }
+        guard let permission = VFolderPermission(rawValue: body["permission"] as? String ?? "rw") else { throw APIError.invalidParams("permission must be ro, rw or wd") }
+        let usageMode = body["usage_mode"] as? String ?? "general"
+        guard ["general", "model", "data"].contains(usageMode) else { throw APIError.invalidParams("usage_mode must be general, model or data") }
+        var quota = try Self.bytes(body["quota"])
+        let userID = caller.identity.keypair.userID
+        var projectID: String?
+        if let group = body["group"] as? String, !group.isEmpty {
+            let domain = caller.domain
+            guard let project = try await store.run({ try $0.projects(domain: domain).first { $0.name == group || $0.id == group } }) else {
+                throw APIError.notFound("No such project.", "no project '\(group)' in domain '\(domain)'")
+            }
+            guard caller.isAdmin else { throw APIError.forbidden("only admins create project folders") }
+            projectID = project.id
+        } else {
+            try await checkFolderLimits(caller: caller, quota: quota)
+            // The policy's size limit also caps folders created without a quota.
+            let policyName = caller.identity.keypair.resourcePolicy
+            if quota == 0, let max = try await store.run({ try $0.resourcePolicies(scope: .keypair).first { $0.name == policyName }?.maxVfolderSize }), max > 0 {
+                quota = max
+            }
+        }
+        let proxy = String(host.split(separator: ":", maxSplits: 1).first ?? "")
+        let volume = String(host.split(separator: ":", maxSplits: 1).last ?? "")
+        let id = UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+        let owner = projectID
+        let finalQuota = quota
+        let cloneable = body["cloneable"] as? Bool ?? false
+        // Record first (name uniqueness), then create on the proxy; undo the record if that fails.
+        let folder = try await store.run {
+            try $0.createVFolder(id: id, name: name, host: host, quotaBytes: finalQuota, userID: owner == nil ? userID : nil, projectID: owner,
+                                 permission: permission, usageMode: usageMode, cloneable: cloneable)
+        }
+        do {
+            try await storageProxies.call(proxy, "folder/create", ["volume": volume, "folder": id, "quota": quota])
+        } catch {
+            try? await store.run { try $0.deleteVFolderRecord(id) }
+            throw error
+        }
+        let view = VisibleVFolder(folder: folder, permission: owner == nil ? .writeDelete : permission, isOwner: owner == nil, via: owner == nil ? "owner" : "project")
+        return try Self.jsonObject(Self.folderInfo(view), status: .created)
+    }
+
+    /// Resolves the folders a session asks to mount: visible, ready, and at most the caller's
+    /// permission (a requested `ro` lowers it). Targets default to /home/work/<name>.
+    func resolveMounts(_ names: [String], map: [String: String], caller: Caller) async throws -> [SessionMount] {
+        var mounts: [SessionMount] = []
+        for raw in names {
+            // "name" or "name:target[:ro]"
+            let parts = raw.split(separator: ":").map(String.init)
+            guard let name = parts.first, !name.isEmpty else { continue }
+            let v = try await visibleFolder(name, caller: caller)
+            var target = map[name] ?? (parts.count > 1 ? parts[1] : "/home/work/\(name)")
+            if !target.hasPrefix("/") { target = "/home/work/" + target }
+            guard !target.split(separator: "/").contains("..") else { throw APIError.invalidParams("mount target '\(target)' must not contain '..'") }
+            let reply = try await storageProxies.call(v.folder.proxyName, "folder/mount", folderTarget(v.folder))
+            guard let hostPath = reply["path"] as? String else { throw APIError.internalError("the storage proxy gave no mount path for '\(name)'") }
+            let readOnly = v.permission == .readOnly || (parts.count > 2 && parts[2] == "ro")
+            mounts.append(SessionMount(folderID: v.folder.id, name: v.folder.name, hostPath: hostPath, containerPath: target, readOnly: readOnly))
+        }
+        return mounts
+    }
+}

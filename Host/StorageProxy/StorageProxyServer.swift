@@ -1,0 +1,571 @@
+import ConfigFile
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import PluginAPI
+import PluginHost
+
+/// One configured volume: its storage plugin instance and what the backend can do.
+public struct StorageVolume: Sendable {
+    public let name: String
+    public let backend: String
+    public let plugin: StoragePlugin
+    /// The backend enforces quotas itself (else the proxy checks uploads against them).
+    public var enforcesQuota: Bool { plugin.instance.library.descriptor.capabilities & UInt64(1 << 0) != 0 }
+    public var fastClone: Bool { plugin.instance.library.descriptor.capabilities & UInt64(1 << 1) != 0 }
+}
+
+/// An error of the storage proxy's APIs, with the status and a message the caller can act on.
+public struct StorageProxyError: Error, HTTPResponseError, CustomStringConvertible {
+    public let status: HTTPResponse.Status
+    public let message: String
+    public init(_ status: HTTPResponse.Status, _ message: String) {
+        self.status = status
+        self.message = message
+    }
+    public var description: String { "\(status.code): \(message)" }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        let body = (try? JSONSerialization.data(withJSONObject: ["error": message, "status": Int(status.code)])) ?? Data()
+        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
+
+    static func from(_ error: FolderPathError) -> StorageProxyError {
+        StorageProxyError(HTTPResponse.Status(code: error.httpStatus), error.description)
+    }
+
+    static func from(_ error: PluginError) -> StorageProxyError {
+        let status: HTTPResponse.Status = switch error.status?.rawValue {
+        case HANGAR_E_NOT_FOUND: .notFound
+        case HANGAR_E_EXISTS: .conflict
+        case HANGAR_E_QUOTA_EXCEEDED: .contentTooLarge
+        case HANGAR_E_FOLDER_BUSY, HANGAR_E_BUSY: .conflict
+        case HANGAR_E_INVALID_ARGUMENT: .badRequest
+        case HANGAR_E_UNSUPPORTED: .notImplemented
+        default: .internalServerError
+        }
+        return StorageProxyError(status, error.description)
+    }
+}
+
+/// The storage proxy role: volumes served by storage plugins, a manager-facing API behind a
+/// shared secret, and a client-facing API for uploads (tus 1.0.0 PATCH, resumable, committed
+/// atomically when complete) and downloads (Range/If-Range, directories as tar) behind
+/// short-lived tokens that name one operation, folder, path and expiry.
+public final class StorageProxyServer: Sendable {
+    public let config: StorageProxyConfig
+    public let volumes: [String: StorageVolume]
+    let tokens: TransferToken
+    let uploads = UploadLocks()
+    let logger: Logger
+
+    /// The header the manager authenticates with.
+    public static let secretHeader = HTTPField.Name("X-Hangar-Storage-Secret")!
+
+    /// Creates one plugin instance per configured volume.
+    /// - Throws: `PluginError` naming the volume's plugin and why it did not start.
+    public init(config: StorageProxyConfig, catalog: PluginCatalog, logger: Logger = Logger(label: "hangar.storage-proxy")) throws {
+        guard !config.secret.isEmpty else { throw StorageProxyError(.internalServerError, "[storage-proxy] secret is empty; set the secret shared with the manager") }
+        self.config = config
+        self.logger = logger
+        tokens = TransferToken(secret: config.secret)
+        var volumes: [String: StorageVolume] = [:]
+        for v in config.volumes {
+            let library = try catalog.resolve(v.backend)
+            let plugin = try StoragePlugin(library: library, config: v.options)
+            volumes[v.name] = StorageVolume(name: v.name, backend: v.backend, plugin: plugin)
+        }
+        self.volumes = volumes
+    }
+
+    public func shutdown() {
+        for v in volumes.values { v.plugin.instance.destroy() }
+    }
+
+    // MARK: - Helpers
+
+    func volume(_ name: String) throws -> StorageVolume {
+        guard let v = volumes[name] else {
+            throw StorageProxyError(.notFound, "no volume '\(name)' on this storage proxy (volumes: \(volumes.keys.sorted().joined(separator: ", ")))")
+        }
+        return v
+    }
+
+    static func checkFolderID(_ id: String) throws {
+        guard (1...64).contains(id.count), id.allSatisfy({ ($0.isASCII && ($0.isLowercase || $0.isNumber)) || $0 == "-" || $0 == "_" }) else {
+            throw StorageProxyError(.badRequest, "folder id '\(FolderPathError.printable(id))' must be 1-64 of [0-9a-z_-]")
+        }
+    }
+
+    func fileSystem(_ volume: StorageVolume, _ folder: String) throws -> FolderFileSystem {
+        try Self.checkFolderID(folder)
+        let root: String
+        do throws(PluginError) {
+            root = try volume.plugin.folderPath(folder)
+        } catch {
+            throw StorageProxyError.from(error)
+        }
+        var info = stat()
+        guard lstat(root, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR else {
+            throw StorageProxyError(.notFound, "folder '\(folder)' does not exist on volume '\(volume.name)'")
+        }
+        return FolderFileSystem(root: root)
+    }
+
+    static func path(_ raw: String) throws -> FolderPath {
+        do throws(FolderPathError) {
+            return try FolderPath(raw)
+        } catch {
+            throw StorageProxyError.from(error)
+        }
+    }
+
+    static func run<T>(_ body: () throws(FolderPathError) -> T) throws -> T {
+        do throws(FolderPathError) {
+            return try body()
+        } catch {
+            throw StorageProxyError.from(error)
+        }
+    }
+
+    static func plugin<T>(_ body: () throws(PluginError) -> T) throws -> T {
+        do throws(PluginError) {
+            return try body()
+        } catch {
+            throw StorageProxyError.from(error)
+        }
+    }
+
+    static func json(_ object: Any, status: HTTPResponse.Status = .ok) throws -> Response {
+        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    /// A manager request's JSON body, with the keys it may carry.
+    static func body(_ request: Request, allowed: Set<String>) async throws -> [String: Any] {
+        let buffer = try await request.body.collect(upTo: 1 << 20)
+        guard buffer.readableBytes > 0 else { return [:] }
+        guard let object = try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView)) as? [String: Any] else {
+            throw StorageProxyError(.badRequest, "the body must be a JSON object")
+        }
+        let unknown = Set(object.keys).subtracting(allowed)
+        guard unknown.isEmpty else {
+            throw StorageProxyError(.badRequest, "unknown keys \(unknown.sorted().joined(separator: ", ")); accepted: \(allowed.sorted().joined(separator: ", "))")
+        }
+        return object
+    }
+
+    static func string(_ body: [String: Any], _ key: String) throws -> String {
+        guard let value = body[key] as? String else { throw StorageProxyError(.badRequest, "'\(key)' (a string) is required") }
+        return value
+    }
+
+    static func int(_ body: [String: Any], _ key: String) throws -> Int64? {
+        guard let value = body[key], !(value is NSNull) else { return nil }
+        guard let number = value as? NSNumber, let exact = Int64(exactly: number.doubleValue), exact >= 0 else {
+            throw StorageProxyError(.badRequest, "'\(key)' must be a non-negative integer")
+        }
+        return exact
+    }
+
+    func authenticateManager(_ request: Request) throws {
+        guard let given = request.headers[Self.secretHeader], given.utf8.count == config.secret.utf8.count,
+              zip(given.utf8, config.secret.utf8).reduce(UInt8(0), { $0 | ($1.0 ^ $1.1) }) == 0 else {
+            throw StorageProxyError(.unauthorized, "the manager API needs the shared secret in \(Self.secretHeader.rawName)")
+        }
+    }
+
+    // MARK: - Router
+
+    public func makeRouter() -> Router<BasicRequestContext> {
+        let router = Router()
+        router.get("/") { _, _ in try Self.json(["service": "hangar-storage-proxy", "volumes": self.volumes.keys.sorted()]) }
+        addManagerRoutes(router)
+        addTransferRoutes(router)
+        return router
+    }
+
+    public func run() async throws {
+        let app = Application(router: makeRouter(), configuration: .init(address: .hostname(config.host, port: config.port), serverName: "hangar-storage-proxy"),
+                              logger: logger)
+        try await app.runService()
+    }
+
+    func addManagerRoutes(_ router: Router<BasicRequestContext>) {
+        let m = router.group("manager")
+        m.get("volumes") { request, _ in
+            try self.authenticateManager(request)
+            var list: [[String: Any]] = []
+            for v in self.volumes.values.sorted(by: { $0.name < $1.name }) {
+                let usage = try? v.plugin.volumeUsage()
+                let capabilities: [String: Bool] = ["quota": v.enforcesQuota, "fast_clone": v.fastClone]
+                var entry: [String: Any] = ["name": v.name, "backend": v.backend, "capabilities": capabilities]
+                entry["used_bytes"] = usage?.usedBytes ?? 0
+                entry["capacity_bytes"] = usage?.capacityBytes ?? 0
+                list.append(entry)
+            }
+            return try Self.json(["volumes": list])
+        }
+        m.post("folder/create") { request, _ in
+            try self.authenticateManager(request)
+            let b = try await Self.body(request, allowed: ["volume", "folder", "quota"])
+            let v = try self.volume(try Self.string(b, "volume"))
+            let folder = try Self.string(b, "folder")
+            try Self.checkFolderID(folder)
+            let quota = try Self.int(b, "quota") ?? 0
+            try Self.plugin { () throws(PluginError) in try v.plugin.createFolder(folder, quotaBytes: UInt64(quota)) }
+            return try Self.json(["folder": folder, "path": try Self.plugin { () throws(PluginError) in try v.plugin.folderPath(folder) }], status: .created)
+        }
+        m.post("folder/delete") { request, _ in
+            try self.authenticateManager(request)
+            let b = try await Self.body(request, allowed: ["volume", "folder"])
+            let v = try self.volume(try Self.string(b, "volume"))
+            let folder = try Self.string(b, "folder")
+            try Self.checkFolderID(folder)
+            try Self.plugin { () throws(PluginError) in try v.plugin.deleteFolder(folder) }
+            return Response(status: .noContent)
+        }
+        m.post("folder/clone") { request, _ in
+            try self.authenticateManager(request)
+            let b = try await Self.body(request, allowed: ["volume", "source", "target"])
+            let v = try self.volume(try Self.string(b, "volume"))
+            let (source, target) = (try Self.string(b, "source"), try Self.string(b, "target"))
+            try Self.checkFolderID(source)
+            try Self.checkFolderID(target)
+            try Self.plugin { () throws(PluginError) in try v.plugin.cloneFolder(source, to: target) }
+            return try Self.json(["folder": target], status: .created)
+        }
+        m.post("folder/mount") { request, _ in
+            try self.authenticateManager(request)
+            let b = try await Self.body(request, allowed: ["volume", "folder"])
+            let v = try self.volume(try Self.string(b, "volume"))
+            let fs = try self.fileSystem(v, try Self.string(b, "folder"))
+            return try Self.json(["path": fs.root])
+        }
+        m.post("folder/usage") { request, _ in
+            try self.authenticateManager(request)
+            let b = try await Self.body(request, allowed: ["volume", "folder"])
+            let v = try self.volume(try Self.string(b, "volume"))
+            let folder = try Self.string(b, "folder")
+            _ = try self.fileSystem(v, folder)
+            let usage = try Self.plugin { () throws(PluginError) in try v.plugin.usage(of: folder) }
+            let quota = (try? v.plugin.quota(of: folder)) ?? usage.capacityBytes
+            return try Self.json(["used_bytes": usage.usedBytes, "file_count": usage.fileCount ?? -1, "quota": quota])
+        }
+        m.post("folder/quota") { request, _ in
+            try self.authenticateManager(request)
+            let b = try await Self.body(request, allowed: ["volume", "folder", "quota"])
+            let v = try self.volume(try Self.string(b, "volume"))
+            let folder = try Self.string(b, "folder")
+            _ = try self.fileSystem(v, folder)
+            if let quota = try Self.int(b, "quota") {
+                try Self.plugin { () throws(PluginError) in try v.plugin.setQuota(of: folder, bytes: UInt64(quota)) }
+            }
+            return try Self.json(["quota": try Self.plugin { () throws(PluginError) in try v.plugin.quota(of: folder) }])
+        }
+        m.post("folder/file/mkdir") { request, _ in
+            try self.authenticateManager(request)
+            let b = try await Self.body(request, allowed: ["volume", "folder", "path", "parents", "exist_ok"])
+            let fs = try self.fileSystem(try self.volume(try Self.string(b, "volume")), try Self.string(b, "folder"))
+            let path = try Self.path(try Self.string(b, "path"))
+            try Self.run { () throws(FolderPathError) in try fs.mkdir(path, parents: b["parents"] as? Bool ?? false, existOK: b["exist_ok"] as? Bool ?? false) }
+            return try Self.json([:], status: .created)
+        }
+        m.post("folder/file/list") { request, _ in
+            try self.authenticateManager(request)
+            let b = try await Self.body(request, allowed: ["volume", "folder", "path"])
+            let fs = try self.fileSystem(try self.volume(try Self.string(b, "volume")), try Self.string(b, "folder"))
+            let path = try Self.path(b["path"] as? String ?? ".")
+            let entries = try Self.run { () throws(FolderPathError) in try fs.list(path) }
+            let items: [[String: Any]] = entries.map {
+                ["name": $0.name, "type": $0.type, "size": $0.size, "mode": $0.mode, "mtime": $0.mtime, "atime": $0.atime, "ctime": $0.ctime]
+            }
+            return try Self.json(["items": items])
+        }
+        m.post("folder/file/rename") { request, _ in
+            try self.authenticateManager(request)
+            let b = try await Self.body(request, allowed: ["volume", "folder", "path", "new_name"])
+            let fs = try self.fileSystem(try self.volume(try Self.string(b, "volume")), try Self.string(b, "folder"))
+            let path = try Self.path(try Self.string(b, "path"))
+            let newName = try Self.string(b, "new_name")
+            try Self.run { () throws(FolderPathError) in try fs.rename(path, to: newName) }
+            return try Self.json([:])
+        }
+        m.post("folder/file/move") { request, _ in
+            try self.authenticateManager(request)
+            let b = try await Self.body(request, allowed: ["volume", "folder", "source", "destination"])
+            let fs = try self.fileSystem(try self.volume(try Self.string(b, "volume")), try Self.string(b, "folder"))
+            let (source, destination) = (try Self.path(try Self.string(b, "source")), try Self.path(try Self.string(b, "destination")))
+            try Self.run { () throws(FolderPathError) in try fs.move(source, to: destination) }
+            return try Self.json([:])
+        }
+        m.post("folder/file/delete") { request, _ in
+            try self.authenticateManager(request)
+            let b = try await Self.body(request, allowed: ["volume", "folder", "paths", "recursive"])
+            let fs = try self.fileSystem(try self.volume(try Self.string(b, "volume")), try Self.string(b, "folder"))
+            guard let raw = b["paths"] as? [String], !raw.isEmpty else { throw StorageProxyError(.badRequest, "'paths' (a non-empty list of strings) is required") }
+            let paths = try raw.map { try Self.path($0) }
+            try Self.run { () throws(FolderPathError) in try fs.delete(paths, recursive: b["recursive"] as? Bool ?? false) }
+            return try Self.json([:])
+        }
+        m.post("folder/file/upload") { request, _ in
+            try self.authenticateManager(request)
+            let b = try await Self.body(request, allowed: ["volume", "folder", "path", "size"])
+            let v = try self.volume(try Self.string(b, "volume"))
+            let folder = try Self.string(b, "folder")
+            let fs = try self.fileSystem(v, folder)
+            let path = try Self.path(try Self.string(b, "path"))
+            guard !path.isRoot else { throw StorageProxyError(.badRequest, "give the path of a file to upload, not the folder root") }
+            if let kind = try Self.run({ () throws(FolderPathError) in try fs.kind(path) }), kind != S_IFREG {
+                throw StorageProxyError.from(kind == S_IFDIR ? .isADirectory(path.raw) : .symlink(path.raw))
+            }
+            guard let size = try Self.int(b, "size") else { throw StorageProxyError(.badRequest, "'size' (bytes) is required") }
+            guard size <= self.config.maxUploadBytes else {
+                throw StorageProxyError(.contentTooLarge, "the file has \(size) bytes; this storage proxy accepts at most \(self.config.maxUploadBytes) per file")
+            }
+            // A quota the backend does not enforce itself is checked here, before any byte is written.
+            if !v.enforcesQuota, let quota = try? v.plugin.quota(of: folder), quota > 0 {
+                let used = (try? v.plugin.usage(of: folder).usedBytes) ?? 0
+                guard used + UInt64(size) <= quota else {
+                    throw StorageProxyError(.contentTooLarge, "the upload (\(size) bytes) would exceed the folder's quota: \(used) of \(quota) bytes used")
+                }
+            }
+            let session = UploadLocks.newSession()
+            let exp = Int64(Date().timeIntervalSince1970 + self.config.tokenTTL)
+            let token = try self.tokens.issue(TransferClaims(op: "upload", volume: v.name, folder: folder, path: path.raw, exp: exp, size: size, session: session))
+            return try Self.json(["token": token, "url": self.config.advertisedURL + "/upload", "session": session])
+        }
+        m.post("folder/file/download") { request, _ in
+            try self.authenticateManager(request)
+            let b = try await Self.body(request, allowed: ["volume", "folder", "path", "archive"])
+            let v = try self.volume(try Self.string(b, "volume"))
+            let folder = try Self.string(b, "folder")
+            let fs = try self.fileSystem(v, folder)
+            let path = try Self.path(try Self.string(b, "path"))
+            guard let kind = try Self.run({ () throws(FolderPathError) in try fs.kind(path) }) else { throw StorageProxyError.from(.notFound(path.raw)) }
+            let archive = b["archive"] as? Bool ?? (kind == S_IFDIR)
+            guard kind == S_IFREG || (kind == S_IFDIR && archive) else {
+                throw StorageProxyError.from(kind == S_IFDIR ? .isADirectory(path.raw) : .symlink(path.raw))
+            }
+            let exp = Int64(Date().timeIntervalSince1970 + self.config.tokenTTL)
+            let token = try self.tokens.issue(TransferClaims(op: "download", volume: v.name, folder: folder, path: path.raw, exp: exp, archive: archive))
+            return try Self.json(["token": token, "url": self.config.advertisedURL + "/download"])
+        }
+    }
+
+    // MARK: - Client API
+
+    func claims(_ request: Request, op: String) throws -> TransferClaims {
+        guard let token = request.uri.queryParameters.get("token") else {
+            throw StorageProxyError(.unauthorized, "a ?token= from the manager's request-\(op) is required")
+        }
+        do throws(TokenError) {
+            return try tokens.verify(token, op: op)
+        } catch {
+            throw StorageProxyError(error == .expired ? .gone : .forbidden, error.description)
+        }
+    }
+
+    static let tusHeaders: HTTPFields = [HTTPField.Name("Tus-Resumable")!: "1.0.0", HTTPField.Name("Tus-Version")!: "1.0.0",
+                                         HTTPField.Name("Tus-Extension")!: "", .cacheControl: "no-store"]
+    static let uploadOffset = HTTPField.Name("Upload-Offset")!
+    static let uploadLength = HTTPField.Name("Upload-Length")!
+
+    func addTransferRoutes(_ router: Router<BasicRequestContext>) {
+        router.on("/upload", method: .options) { _, _ in
+            var headers = Self.tusHeaders
+            headers[HTTPField.Name("Tus-Max-Size")!] = String(self.config.maxUploadBytes)
+            return Response(status: .noContent, headers: headers)
+        }
+        router.head("/upload") { request, _ in
+            let claims = try self.claims(request, op: "upload")
+            let fs = try self.fileSystem(try self.volume(claims.volume), claims.folder)
+            let offset = try Self.run { () throws(FolderPathError) in try fs.stagedSize(claims.session ?? "") }
+            var headers = Self.tusHeaders
+            headers[Self.uploadOffset] = String(offset)
+            headers[Self.uploadLength] = String(claims.size ?? 0)
+            return Response(status: .ok, headers: headers)
+        }
+        router.patch("/upload") { request, _ in try await self.patch(request) }
+        router.get("/download") { request, _ in try self.download(request) }
+        router.head("/download") { request, _ in try self.download(request, headOnly: true) }
+    }
+
+    /// One tus PATCH: appends the body at `Upload-Offset` (which must equal what is staged),
+    /// streaming it to disk; when the whole size has arrived the file is renamed into place.
+    func patch(_ request: Request) async throws -> Response {
+        let claims = try claims(request, op: "upload")
+        guard let session = claims.session, let size = claims.size else { throw StorageProxyError(.forbidden, "the token carries no upload session") }
+        guard let offsetText = request.headers[Self.uploadOffset], let offset = Int64(offsetText), offset >= 0 else {
+            throw StorageProxyError(.badRequest, "Upload-Offset (a byte offset) is required")
+        }
+        let v = try volume(claims.volume)
+        let fs = try fileSystem(v, claims.folder)
+        let target = try Self.path(claims.path)
+        guard await uploads.acquire(session) else { throw StorageProxyError(.conflict, "another PATCH of this upload is in progress") }
+        let staging = try Self.run { () throws(FolderPathError) in try fs.openStaging(session) }
+        var written = staging.size
+        var closed = false
+        func finish() {
+            if !closed { close(staging.fd); closed = true }
+        }
+        do {
+            defer { finish() }
+            guard offset == staging.size else {
+                throw StorageProxyError(.conflict, "Upload-Offset \(offset) does not match the \(staging.size) bytes received so far; resume from \(staging.size)")
+            }
+            if let length = request.headers[.contentLength].flatMap(Int64.init), offset + length > size {
+                throw StorageProxyError(.contentTooLarge, "the chunk would take the file past its declared size of \(size) bytes")
+            }
+            for try await chunk in request.body {
+                guard written + Int64(chunk.readableBytes) <= size else {
+                    ftruncate(staging.fd, off_t(offset))
+                    throw StorageProxyError(.contentTooLarge, "the upload sent more than its declared size of \(size) bytes")
+                }
+                var remaining = chunk.readableBytesView[...]
+                while !remaining.isEmpty {
+                    let n = remaining.withUnsafeBytes { pwrite(staging.fd, $0.baseAddress, $0.count, off_t(written)) }
+                    guard n > 0 else {
+                        let code = errno
+                        // Keep what was written before this chunk: the client resumes from there.
+                        ftruncate(staging.fd, off_t(written))
+                        throw StorageProxyError.from(.io(target.raw, errno: code))
+                    }
+                    written += Int64(n)
+                    remaining = remaining.dropFirst(n)
+                }
+            }
+            finish()
+            if written == size {
+                try Self.run { () throws(FolderPathError) in try fs.commitStaging(session, to: target) }
+                logger.info("upload complete", metadata: ["folder": .string(claims.folder), "bytes": .stringConvertible(size)])
+            }
+        } catch {
+            await uploads.release(session)
+            throw error
+        }
+        await uploads.release(session)
+        var headers = Self.tusHeaders
+        headers[Self.uploadOffset] = String(written)
+        return Response(status: .noContent, headers: headers)
+    }
+
+    /// Streams a file (Content-Length; Range and If-Range for resuming) or a directory as tar.
+    func download(_ request: Request, headOnly: Bool = false) throws -> Response {
+        let claims = try claims(request, op: "download")
+        let fs = try fileSystem(try volume(claims.volume), claims.folder)
+        let path = try Self.path(claims.path)
+        if claims.archive == true, try Self.run({ () throws(FolderPathError) in try fs.kind(path) }) == S_IFDIR {
+            let fd = try Self.run { () throws(FolderPathError) in try fs.openDirectory(path.components, display: path.raw) }
+            let name = (path.isRoot ? claims.folder : path.name) + ".tar"
+            let headers: HTTPFields = [.contentType: "application/x-tar", .contentDisposition: "attachment; filename=\"\(name)\""]
+            if headOnly {
+                close(fd)
+                return Response(status: .ok, headers: headers)
+            }
+            return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+                defer { close(fd) }
+                var adapter = TarWriterAdapter(writer: writer) as any ResponseBodyWriterLike
+                try await TarArchive.write(directory: fd, prefix: path.isRoot ? "" : path.name, to: &adapter)
+                try await adapter.write([UInt8](repeating: 0, count: 2 * TarArchive.block))
+                try await writer.finish(nil)
+            })
+        }
+        let (fd, info) = try Self.run { () throws(FolderPathError) in try fs.openForReading(path) }
+        guard (info.st_mode & S_IFMT) == S_IFREG else {
+            close(fd)
+            throw StorageProxyError.from((info.st_mode & S_IFMT) == S_IFDIR ? .isADirectory(path.raw) : .notFound(path.raw))
+        }
+        let size = Int64(info.st_size)
+        let lastModified = HTTPDate.format(Int64(info.st_mtim.tv_sec))
+        let etag = "\"\(info.st_ino)-\(size)-\(info.st_mtim.tv_sec)\""
+        var headers: HTTPFields = [.contentType: "application/octet-stream", .lastModified: lastModified, .eTag: etag,
+                                   .acceptRanges: "bytes", .contentDisposition: "attachment; filename=\"\(path.name)\""]
+        var start: Int64 = 0, end = size - 1, status = HTTPResponse.Status.ok
+        let ifRange = request.headers[.ifRange]
+        if let range = request.headers[.range], ifRange == nil || ifRange == lastModified || ifRange == etag {
+            guard let parsed = ByteRange.parse(range, size: size) else {
+                close(fd)
+                headers[.contentRange] = "bytes */\(size)"
+                return Response(status: .rangeNotSatisfiable, headers: headers)
+            }
+            (start, end, status) = (parsed.start, parsed.end, .partialContent)
+            headers[.contentRange] = "bytes \(start)-\(end)/\(size)"
+        }
+        let length = max(0, end - start + 1)
+        headers[.contentLength] = String(length)
+        if headOnly {
+            close(fd)
+            return Response(status: status, headers: headers)
+        }
+        let (first, last) = (start, end)
+        return Response(status: status, headers: headers, body: ResponseBody(contentLength: Int(length)) { writer in
+            defer { close(fd) }
+            let end = last
+            var position = first
+            var buffer = ByteBufferAllocator().buffer(capacity: 1 << 20)
+            while position <= end {
+                buffer.clear()
+                let want = Int(min(Int64(1 << 20), end - position + 1))
+                let n = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: want) { pread(fd, $0.baseAddress, want, off_t(position)) }
+                guard n > 0 else { throw StorageProxyError(.internalServerError, "the file shrank while it was being sent") }
+                try await writer.write(buffer)
+                position += Int64(n)
+            }
+            try await writer.finish(nil)
+        })
+    }
+}
+
+/// Feeds tar bytes into a Hummingbird response, in 256 KiB buffers.
+struct TarWriterAdapter: ResponseBodyWriterLike {
+    var writer: any ResponseBodyWriter
+    mutating func write(_ bytes: [UInt8]) async throws {
+        try await writer.write(ByteBuffer(bytes: bytes))
+    }
+}
+
+/// One PATCH at a time per upload session.
+actor UploadLocks {
+    private var busy = Set<String>()
+
+    func acquire(_ session: String) -> Bool { busy.insert(session).inserted }
+    func release(_ session: String) { busy.remove(session) }
+
+    static func newSession() -> String {
+        (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+    }
+}
+
+/// A single `Range: bytes=...` request (several ranges are answered with the whole file).
+enum ByteRange {
+    static func parse(_ header: String, size: Int64) -> (start: Int64, end: Int64)? {
+        guard header.hasPrefix("bytes="), !header.contains(",") else { return nil }
+        let spec = header.dropFirst(6).trimmingCharacters(in: .whitespaces)
+        let parts = spec.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
+        guard parts.count == 2 else { return nil }
+        if parts[0].isEmpty {
+            guard let suffix = Int64(parts[1]), suffix > 0, size > 0 else { return nil }
+            return (max(0, size - suffix), size - 1)
+        }
+        guard let start = Int64(parts[0]), start >= 0, start < size else { return nil }
+        let end = parts[1].isEmpty ? size - 1 : min(Int64(parts[1]) ?? -1, size - 1)
+        return end >= start ? (start, end) : nil
+    }
+}
+
+/// RFC 7231 dates (Last-Modified, If-Range).
+enum HTTPDate {
+    static func format(_ epoch: Int64) -> String {
+        let days = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"]
+        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        var t = time_t(epoch)
+        var tm = tm()
+        gmtime_r(&t, &tm)
+        func pad(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
+        let weekday = days[Int((epoch / 86_400 % 7 + 7) % 7)]
+        return "\(weekday), \(pad(tm.tm_mday)) \(months[Int(tm.tm_mon)]) \(tm.tm_year + 1900) \(pad(tm.tm_hour)):\(pad(tm.tm_min)):\(pad(tm.tm_sec)) GMT"
+    }
+}
