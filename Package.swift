@@ -13,6 +13,8 @@ struct BundledPlugin {
     let target: String
     let path: String
     var linkerSettings: [LinkerSetting] = []
+    /// Files under `path` that are not part of the library (manual test programs).
+    var exclude: [String] = []
 }
 
 let bundledPlugins: [BundledPlugin] = [
@@ -20,6 +22,7 @@ let bundledPlugins: [BundledPlugin] = [
     BundledPlugin(product: "hangar-accel-cuda", target: "CUDAAccelerator", path: "Plugins/Accelerators/CUDA",
                   linkerSettings: [.linkedLibrary("dl")]),
     BundledPlugin(product: "hangar-storage-vfs", target: "VFSStorage", path: "Plugins/Storage/VFS"),
+    BundledPlugin(product: "hangar-storage-btrfs", target: "BtrfsStorage", path: "Plugins/Storage/Btrfs", exclude: ["test"]),
     BundledPlugin(product: "hangar-scheduler-fifo", target: "FIFOScheduler", path: "Plugins/Schedulers/FIFO"),
     BundledPlugin(product: "hangar-scheduler-lifo", target: "LIFOScheduler", path: "Plugins/Schedulers/LIFO"),
     BundledPlugin(product: "hangar-scheduler-drf", target: "DRFScheduler", path: "Plugins/Schedulers/DRF"),
@@ -223,6 +226,19 @@ let package = Package(
             path: "Tests/AgentTests"
         ),
         .testTarget(
+            name: "StorageProxyTests",
+            dependencies: [
+                "StorageProxy", "PluginHost", "ConfigFile",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Tests/StorageProxyTests"
+        ),
+        .testTarget(
             name: "ManagerTests",
             dependencies: [
                 "Manager", "StateStore", "Identity", "ClusterProtocol", "ConfigFile", "PluginHost",
@@ -233,7 +249,7 @@ let package = Package(
             exclude: ["Fixtures"]
         ),
     ] + bundledPlugins.map {
-        .target(name: $0.target, dependencies: ["PluginAPI"], path: $0.path,
+        .target(name: $0.target, dependencies: ["PluginAPI"], path: $0.path, exclude: $0.exclude,
                 publicHeadersPath: ".", cSettings: pluginCSettings, linkerSettings: $0.linkerSettings)
     }
 )

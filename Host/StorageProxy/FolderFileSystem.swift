@@ -61,6 +61,12 @@ public struct FolderPath: Sendable, Equatable {
         guard Array(raw.utf8) == Array(raw.precomposedStringWithCanonicalMapping.utf8) else {
             throw .invalidPath(raw, reason: "it is not in Unicode NFC form; normalise names to NFC")
         }
+        // Percent-encoded dots, slashes, backslashes and NULs are what path-traversal attempts
+        // hide behind; a client sends decoded names, so these are refused rather than stored.
+        let lowered = raw.lowercased()
+        if let encoded = ["%2e", "%2f", "%5c", "%00"].first(where: { lowered.contains($0) }) {
+            throw .invalidPath(raw, reason: "it contains the URL-encoded sequence '\(encoded)'; send names decoded")
+        }
         var parts: [String] = []
         for part in raw.split(separator: "/", omittingEmptySubsequences: true) {
             if part == "." { continue }
@@ -209,7 +215,9 @@ public struct FolderFileSystem: Sendable {
         defer { close(from) }
         let to = try openDirectory(destination.parent, display: destination.raw)
         defer { close(to) }
-        guard Self.lstatAt(from, source.name) != nil else { throw .notFound(source.raw) }
+        guard let info = Self.lstatAt(from, source.name) else { throw .notFound(source.raw) }
+        // Links are neither followed nor handled: only a session can have made one.
+        guard (info.st_mode & S_IFMT) != S_IFLNK else { throw .symlink(source.raw) }
         guard Self.lstatAt(to, destination.name) == nil else { throw .exists(destination.raw) }
         guard renameat(from, source.name, to, destination.name) == 0 else { throw Self.classify(errno, source.raw) }
     }
@@ -225,6 +233,10 @@ public struct FolderFileSystem: Sendable {
             guard let info = Self.lstatAt(parent, path.name) else {
                 close(parent)
                 throw .notFound(path.raw)
+            }
+            if (info.st_mode & S_IFMT) == S_IFLNK {
+                close(parent)
+                throw .symlink(path.raw)
             }
             if (info.st_mode & S_IFMT) == S_IFDIR && !recursive {
                 close(parent)
@@ -282,7 +294,12 @@ public struct FolderFileSystem: Sendable {
     /// The kind of what is at `path` (lstat), nil if absent.
     public func kind(_ path: FolderPath) throws(FolderPathError) -> mode_t? {
         if path.isRoot { return S_IFDIR }
-        let parent = try openDirectory(path.parent, display: path.raw)
+        let parent: Int32
+        do throws(FolderPathError) {
+            parent = try openDirectory(path.parent, display: path.raw)
+        } catch .notFound {
+            return nil
+        }
         defer { close(parent) }
         return Self.lstatAt(parent, path.name).map { $0.st_mode & S_IFMT }
     }
@@ -329,10 +346,14 @@ public struct FolderFileSystem: Sendable {
         }
     }
 
-    /// Drops an unfinished upload.
+    /// Drops an unfinished upload (and the staging directory when it is left empty).
     public func discardStaging(_ session: String) {
         guard let staging = try? openDirectory([Self.stagingDirectory], display: Self.stagingDirectory) else { return }
         unlinkat(staging, session, 0)
         close(staging)
+        if let root = try? openRoot() {
+            unlinkat(root, Self.stagingDirectory, AT_REMOVEDIR)
+            close(root)
+        }
     }
 }

@@ -333,6 +333,13 @@ public final class StorageProxyServer: Sendable {
                 }
             }
             let session = UploadLocks.newSession()
+            // An empty file needs no PATCH (the official client sends none): it exists at once.
+            if size == 0 {
+                try Self.run { () throws(FolderPathError) in
+                    close(try fs.openStaging(session).fd)
+                    try fs.commitStaging(session, to: path)
+                }
+            }
             let exp = Int64(Date().timeIntervalSince1970 + self.config.tokenTTL)
             let token = try self.tokens.issue(TransferClaims(op: "upload", volume: v.name, folder: folder, path: path.raw, exp: exp, size: size, session: session))
             return try Self.json(["token": token, "url": self.config.advertisedURL + "/upload", "session": session])
@@ -429,6 +436,12 @@ public final class StorageProxyServer: Sendable {
                     let n = remaining.withUnsafeBytes { pwrite(staging.fd, $0.baseAddress, $0.count, off_t(written)) }
                     guard n > 0 else {
                         let code = errno
+                        if code == EDQUOT || code == ENOSPC {
+                            finish()
+                            // Out of quota or space: the upload can never complete, so none of it stays.
+                            fs.discardStaging(session)
+                            throw StorageProxyError(.contentTooLarge, "the folder's quota (or the volume) is full: \(String(cString: strerror(code))); the upload of '\(target.raw)' was dropped")
+                        }
                         // Keep what was written before this chunk: the client resumes from there.
                         ftruncate(staging.fd, off_t(written))
                         throw StorageProxyError.from(.io(target.raw, errno: code))

@@ -9,6 +9,7 @@ import Testing
         ("hangar-accel-mock", "mock", .accelerator),
         ("hangar-accel-cuda", "cuda", .accelerator),
         ("hangar-storage-vfs", "vfs", .storage),
+        ("hangar-storage-btrfs", "btrfs", .storage),
         ("hangar-scheduler-fifo", "fifo", .scheduler),
         ("hangar-selector-concentrated", "concentrated", .agentSelector),
         ("hangar-scheduler-lifo", "lifo", .scheduler),

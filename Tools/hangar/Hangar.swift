@@ -13,7 +13,7 @@ struct Hangar: AsyncParsableCommand {
             Backend.AI client), or from ~/.config/hangar/client.toml ([client] endpoint, access_key, secret_key; \
             $HANGAR_CLIENT_CONFIG overrides the path). The environment wins over the file.
             """,
-        subcommands: [RunCommand.self, SessionCommand.self, ConfigCommand.self])
+        subcommands: [RunCommand.self, SessionCommand.self, VFolderCommand.self, ConfigCommand.self])
 }
 
 /// Reports a CLIError as one line and exits 1 instead of printing a Swift error dump.
@@ -60,6 +60,9 @@ struct SessionSpecOptions: ParsableArguments {
     @Option(name: .customLong("resource-group"), help: "Resource group (scaling group) to schedule in.")
     var resourceGroup: String?
 
+    @Option(name: [.customShort("v"), .customLong("mount")], help: "Mount a vfolder: NAME (at /home/work/NAME) or NAME:PATH[:ro] (repeatable).")
+    var mounts: [String] = []
+
     func body(image: String, type: String, startupCommand: String?, enqueueOnly: Bool) throws -> [String: Any] {
         var resources: [String: String] = [:]
         for item in self.resources {
@@ -77,7 +80,7 @@ struct SessionSpecOptions: ParsableArguments {
         return [
             "name": name, "image": image, "type": type, "group": project, "domain": "default", "clusterSize": 1, "clusterMode": "single-node",
             "enqueueOnly": enqueueOnly, "maxWaitSeconds": 0, "reuseIfExists": true, "startupCommand": startupCommand ?? NSNull(),
-            "config": ["resources": resources, "environ": environ, "scalingGroup": resourceGroup ?? NSNull(), "mounts": [String]()],
+            "config": ["resources": resources, "environ": environ, "scalingGroup": resourceGroup ?? NSNull(), "mounts": mounts],
         ]
     }
 }
