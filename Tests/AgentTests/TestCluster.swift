@@ -11,18 +11,39 @@ final class TestCluster {
     let agentID: String
     let manager: Process
     var agent: Process
+    /// The storage proxy process (with one vfs volume, host "local:volume1"), when asked for.
+    var storageProxy: Process?
     let store: StateStore
     let accessKey: String
     let secretKey: String
     var base: String { "http://127.0.0.1:\(managerPort)" }
 
-    init(prefix: String, managerConfig: String = "agent_lost_timeout = 5\nscheduling_interval = 0.2\n") async throws {
+    init(prefix: String, managerConfig: String = "agent_lost_timeout = 5\nscheduling_interval = 0.2\n", storage: Bool = false) async throws {
         let socket = try TestEngine.socket()
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString.prefix(13))").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         managerPort = Int.random(in: 40000...44999)
         agentPort = Int.random(in: 45000...49999)
-        try "[manager]\n\(managerConfig)".write(toFile: dir + "/manager.toml", atomically: true, encoding: .utf8)
+        var managerToml = "[manager]\n\(managerConfig)"
+        if storage {
+            let port = Int.random(in: 35000...39999)
+            let secret = UUID().uuidString
+            try FileManager.default.createDirectory(atPath: dir + "/vfolders", withIntermediateDirectories: true)
+            try """
+                [storage-proxy]
+                listen = "127.0.0.1:\(port)"
+                secret = "\(secret)"
+                [volumes.volume1]
+                backend = "vfs"
+                [volumes.volume1.options]
+                root = "\(dir)/vfolders"
+                [plugins]
+                search_paths = ["\(TestEngine.binDir)"]
+                """.write(toFile: dir + "/storage.toml", atomically: true, encoding: .utf8)
+            storageProxy = try ClusterLinkTests.launch(["storage-proxy", "--config", dir + "/storage.toml"], log: dir + "/storage.out")
+            managerToml += "default_vfolder_host = \"local:volume1\"\n[storage-proxies.local]\nurl = \"http://127.0.0.1:\(port)\"\nsecret = \"\(secret)\"\n"
+        }
+        try managerToml.write(toFile: dir + "/manager.toml", atomically: true, encoding: .utf8)
         manager = try ClusterLinkTests.launch(["manager", "--config", dir + "/manager.toml", "--data-dir", dir + "/data", "--listen", "127.0.0.1:\(managerPort)"],
                                               log: dir + "/manager.out")
         var keys: (String, String) = ("", "")
@@ -54,6 +75,7 @@ final class TestCluster {
 
     /// Stops both processes and removes every container the agent left.
     func stop() {
+        storageProxy?.terminate()
         agent.terminate()
         manager.terminate()
         agent.waitUntilExit()
