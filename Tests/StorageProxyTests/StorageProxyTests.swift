@@ -249,6 +249,39 @@ func fileSHA256(_ path: String) throws -> String {
         #expect((usage["used_bytes"] as? Int ?? 0) >= 9 << 20 && usage["quota"] as? Int == 10 << 20, "\(usage)")
     }
 
+    /// A directory downloads as a tar archive that `tar` extracts to the same tree (long
+    /// names and links included, links archived as links).
+    @Test func directoriesDownloadAsTar() async throws {
+        let proxy = try await ProxyHarness()
+        defer { proxy.stop() }
+        let (folder, root) = try await proxy.folder()
+        let long = String(repeating: "n", count: 120)
+        try FileManager.default.createDirectory(atPath: root + "/tree/sub/\(long)", withIntermediateDirectories: true)
+        try "top\n".write(toFile: root + "/tree/a.txt", atomically: true, encoding: .utf8)
+        try Data(TestData(size: 3 << 20).bytes(from: 0, count: 3 << 20)).write(to: URL(fileURLWithPath: root + "/tree/sub/blob.bin"))
+        try "deep\n".write(toFile: root + "/tree/sub/\(long)/file.txt", atomically: true, encoding: .utf8)
+        try FileManager.default.createSymbolicLink(atPath: root + "/tree/escape", withDestinationPath: "/etc/passwd")
+        let (status, ticket) = try await proxy.manager("folder/file/download", ["volume": "v1", "folder": folder, "path": "tree"])
+        try #require(status == 200, "\(ticket)")
+        let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: (ticket["url"] as? String ?? "") + "?token=" + (ticket["token"] as? String ?? "")),
+                                                           timeout: .seconds(60))
+        #expect(response.status == .ok && response.headers.first(name: "Content-Type") == "application/x-tar")
+        let archive = proxy.dir + "/tree.tar"
+        try Data(try await response.body.collect(upTo: 64 << 20).readableBytesView).write(to: URL(fileURLWithPath: archive))
+        let out = proxy.dir + "/extracted"
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let tar = Process()
+        tar.executableURL = URL(fileURLWithPath: "/usr/bin/tar")
+        tar.arguments = ["-xf", archive, "-C", out]
+        try tar.run()
+        tar.waitUntilExit()
+        #expect(tar.terminationStatus == 0)
+        #expect(try String(contentsOfFile: out + "/tree/a.txt", encoding: .utf8) == "top\n")
+        #expect(try String(contentsOfFile: out + "/tree/sub/\(long)/file.txt", encoding: .utf8) == "deep\n", "long names survive")
+        #expect(try fileSHA256(out + "/tree/sub/blob.bin") == (try fileSHA256(root + "/tree/sub/blob.bin")))
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: out + "/tree/escape") == "/etc/passwd", "a link is archived as a link")
+    }
+
     /// Tokens are bound to one operation, folder and path, cannot be altered, and expire.
     @Test func tokensAreBoundAndExpire() async throws {
         let proxy = try await ProxyHarness(tokenTTL: 1)
