@@ -175,7 +175,7 @@ public struct ManagerAPI: Sendable {
     // MARK: routes
 
     /// Every route the manager serves.
-    public var routes: [RouteSpec] { coreRoutes + sessionRoutes + executionRoutes + vfolderRoutes }
+    public var routes: [RouteSpec] { coreRoutes + sessionRoutes + executionRoutes + vfolderRoutes + graphQLRoutes }
 
     var coreRoutes: [RouteSpec] {
         [

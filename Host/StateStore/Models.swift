@@ -85,6 +85,18 @@ public struct ResourcePolicy: Sendable, Codable, Equatable {
     /// Seconds; 0 means none.
     public var idleTimeout: Int64
     public var createdAt: Int64
+
+    public init(scope: PolicyScope, name: String, totalResourceSlots: ResourceSlots, maxConcurrentSessions: Int64, maxVfolderCount: Int64,
+                maxVfolderSize: Int64, idleTimeout: Int64, createdAt: Int64) {
+        self.scope = scope
+        self.name = name
+        self.totalResourceSlots = totalResourceSlots
+        self.maxConcurrentSessions = maxConcurrentSessions
+        self.maxVfolderCount = maxVfolderCount
+        self.maxVfolderSize = maxVfolderSize
+        self.idleTimeout = idleTimeout
+        self.createdAt = createdAt
+    }
 }
 
 /// A resource group (Backend.AI: scaling group): agents that share a scheduler.

@@ -281,4 +281,31 @@ public final class StateStore: Sendable {
             }
         }
     }
+
+    /// Creates or replaces a resource policy.
+    public func upsertResourcePolicy(_ p: ResourcePolicy) throws {
+        try database.transaction { c in
+            try c.execute("DELETE FROM resource_policies WHERE scope = $1 AND name = $2", [.text(p.scope.rawValue), .text(p.name)])
+            try c.execute("""
+                INSERT INTO resource_policies (scope, name, total_resource_slots, max_concurrent_sessions, max_vfolder_count, max_vfolder_size,
+                    idle_timeout, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                """, [.text(p.scope.rawValue), .text(p.name), .text(p.totalResourceSlots.json), .int(p.maxConcurrentSessions), .int(p.maxVfolderCount),
+                      .int(p.maxVfolderSize), .int(p.idleTimeout), .int(p.createdAt)])
+        }
+    }
+
+    /// Creates a resource group (scaling group); the caller has checked the plugin names.
+    public func createResourceGroup(name: String, description: String, scheduler: String, agentSelector: String, isActive: Bool = true,
+                                    now: Int64 = Clock.nowMicros()) throws {
+        guard (1...64).contains(name.count), name.range(of: #"^[A-Za-z0-9_.-]+$"#, options: .regularExpression) != nil else {
+            throw StoreError(.invalid, "a resource group name is 1-64 letters, digits, '_', '.' or '-'")
+        }
+        try database.transaction { c in
+            guard try c.query("SELECT name FROM resource_groups WHERE name = $1", [.text(name)]).isEmpty else {
+                throw StoreError(.constraint, "a resource group named '\(name)' exists")
+            }
+            try c.execute("INSERT INTO resource_groups (name, description, scheduler, agent_selector, is_active, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                          [.text(name), .text(description), .text(scheduler), .text(agentSelector), .int(isActive ? 1 : 0), .int(now)])
+        }
+    }
 }

@@ -1,0 +1,339 @@
+import ClusterProtocol
+import Foundation
+import Graphiti
+import GraphQL
+import Identity
+import PluginHost
+import StateStore
+
+/// Resolves the GraphQL roots from the state store, applying each role's visibility.
+struct GQLResolver: Sendable {
+    static func iso(_ micros: Int64?) -> String? { micros.map { CivilTime.iso8601(micros: $0) } }
+    static func json(_ object: Any) -> String {
+        (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+    }
+
+    static func page<T>(_ all: [T], _ args: PageArguments) throws -> GQLPage<T> {
+        guard (1...100).contains(args.limit), args.offset >= 0 else { throw GraphQLError(message: "limit must be 1-100 and offset >= 0") }
+        if let filter = args.filter, !filter.isEmpty { throw GraphQLError(message: "filter expressions are not supported yet; filter with the root's arguments") }
+        let items = Array(all.dropFirst(args.offset).prefix(args.limit))
+        return GQLPage(items: items, total_count: all.count)
+    }
+
+    static func statuses(_ text: String?) -> Set<String>? {
+        guard let text, !text.isEmpty else { return nil }
+        return Set(text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).uppercased() })
+    }
+
+    // MARK: sessions
+
+    func sessions(_ context: GQLContext, accessKey: String?, statuses: Set<String>?, domain: String?) throws -> [GQLSession] {
+        let store = context.store
+        let known = statuses.map { $0.compactMap(SessionStatus.init(rawValue:)) } ?? []
+        if let statuses, known.isEmpty, !statuses.isEmpty { return [] }
+        let details = try store.listSessions(accessKey: accessKey, domain: domain, statuses: known, limit: 10_000).items
+        let projects = Dictionary(try store.projects(domain: context.caller.domain).map { ($0.id, $0.name) }, uniquingKeysWith: { a, _ in a })
+        return try details.map { try session($0, projects: projects, store: store) }
+    }
+
+    func session(_ d: SessionDetail, projects: [String: String], store: StateStore) throws -> GQLSession {
+        let s = d.session
+        let kernels = try store.database.withConnection { c in
+            try c.query("SELECT * FROM kernels WHERE session_id = $1 ORDER BY cluster_idx", [.text(s.id)])
+        }
+        let containers = kernels.map { k in
+            GQLKernel(id: k.string("id") ?? "", cluster_role: k.string("cluster_role") ?? "main", cluster_idx: Int(k.int("cluster_idx") ?? 0) + 1,
+                      cluster_hostname: "\(k.string("cluster_role") ?? "main")\(Int(k.int("cluster_idx") ?? 0) + 1)", session_id: s.id,
+                      image: s.image, registry: "local", status: k.string("status") ?? "", status_info: k.string("status_info") ?? "",
+                      status_data: "{}", status_changed: Self.iso(d.statusChanged), agent: k.string("agent_id"),
+                      container_id: k.string("container_id"), resource_opts: "{}", occupied_slots: k.string("occupied_slots") ?? "{}",
+                      preopen_ports: [], live_stat: nil, last_stat: nil)
+        }
+        let result: String = switch s.status {
+        case .terminated: d.exitCode.map { $0 == 0 ? "SUCCESS" : "FAILURE" } ?? "UNDEFINED"
+        case .error, .cancelled: "FAILURE"
+        default: "UNDEFINED"
+        }
+        return GQLSession(id: s.id, session_id: s.id, name: s.name, tag: nil, access_key: s.accessKey, domain_name: d.domain, group_id: d.projectID,
+                          group_name: projects[d.projectID] ?? d.projectID, user_uuid: d.userID, main_kernel_id: containers.first?.id,
+                          image: s.image, architecture: s.architecture, type: s.type.uppercased(), cluster_size: s.clusterSize,
+                          status: s.status.rawValue, status_info: s.statusInfo, status_data: "{}", status_changed: Self.iso(d.statusChanged),
+                          result: result, created_at: CivilTime.iso8601(micros: s.createdAt), terminated_at: Self.iso(d.terminatedAt),
+                          scaling_group: s.resourceGroup, occupying_slots: d.occupied.json, occupied_slots: d.occupied.json,
+                          requested_slots: s.requested.json, idle_checks: "{}", num_queries: BigInt(d.queries), containers: containers,
+                          dependencies: [])
+    }
+
+    func computeSessionList(context: GQLContext, arguments: PageArguments) async throws -> GQLPage<GQLSession> {
+        let caller = context.caller
+        // Users see their own; admins may name another access key, or see their domain's.
+        var accessKey: String? = caller.accessKey
+        var domain: String?
+        if caller.isAdmin {
+            accessKey = arguments.access_key
+            domain = context.isSuperadmin ? arguments.domain_name : caller.domain
+        } else if let requested = arguments.access_key, requested != caller.accessKey {
+            throw GraphQLError(message: "you can list only your own sessions")
+        }
+        let wanted = Self.statuses(arguments.status)
+        let resolver = self
+        let (key, scope) = (accessKey, domain)
+        let all = try await context.store.run { _ in try resolver.sessions(context, accessKey: key, statuses: wanted, domain: scope) }
+        return try Self.page(all, arguments)
+    }
+
+    func computeSession(context: GQLContext, arguments: IDArgument) async throws -> GQLSession? {
+        let caller = context.caller
+        let resolver = self
+        return try await context.store.run { store in
+            guard let found = try store.findSession(arguments.id.value, accessKey: caller.isAdmin ? nil : caller.accessKey,
+                                                    domain: caller.isAdmin && caller.role != .superadmin ? caller.domain : nil),
+                  let detail = try store.sessionDetail(id: found.id) else { return nil }
+            let projects = Dictionary(try store.projects(domain: detail.domain).map { ($0.id, $0.name) }, uniquingKeysWith: { a, _ in a })
+            return try resolver.session(detail, projects: projects, store: store)
+        }
+    }
+
+    // MARK: agents
+
+    func agentList(context: GQLContext, arguments: PageArguments) async throws -> GQLPage<GQLAgent> {
+        try context.requireAdmin("agent_list")
+        let wanted = Self.statuses(arguments.status)
+        let group = arguments.scaling_group
+        let agents = try await context.store.run { store in
+            try store.agents(resourceGroup: group).filter { wanted == nil || wanted!.contains($0.status.rawValue) }
+        }
+        return try Self.page(agents.map(Self.agent), arguments)
+    }
+
+    static func agent(_ a: AgentRecord) -> GQLAgent {
+        let stats = (try? JSONSerialization.jsonObject(with: Data(a.stats.utf8))) as? [String: Any] ?? [:]
+        let kernels = stats["kernels"] as? [[String: Any]] ?? []
+        let memory = kernels.reduce(0.0) { $0 + ((($1["memory_bytes"] as? NSNumber)?.doubleValue) ?? 0) }
+        let cores = max(1.0, NSDecimalNumber(decimal: a.capacity["cpu"]).doubleValue)
+        let cpu = (stats["cpu_pct"] as? NSNumber)?.doubleValue ?? 0
+        return GQLAgent(id: a.id, status: a.status.rawValue, status_changed: iso(a.lastHeartbeat), region: "local", scaling_group: a.resourceGroup,
+                        schedulable: a.schedulable, architecture: a.architecture, addr: a.address, version: a.version,
+                        first_contact: CivilTime.iso8601(micros: a.firstContact), lost_at: iso(a.lostAt), cpu_cur_pct: cpu / cores,
+                        mem_cur_bytes: memory, available_slots: a.capacity.json, occupied_slots: a.occupied.json,
+                        hardware_metadata: json(["devices": (try? JSONSerialization.jsonObject(with: Data(a.devices.utf8))) ?? []]),
+                        compute_plugins: a.plugins, local_config: "{}")
+    }
+
+    // MARK: users and keypairs
+
+    func users(_ context: GQLContext, store: StateStore) throws -> [GQLUser] {
+        let domain = context.isSuperadmin ? nil : context.caller.domain
+        let keypairs = Dictionary(grouping: try store.keypairs(), by: \.userID)
+        return try store.users(domain: domain).map { u in
+            let groups = try store.database.withConnection { c in
+                try c.query("SELECT p.id AS id, p.name AS name FROM projects p JOIN project_members m ON m.project_id = p.id WHERE m.user_id = $1 ORDER BY p.name",
+                            [.text(u.id)]).map { GQLGroupRef(id: $0.string("id") ?? "", name: $0.string("name") ?? "") }
+            }
+            return Self.user(u, groups: groups, mainKey: keypairs[u.id]?.sorted { $0.createdAt < $1.createdAt }.first?.accessKey)
+        }
+    }
+
+    static func user(_ u: User, groups: [GQLGroupRef], mainKey: String?) -> GQLUser {
+        GQLUser(id: u.id, uuid: u.id, username: u.username, email: u.email, full_name: u.fullName, description: "", role: u.role.rawValue,
+                status: u.status, status_info: nil, need_password_change: false, created_at: CivilTime.iso8601(micros: u.createdAt),
+                domain_name: u.domainName, resource_policy: u.resourcePolicy, groups: groups, allowed_client_ip: [], sudo_session_enabled: false,
+                main_access_key: mainKey)
+    }
+
+    func userList(context: GQLContext, arguments: PageArguments) async throws -> GQLPage<GQLUser> {
+        try context.requireAdmin("user_list")
+        let resolver = self
+        var all = try await context.store.run { store in try resolver.users(context, store: store) }
+        if let status = arguments.status, !status.isEmpty { all = all.filter { $0.status == status.lowercased() } }
+        if let group = arguments.group_id?.value { all = all.filter { $0.groups.contains { $0.id == group } } }
+        return try Self.page(all, arguments)
+    }
+
+    static func keypair(_ k: Keypair, store: StateStore) throws -> GQLKeypair {
+        let user = try store.user(id: k.userID)
+        let projects = try store.database.withConnection { c in
+            try c.query("SELECT p.name AS name FROM projects p JOIN project_members m ON m.project_id = p.id WHERE m.user_id = $1 ORDER BY p.name",
+                        [.text(k.userID)]).compactMap { $0.string("name") }
+        }
+        return GQLKeypair(user_id: user?.email ?? k.userID, user_info: GQLUserInfo(email: user?.email ?? "", full_name: user?.fullName ?? ""),
+                          projects: projects, access_key: k.accessKey, secret_key: k.secretKey, is_active: k.isActive, is_admin: k.isAdmin,
+                          created_at: CivilTime.iso8601(micros: k.createdAt), last_used: iso(k.lastUsed), resource_policy: k.resourcePolicy,
+                          rate_limit: Int(k.rateLimit), concurrency_used: try store.activeSessionCount(accessKey: k.accessKey), num_queries: 0)
+    }
+
+    func keypairList(context: GQLContext, arguments: PageArguments) async throws -> GQLPage<GQLKeypair> {
+        try context.requireAdmin("keypair_list")
+        let domain = context.isSuperadmin ? arguments.domain_name : context.caller.domain
+        let active = arguments.is_active
+        let all = try await context.store.run { store in
+            let users = Dictionary(try store.users(domain: domain).map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+            return try store.keypairs().filter { users[$0.userID] != nil && (active == nil || $0.isActive == active) }
+                .map { try Self.keypair($0, store: store) }
+        }
+        return try Self.page(all, arguments)
+    }
+
+    func keypair(context: GQLContext, arguments: KeypairArgument) async throws -> GQLKeypair? {
+        let caller = context.caller
+        let key = arguments.access_key ?? caller.accessKey
+        guard key == caller.accessKey || caller.isAdmin else { throw GraphQLError(message: "you can read only your own keypair") }
+        return try await context.store.run { store in
+            guard let k = try store.keypairs().first(where: { $0.accessKey == key }) else { return nil }
+            if !context.isSuperadmin, key != caller.accessKey, try store.user(id: k.userID)?.domainName != caller.domain { return nil }
+            return try Self.keypair(k, store: store)
+        }
+    }
+
+    // MARK: images, policies, resource groups, vfolders
+
+    func images(context: GQLContext, arguments: ImagesArguments) async throws -> [GQLImage] {
+        let agents = try await context.store.run { try $0.agents(status: .alive) }
+        var seen: [String: GQLImage] = [:]
+        for agent in agents {
+            let reports = (try? JSONSerialization.jsonObject(with: Data(agent.images.utf8))) as? [[String: Any]] ?? []
+            for r in reports {
+                let name = r["name"] as? String ?? "", tag = r["tag"] as? String ?? ""
+                guard !name.isEmpty, seen["\(name):\(tag)"] == nil else { continue }
+                seen["\(name):\(tag)"] = GQLImage(name: name, humanized_name: name, tag: tag, registry: "local",
+                                                  architecture: (r["architecture"] as? String).flatMap { $0.isEmpty ? nil : $0 } ?? agent.architecture,
+                                                  digest: r["digest"] as? String ?? "", size_bytes: BigInt((r["sizeBytes"] as? NSNumber)?.int64Value ?? 0),
+                                                  aliases: [], labels: "{}", resource_limits: "[]", installed: true)
+            }
+        }
+        return seen.keys.sorted().map { seen[$0]! }
+    }
+
+    func keypairResourcePolicies(context: GQLContext, arguments: NoArguments) async throws -> [GQLPolicy] {
+        let own = context.caller.identity.keypair.resourcePolicy
+        let admin = context.caller.isAdmin
+        return try await context.store.run { store in
+            try store.resourcePolicies(scope: .keypair).filter { admin || $0.name == own }.map { p in
+                GQLPolicy(name: p.name, created_at: CivilTime.iso8601(micros: p.createdAt), default_for_unspecified: "UNLIMITED",
+                          total_resource_slots: p.totalResourceSlots.json, max_session_lifetime: 0, max_concurrent_sessions: Int(p.maxConcurrentSessions),
+                          max_containers_per_session: 1, max_vfolder_count: Int(p.maxVfolderCount), max_vfolder_size: BigInt(p.maxVfolderSize),
+                          idle_timeout: BigInt(p.idleTimeout), allowed_vfolder_hosts: "{}")
+            }
+        }
+    }
+
+    func scalingGroups(context: GQLContext, arguments: ActiveArgument) async throws -> [GQLScalingGroup] {
+        let userID = context.userID
+        let admin = context.caller.isAdmin
+        return try await context.store.run { store in
+            let allowed = Set(try store.resourceGroups(forUser: userID))
+            return try store.resourceGroups().filter { (admin || allowed.contains($0.name)) && (arguments.is_active == nil || $0.isActive == arguments.is_active) }
+                .map { g in
+                    GQLScalingGroup(name: g.name, description: g.description, is_active: g.isActive, is_public: true,
+                                    created_at: CivilTime.iso8601(micros: g.createdAt), wsproxy_addr: nil, wsproxy_api_token: nil, driver: "static",
+                                    driver_opts: "{}", scheduler: g.scheduler, agent_selector: g.agentSelector, scheduler_opts: g.schedulerOptions,
+                                    use_host_network: false)
+                }
+        }
+    }
+
+    func vfolderList(context: GQLContext, arguments: PageArguments) async throws -> GQLPage<GQLVFolder> {
+        let userID = context.userID
+        let folders = try await context.store.run { try $0.visibleVFolders(userID: userID) }
+        let items = folders.filter { arguments.group_id == nil || $0.folder.projectID == arguments.group_id?.value }.map { v in
+            GQLVFolder(id: v.folder.id, host: v.folder.host, name: v.folder.name, user: v.folder.userID, group: v.folder.projectID,
+                       creator: v.folder.userID, usage_mode: v.folder.usageMode, permission: v.permission.rawValue, ownership_type: v.folder.ownership,
+                       max_size: BigInt(v.folder.quotaBytes), created_at: CivilTime.iso8601(micros: v.folder.createdAt), status: v.folder.status,
+                       cloneable: v.folder.cloneable, quota_scope_id: "\(v.folder.ownership == "user" ? "user" : "project"):\(v.folder.userID ?? v.folder.projectID ?? "")")
+        }
+        return try Self.page(items, arguments)
+    }
+
+    // MARK: mutations (admins)
+
+    func createUser(context: GQLContext, arguments: CreateUserArguments) async throws -> GQLUserResult {
+        try context.requireAdmin("create_user")
+        let p = arguments.props
+        guard let role = UserRole(rawValue: p.role ?? "user") else { return GQLUserResult(ok: false, msg: "role must be user, admin or superadmin", user: nil) }
+        guard role != .superadmin || context.isSuperadmin else { return GQLUserResult(ok: false, msg: "only superadmins create superadmins", user: nil) }
+        let domain = p.domain_name ?? context.caller.domain
+        guard context.isSuperadmin || domain == context.caller.domain else { return GQLUserResult(ok: false, msg: "domain admins create users in their domain", user: nil) }
+        do {
+            let user = try await context.store.run { store in
+                let projects = try store.projects(domain: domain).filter { (p.group_ids ?? []).contains($0.id) || (p.group_ids ?? []).contains($0.name) }
+                return try store.createUser(email: arguments.email, username: p.username, password: p.password, role: role, fullName: p.full_name ?? "",
+                                            domain: domain, projects: p.group_ids == nil ? [StateStore.defaultProject] : projects.map(\.name))
+            }
+            return GQLUserResult(ok: true, msg: "success", user: Self.user(user, groups: [], mainKey: nil))
+        } catch let error as StoreError {
+            return GQLUserResult(ok: false, msg: error.message, user: nil)
+        }
+    }
+
+    func createKeypair(context: GQLContext, arguments: CreateKeypairArguments) async throws -> GQLKeypairResult {
+        try context.requireAdmin("create_keypair")
+        let p = arguments.props
+        do {
+            let created = try await context.store.run { store -> GQLKeypair in
+                guard let user = try store.user(email: arguments.user_id) ?? store.user(id: arguments.user_id) else {
+                    throw StoreError(.notFound, "no user '\(arguments.user_id)' (give the email or the uuid)")
+                }
+                let k = try store.createKeypair(userID: user.id, isAdmin: p.is_admin ?? false, resourcePolicy: p.resource_policy ?? StateStore.defaultPolicy,
+                                                rateLimit: Int64(p.rate_limit ?? 0))
+                if p.is_active == false { try store.setKeypairActive(k.accessKey, false) }
+                return try Self.keypair(k, store: store)
+            }
+            return GQLKeypairResult(ok: true, msg: "success", keypair: created)
+        } catch let error as StoreError {
+            return GQLKeypairResult(ok: false, msg: error.message, keypair: nil)
+        }
+    }
+
+    func modifyKeypair(context: GQLContext, arguments: ModifyKeypairArguments) async throws -> GQLMutationResult {
+        try context.requireAdmin("modify_keypair")
+        do {
+            try await context.store.run { store in
+                if let active = arguments.props.is_active { try store.setKeypairActive(arguments.access_key, active) }
+            }
+            context.api.auth.invalidate(arguments.access_key)
+            return GQLMutationResult(ok: true, msg: "success")
+        } catch let error as StoreError {
+            return GQLMutationResult(ok: false, msg: error.message)
+        }
+    }
+
+    func createPolicy(context: GQLContext, arguments: PolicyArguments) async throws -> GQLMutationResult {
+        guard context.isSuperadmin else { throw GraphQLError(message: "create_keypair_resource_policy needs a superadmin keypair") }
+        let p = arguments.props
+        let slots = try p.total_resource_slots.map { try ResourceSlots(json: $0) } ?? ResourceSlots()
+        do {
+            try await context.store.run { store in
+                try store.upsertResourcePolicy(ResourcePolicy(scope: .keypair, name: arguments.name, totalResourceSlots: slots,
+                                                              maxConcurrentSessions: Int64(p.max_concurrent_sessions ?? 0),
+                                                              maxVfolderCount: Int64(p.max_vfolder_count ?? 0), maxVfolderSize: p.max_vfolder_size?.value ?? 0,
+                                                              idleTimeout: p.idle_timeout?.value ?? 0, createdAt: Clock.nowMicros()))
+            }
+            return GQLMutationResult(ok: true, msg: "success")
+        } catch let error as StoreError {
+            return GQLMutationResult(ok: false, msg: error.message)
+        }
+    }
+
+    func createScalingGroup(context: GQLContext, arguments: ScalingGroupArguments) async throws -> GQLMutationResult {
+        guard context.isSuperadmin else { throw GraphQLError(message: "create_scaling_group needs a superadmin keypair") }
+        let scheduler = arguments.props.scheduler ?? "fifo", selector = arguments.props.agent_selector ?? "concentrated"
+        // A bad plugin name is refused now, not at the first scheduling pass.
+        let catalog = context.api.lifecycle.scheduler.catalog
+        for (kind, name) in [("scheduler", scheduler), ("agent selector", selector)] {
+            do {
+                _ = try catalog.resolve(name)
+            } catch {
+                return GQLMutationResult(ok: false, msg: "\(kind) '\(name)': \(error.reason)")
+            }
+        }
+        do {
+            try await context.store.run { store in
+                try store.createResourceGroup(name: arguments.name, description: arguments.props.description ?? "", scheduler: scheduler, agentSelector: selector,
+                                              isActive: arguments.props.is_active ?? true)
+            }
+            return GQLMutationResult(ok: true, msg: "success")
+        } catch let error as StoreError {
+            return GQLMutationResult(ok: false, msg: error.message)
+        }
+    }
+}

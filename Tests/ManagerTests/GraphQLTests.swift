@@ -1,0 +1,102 @@
+import ClusterProtocol
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Identity
+import Manager
+import StateStore
+import Testing
+
+/// `POST /admin/gql`: the documents the official client sends, field order as queried,
+/// role checks on every root, and limits on hostile queries.
+@Suite struct GraphQLTests {
+    /// `variables` is JSON text (the test's closures must stay Sendable).
+    static func query(_ client: some TestClientProtocol, _ document: String, variables: String = "{}", keys: (String, String)) async throws -> (HTTPResponse.Status, String) {
+        let quoted = String(decoding: try JSONSerialization.data(withJSONObject: [document]), as: UTF8.self).dropFirst().dropLast()
+        let body = Data("{\"query\": \(quoted), \"variables\": \(variables)}".utf8)
+        return try await client.execute(uri: "/admin/gql", method: .post,
+                                        headers: try signedHeaders(method: .post, path: "/admin/gql", accessKey: keys.0, secretKey: keys.1),
+                                        body: ByteBuffer(bytes: body)) { ($0.status, String(buffer: $0.body)) }
+    }
+
+    @Test(arguments: Backend.allCases)
+    func clientDocumentsOrderAndAuthorisation(backend: Backend) async throws {
+        let (db, store, admin) = try bootstrappedStore(backend)
+        _ = db
+        defer { store.close() }
+        let project = try #require(try store.projects().first)
+        let alice = try store.createUser(email: "alice@example.com", password: "alice-password", passwordRounds: 1000)
+        let aliceKeys = try store.createKeypair(userID: alice.id)
+        let bob = try store.createUser(email: "bob@example.com", password: "bob-password", passwordRounds: 1000)
+        let bobKeys = try store.createKeypair(userID: bob.id)
+        let mine = try store.createSession(SessionSpec(name: "alice-s", accessKey: aliceKeys.accessKey, userID: alice.id, projectID: project.id,
+                                                       image: "img:1", requested: ResourceSlots(["cpu": 1])))
+        _ = try store.createSession(SessionSpec(name: "bob-s", accessKey: bobKeys.accessKey, userID: bob.id, projectID: project.id,
+                                                image: "img:1", requested: ResourceSlots(["cpu": 1])))
+        let app = managerApp(store)
+        let ps = """
+            query($limit:Int!, $offset:Int!, $status: String, $access_key: String, $filter: String, $order: String) {
+              compute_session_list(
+                  limit:$limit, offset:$offset, status:$status, access_key:$access_key, filter:$filter, order:$order) {
+                items { name access_key id group_name main_kernel_id image type status status_info status_changed result }
+                total_count
+              }
+            }
+            """
+        let variables = #"{"status": "PENDING,SCHEDULED,RUNNING", "access_key": null, "filter": null, "order": null, "limit": 20, "offset": 0}"#
+        try await app.test(.router) { client in
+            // A user sees only their own sessions, with the fields in query order.
+            let (status, text) = try await Self.query(client, ps, variables: variables, keys: (aliceKeys.accessKey, aliceKeys.secretKey))
+            #expect(status == .ok)
+            #expect(text.contains("alice-s") && !text.contains("bob-s"), "\(text)")
+            let order = ["\"name\"", "\"access_key\"", "\"id\"", "\"group_name\"", "\"main_kernel_id\"", "\"image\"", "\"type\"", "\"status\"",
+                         "\"status_info\"", "\"status_changed\"", "\"result\""].map { text.range(of: $0)?.lowerBound }
+            #expect(order.allSatisfy { $0 != nil } && zip(order, order.dropFirst()).allSatisfy { $0! < $1! }, "fields come back in query order: \(text)")
+            #expect(text.contains("\"total_count\": 1"))
+            // Naming another user's key is refused; admins see everyone.
+            let other = variables.replacingOccurrences(of: #""access_key": null"#, with: "\"access_key\": \"\(bobKeys.accessKey)\"")
+            let (_, refused) = try await Self.query(client, ps, variables: other, keys: (aliceKeys.accessKey, aliceKeys.secretKey))
+            #expect(refused.contains("errors") && !refused.contains("bob-s"), "\(refused)")
+            let (_, all) = try await Self.query(client, ps, variables: variables, keys: (admin.accessKey, admin.secretKey))
+            #expect(all.contains("alice-s") && all.contains("bob-s") && all.contains("\"total_count\": 2"))
+
+            // compute_session by UUID, as `session info` asks for it.
+            let info = "query($id: UUID!) {  compute_session(id: $id) {    name id status occupying_slots containers { id cluster_role occupied_slots } dependencies { name id }  }}"
+            let (_, found) = try await Self.query(client, info, variables: "{\"id\": \"\(mine.id)\"}", keys: (aliceKeys.accessKey, aliceKeys.secretKey))
+            #expect(found.contains("\"name\": \"alice-s\"") && found.contains("\"occupying_slots\": \"{"), "JSONString fields are strings: \(found)")
+            let (_, hidden) = try await Self.query(client, info, variables: "{\"id\": \"\(mine.id)\"}", keys: (bobKeys.accessKey, bobKeys.secretKey))
+            #expect(hidden.contains("\"compute_session\": null"), "\(hidden)")
+
+            // Admin roots need an admin keypair; users read their own keypair only.
+            let keypairs = "query($limit:Int!, $offset:Int!) { keypair_list(limit:$limit, offset:$offset) { items { access_key secret_key } total_count } }"
+            let (_, denied) = try await Self.query(client, keypairs, variables: #"{"limit": 20, "offset": 0}"#, keys: (aliceKeys.accessKey, aliceKeys.secretKey))
+            #expect(denied.contains("admin") && !denied.contains(bobKeys.secretKey), "\(denied)")
+            let (_, own) = try await Self.query(client, "query {  keypair {    user_id access_key secret_key is_active is_admin  }}", keys: (aliceKeys.accessKey, aliceKeys.secretKey))
+            #expect(own.contains(aliceKeys.accessKey) && !own.contains(bobKeys.accessKey))
+            let (_, listed) = try await Self.query(client, keypairs, variables: #"{"limit": 20, "offset": 0}"#, keys: (admin.accessKey, admin.secretKey))
+            #expect(listed.contains(bobKeys.accessKey) && listed.contains("\"total_count\": 3"), "\(listed)")
+            let users = "query($limit:Int!, $offset:Int!, $status: String, $group_id: UUID) { user_list(limit:$limit, offset:$offset, status:$status, group_id:$group_id) { items { email groups { id name } } total_count } }"
+            let (_, userList) = try await Self.query(client, users, variables: #"{"limit": 20, "offset": 0, "status": null, "group_id": null}"#, keys: (admin.accessKey, admin.secretKey))
+            #expect(userList.contains("alice@example.com") && userList.contains("\"groups\": [{"), "\(userList)")
+
+            // A mutation: admins create keypairs, users cannot.
+            let create = "mutation($u: String!) { create_keypair(user_id: $u, props: {is_active: true, rate_limit: 100}) { ok msg keypair { access_key } } }"
+            let (_, made) = try await Self.query(client, create, variables: #"{"u": "bob@example.com"}"#, keys: (admin.accessKey, admin.secretKey))
+            #expect(made.contains("\"ok\": true"), "\(made)")
+            let (_, notAllowed) = try await Self.query(client, create, variables: #"{"u": "bob@example.com"}"#, keys: (aliceKeys.accessKey, aliceKeys.secretKey))
+            #expect(notAllowed.contains("errors"))
+            #expect(try store.keypairs(userID: bob.id).count == 2)
+
+            // GraphQL errors are HTTP 200 with errors; hostile queries are refused before execution.
+            let (badStatus, bad) = try await Self.query(client, "{ no_such_root }", keys: (aliceKeys.accessKey, aliceKeys.secretKey))
+            #expect(badStatus == .ok && bad.contains("errors"))
+            let deep = "{ compute_session_list(limit: 1, offset: 0) { items { containers { id } " + String(repeating: "a { ", count: 12) + "b" + String(repeating: " }", count: 12) + " } } }"
+            let (_, tooDeep) = try await Self.query(client, deep, keys: (aliceKeys.accessKey, aliceKeys.secretKey))
+            #expect(tooDeep.contains("levels deep"), "\(tooDeep)")
+            let wide = "{ " + (0..<1200).map { "a\($0): keypair { access_key }" }.joined(separator: " ") + " }"
+            let (_, tooWide) = try await Self.query(client, wide, keys: (aliceKeys.accessKey, aliceKeys.secretKey))
+            #expect(tooWide.contains("more than 1000 fields"), "\(tooWide.prefix(300))")
+        }
+    }
+}
