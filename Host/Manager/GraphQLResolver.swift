@@ -286,6 +286,9 @@ struct GQLResolver: Sendable {
 
     func modifyKeypair(context: GQLContext, arguments: ModifyKeypairArguments) async throws -> GQLMutationResult {
         try context.requireAdmin("modify_keypair")
+        guard arguments.props.is_active != false || arguments.access_key != context.caller.accessKey else {
+            return GQLMutationResult(ok: false, msg: "you cannot deactivate the keypair this request is signed with")
+        }
         do {
             try await context.store.run { store in
                 if let active = arguments.props.is_active { try store.setKeypairActive(arguments.access_key, active) }

@@ -324,6 +324,7 @@ enum GQLSchema {
     static let maxQueryBytes = 64 << 10
     static let maxDepth = 8
     static let maxFields = 1000
+    static let maxIntrospectionDepth = 24
 
     /// Why a document is refused, or nil.
     static func refusal(_ query: String) -> String? {
@@ -332,29 +333,37 @@ enum GQLSchema {
         var fragments: [String: SelectionSet] = [:]
         for case let f as FragmentDefinition in document.definitions { fragments[f.name.value] = f.selectionSet }
         var fields = 0
-        func depth(_ set: SelectionSet, _ level: Int, _ visiting: Set<String>) -> Int {
+        var introspectionDepth = 0
+        // Introspection (`__schema`, `__type`) nests deeply by design (ofType chains) but only
+        // as deep as the schema's types; it gets its own, larger bound.
+        func depth(_ set: SelectionSet, _ level: Int, _ visiting: Set<String>, introspection: Bool) -> Int {
             var deepest = level
             for selection in set.selections {
                 switch selection {
                 case let field as GraphQL.Field:
                     fields += 1
-                    if let sub = field.selectionSet { deepest = max(deepest, depth(sub, level + 1, visiting)) }
+                    let inside = introspection || field.name.value.hasPrefix("__")
+                    if let sub = field.selectionSet {
+                        let d = depth(sub, level + 1, visiting, introspection: inside)
+                        if inside { introspectionDepth = max(introspectionDepth, d) } else { deepest = max(deepest, d) }
+                    }
                 case let inline as InlineFragment:
-                    deepest = max(deepest, depth(inline.selectionSet, level, visiting))
+                    deepest = max(deepest, depth(inline.selectionSet, level, visiting, introspection: introspection))
                 case let spread as FragmentSpread:
                     let name = spread.name.value
                     guard !visiting.contains(name), let sub = fragments[name] else { continue }
-                    deepest = max(deepest, depth(sub, level, visiting.union([name])))
+                    deepest = max(deepest, depth(sub, level, visiting.union([name]), introspection: introspection))
                 default:
                     continue
                 }
                 if fields > maxFields { return deepest }
             }
-            return deepest
+            return introspection ? level : deepest
         }
         for case let operation as OperationDefinition in document.definitions {
-            let d = depth(operation.selectionSet, 1, [])
+            let d = depth(operation.selectionSet, 1, [], introspection: false)
             if d > maxDepth { return "the query nests \(d) levels deep; at most \(maxDepth) are allowed" }
+            if introspectionDepth > maxIntrospectionDepth { return "the introspection query nests \(introspectionDepth) levels deep; at most \(maxIntrospectionDepth)" }
             if fields > maxFields { return "the query selects more than \(maxFields) fields" }
         }
         return nil
@@ -382,9 +391,14 @@ extension ManagerAPI {
                     variables = (try? JSONDecoder().decode([String: Map].self, from: data)) ?? [:]
                 }
                 let context = GQLContext(caller: caller, store: store, api: self)
-                let result = try await GQLSchema.shared.execute(request: query, resolver: GQLResolver(), context: context, variables: variables,
-                                                                operationName: body["operationName"] as? String)
-                return try Self.graphQLResponse(result)
+                do {
+                    let result = try await GQLSchema.shared.execute(request: query, resolver: GQLResolver(), context: context, variables: variables,
+                                                                    operationName: body["operationName"] as? String)
+                    return try Self.graphQLResponse(result)
+                } catch let error as GraphQLError {
+                    // Syntax errors are thrown before execution; they are GraphQL errors all the same.
+                    return try Self.graphQLResponse(GraphQLResult(errors: [error]))
+                }
             },
         ]
     }

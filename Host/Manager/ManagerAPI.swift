@@ -313,8 +313,12 @@ public struct ManagerAPI: Sendable {
     }
 
     private func setActive(_ request: Request, _ context: ManagerRequestContext, _ active: Bool) async throws -> Response {
-        _ = try await auth.authenticateAdmin(request)
+        let caller = try await auth.authenticateAdmin(request)
         let accessKey = try context.parameters.require("accessKey")
+        // Deactivating the key that signs this request would lock the caller out.
+        guard active || accessKey != caller.accessKey else {
+            throw APIError.invalidParams("you cannot deactivate the keypair this request is signed with; use another admin keypair")
+        }
         try await store.run { try $0.setKeypairActive(accessKey, active) }
         auth.invalidate(accessKey)
         struct Result: Encodable { let accessKey: String; let isActive: Bool }

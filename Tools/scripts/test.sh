@@ -3,7 +3,9 @@
 # tests load them as .so files next to the test runner), starts the services the tests use —
 # a throwaway PostgreSQL on a loopback port (manager tests run on SQLite and PostgreSQL) and
 # podman's Docker-compatible service (agent tests run real containers) — builds or reuses
-# the Python test image, runs every test, and stops the services again.
+# the Python test image, runs every test, runs the official Backend.AI client's commands
+# against `hangard dev` and fuzzes its APIs with Schemathesis (Tools/compat), and stops the
+# services again.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 Tools/scripts/install-deps.sh --server
@@ -19,3 +21,7 @@ HANGAR_TEST_ENGINE_SOCKET=$(Tools/scripts/podman-service.sh start "$enginedir")
 export HANGAR_TEST_POSTGRES_URL HANGAR_TEST_ENGINE_SOCKET
 export HANGAR_TEST_IMAGE=hangar/python:3.11-bookworm
 swift test --skip-build
+# The official Backend.AI client, unchanged, against `hangard dev` on the same engine.
+Tools/compat/official-client.sh "$HANGAR_TEST_ENGINE_SOCKET"
+# Schemathesis over the REST API (/openapi.json) and GraphQL: no request may cause a 5xx.
+Tools/compat/fuzz.sh "$HANGAR_TEST_ENGINE_SOCKET" 25
