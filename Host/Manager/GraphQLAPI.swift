@@ -350,3 +350,12 @@ struct ScalingGroupArguments: Codable, Sendable {
 struct NameArgument: Codable, Sendable {
     let name: String
 }
+
+struct AliasArguments: Codable, Sendable {
+    let alias: String
+    let target: String
+}
+
+struct DealiasArguments: Codable, Sendable {
+    let alias: String
+}

@@ -188,7 +188,7 @@ struct GQLResolver: Sendable {
     // MARK: images, policies, resource groups, vfolders
 
     func images(context: GQLContext, arguments: ImagesArguments) async throws -> [GQLImage] {
-        let agents = try await context.store.run { try $0.agents(status: .alive) }
+        let (agents, aliases) = try await context.store.run { (try $0.agents(status: .alive), try $0.imageAliases()) }
         var seen: [String: GQLImage] = [:]
         for agent in agents {
             let reports = (try? JSONSerialization.jsonObject(with: Data(agent.images.utf8))) as? [[String: Any]] ?? []
@@ -198,7 +198,8 @@ struct GQLResolver: Sendable {
                 seen["\(name):\(tag)"] = GQLImage(name: name, humanized_name: name, tag: tag, registry: "local",
                                                   architecture: (r["architecture"] as? String).flatMap { $0.isEmpty ? nil : $0 } ?? agent.architecture,
                                                   digest: r["digest"] as? String ?? "", size_bytes: BigInt((r["sizeBytes"] as? NSNumber)?.int64Value ?? 0),
-                                                  aliases: [], labels: "{}", resource_limits: "[]", installed: true)
+                                                  aliases: aliases.filter { $0.value == "\(name):\(tag)" }.keys.sorted(), labels: "{}",
+                                                  resource_limits: "[]", installed: true)
             }
         }
         return seen.keys.sorted().map { seen[$0]! }
@@ -298,6 +299,28 @@ struct GQLResolver: Sendable {
         } catch let error as StoreError {
             return GQLMutationResult(ok: false, msg: error.message)
         }
+    }
+
+    func aliasImage(context: GQLContext, arguments: AliasArguments) async throws -> GQLMutationResult {
+        try context.requireAdmin("alias_image")
+        do {
+            try await context.store.run { try $0.setImageAlias(arguments.alias, target: arguments.target) }
+            return GQLMutationResult(ok: true, msg: "success")
+        } catch let error as StoreError {
+            return GQLMutationResult(ok: false, msg: error.message)
+        }
+    }
+
+    func dealiasImage(context: GQLContext, arguments: DealiasArguments) async throws -> GQLMutationResult {
+        try context.requireAdmin("dealias_image")
+        let removed = try await context.store.run { try $0.removeImageAlias(arguments.alias) }
+        return GQLMutationResult(ok: removed, msg: removed ? "success" : "no alias '\(arguments.alias)'")
+    }
+
+    func rescanImages(context: GQLContext, arguments: NoArguments) async throws -> GQLMutationResult {
+        try context.requireAdmin("rescan_images")
+        // There is no registry to scan: agents report the images they hold on every heartbeat.
+        return GQLMutationResult(ok: true, msg: "images are reported by the agents on every heartbeat; the list is current")
     }
 
     func createPolicy(context: GQLContext, arguments: PolicyArguments) async throws -> GQLMutationResult {

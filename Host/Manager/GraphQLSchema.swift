@@ -300,6 +300,14 @@ enum GQLSchema {
                     Argument("name", at: \.name)
                     Argument("props", at: \.props)
                 }
+                Field("alias_image", at: GQLResolver.aliasImage) {
+                    Argument("alias", at: \.alias)
+                    Argument("target", at: \.target)
+                }
+                Field("dealias_image", at: GQLResolver.dealiasImage) {
+                    Argument("alias", at: \.alias)
+                }
+                Field("rescan_images", at: GQLResolver.rescanImages)
             }
         }
     }

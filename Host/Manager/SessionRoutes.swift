@@ -162,9 +162,11 @@ extension ManagerAPI {
             }
             requested[slot] = amount
         }
+        // An alias names an image ("python" -> "hangar/python:3.11-bookworm").
+        let image = try await store.run { try $0.imageAliases()[body.image] } ?? body.image
         // Reuse a live session of the same name, as the reference manager does.
         if let existing = try await store.run({ try $0.findSession(name, accessKey: caller.accessKey) }), !existing.status.isTerminal {
-            guard body.reuseIfExists ?? true, existing.image == body.image else {
+            guard body.reuseIfExists ?? true, existing.image == image else {
                 var error = APIError(.badRequest, "session-already-exists", "The session already exists.", "session '\(name)' exists (\(existing.id))")
                 error.data = ["existingSessionId": existing.id]
                 throw error
@@ -186,7 +188,7 @@ extension ManagerAPI {
                 throw StoreError(.invalid, "resource group '\(group)' is not allowed for your projects")
             }
             return SessionSpec(name: name, accessKey: caller.accessKey, userID: userID, domain: domain, projectID: project.id, resourceGroup: group,
-                               type: type, image: body.image, architecture: body.architecture ?? "", requested: slots,
+                               type: type, image: image, architecture: body.architecture ?? "", requested: slots,
                                clusterSize: body.clusterSize ?? 1, startupCommand: body.startupCommand, mounts: mounts)
         }
         let created = try await store.run { try $0.createSession(spec) }

@@ -133,6 +133,10 @@ public enum Migrations {
         [
             "ALTER TABLE sessions ADD COLUMN mounts TEXT NOT NULL DEFAULT '[]'",
         ],
+        // 6: image aliases ("python" -> "hangar/python:3.11-bookworm").
+        [
+            "CREATE TABLE image_aliases (alias TEXT PRIMARY KEY, target TEXT NOT NULL, created_at BIGINT NOT NULL)",
+        ],
     ]
 
     /// Brings the database to `latest`, one transaction per version.

@@ -308,4 +308,29 @@ public final class StateStore: Sendable {
                           [.text(name), .text(description), .text(scheduler), .text(agentSelector), .int(isActive ? 1 : 0), .int(now)])
         }
     }
+
+    /// Image aliases: alias → "name:tag".
+    public func imageAliases() throws -> [String: String] {
+        try database.withConnection { c in
+            Dictionary(try c.query("SELECT alias, target FROM image_aliases").map { ($0.string("alias") ?? "", $0.string("target") ?? "") },
+                       uniquingKeysWith: { a, _ in a })
+        }
+    }
+
+    /// Points an alias at an image reference (replacing an earlier target).
+    public func setImageAlias(_ alias: String, target: String, now: Int64 = Clock.nowMicros()) throws {
+        guard (1...255).contains(alias.count), !alias.contains(where: { $0.isWhitespace }), !target.isEmpty else {
+            throw StoreError(.invalid, "an alias is 1-255 characters without spaces, and needs a target image")
+        }
+        try database.transaction { c in
+            try c.execute("DELETE FROM image_aliases WHERE alias = $1", [.text(alias)])
+            try c.execute("INSERT INTO image_aliases (alias, target, created_at) VALUES ($1, $2, $3)", [.text(alias), .text(target), .int(now)])
+        }
+    }
+
+    /// Removes an alias; false if there was none.
+    @discardableResult
+    public func removeImageAlias(_ alias: String) throws -> Bool {
+        try database.transaction { c in try c.execute("DELETE FROM image_aliases WHERE alias = $1", [.text(alias)]) > 0 }
+    }
 }

@@ -391,6 +391,7 @@ public final class StorageProxyServer: Sendable {
         router.head("/upload") { request, _ in
             let claims = try self.claims(request, op: "upload")
             let fs = try self.fileSystem(try self.volume(claims.volume), claims.folder)
+            if let session = claims.session { await self.uploads.waitIdle(session) }
             let offset = try Self.run { () throws(FolderPathError) in try fs.stagedSize(claims.session ?? "") }
             var headers = Self.tusHeaders
             headers[Self.uploadOffset] = String(offset)
@@ -560,12 +561,29 @@ struct TarWriterAdapter: ResponseBodyWriterLike {
     }
 }
 
-/// One PATCH at a time per upload session.
+/// One PATCH at a time per upload session. A client resuming right after its connection
+/// dropped may arrive before the server has noticed the drop and saved what had arrived, so
+/// waiters get a few seconds before being refused.
 actor UploadLocks {
     private var busy = Set<String>()
 
-    func acquire(_ session: String) -> Bool { busy.insert(session).inserted }
+    func acquire(_ session: String, waitingUpTo limit: Duration = .seconds(10)) async -> Bool {
+        let deadline = ContinuousClock.now + limit
+        while busy.contains(session) {
+            guard ContinuousClock.now < deadline else { return false }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        busy.insert(session)
+        return true
+    }
+
     func release(_ session: String) { busy.remove(session) }
+
+    /// Waits until no PATCH of the session is in flight (HEAD reports a settled offset).
+    func waitIdle(_ session: String, upTo limit: Duration = .seconds(10)) async {
+        let deadline = ContinuousClock.now + limit
+        while busy.contains(session), ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
+    }
 
     static func newSession() -> String {
         (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()

@@ -88,6 +88,22 @@ import Testing
             #expect(notAllowed.contains("errors"))
             #expect(try store.keypairs(userID: bob.id).count == 2)
 
+            // Image aliases: admins set them, users cannot; sessions resolve them.
+            let alias = #"mutation { alias_image(alias: "py", target: "hangar/python:3.11-bookworm") { ok msg } }"#
+            let (_, aliased) = try await Self.query(client, alias, keys: (admin.accessKey, admin.secretKey))
+            #expect(aliased.contains("\"ok\": true"), "\(aliased)")
+            let (_, userAlias) = try await Self.query(client, alias, keys: (aliceKeys.accessKey, aliceKeys.secretKey))
+            #expect(userAlias.contains("errors"))
+            let sessionBody = #"{"name": "aliased", "image": "py", "enqueueOnly": true, "config": {"resources": {"cpu": "1"}}}"#
+            try await client.execute(uri: "/session", method: .post,
+                                     headers: try signedHeaders(method: .post, path: "/session", accessKey: aliceKeys.accessKey, secretKey: aliceKeys.secretKey),
+                                     body: ByteBuffer(string: sessionBody)) { response in
+                #expect(response.status == .created, "\(String(buffer: response.body))")
+            }
+            #expect(try store.findSession("aliased", accessKey: aliceKeys.accessKey)?.image == "hangar/python:3.11-bookworm")
+            let (_, dealiased) = try await Self.query(client, #"mutation { dealias_image(alias: "py") { ok msg } }"#, keys: (admin.accessKey, admin.secretKey))
+            #expect(dealiased.contains("\"ok\": true"))
+
             // GraphQL errors are HTTP 200 with errors; hostile queries are refused before execution.
             let (badStatus, bad) = try await Self.query(client, "{ no_such_root }", keys: (aliceKeys.accessKey, aliceKeys.secretKey))
             #expect(badStatus == .ok && bad.contains("errors"))

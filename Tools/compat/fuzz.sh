@@ -8,20 +8,12 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 socket=${1:-${HANGAR_TEST_ENGINE_SOCKET:-}}
 examples=${2:-25}
-bin=$(swift build --show-bin-path)
 venv=${XDG_CACHE_HOME:-$HOME/.cache}/hangar/schemathesis-4.32.5
 if [ ! -x "$venv/bin/schemathesis" ]; then
     python3 -m venv "$venv" && "$venv/bin/pip" install -q "schemathesis==4.32.5" || { echo "cannot install schemathesis" >&2; exit 1; }
 fi
-work=$(mktemp -d /tmp/hangar-fuzz.XXXXXX)
-mport=$((42000 + RANDOM % 3000)); aport=$((47000 + RANDOM % 3000)); sport=$((52000 + RANDOM % 3000))
-HOME="$work/home" "$bin/hangard" dev --data-dir "$work/data" --listen "127.0.0.1:$mport" --agent-listen "127.0.0.1:$aport" \
-    --storage-listen "127.0.0.1:$sport" ${socket:+--engine-socket "$socket"} --no-image >"$work/dev.out" 2>"$work/dev.err" &
-dev=$!
-trap 'kill -INT $dev 2>/dev/null; wait $dev 2>/dev/null; rm -rf "$work"' EXIT
-for _ in $(seq 150); do [ -f "$work/data/client.env" ] && curl -sf "http://127.0.0.1:$mport/" >/dev/null && break; sleep 0.2; done
-# shellcheck disable=SC1091
-source "$work/data/client.env"
+# shellcheck source=Tools/compat/dev-cluster.sh
+source Tools/compat/dev-cluster.sh "$socket"
 export SCHEMATHESIS_HOOKS=schemathesis_hooks PYTHONPATH="$PWD/Tools/compat"
 status=0
 # Event streams never end by themselves, so they are left out of fuzzing (tests cover them).

@@ -9,20 +9,12 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 socket=${1:-${HANGAR_TEST_ENGINE_SOCKET:-}}
 image=${HANGAR_TEST_IMAGE:-hangar/python:3.11-bookworm}
-bin=$(swift build --show-bin-path)
 venv=${XDG_CACHE_HOME:-$HOME/.cache}/hangar/backendai-client-23.9.10
 if [ ! -x "$venv/bin/backend.ai" ]; then
     python3 -m venv "$venv" && "$venv/bin/pip" install -q "backend.ai-client==23.9.10" "yarl==1.9.4" || { echo "cannot install the official client" >&2; exit 1; }
 fi
-work=$(mktemp -d /tmp/hangar-compat.XXXXXX)
-mport=$((41000 + RANDOM % 3000)); aport=$((46000 + RANDOM % 3000)); sport=$((51000 + RANDOM % 3000))
-HOME="$work/home" "$bin/hangard" dev --data-dir "$work/data" --listen "127.0.0.1:$mport" --agent-listen "127.0.0.1:$aport" \
-    --storage-listen "127.0.0.1:$sport" ${socket:+--engine-socket "$socket"} --no-image >"$work/dev.out" 2>"$work/dev.err" &
-dev=$!
-trap 'kill -INT $dev 2>/dev/null; wait $dev 2>/dev/null; rm -rf "$work"' EXIT
-for _ in $(seq 150); do [ -f "$work/data/client.env" ] && curl -sf "http://127.0.0.1:$mport/" >/dev/null && break; sleep 0.2; done
-# shellcheck disable=SC1091
-source "$work/data/client.env"
+# shellcheck source=Tools/compat/dev-cluster.sh
+source Tools/compat/dev-cluster.sh "$socket"
 export PATH="$venv/bin:$PATH"
 mkdir -p "$work/cwd" && cd "$work/cwd"
 failures=0

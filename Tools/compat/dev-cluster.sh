@@ -1,0 +1,15 @@
+# Sourced by the compatibility checks: starts a throwaway `hangard dev` on random loopback
+# ports (engine socket from $1 or $HANGAR_TEST_ENGINE_SOCKET), waits for it, loads its client
+# environment (BACKEND_*), and stops it and removes its data on exit. Sets $work and $mport.
+bin=$(swift build --show-bin-path)
+socket=${1:-${HANGAR_TEST_ENGINE_SOCKET:-}}
+work=$(mktemp -d /tmp/hangar-compat.XXXXXX)
+mport=$((41000 + RANDOM % 4000)); aport=$((46000 + RANDOM % 4000)); sport=$((51000 + RANDOM % 4000))
+HOME="$work/home" "$bin/hangard" dev --data-dir "$work/data" --listen "127.0.0.1:$mport" --agent-listen "127.0.0.1:$aport" \
+    --storage-listen "127.0.0.1:$sport" ${socket:+--engine-socket "$socket"} --no-image >"$work/dev.out" 2>"$work/dev.err" &
+dev=$!
+trap 'kill -INT $dev 2>/dev/null; wait $dev 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 150); do [ -f "$work/data/client.env" ] && curl -sf "http://127.0.0.1:$mport/" >/dev/null && break; sleep 0.2; done
+[ -f "$work/data/client.env" ] || { echo "hangard dev did not start:" >&2; cat "$work/dev.err" >&2; exit 1; }
+# shellcheck disable=SC1091
+source "$work/data/client.env"
