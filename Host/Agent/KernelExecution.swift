@@ -56,6 +56,7 @@ public actor KernelExecution {
     private var channel: (any Channel)?
     private var run: Run?
     private var waiters: [CheckedContinuation<Void, Never>] = []
+    private var timers: [Task<Void, Never>] = []
     private(set) var lastActivity = Date()
 
     init(socketPath: String, workDirectory: String, longPoll: Duration = .seconds(5), coalesce: Duration = .milliseconds(15)) {
@@ -203,16 +204,20 @@ public actor KernelExecution {
     private func waitForChange(until deadline: ContinuousClock.Instant) async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             waiters.append(continuation)
-            Task { [weak self] in
-                try? await Task.sleep(until: deadline, clock: .continuous)
+            timers.append(Task { [weak self] in
+                guard (try? await Task.sleep(until: deadline, clock: .continuous)) != nil else { return }
                 await self?.wake()
-            }
+            })
         }
     }
 
+    /// Resumes every waiter and cancels their timers (a chatty program would otherwise leave
+    /// one sleeping timer per output event).
     private func wake() {
         let resumed = waiters
         waiters = []
+        for timer in timers { timer.cancel() }
+        timers = []
         for waiter in resumed { waiter.resume() }
     }
 

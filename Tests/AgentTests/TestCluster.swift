@@ -18,7 +18,7 @@ final class TestCluster {
     let secretKey: String
     var base: String { "http://127.0.0.1:\(managerPort)" }
 
-    init(prefix: String, managerConfig: String = "agent_lost_timeout = 5\nscheduling_interval = 0.2\n", storage: Bool = false) async throws {
+    init(prefix: String, managerConfig: String = "agent_lost_timeout = 30\nscheduling_interval = 0.2\n", storage: Bool = false) async throws {
         let socket = try TestEngine.socket()
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString.prefix(13))").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
