@@ -71,12 +71,7 @@ public struct AgentConfig: Sendable {
         c.managerURL = try s.string("manager", default: c.managerURL)
         c.clusterSecret = try s.string("cluster_secret", default: c.clusterSecret)
         c.resourceGroup = try s.string("resource_group", default: c.resourceGroup)
-        let listen = try s.string("listen", default: "\(c.host):\(c.port)")
-        guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) else {
-            throw ConfigFileError(file: file.path, key: "agent.listen", "expected host:port, e.g. 127.0.0.1:6001, found \"\(listen)\"")
-        }
-        c.host = String(listen[..<colon])
-        c.port = port
+        (c.host, c.port) = try s.hostPort("listen", default: c.host, c.port)
         c.advertise = try s.optionalString("advertise")
         c.scratchDirectory = try s.string("scratch_dir", default: c.scratchDirectory)
         c.engineSocket = try s.string("engine_socket", default: c.engineSocket)

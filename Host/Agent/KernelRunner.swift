@@ -228,7 +228,7 @@ public actor KernelRunner {
         if !cpuset.isEmpty { env += ["OMP_NUM_THREADS=\(cpuset.count)", "OPENBLAS_NUM_THREADS=\(cpuset.count)"] }
         env += edits.flatMap(\.env).map { "\($0.name)=\($0.value)" }
         env += request.environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
-        var binds = ["\(scratch)/config:/home/config:ro", "\(scratch)/work:/home/work:rw"]
+        var binds = ["\(scratch)/config:/home/config:ro", "\(scratch)/work:\(KernelPaths.workDirectory):rw"]
         if let runnerBinary {
             binds += ["\(runnerBinary):\(Self.runnerPath):ro", "\(scratch)/ipc:\(Self.runnerIPCDirectory):rw"]
         }
@@ -265,7 +265,7 @@ public actor KernelRunner {
         var config: [String: Any] = [
             "Image": request.image,
             "Env": env,
-            "WorkingDir": "/home/work",
+            "WorkingDir": KernelPaths.workDirectory,
             "Labels": [KernelLabels.agent: agentID, KernelLabels.kernel: request.kernelID, KernelLabels.session: request.sessionID],
             "HostConfig": host,
         ]

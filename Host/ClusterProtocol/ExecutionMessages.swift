@@ -99,3 +99,9 @@ public struct KernelUpload: Codable, Sendable, Equatable {
     public var files: [File]
     public init(files: [File]) { self.files = files }
 }
+
+/// Paths every kernel container has, which the manager and the agent must agree on.
+public enum KernelPaths {
+    /// The working directory (the kernel's scratch `work` folder); vfolders mount below it.
+    public static let workDirectory = "/home/work"
+}

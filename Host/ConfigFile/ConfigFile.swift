@@ -102,6 +102,16 @@ public struct ConfigSection: Sendable {
         }
     }
 
+    /// A `host:port` value (an IPv6 host may be bracketed: `[::1]:8091`; the brackets are
+    /// dropped). The default is also the example an error shows.
+    public func hostPort(_ key: String, default host: String, _ port: Int, ports: ClosedRange<Int> = 0...65535) throws(ConfigFileError) -> (host: String, port: Int) {
+        let text = try string(key, default: "\(host):\(port)")
+        guard let colon = text.lastIndex(of: ":"), let value = Int(text[text.index(after: colon)...]), ports.contains(value) else {
+            throw fail(key, "expected host:port, e.g. \(host):\(port), found \"\(text)\"")
+        }
+        return (String(text[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]")), value)
+    }
+
     public func string(_ key: String, default value: String) throws(ConfigFileError) -> String {
         guard let v = table[key] else { return value }
         guard case .string(let s) = v else { throw fail(key, "expected a string, found \(v.typeName) \(v.json)") }

@@ -156,6 +156,17 @@ extension ManagerServer {
                 }
                 return nil
             }
+            func fail(_ error: APIError) async throws {
+                try await send(["status": "error", "msg": error.message ?? error.title])
+                try await outbound.close(.normalClosure, reason: nil)
+            }
+            // Resolved once: every call of the stream goes to the same kernel.
+            let target: (kernel: String, address: String)
+            do {
+                target = try await api.lifecycle.mainKernel(session)
+            } catch let error as APIError {
+                return try await fail(error)
+            }
             guard let first = try await nextText() else { return }
             guard let object = try? JSONSerialization.jsonObject(with: Data(first.utf8)) as? [String: Any] else {
                 try await send(["status": "error", "msg": "the first frame must be a JSON object {\"code\", \"mode\", \"options\"}"])
@@ -170,11 +181,9 @@ extension ManagerServer {
             while true {
                 let result: ExecutionResult
                 do {
-                    result = try await api.lifecycle.execute(session, call)
+                    result = try await api.lifecycle.execute(session, call, on: target)
                 } catch let error as APIError {
-                    try await send(["status": "error", "msg": error.message ?? error.title])
-                    try await outbound.close(.normalClosure, reason: nil)
-                    return
+                    return try await fail(error)
                 }
                 // Empty keep-alive answers are not worth a frame.
                 if !(result.status == "continued" && result.console.isEmpty) {

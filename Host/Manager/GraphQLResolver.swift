@@ -13,11 +13,14 @@ struct GQLResolver: Sendable {
         (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
     }
 
-    static func page<T>(_ all: [T], _ args: PageArguments) throws -> GQLPage<T> {
+    static func checkPage(_ args: PageArguments) throws {
         guard (1...100).contains(args.limit), args.offset >= 0 else { throw GraphQLError(message: "limit must be 1-100 and offset >= 0") }
         if let filter = args.filter, !filter.isEmpty { throw GraphQLError(message: "filter expressions are not supported yet; filter with the root's arguments") }
-        let items = Array(all.dropFirst(args.offset).prefix(args.limit))
-        return GQLPage(items: items, total_count: all.count)
+    }
+
+    static func page<T>(_ all: [T], _ args: PageArguments) throws -> GQLPage<T> {
+        try checkPage(args)
+        return GQLPage(items: Array(all.dropFirst(args.offset).prefix(args.limit)), total_count: all.count)
     }
 
     static func statuses(_ text: String?) -> Set<String>? {
@@ -27,13 +30,14 @@ struct GQLResolver: Sendable {
 
     // MARK: sessions
 
-    func sessions(_ context: GQLContext, accessKey: String?, statuses: Set<String>?, domain: String?) throws -> [GQLSession] {
+    /// One page of sessions: the database pages, and only that page's kernels are read.
+    func sessions(_ context: GQLContext, accessKey: String?, statuses: Set<String>?, domain: String?, limit: Int, offset: Int) throws -> GQLPage<GQLSession> {
         let store = context.store
         let known = statuses.map { $0.compactMap(SessionStatus.init(rawValue:)) } ?? []
-        if let statuses, known.isEmpty, !statuses.isEmpty { return [] }
-        let details = try store.listSessions(accessKey: accessKey, domain: domain, statuses: known, limit: 10_000).items
+        if let statuses, known.isEmpty, !statuses.isEmpty { return GQLPage(items: [], total_count: 0) }
+        let (details, total) = try store.listSessions(accessKey: accessKey, domain: domain, statuses: known, limit: limit, offset: offset)
         let projects = Dictionary(try store.projects(domain: context.caller.domain).map { ($0.id, $0.name) }, uniquingKeysWith: { a, _ in a })
-        return try details.map { try session($0, projects: projects, store: store) }
+        return GQLPage(items: try details.map { try session($0, projects: projects, store: store) }, total_count: total)
     }
 
     func session(_ d: SessionDetail, projects: [String: String], store: StateStore) throws -> GQLSession {
@@ -75,11 +79,13 @@ struct GQLResolver: Sendable {
         } else if let requested = arguments.access_key, requested != caller.accessKey {
             throw GraphQLError(message: "you can list only your own sessions")
         }
+        try Self.checkPage(arguments)
         let wanted = Self.statuses(arguments.status)
         let resolver = self
         let (key, scope) = (accessKey, domain)
-        let all = try await context.store.run { _ in try resolver.sessions(context, accessKey: key, statuses: wanted, domain: scope) }
-        return try Self.page(all, arguments)
+        return try await context.store.run { _ in
+            try resolver.sessions(context, accessKey: key, statuses: wanted, domain: scope, limit: arguments.limit, offset: arguments.offset)
+        }
     }
 
     func computeSession(context: GQLContext, arguments: IDArgument) async throws -> GQLSession? {

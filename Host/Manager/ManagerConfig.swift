@@ -60,12 +60,7 @@ public struct ManagerConfig: Sendable {
             "keypair_cache_ttl": "number of seconds", "scheduling_interval": "number of seconds",
             "default_vfolder_host": "string proxy:volume",
         ])
-        let listen = try manager.string("listen", default: "\(config.host):\(config.port)")
-        guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (1...65535).contains(port) else {
-            throw ConfigFileError(file: file.path, key: "manager.listen", "expected host:port, e.g. 127.0.0.1:8091, found \"\(listen)\"")
-        }
-        config.host = String(listen[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
-        config.port = port
+        (config.host, config.port) = try manager.hostPort("listen", default: config.host, config.port, ports: 1...65535)
         config.dataDirectory = try manager.string("data_dir", default: config.dataDirectory)
         config.clusterSecret = try manager.string("cluster_secret", default: "")
         config.agentLostTimeout = try manager.double("agent_lost_timeout", default: config.agentLostTimeout, range: 1...86_400)

@@ -6,6 +6,7 @@ import NIOCore
 import NIOHTTP1
 import PluginHost
 import StateStore
+import Synchronization
 
 /// Drives sessions after scheduling: creates their kernels on the chosen agents, follows
 /// them to RUNNING, and ends them — on exit, OOM, failure or a lost agent — releasing slots
@@ -15,6 +16,10 @@ public final class SessionLifecycle: Sendable {
     let scheduler: SessionScheduler
     let clusterSecret: String
     let logger: Logger
+    /// When each session's activity was last written: `continue` polls of a streaming run
+    /// refresh the idle clock at most every `activityInterval`, not on every poll.
+    private let activityWritten = Mutex<[String: ContinuousClock.Instant]>([:])
+    static let activityInterval: Duration = .seconds(10)
 
     public init(store: StateStore, catalog: PluginCatalog, clusterSecret: String, logger: Logger = Logger(label: "hangar.sessions")) {
         self.store = store
@@ -190,15 +195,32 @@ public final class SessionLifecycle: Sendable {
     }
 
     /// One execute call on the session's main kernel (Backend.AI's execute semantics).
-    public func execute(_ session: SessionRecord, _ request: ExecutionRequest) async throws -> ExecutionResult {
-        let (kernel, address) = try await mainKernel(session)
-        try await store.run { try $0.noteActivity(session: session.id, query: request.mode == "query" || request.mode == "batch") }
+    /// - Parameter target: the main kernel and its agent, when the caller resolved them already
+    ///   (a stream makes many calls on one kernel).
+    public func execute(_ session: SessionRecord, _ request: ExecutionRequest, on target: (kernel: String, address: String)? = nil) async throws -> ExecutionResult {
+        let resolved: (kernel: String, address: String)
+        if let target { resolved = target } else { resolved = try await mainKernel(session) }
+        let (kernel, address) = resolved
+        if shouldNoteActivity(session.id, mode: request.mode) {
+            try await store.run { try $0.noteActivity(session: session.id, query: request.mode == "query" || request.mode == "batch") }
+        }
         let (status, text) = try await callAgent(address, .POST, "/rpc/kernels/\(kernel)/execute", body: try JSONEncoder().encode(request))
         guard status == 200 else { throw Self.agentFailure(status, text, agent: address) }
         do {
             return try JSONDecoder().decode(ExecutionResult.self, from: Data(text.utf8))
         } catch {
             throw APIError.internalError("the agent answered an execute call with something unreadable: \(error)")
+        }
+    }
+
+    /// Starting a run or answering input always counts; a `continue` poll only once per interval.
+    func shouldNoteActivity(_ session: String, mode: String) -> Bool {
+        let now = ContinuousClock.now
+        return activityWritten.withLock { written in
+            if mode == "continue", let last = written[session], now - last < Self.activityInterval { return false }
+            if written.count > 10_000 { written.removeAll() }
+            written[session] = now
+            return true
         }
     }
 

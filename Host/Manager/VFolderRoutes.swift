@@ -1,3 +1,4 @@
+import ClusterProtocol
 import ConfigFile
 import Foundation
 import Hummingbird
@@ -33,7 +34,10 @@ extension ManagerAPI {
         return found
     }
 
-    func folderTarget(_ f: VFolder) -> [String: Any] { ["volume": f.volumeName, "folder": f.id] }
+    /// A storage-proxy request body about one folder, with the call's own keys.
+    func folderTarget(_ f: VFolder, _ extra: [String: Any] = [:]) -> [String: Any] {
+        extra.merging(["volume": f.volumeName, "folder": f.id]) { _, target in target }
+    }
 
     static func folderInfo(_ v: VisibleVFolder, usage: [String: Any]? = nil) -> [String: Any] {
         let f = v.folder
@@ -162,9 +166,9 @@ extension ManagerAPI {
                 let single = body["path"] is [String] ? "" : try Self.required(body, "path")
                 let paths: [String] = (body["path"] as? [String]) ?? [single]
                 for path in paths {
-                    try await storageProxies.call(v.folder.proxyName, "folder/file/mkdir", folderTarget(v.folder).merging([
+                    try await storageProxies.call(v.folder.proxyName, "folder/file/mkdir", folderTarget(v.folder, [
                         "path": path, "parents": body["parents"] as? Bool ?? false, "exist_ok": body["exist_ok"] as? Bool ?? false,
-                    ]) { a, _ in a })
+                    ]))
                 }
                 return try Self.jsonObject([:], status: .created)
             },
@@ -174,7 +178,7 @@ extension ManagerAPI {
                 let v = try await visibleFolder(try context.parameters.require("name"), caller: caller)
                 let body = try await object(request, allowed: ["path"])
                 let path = body["path"] as? String ?? request.uri.queryParameters.get("path") ?? "."
-                let reply = try await storageProxies.call(v.folder.proxyName, "folder/file/list", folderTarget(v.folder).merging(["path": path]) { a, _ in a })
+                let reply = try await storageProxies.call(v.folder.proxyName, "folder/file/list", folderTarget(v.folder, ["path": path]))
                 let items = reply["items"] as? [[String: Any]] ?? []
                 let files = items.map { ["filename": $0["name"] ?? "", "size": $0["size"] ?? 0, "mode": $0["mode"] ?? "", "type": $0["type"] ?? "",
                                          "ctime": $0["ctime"] ?? 0, "atime": $0["atime"] ?? 0, "mtime": $0["mtime"] ?? 0] }
@@ -186,18 +190,18 @@ extension ManagerAPI {
                 let caller = try await auth.authenticate(request)
                 let v = try await visibleFolder(try context.parameters.require("name"), caller: caller, need: .readWrite)
                 let body = try await object(request, allowed: ["target_path", "new_name", "is_dir"])
-                try await storageProxies.call(v.folder.proxyName, "folder/file/rename", folderTarget(v.folder).merging([
+                try await storageProxies.call(v.folder.proxyName, "folder/file/rename", folderTarget(v.folder, [
                     "path": try Self.required(body, "target_path"), "new_name": try Self.required(body, "new_name"),
-                ]) { a, _ in a })
+                ]))
                 return try Self.jsonObject([:])
             },
             RouteSpec(method: .post, path: "/folders/:name/move-file", summary: "Move a file within the folder", access: .user, bodyKeys: ["src", "dst"]) { request, context in
                 let caller = try await auth.authenticate(request)
                 let v = try await visibleFolder(try context.parameters.require("name"), caller: caller, need: .readWrite)
                 let body = try await object(request, allowed: ["src", "dst"])
-                try await storageProxies.call(v.folder.proxyName, "folder/file/move", folderTarget(v.folder).merging([
+                try await storageProxies.call(v.folder.proxyName, "folder/file/move", folderTarget(v.folder, [
                     "source": try Self.required(body, "src"), "destination": try Self.required(body, "dst"),
-                ]) { a, _ in a })
+                ]))
                 return try Self.jsonObject([:])
             },
             RouteSpec(method: .delete, path: "/folders/:name/delete-files", summary: "Delete files ({files, recursive})", access: .user,
@@ -206,9 +210,9 @@ extension ManagerAPI {
                 let v = try await visibleFolder(try context.parameters.require("name"), caller: caller, need: .readWrite)
                 let body = try await object(request, allowed: ["files", "recursive"])
                 guard let files = body["files"] as? [String], !files.isEmpty else { throw APIError.invalidParams("'files' (a list of paths) is required") }
-                try await storageProxies.call(v.folder.proxyName, "folder/file/delete", folderTarget(v.folder).merging([
+                try await storageProxies.call(v.folder.proxyName, "folder/file/delete", folderTarget(v.folder, [
                     "paths": files, "recursive": body["recursive"] as? Bool ?? false,
-                ]) { a, _ in a })
+                ]))
                 return try Self.jsonObject([:])
             },
             RouteSpec(method: .post, path: "/folders/:name/request-upload", summary: "A token to upload one file to the storage proxy (tus)", access: .user,
@@ -217,9 +221,9 @@ extension ManagerAPI {
                 let v = try await visibleFolder(try context.parameters.require("name"), caller: caller, need: .readWrite)
                 let body = try await object(request, allowed: ["path", "size"])
                 let size = try Self.bytes(body["size"])
-                let reply = try await storageProxies.call(v.folder.proxyName, "folder/file/upload", folderTarget(v.folder).merging([
+                let reply = try await storageProxies.call(v.folder.proxyName, "folder/file/upload", folderTarget(v.folder, [
                     "path": try Self.required(body, "path"), "size": size,
-                ]) { a, _ in a })
+                ]))
                 return try Self.jsonObject(["token": reply["token"] ?? "", "url": reply["url"] ?? ""])
             },
             RouteSpec(method: .post, path: "/folders/:name/request-download", summary: "A token to download a file (or a directory as tar)", access: .user,
@@ -373,8 +377,8 @@ extension ManagerAPI {
             let parts = raw.split(separator: ":").map(String.init)
             guard let name = parts.first, !name.isEmpty else { continue }
             let v = try await visibleFolder(name, caller: caller)
-            var target = map[name] ?? (parts.count > 1 ? parts[1] : "/home/work/\(name)")
-            if !target.hasPrefix("/") { target = "/home/work/" + target }
+            var target = map[name] ?? (parts.count > 1 ? parts[1] : name)
+            if !target.hasPrefix("/") { target = KernelPaths.workDirectory + "/" + target }
             guard !target.split(separator: "/").contains("..") else { throw APIError.invalidParams("mount target '\(target)' must not contain '..'") }
             let reply = try await storageProxies.call(v.folder.proxyName, "folder/mount", folderTarget(v.folder))
             guard let hostPath = reply["path"] as? String else { throw APIError.internalError("the storage proxy gave no mount path for '\(name)'") }

@@ -48,12 +48,7 @@ public struct StorageProxyConfig: Sendable {
         let s = try file.section("storage-proxy")
         try s.checkKeys(["listen": "string host:port", "client_url": "URL string", "secret": "string", "token_ttl": "number of seconds",
                          "max_upload_size": "size"])
-        let listen = try s.string("listen", default: "\(c.host):\(c.port)")
-        guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) else {
-            throw ConfigFileError(file: file.path, key: "storage-proxy.listen", "expected host:port, e.g. 127.0.0.1:6021, found \"\(listen)\"")
-        }
-        c.host = String(listen[..<colon])
-        c.port = port
+        (c.host, c.port) = try s.hostPort("listen", default: c.host, c.port)
         c.clientURL = try s.optionalString("client_url")
         c.secret = try s.string("secret", default: "")
         c.tokenTTL = try s.double("token_ttl", default: c.tokenTTL, range: 1...(30 * 86_400))

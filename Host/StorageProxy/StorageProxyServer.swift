@@ -170,6 +170,14 @@ public final class StorageProxyServer: Sendable {
         return exact
     }
 
+    /// A manager-API call on a folder's files: authenticated, its body read (the keys
+    /// `volume` and `folder` plus `keys`), and the folder resolved.
+    func fileCall(_ request: Request, keys: Set<String>) async throws -> (body: [String: Any], fs: FolderFileSystem) {
+        try authenticateManager(request)
+        let body = try await Self.body(request, allowed: keys.union(["volume", "folder"]))
+        return (body, try fileSystem(try volume(try Self.string(body, "volume")), try Self.string(body, "folder")))
+    }
+
     func authenticateManager(_ request: Request) throws {
         guard let given = request.headers[Self.secretHeader], given.utf8.count == config.secret.utf8.count,
               zip(given.utf8, config.secret.utf8).reduce(UInt8(0), { $0 | ($1.0 ^ $1.1) }) == 0 else {
@@ -266,17 +274,13 @@ public final class StorageProxyServer: Sendable {
             return try Self.json(["quota": try Self.plugin { () throws(PluginError) in try v.plugin.quota(of: folder) }])
         }
         m.post("folder/file/mkdir") { request, _ in
-            try self.authenticateManager(request)
-            let b = try await Self.body(request, allowed: ["volume", "folder", "path", "parents", "exist_ok"])
-            let fs = try self.fileSystem(try self.volume(try Self.string(b, "volume")), try Self.string(b, "folder"))
+            let (b, fs) = try await self.fileCall(request, keys: ["path", "parents", "exist_ok"])
             let path = try Self.path(try Self.string(b, "path"))
             try Self.run { () throws(FolderPathError) in try fs.mkdir(path, parents: b["parents"] as? Bool ?? false, existOK: b["exist_ok"] as? Bool ?? false) }
             return try Self.json([:], status: .created)
         }
         m.post("folder/file/list") { request, _ in
-            try self.authenticateManager(request)
-            let b = try await Self.body(request, allowed: ["volume", "folder", "path"])
-            let fs = try self.fileSystem(try self.volume(try Self.string(b, "volume")), try Self.string(b, "folder"))
+            let (b, fs) = try await self.fileCall(request, keys: ["path"])
             let path = try Self.path(b["path"] as? String ?? ".")
             let entries = try Self.run { () throws(FolderPathError) in try fs.list(path) }
             let items: [[String: Any]] = entries.map {
@@ -285,26 +289,20 @@ public final class StorageProxyServer: Sendable {
             return try Self.json(["items": items])
         }
         m.post("folder/file/rename") { request, _ in
-            try self.authenticateManager(request)
-            let b = try await Self.body(request, allowed: ["volume", "folder", "path", "new_name"])
-            let fs = try self.fileSystem(try self.volume(try Self.string(b, "volume")), try Self.string(b, "folder"))
+            let (b, fs) = try await self.fileCall(request, keys: ["path", "new_name"])
             let path = try Self.path(try Self.string(b, "path"))
             let newName = try Self.string(b, "new_name")
             try Self.run { () throws(FolderPathError) in try fs.rename(path, to: newName) }
             return try Self.json([:])
         }
         m.post("folder/file/move") { request, _ in
-            try self.authenticateManager(request)
-            let b = try await Self.body(request, allowed: ["volume", "folder", "source", "destination"])
-            let fs = try self.fileSystem(try self.volume(try Self.string(b, "volume")), try Self.string(b, "folder"))
+            let (b, fs) = try await self.fileCall(request, keys: ["source", "destination"])
             let (source, destination) = (try Self.path(try Self.string(b, "source")), try Self.path(try Self.string(b, "destination")))
             try Self.run { () throws(FolderPathError) in try fs.move(source, to: destination) }
             return try Self.json([:])
         }
         m.post("folder/file/delete") { request, _ in
-            try self.authenticateManager(request)
-            let b = try await Self.body(request, allowed: ["volume", "folder", "paths", "recursive"])
-            let fs = try self.fileSystem(try self.volume(try Self.string(b, "volume")), try Self.string(b, "folder"))
+            let (b, fs) = try await self.fileCall(request, keys: ["paths", "recursive"])
             guard let raw = b["paths"] as? [String], !raw.isEmpty else { throw StorageProxyError(.badRequest, "'paths' (a non-empty list of strings) is required") }
             let paths = try raw.map { try Self.path($0) }
             try Self.run { () throws(FolderPathError) in try fs.delete(paths, recursive: b["recursive"] as? Bool ?? false) }

@@ -23,63 +23,35 @@ import Testing
         return process
     }
 
-    /// A signed request whose body is returned as text (server-sent events).
-    static func signedText(_ method: HTTPMethod, base: String, path: String, accessKey: String, secretKey: String) async throws -> (Int, String) {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(secondsFromGMT: 0)
-        formatter.dateFormat = "yyyy-MM-dd'T'HH:mm:ss.SSSSSS'+00:00'"
-        let date = formatter.string(from: Date())
-        // SSE requests carry no Content-Type; the client signs application/octet-stream.
-        let input = SignatureInput(method: method.rawValue, requestTarget: path, date: date, host: String(base.dropFirst("http://".count)),
-                                   contentType: nil, apiVersion: "v7.20230615")
-        var request = HTTPClientRequest(url: base + path)
-        request.method = method
-        request.headers.add(name: "Date", value: date)
-        request.headers.add(name: "X-BackendAI-Version", value: "v7.20230615")
-        request.headers.add(name: "Authorization", value: try RequestSigner.sign(accessKey: accessKey, secretKey: secretKey, input: input))
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
-        return (Int(response.status.code), String(buffer: try await response.body.collect(upTo: 4 << 20)))
-    }
-
-    /// A request signed like the official client's; returns the status and the JSON body.
-    static func signed(_ method: HTTPMethod, base: String, path: String, json: String? = nil, accessKey: String, secretKey: String) async throws -> (Int, [String: Any]?) {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(secondsFromGMT: 0)
-        formatter.dateFormat = "yyyy-MM-dd'T'HH:mm:ss.SSSSSS'+00:00'"
-        let date = formatter.string(from: Date())
-        let contentType = json == nil ? "text/plain" : "application/json"
+    /// A request signed like the official client's; returns the status and the raw body.
+    /// - Parameter contentType: nil signs `application/octet-stream` and sends no header (SSE).
+    static func signedRequest(_ method: HTTPMethod, base: String, path: String, body: ByteBuffer? = nil, contentType: String?,
+                              accessKey: String, secretKey: String, timeout: Int64 = 120) async throws -> (Int, ByteBuffer) {
+        let date = CivilTime.iso8601(micros: Int64(Date().timeIntervalSince1970 * 1_000_000)).replacingOccurrences(of: "Z", with: "+00:00")
         let input = SignatureInput(method: method.rawValue, requestTarget: path, date: date, host: String(base.dropFirst("http://".count)),
                                    contentType: contentType, apiVersion: "v7.20230615")
         var request = HTTPClientRequest(url: base + path)
         request.method = method
         request.headers.add(name: "Date", value: date)
-        request.headers.add(name: "Content-Type", value: contentType)
+        if let contentType { request.headers.add(name: "Content-Type", value: contentType) }
         request.headers.add(name: "X-BackendAI-Version", value: "v7.20230615")
         request.headers.add(name: "Authorization", value: try RequestSigner.sign(accessKey: accessKey, secretKey: secretKey, input: input))
-        if let json { request.body = .bytes(ByteBuffer(string: json)) }
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(120))
-        let body = try await response.body.collect(upTo: 4 << 20)
-        return (Int(response.status.code), try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any])
+        if let body { request.body = .bytes(body) }
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(timeout))
+        return (Int(response.status.code), try await response.body.collect(upTo: 4 << 20))
     }
 
-    static func signedGET(_ client: HTTPClient, base: String, path: String, accessKey: String, secretKey: String) async throws -> [String: Any]? {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(secondsFromGMT: 0)
-        formatter.dateFormat = "yyyy-MM-dd'T'HH:mm:ss.SSSSSS'+00:00'"
-        let date = formatter.string(from: Date())
-        let host = String(base.dropFirst("http://".count))
-        let input = SignatureInput(method: "GET", requestTarget: path, date: date, host: host, contentType: "text/plain", apiVersion: "v7.20230615")
-        var request = HTTPClientRequest(url: base + path)
-        request.headers.add(name: "Date", value: date)
-        request.headers.add(name: "Content-Type", value: "text/plain")
-        request.headers.add(name: "X-BackendAI-Version", value: "v7.20230615")
-        request.headers.add(name: "Authorization", value: try RequestSigner.sign(accessKey: accessKey, secretKey: secretKey, input: input))
-        let response = try await client.execute(request, timeout: .seconds(10))
-        let body = try await response.body.collect(upTo: 4 << 20)
-        return try JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any]
+    /// A signed request whose body is returned as text (server-sent events).
+    static func signedText(_ method: HTTPMethod, base: String, path: String, accessKey: String, secretKey: String) async throws -> (Int, String) {
+        let (status, body) = try await signedRequest(method, base: base, path: path, contentType: nil, accessKey: accessKey, secretKey: secretKey, timeout: 60)
+        return (status, String(buffer: body))
+    }
+
+    /// A request signed like the official client's; returns the status and the JSON body.
+    static func signed(_ method: HTTPMethod, base: String, path: String, json: String? = nil, accessKey: String, secretKey: String) async throws -> (Int, [String: Any]?) {
+        let (status, body) = try await signedRequest(method, base: base, path: path, body: json.map { ByteBuffer(string: $0) },
+                                                     contentType: json == nil ? "text/plain" : "application/json", accessKey: accessKey, secretKey: secretKey)
+        return (status, try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any])
     }
 
     @Test func agentRegistersGoesLostAndReturns() async throws {
@@ -121,7 +93,7 @@ import Testing
         let client = HTTPClient.shared
         let base = "http://127.0.0.1:\(managerPort)"
         func agentRecord() async throws -> [String: Any]? {
-            let list = try? await Self.signedGET(client, base: base, path: "/admin/agents", accessKey: accessKey, secretKey: secretKey)
+            let list = try? await Self.signed(.GET, base: base, path: "/admin/agents", accessKey: accessKey, secretKey: secretKey).1
             return (list?["agents"] as? [[String: Any]])?.first { $0["id"] as? String == agentID }
         }
         func waitFor(_ status: String) async throws -> [String: Any]? {

@@ -103,8 +103,9 @@ import Testing
         func upload(_ filename: String) async throws -> Int {
             let boundary = "b0undary"
             let body = "--\(boundary)\r\nContent-Disposition: form-data; name=\"src\"; filename=\"\(filename)\"\r\nContent-Type: application/octet-stream\r\n\r\nprint('uploaded')\n\r\n--\(boundary)--\r\n"
-            let client = ManagerClientForTests(cluster: cluster)
-            return try await client.post("/session/http-exec/upload", body: body, contentType: "multipart/form-data; boundary=\(boundary)")
+            return try await ClusterLinkTests.signedRequest(.POST, base: cluster.base, path: "/session/http-exec/upload", body: ByteBuffer(string: body),
+                                                             contentType: "multipart/form-data; boundary=\(boundary)",
+                                                             accessKey: cluster.accessKey, secretKey: cluster.secretKey).0
         }
         #expect(try await upload("../escape.py") == 400)
         #expect(try await upload("up.py") == 204)
@@ -125,24 +126,5 @@ import Testing
             try await Task.sleep(for: .milliseconds(100))
         }
         #expect(ended?.status == .terminated && ended?.statusInfo.hasPrefix("idle-timeout") == true, "\(String(describing: ended))")
-    }
-}
-
-/// A signed POST with an arbitrary body and content type.
-struct ManagerClientForTests {
-    let cluster: TestCluster
-
-    func post(_ path: String, body: String, contentType: String) async throws -> Int {
-        let date = CivilTime.iso8601(micros: Int64(Date().timeIntervalSince1970 * 1_000_000)).replacingOccurrences(of: "Z", with: "+00:00")
-        let input = SignatureInput(method: "POST", requestTarget: path, date: date, host: "127.0.0.1:\(cluster.managerPort)",
-                                   contentType: contentType, apiVersion: "v7.20230615")
-        var request = HTTPClientRequest(url: cluster.base + path)
-        request.method = .POST
-        request.headers.add(name: "Date", value: date)
-        request.headers.add(name: "Content-Type", value: contentType)
-        request.headers.add(name: "X-BackendAI-Version", value: "v7.20230615")
-        request.headers.add(name: "Authorization", value: try RequestSigner.sign(accessKey: cluster.accessKey, secretKey: cluster.secretKey, input: input))
-        request.body = .bytes(ByteBuffer(string: body))
-        return Int(try await HTTPClient.shared.execute(request, timeout: .seconds(60)).status.code)
     }
 }
