@@ -175,6 +175,8 @@ struct DevEngine {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: podman)
         process.arguments = ["system", "service", "--time=0", "unix://" + socket]
+        // Its own folder as working directory: conmon drops files (an "oom" marker) there.
+        process.currentDirectoryURL = URL(fileURLWithPath: directory)
         var environment = ProcessInfo.processInfo.environment
         environment["CONTAINERS_CONF"] = environment["CONTAINERS_CONF"] ?? conf
         process.environment = environment

@@ -9,7 +9,8 @@ export CONTAINERS_CONF=${CONTAINERS_CONF:-$here/containers.conf}
 case "$cmd" in
 start)
     mkdir -p "$dir"
-    nohup podman system service --time=0 "unix://$dir/podman.sock" >"$dir/service.log" 2>&1 &
+    # From its own folder: conmon drops files (an "oom" marker) into its working directory.
+    (cd "$dir" && exec nohup podman system service --time=0 "unix://$dir/podman.sock" >"$dir/service.log" 2>&1) &
     echo $! >"$dir/service.pid"
     for _ in $(seq 100); do
         curl -sf --unix-socket "$dir/podman.sock" http://localhost/_ping >/dev/null 2>&1 && { echo "$dir/podman.sock"; exit 0; }
