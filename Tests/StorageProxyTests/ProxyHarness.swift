@@ -24,7 +24,7 @@ final class ProxyHarness: @unchecked Sendable {
     init(volumes: [(name: String, backend: String, root: String?)] = [("v1", "vfs", nil)], tokenTTL: Double = 3600) async throws {
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("hangar-proxy-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        port = Int.random(in: 30000...34999)
+        port = try Self.freePort()
         var config = StorageProxyConfig()
         config.port = port
         config.secret = secret
@@ -34,15 +34,38 @@ final class ProxyHarness: @unchecked Sendable {
             try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
             config.volumes.append(.init(name: v.name, backend: v.backend, options: .table([("root", .string(root))])))
         }
+        let (started, ready) = AsyncStream<Void>.makeStream()
         var logger = Logger(label: "test.storage-proxy")
         logger.logLevel = .warning
         server = try StorageProxyServer(config: config, catalog: PluginCatalog.scan([Self.binDir]), logger: logger)
-        let app = Application(router: server.makeRouter(), configuration: .init(address: .hostname("127.0.0.1", port: port)), logger: logger)
-        task = Task { try await app.run() }
-        for _ in 0..<100 {
-            if (try? await HTTPClient.shared.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/"), timeout: .seconds(1)))?.status == .ok { break }
-            try await Task.sleep(for: .milliseconds(50))
+        let app = Application(router: server.makeRouter(), configuration: .init(address: .hostname("127.0.0.1", port: port)),
+                              onServerRunning: { _ in ready.yield(); ready.finish() }, logger: logger)
+        // If the server cannot start, the stream ends without a value instead of hanging.
+        task = Task {
+            defer { ready.finish() }
+            try await app.run()
         }
+        var running = false
+        for await _ in started { running = true }
+        try #require(running, "the storage proxy did not start listening on \(port)")
+    }
+
+    /// A port the kernel picked as free (so parallel suites and busy ephemeral ranges cannot
+    /// collide the way randomly chosen ports can).
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        try #require(fd >= 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        try #require(bound, "cannot find a free port")
+        return Int(UInt16(bigEndian: address.sin_port))
     }
 
     func stop() {
