@@ -61,6 +61,9 @@ let package = Package(
     targets: [
         // The ABI: C headers only. Plugins and the host compile against it; nothing links it.
         .target(name: "PluginAPI", path: "PluginAPI"),
+        // Header-only plugin plumbing (last_error, config, listings, allocation checks) that
+        // bundled plugins and the vendor template build on; optional for outside plugins.
+        .target(name: "PluginSupport", dependencies: ["PluginAPI"], path: "Plugins/Support", exclude: ["README.md"]),
         // The in-container runner: C, linked statically so it runs in any image (the Swift
         // driver links; nothing in it uses the Swift runtime).
         .executableTarget(
@@ -253,7 +256,7 @@ let package = Package(
             exclude: ["Fixtures"]
         ),
     ] + bundledPlugins.map {
-        .target(name: $0.target, dependencies: ["PluginAPI"], path: $0.path, exclude: $0.exclude,
+        .target(name: $0.target, dependencies: ["PluginAPI", "PluginSupport"], path: $0.path, exclude: $0.exclude,
                 publicHeadersPath: ".", cSettings: pluginCSettings, linkerSettings: $0.linkerSettings)
     }
 )

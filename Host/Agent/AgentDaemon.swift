@@ -31,7 +31,8 @@ public final class AgentDaemon: Sendable {
         var capacity = intrinsic.capacity
         for plugin in accelerators {
             for d in try plugin.devices() where d.health != .unhealthy {
-                devices.append(ComputeDevice(key: plugin.info.deviceKey, id: d.id, numaNode: d.numaNode.map(Int.init)))
+                devices.append(ComputeDevice(key: plugin.info.deviceKey, id: d.id, numaNode: d.numaNode.map(Int.init),
+                                             nearCPUs: d.affineCPUs.map { $0.sorted() }, parentID: d.parentDeviceID))
             }
             for s in try plugin.slots() {
                 let kind: SlotKind = switch s.type {

@@ -169,6 +169,7 @@ public actor KernelRunner {
                                                      "cpuset": .string(cpuset.map(String.init).joined(separator: ","))])
             return record
         } catch {
+            releaseAccelerators(allocation, kernelID: request.kernelID)
             allocator.free(allocation)
             if let containerID { try? await engine.remove(containerID, force: true) }
             try? FileManager.default.removeItem(atPath: scratch)
@@ -181,8 +182,9 @@ public actor KernelRunner {
         }
     }
 
-    /// Each accelerator plugin's container settings for its part of the allocation.
-    func pluginEdits(for allocation: SlotAllocation, kernelID: String) throws -> [ContainerEdits] {
+    /// Each accelerator's part of a kernel's allocation, by device key (entries sorted, so a
+    /// plugin sees the same allocation every time it is asked).
+    func acceleratorParts(of allocation: SlotAllocation, kernelID: String) -> [(key: String, allocation: Allocation)] {
         var byKey: [String: [AllocationEntry]] = [:]
         for (slot, devices) in allocation.amounts {
             let key = slot.split(separator: ".", maxSplits: 1).first.map(String.init) ?? slot
@@ -191,9 +193,32 @@ public actor KernelRunner {
                 byKey[key, default: []].append(AllocationEntry(slotName: slot, deviceID: device, amount: amount))
             }
         }
-        return try byKey.keys.sorted().map { key in
-            guard let plugin = accelerators[key] else { throw KernelError.accelerator("no plugin provides the device key '\(key)'") }
-            return try plugin.containerEdits(for: Allocation(containerID: kernelID, entries: byKey[key]!))
+        return byKey.keys.sorted().map { key in
+            let entries = byKey[key]!.sorted { ($0.slotName, $0.deviceID) < ($1.slotName, $1.deviceID) }
+            return (key, Allocation(containerID: kernelID, entries: entries))
+        }
+    }
+
+    /// Each accelerator plugin's container settings for its part of the allocation, after the
+    /// plugin prepared what the allocation needs (ABI 1.2 `prepare`: MIG instances and the
+    /// like; idempotent, so re-adopting a kernel after a restart prepares it again safely).
+    func pluginEdits(for allocation: SlotAllocation, kernelID: String) throws -> [ContainerEdits] {
+        try acceleratorParts(of: allocation, kernelID: kernelID).map { part in
+            guard let plugin = accelerators[part.key] else { throw KernelError.accelerator("no plugin provides the device key '\(part.key)'") }
+            try plugin.prepare(part.allocation)
+            return try plugin.containerEdits(for: part.allocation)
+        }
+    }
+
+    /// Lets every plugin free what it made for a kernel's allocation (release is idempotent, so
+    /// this is safe after a partial prepare too).
+    func releaseAccelerators(_ allocation: SlotAllocation, kernelID: String) {
+        for part in acceleratorParts(of: allocation, kernelID: kernelID) {
+            do {
+                try accelerators[part.key]?.release(part.allocation)
+            } catch {
+                logger.warning("accelerator release failed", metadata: ["kernel": .string(kernelID), "error": .string(error.description)])
+            }
         }
     }
 
@@ -393,14 +418,7 @@ public actor KernelRunner {
         }
         try? await engine.remove(record.containerID, force: true)
         allocator.free(record.allocation)
-        let releases = record.allocation.amounts.keys.compactMap { $0.split(separator: ".").first.map(String.init) }
-        for key in Set(releases) {
-            guard let plugin = accelerators[key] else { continue }
-            let entries = record.allocation.amounts.filter { $0.key.hasPrefix(key + ".") }.flatMap { slot, devices in
-                devices.map { AllocationEntry(slotName: slot, deviceID: $0.key, amount: $0.value) }
-            }
-            try? plugin.release(Allocation(containerID: kernelID, entries: entries))
-        }
+        releaseAccelerators(record.allocation, kernelID: kernelID)
         try? FileManager.default.removeItem(atPath: "\(scratchRoot)/\(kernelID)")
         return exit
     }
@@ -459,6 +477,14 @@ public actor KernelRunner {
                 logger.error("cannot restore a kernel's allocation", metadata: ["kernel": .string(kernelID), "error": .string(error.description)])
                 orphans.append(record.containerID)
                 continue
+            }
+            // Driver-side state (partitions) may not have survived whatever restarted the agent.
+            for part in acceleratorParts(of: record.allocation, kernelID: kernelID) {
+                do {
+                    try accelerators[part.key]?.prepare(part.allocation)
+                } catch {
+                    logger.error("cannot prepare a re-adopted kernel's devices", metadata: ["kernel": .string(kernelID), "error": .string(error.description)])
+                }
             }
             kernels[kernelID] = record
             adopted.append(record)

@@ -52,11 +52,19 @@ public struct ComputeDevice: Sendable, Codable, Hashable {
     public var id: String
     /// nil when unknown.
     public var numaNode: Int?
+    /// The host CPUs nearest the device (an accelerator's cpu_affinity): cores for a kernel that
+    /// gets this device come from here first. nil when the plugin gives no hint.
+    public var nearCPUs: [Int]?
+    /// For a partition (a MIG instance): the id of the device it is carved from. The allocator
+    /// never gives a partition and its parent to different kernels at once.
+    public var parentID: String?
 
-    public init(key: String, id: String, numaNode: Int?) {
+    public init(key: String, id: String, numaNode: Int?, nearCPUs: [Int]? = nil, parentID: String? = nil) {
         self.key = key
         self.id = id
         self.numaNode = numaNode
+        self.nearCPUs = nearCPUs
+        self.parentID = parentID
     }
 }
 

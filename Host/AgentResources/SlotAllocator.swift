@@ -20,6 +20,11 @@ public final class SlotAllocator: @unchecked Sendable {
     /// slot → device → allocated.
     private var used: [String: [String: Int64]] = [:]
     private let numaOf: [String: [String: Int?]]
+    /// key → device → the CPUs nearest it (accelerators that report cpu_affinity).
+    private let nearCPUsOf: [String: [String: Set<Int>]]
+    /// key → device → its parent, and key → device → its partitions.
+    private let parentOf: [String: [String: String]]
+    private let childrenOf: [String: [String: [String]]]
 
     /// - Parameters:
     ///   - capacity: slot → device id → capacity (fixed point; bytes for byte slots).
@@ -33,8 +38,33 @@ public final class SlotAllocator: @unchecked Sendable {
         self.strategy = strategy
         self.order = order
         var numa: [String: [String: Int?]] = [:]
-        for d in devices { numa[d.key, default: [:]][d.id] = d.numaNode }
+        var near: [String: [String: Set<Int>]] = [:]
+        var parents: [String: [String: String]] = [:]
+        var children: [String: [String: [String]]] = [:]
+        for d in devices {
+            numa[d.key, default: [:]][d.id] = d.numaNode
+            if let cpus = d.nearCPUs, !cpus.isEmpty { near[d.key, default: [:]][d.id] = Set(cpus) }
+            if let parent = d.parentID {
+                parents[d.key, default: [:]][d.id] = parent
+                children[d.key, default: [:]][parent, default: []].append(d.id)
+            }
+        }
         numaOf = numa
+        nearCPUsOf = near
+        parentOf = parents
+        childrenOf = children
+    }
+
+    /// True if any slot of `key` holds an amount on `device` (held by some kernel).
+    private func inUse(key: String, device: String) -> Bool {
+        used.contains { slot, devices in slots[slot]?.deviceKey == key && (devices[device] ?? 0) > 0 }
+    }
+
+    /// A partition whose parent is in use, or a device with a partition in use, belongs to
+    /// another kernel already: the two share the hardware.
+    private func sharesHardwareInUse(key: String, device: String) -> Bool {
+        if let parent = parentOf[key]?[device], inUse(key: key, device: parent) { return true }
+        return (childrenOf[key]?[device] ?? []).contains { inUse(key: key, device: $0) }
     }
 
     /// Free amount per slot.
@@ -88,16 +118,21 @@ public final class SlotAllocator: @unchecked Sendable {
         let snapshot = used
         var result = SlotAllocation()
         var hintNodes: Set<Int> = []
+        var hintCPUs: Set<Int> = []
         do throws(AllocationError) {
             for key in sortedKeys(Set(wanted.keys.map { slots[$0]!.deviceKey })) {
                 for slot in wanted.keys.filter({ slots[$0]!.deviceKey == key }).sorted() {
-                    let placed = try place(slot: slots[slot]!, amount: wanted[slot]!, hint: hintNodes)
+                    let placed = try place(slot: slots[slot]!, amount: wanted[slot]!, hint: hintNodes, nearCPUs: hintCPUs)
                     result.amounts[slot] = placed
                     for (device, amount) in placed { used[slot, default: [:]][device, default: 0] += amount }
                 }
-                // Later groups (cores after GPUs) prefer the nodes this group landed on.
+                // Later groups (cores after GPUs) prefer the nodes this group landed on, and
+                // cores prefer the CPUs its devices say are nearest.
                 for slot in wanted.keys where slots[slot]!.deviceKey == key {
-                    for device in result.amounts[slot]!.keys { if let node = numaOf[key]?[device] ?? nil { hintNodes.insert(node) } }
+                    for device in result.amounts[slot]!.keys {
+                        if let node = numaOf[key]?[device] ?? nil { hintNodes.insert(node) }
+                        if let near = nearCPUsOf[key]?[device] { hintCPUs.formUnion(near) }
+                    }
                 }
             }
         } catch {
@@ -107,12 +142,23 @@ public final class SlotAllocator: @unchecked Sendable {
         return result
     }
 
-    /// Device ids of `slot` in preference order.
-    private func preference(_ spec: SlotSpec, hint: Set<Int>) -> [String] {
+    /// Device ids of `slot` in preference order. For cores, those in `nearCPUs` (the kernel's
+    /// accelerators' affinity hint) come first, each part keeping the NUMA order below.
+    private func preference(_ spec: SlotSpec, hint: Set<Int>, nearCPUs: Set<Int> = []) -> [String] {
+        let ordered = numaPreference(spec, hint: hint)
+        guard spec.deviceKey == "cpu", !nearCPUs.isEmpty else { return ordered }
+        let near = ordered.filter { Int($0).map(nearCPUs.contains) ?? false }
+        return near + ordered.filter { !(Int($0).map(nearCPUs.contains) ?? false) }
+    }
+
+    private func numaPreference(_ spec: SlotSpec, hint: Set<Int>) -> [String] {
         let caps = capacity[spec.name] ?? [:]
         func free(_ d: String) -> Int64 { (caps[d] ?? 0) - (used[spec.name]?[d] ?? 0) }
         let natural: (String, String) -> Bool = { $0.localizedStandardCompare($1) == .orderedAscending }
-        let ids = caps.keys.filter { free($0) > 0 }.sorted { a, b in free(a) != free(b) ? free(a) > free(b) : natural(a, b) }
+        let key = spec.deviceKey
+        let partitioned = !(parentOf[key]?.isEmpty ?? true)
+        let ids = caps.keys.filter { free($0) > 0 && !(partitioned && sharesHardwareInUse(key: key, device: $0)) }
+            .sorted { a, b in free(a) != free(b) ? free(a) > free(b) : natural(a, b) }
         let node: (String) -> Int? = { self.numaOf[spec.deviceKey]?[$0] ?? nil }
         guard ids.contains(where: { node($0) != nil }) else { return ids }
         // Cluster by NUMA node, busiest-free node first.
@@ -139,10 +185,10 @@ public final class SlotAllocator: @unchecked Sendable {
     }
 
     /// Chooses devices for `amount` of one slot; does not record anything.
-    private func place(slot spec: SlotSpec, amount: Int64, hint: Set<Int>) throws(AllocationError) -> [String: Int64] {
+    private func place(slot spec: SlotSpec, amount: Int64, hint: Set<Int>, nearCPUs: Set<Int>) throws(AllocationError) -> [String: Int64] {
         let caps = capacity[spec.name] ?? [:]
         func free(_ d: String) -> Int64 { (caps[d] ?? 0) - (used[spec.name]?[d] ?? 0) }
-        let candidates = preference(spec, hint: hint)
+        let candidates = preference(spec, hint: hint, nearCPUs: nearCPUs)
         let available = candidates.reduce(0) { $0 + free($1) }
         guard available >= amount else {
             throw .insufficient(slot: spec.name, requested: describeAmount(amount, kind: spec.kind),

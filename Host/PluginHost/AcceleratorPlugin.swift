@@ -1,3 +1,4 @@
+import ConfigFile
 import Foundation
 import PluginAPI
 
@@ -49,6 +50,24 @@ public func formatAmount(_ amount: Int64, type: SlotType) -> String {
     return "\(sign)\(whole).\(fraction)"
 }
 
+/// Parses an amount people write ("1", "0.25", "16G" for byte slots) into fixed point, the
+/// inverse of `formatAmount`; nil for malformed text or more than six decimals.
+public func parseAmount(_ text: String, type: SlotType) -> Int64? {
+    if type == .bytes { return ByteSize.parse(text) ?? Int64(text) }
+    let parts = text.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
+    guard let whole = Int64(parts[0].isEmpty && parts.count == 2 ? "0" : parts[0]), whole >= 0 else { return nil }
+    var fraction: Int64 = 0
+    if parts.count == 2 {
+        let digits = parts[1]
+        guard !digits.isEmpty, digits.count <= 6, digits.allSatisfy(\.isASCII), let f = Int64(digits + String(repeating: "0", count: 6 - digits.count)), f >= 0 else {
+            return nil
+        }
+        fraction = f
+    }
+    let (scaled, overflow) = whole.multipliedReportingOverflow(by: amountScale)
+    return overflow ? nil : scaled + fraction
+}
+
 /// Key, versions and driver facts of an accelerator instance.
 public struct AcceleratorInfo: Sendable, Codable, Equatable {
     public var deviceKey: String
@@ -70,6 +89,34 @@ public struct AcceleratorDevice: Sendable, Codable, Equatable {
     public var numaNode: Int32?
     public var health: DeviceHealth
     public var healthReason: String?
+    /// ABI 1.2 facts; nil when the plugin does not report them (or predates 1.2).
+    public var firmwareVersion: String?
+    public var boardID: String?
+    public var linkSpeed: String?
+    /// A JSON object of further facts, as the plugin wrote it.
+    public var extraInfoJSON: String?
+    /// The nearest host CPUs as a Linux cpulist ("0-15,32-47").
+    public var cpuAffinity: String?
+    /// The device this one is a partition of.
+    public var parentDeviceID: String?
+
+    /// The CPU ids of `cpuAffinity`, or nil when absent or malformed.
+    public var affineCPUs: Set<Int>? { cpuAffinity.flatMap(CPUList.parse) }
+}
+
+/// Linux cpulist text ("0-3,8,10-11"), as sysfs `local_cpulist` and `cpuset.cpus` write it.
+public enum CPUList {
+    /// The CPU ids, or nil for malformed text (an empty list is malformed: it names no CPU).
+    public static func parse(_ text: String) -> Set<Int>? {
+        var out: Set<Int> = []
+        for part in text.split(separator: ",", omittingEmptySubsequences: false) {
+            let bounds = part.trimmingCharacters(in: .whitespaces).split(separator: "-", omittingEmptySubsequences: false)
+            guard bounds.count == 1 || bounds.count == 2, let low = Int(bounds[0]), low >= 0,
+                  let high = bounds.count == 2 ? Int(bounds[1]) : low, high >= low, high - low < 65_536 else { return nil }
+            out.formUnion(low...high)
+        }
+        return out.isEmpty ? nil : out
+    }
 }
 
 /// A slot type an accelerator provides, with its node-wide capacity.
@@ -117,9 +164,15 @@ public struct Allocation: Sendable, Codable, Equatable {
 
 /// One measured value from a plugin.
 public struct Measurement: Sendable, Codable, Equatable {
-    public enum Unit: UInt32, Sendable, Codable { case count = 0, bytes = 1, percent = 2, bytesPerSecond = 3 }
+    /// HANGAR_UNIT_*; celsius to hertz came with ABI 1.2.
+    public enum Unit: UInt32, Sendable, Codable, CaseIterable {
+        case count = 0, bytes = 1, percent = 2, bytesPerSecond = 3, celsius = 4, watts = 5, joules = 6, hertz = 7
+    }
+    /// HANGAR_MEASURE_*: a gauge goes up and down; a counter only grows until a reset.
+    public enum Kind: UInt32, Sendable, Codable { case gauge = 0, counter = 1 }
     public var key: String
     public var unit: Unit
+    public var kind: Kind = .gauge
     public var deviceID: String?
     public var containerID: String?
     public var current: Double
@@ -139,7 +192,9 @@ public final class AcceleratorPlugin: @unchecked Sendable {
     ///
     /// - Throws: `PluginError` (`.kindMismatch`, `.invalidConfig`, `.createFailed`,
     ///   `.badSlotName`, `.callFailed`).
-    public init(library: PluginLibrary, config: ConfigValue = .emptyTable) throws(PluginError) {
+    /// - Parameter validating: false only for the conformance suite, which checks the device
+    ///   key and slot names itself, one rule at a time (a NULL device key then reads as "").
+    public init(library: PluginLibrary, config: ConfigValue = .emptyTable, validating: Bool = true) throws(PluginError) {
         guard library.descriptor.kind == .accelerator else {
             throw PluginError(.kindMismatch, plugin: library.descriptor.name, file: library.path,
                               reason: "is a \(library.descriptor.kind) plugin, not an accelerator")
@@ -151,7 +206,7 @@ public final class AcceleratorPlugin: @unchecked Sendable {
         var raw = hangar_accel_info()
         raw.struct_size = UInt32(MemoryLayout<hangar_accel_info>.size)
         try created.invoke("get_info") { h in table.get_info!(h, &raw) }
-        guard let key = raw.device_key.map({ String(cString: $0) }) else {
+        guard let key = raw.device_key.map({ String(cString: $0) }) ?? (validating ? nil : "") else {
             throw PluginError(.contractViolation, plugin: library.descriptor.name, file: library.path, call: "get_info", reason: "device_key is NULL")
         }
         info = AcceleratorInfo(deviceKey: key,
@@ -159,6 +214,7 @@ public final class AcceleratorPlugin: @unchecked Sendable {
                                runtimeVersion: raw.runtime_version.map { String(cString: $0) },
                                extraInfoJSON: raw.extra_info_json.map { String(cString: $0) },
                                noDeviceReason: raw.no_device_reason.map { String(cString: $0) })
+        guard validating else { return }
         guard PluginNaming.isValidKey(key) else {
             throw PluginError(.invalidDescriptor, plugin: library.descriptor.name, file: library.path, call: "get_info",
                               reason: "device key '\(key)' is not valid: use 1-63 lowercase letters, digits and '-', starting with a letter")
@@ -195,6 +251,14 @@ public final class AcceleratorPlugin: @unchecked Sendable {
 
     /// What a container needs to use `allocation`.
     public func containerEdits(for allocation: Allocation) throws(PluginError) -> ContainerEdits {
+        let (edits, error) = containerEditsOutcome(for: allocation)
+        if let error { throw error }
+        return edits
+    }
+
+    /// Calls container_edits and returns what was emitted together with the failure, if any:
+    /// a refusal must leave no edits, which the conformance suite checks with this.
+    public func containerEditsOutcome(for allocation: Allocation) -> (edits: ContainerEdits, error: PluginError?) {
         let builder = ContainerEditsBuilder()
         let unmanaged = Unmanaged.passRetained(builder)
         defer { unmanaged.release() }
@@ -205,16 +269,28 @@ public final class AcceleratorPlugin: @unchecked Sendable {
             }
         } catch {
             if let rejected = builder.rejection {
-                throw PluginError(error.code, plugin: error.plugin, file: error.file, call: error.call, status: error.status,
-                                  reason: error.reason + " (host refused an edit: \(rejected))")
+                return (builder.edits, PluginError(error.code, plugin: error.plugin, file: error.file, call: error.call, status: error.status,
+                                                   reason: error.reason + " (host refused an edit: \(rejected))"))
             }
-            throw error
+            return (builder.edits, error)
         }
         if let rejected = builder.rejection {
-            throw PluginError(.contractViolation, plugin: name, file: instance.library.path, call: "container_edits",
-                              reason: "returned HANGAR_OK after the host refused an edit: \(rejected)")
+            return (builder.edits, PluginError(.contractViolation, plugin: name, file: instance.library.path, call: "container_edits",
+                                               reason: "returned HANGAR_OK after the host refused an edit: \(rejected)"))
         }
-        return builder.edits
+        return (builder.edits, nil)
+    }
+
+    /// True if the plugin makes driver-side state in `prepare` (ABI 1.2) before container edits.
+    public var hasPrepare: Bool { fns.prepare != nil }
+
+    /// Makes the driver-side state an allocation needs (MIG instances); a no-op for plugins
+    /// without `prepare`. Idempotent; `release` frees what it made.
+    public func prepare(_ allocation: Allocation) throws(PluginError) {
+        guard let prepare = fns.prepare else { return }
+        try withCAllocation(allocation) { alloc throws(PluginError) in
+            try instance.invoke("prepare") { h in prepare(h, alloc) }
+        }
     }
 
     /// Frees driver-side state for an allocation; a no-op for plugins without `release`.
@@ -271,6 +347,12 @@ final class SinkBox<T> {
     static func from(_ raw: UnsafeMutableRawPointer?) -> SinkBox<T> { Unmanaged<SinkBox<T>>.fromOpaque(raw!).takeUnretainedValue() }
 }
 
+/// True if `text` parses as a JSON object.
+func isJSONObject(_ text: String) -> Bool {
+    guard let data = text.data(using: .utf8) else { return false }
+    return (try? JSONSerialization.jsonObject(with: data)) is [String: Any]
+}
+
 /// Reads an optional C string.
 @inline(__always) func optionalString(_ p: UnsafePointer<CChar>?) -> String? { p.map { String(cString: $0) } }
 
@@ -286,10 +368,31 @@ private func deviceSink(_ ctx: UnsafeMutableRawPointer?, _ raw: UnsafePointer<ha
         box.problem = "list_devices reported device id '\(id)' twice"
         return HANGAR_E_INVALID_ARGUMENT
     }
+    guard d.numa_node >= -1 else {
+        box.problem = "device '\(id)' has numa_node \(d.numa_node); use -1 for unknown"
+        return HANGAR_E_INVALID_ARGUMENT
+    }
+    guard let health = DeviceHealth(rawValue: d.health) else {
+        box.problem = "device '\(id)' has health \(d.health), which is not a HANGAR_HEALTH_* value"
+        return HANGAR_E_INVALID_ARGUMENT
+    }
+    let affinity = optionalString(d.cpu_affinity)
+    if let affinity, CPUList.parse(affinity) == nil {
+        box.problem = "device '\(id)' has cpu_affinity '\(affinity)', which is not a cpulist such as \"0-15,32-47\""
+        return HANGAR_E_INVALID_ARGUMENT
+    }
+    let extra = optionalString(d.extra_info_json)
+    if let extra, !isJSONObject(extra) {
+        box.problem = "device '\(id)' has extra_info_json that is not a JSON object: \(extra.prefix(80))"
+        return HANGAR_E_INVALID_ARGUMENT
+    }
     box.items.append(AcceleratorDevice(id: id, model: model, uuid: optionalString(d.uuid), hwLocation: optionalString(d.hw_location),
                                        memoryBytes: d.memory_bytes, processingUnits: d.processing_units,
                                        numaNode: d.numa_node < 0 ? nil : d.numa_node,
-                                       health: DeviceHealth(rawValue: d.health) ?? .unknown, healthReason: optionalString(d.health_reason)))
+                                       health: health, healthReason: optionalString(d.health_reason),
+                                       firmwareVersion: optionalString(d.firmware_version), boardID: optionalString(d.board_id),
+                                       linkSpeed: optionalString(d.link_speed), extraInfoJSON: extra, cpuAffinity: affinity,
+                                       parentDeviceID: optionalString(d.parent_device_id)))
     return HANGAR_OK
 }
 
@@ -335,7 +438,15 @@ private func measureSink(_ ctx: UnsafeMutableRawPointer?, _ raw: UnsafePointer<h
         box.problem = "a measurement has no key or a key with a dot"
         return HANGAR_E_INVALID_ARGUMENT
     }
-    box.items.append(Measurement(key: key, unit: Measurement.Unit(rawValue: m.unit) ?? .count, deviceID: optionalString(m.device_id),
+    guard let unit = Measurement.Unit(rawValue: m.unit) else {
+        box.problem = "measurement '\(key)' has unit \(m.unit), which is not a HANGAR_UNIT_* value"
+        return HANGAR_E_INVALID_ARGUMENT
+    }
+    guard let kind = Measurement.Kind(rawValue: m.measure_kind) else {
+        box.problem = "measurement '\(key)' has measure_kind \(m.measure_kind), which is neither HANGAR_MEASURE_GAUGE nor HANGAR_MEASURE_COUNTER"
+        return HANGAR_E_INVALID_ARGUMENT
+    }
+    box.items.append(Measurement(key: key, unit: unit, kind: kind, deviceID: optionalString(m.device_id),
                                  containerID: optionalString(m.container_id), current: m.current, capacity: m.capacity))
     return HANGAR_OK
 }
@@ -345,8 +456,9 @@ func withCAllocation<R>(_ allocation: Allocation, _ body: (UnsafePointer<hangar_
     try withCAllocations([allocation]) { array, _ throws(PluginError) in try body(array) }
 }
 
-/// Lays several allocations out as a C array for the duration of `body`.
-func withCAllocations<R>(_ allocations: [Allocation],
+/// Lays several allocations out as a C array for the duration of `body` (also for the
+/// conformance suite, which calls plugins through raw sinks).
+public func withCAllocations<R>(_ allocations: [Allocation],
                          _ body: (UnsafePointer<hangar_accel_allocation>, Int) throws(PluginError) -> R) throws(PluginError) -> R {
     // Keep every C string alive in one arena until the call returns.
     var arena: [UnsafeMutablePointer<CChar>] = []

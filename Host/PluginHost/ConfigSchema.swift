@@ -91,6 +91,34 @@ public struct ConfigSchema: Sendable {
         }
     }
 
+    /// The config with the schema's `default` values filled in: every property missing from an
+    /// object that is present (the root always is) gets its default, recursively, and the
+    /// items of arrays get theirs. Values present are never changed. This is what plugin.h
+    /// promises plugins from ABI 1.2 on, so a default lives only in the schema.
+    public func applyingDefaults(to config: ConfigValue) -> ConfigValue {
+        ConfigSchema.fill(config, rules: root)
+    }
+
+    private static func fill(_ value: ConfigValue, rules: Rules) -> ConfigValue {
+        switch value {
+        case .table(var entries):
+            for (index, entry) in entries.enumerated() {
+                if let sub = rules.properties.first(where: { $0.0 == entry.0 })?.1 {
+                    entries[index].1 = fill(entry.1, rules: sub)
+                }
+            }
+            for (name, sub) in rules.properties where !entries.contains(where: { $0.0 == name }) {
+                if let def = sub.defaultValue { entries.append((name, fill(def, rules: sub))) }
+            }
+            return .table(entries)
+        case .array(let items):
+            guard let itemRules = rules.items?.rules else { return value }
+            return .array(items.map { fill($0, rules: itemRules) })
+        default:
+            return value
+        }
+    }
+
     /// Checks a config against the schema.
     /// - Returns: every violation, each naming the key path, what was expected and what was found.
     public func violations(of config: ConfigValue) -> [String] {

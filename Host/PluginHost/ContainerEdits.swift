@@ -215,3 +215,31 @@ func makeEditsTable(context: UnsafeMutableRawPointer) -> hangar_container_edits 
     t.add_resource_data = editAddResourceData
     return t
 }
+
+extension ContainerEdits {
+    /// One line per edit, in a fixed order (environment, device nodes, mounts, CDI devices,
+    /// preloads, syscalls, capabilities, groups, ulimits, sysctls, security options, host IPC,
+    /// networks, resource data), as `hangar-plugin edits` prints them and the conformance
+    /// suite compares them.
+    public var lines: [String] {
+        var out: [String] = []
+        out += env.map { "env \($0.name)=\($0.value)" }
+        out += deviceNodes.map { "device \($0.hostPath)" + ($0.containerPath == $0.hostPath ? "" : " -> \($0.containerPath)") + " (\($0.cgroupPermissions))" }
+        out += mounts.map { "mount \($0.hostPath) -> \($0.containerPath)" + ($0.readOnly ? " (read-only)" : "") }
+        out += cdiDevices.map { "cdi \($0)" }
+        out += preloadLibraries.map { "preload \($0)" }
+        out += allowedSyscalls.map { "syscall \($0)" }
+        out += capabilities.map { "capability \($0)" }
+        out += groups.map { "group \($0)" }
+        out += ulimits.map { "ulimit \($0.name) soft=\($0.soft) hard=\($0.hard)" }
+        out += sysctls.map { "sysctl \($0.name)=\($0.value)" }
+        out += securityOptions.map { "security-opt \($0)" }
+        if hostIPC { out.append("ipc host") }
+        out += networks.map { "network \($0)" }
+        out += resourceData.map { "resource \($0.name)=\($0.value)" }
+        return out
+    }
+
+    /// True when nothing was emitted.
+    public var isEmpty: Bool { lines.isEmpty }
+}

@@ -34,11 +34,11 @@ enum FunctionTableCheck {
                        ("select_agents", t.raw.select_agents == nil)].filter(\.1).map(\.0)
         }
         guard size >= required else {
-            throw PluginError(.missingFunction, plugin: plugin, file: file,
+            throw PluginError(.missingFunction, plugin: plugin, file: file, call: "descriptor.functions",
                               reason: "the \(kind) function table is \(size) bytes, smaller than the \(required) bytes that hold the required functions of ABI 1.0")
         }
         if !missing.isEmpty {
-            throw PluginError(.missingFunction, plugin: plugin, file: file,
+            throw PluginError(.missingFunction, plugin: plugin, file: file, call: "descriptor.functions",
                               reason: "required \(kind) function\(missing.count > 1 ? "s" : "") \(missing.map { "'\($0)'" }.joined(separator: ", ")) \(missing.count > 1 ? "are" : "is") NULL in the function table")
         }
     }

@@ -92,9 +92,15 @@ public struct PluginHostConfig: Sendable, Equatable {
         for (key, value) in entries {
             switch key {
             case "search_paths":
-                let dir = URL(fileURLWithPath: source).deletingLastPathComponent()
-                // Relative paths are relative to the config file, not to wherever the daemon was started.
-                config.searchPaths = try strings(value, key).map { $0.hasPrefix("/") ? $0 : dir.appendingPathComponent($0).standardized.path }
+                // Relative paths are relative to the config file, not to wherever the daemon was
+                // started: resolve the file's own path against the working directory first (a
+                // relative URL would otherwise lose its base when standardized).
+                let file = source.hasPrefix("/") ? URL(fileURLWithPath: source)
+                    : URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent(source)
+                let dir = file.standardizedFileURL.deletingLastPathComponent()
+                config.searchPaths = try strings(value, key).map {
+                    $0.hasPrefix("/") ? $0 : dir.appendingPathComponent($0).standardizedFileURL.path
+                }
             case "enabled":
                 config.enabled = try strings(value, key)
             case "config":

@@ -23,7 +23,7 @@ public final class PluginInstance: @unchecked Sendable {
     public let library: PluginLibrary
     /// The plugin key (descriptor name).
     public var name: String { library.descriptor.name }
-    /// The configuration the instance was created with (host-only keys removed).
+    /// The configuration the instance was created with (host-only keys removed, schema defaults filled in).
     public let config: ConfigValue
 
     // The threading contract. Plugins that are not thread-safe get a mutex around every
@@ -42,20 +42,21 @@ public final class PluginInstance: @unchecked Sendable {
     private let services: UnsafeMutablePointer<hangar_host_services>
     private let context: Unmanaged<HostServicesContext>
 
-    /// Validates `config` against the plugin's schema and calls its `create()`.
+    /// Fills in the schema's defaults, validates the result against the plugin's schema and
+    /// calls its `create()`: a plugin never sees a config its schema does not allow (plugin.h).
     ///
     /// - Throws: `PluginError` `.invalidConfig` listing every schema violation,
     ///   `.createFailed` with the plugin's own message, or `.duplicateKey` when a
     ///   single-instance plugin already has an instance.
-    ///   Pass `validatingSchema: false` only to test how the plugin itself handles bad config.
-    public init(library: PluginLibrary, config: ConfigValue = .emptyTable, logger: Logger? = nil,
-                validatingSchema: Bool = true) throws(PluginError) {
+    public init(library: PluginLibrary, config given: ConfigValue = .emptyTable, logger: Logger? = nil) throws(PluginError) {
         let descriptor = library.descriptor
-        guard case .table = config else {
-            throw PluginError(.invalidConfig, plugin: descriptor.name, file: library.path, reason: "the plugin configuration must be a table (a TOML [section] or a JSON object), found \(config.typeName)")
+        guard case .table = given else {
+            throw PluginError(.invalidConfig, plugin: descriptor.name, file: library.path, reason: "the plugin configuration must be a table (a TOML [section] or a JSON object), found \(given.typeName)")
         }
-        if validatingSchema, let schemaText = descriptor.configSchema {
+        var config = given
+        if let schemaText = descriptor.configSchema {
             let schema = try ConfigSchema(json: schemaText)
+            config = schema.applyingDefaults(to: given)
             let problems = schema.violations(of: config)
             if !problems.isEmpty {
                 throw PluginError(.invalidConfig, plugin: descriptor.name, file: library.path, call: "config",

@@ -63,7 +63,7 @@ let minimumDescriptorSize = MemoryLayout<hangar_plugin_descriptor>.offset(of: \h
 
 /// Copies `min(structSize, MemoryLayout<T>.size)` bytes of a size-prefixed struct into a zeroed
 /// `T`, so that fields past what the other side compiled read as zero/NULL.
-func copySizePrefixed<T>(_ pointer: UnsafeRawPointer, as type: T.Type, zero: T) -> (value: T, size: UInt32) {
+public func copySizePrefixed<T>(_ pointer: UnsafeRawPointer, as type: T.Type, zero: T) -> (value: T, size: UInt32) {
     let declared = pointer.load(as: UInt32.self)
     var value = zero
     withUnsafeMutableBytes(of: &value) { dest in
@@ -183,23 +183,23 @@ public enum PluginLoader {
                               reason: "plugin is built for ABI \(major).\(minor), this host speaks ABI \(HostABI.major).\(HostABI.minor); rebuild the plugin against Hangar's ABI \(HostABI.major) headers")
         }
         guard size >= minimumDescriptorSize else {
-            throw PluginError(.invalidDescriptor, file: path, call: HostABI.entrySymbol,
+            throw PluginError(.invalidDescriptor, file: path, call: "descriptor.struct_size",
                               reason: "descriptor struct_size is \(size) bytes, smaller than the ABI \(HostABI.major).0 minimum of \(minimumDescriptorSize)")
         }
         let (c, _) = copySizePrefixed(UnsafeRawPointer(raw), as: hangar_plugin_descriptor.self, zero: hangar_plugin_descriptor())
         guard let kind = PluginKind(rawValue: c.kind) else {
-            throw PluginError(.invalidDescriptor, file: path, reason: "unknown plugin kind \(c.kind) (expected 1 accelerator, 2 storage, 3 scheduler or 4 agent selector)")
+            throw PluginError(.invalidDescriptor, file: path, call: "descriptor.kind", reason: "unknown plugin kind \(c.kind) (expected 1 accelerator, 2 storage, 3 scheduler or 4 agent selector)")
         }
         func text(_ p: UnsafePointer<CChar>?, _ field: String, required: Bool) throws(PluginError) -> String? {
             guard let p else {
-                if required { throw PluginError(.invalidDescriptor, file: path, reason: "descriptor field '\(field)' is NULL") }
+                if required { throw PluginError(.invalidDescriptor, file: path, call: "descriptor.\(field == "name" ? "name" : "metadata")", reason: "descriptor field '\(field)' is NULL") }
                 return nil
             }
             return String(cString: p)
         }
         let name = try text(c.name, "name", required: true)!
         guard PluginNaming.isValidKey(name) else {
-            throw PluginError(.invalidDescriptor, plugin: name, file: path,
+            throw PluginError(.invalidDescriptor, plugin: name, file: path, call: "descriptor.name",
                               reason: "plugin name '\(name)' is not a valid key: use 1-63 lowercase letters, digits and '-', starting with a letter")
         }
         var slotNames: [String]?
@@ -207,7 +207,7 @@ public enum PluginLoader {
             var names: [String] = []
             while let entry = cursor.pointee {
                 names.append(String(cString: entry))
-                if names.count > 4096 { throw PluginError(.invalidDescriptor, plugin: name, file: path, reason: "static_slot_names is not NULL-terminated") }
+                if names.count > 4096 { throw PluginError(.invalidDescriptor, plugin: name, file: path, call: "descriptor.static_slot_names", reason: "static_slot_names is not NULL-terminated") }
                 cursor += 1
             }
             slotNames = names
@@ -224,18 +224,18 @@ public enum PluginLoader {
             staticSlotNames: slotNames,
             homepage: try text(c.homepage, "homepage", required: false))
         guard let functions = c.functions else {
-            throw PluginError(.missingFunction, plugin: name, file: path, reason: "descriptor has no function table ('functions' is NULL)")
+            throw PluginError(.missingFunction, plugin: name, file: path, call: "descriptor.functions", reason: "descriptor has no function table ('functions' is NULL)")
         }
         try FunctionTableCheck.validate(kind: kind, functions: functions, plugin: name, file: path)
         if let slotNames {
             for slot in slotNames where !slot.hasPrefix(name + ".") {
-                throw PluginError(.badSlotName, plugin: name, file: path,
+                throw PluginError(.badSlotName, plugin: name, file: path, call: "descriptor.static_slot_names",
                                   reason: "slot name '\(slot)' does not start with the plugin key '\(name).'; name slots '<key>.<subtype>', e.g. '\(name).device'")
             }
         }
         if let schema = descriptor.configSchema {
             do { _ = try ConfigSchema(json: schema) } catch {
-                throw PluginError(.invalidDescriptor, plugin: name, file: path, reason: "config_schema is not a usable JSON Schema: \(error.reason)")
+                throw PluginError(.invalidDescriptor, plugin: name, file: path, call: "descriptor.config_schema", reason: "config_schema is not a usable JSON Schema: \(error.reason)")
             }
         }
         return PluginLibrary(path: path, entry: entry, rawDescriptor: raw, descriptor: descriptor, functions: functions)

@@ -153,3 +153,77 @@ struct SplitMix {
     #expect(HostTopology.parseCPUList("0") == [0])
     #expect(HostTopology.parseCPUList("3-1") == nil)
 }
+
+/// The ABI 1.2 device facts the allocator honours: an accelerator's nearest CPUs, and
+/// partitions that share hardware with their parent.
+@Suite struct DeviceHintTests {
+    /// Eight cores on one node with no NUMA information; NPU "0" is nearest cores 6-7, NPU "1"
+    /// nearest cores 2-3 (what sysfs local_cpulist says on boards whose NUMA node reads -1).
+    func affinityAllocator() -> SlotAllocator {
+        let intrinsic = HostTopology(cores: (0..<8).map { (id: $0, numaNode: nil) }, memoryBytes: 16 << 30).intrinsicSlots()
+        let npus = [ComputeDevice(key: "npu", id: "0", numaNode: nil, nearCPUs: [6, 7]),
+                    ComputeDevice(key: "npu", id: "1", numaNode: nil, nearCPUs: [2, 3])]
+        var capacity = intrinsic.capacity
+        capacity["npu.device"] = ["0": core, "1": core]
+        return SlotAllocator(devices: intrinsic.devices + npus, slots: intrinsic.slots + [SlotSpec(name: "npu.device", kind: .count)],
+                             capacity: capacity, order: ["npu", "cpu", "mem"])
+    }
+
+    @Test func coresComeFromTheCPUsNearestTheDevice() throws {
+        let allocator = affinityAllocator()
+        let first = try allocator.allocate(["npu.device": core, "cpu": 2 * core])
+        let npu = try #require(first.devices(of: "npu.device").first)
+        let expected: Set<Int> = npu == "0" ? [6, 7] : [2, 3]
+        #expect(Set(first.devices(of: "cpu").compactMap(Int.init)) == expected)
+        let second = try allocator.allocate(["npu.device": core, "cpu": 2 * core])
+        let other: Set<Int> = npu == "0" ? [2, 3] : [6, 7]
+        #expect(Set(second.devices(of: "cpu").compactMap(Int.init)) == other)
+    }
+
+    @Test func nearCoresAreAPreferenceNotALimit() throws {
+        let allocator = affinityAllocator()
+        let k = try allocator.allocate(["npu.device": core, "cpu": 4 * core])
+        let cores = Set(k.devices(of: "cpu").compactMap(Int.init))
+        let near: Set<Int> = k.devices(of: "npu.device") == ["0"] ? [6, 7] : [2, 3]
+        #expect(cores.count == 4)
+        #expect(cores.isSuperset(of: near), "cores \(cores) must include the device's near CPUs \(near)")
+    }
+
+    /// GPU "0" split into two MIG-like partitions "0/a" and "0/b"; GPU "1" whole.
+    func partitionAllocator() -> SlotAllocator {
+        let intrinsic = HostTopology.fake(nodes: 1, coresPerNode: 4, memoryBytes: 16 << 30).intrinsicSlots()
+        let gpus = [ComputeDevice(key: "gpu", id: "0", numaNode: 0), ComputeDevice(key: "gpu", id: "0/a", numaNode: 0, parentID: "0"),
+                    ComputeDevice(key: "gpu", id: "0/b", numaNode: 0, parentID: "0"), ComputeDevice(key: "gpu", id: "1", numaNode: 0)]
+        var capacity = intrinsic.capacity
+        capacity["gpu.device"] = ["0": core, "1": core]
+        capacity["gpu.mig"] = ["0/a": core, "0/b": core]
+        return SlotAllocator(devices: intrinsic.devices + gpus,
+                             slots: intrinsic.slots + [SlotSpec(name: "gpu.device", kind: .count, exclusive: true),
+                                                       SlotSpec(name: "gpu.mig", kind: .unique, exclusive: true)],
+                             capacity: capacity)
+    }
+
+    @Test func aPartitionInUseKeepsItsParentFromOtherKernels() throws {
+        let allocator = partitionAllocator()
+        let mig = try allocator.allocate(["gpu.mig": core])
+        #expect(["0/a", "0/b"].contains(mig.devices(of: "gpu.mig").first))
+        // The whole GPU 0 is now off limits: the next whole GPU is 1, and then none is left.
+        #expect(try allocator.allocate(["gpu.device": core]).devices(of: "gpu.device") == ["1"])
+        #expect(throws: AllocationError.self) { try allocator.allocate(["gpu.device": core]) }
+        // The sibling partition is still free.
+        #expect(try allocator.allocate(["gpu.mig": core]).devices(of: "gpu.mig").count == 1)
+    }
+
+    @Test func aParentInUseKeepsItsPartitionsFromOtherKernels() throws {
+        let allocator = partitionAllocator()
+        var held: [SlotAllocation] = []
+        // Take both whole GPUs; no partition of GPU 0 may be handed out then.
+        held.append(try allocator.allocate(["gpu.device": core]))
+        held.append(try allocator.allocate(["gpu.device": core]))
+        #expect(throws: AllocationError.self) { try allocator.allocate(["gpu.mig": core]) }
+        // Freeing GPU 0 makes its partitions available again.
+        let gpu0 = try #require(held.first { $0.devices(of: "gpu.device") == ["0"] })
+        allocator.free(gpu0)
+        #expect(try allocator.allocate(["gpu.mig": core]).devices(of: "gpu.mig").count == 1)
+    }
+}

@@ -76,6 +76,8 @@ import sys; print("to stderr", file=sys.stderr)
         #expect(values["PIDS"] == "128")
         #expect(values["MOCK"] == record.allocation.devices(of: "mock.device").first)
         #expect(values["RESOURCE"]?.contains("CPU_SHARES=\(record.cpuset[0]):\(unit)") == true)
+        // The agent prepared the mock's allocation (ABI 1.2 prepare) before asking for its edits.
+        #expect(values["RESOURCE"]?.contains("MOCK_PREPARED=1") == true, "resource.txt: \(values["RESOURCE"] ?? "")")
         #expect(logs.stderr.contains("to stderr"), "stderr is kept apart")
         _ = try await runner.destroy(request.kernelID)
         #expect(allocator.allocated.isEmpty, "slots released on destroy")

@@ -56,6 +56,47 @@ import Testing
         }
     }
 
+    @Test func reportsTheABI12DeviceFacts() throws {
+        let plugin = try mock(tomlConfig("""
+            devices = [
+              { id = "0", firmware_version = "fw 2.1", board_id = "B-0042", link_speed = "PCIe 4.0 x16", cpu_affinity = "0-3,8" },
+              { id = "0a", parent = "0" },
+            ]
+            """))
+        defer { plugin.instance.destroy() }
+        let devices = try plugin.devices()
+        #expect(devices.map(\.id) == ["0", "0a"])
+        #expect(devices[0].firmwareVersion == "fw 2.1" && devices[0].boardID == "B-0042" && devices[0].linkSpeed == "PCIe 4.0 x16")
+        #expect(devices[0].affineCPUs == [0, 1, 2, 3, 8])
+        #expect(devices[1].parentDeviceID == "0" && devices[0].parentDeviceID == nil)
+    }
+
+    @Test(arguments: [("cpu_affinity = \"0-\"", "devices.0.cpu_affinity"), ("parent = \"nope\"", "devices.0.parent")])
+    func aBadDeviceFactFailsCreateNamingTheKey(_ entry: String, _ key: String) throws {
+        #expect {
+            _ = try mock(tomlConfig("devices = [ { id = \"0\", \(entry) } ]"))
+        } throws: { error in
+            (error as? PluginError)?.code == .createFailed && (error as? PluginError)?.reason.contains(key) == true
+        }
+    }
+
+    @Test func prepareIsIdempotentAndReleaseForgetsIt() throws {
+        let plugin = try mock(.emptyTable)
+        defer { plugin.instance.destroy() }
+        #expect(plugin.hasPrepare)
+        let allocation = Allocation(containerID: "k-prep", entries: [.init(slotName: "mock.device", deviceID: "0", amount: amountScale)])
+        #expect(try plugin.containerEdits(for: allocation).resourceData.contains { $0.name == "MOCK_PREPARED" } == false)
+        try plugin.prepare(allocation)
+        try plugin.prepare(allocation)
+        #expect(try plugin.containerEdits(for: allocation).resourceData.contains(.init(name: "MOCK_PREPARED", value: "1")))
+        try plugin.release(allocation)
+        try plugin.release(allocation)
+        #expect(try plugin.containerEdits(for: allocation).resourceData.contains { $0.name == "MOCK_PREPARED" } == false)
+        #expect {
+            try plugin.prepare(Allocation(containerID: "k-prep", entries: [.init(slotName: "mock.device", deviceID: "9", amount: amountScale)]))
+        } throws: { error in (error as? PluginError)?.status == .notFound }
+    }
+
     @Test func badDeviceConfigNamesTheKey() throws {
         #expect {
             try mock(tomlConfig("devices = [{ id = \"0\" }, { id = \"1\", memory = \"lots\" }]"))
@@ -99,6 +140,8 @@ import Testing
         try FixtureCompiler.build(["Tests/Fixtures/FakeNVML/fake_nvml.c"], output: nvml, hiddenVisibility: false)
         _ = try dir.write("sys/bus/pci/devices/0000:3b:00.0/numa_node", "0\n")
         _ = try dir.write("sys/bus/pci/devices/0000:af:00.0/numa_node", "1\n")
+        _ = try dir.write("sys/bus/pci/devices/0000:3b:00.0/local_cpulist", "0-15,32-47\n")
+        _ = try dir.write("sys/bus/pci/devices/0000:af:00.0/local_cpulist", "16-31,48-63\n")
         return Rig(dir: dir, nvml: nvml, sysfs: "\(dir.path)/sys")
     }
 
@@ -124,6 +167,40 @@ import Testing
         #expect(devices.allSatisfy { $0.model == "NVIDIA H200" && $0.memoryBytes == 151_397_597_184 && $0.health == .healthy })
         #expect(try plugin.slots().map(\.name) == ["cuda.device"])
         #expect(try plugin.slots()[0].capacity == 2 * amountScale)
+    }
+
+    @Test func reportsFirmwareLinkAffinityAndPowerFromNVMLAndSysfs() throws {
+        let rig = try Self.rig()
+        defer { rig.dir.remove() }
+        let plugin = try cuda(rig, injection: "device-nodes")
+        defer { plugin.instance.destroy() }
+        let devices = try plugin.devices()
+        #expect(devices.map(\.firmwareVersion) == ["96.00.A5.00.01", "96.00.A5.00.01"])
+        #expect(devices.map(\.linkSpeed) == ["PCIe 5.0 x16", "PCIe 5.0 x16"])
+        #expect(devices.map(\.cpuAffinity) == ["0-15,32-47", "16-31,48-63"])
+        let measures = try plugin.nodeMeasures()
+        let temps = measures.filter { $0.key == "cuda_temp" }
+        #expect(temps.map(\.current) == [34, 36] && temps.allSatisfy { $0.unit == .celsius && $0.kind == .gauge })
+        let power = measures.filter { $0.key == "cuda_power" }
+        #expect(power.map(\.current) == [118, 95] && power.allSatisfy { $0.unit == .watts && $0.capacity == 700 })
+        let energy = measures.filter { $0.key == "cuda_energy" }
+        #expect(energy.count == 2 && energy.allSatisfy { $0.unit == .joules && $0.kind == .counter })
+    }
+
+    @Test func anOlderDriverWithoutTheOptionalFunctionsStillWorks() throws {
+        let rig = try Self.rig()
+        defer { rig.dir.remove() }
+        let old = "\(rig.dir.path)/old/libnvidia-ml.so.1"
+        try FileManager.default.createDirectory(atPath: "\(rig.dir.path)/old", withIntermediateDirectories: true)
+        try FixtureCompiler.build(["Tests/Fixtures/FakeNVML/fake_nvml.c"], output: old, defines: ["FAKE_NVML_WITHOUT_OPTIONAL"], hiddenVisibility: false)
+        let plugin = try AcceleratorPlugin(library: PluginLoader.open(path: PluginPaths.bundled("hangar-accel-cuda")), config: .table([
+            ("nvml_library", .string(old)), ("sysfs_root", .string(rig.sysfs)),
+        ]))
+        defer { plugin.instance.destroy() }
+        let devices = try plugin.devices()
+        #expect(devices.count == 2 && devices.allSatisfy { $0.firmwareVersion == nil && $0.linkSpeed == nil })
+        #expect(try plugin.nodeMeasures().contains { $0.key == "cuda_temp" } == false)
+        #expect(try plugin.containerEdits(for: Allocation(containerID: "k", entries: [.init(slotName: "cuda.device", deviceID: "0", amount: amountScale)])).isEmpty == false)
     }
 
     @Test func deviceNodeInjection() throws {

@@ -30,28 +30,6 @@ import Testing
         #expect(failed.contains("accelerator.container_edits.zero_amount"))
         #expect(!report.passed)
     }
-
-    @Test func vendorTemplateBuildsWithPlainCCAndConforms() throws {
-        let dir = try TemporaryDirectory()
-        defer { dir.remove() }
-        let output = "\(dir.path)/libhangar-accel-example.so"
-        // Exactly what the authoring guide tells a vendor to run: the headers and cc, nothing else.
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["cc", "-std=c11", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC", "-fvisibility=hidden",
-                             "-I\(PluginPaths.repoRoot)/PluginAPI/include", "-o", output,
-                             "\(PluginPaths.repoRoot)/Tools/PluginTemplate/example_accel.c"]
-        try process.run()
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0)
-        let library = try PluginLoader.open(path: output)
-        #expect(library.descriptor.name == "example")
-        let report = ConformanceSuite.run(library: library, config: .table([("device_count", .integer(2))]))
-        #expect(report.passed, "\(report.checks.filter { $0.outcome == .fail })")
-        let plugin = try AcceleratorPlugin(library: library, config: .table([("device_count", .integer(2))]))
-        defer { plugin.instance.destroy() }
-        #expect(try plugin.devices().count == 2)
-    }
 }
 
 @Suite struct SchedulingPluginTests {

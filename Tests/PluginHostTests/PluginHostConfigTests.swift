@@ -148,3 +148,57 @@ import Testing
         #expect(formatAmount(1 << 30, type: .bytes) == "1073741824")
     }
 }
+
+/// The host applies schema defaults before create() and refuses schema-invalid config, so a
+/// plugin's defaults live only in its schema (plugin.h, ABI 1.2).
+@Suite struct SchemaDefaultTests {
+    let schema = try! ConfigSchema(json: """
+        {"type":"object","additionalProperties":false,"properties":{
+          "root":{"type":"string","default":"/srv"},
+          "depth":{"type":"integer","minimum":1,"default":3},
+          "limits":{"type":"object","properties":{"files":{"type":"integer","default":100},"bytes":{"type":"integer"}}},
+          "devices":{"type":"array","items":{"type":"object","properties":{"id":{"type":"string"},"health":{"type":"string","default":"healthy"}}}}
+        }}
+        """)
+
+    @Test func missingKeysGetTheirDefaultsAndGivenValuesStay() {
+        let filled = schema.applyingDefaults(to: .table([("depth", .integer(7))]))
+        #expect(filled["root"] == .string("/srv"))
+        #expect(filled["depth"] == .integer(7))
+        // An object that is absent stays absent; no default is invented for it.
+        #expect(filled["limits"] == nil)
+        #expect(schema.violations(of: filled).isEmpty)
+    }
+
+    @Test func defaultsReachIntoPresentObjectsAndArrayItems() {
+        let filled = schema.applyingDefaults(to: .table([
+            ("limits", .table([("bytes", .integer(5))])),
+            ("devices", .array([.table([("id", .string("a"))]), .table([("id", .string("b")), ("health", .string("unhealthy"))])])),
+        ]))
+        #expect(filled["limits"]?["files"] == .integer(100))
+        #expect(filled["limits"]?["bytes"] == .integer(5))
+        guard case .array(let devices)? = filled["devices"] else {
+            Issue.record("devices is not an array: \(String(describing: filled["devices"]))")
+            return
+        }
+        #expect(devices.map { $0["health"] } == [.string("healthy"), .string("unhealthy")])
+    }
+
+    @Test func aPluginSeesItsDefaultsAndNeverAMistypedConfig() throws {
+        let tree = try FakeNPUTree()
+        defer { tree.dir.remove() }
+        let library = try PluginLoader.open(path: buildBrokenTemplate([], in: tree.dir.path))
+        // No config at all: the template relies on its schema's defaults (no fallbacks in C).
+        let instance = try PluginInstance(library: library, config: .emptyTable)
+        #expect(instance.config["sysfs_root"] == .string("/sys/class/example"))
+        #expect(instance.config["dev_root"] == .string("/dev"))
+        instance.destroy()
+        // A mistyped key is refused by the host, naming the key, before create() runs.
+        #expect {
+            _ = try PluginInstance(library: library, config: .table([("sysfs_root", .integer(5))]))
+        } throws: { error in
+            guard let e = error as? PluginError else { return false }
+            return e.code == .invalidConfig && e.call == "config" && e.reason.contains("'sysfs_root': expected string")
+        }
+    }
+}

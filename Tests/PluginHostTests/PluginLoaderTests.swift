@@ -72,7 +72,7 @@ import Testing
     /// Each defect, the error code it must produce, and a phrase the message must contain.
     static let brokenCases: [(defines: [String], code: PluginError.Code, phrase: String)] = [
         (["FIXTURE_NO_ENTRY"], .missingEntrySymbol, "hangar_plugin_entry_v1"),
-        (["FIXTURE_ABI_MAJOR=2"], .abiMismatch, "built for ABI 2.1"),
+        (["FIXTURE_ABI_MAJOR=2"], .abiMismatch, "built for ABI 2.\(HostABI.minor)"),
         (["FIXTURE_NO_LIST_DEVICES"], .missingFunction, "'list_devices'"),
         (["FIXTURE_SLOT=\"gpu.device\""], .badSlotName, "'gpu.device' does not start with the plugin key 'fixture.'"),
     ]

@@ -22,12 +22,13 @@ enum FixtureCompiler {
     /// Compiles `sources` (paths relative to the repo root) into `output`.
     /// Plugins hide everything but their entry symbol; a stand-in for a vendor library
     /// (`hiddenVisibility: false`) exports all its functions, as the real one does.
+    /// `abiInclude` replaces the ABI headers (a fixture built against an older ABI's copy).
     static func build(_ sources: [String], output: String, defines: [String] = [], extraFlags: [String] = [],
-                      hiddenVisibility: Bool = true) throws {
+                      hiddenVisibility: Bool = true, abiInclude: String = "PluginAPI/include") throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["cc", "-std=c11", "-D_GNU_SOURCE", "-shared", "-fPIC"] + (hiddenVisibility ? ["-fvisibility=hidden"] : []) + [
-                             "-I\(PluginPaths.repoRoot)/PluginAPI/include", "-o", output]
+                             "-I\(PluginPaths.repoRoot)/\(abiInclude)", "-I\(PluginPaths.repoRoot)/Plugins/Support/include", "-o", output]
             + defines.map { "-D\($0)" } + extraFlags + sources.map { "\(PluginPaths.repoRoot)/\($0)" } + ["-ldl"]
         let pipe = Pipe()
         process.standardError = pipe

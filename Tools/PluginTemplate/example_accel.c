@@ -1,386 +1,197 @@
 /*
- * example_accel.c — a minimal but complete Hangar accelerator plugin.
- *
- * Copy this file, rename "example" everywhere, and replace the fake devices
- * with calls into your driver. It builds with nothing but a C11 compiler and
- * the Hangar headers (see Makefile and AUTHORING.md):
- *
+ * example_accel.c — a complete Hangar accelerator plugin for a device-node NPU: copy it, rename
+ * "example", and replace discovery with your driver's view. Build (Makefile, AUTHORING.md):
  *   cc -std=c11 -Wall -Wextra -Werror -shared -fPIC -fvisibility=hidden \
- *      -I<hangar>/PluginAPI/include -o libhangar-accel-example.so example_accel.c
+ *      -I<hangar>/PluginAPI/include -I<hangar>/Plugins/Support/include -o libhangar-accel-example.so example_accel.c
  *
- * What it does:
- *   - reports `device_count` fake devices (config, default 1) with ids "0", "1", ...
- *   - provides one discrete slot, "example.device" (one unit per device)
- *   - gives a container EXAMPLE_VISIBLE_DEVICES=<ids>, and exposes the host
- *     device node `device_path` (config, default none) if that path exists
- *
- * The rules every plugin follows (plugin.h and accelerator.h are the contract):
- *
- *   Status codes. Every fallible function returns a hangar_status: HANGAR_OK,
- *   a common code (1-99, plugin.h), an accelerator code (100-199,
- *   accelerator.h), or your own code >= HANGAR_E_PLUGIN_BASE. Pick the most
- *   specific one; the host maps them to typed errors. Always say why in
- *   last_error: the status says what kind of failure, the message says what to
- *   do about it.
- *
- *   struct_size. Every struct that crosses the boundary starts with its size.
- *   Structs YOU fill for the host (descriptor, devices, slots, measures) get
- *   sizeof() of your build. Structs the HOST fills (host services,
- *   allocations, container edits, and the info struct it asks you to fill)
- *   carry the host's size: never read or write a field that lies beyond it.
- *   Arrays come with a stride; index them with HANGAR_ARRAY_AT, never with [].
- *
- *   Ownership. Whoever allocates frees. Strings the host passes in live only
- *   for the call: copy what you keep. Strings you hand to a sink or an edits
- *   function live only for that callback: the host copies them. Strings you
- *   return from get_info must stay valid until destroy().
- *
- *   Sinks. List results go through callbacks, one item per call, on the
- *   calling thread, before your function returns. If a sink returns anything
- *   but HANGAR_OK, stop and return that status. Never keep a sink pointer.
- *
- *   Threads. This plugin sets thread_safety 0, so the host never calls two
- *   functions on one instance at once (it may still run different instances
- *   in parallel, so no mutable globals). Set HANGAR_THREAD_SAFE only if every
- *   instance function, last_error included, is safe to call concurrently.
+ * Devices are /dev/example<N>, described in <sysfs_root>/example<N>/ by model, memory_bytes,
+ * cores, numa_node, local_cpulist, uuid, pci_address, firmware_version and health ("ok" or why
+ * not), and measured by temp (millidegrees C), power_uw and energy_uj. A container gets its
+ * devices as /dev/example0.. in list order, EXAMPLE_VISIBLE_DEVICES=0,1,.. and the resource
+ * line EXAMPLE_GLOBAL_DEVICE_IDS=<local>:<N>,.. The support header does the plumbing; plugin.h
+ * and accelerator.h are the contract.
  */
-#define _POSIX_C_SOURCE 200809L /* for stat(); everything else is plain C11 */
-
-#include <hangar/accelerator.h>
-
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-
-/** True if `field` of `type` lies entirely within the first `size` bytes (the struct_size check). */
-#define EXAMPLE_HAS_FIELD(type, field, size) (offsetof(type, field) + sizeof(((type *)0)->field) <= (size_t)(size))
-
-enum { EXAMPLE_MAX_DEVICES = 64 };
-
-/* ------------------------------------------------------------------------ */
-/* The instance: everything create() builds, freed by destroy().             */
-/* ------------------------------------------------------------------------ */
-
-typedef struct example_instance {
-    /** The host's services; valid until destroy() returns. */
-    const hangar_host_services *host;
-    /** Number of devices (from config key device_count). */
-    int device_count;
-    /** Device ids "0".."N-1": stored here because sinks need strings that outlive the loop body. */
-    char device_ids[EXAMPLE_MAX_DEVICES][12];
-    /** Host path of the device node to expose, or "" for none (from config key device_path). */
-    char device_path[256];
-    /** Message of the most recent failed call, for last_error(). One per instance, never global. */
-    char last_error[512];
-} example_instance;
-
-/** Records a failure message on the instance and returns `status`, so call sites read `return fail(...)`. */
-#if defined(__GNUC__) || defined(__clang__)
-__attribute__((format(printf, 3, 4)))
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* readdir, open */
 #endif
-static hangar_status fail(example_instance *inst, hangar_status status, const char *fmt, ...)
+#include <hangar/support.h>
+#include <dirent.h>
+
+typedef struct example {
+    char sysfs_root[512];
+    char dev_root[512];
+    char no_device_reason[640];
+    char driver_version[64];
+    hs_device_table devices; /* filled once by create(): container_edits must not change state */
+} example;
+
+/* One slot: whole devices. Add fractional or memory slots as more rows. */
+static const hs_slot_spec example_slots[] = {
+    {.name = "example.device", .type = HANGAR_SLOT_COUNT, .mode = HANGAR_ALLOC_DISCRETE, .per_device = HANGAR_AMOUNT_SCALE,
+     .exclusive = 1, .display_name = "Example NPU", .display_unit = "NPU"},
+};
+#define EXAMPLE_SLOT_COUNT (sizeof example_slots / sizeof example_slots[0])
+
+/* Discovery: every example<N> directory, sorted by N. */
+static void example_discover(example *ex)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(inst->last_error, sizeof inst->last_error, fmt, ap);
-    va_end(ap);
-    return status;
+    DIR *dir = opendir(ex->sysfs_root);
+    struct dirent *entry;
+    while (dir != NULL && (entry = readdir(dir)) != NULL) {
+        char *end = NULL, health[160];
+        long long n = strncmp(entry->d_name, "example", 7) == 0 ? strtoll(entry->d_name + 7, &end, 10) : -1;
+        hs_device *d = n >= 0 && end != NULL && *end == '\0' && end != entry->d_name + 7 ? hs_devices_add(&ex->devices) : NULL;
+        if (d == NULL)
+            continue;
+        const char *root = ex->sysfs_root;
+        d->index = n;
+        snprintf(d->id, sizeof d->id, "%lld", n);
+        hs_read_textf(d->model, sizeof d->model, "%s/example%lld/model", root, n);
+        if (d->model[0] == '\0')
+            snprintf(d->model, sizeof d->model, "Example NPU");
+        hs_read_textf(d->uuid, sizeof d->uuid, "%s/example%lld/uuid", root, n);
+        hs_read_textf(d->hw_location, sizeof d->hw_location, "%s/example%lld/pci_address", root, n);
+        hs_read_textf(d->firmware_version, sizeof d->firmware_version, "%s/example%lld/firmware_version", root, n);
+        hs_read_textf(d->cpu_affinity, sizeof d->cpu_affinity, "%s/example%lld/local_cpulist", root, n);
+        d->memory_bytes = (uint64_t)hs_read_i64f(0, "%s/example%lld/memory_bytes", root, n);
+        d->processing_units = (uint32_t)hs_read_i64f(1, "%s/example%lld/cores", root, n);
+        int64_t numa = hs_read_i64f(-1, "%s/example%lld/numa_node", root, n);
+        d->numa_node = numa >= 0 && numa < 4096 ? (int32_t)numa : -1; /* sysfs says -1 when unknown */
+        hs_read_textf(health, sizeof health, "%s/example%lld/health", root, n);
+        if (health[0] != '\0' && strcmp(health, "ok") != 0) {
+            d->health = HANGAR_HEALTH_UNHEALTHY;
+            snprintf(d->health_reason, sizeof d->health_reason, "%s", health);
+        }
+    }
+    if (dir != NULL)
+        closedir(dir);
+    hs_devices_sort_by_index(&ex->devices);
+    if (ex->devices.count == 0)
+        snprintf(ex->no_device_reason, sizeof ex->no_device_reason, "no example<N> entries in %s", ex->sysfs_root);
 }
 
-/* ------------------------------------------------------------------------ */
-/* create / destroy / last_error                                             */
-/* ------------------------------------------------------------------------ */
-
-/*
- * create() reads the configuration through the host's config accessors (so a
- * C plugin needs no JSON parser; config_json is the same document if you
- * prefer to parse it). On failure it writes an actionable message into `err`,
- * naming the key, and frees everything it allocated.
- */
-static hangar_status example_create(const hangar_host_services *host, const char *config_json, void **out_instance, char *err, size_t err_len)
+static hangar_status example_create(const hangar_host_services *host, const char *config_json, void **out, char *err, size_t err_len)
 {
-    (void)config_json;
-    if (host == NULL || out_instance == NULL) {
-        snprintf(err, err_len, "example: create() needs a host and an out_instance");
-        return HANGAR_E_INVALID_ARGUMENT;
+    hs_create c;
+    hangar_status st = hs_create_begin(&c, "example", host, config_json, out, err, err_len, 2);
+    example *ex = st == HANGAR_OK ? calloc(1, sizeof *ex) : NULL;
+    if (st != HANGAR_OK)
+        return st;
+    if (ex == NULL)
+        return hs_create_fail(&c, HANGAR_E_INSUFFICIENT, "out of memory");
+    /* The host applied the schema's defaults and checked types: no fallbacks here. */
+    if ((st = hs_cfg_string(&c, "sysfs_root", ex->sysfs_root, sizeof ex->sysfs_root)) != HANGAR_OK ||
+        (st = hs_cfg_string(&c, "dev_root", ex->dev_root, sizeof ex->dev_root)) != HANGAR_OK) {
+        free(ex);
+        return st;
     }
-    *out_instance = NULL;
-    /* The config accessors are 1.0 fields, but check struct_size anyway: it is the habit that keeps you safe with later fields. */
-    if (!EXAMPLE_HAS_FIELD(hangar_host_services, config_count, host->struct_size)) {
-        snprintf(err, err_len, "example: the host services table is too old (struct_size %u)", (unsigned)host->struct_size);
-        return HANGAR_E_INCOMPATIBLE;
-    }
-
-    int64_t count = 1;
-    hangar_status st = host->config_int(host->host_context, "device_count", &count);
-    if (st == HANGAR_E_NOT_FOUND) {
-        count = 1; /* every key has a default */
-    } else if (st != HANGAR_OK) {
-        snprintf(err, err_len, "device_count: expected an integer between 0 and %d", EXAMPLE_MAX_DEVICES);
-        return HANGAR_E_INVALID_CONFIG;
-    } else if (count < 0 || count > EXAMPLE_MAX_DEVICES) {
-        snprintf(err, err_len, "device_count: must be between 0 and %d, got %lld", EXAMPLE_MAX_DEVICES, (long long)count);
-        return HANGAR_E_INVALID_CONFIG;
-    }
-
-    example_instance *inst = calloc(1, sizeof *inst);
-    if (inst == NULL) {
-        snprintf(err, err_len, "example: out of memory");
-        return HANGAR_E_INTERNAL;
-    }
-    inst->host = host;
-    inst->device_count = (int)count;
-    for (int i = 0; i < inst->device_count; i++)
-        snprintf(inst->device_ids[i], sizeof inst->device_ids[i], "%d", i);
-
-    size_t len = 0;
-    st = host->config_string(host->host_context, "device_path", inst->device_path, sizeof inst->device_path, &len);
-    if (st == HANGAR_E_NOT_FOUND) {
-        inst->device_path[0] = '\0';
-    } else if (st == HANGAR_E_BUFFER_TOO_SMALL) {
-        snprintf(err, err_len, "device_path: at most %zu characters, got %zu", sizeof inst->device_path - 1, len);
-        free(inst); /* leave nothing allocated on failure */
-        return HANGAR_E_INVALID_CONFIG;
-    } else if (st != HANGAR_OK) {
-        snprintf(err, err_len, "device_path: expected a string such as \"/dev/example0\"");
-        free(inst);
-        return HANGAR_E_INVALID_CONFIG;
-    }
-
-    /* A real plugin would now load its driver (dlopen the vendor library
-     * lazily, so the plugin still loads on nodes without the driver) and
-     * return HANGAR_E_DRIVER_UNAVAILABLE with a message if that fails. */
-    *out_instance = inst;
+    hs_read_textf(ex->driver_version, sizeof ex->driver_version, "%s/driver_version", ex->sysfs_root);
+    example_discover(ex);
+    *out = ex;
     return HANGAR_OK;
 }
 
-static void example_destroy(void *instance)
-{
-    free(instance); /* called exactly once, after every other call on the instance has returned */
-}
-
-/* snprintf semantics: copy what fits, return the full length, so the host can size a buffer. */
-static size_t example_last_error(void *instance, char *buf, size_t buf_len)
-{
-    const example_instance *inst = instance;
-    int n = snprintf(buf_len > 0 ? buf : NULL, buf_len, "%s", inst != NULL ? inst->last_error : "");
-    return n < 0 ? 0 : (size_t)n;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Discovery: info, devices, slots, allocation map                           */
-/* ------------------------------------------------------------------------ */
+static void example_destroy(void *instance) { free(instance); }
 
 static hangar_status example_get_info(void *instance, hangar_accel_info *info)
 {
-    example_instance *inst = instance;
-    if (info == NULL)
-        return fail(inst, HANGAR_E_INVALID_ARGUMENT, "get_info: info is NULL");
-    /* The host filled info->struct_size: write only the fields that fit. */
-    uint32_t size = info->struct_size;
-    if (EXAMPLE_HAS_FIELD(hangar_accel_info, device_key, size))
-        info->device_key = "example"; /* the slot prefix; usually the descriptor name */
-    if (EXAMPLE_HAS_FIELD(hangar_accel_info, driver_version, size))
-        info->driver_version = "0.1.0"; /* ask your driver */
-    if (EXAMPLE_HAS_FIELD(hangar_accel_info, runtime_version, size))
-        info->runtime_version = NULL;
-    if (EXAMPLE_HAS_FIELD(hangar_accel_info, extra_info_json, size))
-        info->extra_info_json = NULL;
-    if (EXAMPLE_HAS_FIELD(hangar_accel_info, no_device_reason, size))
-        info->no_device_reason = inst->device_count == 0 ? "device_count is 0" : NULL;
+    example *ex = instance;
+    return hs_fill_info(info, "example", ex->driver_version, NULL, NULL, ex->no_device_reason);
+}
+
+static hangar_status example_list_devices(void *instance, hangar_accel_device_sink sink, void *ctx)
+{
+    return hs_list_devices(&((example *)instance)->devices, sink, ctx);
+}
+
+static hangar_status example_list_slots(void *instance, hangar_accel_slot_sink sink, void *ctx)
+{
+    return hs_list_slots(example_slots, EXAMPLE_SLOT_COUNT, &((example *)instance)->devices, sink, ctx);
+}
+
+static hangar_status example_list_device_slots(void *instance, hangar_accel_device_slot_sink sink, void *ctx)
+{
+    return hs_list_device_slots(example_slots, EXAMPLE_SLOT_COUNT, &((example *)instance)->devices, sink, ctx);
+}
+
+/* Checks everything first (hs_select), then emits: a refused call leaves no half edits. */
+static hangar_status example_container_edits(void *instance, const hangar_accel_allocation *a, const hangar_container_edits *edits)
+{
+    example *ex = instance;
+    hs_selection sel;
+    hangar_status st = hs_check_edits_args(a, edits);
+    if (st != HANGAR_OK || (st = hs_select(a, &ex->devices, example_slots, EXAMPLE_SLOT_COUNT, &sel, "container_edits")) != HANGAR_OK ||
+        sel.count == 0) /* nothing to emit for an empty allocation */
+        return st;
+    for (size_t k = 0; k < sel.count; k++) {
+        char host_path[600], container_path[64];
+        hs_pathf(host_path, sizeof host_path, "%s/example%" PRId64, ex->dev_root, ex->devices.items[sel.picks[k].device].index);
+        snprintf(container_path, sizeof container_path, "/dev/example%zu", k);
+        HS_EDIT(edits, add_device_node, host_path, container_path, "rwm");
+    }
+    hs_strbuf list;
+    hs_selection_list(&sel, &ex->devices, HS_LIST_LOCAL, &list);
+    HS_EDIT(edits, add_env, "EXAMPLE_VISIBLE_DEVICES", list.text);
+    hs_selection_list(&sel, &ex->devices, HS_LIST_PAIRS, &list);
+    HS_EDIT(edits, add_resource_data, "EXAMPLE_GLOBAL_DEVICE_IDS", list.text);
     return HANGAR_OK;
 }
 
-static hangar_status example_list_devices(void *instance, hangar_accel_device_sink sink, void *sink_context)
+/* Temperature and power are gauges, energy a counter (ABI 1.2 units); a missing file skips that measure. */
+static hangar_status example_node_measures(void *instance, hangar_accel_measure_sink sink, void *ctx)
 {
-    example_instance *inst = instance;
-    if (sink == NULL)
-        return fail(inst, HANGAR_E_INVALID_ARGUMENT, "list_devices: sink is NULL");
-    for (int i = 0; i < inst->device_count; i++) {
-        hangar_accel_device dev;
-        memset(&dev, 0, sizeof dev);      /* fields you do not know stay 0 / NULL */
-        dev.struct_size = sizeof dev;     /* you fill it, so it is your size */
-        dev.device_id = inst->device_ids[i];
-        dev.model = "Example Accelerator";
-        dev.memory_bytes = 8ull << 30;
-        dev.processing_units = 1;
-        dev.numa_node = -1;               /* unknown; read /sys/bus/pci/devices/<bdf>/numa_node for real hardware */
-        dev.health = HANGAR_HEALTH_HEALTHY;
-        hangar_status st = sink(sink_context, &dev); /* the host copies what it keeps */
-        if (st != HANGAR_OK)
-            return fail(inst, st, "list_devices: stopped by the host (status %d)", (int)st);
+    example *ex = instance;
+    hangar_status st = HANGAR_OK;
+    for (size_t i = 0; i < ex->devices.count && st == HANGAR_OK; i++) {
+        const hs_device *d = &ex->devices.items[i];
+        int64_t temp = hs_read_i64f(-1, "%s/example%" PRId64 "/temp", ex->sysfs_root, d->index);
+        int64_t power = hs_read_i64f(-1, "%s/example%" PRId64 "/power_uw", ex->sysfs_root, d->index);
+        int64_t energy = hs_read_i64f(-1, "%s/example%" PRId64 "/energy_uj", ex->sysfs_root, d->index);
+        if (temp >= 0)
+            st = hs_measure(sink, ctx, "example_temp", HANGAR_UNIT_CELSIUS, HANGAR_MEASURE_GAUGE, d->id, NULL, temp / 1000.0, 0);
+        if (st == HANGAR_OK && power >= 0)
+            st = hs_measure(sink, ctx, "example_power", HANGAR_UNIT_WATTS, HANGAR_MEASURE_GAUGE, d->id, NULL, power / 1e6, 0);
+        if (st == HANGAR_OK && energy >= 0)
+            st = hs_measure(sink, ctx, "example_energy", HANGAR_UNIT_JOULES, HANGAR_MEASURE_COUNTER, d->id, NULL, energy / 1e6, 0);
     }
-    return HANGAR_OK; /* zero devices is not an error: get_info says why */
+    return st;
 }
 
-static hangar_status example_list_slots(void *instance, hangar_accel_slot_sink sink, void *sink_context)
-{
-    example_instance *inst = instance;
-    if (sink == NULL)
-        return fail(inst, HANGAR_E_INVALID_ARGUMENT, "list_slots: sink is NULL");
-    hangar_accel_slot slot;
-    memset(&slot, 0, sizeof slot);
-    slot.struct_size = sizeof slot;
-    slot.name = "example.device";                   /* must start with "<device_key>." */
-    slot.type = HANGAR_SLOT_COUNT;
-    slot.allocation_mode = HANGAR_ALLOC_DISCRETE;
-    slot.quantum = 0;                               /* discrete: whole units */
-    slot.capacity = inst->device_count * HANGAR_AMOUNT_SCALE; /* fixed point: 1.0 == HANGAR_AMOUNT_SCALE */
-    slot.exclusive = 1;
-    slot.display_name = "Example device";
-    slot.display_unit = "device";
-    hangar_status st = sink(sink_context, &slot);
-    return st == HANGAR_OK ? HANGAR_OK : fail(inst, st, "list_slots: stopped by the host (status %d)", (int)st);
-}
-
-static hangar_status example_list_device_slots(void *instance, hangar_accel_device_slot_sink sink, void *sink_context)
-{
-    example_instance *inst = instance;
-    if (sink == NULL)
-        return fail(inst, HANGAR_E_INVALID_ARGUMENT, "list_device_slots: sink is NULL");
-    for (int i = 0; i < inst->device_count; i++) {
-        hangar_accel_device_slot row;
-        memset(&row, 0, sizeof row);
-        row.struct_size = sizeof row;
-        row.slot_name = "example.device";
-        row.device_id = inst->device_ids[i];
-        row.capacity = HANGAR_AMOUNT_SCALE; /* one whole device */
-        hangar_status st = sink(sink_context, &row);
-        if (st != HANGAR_OK)
-            return fail(inst, st, "list_device_slots: stopped by the host (status %d)", (int)st);
-    }
-    return HANGAR_OK;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Container edits                                                           */
-/* ------------------------------------------------------------------------ */
-
-/*
- * Describes what a container needs for `allocation`. It must not change any
- * state (the agent calls it again after a restart), so validate everything
- * first and only then emit: a failed call must not leave half the edits.
- */
-static hangar_status example_container_edits(void *instance, const hangar_accel_allocation *allocation, const hangar_container_edits *edits)
-{
-    example_instance *inst = instance;
-    if (allocation == NULL || edits == NULL)
-        return fail(inst, HANGAR_E_INVALID_ARGUMENT, "container_edits: allocation and edits must not be NULL");
-    /* Host-filled structs: check their sizes before touching fields. */
-    if (!EXAMPLE_HAS_FIELD(hangar_accel_allocation, entry_stride, allocation->struct_size) ||
-        !EXAMPLE_HAS_FIELD(hangar_container_edits, add_resource_data, edits->struct_size))
-        return fail(inst, HANGAR_E_INVALID_ARGUMENT, "container_edits: allocation or edits struct is too small");
-    if (allocation->entry_count > 0 &&
-        (allocation->entries == NULL || allocation->entry_stride < offsetof(hangar_accel_alloc_entry, amount) + sizeof(int64_t)))
-        return fail(inst, HANGAR_E_INVALID_ARGUMENT, "container_edits: bad entries array");
-
-    int chosen[EXAMPLE_MAX_DEVICES] = {0};
-    for (size_t i = 0; i < allocation->entry_count; i++) {
-        const hangar_accel_alloc_entry *e = HANGAR_ARRAY_AT(hangar_accel_alloc_entry, allocation->entries, allocation->entry_stride, i);
-        if (e->slot_name == NULL || e->device_id == NULL || strcmp(e->slot_name, "example.device") != 0)
-            return fail(inst, HANGAR_E_INVALID_ARGUMENT, "container_edits: entry %zu is not an example.device entry", i);
-        int index = -1;
-        for (int d = 0; d < inst->device_count; d++)
-            if (strcmp(inst->device_ids[d], e->device_id) == 0)
-                index = d;
-        if (index < 0)
-            return fail(inst, HANGAR_E_NOT_FOUND, "container_edits: no device \"%.64s\"", e->device_id);
-        if (e->amount != HANGAR_AMOUNT_SCALE)
-            return fail(inst, HANGAR_E_BAD_ALLOCATION, "container_edits: device \"%s\" can only be allocated whole (amount %lld, want %lld)",
-                        e->device_id, (long long)e->amount, (long long)HANGAR_AMOUNT_SCALE);
-        chosen[index] = 1;
-    }
-    if (allocation->entry_count == 0)
-        return HANGAR_OK;
-
-    /* EXAMPLE_VISIBLE_DEVICES=0,2: the convention your runtime reads to pick its devices. */
-    char visible[EXAMPLE_MAX_DEVICES * 12] = "";
-    for (int d = 0; d < inst->device_count; d++) {
-        if (!chosen[d])
-            continue;
-        if (visible[0] != '\0')
-            strcat(visible, ",");
-        strcat(visible, inst->device_ids[d]);
-    }
-    hangar_status st = edits->add_env(edits->context, "EXAMPLE_VISIBLE_DEVICES", visible); /* the host copies the strings */
-    if (st != HANGAR_OK)
-        return fail(inst, st, "container_edits: add_env(EXAMPLE_VISIBLE_DEVICES) refused (status %d)", (int)st);
-
-    /* Expose the device node only if it exists on this host; a real plugin
-     * adds one node per allocated device (e.g. /dev/example<N>). */
-    struct stat sb;
-    if (inst->device_path[0] != '\0' && stat(inst->device_path, &sb) == 0) {
-        st = edits->add_device_node(edits->context, inst->device_path, NULL, "rwm");
-        if (st != HANGAR_OK)
-            return fail(inst, st, "container_edits: add_device_node(%s) refused (status %d)", inst->device_path, (int)st);
-    }
-    return HANGAR_OK;
-}
-
-/* ------------------------------------------------------------------------ */
-/* The tables and the one exported symbol                                    */
-/* ------------------------------------------------------------------------ */
-
-/* JSON Schema of the config; the host validates the operator's config against it before create(). */
 static const char example_schema[] =
     "{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{"
-    "\"device_count\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":64,\"default\":1,"
-    "\"description\":\"How many fake devices to report.\"},"
-    "\"device_path\":{\"type\":\"string\",\"default\":\"\","
-    "\"description\":\"Host device node to expose to containers if it exists; empty for none.\"}"
-    "}}";
+    "\"sysfs_root\":{\"type\":\"string\",\"minLength\":1,\"default\":\"/sys/class/example\","
+    "\"description\":\"Where the driver describes devices (example<N>/ folders); a fake tree in tests.\"},"
+    "\"dev_root\":{\"type\":\"string\",\"minLength\":1,\"default\":\"/dev\",\"description\":\"Where the device nodes example<N> are.\"}}}";
 
-/* The function table. Optional entries (release, measures) stay NULL; fields
- * appended in later ABI minors are zero-filled by the designated initializer. */
 static const hangar_accelerator_functions example_functions = {
     .struct_size = sizeof(hangar_accelerator_functions),
     .create = example_create,
     .destroy = example_destroy,
-    .last_error = example_last_error,
+    .last_error = hs_last_error,
     .get_info = example_get_info,
     .list_devices = example_list_devices,
     .list_slots = example_list_slots,
     .list_device_slots = example_list_device_slots,
     .container_edits = example_container_edits,
+    .gather_node_measures = example_node_measures,
 };
 
 static const char *const example_slot_names[] = {"example.device", NULL};
 
-/* Static and read-only: the host may read it from any thread at any time, and never unloads the library. */
 static const hangar_plugin_descriptor example_descriptor = {
-    .struct_size = sizeof(hangar_plugin_descriptor),
-    .abi_major = HANGAR_ABI_MAJOR,
-    .abi_minor = HANGAR_ABI_MINOR,
-    .kind = HANGAR_KIND_ACCELERATOR,
-    .thread_safety = 0,
-    .capabilities = 0, /* HANGAR_ACCEL_CAP_* bits: none of the optional features here */
-    .name = "example", /* the name operators enable; lowercase letters, digits, '-' */
+    HS_DESCRIPTOR_ABI(HANGAR_KIND_ACCELERATOR),
+    .thread_safety = 0, /* the host serialises calls on an instance */
+    .capabilities = HANGAR_ACCEL_CAP_NODE_METRICS,
+    .name = "example",
     .vendor = "Example Corp",
-    .version = "0.1.0",
-    .description = "Example accelerator plugin: a template to copy",
+    .version = "0.2.0",
+    .description = "Example NPU plugin: device nodes described in sysfs; a template to copy",
     .license = "Apache-2.0",
     .config_schema = example_schema,
     .static_slot_names = example_slot_names,
     .functions = &example_functions,
-    /* Added in ABI 1.1. Setting a newer field is safe: a 1.0 host reads only the
-     * first struct_size bytes it knows and ignores the rest. */
     .homepage = "https://example.com/hangar-plugin-example",
 };
 
-/*
- * The entry symbol: the only exported name (everything else is static, and
- * -fvisibility=hidden hides anything you forget). The host calls it to read
- * your metadata, e.g. for `hangar-plugin inspect`, possibly on a machine
- * without your hardware: so it must not allocate, open devices, load your
- * driver, start threads or touch globals. Return NULL for a host of another
- * ABI major; a plugin that needs a field newer than the host's minor would
- * also return NULL for an older minor.
- */
-HANGAR_EXPORT const hangar_plugin_descriptor *hangar_plugin_entry_v1(uint32_t host_abi_version)
-{
-    if (HANGAR_ABI_VERSION_MAJOR(host_abi_version) != HANGAR_ABI_MAJOR)
-        return NULL;
-    return &example_descriptor;
-}
+/* The only exported symbol; 2 = needs a host that applies schema defaults (ABI 1.2). */
+HS_PLUGIN_ENTRY(example_descriptor, 2)

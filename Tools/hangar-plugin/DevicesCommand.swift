@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import PluginHost
 
 /// `hangar-plugin devices`: create the enabled accelerator plugins and list what they see.
@@ -36,7 +37,10 @@ struct DevicesCommand: ParsableCommand {
             output.plugins.append(PluginDevices(plugin: accelerator.name, info: accelerator.info, devices: try accelerator.devices(),
                                                 slots: try accelerator.slots(), deviceSlots: try accelerator.deviceSlots()))
         }
-        if json { return try printJSON(output) }
+        if json {
+            try printJSON(output)
+            return try failIfSkipped(output.skipped)
+        }
         for p in output.plugins {
             print("\(p.plugin) (device key \(p.info.deviceKey)\(p.info.driverVersion.map { ", driver \($0)" } ?? ""))")
             if p.devices.isEmpty {
@@ -52,5 +56,14 @@ struct DevicesCommand: ParsableCommand {
             }
         }
         for s in output.skipped { print("skipped: \(s)") }
+        try failIfSkipped(output.skipped)
+    }
+
+    /// An enabled plugin that could not be created is a failure the operator must see in the
+    /// exit status, not only in the listing.
+    func failIfSkipped(_ skipped: [String]) throws {
+        guard !skipped.isEmpty else { return }
+        FileHandle.standardError.write(Data("hangar-plugin: \(skipped.count) enabled plugin(s) were skipped; see above\n".utf8))
+        throw ExitCode(1)
     }
 }

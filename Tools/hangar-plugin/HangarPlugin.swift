@@ -14,7 +14,7 @@ struct HangarPlugin: ParsableCommand {
         [plugins] search_paths of --config, else $HANGAR_PLUGIN_PATH, this executable's folder,
         ../lib/hangar/plugins beside it, /usr/local/lib/hangar/plugins and /usr/lib/hangar/plugins.
         """,
-        subcommands: [ListCommand.self, InspectCommand.self, DevicesCommand.self, VerifyCommand.self])
+        subcommands: [ListCommand.self, InspectCommand.self, DevicesCommand.self, EditsCommand.self, VerifyCommand.self])
 
     /// Plugin logs go to stderr (warnings and worse unless HANGAR_LOG_LEVEL says otherwise), so
     /// that `--json` output on stdout stays parseable.

@@ -29,7 +29,20 @@ struct InspectCommand: ParsableCommand {
         let d = library.descriptor
         let output = Output(file: library.path, descriptor: d, threadSafe: d.isThreadSafe, singleInstance: d.isSingleInstance,
                             capabilities: CapabilityNames.names(kind: d.kind, bits: d.capabilities))
-        if json { return try printJSON(output) }
+        if json {
+            // The config schema is itself JSON: embed it as an object rather than as an escaped
+            // string, so `jq .descriptor.configSchema.properties` reads it directly.
+            let encoder = JSONEncoder()
+            guard var object = try JSONSerialization.jsonObject(with: encoder.encode(output)) as? [String: Any],
+                  var descriptor = object["descriptor"] as? [String: Any] else { return try printJSON(output) }
+            if let schema = d.configSchema, let parsed = try? JSONSerialization.jsonObject(with: Data(schema.utf8)) {
+                descriptor["configSchema"] = parsed
+            }
+            object["descriptor"] = descriptor
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+            print(String(decoding: data, as: UTF8.self))
+            return
+        }
         var lines = [
             ("name", d.name), ("kind", d.kind.description), ("version", d.version), ("vendor", d.vendor),
             ("license", d.license), ("description", d.description), ("abi", "\(d.abiMajor).\(d.abiMinor) (descriptor \(d.structSize) bytes)"),

@@ -1,5 +1,5 @@
 /*
- * Hangar plugin ABI v1 — accelerator plugins.
+ * Hangar plugin ABI v1 — accelerator plugins (1.2).
  *
  * An accelerator plugin tells the agent which devices a node has, which
  * resource slots they provide, and what a container needs to use an
@@ -49,6 +49,8 @@ extern "C" {
 #define HANGAR_ACCEL_CAP_HEALTH_WATCH (1ull << 4)
 /** release() must be called when a container's allocation ends (it frees driver-side state). */
 #define HANGAR_ACCEL_CAP_NEEDS_RELEASE (1ull << 5)
+/** (1.2) prepare() makes driver-side state (partitions) before container_edits; implies NEEDS_RELEASE. */
+#define HANGAR_ACCEL_CAP_NEEDS_PREPARE (1ull << 6)
 
 /* Slot types (Backend.AI's SlotTypes). */
 /** Units that may be whole or fractional (cores, devices, shares). */
@@ -115,6 +117,32 @@ typedef struct hangar_accel_device {
     uint32_t health;
     /** Why the device is not healthy, or NULL. */
     const char *health_reason;
+
+    /* ---- added in ABI 1.2 (absent when struct_size ends before them) ---- */
+
+    /** Firmware (VBIOS, SMC, ...) version, or NULL. */
+    const char *firmware_version;
+    /** Board or part id printed on the card (serial of the board, not the chip), or NULL. */
+    const char *board_id;
+    /** Host link as text, e.g. "PCIe 4.0 x16" or "16 GT/s x16", or NULL. */
+    const char *link_speed;
+    /** Anything else as one JSON object (e.g. {"driver_model":"..."}), or NULL. Reported in the heartbeat. */
+    const char *extra_info_json;
+    /**
+     * The host CPUs nearest the device as a Linux cpulist ("0-15,32-47", as
+     * sysfs local_cpulist writes it), or NULL to go by numa_node alone. The
+     * agent takes a container's CPU cores from this list first when the
+     * container gets the device (a hint: it falls back to other cores when
+     * these are taken).
+     */
+    const char *cpu_affinity;
+    /**
+     * For a partition of a physical device (a MIG instance, an NPU core
+     * group): the device_id of the device it is carved from, which is also
+     * listed. NULL for a whole device. The agent never gives a partition and
+     * its parent to two containers at once when both carry capacity.
+     */
+    const char *parent_device_id;
 } hangar_accel_device;
 
 /** A slot type the plugin provides, with its node-wide capacity. */
@@ -191,11 +219,27 @@ typedef hangar_status (*hangar_accel_slot_sink)(void *sink_context, const hangar
 /** Receives per-device capacities from list_device_slots. */
 typedef hangar_status (*hangar_accel_device_slot_sink)(void *sink_context, const hangar_accel_device_slot *entry);
 
-/** Measurement units. */
+/** Measurement units. A plain number (events, processes). */
 #define HANGAR_UNIT_COUNT 0u
+/** Bytes (memory used); capacity is the total. */
 #define HANGAR_UNIT_BYTES 1u
+/** Percent, 0 to 100 (utilisation). */
 #define HANGAR_UNIT_PERCENT 2u
+/** Bytes per second (link or memory bandwidth). */
 #define HANGAR_UNIT_BPS 3u
+/** (1.2) Degrees Celsius (temperature); a gauge. */
+#define HANGAR_UNIT_CELSIUS 4u
+/** (1.2) Watts (power draw); a gauge; capacity is the power limit, or 0. */
+#define HANGAR_UNIT_WATTS 5u
+/** (1.2) Joules (energy consumed since an arbitrary start); a counter. */
+#define HANGAR_UNIT_JOULES 6u
+/** (1.2) Hertz (clock frequency); a gauge; capacity is the maximum clock, or 0. */
+#define HANGAR_UNIT_HERTZ 7u
+
+/** (1.2) Measure kinds. A value that goes up and down (utilisation, temperature). The default: 0. */
+#define HANGAR_MEASURE_GAUGE 0u
+/** (1.2) A value that only grows until the device or driver resets (energy, error counts); rates are its differences. */
+#define HANGAR_MEASURE_COUNTER 1u
 
 /** One measured value. */
 typedef struct hangar_accel_measure {
@@ -213,6 +257,11 @@ typedef struct hangar_accel_measure {
     double current;
     /** Capacity for the value (total memory, 100 for percent), or 0 if none. */
     double capacity;
+
+    /* ---- added in ABI 1.2 ---- */
+
+    /** HANGAR_MEASURE_GAUGE or HANGAR_MEASURE_COUNTER. A counter never decreases between two calls unless the device reset. */
+    uint32_t measure_kind;
 } hangar_accel_measure;
 
 /** Receives measurements. */
@@ -305,8 +354,11 @@ typedef struct hangar_accelerator_functions {
      * Validate every entry before emitting anything. Returns
      * HANGAR_E_INVALID_ARGUMENT for a NULL argument or a slot that is not the
      * plugin's, HANGAR_E_NOT_FOUND for an unknown device,
-     * HANGAR_E_BAD_ALLOCATION for an amount the plugin cannot honour or a
-     * device named twice, HANGAR_E_DEVICE_LOST for an unhealthy device.
+     * HANGAR_E_BAD_ALLOCATION for an amount the plugin cannot honour (zero
+     * or negative, not a multiple of the slot's quantum, more than the
+     * device's capacity of the slot) or a device named in two entries,
+     * HANGAR_E_DEVICE_LOST for a device whose health is
+     * HANGAR_HEALTH_UNHEALTHY. Every refusal sets last_error.
      * An allocation with no entries emits nothing and returns HANGAR_OK.
      * Container-local device indices (renumbered device nodes, the
      * "<local>:<host>" pairs of *_GLOBAL_DEVICE_IDS) follow the order in
@@ -328,6 +380,22 @@ typedef struct hangar_accelerator_functions {
      */
     hangar_status (*gather_container_measures)(void *instance, const hangar_accel_allocation *allocations, size_t count, size_t stride,
                                                hangar_accel_measure_sink sink, void *sink_context);
+
+    /* ---- added in ABI 1.2 (absent when struct_size ends before it) ---- */
+
+    /**
+     * Optional. Makes the driver-side state an allocation needs before its
+     * container starts (MIG GPU and compute instances, NPU core groups) and
+     * that container_edits then describes. The agent calls it for every
+     * allocation before container_edits, and again after an agent restart
+     * for allocations it re-adopts, so it must be idempotent: preparing an
+     * allocation that is already prepared returns HANGAR_OK and changes
+     * nothing. It refuses what container_edits refuses, with the same
+     * statuses, and leaves nothing behind on failure. release() frees what
+     * it made; a plugin that sets prepare must set release and
+     * HANGAR_ACCEL_CAP_NEEDS_PREPARE.
+     */
+    hangar_status (*prepare)(void *instance, const hangar_accel_allocation *allocation);
 } hangar_accelerator_functions;
 
 #ifdef __cplusplus

@@ -21,7 +21,12 @@
  *     older minor of its major; it refuses any other major.
  *
  * History: 1.0 first release; 1.1 appended hangar_plugin_descriptor.homepage,
- * hangar_host_services.config_key and hangar_sched_session.attempts.
+ * hangar_host_services.config_key and hangar_sched_session.attempts; 1.2
+ * made the host apply schema defaults before create() (see config_schema),
+ * added the measurement units HANGAR_UNIT_CELSIUS..HANGAR_UNIT_HERTZ and
+ * appended hangar_accel_measure.measure_kind, the device facts
+ * hangar_accel_device.firmware_version..parent_device_id and
+ * hangar_accelerator_functions.prepare (accelerator.h).
  *
  * Out of memory inside a plugin is reported as HANGAR_E_INSUFFICIENT.
  *
@@ -49,7 +54,7 @@ extern "C" {
 /** Major version of this ABI. A change here means existing plugins must be rebuilt. */
 #define HANGAR_ABI_MAJOR 1u
 /** Minor version of this ABI. Bumped when fields or functions are appended. */
-#define HANGAR_ABI_MINOR 1u
+#define HANGAR_ABI_MINOR 2u
 /** Major and minor packed as (major << 16) | minor, as passed to the entry symbol. */
 #define HANGAR_ABI_VERSION ((HANGAR_ABI_MAJOR << 16) | HANGAR_ABI_MINOR)
 /** Extracts the major version from a packed version. */
@@ -170,8 +175,10 @@ typedef int32_t hangar_status;
  * HANGAR_E_NOT_FOUND when the path does not exist, or
  * HANGAR_E_INVALID_ARGUMENT when the value has another type (an array or table
  * asked for as a scalar, a string that is not a number, ...). The host has
- * already checked the config against the descriptor's config_schema, so a
- * plugin that declares one sees only keys and types the schema allows.
+ * already checked the config against the descriptor's config_schema and
+ * filled in its defaults (see hangar_plugin_descriptor.config_schema), so a
+ * plugin that declares a schema sees only keys, types and ranges the schema
+ * allows, and every key with a `default` is present.
  */
 typedef struct hangar_host_services {
     /** sizeof(hangar_host_services) as the host compiled it. Check it before using a field added after 1.0. */
@@ -251,11 +258,28 @@ typedef struct hangar_plugin_descriptor {
     /** SPDX license identifier, e.g. "Apache-2.0". */
     const char *license;
     /**
-     * JSON Schema (draft 2020-12 subset: type, properties, required,
-     * additionalProperties, items, enum, minimum, maximum, description,
-     * default) of the plugin's configuration object. The host validates
-     * the operator's config against it before create(). May be NULL: any
-     * config object is accepted.
+     * JSON Schema (a draft 2020-12 subset) of the plugin's configuration
+     * object, or NULL: any config object is accepted and passed unchanged.
+     *
+     * The host enforces exactly these keywords and refuses to load a plugin
+     * whose schema uses any other assertion keyword (so no rule is silently
+     * unchecked): type ("object", "array", "string", "integer", "number",
+     * "boolean", or an array of them), properties, required,
+     * additionalProperties (a boolean only), items (one schema), enum,
+     * minimum, maximum, minLength, maxLength, minItems, maxItems. It ignores
+     * the annotations description, default, title, examples, format,
+     * deprecated, $schema, $id and $comment, except that:
+     *
+     * Guarantee (ABI 1.2): before create() the host fills in `default`
+     * values — of every property missing from an object that is present (the
+     * root object is always present), recursively, and of the items of
+     * arrays — and then checks the result against the schema. A config that
+     * violates it never reaches create(): the operator is told which key is
+     * wrong and why. A plugin therefore reads keys with defaults without a
+     * fallback of its own, and needs no type or range checks of its own for
+     * what the schema says (checks across keys remain the plugin's job).
+     * Hosts before 1.2 validated but did not fill defaults: a plugin that
+     * relies on them returns NULL from its entry symbol for a host minor < 2.
      */
     const char *config_schema;
     /**

@@ -96,4 +96,24 @@ typedef nvmlReturn_t (*nvmlSystemGetDriverVersion_fn)(char *version, unsigned in
 typedef nvmlReturn_t (*nvmlSystemGetCudaDriverVersion_fn)(int *cudaDriverVersion);
 typedef nvmlReturn_t (*nvmlDeviceGetNumGpuCores_fn)(nvmlDevice_t device, unsigned int *numCores);
 
+/* Appended for the ABI 1.2 device facts and measures; the plugin looks every one of these up optionally. */
+
+/* Buffer size guaranteed to be large enough for nvmlDeviceGetVbiosVersion. */
+#define NVML_DEVICE_VBIOS_VERSION_BUFFER_SIZE 32
+/* nvmlTemperatureSensors_t (a C enum in nvml.h): the GPU die, the one sensor nvml.h names. */
+#define NVML_TEMPERATURE_GPU 0
+
+typedef nvmlReturn_t (*nvmlDeviceGetVbiosVersion_fn)(nvmlDevice_t device, char *version, unsigned int length);
+/* Largest PCIe link generation and width the device and the system together allow (not the current, power-saved link). */
+typedef nvmlReturn_t (*nvmlDeviceGetMaxPcieLinkGeneration_fn)(nvmlDevice_t device, unsigned int *maxLinkGen);
+typedef nvmlReturn_t (*nvmlDeviceGetMaxPcieLinkWidth_fn)(nvmlDevice_t device, unsigned int *maxLinkWidth);
+/* Degrees Celsius; sensorType is an nvmlTemperatureSensors_t, passed as int. */
+typedef nvmlReturn_t (*nvmlDeviceGetTemperature_fn)(nvmlDevice_t device, int sensorType, unsigned int *temp);
+/* Milliwatts drawn (by the whole board on Ampere and newer). */
+typedef nvmlReturn_t (*nvmlDeviceGetPowerUsage_fn)(nvmlDevice_t device, unsigned int *power);
+/* Milliwatts: the power limit the driver enforces. */
+typedef nvmlReturn_t (*nvmlDeviceGetEnforcedPowerLimit_fn)(nvmlDevice_t device, unsigned int *limit);
+/* Millijoules consumed since the driver was last reloaded. */
+typedef nvmlReturn_t (*nvmlDeviceGetTotalEnergyConsumption_fn)(nvmlDevice_t device, unsigned long long *energy);
+
 #endif /* HANGAR_CUDA_NVML_H */

@@ -9,465 +9,87 @@
  * modulo the number of candidates of each call, and it only moves when a
  * whole session is placed: a failed call leaves it where it was.
  *
- * Fit: for every slot, occupied + request <= capacity. A slot an agent has no
- * capacity for can only be requested as 0, and an agent already over its
- * capacity on some slot takes nothing. Multi-node sessions are placed kernel
- * by kernel, counting what earlier kernels of the same session took on each
- * agent, so several kernels may share an agent but never overfill it.
+ * Fit and multi-node placement are support/scheduling.h's (hs_fits,
+ * hs_place_kernels): occupied + request <= capacity on every slot, counting
+ * what earlier kernels of the same session took on each agent.
  *
- * The cursor is guarded by its own mutex, held for the whole search so that
- * concurrent calls take turns; the last-error buffer has another, and the two
- * are never held together: thread-safe.
+ * The cursor is guarded by a mutex held for the whole placement, so that
+ * concurrent calls take turns; last_error is per thread: thread-safe.
  */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE
+#define _GNU_SOURCE /* core.h uses POSIX open/read; the package defines this, a standalone cc may not */
 #endif
 
-#include <hangar/scheduler.h>
+#include <hangar/support/scheduling.h>
 
-#include <inttypes.h>
 #include <pthread.h>
-#include <stdarg.h>
-#include <stdbool.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#define RR_ERR_MAX 768
-/* int64 scratch words kept on the stack; larger requests fall back to malloc. */
-#define RR_STACK_WORDS 512
-
-#if defined(__GNUC__) || defined(__clang__)
-#define RR_PRINTF(f, a) __attribute__((format(printf, f, a)))
-#else
-#define RR_PRINTF(f, a)
-#endif
-
-HANGAR_EXPORT const hangar_plugin_descriptor *hangar_plugin_entry_v1(uint32_t host_abi_version);
-
-/* True if the struct's filler compiled a version that has `field` (fields beyond struct_size read as zero). */
-#define RR_HAS(ptr, type, field) ((ptr)->struct_size >= offsetof(type, field) + sizeof((ptr)->field))
-#define RR_FIELD(ptr, type, field) (RR_HAS(ptr, type, field) ? (ptr)->field : 0)
 
 typedef struct rr {
-    const hangar_host_services *host;
-    pthread_mutex_t cursor_lock; /* guards cursor; never held together with err_lock */
+    pthread_mutex_t cursor_lock; /* guards cursor */
     size_t cursor;               /* where the next search starts, modulo the candidate count */
-    pthread_mutex_t err_lock;    /* guards err and err_len */
-    size_t err_len;
-    char err[RR_ERR_MAX];
 } rr;
 
-static RR_PRINTF(3, 4) hangar_status fail(rr *r, hangar_status st, const char *fmt, ...)
-{
-    char text[RR_ERR_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
-    va_end(ap);
-    size_t n = strlen(text);
-    pthread_mutex_lock(&r->err_lock);
-    memcpy(r->err, text, n + 1);
-    r->err_len = n;
-    pthread_mutex_unlock(&r->err_lock);
-    return st;
-}
-
-static size_t rr_last_error(void *instance, char *buf, size_t buf_len)
-{
-    rr *r = instance;
-    if (!r) {
-        if (buf && buf_len)
-            buf[0] = '\0';
-        return 0;
-    }
-    pthread_mutex_lock(&r->err_lock);
-    size_t n = r->err_len;
-    if (buf && buf_len) {
-        size_t k = n < buf_len - 1 ? n : buf_len - 1;
-        memcpy(buf, r->err, k);
-        buf[k] = '\0';
-    }
-    pthread_mutex_unlock(&r->err_lock);
-    return n;
-}
-
-/* An agent entry with the fields that lie beyond its struct_size read as zero. */
-typedef struct agent_view {
-    const char *id;
-    const char *arch;
-    const int64_t *capacity;
-    const int64_t *occupied;
-    uint32_t kernels;
-} agent_view;
-
-static agent_view view_agent(const hangar_select_agent *a)
-{
-    agent_view v;
-    v.id = RR_FIELD(a, hangar_select_agent, agent_id);
-    v.arch = RR_FIELD(a, hangar_select_agent, architecture);
-    v.capacity = RR_FIELD(a, hangar_select_agent, capacity);
-    v.occupied = RR_FIELD(a, hangar_select_agent, occupied);
-    v.kernels = RR_FIELD(a, hangar_select_agent, kernel_count);
-    return v;
-}
-
-/* Writes an amount as text: count/unique slots in units (decimals trimmed), bytes slots in bytes. */
-static void format_amount(char *buf, size_t len, int64_t amount, uint32_t type)
-{
-    if (type == HANGAR_SLOT_BYTES) {
-        snprintf(buf, len, "%" PRId64 " bytes", amount);
-        return;
-    }
-    if (type != HANGAR_SLOT_COUNT && type != HANGAR_SLOT_UNIQUE) {
-        snprintf(buf, len, "%" PRId64, amount);
-        return;
-    }
-    uint64_t mag = amount < 0 ? (uint64_t)0 - (uint64_t)amount : (uint64_t)amount;
-    uint64_t whole = mag / (uint64_t)HANGAR_AMOUNT_SCALE, frac = mag % (uint64_t)HANGAR_AMOUNT_SCALE;
-    if (frac == 0) {
-        snprintf(buf, len, "%s%" PRIu64, amount < 0 ? "-" : "", whole);
-        return;
-    }
-    char digits[8];
-    snprintf(digits, sizeof digits, "%06" PRIu64, frac);
-    for (size_t i = strlen(digits); i > 0 && digits[i - 1] == '0'; i--)
-        digits[i - 1] = '\0';
-    snprintf(buf, len, "%s%" PRIu64 ".%s", amount < 0 ? "-" : "", whole, digits);
-}
-
-/* How far an agent is from fitting a request, to name the closest one in an error. */
-typedef struct shortage {
-    size_t slots_short;  /* number of slots that are short */
-    double missing;      /* sum over short slots of the missing fraction of the request */
-    size_t first;        /* first short slot */
-} shortage;
-
 /*
- * Checks whether `req` fits on an agent whose occupancy is raised by `extra`
- * (this session's earlier kernels there, or NULL). Returns true, or false
- * with what is short.
+ * An hs_agent_chooser (ctx: the cursor of this placement): the first agent at
+ * or after the cursor (wrapping) with the architecture that fits `req`; the
+ * cursor then moves just past it.
  */
-static bool fits(const agent_view *a, const int64_t *extra, const int64_t *req, size_t slots, shortage *sh)
+static size_t rr_choose(void *ctx, const hs_place_input *in, const hs_taken *taken, const int64_t *req, hs_miss *miss)
 {
-    sh->slots_short = 0;
-    sh->missing = 0.0;
-    sh->first = 0;
-    for (size_t k = 0; k < slots; k++) {
-        int64_t cap = a->capacity[k];
-        int64_t occ = a->occupied[k];
-        if (extra)
-            occ = extra[k] > INT64_MAX - occ ? INT64_MAX : occ + extra[k];
-        /* cap, occ and req are non-negative (checked by the caller), so cap - occ cannot overflow. */
-        int64_t room = cap - occ;
-        if (req[k] > room) {
-            if (sh->slots_short++ == 0)
-                sh->first = k;
-            sh->missing += req[k] > 0 ? (double)(req[k] - (room > 0 ? room : 0)) / (double)req[k] : 1.0;
-        }
-    }
-    return sh->slots_short == 0;
-}
-
-/* Adds b to a, saturating at INT64_MAX (all values are non-negative). */
-static int64_t add_sat(int64_t a, int64_t b)
-{
-    return b > INT64_MAX - a ? INT64_MAX : a + b;
-}
-
-typedef struct placement {
-    size_t used;          /* distinct agents this session has kernels on so far */
-    size_t *agent_of;     /* [used] agent indices */
-    int64_t *taken;       /* [used][slots] amounts this session took on them */
-} placement;
-
-static int64_t *taken_on(const placement *p, size_t agent, size_t slots)
-{
-    for (size_t u = 0; u < p->used; u++)
-        if (p->agent_of[u] == agent)
-            return p->taken + u * slots;
-    return NULL;
-}
-
-/*
- * Picks the first agent at or after `start` (wrapping) that fits `req`.
- * Returns the agent index, or SIZE_MAX with *none_match set when no agent has
- * the architecture. On failure `closest` is the matching agent with the
- * fewest short slots (then the smallest missing fraction, then the lowest
- * index) and `closest_slot` its first short slot, for the error message.
- */
-static size_t choose(const hangar_select_agent *agents, size_t stride, size_t count, const char *arch,
-                     const placement *p, const int64_t *req, size_t slots, size_t start, bool *none_match,
-                     size_t *closest, size_t *closest_slot)
-{
-    size_t near = SIZE_MAX;
-    shortage near_sh = {0, 0.0, 0};
-    *none_match = true;
+    size_t *cursor = ctx, start = *cursor;
+    /* Locals, not loads through `in`: the stores into *miss could alias them. */
+    const hangar_select_agent *agents = in->agents;
+    size_t count = in->agent_count, stride = in->agent_stride, slots = in->slots;
+    const char *arch = in->architecture;
+    hs_miss_begin(miss);
     for (size_t n = 0; n < count; n++) {
         size_t i = (start + n) % count;
-        agent_view a = view_agent(HANGAR_ARRAY_AT(hangar_select_agent, agents, stride, i));
-        if (arch && (!a.arch || strcmp(a.arch, arch) != 0))
+        hs_agent_view a = hs_view_agent(HANGAR_ARRAY_AT(hangar_select_agent, agents, stride, i));
+        if (!hs_agent_matches(&a, arch))
             continue;
-        *none_match = false;
-        shortage sh;
-        if (fits(&a, p ? taken_on(p, i, slots) : NULL, req, slots, &sh))
+        miss->none_match = false;
+        hs_shortage sh;
+        if (hs_fits(&a, hs_taken_on(taken, i, slots), req, slots, &sh)) {
+            *cursor = (i + 1) % count;
             return i;
-        /* The scan starts mid-list, so equal shortages compare indices explicitly. */
-        if (near == SIZE_MAX || sh.slots_short < near_sh.slots_short ||
-            (sh.slots_short == near_sh.slots_short &&
-             (sh.missing < near_sh.missing || (sh.missing == near_sh.missing && i < near)))) {
-            near = i;
-            near_sh = sh;
         }
+        hs_miss_note(miss, i, &sh);
     }
-    *closest = near;
-    *closest_slot = near_sh.first;
     return SIZE_MAX;
-}
-
-static hangar_status no_agent(rr *r, const hangar_select_input *in, const hangar_select_agent *agents,
-                              size_t stride, const placement *p, const int64_t *req, const char *what,
-                              bool none_match, size_t closest, size_t slot)
-{
-    const char *sid = RR_FIELD(in, hangar_select_input, session_id);
-    const char *arch = RR_FIELD(in, hangar_select_input, architecture);
-    size_t count = in->agent_count;
-    if (count == 0)
-        return fail(r, HANGAR_E_NO_AGENT, "session %s: there are no candidate agents", sid ? sid : "?");
-    if (none_match)
-        return fail(r, HANGAR_E_NO_AGENT, "session %s: none of the %zu candidate agents has architecture %s",
-                    sid ? sid : "?", count, arch ? arch : "?");
-    const hangar_sched_slots *sl = in->slots;
-    agent_view a = view_agent(HANGAR_ARRAY_AT(hangar_select_agent, agents, stride, closest));
-    const int64_t *extra = p ? taken_on(p, closest, sl->slot_count) : NULL;
-    int64_t occ = a.occupied[slot];
-    if (extra)
-        occ = add_sat(occ, extra[slot]);
-    int64_t free_amount = a.capacity[slot] - occ;
-    uint32_t type = sl->types[slot];
-    const char *name = sl->names[slot] ? sl->names[slot] : "?";
-    char need[48], have[48], by[48];
-    format_amount(need, sizeof need, req[slot], type);
-    format_amount(have, sizeof have, free_amount > 0 ? free_amount : 0, type);
-    if (req[slot] == 0) {
-        format_amount(by, sizeof by, occ - a.capacity[slot], type);
-        return fail(r, HANGAR_E_NO_AGENT,
-                    "session %s: no agent fits %s; the closest, %s, is already over its %s capacity by %s",
-                    sid ? sid : "?", what, a.id ? a.id : "?", name, by);
-    }
-    format_amount(by, sizeof by, req[slot] - (free_amount > 0 ? free_amount : 0), type);
-    return fail(r, HANGAR_E_NO_AGENT,
-                "session %s: no agent fits %s; the closest, %s, is short of %s by %s (needs %s, has %s free)",
-                sid ? sid : "?", what, a.id ? a.id : "?", name, by, need, have);
 }
 
 static hangar_status rr_select_agents(void *instance, const hangar_select_input *input, size_t *out_agent_indices)
 {
     rr *r = instance;
     if (!r)
-        return HANGAR_E_INVALID_ARGUMENT;
-    if (!input)
-        return fail(r, HANGAR_E_INVALID_ARGUMENT, "select_agents: input is NULL");
-    if (!out_agent_indices)
-        return fail(r, HANGAR_E_INVALID_ARGUMENT, "select_agents: out_agent_indices is NULL");
-    if (!RR_HAS(input, hangar_select_input, agent_stride))
-        return fail(r, HANGAR_E_INVALID_ARGUMENT,
-                    "select_agents: input->struct_size %" PRIu32 " is too small for an ABI 1.0 hangar_select_input",
-                    input->struct_size);
-
-    const hangar_sched_slots *sl = input->slots;
-    if (!sl)
-        return fail(r, HANGAR_E_INVALID_ARGUMENT, "select_agents: input->slots is NULL");
-    if (!RR_HAS(sl, hangar_sched_slots, types))
-        return fail(r, HANGAR_E_INVALID_ARGUMENT,
-                    "select_agents: slots->struct_size %" PRIu32 " is too small for an ABI 1.0 hangar_sched_slots",
-                    sl->struct_size);
-    size_t slots = sl->slot_count;
-    if (slots && (!sl->names || !sl->types))
-        return fail(r, HANGAR_E_INVALID_ARGUMENT, "select_agents: slots->%s is NULL but slot_count is %zu",
-                    !sl->names ? "names" : "types", slots);
-    size_t kernels = input->kernel_count;
-    if (kernels == 0)
-        return fail(r, HANGAR_E_INVALID_ARGUMENT, "select_agents: kernel_count is 0");
-    if (slots && kernels > SIZE_MAX / slots / sizeof(int64_t))
-        return fail(r, HANGAR_E_INVALID_ARGUMENT, "select_agents: kernel_count %zu is too large", kernels);
-    const int64_t *reqs = input->kernel_requests;
-    if (slots && !reqs)
-        return fail(r, HANGAR_E_INVALID_ARGUMENT, "select_agents: kernel_requests is NULL");
-    for (size_t i = 0; i < kernels * slots; i++)
-        if (reqs[i] < 0)
-            return fail(r, HANGAR_E_INVALID_ARGUMENT, "select_agents: kernel %zu requests a negative amount of %s",
-                        i / slots, sl->names[i % slots] ? sl->names[i % slots] : "?");
-
-    size_t count = input->agent_count, stride = input->agent_stride;
-    const hangar_select_agent *agents = input->agents;
-    if (count && !agents)
-        return fail(r, HANGAR_E_INVALID_ARGUMENT, "select_agents: agents is NULL but agent_count is %zu", count);
-    if (count && (stride < sizeof(uint32_t) || stride % _Alignof(hangar_select_agent) != 0))
-        return fail(r, HANGAR_E_INVALID_ARGUMENT,
-                    "select_agents: agent_stride %zu is not a valid element size (at least 4, a multiple of %zu)",
-                    stride, (size_t)_Alignof(hangar_select_agent));
-    for (size_t i = 0; i < count; i++) {
-        const hangar_select_agent *ap = HANGAR_ARRAY_AT(hangar_select_agent, agents, stride, i);
-        if (ap->struct_size > stride)
-            return fail(r, HANGAR_E_INVALID_ARGUMENT,
-                        "select_agents: agent %zu has struct_size %" PRIu32 ", larger than agent_stride %zu", i,
-                        ap->struct_size, stride);
-        agent_view a = view_agent(ap);
-        if (slots && (!a.capacity || !a.occupied))
-            return fail(r, HANGAR_E_INVALID_ARGUMENT, "select_agents: agent %zu (%s) has a NULL %s vector", i,
-                        a.id ? a.id : "?", !a.capacity ? "capacity" : "occupied");
-        for (size_t k = 0; k < slots; k++)
-            if (a.capacity[k] < 0 || a.occupied[k] < 0)
-                return fail(r, HANGAR_E_INVALID_ARGUMENT, "select_agents: agent %zu (%s) has a negative %s of %s", i,
-                            a.id ? a.id : "?", a.capacity[k] < 0 ? "capacity" : "occupied amount",
-                            sl->names[k] ? sl->names[k] : "?");
-    }
-
-    const char *arch = input->architecture;
-    bool none_match = false;
-    size_t closest = SIZE_MAX, closest_slot = 0;
-
-    if (input->single_node || kernels == 1) {
-        /* Every kernel on one agent: place the summed request. */
-        int64_t stack_sum[64] = {0};
-        const int64_t *sum = reqs;
-        int64_t *heap = NULL;
-        if (kernels > 1) {
-            int64_t *acc = slots <= 64 ? stack_sum : (heap = malloc(slots * sizeof *heap));
-            if (!acc)
-                return fail(r, HANGAR_E_INSUFFICIENT, "select_agents: out of memory");
-            for (size_t k = 0; k < slots; k++) {
-                int64_t t = 0;
-                for (size_t j = 0; j < kernels; j++)
-                    t = add_sat(t, reqs[j * slots + k]);
-                acc[k] = t;
-            }
-            sum = acc;
-        }
-        pthread_mutex_lock(&r->cursor_lock);
-        size_t start = count ? r->cursor % count : 0;
-        size_t best = choose(agents, stride, count, arch, NULL, sum, slots, start, &none_match, &closest,
-                             &closest_slot);
-        if (best != SIZE_MAX)
-            r->cursor = (best + 1) % count;
-        pthread_mutex_unlock(&r->cursor_lock);
-        hangar_status rc = HANGAR_OK;
-        if (best == SIZE_MAX) {
-            char what[64];
-            if (kernels > 1)
-                snprintf(what, sizeof what, "its %zu kernels together", kernels);
-            else
-                snprintf(what, sizeof what, "its kernel");
-            rc = no_agent(r, input, agents, stride, NULL, sum, what, none_match || count == 0, closest, closest_slot);
-        } else {
-            for (size_t j = 0; j < kernels; j++)
-                out_agent_indices[j] = best;
-        }
-        free(heap);
-        return rc;
-    }
-
-    /* Multi-node: kernel by kernel, tracking what this session took on each agent. */
-    if (kernels > SIZE_MAX / sizeof(int64_t) / (slots + 2))
-        return fail(r, HANGAR_E_INVALID_ARGUMENT, "select_agents: kernel_count %zu is too large", kernels);
-    size_t words = kernels * (slots + 2);
-    int64_t stack_words[RR_STACK_WORDS];
-    int64_t *scratch = words <= RR_STACK_WORDS ? stack_words : malloc(words * sizeof *scratch);
-    if (!scratch)
-        return fail(r, HANGAR_E_INSUFFICIENT, "select_agents: out of memory");
-    _Static_assert(sizeof(size_t) <= sizeof(int64_t), "size_t must fit in an int64 scratch word");
-    /* Layout: agent_of[kernels], taken[kernels][slots], assign[kernels]. */
-    placement p = {0, (size_t *)(void *)scratch, scratch + kernels};
-    size_t *assign = (size_t *)(void *)(scratch + kernels + kernels * slots);
-    size_t failed = SIZE_MAX; /* the kernel that did not fit */
-    const int64_t *failed_req = reqs;
+        return HS_FAILED(HANGAR_E_INVALID_ARGUMENT, "select_agents: instance is NULL");
+    hs_place_input in;
+    hangar_status st = hs_place_check(input, out_agent_indices, &in);
+    if (st != HANGAR_OK)
+        return st;
     pthread_mutex_lock(&r->cursor_lock);
-    size_t cursor = count ? r->cursor % count : 0;
-    for (size_t j = 0; j < kernels; j++) {
-        const int64_t *req = slots ? reqs + j * slots : reqs; /* reqs may be NULL when there are no slots */
-        size_t best = choose(agents, stride, count, arch, &p, req, slots, cursor, &none_match, &closest,
-                             &closest_slot);
-        if (best == SIZE_MAX) {
-            failed = j;
-            failed_req = req;
-            break;
-        }
-        int64_t *t = taken_on(&p, best, slots);
-        if (!t) {
-            p.agent_of[p.used] = best;
-            t = p.taken + p.used * slots;
-            memset(t, 0, slots * sizeof *t);
-            p.used++;
-        }
-        for (size_t k = 0; k < slots; k++)
-            t[k] = add_sat(t[k], req[k]);
-        assign[j] = best;
-        cursor = (best + 1) % count;
-    }
-    if (failed == SIZE_MAX)
+    size_t cursor = in.agent_count ? r->cursor % in.agent_count : 0;
+    st = hs_place_kernels(&in, rr_choose, &cursor, out_agent_indices);
+    if (st == HANGAR_OK)
         r->cursor = cursor;
     pthread_mutex_unlock(&r->cursor_lock);
-    hangar_status rc = HANGAR_OK;
-    if (failed != SIZE_MAX) {
-        char what[64];
-        snprintf(what, sizeof what, "kernel %zu of %zu", failed, kernels);
-        rc = no_agent(r, input, agents, stride, &p, failed_req, what, none_match || count == 0, closest, closest_slot);
-    } else {
-        memcpy(out_agent_indices, assign, kernels * sizeof *assign);
-    }
-    if (scratch != stack_words)
-        free(scratch);
-    return rc;
-}
-
-static RR_PRINTF(4, 5) hangar_status create_fail(char *err, size_t err_len, hangar_status st, const char *fmt, ...)
-{
-    if (err && err_len) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, err_len, fmt, ap);
-        va_end(ap);
-    }
     return st;
 }
 
 static hangar_status rr_create(const hangar_host_services *host, const char *config_json, void **out_instance,
-                                 char *err, size_t err_len)
+                               char *err, size_t err_len)
 {
-    if (err && err_len)
-        err[0] = '\0';
-    if (out_instance)
-        *out_instance = NULL;
-    if (!host || !config_json || !out_instance)
-        return create_fail(err, err_len, HANGAR_E_INVALID_ARGUMENT, "roundrobin: create() got a NULL %s",
-                           !host ? "host" : !config_json ? "config_json" : "out_instance");
-    if (HANGAR_ABI_VERSION_MAJOR(host->abi_version) != HANGAR_ABI_MAJOR ||
-        host->struct_size < offsetof(hangar_host_services, config_count) + sizeof host->config_count ||
-        !host->config_count)
-        return create_fail(err, err_len, HANGAR_E_INCOMPATIBLE,
-                           "roundrobin: the host services table is incompatible (ABI %" PRIu32 ".%" PRIu32
-                           ", struct_size %" PRIu32 "); this plugin needs ABI 1.x",
-                           HANGAR_ABI_VERSION_MAJOR(host->abi_version), HANGAR_ABI_VERSION_MINOR(host->abi_version),
-                           host->struct_size);
-    int64_t keys = host->config_count(host->host_context, "");
-    if (keys > 0)
-        return create_fail(err, err_len, HANGAR_E_INVALID_CONFIG,
-                           "roundrobin: takes no configuration; remove the %" PRId64 " key(s) from its config", keys);
-
+    hs_create c;
+    hangar_status st = hs_create_begin(&c, "roundrobin", host, config_json, out_instance, err, err_len, 2);
+    if (st != HANGAR_OK)
+        return st;
     rr *r = calloc(1, sizeof *r);
     if (!r)
-        return create_fail(err, err_len, HANGAR_E_INSUFFICIENT, "roundrobin: out of memory");
-    if (pthread_mutex_init(&r->err_lock, NULL) != 0) {
-        free(r);
-        return create_fail(err, err_len, HANGAR_E_INSUFFICIENT, "roundrobin: cannot initialise a mutex");
-    }
+        return hs_create_fail(&c, HANGAR_E_INSUFFICIENT, "out of memory");
     if (pthread_mutex_init(&r->cursor_lock, NULL) != 0) {
-        pthread_mutex_destroy(&r->err_lock);
         free(r);
-        return create_fail(err, err_len, HANGAR_E_INSUFFICIENT, "roundrobin: cannot initialise a mutex");
+        return hs_create_fail(&c, HANGAR_E_INSUFFICIENT, "cannot initialise a mutex");
     }
-    r->host = host;
     *out_instance = r;
     return HANGAR_OK;
 }
@@ -478,40 +100,27 @@ static void rr_destroy(void *instance)
     if (!r)
         return;
     pthread_mutex_destroy(&r->cursor_lock);
-    pthread_mutex_destroy(&r->err_lock);
     free(r);
 }
-
-static const char rr_schema[] = "{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{}}";
 
 static const hangar_agent_selector_functions rr_functions = {
     .struct_size = sizeof(hangar_agent_selector_functions),
     .create = rr_create,
     .destroy = rr_destroy,
-    .last_error = rr_last_error,
+    .last_error = hs_last_error,
     .select_agents = rr_select_agents,
 };
 
 static const hangar_plugin_descriptor rr_descriptor = {
-    .struct_size = sizeof(hangar_plugin_descriptor),
-    .abi_major = HANGAR_ABI_MAJOR,
-    .abi_minor = HANGAR_ABI_MINOR,
-    .kind = HANGAR_KIND_AGENT_SELECTOR,
+    HS_DESCRIPTOR_ABI(HANGAR_KIND_AGENT_SELECTOR),
     .thread_safety = HANGAR_THREAD_SAFE,
-    .capabilities = 0,
     .name = "roundrobin",
     .vendor = "Hangar",
     .version = "1.0.0",
     .description = "Takes the agents in turn: each kernel goes to the next agent after the last one used that fits it.",
     .license = "Apache-2.0",
-    .config_schema = rr_schema,
-    .static_slot_names = NULL,
+    .config_schema = "{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{}}",
     .functions = &rr_functions,
 };
 
-HANGAR_EXPORT const hangar_plugin_descriptor *hangar_plugin_entry_v1(uint32_t host_abi_version)
-{
-    if (HANGAR_ABI_VERSION_MAJOR(host_abi_version) != HANGAR_ABI_MAJOR)
-        return NULL;
-    return &rr_descriptor;
-}
+HS_PLUGIN_ENTRY(rr_descriptor, 2)

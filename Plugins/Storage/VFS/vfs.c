@@ -18,46 +18,22 @@
  * identity check), so a maliciously deep tree cannot exhaust descriptors.
  *
  * Thread safety: the instance is immutable after create() except for the
- * metric counters (C11 atomics) and the last-error buffer (a mutex). Each
- * call works on its own descriptors and buffers.
+ * metric counters (C11 atomics). Each call works on its own descriptors and
+ * buffers; last_error is kept per thread (support/core.h).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 
-#include <hangar/storage.h>
+#include <hangar/support/storage.h>
 
 #include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <inttypes.h>
-#include <limits.h>
-#include <pthread.h>
-#include <stdarg.h>
-#include <stdatomic.h>
-#include <stdbool.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <sys/types.h>
-#include <unistd.h>
 
-#define VFS_ID_MAX 64
-/* "ab/cd/" + id + NUL */
-#define VFS_REL_MAX (6 + VFS_ID_MAX + 1)
-#define VFS_ERR_MAX 1536
 /* Directories a single walk keeps open at once (deeper ones are re-opened via ".."). */
 #define VFS_OPEN_LEVELS 32
 #define VFS_QUOTA_DIR ".hangar-quota"
 #define VFS_COPY_BUF (64u * 1024u)
-
-#if defined(__GNUC__) || defined(__clang__)
-#define VFS_PRINTF(f, a) __attribute__((format(printf, f, a)))
-#else
-#define VFS_PRINTF(f, a)
-#endif
 
 /* Access and modification times of a struct stat (Darwin names them differently). */
 #if defined(__APPLE__)
@@ -68,240 +44,48 @@
 #define VFS_MTIME(st) ((st)->st_mtim)
 #endif
 
-HANGAR_EXPORT const hangar_plugin_descriptor *hangar_plugin_entry_v1(uint32_t host_abi_version);
-
 /* ------------------------------------------------------------------------ */
-/* Instance and error plumbing                                               */
+/* Instance, folders and shards                                              */
 /* ------------------------------------------------------------------------ */
 
 typedef struct vfs {
-    const hangar_host_services *host;
-    char *root;                 /* absolute, no trailing '/', except "/" itself */
+    hs_volume vol;              /* first: root, host and call counters (support/storage.h) */
     bool fsync;                 /* fsync sidecars, created folders and cloned data */
     bool preserve_owner;        /* running as root: clone keeps uid/gid */
-    atomic_uint_least64_t operations;
-    atomic_uint_least64_t failed_operations;
     atomic_uint_least64_t cloned_bytes;
     atomic_uint_least64_t cloned_entries;
     atomic_uint_least64_t tmp_seq;
-    pthread_mutex_t err_lock;   /* guards err and err_len */
-    size_t err_len;
-    char err[VFS_ERR_MAX];
 } vfs;
 
-/* A per-call message buffer; copied into the instance only if the call fails. */
-typedef struct vfs_msg {
-    char text[VFS_ERR_MAX];
-} vfs_msg;
-
-static hangar_status errno_status(int e)
-{
-    switch (e) {
-    case EACCES:
-    case EPERM:
-    case EROFS:
-        return HANGAR_E_PERMISSION;
-    case ENOSPC:
-    case EDQUOT:
-    case ENOMEM:
-    case EMFILE:
-    case ENFILE:
-        return HANGAR_E_INSUFFICIENT;
-    case EBUSY:
-    case ETXTBSY:
-        return HANGAR_E_FOLDER_BUSY;
-    case EAGAIN:
-    case EINTR:
-        return HANGAR_E_BUSY;
-    default:
-        return HANGAR_E_IO;
-    }
-}
-
-/* Thread-safe strerror: glibc's GNU strerror_r returns the text, the XSI one (musl, Darwin) fills buf. */
-static const char *errtext(int e, char *buf, size_t len)
-{
-#if defined(__GLIBC__) && defined(_GNU_SOURCE)
-    return strerror_r(e, buf, len);
-#else
-    if (strerror_r(e, buf, len) != 0)
-        snprintf(buf, len, "error %d", e);
-    return buf;
-#endif
-}
-
-static VFS_PRINTF(3, 4) hangar_status say(vfs_msg *m, hangar_status st, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(m->text, sizeof m->text, fmt, ap);
-    va_end(ap);
-    return st;
-}
-
-/* Like say(), appending ": <strerror(e)>". st == HANGAR_OK picks a status from e. */
-static VFS_PRINTF(4, 5) hangar_status say_errno(vfs_msg *m, int e, hangar_status st, const char *fmt, ...)
-{
-    char why[256];
-    const char *s = errtext(e, why, sizeof why);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(m->text, sizeof m->text, fmt, ap);
-    va_end(ap);
-    size_t n = strlen(m->text);
-    if (n < sizeof m->text - 1)
-        snprintf(m->text + n, sizeof m->text - n, ": %s", s);
-    return st != HANGAR_OK ? st : errno_status(e);
-}
-
-static void record_error(vfs *v, const char *text)
-{
-    size_t n = strlen(text);
-    if (n >= sizeof v->err)
-        n = sizeof v->err - 1;
-    pthread_mutex_lock(&v->err_lock);
-    memcpy(v->err, text, n);
-    v->err[n] = '\0';
-    v->err_len = n;
-    pthread_mutex_unlock(&v->err_lock);
-}
-
-/* Every instance call except last_error/get_performance ends here. */
-static hangar_status finish(vfs *v, hangar_status st, const vfs_msg *m)
-{
-    atomic_fetch_add_explicit(&v->operations, 1, memory_order_relaxed);
-    if (st != HANGAR_OK) {
-        atomic_fetch_add_explicit(&v->failed_operations, 1, memory_order_relaxed);
-        record_error(v, m->text);
-    }
-    return st;
-}
-
-static VFS_PRINTF(3, 4) void vfs_log(const vfs *v, int32_t level, const char *fmt, ...)
-{
-    if (!v->host->log)
-        return;
-    char line[VFS_ERR_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    v->host->log(v->host->host_context, level, line);
-}
-
-static size_t vfs_last_error(void *instance, char *buf, size_t buf_len)
-{
-    vfs *v = instance;
-    if (!v) {
-        if (buf && buf_len)
-            buf[0] = '\0';
-        return 0;
-    }
-    pthread_mutex_lock(&v->err_lock);
-    size_t n = v->err_len;
-    if (buf && buf_len) {
-        size_t c = n < buf_len - 1 ? n : buf_len - 1;
-        memcpy(buf, v->err, c);
-        buf[c] = '\0';
-    }
-    pthread_mutex_unlock(&v->err_lock);
-    return n;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Ids and paths                                                             */
-/* ------------------------------------------------------------------------ */
-
-/* Length of a valid folder id (1–64 of [0-9a-z_-]), or 0. */
-static size_t id_length(const char *id)
-{
-    if (!id)
-        return 0;
-    size_t n = 0;
-    for (; id[n]; n++) {
-        char c = id[n];
-        if (n == VFS_ID_MAX)
-            return 0;
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || c == '_' || c == '-'))
-            return 0;
-    }
-    return n;
-}
-
-static hangar_status check_id(vfs_msg *m, const char *what, const char *id)
-{
-    if (!id)
-        return say(m, HANGAR_E_INVALID_ARGUMENT, "%s is NULL", what);
-    if (!id_length(id))
-        return say(m, HANGAR_E_INVALID_ARGUMENT,
-                   "%s \"%.80s\" is not a valid folder id: use 1-64 characters of [0-9a-z_-]", what, id);
-    return HANGAR_OK;
-}
-
-/* "ab/cd/<id>" for a valid id, relative to the root; shards padded with '_'. */
-static void folder_rel(const char *id, char rel[VFS_REL_MAX])
-{
-    size_t n = strlen(id);
-    snprintf(rel, VFS_REL_MAX, "%c%c/%c%c/%s", id[0], n > 1 ? id[1] : '_', n > 2 ? id[2] : '_',
-             n > 3 ? id[3] : '_', id);
-}
-
-/* Absolute form of a root-relative path, for messages and folder_path. */
-static void full_path(const vfs *v, const char *rel, char *buf, size_t len)
-{
-    snprintf(buf, len, "%s/%s", strcmp(v->root, "/") == 0 ? "" : v->root, rel);
-}
-
-static hangar_status open_root(const vfs *v, vfs_msg *m, int *out)
-{
-    int fd = open(v->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return say_errno(m, errno, HANGAR_OK, "cannot open volume root %s", v->root);
-    *out = fd;
-    return HANGAR_OK;
-}
-
 /* Opens an existing folder without following a symlink at its own name. */
-static hangar_status open_folder(const vfs *v, vfs_msg *m, int rootfd, const char *id, const char *rel,
-                                 int *out)
+static hangar_status open_folder(const vfs *v, int rootfd, const char *id, const char *rel, int *out)
 {
-    int fd = openat(rootfd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd >= 0) {
-        *out = fd;
-        return HANGAR_OK;
-    }
-    int e = errno;
     char path[PATH_MAX];
-    full_path(v, rel, path, sizeof path);
-    if (e == ENOENT)
-        return say(m, HANGAR_E_NOT_FOUND, "folder %s does not exist (looked for %s)", id, path);
-    if (e == ELOOP || e == ENOTDIR)
-        return say(m, HANGAR_E_IO, "folder %s: %s is not a directory (a symlink or a file is in its place)", id,
-                   path);
-    return say_errno(m, e, HANGAR_OK, "cannot open folder %s at %s", id, path);
+    hs_root_path(v->vol.root, rel, path, sizeof path);
+    return hs_open_folder_at(rootfd, rel, id, path, out);
 }
 
 /* Checks that the folder exists as a real directory. */
-static hangar_status folder_exists(const vfs *v, vfs_msg *m, int rootfd, const char *id, const char *rel)
+static hangar_status folder_exists(const vfs *v, int rootfd, const char *id, const char *rel)
 {
     struct stat st;
     char path[PATH_MAX];
     if (fstatat(rootfd, rel, &st, AT_SYMLINK_NOFOLLOW) != 0) {
         int e = errno;
-        full_path(v, rel, path, sizeof path);
+        hs_root_path(v->vol.root, rel, path, sizeof path);
         if (e == ENOENT || e == ENOTDIR)
-            return say(m, HANGAR_E_NOT_FOUND, "folder %s does not exist (looked for %s)", id, path);
-        return say_errno(m, e, HANGAR_OK, "cannot stat folder %s at %s", id, path);
+            return hs_fail(HANGAR_E_NOT_FOUND, "folder %s does not exist (looked for %s)", id, path);
+        return hs_fail_fs(e, "cannot stat folder %s at %s", id, path);
     }
     if (!S_ISDIR(st.st_mode)) {
-        full_path(v, rel, path, sizeof path);
-        return say(m, HANGAR_E_IO, "folder %s: %s is not a directory", id, path);
+        hs_root_path(v->vol.root, rel, path, sizeof path);
+        return hs_fail(HANGAR_E_IO, "folder %s: %s is not a directory", id, path);
     }
     return HANGAR_OK;
 }
 
 /* mkdir -p of the two shard directories above a folder. */
-static hangar_status make_shards(const vfs *v, vfs_msg *m, int rootfd, const char *rel)
+static hangar_status make_shards(const vfs *v, int rootfd, const char *rel)
 {
     char shard[6];
     for (size_t len = 2; len <= 5; len += 3) {
@@ -310,8 +94,8 @@ static hangar_status make_shards(const vfs *v, vfs_msg *m, int rootfd, const cha
         if (mkdirat(rootfd, shard, 0755) != 0 && errno != EEXIST) {
             char path[PATH_MAX];
             int e = errno;
-            full_path(v, shard, path, sizeof path);
-            return say_errno(m, e, HANGAR_OK, "cannot create shard directory %s", path);
+            hs_root_path(v->vol.root, shard, path, sizeof path);
+            return hs_fail_fs(e, "cannot create shard directory %s", path);
         }
     }
     return HANGAR_OK;
@@ -336,16 +120,16 @@ static void sync_shard(const vfs *v, int rootfd, const char *rel)
 /* Quota sidecar: <root>/.hangar-quota/<id> holding the byte count in decimal */
 /* ------------------------------------------------------------------------ */
 
-static hangar_status read_quota(const vfs *v, vfs_msg *m, int rootfd, const char *id, uint64_t *out)
+static hangar_status read_quota(const vfs *v, int rootfd, const char *id, uint64_t *out)
 {
-    char rel[sizeof VFS_QUOTA_DIR + VFS_ID_MAX + 1];
+    char rel[sizeof VFS_QUOTA_DIR + HS_FOLDER_ID_MAX + 1];
     snprintf(rel, sizeof rel, "%s/%s", VFS_QUOTA_DIR, id);
     *out = 0;
     int fd = openat(rootfd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
         if (errno == ENOENT || errno == ENOTDIR)
             return HANGAR_OK; /* no sidecar: no quota */
-        return say_errno(m, errno, HANGAR_OK, "cannot open quota file %s/%s", v->root, rel);
+        return hs_fail_fs(errno, "cannot open quota file %s/%s", v->vol.root, rel);
     }
     char buf[32];
     size_t len = 0;
@@ -356,7 +140,7 @@ static hangar_status read_quota(const vfs *v, vfs_msg *m, int rootfd, const char
         if (n < 0) {
             int e = errno;
             close(fd);
-            return say_errno(m, e, HANGAR_OK, "cannot read quota file %s/%s", v->root, rel);
+            return hs_fail_fs(e, "cannot read quota file %s/%s", v->vol.root, rel);
         }
         if (n == 0 || (len += (size_t)n) == sizeof buf - 1)
             break;
@@ -372,30 +156,30 @@ static hangar_status read_quota(const vfs *v, vfs_msg *m, int rootfd, const char
         q = q * 10 + d;
     }
     if (i == 0 || !(i == len || (buf[i] == '\n' && i + 1 == len)))
-        return say(m, HANGAR_E_IO, "quota file %s/%s is corrupt; set the folder's quota again to rewrite it",
-                   v->root, rel);
+        return hs_fail(HANGAR_E_IO, "quota file %s/%s is corrupt; set the folder's quota again to rewrite it",
+                       v->vol.root, rel);
     *out = q;
     return HANGAR_OK;
 }
 
 /* Replaces the sidecar atomically (temp file + rename); quota 0 removes it. */
-static hangar_status write_quota(vfs *v, vfs_msg *m, int rootfd, const char *id, uint64_t quota)
+static hangar_status write_quota(vfs *v, int rootfd, const char *id, uint64_t quota)
 {
     if (quota == 0) {
-        char rel[sizeof VFS_QUOTA_DIR + VFS_ID_MAX + 1];
+        char rel[sizeof VFS_QUOTA_DIR + HS_FOLDER_ID_MAX + 1];
         snprintf(rel, sizeof rel, "%s/%s", VFS_QUOTA_DIR, id);
         if (unlinkat(rootfd, rel, 0) != 0 && errno != ENOENT && errno != ENOTDIR)
-            return say_errno(m, errno, HANGAR_OK, "cannot remove quota file %s/%s", v->root, rel);
+            return hs_fail_fs(errno, "cannot remove quota file %s/%s", v->vol.root, rel);
         return HANGAR_OK;
     }
     if (mkdirat(rootfd, VFS_QUOTA_DIR, 0755) != 0 && errno != EEXIST)
-        return say_errno(m, errno, HANGAR_OK, "cannot create quota directory %s/%s", v->root, VFS_QUOTA_DIR);
+        return hs_fail_fs(errno, "cannot create quota directory %s/%s", v->vol.root, VFS_QUOTA_DIR);
     int qfd = openat(rootfd, VFS_QUOTA_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (qfd < 0)
-        return say_errno(m, errno, HANGAR_OK, "cannot open quota directory %s/%s", v->root, VFS_QUOTA_DIR);
+        return hs_fail_fs(errno, "cannot open quota directory %s/%s", v->vol.root, VFS_QUOTA_DIR);
 
     /* Temp names contain '.', which no folder id can, so they never clash with a sidecar. */
-    char tmp[VFS_ID_MAX + 64];
+    char tmp[HS_FOLDER_ID_MAX + 64];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld.%" PRIuLEAST64, id, (long)getpid(),
              (uint_least64_t)atomic_fetch_add_explicit(&v->tmp_seq, 1, memory_order_relaxed));
     char text[32];
@@ -403,7 +187,7 @@ static hangar_status write_quota(vfs *v, vfs_msg *m, int rootfd, const char *id,
     hangar_status st = HANGAR_OK;
     int fd = openat(qfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0) {
-        st = say_errno(m, errno, HANGAR_OK, "cannot create %s/%s/%s", v->root, VFS_QUOTA_DIR, tmp);
+        st = hs_fail_fs(errno, "cannot create %s/%s/%s", v->vol.root, VFS_QUOTA_DIR, tmp);
         goto out;
     }
     ssize_t w;
@@ -419,7 +203,7 @@ static hangar_status write_quota(vfs *v, vfs_msg *m, int rootfd, const char *id,
         e = errno;
     if (e) {
         (void)unlinkat(qfd, tmp, 0);
-        st = say_errno(m, e, HANGAR_OK, "cannot write quota file %s/%s/%s", v->root, VFS_QUOTA_DIR, id);
+        st = hs_fail_fs(e, "cannot write quota file %s/%s/%s", v->vol.root, VFS_QUOTA_DIR, id);
         goto out;
     }
     if (v->fsync)
@@ -461,7 +245,6 @@ typedef struct walk_ops {
 
 struct walker {
     vfs *v;
-    vfs_msg *msg;
     const walk_ops *ops;
     void *ctx;
     const char *folder_id;
@@ -555,14 +338,14 @@ static hangar_status walk_push(walker *w, int fd, int aux, const struct stat *st
     size_t idx = w->lv ? w->depth + 1 : 0;
     hangar_status rc = HANGAR_OK;
     if (strlen(name) > NAME_MAX) {
-        rc = say(w->msg, HANGAR_E_IO, "name too long under %s", walk_path(w, NULL));
+        rc = hs_fail(HANGAR_E_IO, "name too long under %s", walk_path(w, NULL));
         goto fail;
     }
     if (idx >= w->cap) {
         size_t nc = w->cap ? w->cap * 2 : 16;
         walk_level *nl = realloc(w->lv, nc * sizeof *nl);
         if (!nl) {
-            rc = say(w->msg, HANGAR_E_INSUFFICIENT, "out of memory while walking %s", walk_path(w, NULL));
+            rc = hs_fail(HANGAR_E_INSUFFICIENT, "out of memory while walking %s", walk_path(w, NULL));
             goto fail;
         }
         w->lv = nl;
@@ -581,7 +364,7 @@ static hangar_status walk_push(walker *w, int fd, int aux, const struct stat *st
         struct stat ast;
         if (fstat(aux, &ast) != 0) {
             l->fd = l->aux = -1;
-            rc = say_errno(w->msg, errno, HANGAR_OK, "cannot stat a directory being created");
+            rc = hs_fail_fs(errno, "cannot stat a directory being created");
             goto fail;
         }
         l->aux_dev = ast.st_dev;
@@ -591,7 +374,7 @@ static hangar_status walk_push(walker *w, int fd, int aux, const struct stat *st
     if (e) {
         l->fd = l->aux = -1;
         w->depth = idx; /* so the message names this directory */
-        rc = say_errno(w->msg, e, HANGAR_OK, "cannot list %s", walk_path(w, NULL));
+        rc = hs_fail_fs(e, "cannot list %s", walk_path(w, NULL));
         w->depth = idx ? idx - 1 : 0;
         goto fail;
     }
@@ -641,8 +424,8 @@ static hangar_status walk_unpark(walker *w, walk_level *p, walk_level *c)
     }
     return HANGAR_OK;
 moved:
-    return say(w->msg, HANGAR_E_FOLDER_BUSY, "directory %s was moved while it was being walked; retry",
-               walk_path(w, NULL));
+    return hs_fail(HANGAR_E_FOLDER_BUSY, "directory %s was moved while it was being walked; retry",
+                   walk_path(w, NULL));
 }
 
 /* Walks the tree under top_fd (and its companion top_aux, or -1); takes ownership of both. */
@@ -653,7 +436,7 @@ static hangar_status walk(walker *w, int top_fd, int top_aux)
     w->depth = 0;
     struct stat st;
     if (fstat(top_fd, &st) != 0) {
-        hangar_status rc = say_errno(w->msg, errno, HANGAR_OK, "cannot stat folder %s", w->folder_id);
+        hangar_status rc = hs_fail_fs(errno, "cannot stat folder %s", w->folder_id);
         close(top_fd);
         if (top_aux >= 0)
             close(top_aux);
@@ -674,7 +457,7 @@ static hangar_status walk(walker *w, int top_fd, int top_aux)
             if (fstatat(l->fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
                 if (errno == ENOENT)
                     continue; /* removed since it was listed */
-                rc = say_errno(w->msg, errno, HANGAR_OK, "cannot stat %s", walk_path(w, name));
+                rc = hs_fail_fs(errno, "cannot stat %s", walk_path(w, name));
                 break;
             }
             if (!S_ISDIR(st.st_mode)) {
@@ -695,17 +478,17 @@ static hangar_status walk(walker *w, int top_fd, int top_aux)
                     continue;
                 }
                 if (e == ELOOP || e == ENOTDIR)
-                    rc = say(w->msg, HANGAR_E_FOLDER_BUSY, "%s changed from a directory while being walked; retry",
-                             walk_path(w, name));
+                    rc = hs_fail(HANGAR_E_FOLDER_BUSY, "%s changed from a directory while being walked; retry",
+                                 walk_path(w, name));
                 else
-                    rc = say_errno(w->msg, e, HANGAR_OK, "cannot open %s", walk_path(w, name));
+                    rc = hs_fail_fs(e, "cannot open %s", walk_path(w, name));
                 break;
             }
             struct stat cst;
             if (fstat(cfd, &cst) != 0 || cst.st_dev != st.st_dev || cst.st_ino != st.st_ino) {
                 close(cfd);
-                rc = say(w->msg, HANGAR_E_FOLDER_BUSY, "%s was replaced while being walked; retry",
-                         walk_path(w, name));
+                rc = hs_fail(HANGAR_E_FOLDER_BUSY, "%s was replaced while being walked; retry",
+                             walk_path(w, name));
                 break;
             }
             bool descend = false;
@@ -759,9 +542,9 @@ static hangar_status del_entry(walker *w, walk_level *dir, const char *name, con
     if (unlinkat(dir->fd, name, 0) == 0 || errno == ENOENT)
         return HANGAR_OK;
     if (errno == EISDIR)
-        return say(w->msg, HANGAR_E_FOLDER_BUSY, "%s became a directory while being deleted; retry",
-                   walk_path(w, name));
-    return say_errno(w->msg, errno, HANGAR_OK, "cannot remove %s", walk_path(w, name));
+        return hs_fail(HANGAR_E_FOLDER_BUSY, "%s became a directory while being deleted; retry",
+                       walk_path(w, name));
+    return hs_fail_fs(errno, "cannot remove %s", walk_path(w, name));
 }
 
 static hangar_status del_enter(walker *w, walk_level *dir, const char *name, const struct stat *st, int child_fd,
@@ -770,9 +553,9 @@ static hangar_status del_enter(walker *w, walk_level *dir, const char *name, con
     (void)dir;
     (void)child_aux;
     if (st->st_dev != w->top_dev)
-        return say(w->msg, HANGAR_E_FOLDER_BUSY,
-                   "%s is the mount point of another filesystem; unmount it before deleting the folder",
-                   walk_path(w, name));
+        return hs_fail(HANGAR_E_FOLDER_BUSY,
+                       "%s is the mount point of another filesystem; unmount it before deleting the folder",
+                       walk_path(w, name));
     make_owner_writable(child_fd, st);
     *descend = true;
     return HANGAR_OK;
@@ -783,32 +566,32 @@ static hangar_status del_leave(walker *w, walk_level *parent, walk_level *child)
     if (unlinkat(parent->fd, child->name, AT_REMOVEDIR) == 0 || errno == ENOENT)
         return HANGAR_OK;
     if (errno == ENOTEMPTY || errno == EEXIST)
-        return say(w->msg, HANGAR_E_FOLDER_BUSY, "entries were created in %s while it was being deleted; retry",
-                   walk_path(w, NULL));
-    return say_errno(w->msg, errno, HANGAR_OK, "cannot remove directory %s", walk_path(w, NULL));
+        return hs_fail(HANGAR_E_FOLDER_BUSY, "entries were created in %s while it was being deleted; retry",
+                       walk_path(w, NULL));
+    return hs_fail_fs(errno, "cannot remove directory %s", walk_path(w, NULL));
 }
 
 static const walk_ops delete_ops = {del_entry, del_enter, del_leave, false};
 
 /* Removes <root>/<rel> and everything below it, never following symlinks. */
-static hangar_status remove_tree(vfs *v, vfs_msg *m, int rootfd, const char *id, const char *rel)
+static hangar_status remove_tree(vfs *v, int rootfd, const char *id, const char *rel)
 {
     int fd = -1;
-    hangar_status rc = open_folder(v, m, rootfd, id, rel, &fd);
+    hangar_status rc = open_folder(v, rootfd, id, rel, &fd);
     if (rc != HANGAR_OK)
         return rc;
     struct stat st;
     if (fstat(fd, &st) == 0)
         make_owner_writable(fd, &st);
-    walker w = {.v = v, .msg = m, .ops = &delete_ops, .folder_id = id};
+    walker w = {.v = v, .ops = &delete_ops, .folder_id = id};
     rc = walk(&w, fd, -1);
     if (rc != HANGAR_OK)
         return rc;
     if (unlinkat(rootfd, rel, AT_REMOVEDIR) != 0 && errno != ENOENT) {
         if (errno == ENOTEMPTY || errno == EEXIST)
-            return say(m, HANGAR_E_FOLDER_BUSY, "entries were created in folder %s while it was being deleted; retry",
-                       id);
-        return say_errno(m, errno, HANGAR_OK, "cannot remove folder %s", id);
+            return hs_fail(HANGAR_E_FOLDER_BUSY, "entries were created in folder %s while it was being deleted; retry",
+                           id);
+        return hs_fail_fs(errno, "cannot remove folder %s", id);
     }
     return HANGAR_OK;
 }
@@ -873,14 +656,14 @@ static hangar_status copy_meta_fd(walker *w, int fd, const struct stat *st, cons
 {
     vfs *v = w->v;
     if (v->preserve_owner && fchown(fd, st->st_uid, st->st_gid) != 0)
-        return say_errno(w->msg, errno, HANGAR_OK, "cannot set the owner of the copy of %s", what);
+        return hs_fail_fs(errno, "cannot set the owner of the copy of %s", what);
     if (fchmod(fd, st->st_mode & 07777) != 0)
-        return say_errno(w->msg, errno, HANGAR_OK, "cannot set the mode of the copy of %s", what);
+        return hs_fail_fs(errno, "cannot set the mode of the copy of %s", what);
     struct timespec ts[2] = {VFS_ATIME(st), VFS_MTIME(st)};
     if (futimens(fd, ts) != 0)
-        return say_errno(w->msg, errno, HANGAR_OK, "cannot set the times of the copy of %s", what);
+        return hs_fail_fs(errno, "cannot set the times of the copy of %s", what);
     if (v->fsync && fsync(fd) != 0)
-        return say_errno(w->msg, errno, HANGAR_OK, "cannot fsync the copy of %s", what);
+        return hs_fail_fs(errno, "cannot fsync the copy of %s", what);
     return HANGAR_OK;
 }
 
@@ -891,7 +674,7 @@ static hangar_status write_all(walker *w, int fd, const char *buf, size_t len, c
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
-            return say_errno(w->msg, errno, HANGAR_OK, "cannot write the copy of %s", walk_path(w, name));
+            return hs_fail_fs(errno, "cannot write the copy of %s", walk_path(w, name));
         buf += n;
         len -= (size_t)n;
     }
@@ -906,16 +689,16 @@ static hangar_status clone_file(walker *w, walk_level *dir, const char *name, co
     if (in < 0) {
         if (errno == ENOENT)
             return HANGAR_OK;
-        return say_errno(w->msg, errno, HANGAR_OK, "cannot open %s", walk_path(w, name));
+        return hs_fail_fs(errno, "cannot open %s", walk_path(w, name));
     }
     struct stat ist;
     if (fstat(in, &ist) != 0 || !S_ISREG(ist.st_mode) || ist.st_ino != st->st_ino || ist.st_dev != st->st_dev) {
         close(in);
-        return say(w->msg, HANGAR_E_FOLDER_BUSY, "%s was replaced while being cloned; retry", walk_path(w, name));
+        return hs_fail(HANGAR_E_FOLDER_BUSY, "%s was replaced while being cloned; retry", walk_path(w, name));
     }
     int out = openat(dir->aux, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (out < 0) {
-        hangar_status rc = say_errno(w->msg, errno, HANGAR_OK, "cannot create the copy of %s", walk_path(w, name));
+        hangar_status rc = hs_fail_fs(errno, "cannot create the copy of %s", walk_path(w, name));
         close(in);
         return rc;
     }
@@ -938,14 +721,14 @@ static hangar_status clone_file(walker *w, walk_level *dir, const char *name, co
                 /* Not supported here (or reports nothing for a non-empty file): copy by hand. */
                 use_cfr = false;
                 if (lseek(in, 0, SEEK_SET) < 0 || lseek(out, 0, SEEK_SET) < 0) {
-                    rc = say_errno(w->msg, errno, HANGAR_OK, "cannot copy %s", walk_path(w, name));
+                    rc = hs_fail_fs(errno, "cannot copy %s", walk_path(w, name));
                     break;
                 }
                 continue;
             }
         } else {
             if (!c->buf && !(c->buf = malloc(VFS_COPY_BUF))) {
-                rc = say(w->msg, HANGAR_E_INSUFFICIENT, "out of memory while copying %s", walk_path(w, name));
+                rc = hs_fail(HANGAR_E_INSUFFICIENT, "out of memory while copying %s", walk_path(w, name));
                 break;
             }
             n = read(in, c->buf, VFS_COPY_BUF);
@@ -955,7 +738,7 @@ static hangar_status clone_file(walker *w, walk_level *dir, const char *name, co
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
-            rc = say_errno(w->msg, errno, HANGAR_OK, "cannot copy %s", walk_path(w, name));
+            rc = hs_fail_fs(errno, "cannot copy %s", walk_path(w, name));
             break;
         }
         if (n == 0)
@@ -966,7 +749,7 @@ static hangar_status clone_file(walker *w, walk_level *dir, const char *name, co
     if (rc == HANGAR_OK)
         rc = copy_meta_fd(w, out, st, walk_path(w, name));
     if (close(out) != 0 && rc == HANGAR_OK)
-        rc = say_errno(w->msg, errno, HANGAR_OK, "cannot write the copy of %s", walk_path(w, name));
+        rc = hs_fail_fs(errno, "cannot write the copy of %s", walk_path(w, name));
     close(in);
     return rc;
 }
@@ -978,19 +761,19 @@ static hangar_status clone_symlink(walker *w, walk_level *dir, const char *name,
     if (n < 0) {
         if (errno == ENOENT)
             return HANGAR_OK;
-        return say_errno(w->msg, errno, HANGAR_OK, "cannot read symlink %s", walk_path(w, name));
+        return hs_fail_fs(errno, "cannot read symlink %s", walk_path(w, name));
     }
     if ((size_t)n >= sizeof target)
-        return say(w->msg, HANGAR_E_IO, "symlink %s has a target longer than %d bytes", walk_path(w, name),
-                   PATH_MAX - 1);
+        return hs_fail(HANGAR_E_IO, "symlink %s has a target longer than %d bytes", walk_path(w, name),
+                       PATH_MAX - 1);
     target[n] = '\0';
     if (symlinkat(target, dir->aux, name) != 0)
-        return say_errno(w->msg, errno, HANGAR_OK, "cannot create the copy of symlink %s", walk_path(w, name));
+        return hs_fail_fs(errno, "cannot create the copy of symlink %s", walk_path(w, name));
     if (w->v->preserve_owner && fchownat(dir->aux, name, st->st_uid, st->st_gid, AT_SYMLINK_NOFOLLOW) != 0)
-        return say_errno(w->msg, errno, HANGAR_OK, "cannot set the owner of the copy of %s", walk_path(w, name));
+        return hs_fail_fs(errno, "cannot set the owner of the copy of %s", walk_path(w, name));
     struct timespec ts[2] = {VFS_ATIME(st), VFS_MTIME(st)};
     if (utimensat(dir->aux, name, ts, AT_SYMLINK_NOFOLLOW) != 0 && errno != EOPNOTSUPP)
-        return say_errno(w->msg, errno, HANGAR_OK, "cannot set the times of the copy of %s", walk_path(w, name));
+        return hs_fail_fs(errno, "cannot set the times of the copy of %s", walk_path(w, name));
     return HANGAR_OK;
 }
 
@@ -998,14 +781,14 @@ static hangar_status clone_fifo(walker *w, walk_level *dir, const char *name, co
 {
     /* The target tree is brand new and private to this call, so names under dir->aux are ours. */
     if (mkfifoat(dir->aux, name, 0600) != 0)
-        return say_errno(w->msg, errno, HANGAR_OK, "cannot create the copy of FIFO %s", walk_path(w, name));
+        return hs_fail_fs(errno, "cannot create the copy of FIFO %s", walk_path(w, name));
     if (w->v->preserve_owner && fchownat(dir->aux, name, st->st_uid, st->st_gid, AT_SYMLINK_NOFOLLOW) != 0)
-        return say_errno(w->msg, errno, HANGAR_OK, "cannot set the owner of the copy of %s", walk_path(w, name));
+        return hs_fail_fs(errno, "cannot set the owner of the copy of %s", walk_path(w, name));
     if (fchmodat(dir->aux, name, st->st_mode & 07777, 0) != 0)
-        return say_errno(w->msg, errno, HANGAR_OK, "cannot set the mode of the copy of %s", walk_path(w, name));
+        return hs_fail_fs(errno, "cannot set the mode of the copy of %s", walk_path(w, name));
     struct timespec ts[2] = {VFS_ATIME(st), VFS_MTIME(st)};
     if (utimensat(dir->aux, name, ts, AT_SYMLINK_NOFOLLOW) != 0)
-        return say_errno(w->msg, errno, HANGAR_OK, "cannot set the times of the copy of %s", walk_path(w, name));
+        return hs_fail_fs(errno, "cannot set the times of the copy of %s", walk_path(w, name));
     return HANGAR_OK;
 }
 
@@ -1033,15 +816,15 @@ static hangar_status clone_enter(walker *w, walk_level *dir, const char *name, c
 {
     (void)child_fd;
     if (st->st_dev != w->top_dev)
-        return say(w->msg, HANGAR_E_FOLDER_BUSY,
-                   "%s is the mount point of another filesystem; unmount it before cloning the folder",
-                   walk_path(w, name));
+        return hs_fail(HANGAR_E_FOLDER_BUSY,
+                       "%s is the mount point of another filesystem; unmount it before cloning the folder",
+                       walk_path(w, name));
     /* Created owner-only; the source mode is applied in clone_leave, once its entries exist. */
     if (mkdirat(dir->aux, name, 0700) != 0)
-        return say_errno(w->msg, errno, HANGAR_OK, "cannot create the copy of %s", walk_path(w, name));
+        return hs_fail_fs(errno, "cannot create the copy of %s", walk_path(w, name));
     int fd = openat(dir->aux, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
-        return say_errno(w->msg, errno, HANGAR_OK, "cannot open the copy of %s", walk_path(w, name));
+        return hs_fail_fs(errno, "cannot open the copy of %s", walk_path(w, name));
     *child_aux = fd;
     *descend = true;
     return HANGAR_OK;
@@ -1065,36 +848,33 @@ static const walk_ops clone_ops = {clone_entry, clone_enter, clone_leave, false}
 static hangar_status vfs_create_folder(void *instance, const char *folder_id, uint64_t quota_bytes)
 {
     vfs *v = instance;
-    if (!v)
-        return HANGAR_E_INVALID_ARGUMENT;
-    vfs_msg m;
-    hangar_status rc = check_id(&m, "folder_id", folder_id);
+    hangar_status rc = hs_volume_check(v, "folder_id", folder_id);
     if (rc != HANGAR_OK)
-        return finish(v, rc, &m);
-    char rel[VFS_REL_MAX], path[PATH_MAX];
-    folder_rel(folder_id, rel);
-    full_path(v, rel, path, sizeof path);
+        return hs_volume_done(v, rc);
+    char rel[HS_FOLDER_REL_MAX], path[PATH_MAX];
+    hs_folder_rel(folder_id, rel);
+    hs_root_path(v->vol.root, rel, path, sizeof path);
     int rootfd = -1;
-    if ((rc = open_root(v, &m, &rootfd)) != HANGAR_OK)
-        return finish(v, rc, &m);
-    if ((rc = make_shards(v, &m, rootfd, rel)) != HANGAR_OK)
+    if ((rc = hs_open_volume_root(v->vol.root, &rootfd)) != HANGAR_OK)
+        return hs_volume_done(v, rc);
+    if ((rc = make_shards(v, rootfd, rel)) != HANGAR_OK)
         goto out;
     if (mkdirat(rootfd, rel, 0755) != 0) {
         if (errno == EEXIST)
-            rc = say(&m, HANGAR_E_EXISTS, "folder %s already exists at %s", folder_id, path);
+            rc = hs_fail(HANGAR_E_EXISTS, "folder %s already exists at %s", folder_id, path);
         else
-            rc = say_errno(&m, errno, HANGAR_OK, "cannot create folder %s at %s", folder_id, path);
+            rc = hs_fail_fs(errno, "cannot create folder %s at %s", folder_id, path);
         goto out;
     }
     /* Exactly 0755 whatever the process umask is. */
     int fd = openat(rootfd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0 || fchmod(fd, 0755) != 0)
-        rc = say_errno(&m, errno, HANGAR_OK, "cannot set the mode of folder %s at %s", folder_id, path);
+        rc = hs_fail_fs(errno, "cannot set the mode of folder %s at %s", folder_id, path);
     if (fd >= 0)
         close(fd);
     /* Also clears a sidecar left behind by an earlier folder of the same id. */
     if (rc == HANGAR_OK)
-        rc = write_quota(v, &m, rootfd, folder_id, quota_bytes);
+        rc = write_quota(v, rootfd, folder_id, quota_bytes);
     if (rc != HANGAR_OK) {
         (void)unlinkat(rootfd, rel, AT_REMOVEDIR); /* leave nothing behind */
         goto out;
@@ -1102,24 +882,21 @@ static hangar_status vfs_create_folder(void *instance, const char *folder_id, ui
     sync_shard(v, rootfd, rel);
 out:
     close(rootfd);
-    return finish(v, rc, &m);
+    return hs_volume_done(v, rc);
 }
 
 static hangar_status vfs_delete_folder(void *instance, const char *folder_id)
 {
     vfs *v = instance;
-    if (!v)
-        return HANGAR_E_INVALID_ARGUMENT;
-    vfs_msg m;
-    hangar_status rc = check_id(&m, "folder_id", folder_id);
+    hangar_status rc = hs_volume_check(v, "folder_id", folder_id);
     if (rc != HANGAR_OK)
-        return finish(v, rc, &m);
-    char rel[VFS_REL_MAX];
-    folder_rel(folder_id, rel);
+        return hs_volume_done(v, rc);
+    char rel[HS_FOLDER_REL_MAX];
+    hs_folder_rel(folder_id, rel);
     int rootfd = -1;
-    if ((rc = open_root(v, &m, &rootfd)) != HANGAR_OK)
-        return finish(v, rc, &m);
-    rc = remove_tree(v, &m, rootfd, folder_id, rel);
+    if ((rc = hs_open_volume_root(v->vol.root, &rootfd)) != HANGAR_OK)
+        return hs_volume_done(v, rc);
+    rc = remove_tree(v, rootfd, folder_id, rel);
     if (rc == HANGAR_OK) {
         sync_shard(v, rootfd, rel);
         /*
@@ -1128,165 +905,84 @@ static hangar_status vfs_delete_folder(void *instance, const char *folder_id)
          * Shard directories are kept (at most one per id prefix) so that a
          * concurrent create_folder in the same shard never loses its parent.
          */
-        vfs_msg qm;
-        if (write_quota(v, &qm, rootfd, folder_id, 0) != HANGAR_OK)
-            vfs_log(v, HANGAR_LOG_WARNING, "folder %s deleted, but %s", folder_id, qm.text);
+        if (write_quota(v, rootfd, folder_id, 0) != HANGAR_OK) {
+            char why[HS_ERROR_MAX];
+            hs_last_error(v, why, sizeof why);
+            hs_storage_log(v->vol.host, HANGAR_LOG_WARNING, "folder %s deleted, but %s", folder_id, why);
+        }
     }
     close(rootfd);
-    return finish(v, rc, &m);
-}
-
-static hangar_status vfs_folder_path(void *instance, const char *folder_id, char *buf, size_t buf_len,
-                                     size_t *out_len)
-{
-    vfs *v = instance;
-    if (!v)
-        return HANGAR_E_INVALID_ARGUMENT;
-    vfs_msg m;
-    hangar_status rc = check_id(&m, "folder_id", folder_id);
-    if (rc == HANGAR_OK && !out_len)
-        rc = say(&m, HANGAR_E_INVALID_ARGUMENT, "out_len is NULL");
-    if (rc == HANGAR_OK && !buf && buf_len)
-        rc = say(&m, HANGAR_E_INVALID_ARGUMENT, "buf is NULL but buf_len is %zu", buf_len);
-    if (rc != HANGAR_OK)
-        return finish(v, rc, &m);
-    char rel[VFS_REL_MAX], path[PATH_MAX];
-    folder_rel(folder_id, rel);
-    full_path(v, rel, path, sizeof path);
-    size_t len = strlen(path);
-    *out_len = len;
-    if (buf_len < len + 1) {
-        if (buf && buf_len)
-            buf[0] = '\0';
-        rc = say(&m, HANGAR_E_BUFFER_TOO_SMALL, "folder path needs %zu bytes, buffer has %zu", len + 1, buf_len);
-        return finish(v, rc, &m);
-    }
-    memcpy(buf, path, len + 1);
-    return finish(v, HANGAR_OK, &m);
-}
-
-/* Fills the fields of a host-sized usage struct that fit in its struct_size. */
-static void fill_usage(hangar_storage_usage *u, int64_t files, uint64_t used, uint64_t capacity)
-{
-    size_t size = u->struct_size;
-#define VFS_FITS(f) (size >= offsetof(hangar_storage_usage, f) + sizeof u->f)
-    if (VFS_FITS(file_count))
-        u->file_count = files;
-    if (VFS_FITS(used_bytes))
-        u->used_bytes = used;
-    if (VFS_FITS(capacity_bytes))
-        u->capacity_bytes = capacity;
-#undef VFS_FITS
-}
-
-static hangar_status check_usage_arg(vfs_msg *m, const hangar_storage_usage *usage)
-{
-    if (!usage)
-        return say(m, HANGAR_E_INVALID_ARGUMENT, "usage is NULL");
-    if (usage->struct_size < sizeof(uint32_t))
-        return say(m, HANGAR_E_INVALID_ARGUMENT, "usage->struct_size is %" PRIu32 "; set it to sizeof(hangar_storage_usage)",
-                   usage->struct_size);
-    return HANGAR_OK;
+    return hs_volume_done(v, rc);
 }
 
 static hangar_status vfs_get_usage(void *instance, const char *folder_id, hangar_storage_usage *usage)
 {
     vfs *v = instance;
-    if (!v)
-        return HANGAR_E_INVALID_ARGUMENT;
-    vfs_msg m;
-    hangar_status rc = check_id(&m, "folder_id", folder_id);
+    hangar_status rc = hs_volume_check(v, "folder_id", folder_id);
     if (rc == HANGAR_OK)
-        rc = check_usage_arg(&m, usage);
+        rc = hs_check_usage(usage);
     if (rc != HANGAR_OK)
-        return finish(v, rc, &m);
-    char rel[VFS_REL_MAX];
-    folder_rel(folder_id, rel);
+        return hs_volume_done(v, rc);
+    char rel[HS_FOLDER_REL_MAX];
+    hs_folder_rel(folder_id, rel);
     int rootfd = -1, fd = -1;
-    if ((rc = open_root(v, &m, &rootfd)) != HANGAR_OK)
-        return finish(v, rc, &m);
-    if ((rc = open_folder(v, &m, rootfd, folder_id, rel, &fd)) != HANGAR_OK)
+    if ((rc = hs_open_volume_root(v->vol.root, &rootfd)) != HANGAR_OK)
+        return hs_volume_done(v, rc);
+    if ((rc = open_folder(v, rootfd, folder_id, rel, &fd)) != HANGAR_OK)
         goto out;
     usage_ctx u = {0, 0};
-    walker w = {.v = v, .msg = &m, .ops = &usage_ops, .ctx = &u, .folder_id = folder_id};
+    walker w = {.v = v, .ops = &usage_ops, .ctx = &u, .folder_id = folder_id};
     if ((rc = walk(&w, fd, -1)) != HANGAR_OK)
         goto out;
     uint64_t quota;
-    if ((rc = read_quota(v, &m, rootfd, folder_id, &quota)) != HANGAR_OK)
+    if ((rc = read_quota(v, rootfd, folder_id, &quota)) != HANGAR_OK)
         goto out;
-    fill_usage(usage, u.entries, u.bytes, quota);
+    hs_fill_usage(usage, u.entries, u.bytes, quota);
 out:
     close(rootfd);
-    return finish(v, rc, &m);
-}
-
-static hangar_status vfs_volume_usage(void *instance, hangar_storage_usage *usage)
-{
-    vfs *v = instance;
-    if (!v)
-        return HANGAR_E_INVALID_ARGUMENT;
-    vfs_msg m;
-    hangar_status rc = check_usage_arg(&m, usage);
-    if (rc != HANGAR_OK)
-        return finish(v, rc, &m);
-    struct statvfs s;
-    if (statvfs(v->root, &s) != 0) {
-        rc = say_errno(&m, errno, HANGAR_OK, "statvfs(%s) failed", v->root);
-        return finish(v, rc, &m);
-    }
-    uint64_t capacity = (uint64_t)s.f_blocks * (uint64_t)s.f_frsize;
-    uint64_t avail = (uint64_t)s.f_bavail * (uint64_t)s.f_frsize;
-    /* Blocks reserved for root count as used: they are not available to folders. */
-    fill_usage(usage, -1, avail < capacity ? capacity - avail : 0, capacity);
-    return finish(v, HANGAR_OK, &m);
+    return hs_volume_done(v, rc);
 }
 
 static hangar_status vfs_get_quota(void *instance, const char *folder_id, uint64_t *quota_bytes)
 {
     vfs *v = instance;
-    if (!v)
-        return HANGAR_E_INVALID_ARGUMENT;
-    vfs_msg m;
-    hangar_status rc = check_id(&m, "folder_id", folder_id);
+    hangar_status rc = hs_volume_check(v, "folder_id", folder_id);
     if (rc == HANGAR_OK && !quota_bytes)
-        rc = say(&m, HANGAR_E_INVALID_ARGUMENT, "quota_bytes is NULL");
+        rc = hs_fail(HANGAR_E_INVALID_ARGUMENT, "quota_bytes is NULL");
     if (rc != HANGAR_OK)
-        return finish(v, rc, &m);
-    char rel[VFS_REL_MAX];
-    folder_rel(folder_id, rel);
+        return hs_volume_done(v, rc);
+    char rel[HS_FOLDER_REL_MAX];
+    hs_folder_rel(folder_id, rel);
     int rootfd = -1;
-    if ((rc = open_root(v, &m, &rootfd)) != HANGAR_OK)
-        return finish(v, rc, &m);
+    if ((rc = hs_open_volume_root(v->vol.root, &rootfd)) != HANGAR_OK)
+        return hs_volume_done(v, rc);
     uint64_t q = 0;
-    rc = folder_exists(v, &m, rootfd, folder_id, rel);
+    rc = folder_exists(v, rootfd, folder_id, rel);
     if (rc == HANGAR_OK)
-        rc = read_quota(v, &m, rootfd, folder_id, &q);
+        rc = read_quota(v, rootfd, folder_id, &q);
     if (rc == HANGAR_OK)
         *quota_bytes = q;
     close(rootfd);
-    return finish(v, rc, &m);
+    return hs_volume_done(v, rc);
 }
 
 /* Records the quota; it is not enforced here, so shrinking below usage is allowed. */
 static hangar_status vfs_set_quota(void *instance, const char *folder_id, uint64_t quota_bytes)
 {
     vfs *v = instance;
-    if (!v)
-        return HANGAR_E_INVALID_ARGUMENT;
-    vfs_msg m;
-    hangar_status rc = check_id(&m, "folder_id", folder_id);
+    hangar_status rc = hs_volume_check(v, "folder_id", folder_id);
     if (rc != HANGAR_OK)
-        return finish(v, rc, &m);
-    char rel[VFS_REL_MAX];
-    folder_rel(folder_id, rel);
+        return hs_volume_done(v, rc);
+    char rel[HS_FOLDER_REL_MAX];
+    hs_folder_rel(folder_id, rel);
     int rootfd = -1;
-    if ((rc = open_root(v, &m, &rootfd)) != HANGAR_OK)
-        return finish(v, rc, &m);
-    rc = folder_exists(v, &m, rootfd, folder_id, rel);
+    if ((rc = hs_open_volume_root(v->vol.root, &rootfd)) != HANGAR_OK)
+        return hs_volume_done(v, rc);
+    rc = folder_exists(v, rootfd, folder_id, rel);
     if (rc == HANGAR_OK)
-        rc = write_quota(v, &m, rootfd, folder_id, quota_bytes);
+        rc = write_quota(v, rootfd, folder_id, quota_bytes);
     close(rootfd);
-    return finish(v, rc, &m);
+    return hs_volume_done(v, rc);
 }
 
 /*
@@ -1299,66 +995,60 @@ static hangar_status vfs_set_quota(void *instance, const char *folder_id, uint64
 static hangar_status vfs_clone_folder(void *instance, const char *source_id, const char *target_id)
 {
     vfs *v = instance;
-    if (!v)
-        return HANGAR_E_INVALID_ARGUMENT;
-    vfs_msg m;
-    hangar_status rc = check_id(&m, "source_id", source_id);
-    if (rc == HANGAR_OK)
-        rc = check_id(&m, "target_id", target_id);
+    hangar_status rc = hs_volume_check_clone(v, source_id, target_id);
     if (rc != HANGAR_OK)
-        return finish(v, rc, &m);
-    char srel[VFS_REL_MAX], trel[VFS_REL_MAX], tpath[PATH_MAX];
-    folder_rel(source_id, srel);
-    folder_rel(target_id, trel);
-    full_path(v, trel, tpath, sizeof tpath);
+        return hs_volume_done(v, rc);
+    char srel[HS_FOLDER_REL_MAX], trel[HS_FOLDER_REL_MAX], tpath[PATH_MAX];
+    hs_folder_rel(source_id, srel);
+    hs_folder_rel(target_id, trel);
+    hs_root_path(v->vol.root, trel, tpath, sizeof tpath);
     int rootfd = -1, sfd = -1, tfd = -1, tfd2 = -1;
-    if ((rc = open_root(v, &m, &rootfd)) != HANGAR_OK)
-        return finish(v, rc, &m);
-    if ((rc = open_folder(v, &m, rootfd, source_id, srel, &sfd)) != HANGAR_OK)
+    if ((rc = hs_open_volume_root(v->vol.root, &rootfd)) != HANGAR_OK)
+        return hs_volume_done(v, rc);
+    if ((rc = open_folder(v, rootfd, source_id, srel, &sfd)) != HANGAR_OK)
         goto out;
     struct stat sst;
     if (fstat(sfd, &sst) != 0) {
-        rc = say_errno(&m, errno, HANGAR_OK, "cannot stat folder %s", source_id);
+        rc = hs_fail_fs(errno, "cannot stat folder %s", source_id);
         goto out;
     }
-    if ((rc = make_shards(v, &m, rootfd, trel)) != HANGAR_OK)
+    if ((rc = make_shards(v, rootfd, trel)) != HANGAR_OK)
         goto out;
     if (mkdirat(rootfd, trel, 0700) != 0) {
         if (errno == EEXIST)
-            rc = say(&m, HANGAR_E_EXISTS, "target folder %s already exists at %s", target_id, tpath);
+            rc = hs_fail(HANGAR_E_EXISTS, "target folder %s already exists at %s", target_id, tpath);
         else
-            rc = say_errno(&m, errno, HANGAR_OK, "cannot create target folder %s at %s", target_id, tpath);
+            rc = hs_fail_fs(errno, "cannot create target folder %s at %s", target_id, tpath);
         goto out;
     }
     /* From here on, a failure must remove the target. */
     tfd = openat(rootfd, trel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (tfd < 0 || (tfd2 = fcntl(tfd, F_DUPFD_CLOEXEC, 0)) < 0) {
-        rc = say_errno(&m, errno, HANGAR_OK, "cannot open target folder %s at %s", target_id, tpath);
+        rc = hs_fail_fs(errno, "cannot open target folder %s at %s", target_id, tpath);
         if (tfd >= 0)
             close(tfd);
     } else {
         clone_ctx c = {NULL, 0};
-        walker w = {.v = v, .msg = &m, .ops = &clone_ops, .ctx = &c, .folder_id = source_id};
+        walker w = {.v = v, .ops = &clone_ops, .ctx = &c, .folder_id = source_id};
         rc = walk(&w, sfd, tfd); /* takes both descriptors */
         sfd = -1;
         free(c.buf);
         if (rc == HANGAR_OK)
             rc = copy_meta_fd(&w, tfd2, &sst, source_id);
         if (rc == HANGAR_OK)
-            rc = write_quota(v, &m, rootfd, target_id, 0); /* drop a stale sidecar */
+            rc = write_quota(v, rootfd, target_id, 0); /* drop a stale sidecar */
         if (rc == HANGAR_OK && c.skipped)
-            vfs_log(v, HANGAR_LOG_WARNING, "clone %s -> %s skipped %" PRIu64 " socket(s) or device node(s)",
-                    source_id, target_id, c.skipped);
+            hs_storage_log(v->vol.host, HANGAR_LOG_WARNING,
+                           "clone %s -> %s skipped %" PRIu64 " socket(s) or device node(s)", source_id, target_id,
+                           c.skipped);
     }
     if (tfd2 >= 0)
         close(tfd2);
     if (rc != HANGAR_OK) {
-        vfs_msg cm;
-        if (remove_tree(v, &cm, rootfd, target_id, trel) != HANGAR_OK) {
-            size_t n = strlen(m.text);
-            snprintf(m.text + n, sizeof m.text - n, " (and the partial copy at %.256s could not be removed: %.512s)",
-                     tpath, cm.text);
-        }
+        hs_saved_error first;
+        hs_save_error(&first);
+        rc = hs_restore_error(&first, rc, remove_tree(v, rootfd, target_id, trel),
+                              "the partial copy at %.256s could not be removed", tpath);
         goto out;
     }
     sync_shard(v, rootfd, trel);
@@ -1366,7 +1056,7 @@ out:
     if (sfd >= 0)
         close(sfd);
     close(rootfd);
-    return finish(v, rc, &m);
+    return hs_volume_done(v, rc);
 }
 
 static hangar_status vfs_get_performance(void *instance, hangar_storage_metric_sink sink, void *sink_context)
@@ -1374,151 +1064,47 @@ static hangar_status vfs_get_performance(void *instance, hangar_storage_metric_s
     vfs *v = instance;
     if (!v)
         return HANGAR_E_INVALID_ARGUMENT;
-    if (!sink) {
-        record_error(v, "sink is NULL");
-        return HANGAR_E_INVALID_ARGUMENT;
-    }
-    const struct {
-        const char *key, *unit;
-        uint_least64_t value;
-    } metrics[] = {
-        {"operations", "ops", atomic_load_explicit(&v->operations, memory_order_relaxed)},
-        {"failed_operations", "ops", atomic_load_explicit(&v->failed_operations, memory_order_relaxed)},
-        {"cloned_bytes", "bytes", atomic_load_explicit(&v->cloned_bytes, memory_order_relaxed)},
-        {"cloned_entries", "entries", atomic_load_explicit(&v->cloned_entries, memory_order_relaxed)},
+    const hs_metric_row rows[] = {
+        {"cloned_bytes", "bytes", hs_counter(&v->cloned_bytes)},
+        {"cloned_entries", "entries", hs_counter(&v->cloned_entries)},
     };
-    for (size_t i = 0; i < sizeof metrics / sizeof metrics[0]; i++) {
-        hangar_storage_metric metric = {sizeof metric, metrics[i].key, metrics[i].unit, (double)metrics[i].value};
-        hangar_status rc = sink(sink_context, &metric);
-        if (rc != HANGAR_OK) {
-            char text[96];
-            snprintf(text, sizeof text, "the metric sink stopped get_performance with status %" PRId32, rc);
-            record_error(v, text);
-            return rc;
-        }
-    }
-    return HANGAR_OK;
+    return hs_volume_metrics(v, sink, sink_context, rows, sizeof rows / sizeof rows[0]);
 }
 
 /* ------------------------------------------------------------------------ */
 /* Lifecycle                                                                 */
 /* ------------------------------------------------------------------------ */
 
-static VFS_PRINTF(4, 5) hangar_status create_fail(char *err, size_t err_len, hangar_status st, const char *fmt, ...)
-{
-    if (err && err_len) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, err_len, fmt, ap);
-        va_end(ap);
-    }
-    return st;
-}
-
 static hangar_status vfs_create(const hangar_host_services *host, const char *config_json, void **out_instance,
                                 char *err, size_t err_len)
 {
-    if (err && err_len)
-        err[0] = '\0';
-    if (out_instance)
-        *out_instance = NULL;
-    if (!host || !config_json || !out_instance)
-        return create_fail(err, err_len, HANGAR_E_INVALID_ARGUMENT, "vfs: create() got a NULL %s",
-                           !host ? "host" : !config_json ? "config_json" : "out_instance");
-    if (HANGAR_ABI_VERSION_MAJOR(host->abi_version) != HANGAR_ABI_MAJOR ||
-        host->struct_size < offsetof(hangar_host_services, config_count) + sizeof host->config_count ||
-        !host->config_string || !host->config_bool || !host->config_count)
-        return create_fail(err, err_len, HANGAR_E_INCOMPATIBLE,
-                           "vfs: the host services table is incompatible (ABI %" PRIu32 ".%" PRIu32
-                           ", struct_size %" PRIu32 "); this plugin needs ABI 1.x config accessors",
-                           HANGAR_ABI_VERSION_MAJOR(host->abi_version), HANGAR_ABI_VERSION_MINOR(host->abi_version),
-                           host->struct_size);
-    void *hc = host->host_context;
-
-    /* root: required absolute path of an existing, writable directory. */
-    char root[PATH_MAX];
-    size_t root_len = 0;
-    hangar_status rc = host->config_string(hc, "root", root, sizeof root, &root_len);
-    if (rc == HANGAR_E_NOT_FOUND)
-        return create_fail(err, err_len, HANGAR_E_INVALID_CONFIG,
-                           "vfs: \"root\" is required: set it to the absolute path of the volume directory, "
-                           "e.g. {\"root\": \"/vfroot/local\"}");
-    if (rc == HANGAR_E_BUFFER_TOO_SMALL)
-        return create_fail(err, err_len, HANGAR_E_INVALID_CONFIG,
-                           "vfs: \"root\" is %zu bytes long; it must be shorter than %d", root_len, PATH_MAX - 128);
+    hs_create c;
+    hangar_status rc = hs_create_begin(&c, "vfs", host, config_json, out_instance, err, err_len, 2);
     if (rc != HANGAR_OK)
-        return create_fail(err, err_len, HANGAR_E_INVALID_CONFIG,
-                           "vfs: \"root\" must be a string holding an absolute path (status %" PRId32 ")", rc);
-    if (root_len != strlen(root))
-        return create_fail(err, err_len, HANGAR_E_INVALID_CONFIG, "vfs: \"root\" contains a NUL character");
-    if (root_len == 0)
-        return create_fail(err, err_len, HANGAR_E_INVALID_CONFIG,
-                           "vfs: \"root\" is empty; set it to the absolute path of the volume directory");
-    if (root[0] != '/')
-        return create_fail(err, err_len, HANGAR_E_INVALID_CONFIG,
-                           "vfs: \"root\" must be an absolute path starting with '/', got \"%.200s\"", root);
-    if (root_len >= PATH_MAX - 128)
-        return create_fail(err, err_len, HANGAR_E_INVALID_CONFIG,
-                           "vfs: \"root\" is %zu bytes long; it must be shorter than %d", root_len, PATH_MAX - 128);
-    while (root_len > 1 && root[root_len - 1] == '/')
-        root[--root_len] = '\0';
-    struct stat st;
-    if (stat(root, &st) != 0) {
-        int e = errno;
-        char why[256];
-        return create_fail(err, err_len, HANGAR_E_INVALID_CONFIG,
-                           "vfs: \"root\" %.512s cannot be used: %s%s", root, errtext(e, why, sizeof why),
-                           e == ENOENT ? "; create the directory or fix the path" : "");
+        return rc;
+    /* The host has checked the config against vfs_schema and filled in "fsync"; the rest a schema cannot say. */
+    char *root = NULL;
+    bool fsync_flag = false;
+    rc = hs_storage_root(&c, "create the directory or fix the path", "point it at the volume's directory", &root);
+    if (rc == HANGAR_OK)
+        rc = hs_storage_root_writable(&c, root);
+    if (rc == HANGAR_OK)
+        rc = hs_cfg_bool(&c, "fsync", &fsync_flag);
+    vfs *v = rc == HANGAR_OK ? calloc(1, sizeof *v) : NULL;
+    if (rc == HANGAR_OK && !v)
+        rc = hs_create_fail(&c, HANGAR_E_INSUFFICIENT, "out of memory");
+    if (rc != HANGAR_OK) {
+        free(root);
+        return rc;
     }
-    if (!S_ISDIR(st.st_mode))
-        return create_fail(err, err_len, HANGAR_E_INVALID_CONFIG,
-                           "vfs: \"root\" %.512s is not a directory; point it at the volume's directory", root);
-    if (faccessat(AT_FDCWD, root, R_OK | W_OK | X_OK, AT_EACCESS) != 0) {
-        int e = errno;
-        char why[256];
-        return create_fail(err, err_len, HANGAR_E_INVALID_CONFIG,
-                           "vfs: \"root\" %.512s is not readable and writable by this process (uid %ld): %s; "
-                           "fix its ownership or mode, or mount it read-write",
-                           root, (long)geteuid(), errtext(e, why, sizeof why));
-    }
-
-    /* fsync: optional boolean. */
-    int32_t fsync_flag = 0;
-    rc = host->config_bool(hc, "fsync", &fsync_flag);
-    if (rc != HANGAR_OK && rc != HANGAR_E_NOT_FOUND)
-        return create_fail(err, err_len, HANGAR_E_INVALID_CONFIG,
-                           "vfs: \"fsync\" must be a boolean (true or false)");
-    bool has_fsync = rc == HANGAR_OK;
-
-    /* Unknown keys: the host validates against the schema, this is a second line of defence. */
-    int64_t keys = host->config_count(hc, "");
-    if (keys > 1 + (int64_t)has_fsync)
-        return create_fail(err, err_len, HANGAR_E_INVALID_CONFIG,
-                           "vfs: unknown configuration key; the only keys are \"root\" and \"fsync\"");
-
-    vfs *v = calloc(1, sizeof *v);
-    char *root_copy = strdup(root);
-    if (!v || !root_copy) {
-        free(v);
-        free(root_copy);
-        return create_fail(err, err_len, HANGAR_E_INSUFFICIENT, "vfs: out of memory");
-    }
-    if (pthread_mutex_init(&v->err_lock, NULL) != 0) {
-        free(v);
-        free(root_copy);
-        return create_fail(err, err_len, HANGAR_E_INSUFFICIENT, "vfs: cannot initialise a mutex");
-    }
-    v->host = host;
-    v->root = root_copy;
-    v->fsync = fsync_flag != 0;
+    hs_volume_init(&v->vol, host, root);
+    v->fsync = fsync_flag;
     v->preserve_owner = geteuid() == 0;
-    atomic_init(&v->operations, 0);
-    atomic_init(&v->failed_operations, 0);
     atomic_init(&v->cloned_bytes, 0);
     atomic_init(&v->cloned_entries, 0);
     atomic_init(&v->tmp_seq, 0);
     *out_instance = v;
-    vfs_log(v, HANGAR_LOG_INFO, "vfs volume at %s (fsync %s)", v->root, v->fsync ? "on" : "off");
+    hs_storage_log(host, HANGAR_LOG_INFO, "vfs volume at %s (fsync %s)", v->vol.root, v->fsync ? "on" : "off");
     return HANGAR_OK;
 }
 
@@ -1527,8 +1113,7 @@ static void vfs_destroy(void *instance)
     vfs *v = instance;
     if (!v)
         return;
-    pthread_mutex_destroy(&v->err_lock);
-    free(v->root);
+    free(v->vol.root);
     free(v);
 }
 
@@ -1556,12 +1141,12 @@ static const hangar_storage_functions vfs_functions = {
     .struct_size = sizeof(hangar_storage_functions),
     .create = vfs_create,
     .destroy = vfs_destroy,
-    .last_error = vfs_last_error,
+    .last_error = hs_last_error,
     .create_folder = vfs_create_folder,
     .delete_folder = vfs_delete_folder,
-    .folder_path = vfs_folder_path,
+    .folder_path = hs_volume_folder_path,
     .get_usage = vfs_get_usage,
-    .volume_usage = vfs_volume_usage,
+    .volume_usage = hs_volume_usage,
     .get_quota = vfs_get_quota,
     .set_quota = vfs_set_quota,
     .clone_folder = vfs_clone_folder,
@@ -1569,10 +1154,7 @@ static const hangar_storage_functions vfs_functions = {
 };
 
 static const hangar_plugin_descriptor vfs_descriptor = {
-    .struct_size = sizeof(hangar_plugin_descriptor),
-    .abi_major = HANGAR_ABI_MAJOR,
-    .abi_minor = HANGAR_ABI_MINOR,
-    .kind = HANGAR_KIND_STORAGE,
+    HS_DESCRIPTOR_ABI(HANGAR_KIND_STORAGE),
     .thread_safety = HANGAR_THREAD_SAFE,
     .capabilities = HANGAR_STORAGE_CAP_METRICS,
     .name = "vfs",
@@ -1585,9 +1167,5 @@ static const hangar_plugin_descriptor vfs_descriptor = {
     .functions = &vfs_functions,
 };
 
-HANGAR_EXPORT const hangar_plugin_descriptor *hangar_plugin_entry_v1(uint32_t host_abi_version)
-{
-    if (HANGAR_ABI_VERSION_MAJOR(host_abi_version) != HANGAR_ABI_MAJOR)
-        return NULL;
-    return &vfs_descriptor;
-}
+/* From ABI 1.2 on the host fills in the schema's defaults ("fsync"), which create() relies on. */
+HS_PLUGIN_ENTRY(vfs_descriptor, 2)

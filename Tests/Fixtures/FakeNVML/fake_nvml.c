@@ -7,11 +7,19 @@
  *   nvmlDeviceGetHandleByIndex_v2 nvmlDeviceGetName nvmlDeviceGetUUID
  *   nvmlDeviceGetMemoryInfo nvmlDeviceGetPciInfo_v3 nvmlDeviceGetMinorNumber
  *   nvmlDeviceGetUtilizationRates nvmlSystemGetDriverVersion
+ * and the ones it looks up optionally (a driver may lack them):
  *   nvmlSystemGetCudaDriverVersion nvmlDeviceGetNumGpuCores
+ *   nvmlDeviceGetVbiosVersion nvmlDeviceGetMaxPcieLinkGeneration
+ *   nvmlDeviceGetMaxPcieLinkWidth nvmlDeviceGetTemperature
+ *   nvmlDeviceGetPowerUsage nvmlDeviceGetEnforcedPowerLimit
+ *   nvmlDeviceGetTotalEnergyConsumption
  *
  * Build: cc -shared -fPIC -o <dir>/libnvidia-ml.so.1 fake_nvml.c
+ * Add -DFAKE_NVML_WITHOUT_OPTIONAL to leave out the optional functions, as
+ * an older driver's library does (the plugin must then still work).
  *
- * It reports two NVIDIA H200 GPUs (see fake_gpus below), driver 550.54.15,
+ * It reports two NVIDIA H200 GPUs (see fake_gpus below: VBIOS 96.00.A5.00.01,
+ * PCIe 5.0 x16, 34 and 36 C, 118 and 95 W of a 700 W limit), driver 550.54.15,
  * CUDA driver version 12040. Environment variables, read by nvmlInit_v2
  * when it initialises the library (reference count 0 -> 1):
  *   FAKE_NVML_DEVICE_COUNT=N  report N GPUs (0, 1 or 2; larger values mean 2)
@@ -25,6 +33,7 @@
  * library is not initialised.
  */
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -82,6 +91,11 @@ struct nvmlDevice_st {
     unsigned int minor;
     unsigned int cores;
     unsigned int util_gpu, util_memory;
+    const char *vbios;
+    unsigned int pcie_gen, pcie_width;
+    unsigned int temperature;             /* degrees C */
+    unsigned int power_usage, power_limit; /* milliwatts */
+    unsigned long long energy;            /* millijoules since the driver loaded */
 };
 typedef struct nvmlDevice_st *nvmlDevice_t;
 
@@ -107,6 +121,13 @@ static struct nvmlDevice_st fake_gpus[FAKE_MAX_DEVICES] = {
         .cores = 132,
         .util_gpu = 37,
         .util_memory = 12,
+        .vbios = "96.00.A5.00.01",
+        .pcie_gen = 5,
+        .pcie_width = 16,
+        .temperature = 34,
+        .power_usage = 118000,
+        .power_limit = 700000,
+        .energy = 123456789ull,
     },
     {
         .index = 1,
@@ -125,6 +146,13 @@ static struct nvmlDevice_st fake_gpus[FAKE_MAX_DEVICES] = {
         .cores = 132,
         .util_gpu = 37,
         .util_memory = 12,
+        .vbios = "96.00.A5.00.01",
+        .pcie_gen = 5,
+        .pcie_width = 16,
+        .temperature = 36,
+        .power_usage = 95000,
+        .power_limit = 700000,
+        .energy = 98765432ull,
     },
 };
 
@@ -324,6 +352,7 @@ nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t device, nvmlUtilization_
     return NVML_SUCCESS;
 }
 
+#ifndef FAKE_NVML_WITHOUT_OPTIONAL
 nvmlReturn_t nvmlDeviceGetNumGpuCores(nvmlDevice_t device, unsigned int *numCores) {
     nvmlReturn_t r = check_device(device);
     if (r != NVML_SUCCESS) {
@@ -335,6 +364,7 @@ nvmlReturn_t nvmlDeviceGetNumGpuCores(nvmlDevice_t device, unsigned int *numCore
     *numCores = device->cores;
     return NVML_SUCCESS;
 }
+#endif
 
 nvmlReturn_t nvmlSystemGetDriverVersion(char *version, unsigned int length) {
     if (!initialised()) {
@@ -343,6 +373,7 @@ nvmlReturn_t nvmlSystemGetDriverVersion(char *version, unsigned int length) {
     return copy_out(version, length, FAKE_DRIVER_VERSION);
 }
 
+#ifndef FAKE_NVML_WITHOUT_OPTIONAL
 nvmlReturn_t nvmlSystemGetCudaDriverVersion(int *cudaDriverVersion) {
     if (!initialised()) {
         return NVML_ERROR_UNINITIALIZED;
@@ -353,3 +384,57 @@ nvmlReturn_t nvmlSystemGetCudaDriverVersion(int *cudaDriverVersion) {
     *cudaDriverVersion = FAKE_CUDA_DRIVER_VERSION;
     return NVML_SUCCESS;
 }
+#endif
+
+#ifndef FAKE_NVML_WITHOUT_OPTIONAL
+
+nvmlReturn_t nvmlDeviceGetVbiosVersion(nvmlDevice_t device, char *version, unsigned int length) {
+    nvmlReturn_t r = check_device(device);
+    return r != NVML_SUCCESS ? r : copy_out(version, length, device->vbios);
+}
+
+/* Copies the `size`-byte field at `offset` of the fake GPU to `out` once the handle is checked. */
+static nvmlReturn_t device_field(nvmlDevice_t device, void *out, size_t offset, size_t size) {
+    nvmlReturn_t r = check_device(device);
+    if (r != NVML_SUCCESS) {
+        return r;
+    }
+    if (out == NULL) {
+        return NVML_ERROR_INVALID_ARGUMENT;
+    }
+    memcpy(out, (const char *)device + offset, size);
+    return NVML_SUCCESS;
+}
+
+#define DEVICE_FIELD(device, out, field) \
+    device_field((device), (out), offsetof(struct nvmlDevice_st, field), sizeof ((struct nvmlDevice_st *)0)->field)
+
+nvmlReturn_t nvmlDeviceGetMaxPcieLinkGeneration(nvmlDevice_t device, unsigned int *maxLinkGen) {
+    return DEVICE_FIELD(device, maxLinkGen, pcie_gen);
+}
+
+nvmlReturn_t nvmlDeviceGetMaxPcieLinkWidth(nvmlDevice_t device, unsigned int *maxLinkWidth) {
+    return DEVICE_FIELD(device, maxLinkWidth, pcie_width);
+}
+
+/* sensorType is an nvmlTemperatureSensors_t: NVML_TEMPERATURE_GPU (0) is the only sensor. */
+nvmlReturn_t nvmlDeviceGetTemperature(nvmlDevice_t device, int sensorType, unsigned int *temp) {
+    if (sensorType != 0 && check_device(device) == NVML_SUCCESS) {
+        return NVML_ERROR_INVALID_ARGUMENT;
+    }
+    return DEVICE_FIELD(device, temp, temperature);
+}
+
+nvmlReturn_t nvmlDeviceGetPowerUsage(nvmlDevice_t device, unsigned int *power) {
+    return DEVICE_FIELD(device, power, power_usage);
+}
+
+nvmlReturn_t nvmlDeviceGetEnforcedPowerLimit(nvmlDevice_t device, unsigned int *limit) {
+    return DEVICE_FIELD(device, limit, power_limit);
+}
+
+nvmlReturn_t nvmlDeviceGetTotalEnergyConsumption(nvmlDevice_t device, unsigned long long *energy) {
+    return DEVICE_FIELD(device, energy, energy);
+}
+
+#endif /* FAKE_NVML_WITHOUT_OPTIONAL */

@@ -59,11 +59,11 @@ static void check(bool ok, const char *fmt, ...)
         failures++;
 }
 
-/* ---- a minimal host: the config is root plus an optional enable_quota ---- */
+/* ---- a minimal ABI 1.2 host: the config is root plus the schema's defaults, filled in as the host does ---- */
 
 typedef struct host_ctx {
     const char *root;
-    int enable_quota; /* -1: absent */
+    bool enable_quota, sync_usage;
 } host_ctx;
 
 static void h_log(void *c, int32_t level, const char *msg)
@@ -86,8 +86,10 @@ static hangar_status h_string(void *c, const char *path, char *buf, size_t len, 
     const char *val;
     if (strcmp(path, "root") == 0)
         val = h->root;
-    else if (strcmp(path, "enable_quota") == 0 && h->enable_quota >= 0)
+    else if (strcmp(path, "enable_quota") == 0)
         val = h->enable_quota ? "true" : "false";
+    else if (strcmp(path, "sync_usage") == 0)
+        val = h->sync_usage ? "true" : "false";
     else
         return HANGAR_E_NOT_FOUND;
     *out = strlen(val);
@@ -118,8 +120,12 @@ static hangar_status h_bool(void *c, const char *path, int32_t *out)
     host_ctx *h = c;
     if (strcmp(path, "root") == 0)
         return HANGAR_E_INVALID_ARGUMENT;
-    if (strcmp(path, "enable_quota") == 0 && h->enable_quota >= 0) {
+    if (strcmp(path, "enable_quota") == 0) {
         *out = h->enable_quota;
+        return HANGAR_OK;
+    }
+    if (strcmp(path, "sync_usage") == 0) {
+        *out = h->sync_usage;
         return HANGAR_OK;
     }
     return HANGAR_E_NOT_FOUND;
@@ -127,15 +133,15 @@ static hangar_status h_bool(void *c, const char *path, int32_t *out)
 
 static int64_t h_count(void *c, const char *path)
 {
-    host_ctx *h = c;
-    return path[0] == '\0' ? 1 + (h->enable_quota >= 0) : -1;
+    (void)c;
+    return path[0] == '\0' ? 3 : -1;
 }
 
 static hangar_status h_key(void *c, const char *path, int64_t index, char *buf, size_t len, size_t *out)
 {
-    host_ctx *h = c;
-    const char *keys[] = {"root", "enable_quota"};
-    if (path[0] != '\0' || index < 0 || index >= 1 + (h->enable_quota >= 0))
+    (void)c;
+    const char *keys[] = {"root", "enable_quota", "sync_usage"};
+    if (path[0] != '\0' || index < 0 || index >= 3)
         return HANGAR_E_NOT_FOUND;
     *out = strlen(keys[index]);
     if (len < *out + 1)
@@ -299,7 +305,7 @@ int main(int argc, char **argv)
     /* A root that is not on btrfs is refused at create(), naming the path. */
     struct statfs sfs;
     if (statfs("/tmp", &sfs) == 0 && (unsigned long)sfs.f_type != (unsigned long)BTRFS_SUPER_MAGIC) {
-        host_ctx bad = {"/tmp", -1};
+        host_ctx bad = {"/tmp", true, true};
         hangar_host_services bh = make_host(&bad);
         void *bi = NULL;
         hangar_status st = fns->create(&bh, "{\"root\":\"/tmp\"}", &bi, err, sizeof err);
@@ -310,7 +316,7 @@ int main(int argc, char **argv)
     }
 
     mkdir(root, 0755);
-    host_ctx ctx = {root, -1};
+    host_ctx ctx = {root, true, true};
     hangar_host_services host = make_host(&ctx);
     char config[PATH_MAX + 32];
     snprintf(config, sizeof config, "{\"root\":\"%s\"}", root);
