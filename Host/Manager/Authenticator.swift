@@ -135,29 +135,36 @@ public final class Authenticator: Sendable {
     }
 }
 
-/// Per-keypair request counting in one-minute windows, against the `rate_limit` stored on
-/// the keypair (requests per minute; 0 = unlimited). Counters live in this manager's memory:
-/// with several managers each enforces the limit on what it serves.
+/// Per-keypair request counting against the `rate_limit` stored on the keypair (requests per
+/// minute; 0 = unlimited), over a sliding minute: the previous minute's count, weighted by how
+/// much of it still lies within the last 60 seconds, plus this minute's. A fixed window would
+/// reset at every minute boundary and let a client send twice the limit across one (and made
+/// tests that straddle a boundary flaky). Counters live in this manager's memory: with several
+/// managers each enforces the limit on what it serves.
 final class RateLimiter: Sendable {
-    private struct Window { var start: Int64; var count: Int64 }
+    private struct Window { var start: Int64; var count: Int64; var previous: Int64 }
     private let windows = Mutex<[String: Window]>([:])
 
     func check(_ keypair: Keypair) throws {
         guard keypair.rateLimit > 0 else { return }
-        let minute = Int64(Date().timeIntervalSince1970) / 60
-        let count = windows.withLock { windows -> Int64 in
-            var w = windows[keypair.accessKey] ?? Window(start: minute, count: 0)
-            if w.start != minute { w = Window(start: minute, count: 0) }
+        let now = Date().timeIntervalSince1970
+        let minute = Int64(now) / 60
+        let elapsed = (now - Double(minute * 60)) / 60
+        let weighted = windows.withLock { windows -> Double in
+            var w = windows[keypair.accessKey] ?? Window(start: minute, count: 0, previous: 0)
+            if w.start != minute {
+                w = Window(start: minute, count: 0, previous: w.start == minute - 1 ? w.count : 0)
+            }
             w.count += 1
             windows[keypair.accessKey] = w
-            return w.count
+            return Double(w.previous) * (1 - elapsed) + Double(w.count)
         }
-        if count > keypair.rateLimit {
+        if weighted > Double(keypair.rateLimit) {
             var error = APIError(.tooManyRequests, "too-many-requests", "Too many requests.",
-                                 "keypair \(keypair.accessKey) is limited to \(keypair.rateLimit) requests per minute; retry after the current minute")
+                                 "keypair \(keypair.accessKey) is limited to \(keypair.rateLimit) requests per minute; retry later")
             error.extraHeaders[.rateLimitLimit] = String(keypair.rateLimit)
             error.extraHeaders[.rateLimitRemaining] = "0"
-            error.extraHeaders[.retryAfter] = String(60 - Int(Date().timeIntervalSince1970) % 60)
+            error.extraHeaders[.retryAfter] = String(max(1, 60 - Int(now) % 60))
             throw error
         }
     }

@@ -59,8 +59,10 @@ extension ConformanceSuite {
             record("accelerator.list_devices", false, passed: "", failed: "list_devices returned \(PluginStatus(status).name): \(plugin.instance.lastError())")
             return []
         }
-        record("accelerator.list_devices", true, passed: "\(box.items.count) device(s)", failed: "")
-        let devices = box.items
+        let undersized = box.items.filter { Int($0.size) < ABI10Size.device }
+        record("accelerator.list_devices", undersized.isEmpty, passed: "\(box.items.count) device(s)",
+               failed: ABI10Size.problem(undersized.first?.size ?? 0, of: "hangar_accel_device", needs: ABI10Size.device, call: "list_devices") ?? "")
+        let devices = box.items.filter { Int($0.size) >= ABI10Size.device }
         if devices.isEmpty {
             record("accelerator.no_device_reason", plugin.info.noDeviceReason?.isEmpty == false, passed: "no devices: \(plugin.info.noDeviceReason ?? "")",
                    failed: "the plugin reports no devices and get_info's no_device_reason is NULL or empty")
@@ -94,7 +96,7 @@ extension ConformanceSuite {
     func checkSlots(_ plugin: AcceleratorPlugin, _ fns: hangar_accelerator_functions, key: String) -> [RawSlot] {
         let box = RawCollector<RawSlot>()
         let status = (try? plugin.instance.withHandle("list_slots") { h in box.with { fns.list_slots!(h, rawSlotSink, $0) } }) ?? HANGAR_E_INTERNAL
-        let malformed = box.items.filter { ($0.name ?? "").isEmpty || SlotType(rawValue: $0.type) == nil || AllocationMode(rawValue: $0.mode) == nil
+        let malformed = box.items.filter { Int($0.size) < ABI10Size.slot || ($0.name ?? "").isEmpty || SlotType(rawValue: $0.type) == nil || AllocationMode(rawValue: $0.mode) == nil
             || $0.quantum < 0 || $0.capacity < 0 }.map { $0.name ?? "(no name)" }
         guard status == HANGAR_OK, malformed.isEmpty else {
             record("accelerator.list_slots", false, passed: "",

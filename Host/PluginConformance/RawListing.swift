@@ -32,6 +32,7 @@ final class RawCollector<T> {
 
 /// A device as reported, before any check.
 struct RawDevice {
+    var size: UInt32 = UInt32.max
     var id: String?
     var model: String?
     var numaNode: Int32
@@ -43,6 +44,7 @@ struct RawDevice {
 
 /// A slot as reported.
 struct RawSlot {
+    var size: UInt32 = UInt32.max
     var name: String?
     var type: UInt32
     var mode: UInt32
@@ -72,16 +74,16 @@ private func string(_ p: UnsafePointer<CChar>?) -> String? { p.map { String(cStr
 func rawDeviceSink(_ ctx: UnsafeMutableRawPointer?, _ p: UnsafePointer<hangar_accel_device>?) -> hangar_status {
     let box = RawCollector<RawDevice>.from(ctx)
     guard let p else { return box.accept(RawDevice(numaNode: -1, health: 0)) }
-    let d = copySizePrefixed(UnsafeRawPointer(p), as: hangar_accel_device.self, zero: hangar_accel_device()).value
-    return box.accept(RawDevice(id: string(d.device_id), model: string(d.model), numaNode: d.numa_node, health: d.health,
+    let (d, size) = copySizePrefixed(UnsafeRawPointer(p), as: hangar_accel_device.self, zero: hangar_accel_device())
+    return box.accept(RawDevice(size: size, id: string(d.device_id), model: string(d.model), numaNode: d.numa_node, health: d.health,
                                 cpuAffinity: string(d.cpu_affinity), extraInfoJSON: string(d.extra_info_json), parent: string(d.parent_device_id)))
 }
 
 func rawSlotSink(_ ctx: UnsafeMutableRawPointer?, _ p: UnsafePointer<hangar_accel_slot>?) -> hangar_status {
     let box = RawCollector<RawSlot>.from(ctx)
     guard let p else { return box.accept(RawSlot(type: 0, mode: 0, quantum: -1, capacity: -1)) }
-    let s = copySizePrefixed(UnsafeRawPointer(p), as: hangar_accel_slot.self, zero: hangar_accel_slot()).value
-    return box.accept(RawSlot(name: string(s.name), type: s.type, mode: s.allocation_mode, quantum: s.quantum, capacity: s.capacity))
+    let (s, size) = copySizePrefixed(UnsafeRawPointer(p), as: hangar_accel_slot.self, zero: hangar_accel_slot())
+    return box.accept(RawSlot(size: size, name: string(s.name), type: s.type, mode: s.allocation_mode, quantum: s.quantum, capacity: s.capacity))
 }
 
 func rawDeviceSlotSink(_ ctx: UnsafeMutableRawPointer?, _ p: UnsafePointer<hangar_accel_device_slot>?) -> hangar_status {
@@ -102,4 +104,11 @@ func rawMeasureSink(_ ctx: UnsafeMutableRawPointer?, _ p: UnsafePointer<hangar_a
 /// `withCAllocations` for bodies that make a raw call and return its status.
 func withRawAllocations<R>(_ allocations: [Allocation], _ body: (UnsafePointer<hangar_accel_allocation>, Int) -> R) throws(PluginError) -> R {
     try withCAllocations(allocations) { array, count throws(PluginError) in body(array, count) }
+}
+
+func rawMetricSink(_ ctx: UnsafeMutableRawPointer?, _ p: UnsafePointer<hangar_storage_metric>?) -> hangar_status {
+    let box = RawCollector<String>.from(ctx)
+    guard let p else { return box.accept("") }
+    let m = copySizePrefixed(UnsafeRawPointer(p), as: hangar_storage_metric.self, zero: hangar_storage_metric()).value
+    return box.accept(string(m.key) ?? "")
 }

@@ -347,6 +347,21 @@ final class SinkBox<T> {
     static func from(_ raw: UnsafeMutableRawPointer?) -> SinkBox<T> { Unmanaged<SinkBox<T>>.fromOpaque(raw!).takeUnretainedValue() }
 }
 
+/// The sizes of the ABI 1.0 accelerator structs a plugin fills: a smaller struct_size means a
+/// plugin that set it wrong, which is named as such rather than as missing fields.
+public enum ABI10Size {
+    public static let device = MemoryLayout<hangar_accel_device>.offset(of: \hangar_accel_device.health_reason)! + MemoryLayout<UnsafeRawPointer?>.size
+    public static let slot = MemoryLayout<hangar_accel_slot>.offset(of: \hangar_accel_slot.display_unit)! + MemoryLayout<UnsafeRawPointer?>.size
+    public static let deviceSlot = MemoryLayout<hangar_accel_device_slot>.offset(of: \hangar_accel_device_slot.capacity)! + MemoryLayout<Int64>.size
+    public static let measure = MemoryLayout<hangar_accel_measure>.offset(of: \hangar_accel_measure.capacity)! + MemoryLayout<Double>.size
+
+    /// Why `size` is wrong for a struct that needs `needs` bytes, or nil.
+    public static func problem(_ size: UInt32, of type: String, needs: Int, call: String) -> String? {
+        guard Int(size) < needs else { return nil }
+        return "\(call) passed a \(type) with struct_size \(size), smaller than the \(needs) bytes of ABI 1.0; set struct_size = sizeof(\(type))"
+    }
+}
+
 /// True if `text` parses as a JSON object.
 func isJSONObject(_ text: String) -> Bool {
     guard let data = text.data(using: .utf8) else { return false }
@@ -359,7 +374,11 @@ func isJSONObject(_ text: String) -> Bool {
 private func deviceSink(_ ctx: UnsafeMutableRawPointer?, _ raw: UnsafePointer<hangar_accel_device>?) -> hangar_status {
     let box = SinkBox<AcceleratorDevice>.from(ctx)
     guard let raw else { box.problem = "list_devices passed a NULL device"; return HANGAR_E_INVALID_ARGUMENT }
-    let d = copySizePrefixed(UnsafeRawPointer(raw), as: hangar_accel_device.self, zero: hangar_accel_device()).value
+    let (d, size) = copySizePrefixed(UnsafeRawPointer(raw), as: hangar_accel_device.self, zero: hangar_accel_device())
+    if let problem = ABI10Size.problem(size, of: "hangar_accel_device", needs: ABI10Size.device, call: "list_devices") {
+        box.problem = problem
+        return HANGAR_E_INVALID_ARGUMENT
+    }
     guard let id = optionalString(d.device_id), !id.isEmpty, let model = optionalString(d.model) else {
         box.problem = "list_devices passed a device without device_id or model"
         return HANGAR_E_INVALID_ARGUMENT
@@ -399,7 +418,11 @@ private func deviceSink(_ ctx: UnsafeMutableRawPointer?, _ raw: UnsafePointer<ha
 private func slotSink(_ ctx: UnsafeMutableRawPointer?, _ raw: UnsafePointer<hangar_accel_slot>?) -> hangar_status {
     let box = SinkBox<SlotDefinition>.from(ctx)
     guard let raw else { box.problem = "list_slots passed a NULL slot"; return HANGAR_E_INVALID_ARGUMENT }
-    let s = copySizePrefixed(UnsafeRawPointer(raw), as: hangar_accel_slot.self, zero: hangar_accel_slot()).value
+    let (s, size) = copySizePrefixed(UnsafeRawPointer(raw), as: hangar_accel_slot.self, zero: hangar_accel_slot())
+    if let problem = ABI10Size.problem(size, of: "hangar_accel_slot", needs: ABI10Size.slot, call: "list_slots") {
+        box.problem = problem
+        return HANGAR_E_INVALID_ARGUMENT
+    }
     guard let name = optionalString(s.name), !name.isEmpty else {
         box.problem = "list_slots passed a slot without a name"
         return HANGAR_E_INVALID_ARGUMENT
@@ -421,7 +444,11 @@ private func slotSink(_ ctx: UnsafeMutableRawPointer?, _ raw: UnsafePointer<hang
 private func deviceSlotSink(_ ctx: UnsafeMutableRawPointer?, _ raw: UnsafePointer<hangar_accel_device_slot>?) -> hangar_status {
     let box = SinkBox<DeviceSlotCapacity>.from(ctx)
     guard let raw else { box.problem = "list_device_slots passed a NULL entry"; return HANGAR_E_INVALID_ARGUMENT }
-    let e = copySizePrefixed(UnsafeRawPointer(raw), as: hangar_accel_device_slot.self, zero: hangar_accel_device_slot()).value
+    let (e, size) = copySizePrefixed(UnsafeRawPointer(raw), as: hangar_accel_device_slot.self, zero: hangar_accel_device_slot())
+    if let problem = ABI10Size.problem(size, of: "hangar_accel_device_slot", needs: ABI10Size.deviceSlot, call: "list_device_slots") {
+        box.problem = problem
+        return HANGAR_E_INVALID_ARGUMENT
+    }
     guard let slot = optionalString(e.slot_name), let device = optionalString(e.device_id), e.capacity >= 0 else {
         box.problem = "list_device_slots passed an entry without slot_name/device_id or with a negative capacity"
         return HANGAR_E_INVALID_ARGUMENT
@@ -433,7 +460,11 @@ private func deviceSlotSink(_ ctx: UnsafeMutableRawPointer?, _ raw: UnsafePointe
 private func measureSink(_ ctx: UnsafeMutableRawPointer?, _ raw: UnsafePointer<hangar_accel_measure>?) -> hangar_status {
     let box = SinkBox<Measurement>.from(ctx)
     guard let raw else { box.problem = "a measurement was NULL"; return HANGAR_E_INVALID_ARGUMENT }
-    let m = copySizePrefixed(UnsafeRawPointer(raw), as: hangar_accel_measure.self, zero: hangar_accel_measure()).value
+    let (m, size) = copySizePrefixed(UnsafeRawPointer(raw), as: hangar_accel_measure.self, zero: hangar_accel_measure())
+    if let problem = ABI10Size.problem(size, of: "hangar_accel_measure", needs: ABI10Size.measure, call: "a measure") {
+        box.problem = problem
+        return HANGAR_E_INVALID_ARGUMENT
+    }
     guard let key = optionalString(m.key), !key.isEmpty, !key.contains(".") else {
         box.problem = "a measurement has no key or a key with a dot"
         return HANGAR_E_INVALID_ARGUMENT

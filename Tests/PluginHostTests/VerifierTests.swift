@@ -45,6 +45,8 @@ func buildBrokenTemplate(_ defines: [String], in dir: String) throws -> String {
         let define: String
         let check: String
         var emptyTree = false
+        /// Text the failure must contain, where the check has several ways to fail.
+        var detail: String?
         var testDescription: String { "\(define) -> \(check)" }
     }
 
@@ -69,6 +71,7 @@ func buildBrokenTemplate(_ defines: [String], in dir: String) throws -> String {
         Case(define: "BREAK_DEVICE_KEY", check: "accelerator.device_key"),
         Case(define: "BREAK_NO_DEVICE_REASON", check: "accelerator.no_device_reason", emptyTree: true),
         Case(define: "BREAK_LIST_DEVICES", check: "accelerator.list_devices"),
+        Case(define: "BREAK_DEVICE_STRUCT_SIZE", check: "accelerator.list_devices", detail: "struct_size 8"),
         Case(define: "BREAK_DUPLICATE_ID", check: "accelerator.device_ids"),
         Case(define: "BREAK_NO_MODEL", check: "accelerator.device_model"),
         Case(define: "BREAK_NUMA", check: "accelerator.device_numa"),
@@ -129,6 +132,7 @@ func buildBrokenTemplate(_ defines: [String], in dir: String) throws -> String {
         #expect(failure != nil, "expected \(c.check) to fail; failures: \(report.failures.map { "\($0.id): \($0.detail)" })")
         let rule = try #require(ConformanceRules.rule(c.check))
         #expect(failure?.rule == "\(rule.header): \(rule.rule)")
+        if let detail = c.detail { #expect(failure?.detail.contains(detail) == true, "\(failure?.detail ?? "")") }
         // The failure says what was wrong, not the sentence a pass would print.
         if let failure, let passing = Self.templateReport.checks.first(where: { $0.id == c.check && $0.outcome == .pass }) {
             #expect(failure.detail != passing.detail)
@@ -142,9 +146,52 @@ func buildBrokenTemplate(_ defines: [String], in dir: String) throws -> String {
         return verify(try! buildBrokenTemplate(["FX_WITH_PREPARE"], in: tree.dir.path), config: tree.config)
     }()
 
-    @Test func everyAcceleratorCheckHasABrokenFixture() {
-        let accelerator = Set(ConformanceRules.all.filter { $0.kinds.isEmpty || $0.kinds.contains("accelerator") }.map(\.id))
-        let covered = Set(Self.cases.map(\.check))
+    /// One broken vfs per storage check.
+    static let storageCases: [Case] = [
+        Case(define: "BREAK_STORAGE_CAPS", check: "storage.capabilities"),
+        Case(define: "BREAK_STORAGE_CREATE", check: "lifecycle.create"),
+        Case(define: "BREAK_CREATE_FOLDER", check: "storage.create_folder"),
+        Case(define: "BREAK_FOLDER_PATH_RELATIVE", check: "storage.folder_path"),
+        Case(define: "BREAK_FOLDER_PATH_BUFFER", check: "storage.folder_path_buffer"),
+        Case(define: "BREAK_USAGE_ZERO", check: "storage.get_usage"),
+        Case(define: "BREAK_EXISTS_STATUS", check: "storage.create_folder.exists"),
+        Case(define: "BREAK_ACCEPTS_BAD_ID", check: "storage.invalid_id"),
+        Case(define: "BREAK_VOLUME_USAGE", check: "storage.volume_usage"),
+        Case(define: "BREAK_QUOTA", check: "storage.quota_roundtrip"),
+        Case(define: "BREAK_CLONE", check: "storage.clone_folder"),
+        Case(define: "BREAK_PERFORMANCE", check: "storage.performance"),
+        Case(define: "BREAK_STORAGE_SINK", check: "storage.sink_stop"),
+        Case(define: "BREAK_DELETE_MISSING", check: "storage.delete_folder"),
+    ]
+
+    @Test(arguments: storageCases)
+    func brokenStorageFailsItsCheckAndNamesTheRule(_ c: Case) throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let output = "\(dir.path)/libhangar-vfs-broken.so"
+        try FixtureCompiler.build(["Tests/Fixtures/TestPlugins/broken_storage.c"], output: output, defines: [c.define])
+        try FileManager.default.createDirectory(atPath: "\(dir.path)/volume", withIntermediateDirectories: true)
+        let report = Self.verify(output, config: .table([("root", .string("\(dir.path)/volume"))]))
+        let failure = report.failures.first { $0.id == c.check }
+        #expect(failure != nil, "expected \(c.check) to fail; failures: \(report.failures.map { "\($0.id): \($0.detail)" })")
+        let rule = try #require(ConformanceRules.rule(c.check))
+        #expect(failure?.rule == "\(rule.header): \(rule.rule)")
+    }
+
+    @Test func theUnbrokenStorageFixturePasses() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let output = "\(dir.path)/libhangar-vfs-broken.so"
+        try FixtureCompiler.build(["Tests/Fixtures/TestPlugins/broken_storage.c"], output: output)
+        try FileManager.default.createDirectory(atPath: "\(dir.path)/volume", withIntermediateDirectories: true)
+        let report = Self.verify(output, config: .table([("root", .string("\(dir.path)/volume"))]))
+        #expect(report.passed, "\(report.failures.map { "\($0.id): \($0.detail)" })")
+        #expect(report.checks.first { $0.id == "storage.sink_stop" }?.outcome == .pass)
+    }
+
+    @Test func everyCheckHasABrokenFixture() {
+        let accelerator = Set(ConformanceRules.all.filter { $0.kinds.isEmpty || $0.kinds.contains("accelerator") || $0.kinds.contains("storage") }.map(\.id))
+        let covered = Set((Self.cases + Self.storageCases).map(\.check))
         #expect(accelerator.subtracting(covered).isEmpty, "checks without a fixture: \(accelerator.subtracting(covered).sorted())")
         #expect(covered.subtracting(accelerator).isEmpty, "fixtures for unknown checks: \(covered.subtracting(accelerator).sorted())")
     }

@@ -15,9 +15,9 @@
  * by kernel, counting what earlier kernels of the same session took on each
  * agent, so several kernels may share an agent but never overfill it.
  *
- * dispersed is the same order reversed; both are hs_priority_place
- * (support/scheduling.h) with their own direction. Instances only hold their
- * configuration: thread-safe.
+ * dispersed is the same order reversed: both are HS_PRIORITY_SELECTOR
+ * (support/scheduling.h), each with its own direction. Instances only hold
+ * their configuration: thread-safe.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* core.h uses POSIX open/read; the package defines this, a standalone cc may not */
@@ -25,25 +25,8 @@
 
 #include <hangar/support/scheduling.h>
 
-static hangar_status concentrated_create(const hangar_host_services *host, const char *config_json, void **out_instance,
-                                         char *err, size_t err_len)
-{
-    return hs_priority_create("concentrated", host, config_json, out_instance, err, err_len);
-}
-
-static hangar_status concentrated_select_agents(void *instance, const hangar_select_input *input,
-                                                size_t *out_agent_indices)
-{
-    return hs_priority_place(instance, HS_LEAST_FREE_FIRST, input, out_agent_indices);
-}
-
-static const hangar_agent_selector_functions concentrated_functions = {
-    .struct_size = sizeof(hangar_agent_selector_functions),
-    .create = concentrated_create,
-    .destroy = free, /* the instance is one malloc'd hs_priority_groups */
-    .last_error = hs_last_error,
-    .select_agents = concentrated_select_agents,
-};
+/* Defines concentrated_create, concentrated_select_agents and concentrated_functions: least free first. */
+HS_PRIORITY_SELECTOR(concentrated, HS_LEAST_FREE_FIRST)
 
 static const hangar_plugin_descriptor concentrated_descriptor = {
     HS_DESCRIPTOR_ABI(HANGAR_KIND_AGENT_SELECTOR),

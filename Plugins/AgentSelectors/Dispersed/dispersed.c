@@ -8,9 +8,9 @@
  * lower index. The priority is configurable (resource_priority). Fit and
  * multi-node placement are as in concentrated.
  *
- * concentrated is the same order reversed; both are hs_priority_place
- * (support/scheduling.h) with their own direction. Instances only hold their
- * configuration: thread-safe.
+ * concentrated is the same order reversed: both are HS_PRIORITY_SELECTOR
+ * (support/scheduling.h), each with its own direction. Instances only hold
+ * their configuration: thread-safe.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* core.h uses POSIX open/read; the package defines this, a standalone cc may not */
@@ -18,24 +18,8 @@
 
 #include <hangar/support/scheduling.h>
 
-static hangar_status dispersed_create(const hangar_host_services *host, const char *config_json, void **out_instance,
-                                      char *err, size_t err_len)
-{
-    return hs_priority_create("dispersed", host, config_json, out_instance, err, err_len);
-}
-
-static hangar_status dispersed_select_agents(void *instance, const hangar_select_input *input, size_t *out_agent_indices)
-{
-    return hs_priority_place(instance, HS_MOST_FREE_FIRST, input, out_agent_indices);
-}
-
-static const hangar_agent_selector_functions dispersed_functions = {
-    .struct_size = sizeof(hangar_agent_selector_functions),
-    .create = dispersed_create,
-    .destroy = free, /* the instance is one malloc'd hs_priority_groups */
-    .last_error = hs_last_error,
-    .select_agents = dispersed_select_agents,
-};
+/* Defines dispersed_create, dispersed_select_agents and dispersed_functions: most free first. */
+HS_PRIORITY_SELECTOR(dispersed, HS_MOST_FREE_FIRST)
 
 static const hangar_plugin_descriptor dispersed_descriptor = {
     HS_DESCRIPTOR_ABI(HANGAR_KIND_AGENT_SELECTOR),

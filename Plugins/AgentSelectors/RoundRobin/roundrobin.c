@@ -37,24 +37,27 @@ typedef struct rr {
 static size_t rr_choose(void *ctx, const hs_place_input *in, const hs_taken *taken, const int64_t *req, hs_miss *miss)
 {
     size_t *cursor = ctx, start = *cursor;
-    /* Locals, not loads through `in`: the stores into *miss could alias them. */
+    /* Inputs in locals and the miss in a local stored only on failure: stores through `miss`
+     * could alias `in`, and would make the loop reload it for every agent. */
     const hangar_select_agent *agents = in->agents;
     size_t count = in->agent_count, stride = in->agent_stride, slots = in->slots;
     const char *arch = in->architecture;
-    hs_miss_begin(miss);
+    hs_miss m;
+    hs_miss_begin(&m);
     for (size_t n = 0; n < count; n++) {
         size_t i = (start + n) % count;
         hs_agent_view a = hs_view_agent(HANGAR_ARRAY_AT(hangar_select_agent, agents, stride, i));
         if (!hs_agent_matches(&a, arch))
             continue;
-        miss->none_match = false;
+        m.none_match = false;
         hs_shortage sh;
         if (hs_fits(&a, hs_taken_on(taken, i, slots), req, slots, &sh)) {
             *cursor = (i + 1) % count;
             return i;
         }
-        hs_miss_note(miss, i, &sh);
+        hs_miss_note(&m, i, &sh);
     }
+    *miss = m;
     return SIZE_MAX;
 }
 

@@ -43,8 +43,9 @@ static hangar_status owner_shares(const hs_owner_list *owners, const hangar_sche
         double share = 0.0;
         for (size_t k = 0; k < slots; k++) {
             if (ow.occupied[k] < 0)
-                return HS_FAILED(HANGAR_E_INVALID_ARGUMENT, "pick_next: owner %zu (%s) has a negative occupied amount of %s",
-                                 o, hs_or_unknown(ow.access_key), hs_slot_name(sl, k));
+                return HS_FAILED(HANGAR_E_INVALID_ARGUMENT,
+                                 "pick_next: owner %zu (%s) has a negative occupied amount of %s", o,
+                                 hs_or_unknown(ow.access_key), hs_slot_name(sl, k));
             if (total[k] <= 0)
                 continue;
             double s = (double)ow.occupied[k] / (double)total[k];
@@ -57,7 +58,8 @@ static hangar_status owner_shares(const hs_owner_list *owners, const hangar_sche
 }
 
 /* The session to run: highest priority, then lowest owner share, then oldest, then lowest index. */
-static hangar_status pick_fairest(const hs_session_list *sessions, size_t owners, const double *shares, size_t *out_index)
+static hangar_status pick_fairest(const hs_session_list *sessions, size_t owners, const double *shares,
+                                  size_t *out_index)
 {
     size_t best = SIZE_MAX;
     int32_t best_prio = 0;
@@ -99,19 +101,16 @@ static hangar_status drf_pick_next(void *instance, const hangar_sched_input *inp
         return st;
 
     const hangar_sched_slots *sl = input->slots;
-    if (!sl)
-        return HS_FAILED(HANGAR_E_INVALID_ARGUMENT, "pick_next: input->slots is NULL");
-    if (!HS_HAS_FIELD(hangar_sched_slots, slot_count, sl->struct_size))
-        return HS_FAILED(HANGAR_E_INVALID_ARGUMENT,
-                         "pick_next: slots->struct_size %" PRIu32 " is too small for an ABI 1.0 hangar_sched_slots",
-                         sl->struct_size);
+    if ((st = hs_check_slots("pick_next", sl, HS_FIELD_END(hangar_sched_slots, slot_count))) != HANGAR_OK)
+        return st;
     size_t slots = sl->slot_count;
     const int64_t *total = input->total_capacity;
     if (slots && !total)
         return HS_FAILED(HANGAR_E_INVALID_ARGUMENT, "pick_next: total_capacity is NULL but slot_count is %zu", slots);
     for (size_t k = 0; k < slots; k++)
         if (total[k] < 0)
-            return HS_FAILED(HANGAR_E_INVALID_ARGUMENT, "pick_next: total_capacity of %s is negative", hs_slot_name(sl, k));
+            return HS_FAILED(HANGAR_E_INVALID_ARGUMENT, "pick_next: total_capacity of %s is negative",
+                             hs_slot_name(sl, k));
 
     hs_owner_list owners;
     if ((st = hs_sched_owners(input, &owners)) != HANGAR_OK)

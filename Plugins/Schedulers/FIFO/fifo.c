@@ -7,9 +7,10 @@
  * behind a head that has failed to fit more than that many times go first,
  * using the attempts count the snapshot carries from ABI 1.1 on.
  *
- * lifo is the same queue served from the other end; both are
- * hs_queue_pick (support/scheduling.h) with their own direction. Instances
- * keep only their configuration and no state between calls: thread-safe.
+ * lifo is the same queue served from the other end: both are
+ * HS_QUEUE_SCHEDULER (support/scheduling.h), each with its own direction.
+ * Instances keep only their configuration and no state between calls:
+ * thread-safe.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* core.h uses POSIX open/read; the package defines this, a standalone cc may not */
@@ -17,24 +18,8 @@
 
 #include <hangar/support/scheduling.h>
 
-static hangar_status fifo_create(const hangar_host_services *host, const char *config_json, void **out_instance,
-                                 char *err, size_t err_len)
-{
-    return hs_queue_create("fifo", host, config_json, out_instance, err, err_len);
-}
-
-static hangar_status fifo_pick_next(void *instance, const hangar_sched_input *input, size_t *out_index)
-{
-    return hs_queue_pick(instance, input, HS_OLDEST_FIRST, out_index);
-}
-
-static const hangar_scheduler_functions fifo_functions = {
-    .struct_size = sizeof(hangar_scheduler_functions),
-    .create = fifo_create,
-    .destroy = free, /* the instance is one malloc'd hs_queue */
-    .last_error = hs_last_error,
-    .pick_next = fifo_pick_next,
-};
+/* Defines fifo_create, fifo_pick_next and fifo_functions: the queue served oldest first. */
+HS_QUEUE_SCHEDULER(fifo, HS_OLDEST_FIRST)
 
 static const hangar_plugin_descriptor fifo_descriptor = {
     HS_DESCRIPTOR_ABI(HANGAR_KIND_SCHEDULER),

@@ -59,6 +59,9 @@ static hangar_status fx_device_sink(void *c, const hangar_accel_device *in)
 #ifdef BREAK_PARENT
     d.parent_device_id = "nope";
 #endif
+#ifdef BREAK_DEVICE_STRUCT_SIZE
+    d.struct_size = 8; /* e.g. sizeof a pointer instead of the struct */
+#endif
     return s->device(s->ctx, &d);
 }
 

@@ -15,6 +15,7 @@
 
 #include <hangar/support/core.h>
 #include <hangar/support/accelerator.h>
+#include <hangar/support/scheduling.h>
 #include <hangar/support/storage.h>
 
 #endif /* HANGAR_SUPPORT_H */

@@ -2,11 +2,11 @@
  * Hangar plugin support — scheduler and agent-selector plumbing (scheduler.h).
  *
  * What it gives:
- *   - checked views of the snapshot: hs_sched_sessions / hs_session_at /
- *     hs_view_session and hs_sched_owners / hs_owner_at / hs_view_owner for
- *     schedulers, hs_place_check / hs_view_agent for selectors. Each checks
- *     the struct_size and stride rules of plugin.h and reads fields beyond a
- *     struct's struct_size as zero.
+ *   - checked views of the snapshot: hs_sched_sessions / hs_session_at and
+ *     hs_sched_owners / hs_owner_at / hs_view_owner for schedulers,
+ *     hs_place_check / hs_view_agent for selectors. They check the stride
+ *     and struct_size rules of plugin.h; fields beyond a struct's
+ *     struct_size read as zero (HS_FIELD_OR, core.h).
  *   - the fit arithmetic every selector needs: hs_fits (occupied + request
  *     <= capacity on every slot, counting the session's earlier kernels),
  *     hs_miss (the agent closest to fitting, for the reason message) and
@@ -15,13 +15,15 @@
  *   - the two orderings that come in pairs of plugins, parameterised by
  *     direction: a queue by enqueue time within priority (hs_queue_*: fifo,
  *     lifo) and agents by free capacity read in resource-priority order
- *     (hs_priority_*: concentrated, dispersed).
+ *     (hs_priority_*: concentrated, dispersed), each with its config schema
+ *     and create(), and a macro that defines a plugin's function table from
+ *     them (HS_QUEUE_SCHEDULER, HS_PRIORITY_SELECTOR).
  *
  * pick_next runs over ~10,000 sessions and select_agents over ~1,000 agents
  * per decision, so everything is static inline (the direction, a constant at
  * each call site, folds into the loops) and nothing allocates, except the
- * heap fallbacks for inputs larger than the stack scratch (more than 64 slots
- * or 512 scratch words), which are noted where they happen.
+ * heap fallbacks for inputs larger than the stack scratch (more than 64 slots,
+ * or a multi-node session needing more than 512 scratch words).
  *
  * Failures are recorded with hs_fail (core.h), prefixed with the ABI call
  * ("pick_next: ...", "select_agents: ..."); the host shows a selector's
@@ -45,7 +47,12 @@
  */
 #define HS_FAILED(status, ...) (hs_fail((status), __VA_ARGS__), (hangar_status)(status))
 
-/** For a loop body shared by two directions: each caller gets its own copy with the direction folded in. */
+/**
+ * Inlined even at -O0 (debug builds of the plugins): for the per-session
+ * accessor, which would otherwise cost a call per element there, and for a
+ * loop body shared by two directions, so that each caller gets its own copy
+ * with the direction folded in.
+ */
 #if defined(__GNUC__) || defined(__clang__)
 #define HS_ALWAYS_INLINE inline __attribute__((always_inline))
 #else
@@ -71,6 +78,38 @@ static inline int64_t hs_add_sat(int64_t a, int64_t b)
 }
 
 /**
+ * The last step of a create() whose instance is its configuration: hands
+ * out a malloc'd copy of `config` (`size` bytes) in *out_instance.
+ */
+static inline hangar_status hs_create_instance(const hs_create *c, const void *config, size_t size, void **out_instance)
+{
+    void *copy = malloc(size);
+    if (copy == NULL)
+        return hs_create_fail(c, HANGAR_E_INSUFFICIENT, "out of memory");
+    memcpy(copy, config, size);
+    *out_instance = copy;
+    return HANGAR_OK;
+}
+
+/** Bytes of `type` up to the end of `field`: the struct_size a reader of that field needs. */
+#define HS_FIELD_END(type, field) (offsetof(type, field) + sizeof(((type *)0)->field))
+
+/**
+ * Checks an input's slots table: present, and its struct_size covering
+ * `need` bytes (HS_FIELD_END of the last field the caller reads).
+ */
+static inline hangar_status hs_check_slots(const char *call, const hangar_sched_slots *slots, size_t need)
+{
+    if (slots == NULL)
+        return HS_FAILED(HANGAR_E_INVALID_ARGUMENT, "%s: input->slots is NULL", call);
+    if (slots->struct_size < need)
+        return HS_FAILED(HANGAR_E_INVALID_ARGUMENT,
+                         "%s: slots->struct_size %" PRIu32 " is too small for an ABI 1.0 hangar_sched_slots", call,
+                         slots->struct_size);
+    return HANGAR_OK;
+}
+
+/**
  * Checks the stride of a boundary array. Every element starts with its
  * uint32_t struct_size and keeps the element's alignment; that each element
  * fits its stride is checked per element (hs_element_too_large).
@@ -78,8 +117,9 @@ static inline int64_t hs_add_sat(int64_t a, int64_t b)
 static inline hangar_status hs_check_stride(const char *call, const char *field, size_t stride, size_t align)
 {
     if (stride < sizeof(uint32_t) || stride % align != 0)
-        return HS_FAILED(HANGAR_E_INVALID_ARGUMENT, "%s: %s %zu is not a valid element size (at least 4, a multiple of %zu)",
-                         call, field, stride, align);
+        return HS_FAILED(HANGAR_E_INVALID_ARGUMENT,
+                         "%s: %s %zu is not a valid element size (at least 4, a multiple of %zu)", call, field, stride,
+                         align);
     return HANGAR_OK;
 }
 
@@ -88,11 +128,11 @@ static inline hangar_status hs_check_stride(const char *call, const char *field,
  * whose struct_size runs into the next element. Callers compare struct_size
  * with the stride themselves, so the loops make no call per element.
  */
-static inline hangar_status hs_element_too_large(const char *call, const char *what, uint32_t struct_size, size_t stride,
-                                                 size_t i)
+static inline hangar_status hs_element_too_large(const char *call, const char *what, uint32_t struct_size,
+                                                 size_t stride, size_t i)
 {
-    return HS_FAILED(HANGAR_E_INVALID_ARGUMENT, "%s: %s %zu has struct_size %" PRIu32 ", larger than %s_stride %zu", call,
-                     what, i, struct_size, what, stride);
+    return HS_FAILED(HANGAR_E_INVALID_ARGUMENT, "%s: %s %zu has struct_size %" PRIu32 ", larger than %s_stride %zu",
+                     call, what, i, struct_size, what, stride);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -113,8 +153,8 @@ typedef struct hs_session_list {
  * passes `whole_input`: an input that ends before owner_stride is then
  * refused instead of reading those fields as zero.
  */
-static inline hangar_status hs_sched_sessions(const hangar_sched_input *input, const size_t *out_index, bool whole_input,
-                                              hs_session_list *list)
+static inline hangar_status hs_sched_sessions(const hangar_sched_input *input, const size_t *out_index,
+                                              bool whole_input, hs_session_list *list)
 {
     if (input == NULL)
         return HS_FAILED(HANGAR_E_INVALID_ARGUMENT, "pick_next: input is NULL");
@@ -130,17 +170,20 @@ static inline hangar_status hs_sched_sessions(const hangar_sched_input *input, c
     list->items = HS_FIELD_OR(input, hangar_sched_input, sessions, NULL);
     list->stride = HS_FIELD_OR(input, hangar_sched_input, session_stride, 0);
     if (list->items == NULL)
-        return HS_FAILED(HANGAR_E_INVALID_ARGUMENT, "pick_next: sessions is NULL but session_count is %zu", list->count);
+        return HS_FAILED(HANGAR_E_INVALID_ARGUMENT, "pick_next: sessions is NULL but session_count is %zu",
+                         list->count);
     return hs_check_stride("pick_next", "session_stride", list->stride, _Alignof(hangar_sched_session));
 }
 
 /** Session `i` of a checked list, refused when its struct_size exceeds the stride. */
-static HS_ALWAYS_INLINE hangar_status hs_session_at(const hs_session_list *list, size_t i, const hangar_sched_session **out)
+static HS_ALWAYS_INLINE hangar_status hs_session_at(const hs_session_list *list, size_t i,
+                                                    const hangar_sched_session **out)
 {
     const hangar_sched_session *s = HANGAR_ARRAY_AT(hangar_sched_session, list->items, list->stride, i);
     *out = s;
-    return s->struct_size <= list->stride ? HANGAR_OK
-                                          : hs_element_too_large("pick_next", "session", s->struct_size, list->stride, i);
+    if (s->struct_size > list->stride)
+        return hs_element_too_large("pick_next", "session", s->struct_size, list->stride, i);
+    return HANGAR_OK;
 }
 
 /** The owners of a hangar_sched_input, checked by hs_sched_owners. */
@@ -168,8 +211,9 @@ static inline hangar_status hs_owner_at(const hs_owner_list *list, size_t i, con
 {
     const hangar_sched_owner *o = HANGAR_ARRAY_AT(hangar_sched_owner, list->items, list->stride, i);
     *out = o;
-    return o->struct_size <= list->stride ? HANGAR_OK
-                                          : hs_element_too_large("pick_next", "owner", o->struct_size, list->stride, i);
+    if (o->struct_size > list->stride)
+        return hs_element_too_large("pick_next", "owner", o->struct_size, list->stride, i);
+    return HANGAR_OK;
 }
 
 /** An owner with the fields beyond its struct_size read as zero. */
@@ -222,20 +266,15 @@ typedef struct hs_queue {
  * additionalProperties (applied and checked by a 1.2 host) leave nothing to
  * check but the read itself.
  */
-static inline hangar_status hs_queue_create(const char *plugin, const hangar_host_services *host, const char *config_json,
-                                            void **out_instance, char *err, size_t err_len)
+static inline hangar_status hs_queue_create(const char *plugin, const hangar_host_services *host,
+                                            const char *config_json, void **out_instance, char *err, size_t err_len)
 {
     hs_create c;
-    int64_t retries = 0;
+    hs_queue q;
     hangar_status st = hs_create_begin(&c, plugin, host, config_json, out_instance, err, err_len, 2);
-    if (st != HANGAR_OK || (st = hs_cfg_int(&c, "num_retries_to_skip", &retries)) != HANGAR_OK)
-        return st;
-    hs_queue *q = malloc(sizeof *q);
-    if (q == NULL)
-        return hs_create_fail(&c, HANGAR_E_INSUFFICIENT, "out of memory");
-    q->num_retries_to_skip = retries;
-    *out_instance = q;
-    return HANGAR_OK;
+    if (st == HANGAR_OK && (st = hs_cfg_int(&c, "num_retries_to_skip", &q.num_retries_to_skip)) == HANGAR_OK)
+        st = hs_create_instance(&c, &q, sizeof q, out_instance);
+    return st;
 }
 
 /**
@@ -287,6 +326,30 @@ static inline hangar_status hs_queue_pick(const hs_queue *q, const hangar_sched_
     *out_index = eligible != SIZE_MAX ? eligible : best;
     return HANGAR_OK;
 }
+
+/**
+ * Defines the function table `<prefix>_functions` (with `<prefix>_create`
+ * and `<prefix>_pick_next`) of the queue scheduler named #prefix that
+ * serves the queue in `order`. Its config schema is HS_QUEUE_SCHEMA; the
+ * instance is one malloc'd hs_queue, so destroy is free().
+ */
+#define HS_QUEUE_SCHEDULER(prefix, order)                                                                       \
+    static hangar_status prefix##_create(const hangar_host_services *host, const char *config_json,            \
+                                         void **out_instance, char *err, size_t err_len)                       \
+    {                                                                                                          \
+        return hs_queue_create(#prefix, host, config_json, out_instance, err, err_len);                         \
+    }                                                                                                          \
+    static hangar_status prefix##_pick_next(void *instance, const hangar_sched_input *input, size_t *out_index) \
+    {                                                                                                          \
+        return hs_queue_pick(instance, input, (order), out_index);                                             \
+    }                                                                                                          \
+    static const hangar_scheduler_functions prefix##_functions = {                                             \
+        .struct_size = sizeof(hangar_scheduler_functions),                                                     \
+        .create = prefix##_create,                                                                             \
+        .destroy = free,                                                                                       \
+        .last_error = hs_last_error,                                                                           \
+        .pick_next = prefix##_pick_next,                                                                       \
+    };
 
 /* ------------------------------------------------------------------------ */
 /* Selector input                                                            */
@@ -356,16 +419,14 @@ static inline hangar_status hs_place_check(const hangar_select_input *input, con
         return HS_FAILED(HANGAR_E_INVALID_ARGUMENT, "select_agents: out_agent_indices is NULL");
     if (!HS_HAS_FIELD(hangar_select_input, agent_stride, input->struct_size))
         return HS_FAILED(HANGAR_E_INVALID_ARGUMENT,
-                         "select_agents: input->struct_size %" PRIu32 " is too small for an ABI 1.0 hangar_select_input",
+                         "select_agents: input->struct_size %" PRIu32
+                         " is too small for an ABI 1.0 hangar_select_input",
                          input->struct_size);
 
     const hangar_sched_slots *sl = input->slots;
-    if (sl == NULL)
-        return HS_FAILED(HANGAR_E_INVALID_ARGUMENT, "select_agents: input->slots is NULL");
-    if (!HS_HAS_FIELD(hangar_sched_slots, types, sl->struct_size))
-        return HS_FAILED(HANGAR_E_INVALID_ARGUMENT,
-                         "select_agents: slots->struct_size %" PRIu32 " is too small for an ABI 1.0 hangar_sched_slots",
-                         sl->struct_size);
+    hangar_status st = hs_check_slots("select_agents", sl, HS_FIELD_END(hangar_sched_slots, types));
+    if (st != HANGAR_OK)
+        return st;
     size_t slots = sl->slot_count;
     if (slots && (sl->names == NULL || sl->types == NULL))
         return HS_FAILED(HANGAR_E_INVALID_ARGUMENT, "select_agents: slots->%s is NULL but slot_count is %zu",
@@ -387,8 +448,8 @@ static inline hangar_status hs_place_check(const hangar_select_input *input, con
     const hangar_select_agent *agents = input->agents;
     if (count && agents == NULL)
         return HS_FAILED(HANGAR_E_INVALID_ARGUMENT, "select_agents: agents is NULL but agent_count is %zu", count);
-    hangar_status st;
-    if (count && (st = hs_check_stride("select_agents", "agent_stride", stride, _Alignof(hangar_select_agent))) != HANGAR_OK)
+    if (count &&
+        (st = hs_check_stride("select_agents", "agent_stride", stride, _Alignof(hangar_select_agent))) != HANGAR_OK)
         return st;
     for (size_t i = 0; i < count; i++) {
         const hangar_select_agent *ap = HANGAR_ARRAY_AT(hangar_select_agent, agents, stride, i);
@@ -453,7 +514,7 @@ static inline int64_t hs_occupied(const hs_agent_view *a, const int64_t *extra, 
 typedef struct hs_shortage {
     /** Number of slots that are short. */
     size_t slots_short;
-    /** Sum over the short slots of the missing fraction of the request (1 for a slot requested as 0 on an over-full agent). */
+    /** Sum over the short slots of the missing fraction of the request (1 for a slot requested as 0). */
     double missing;
     /** First short slot. */
     size_t first;
@@ -465,7 +526,8 @@ typedef struct hs_shortage {
  * capacity for can only be requested as 0, and an agent already over its
  * capacity takes nothing. False with *sh saying what is short.
  */
-static inline bool hs_fits(const hs_agent_view *a, const int64_t *extra, const int64_t *req, size_t slots, hs_shortage *sh)
+static inline bool hs_fits(const hs_agent_view *a, const int64_t *extra, const int64_t *req, size_t slots,
+                           hs_shortage *sh)
 {
     sh->slots_short = 0;
     sh->missing = 0.0;
@@ -542,8 +604,9 @@ static inline hangar_status hs_no_agent(const hs_place_input *in, const hs_taken
     hs_format_amount(have, sizeof have, free_amount > 0 ? free_amount : 0, type);
     if (req[slot] == 0) {
         hs_format_amount(by, sizeof by, occ - a.capacity[slot], type);
-        return HS_FAILED(HANGAR_E_NO_AGENT, "session %s: no agent fits %s; the closest, %s, is already over its %s capacity by %s",
-                         sid, what, hs_or_unknown(a.id), name, by);
+        return HS_FAILED(HANGAR_E_NO_AGENT,
+                         "session %s: no agent fits %s; the closest, %s, is already over its %s capacity by %s", sid,
+                         what, hs_or_unknown(a.id), name, by);
     }
     hs_format_amount(by, sizeof by, req[slot] - (free_amount > 0 ? free_amount : 0), type);
     return HS_FAILED(HANGAR_E_NO_AGENT,
@@ -558,7 +621,7 @@ static inline hangar_status hs_no_agent(const hs_place_input *in, const hs_taken
 /**
  * A selector's choice of agent for one request `req` (in->slots amounts):
  * returns the agent index, or SIZE_MAX after filling *miss (hs_miss_begin /
- * hs_miss_note). `taken` is NULL when all kernels go to one agent; otherwise
+ * hs_miss_note; *miss is read only after SIZE_MAX). `taken` is NULL when all kernels go to one agent; otherwise
  * raise each agent's occupancy by hs_taken_on(taken, i, in->slots).
  */
 typedef size_t (*hs_agent_chooser)(void *ctx, const hs_place_input *in, const hs_taken *taken, const int64_t *req,
@@ -705,23 +768,19 @@ static inline hangar_status hs_priority_create(const char *plugin, const hangar_
     /* Only a host that broke its schema guarantee gets here; the bound keeps it from overrunning the table. */
     if (listed < 0 || listed > HS_MAX_PRIORITY_GROUPS)
         return hs_cfg_problem(&c, "resource_priority", HANGAR_E_INVALID_ARGUMENT, "an array of at most 16 slot groups");
-    hs_priority_groups *g = malloc(sizeof *g);
-    if (g == NULL)
-        return hs_create_fail(&c, HANGAR_E_INSUFFICIENT, "out of memory");
-    for (g->count = 0; g->count < (size_t)listed; g->count++) {
-        char path[48];
+    hs_priority_groups g;
+    for (g.count = 0; g.count < (size_t)listed; g.count++) {
+        char path[48], *name = g.name[g.count];
         size_t len = 0;
-        snprintf(path, sizeof path, "resource_priority.%zu", g->count);
-        st = host->config_string(host->host_context, path, g->name[g->count], HS_PRIORITY_GROUP_NAME, &len);
-        if (st != HANGAR_OK || len == 0 || strchr(g->name[g->count], '.') != NULL) {
-            free(g);
+        snprintf(path, sizeof path, "resource_priority.%zu", g.count);
+        st = host->config_string(host->host_context, path, name, HS_PRIORITY_GROUP_NAME, &len);
+        if (st != HANGAR_OK || len == 0 || strchr(name, '.') != NULL)
             return hs_create_fail(&c, HANGAR_E_INVALID_CONFIG,
-                                  "%s must be a slot group name such as \"cuda\" or \"cpu\" (no dots, under %d characters)",
+                                  "%s must be a slot group name such as \"cuda\" or \"cpu\" "
+                                  "(no dots, under %d characters)",
                                   path, HS_PRIORITY_GROUP_NAME);
-        }
     }
-    *out_instance = g;
-    return HANGAR_OK;
+    return hs_create_instance(&c, &g, sizeof g, out_instance);
 }
 
 /** Index of the group slot `name` belongs to ("<group>" or "<group>.*"); g->count for a slot in no group. */
@@ -743,7 +802,11 @@ typedef struct hs_priority_ctx {
     const size_t *group_of;
 } hs_priority_ctx;
 
-/** The ordering key of an agent: its free amount per group (after `extra`, the session's earlier kernels there), the last entry for slots in no group. */
+/**
+ * The ordering key of an agent: its free amount per group, after `extra`
+ * (the session's earlier kernels there); the last entry sums the slots in
+ * no group.
+ */
 static inline void hs_priority_key(const hs_agent_view *a, const int64_t *extra, const size_t *group_of, size_t slots,
                                    size_t groups, int64_t *key)
 {
@@ -769,26 +832,29 @@ static inline bool hs_priority_before(hs_agent_order order, const int64_t *a, co
  * dispersed selectors); ties go to the lower index. Called through
  * hs_priority_choose_least / _most, so `order` is a constant in the loop.
  */
-static HS_ALWAYS_INLINE size_t hs_priority_choose(const hs_priority_ctx *p, hs_agent_order order, const hs_place_input *in,
-                                        const hs_taken *taken, const int64_t *req, hs_miss *miss)
+static HS_ALWAYS_INLINE size_t hs_priority_choose(const hs_priority_ctx *p, hs_agent_order order,
+                                                  const hs_place_input *in, const hs_taken *taken, const int64_t *req,
+                                                  hs_miss *miss)
 {
-    /* Locals, not loads through `in` and `p`: the stores into *miss could alias them. */
+    /* Inputs in locals and the miss in a local stored only on failure: stores through `miss`
+     * could alias `in` and `p`, and would make the loop reload them for every agent. */
     const hangar_select_agent *agents = in->agents;
     size_t count = in->agent_count, stride = in->agent_stride, slots = in->slots, groups = p->groups->count;
     const char *arch = in->architecture;
     const size_t *group_of = p->group_of;
     size_t best = SIZE_MAX, n = groups + 1;
     int64_t best_key[HS_MAX_PRIORITY_GROUPS + 1], key[HS_MAX_PRIORITY_GROUPS + 1];
-    hs_miss_begin(miss);
+    hs_miss m;
+    hs_miss_begin(&m);
     for (size_t i = 0; i < count; i++) {
         hs_agent_view a = hs_view_agent(HANGAR_ARRAY_AT(hangar_select_agent, agents, stride, i));
         if (!hs_agent_matches(&a, arch))
             continue;
-        miss->none_match = false;
+        m.none_match = false;
         hs_shortage sh;
         const int64_t *extra = hs_taken_on(taken, i, slots);
         if (!hs_fits(&a, extra, req, slots, &sh)) {
-            hs_miss_note(miss, i, &sh);
+            hs_miss_note(&m, i, &sh);
             continue;
         }
         hs_priority_key(&a, extra, group_of, slots, groups, key);
@@ -797,6 +863,8 @@ static HS_ALWAYS_INLINE size_t hs_priority_choose(const hs_priority_ctx *p, hs_a
             memcpy(best_key, key, n * sizeof *key);
         }
     }
+    if (best == SIZE_MAX)
+        *miss = m;
     return best;
 }
 
@@ -816,7 +884,7 @@ static inline size_t hs_priority_choose_most(void *ctx, const hs_place_input *in
 
 /** select_agents of a priority selector: checks the input, groups the slots and places the kernels. Thread-safe. */
 static HS_ALWAYS_INLINE hangar_status hs_priority_place(const hs_priority_groups *g, hs_agent_order order,
-                                              const hangar_select_input *input, size_t *out_agent_indices)
+                                                        const hangar_select_input *input, size_t *out_agent_indices)
 {
     if (g == NULL)
         return HS_FAILED(HANGAR_E_INVALID_ARGUMENT, "select_agents: instance is NULL");
@@ -837,5 +905,30 @@ static HS_ALWAYS_INLINE hangar_status hs_priority_place(const hs_priority_groups
         free(group_of);
     return st;
 }
+
+/**
+ * Defines the function table `<prefix>_functions` (with `<prefix>_create`
+ * and `<prefix>_select_agents`) of the priority selector named #prefix that
+ * prefers agents in `order`. Its config schema is HS_PRIORITY_SCHEMA; the
+ * instance is one malloc'd hs_priority_groups, so destroy is free().
+ */
+#define HS_PRIORITY_SELECTOR(prefix, order)                                                                     \
+    static hangar_status prefix##_create(const hangar_host_services *host, const char *config_json,            \
+                                         void **out_instance, char *err, size_t err_len)                       \
+    {                                                                                                          \
+        return hs_priority_create(#prefix, host, config_json, out_instance, err, err_len);                      \
+    }                                                                                                          \
+    static hangar_status prefix##_select_agents(void *instance, const hangar_select_input *input,             \
+                                                size_t *out_agent_indices)                                     \
+    {                                                                                                          \
+        return hs_priority_place(instance, (order), input, out_agent_indices);                                 \
+    }                                                                                                          \
+    static const hangar_agent_selector_functions prefix##_functions = {                                        \
+        .struct_size = sizeof(hangar_agent_selector_functions),                                                \
+        .create = prefix##_create,                                                                             \
+        .destroy = free,                                                                                       \
+        .last_error = hs_last_error,                                                                           \
+        .select_agents = prefix##_select_agents,                                                               \
+    };
 
 #endif /* HANGAR_SUPPORT_SCHEDULING_H */
