@@ -74,7 +74,9 @@ public final class AgentDaemon: Sendable {
             plugins.append(PluginReport(name: plugin.name, version: plugin.instance.library.descriptor.version, deviceKey: plugin.info.deviceKey))
             for d in (try? plugin.devices()) ?? [] {
                 devices.append(DeviceReport(plugin: plugin.info.deviceKey, id: d.id, model: d.model, memoryBytes: d.memoryBytes,
-                                            processingUnits: d.processingUnits, numaNode: d.numaNode, health: d.health.description))
+                                            processingUnits: d.processingUnits, numaNode: d.numaNode, health: d.health.description,
+                                            healthReason: d.healthReason, firmwareVersion: d.firmwareVersion, boardID: d.boardID,
+                                            linkSpeed: d.linkSpeed, cpuAffinity: d.cpuAffinity, parentDeviceID: d.parentDeviceID))
             }
         }
         let images: [ImageReport] = ((try? await runner.engine.images()) ?? []).flatMap { image -> [ImageReport] in

@@ -21,8 +21,20 @@ public struct DeviceReport: Codable, Sendable, Equatable {
     public var processingUnits: UInt32
     public var numaNode: Int32?
     public var health: String
+    /// Facts of plugin ABI 1.2, absent when the plugin does not report them (optional, so
+    /// older agents' heartbeats still decode and newer fields are ignored by older managers).
+    public var healthReason: String?
+    public var firmwareVersion: String?
+    public var boardID: String?
+    public var linkSpeed: String?
+    /// Host CPUs nearest the device (a Linux cpulist).
+    public var cpuAffinity: String?
+    /// The device this one is a partition of.
+    public var parentDeviceID: String?
 
-    public init(plugin: String, id: String, model: String, memoryBytes: UInt64, processingUnits: UInt32, numaNode: Int32?, health: String) {
+    public init(plugin: String, id: String, model: String, memoryBytes: UInt64, processingUnits: UInt32, numaNode: Int32?, health: String,
+                healthReason: String? = nil, firmwareVersion: String? = nil, boardID: String? = nil, linkSpeed: String? = nil,
+                cpuAffinity: String? = nil, parentDeviceID: String? = nil) {
         self.plugin = plugin
         self.id = id
         self.model = model
@@ -30,6 +42,12 @@ public struct DeviceReport: Codable, Sendable, Equatable {
         self.processingUnits = processingUnits
         self.numaNode = numaNode
         self.health = health
+        self.healthReason = healthReason
+        self.firmwareVersion = firmwareVersion
+        self.boardID = boardID
+        self.linkSpeed = linkSpeed
+        self.cpuAffinity = cpuAffinity
+        self.parentDeviceID = parentDeviceID
     }
 }
 

@@ -105,11 +105,15 @@ public enum ConformanceRules {
         r("scheduler.empty_queue", ["scheduler"], "scheduler.h", "pick_next on an empty queue returns HANGAR_E_NOTHING_TO_SCHEDULE"),
         r("scheduler.pick", ["scheduler"], "scheduler.h", "pick_next returns an index within the queue"),
         r("scheduler.deterministic", ["scheduler"], "scheduler.h", "the same snapshot gives the same pick"),
-        r("scheduler.null_input", ["scheduler"], "scheduler.h", "a NULL input is refused with HANGAR_E_INVALID_ARGUMENT"),
+        r("scheduler.priority", ["scheduler"], "scheduler.h", "higher priority runs first: sessions of lower priority wait while higher ones are pending"),
+        r("scheduler.null_input", ["scheduler"], "scheduler.h", "a NULL input or out_index is refused with HANGAR_E_INVALID_ARGUMENT"),
         r("selector.place", ["agent selector"], "scheduler.h", "a kernel that fits one agent only is placed there"),
-        r("selector.too_big", ["agent selector"], "scheduler.h", "a kernel no agent fits is not placed, with a reason naming what is short"),
-        r("selector.multi_kernel", ["agent selector"], "scheduler.h", "several kernels are placed without over-committing any agent"),
-        r("selector.null_input", ["agent selector"], "scheduler.h", "a NULL input is refused with HANGAR_E_INVALID_ARGUMENT"),
+        r("selector.too_big", ["agent selector"], "scheduler.h", "kernels that do not fit give HANGAR_E_NO_AGENT, with a reason in last_error"),
+        r("selector.multi_kernel", ["agent selector"], "scheduler.h", "several kernels are placed without over-committing any agent (occupied + placed <= capacity)"),
+        r("selector.architecture", ["agent selector"], "scheduler.h", "kernels go only to agents of the architecture the session needs"),
+        r("selector.single_node", ["agent selector"], "scheduler.h", "a single-node session's kernels all go to one agent"),
+        r("selector.overcommitted_agent", ["agent selector"], "scheduler.h", "an agent whose occupied amounts already exceed its capacity takes nothing"),
+        r("selector.null_input", ["agent selector"], "scheduler.h", "a NULL input or kernel_count 0 is refused with HANGAR_E_INVALID_ARGUMENT"),
     ]
 
     /// The rule of a check id.

@@ -125,21 +125,44 @@ extension ConformanceSuite {
     func checkScheduler() {
         guard let plugin = attempt("lifecycle.create", "create() of the instance the checks use", { try SchedulerPlugin(library: library, config: config) }) else { return }
         defer { plugin.instance.destroy() }
-        let empty = SchedulerInput(slots: Self.slots, total: [8 * amountScale, 1 << 34], free: [8 * amountScale, 1 << 34], sessions: [], owners: [])
-        let none = attempt("scheduler.empty_queue", "pick_next on an empty queue returns HANGAR_E_NOTHING_TO_SCHEDULE") { try plugin.pickNext(empty) }
-        if let none { record("scheduler.empty_queue", none == nil, "picked \(String(describing: none)) from an empty queue") }
+        let total: [Int64] = [8 * amountScale, 1 << 34]
+        let empty = SchedulerInput(slots: Self.slots, total: total, free: total, sessions: [], owners: [])
+        do {
+            let none = try plugin.pickNext(empty)
+            record("scheduler.empty_queue", none == nil, passed: "an empty queue gives HANGAR_E_NOTHING_TO_SCHEDULE",
+                   failed: "pick_next on an empty queue returned HANGAR_OK with index \(String(describing: none)); it must return HANGAR_E_NOTHING_TO_SCHEDULE")
+        } catch {
+            record("scheduler.empty_queue", false, passed: "", failed: "pick_next on an empty queue: \(error)")
+        }
         let owners = [SchedulingOwner(accessKey: "AKIAONE", occupied: [0, 0]), SchedulingOwner(accessKey: "AKIATWO", occupied: [2 * amountScale, 1 << 30])]
         let sessions = (0..<5).map { i in
             PendingSession(id: "s\(i)", ownerIndex: i % 2, createdAtMicros: 1_700_000_000_000_000 + Int64(i) * 1000, requested: [amountScale, 1 << 28])
         }
-        let input = SchedulerInput(slots: Self.slots, total: [8 * amountScale, 1 << 34], free: [6 * amountScale, 1 << 33], sessions: sessions, owners: owners)
+        let input = SchedulerInput(slots: Self.slots, total: total, free: [6 * amountScale, 1 << 33], sessions: sessions, owners: owners)
         let a = attempt("scheduler.pick", "pick_next over 5 sessions returns an index in range") { try plugin.pickNext(input) }
         let b = try? plugin.pickNext(input)
-        if let a { record("scheduler.deterministic", a == b && a != nil, "the same snapshot gives the same pick (\(String(describing: a)), \(String(describing: b)))") }
+        if let a {
+            record("scheduler.deterministic", a == b && a != nil, passed: "the same snapshot gives the same pick (\(a.map(String.init) ?? "none"))",
+                   failed: "the same snapshot gave \(String(describing: a)) and then \(String(describing: b))")
+        }
+        // Priorities 5, 20, 10 in arrival order: the priority-20 session must run first.
+        let ranked = zip([5, 20, 10] as [Int32], 0...).map { priority, i in
+            PendingSession(id: "p\(i)", ownerIndex: 0, priority: priority, createdAtMicros: 1_700_000_000_000_000 + Int64(i) * 1000, requested: [amountScale, 1 << 28])
+        }
+        do {
+            let pick = try plugin.pickNext(SchedulerInput(slots: Self.slots, total: total, free: total, sessions: ranked, owners: owners))
+            record("scheduler.priority", pick == 1, passed: "of priorities 5, 20 and 10 the priority-20 session runs first",
+                   failed: "of sessions with priorities 5, 20 and 10 it picked index \(pick.map(String.init) ?? "none") (priority \(pick.map { ranked[$0].priority } ?? 0))")
+        } catch {
+            record("scheduler.priority", false, passed: "", failed: "pick_next: \(error)")
+        }
         let fns = SchedulerTable(library.functions).raw
         var index = 0
-        let status = try? plugin.instance.withHandle("pick_next") { h in fns.pick_next!(h, nil, &index) }
-        record("scheduler.null_input", status == HANGAR_E_INVALID_ARGUMENT, "pick_next(instance, NULL) returns HANGAR_E_INVALID_ARGUMENT (got \(status.map { PluginStatus($0).name } ?? "nothing"))")
+        let nullInput = (try? plugin.instance.withHandle("pick_next") { h in fns.pick_next!(h, nil, &index) }) ?? HANGAR_E_INTERNAL
+        let nullOut = (try? plugin.instance.withHandle("pick_next") { h in fns.pick_next!(h, input.raw, nil) }) ?? HANGAR_E_INTERNAL
+        record("scheduler.null_input", nullInput == HANGAR_E_INVALID_ARGUMENT && nullOut == HANGAR_E_INVALID_ARGUMENT,
+               passed: "a NULL input or out_index gives HANGAR_E_INVALID_ARGUMENT",
+               failed: "a NULL input gave \(PluginStatus(nullInput).name) and a NULL out_index \(PluginStatus(nullOut).name); both must give HANGAR_E_INVALID_ARGUMENT")
     }
 
     func checkSelector() {
@@ -150,25 +173,60 @@ extension ConformanceSuite {
             AgentCandidate(id: "agent-b", architecture: "x86_64", capacity: [8 * amountScale, 1 << 34], occupied: [0, 0]),
             AgentCandidate(id: "agent-c", architecture: "aarch64", capacity: [64 * amountScale, 1 << 36], occupied: [0, 0]),
         ]
-        let fits = PlacementRequest(sessionID: "s1", architecture: "x86_64", kernelRequests: [[2 * amountScale, 1 << 30]], singleNode: true)
-        if let placement = attempt("selector.place", "a kernel that fits only agent-b is placed there", { try plugin.selectAgents(slots: Self.slots, request: fits, candidates: agents) }) {
-            record("selector.place", placement == .placed([1]), "placement \(placement)")
-        }
-        let tooBig = PlacementRequest(sessionID: "s2", architecture: "x86_64", kernelRequests: [[32 * amountScale, 1 << 30]], singleNode: true)
-        if let placement = attempt("selector.too_big", "a kernel larger than any x86_64 agent is not placed", { try plugin.selectAgents(slots: Self.slots, request: tooBig, candidates: agents) }) {
-            if case .noAgent(let reason) = placement {
-                record("selector.too_big", !reason.isEmpty && reason != "no agent can host the session", "reason: \(reason)")
-            } else {
-                record("selector.too_big", false, "placed: \(placement)")
+        /// Places `request`; the host turns an over-commit, a wrong architecture or a spread
+        /// single-node session into a contract violation, which fails the check.
+        func place(_ id: String, _ request: PlacementRequest, on candidates: [AgentCandidate] = agents, expect: (Placement) -> (Bool, String), passed: String) {
+            do {
+                let placement = try plugin.selectAgents(slots: Self.slots, request: request, candidates: candidates)
+                let (ok, why) = expect(placement)
+                record(id, ok, passed: passed, failed: why)
+            } catch {
+                record(id, false, passed: "", failed: "\(error)")
             }
         }
+        let fits = PlacementRequest(sessionID: "s1", architecture: "x86_64", kernelRequests: [[2 * amountScale, 1 << 30]], singleNode: true)
+        place("selector.place", fits, expect: { ($0 == .placed([1]), "a kernel only agent-b fits got \($0)") }, passed: "a kernel only agent-b fits is placed there")
+        let tooBig = PlacementRequest(sessionID: "s2", architecture: "x86_64", kernelRequests: [[32 * amountScale, 1 << 30]], singleNode: true)
+        place("selector.too_big", tooBig, expect: { placement in
+            guard case .noAgent(let reason) = placement else { return (false, "a kernel no agent fits was placed: \(placement)") }
+            return (reason != "no agent can host the session", "a kernel no agent fits gave HANGAR_E_NO_AGENT without a last_error reason")
+        }, passed: "a kernel no agent fits gives HANGAR_E_NO_AGENT with a reason")
         let multi = PlacementRequest(sessionID: "s3", architecture: nil, kernelRequests: Array(repeating: [4 * amountScale, 1 << 30], count: 3), singleNode: false)
-        attempt("selector.multi_kernel", "three kernels are placed without over-committing any agent (checked by the host)") {
-            try plugin.selectAgents(slots: Self.slots, request: multi, candidates: agents)
-        }
+        place("selector.multi_kernel", multi, expect: { placement in
+            if case .placed = placement { return (true, "") }
+            return (false, "three kernels that fit agent-b and agent-c together were not placed: \(placement)")
+        }, passed: "three kernels are placed without over-committing any agent")
+        let armOnly = PlacementRequest(sessionID: "s4", architecture: "x86_64", kernelRequests: [[16 * amountScale, 1 << 30]], singleNode: true)
+        place("selector.architecture", armOnly, expect: { placement in
+            if case .noAgent = placement { return (true, "") }
+            return (false, "an x86_64 kernel only the aarch64 agent has room for was placed: \(placement)")
+        }, passed: "an x86_64 kernel is never placed on the aarch64 agent")
+        let pair = [AgentCandidate(id: "agent-d", architecture: "x86_64", capacity: [8 * amountScale, 1 << 34], occupied: [0, 0]),
+                    AgentCandidate(id: "agent-e", architecture: "x86_64", capacity: [8 * amountScale, 1 << 34], occupied: [0, 0])]
+        let together = PlacementRequest(sessionID: "s5", architecture: nil, kernelRequests: Array(repeating: [3 * amountScale, 1 << 30], count: 2), singleNode: true)
+        place("selector.single_node", together, on: pair, expect: { placement in
+            guard case .placed(let where_) = placement else { return (false, "a single-node session that fits one agent was not placed: \(placement)") }
+            return (Set(where_).count == 1, "a single-node session was spread over agents \(where_)")
+        }, passed: "a single-node session's kernels share one agent")
+        let overfull = [AgentCandidate(id: "agent-f", architecture: "x86_64", capacity: [8 * amountScale, 1 << 34], occupied: [9 * amountScale, 0])]
+        let memoryOnly = PlacementRequest(sessionID: "s6", architecture: nil, kernelRequests: [[0, 1 << 30]], singleNode: true)
+        place("selector.overcommitted_agent", memoryOnly, on: overfull, expect: { placement in
+            if case .noAgent = placement { return (true, "") }
+            return (false, "an agent already over its cpu capacity took a kernel: \(placement)")
+        }, passed: "an agent already over its capacity takes nothing")
         let fns = SelectorTable(library.functions).raw
         var out = [Int](repeating: 0, count: 4)
-        let status = try? plugin.instance.withHandle("select_agents") { h in out.withUnsafeMutableBufferPointer { fns.select_agents!(h, nil, $0.baseAddress) } }
-        record("selector.null_input", status == HANGAR_E_INVALID_ARGUMENT, "select_agents(instance, NULL, out) returns HANGAR_E_INVALID_ARGUMENT (got \(status.map { PluginStatus($0).name } ?? "nothing"))")
+        let status = (try? plugin.instance.withHandle("select_agents") { h in out.withUnsafeMutableBufferPointer { fns.select_agents!(h, nil, $0.baseAddress) } }) ?? HANGAR_E_INTERNAL
+        let noKernels = PlacementRequest(sessionID: "s7", architecture: nil, kernelRequests: [], singleNode: true)
+        var zeroStatus = "HANGAR_E_INVALID_ARGUMENT"
+        do {
+            let placement = try plugin.selectAgents(slots: Self.slots, request: noKernels, candidates: agents)
+            zeroStatus = "\(placement)"
+        } catch {
+            if error.status?.rawValue != HANGAR_E_INVALID_ARGUMENT { zeroStatus = error.status?.name ?? error.code.description }
+        }
+        record("selector.null_input", status == HANGAR_E_INVALID_ARGUMENT && zeroStatus == "HANGAR_E_INVALID_ARGUMENT",
+               passed: "a NULL input and kernel_count 0 give HANGAR_E_INVALID_ARGUMENT",
+               failed: "a NULL input gave \(PluginStatus(status).name) and kernel_count 0 gave \(zeroStatus); both must give HANGAR_E_INVALID_ARGUMENT")
     }
 }

@@ -178,6 +178,48 @@ func buildBrokenTemplate(_ defines: [String], in dir: String) throws -> String {
         #expect(failure?.rule == "\(rule.header): \(rule.rule)")
     }
 
+    /// One broken fifo or concentrated per scheduler and selector check (the define picks the
+    /// plugin: FX_SCHEDULER or FX_SELECTOR, then the defect).
+    static let schedulingCases: [Case] = [
+        Case(define: "FX_SCHEDULER BREAK_EMPTY_QUEUE", check: "scheduler.empty_queue"),
+        Case(define: "FX_SCHEDULER BREAK_PICK_RANGE", check: "scheduler.pick"),
+        Case(define: "FX_SCHEDULER BREAK_NONDETERMINISTIC", check: "scheduler.deterministic"),
+        Case(define: "FX_SCHEDULER BREAK_PRIORITY", check: "scheduler.priority"),
+        Case(define: "FX_SCHEDULER BREAK_NULL_INPUT", check: "scheduler.null_input"),
+        Case(define: "FX_SELECTOR BREAK_PLACE_FIRST", check: "selector.place"),
+        Case(define: "FX_SELECTOR BREAK_TOO_BIG_SILENT", check: "selector.too_big"),
+        Case(define: "FX_SELECTOR BREAK_MULTI_OVERCOMMIT", check: "selector.multi_kernel"),
+        Case(define: "FX_SELECTOR BREAK_ARCH", check: "selector.architecture"),
+        Case(define: "FX_SELECTOR BREAK_SPREAD", check: "selector.single_node"),
+        Case(define: "FX_SELECTOR BREAK_OVERCOMMITTED", check: "selector.overcommitted_agent"),
+        Case(define: "FX_SELECTOR BREAK_SELECT_NULL", check: "selector.null_input"),
+    ]
+
+    static func buildScheduling(_ defines: [String], in dir: String) throws -> String {
+        let output = "\(dir)/libhangar-\(defines.joined(separator: "-").lowercased()).so"
+        try FixtureCompiler.build(["Tests/Fixtures/TestPlugins/broken_scheduling.c"], output: output, defines: defines)
+        return output
+    }
+
+    @Test(arguments: schedulingCases)
+    func brokenSchedulerOrSelectorFailsItsCheckAndNamesTheRule(_ c: Case) throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let report = Self.verify(try Self.buildScheduling(c.define.split(separator: " ").map(String.init), in: dir.path), config: .emptyTable)
+        let failure = report.failures.first { $0.id == c.check }
+        #expect(failure != nil, "expected \(c.check) to fail; failures: \(report.failures.map { "\($0.id): \($0.detail)" })")
+        let rule = try #require(ConformanceRules.rule(c.check))
+        #expect(failure?.rule == "\(rule.header): \(rule.rule)")
+    }
+
+    @Test(arguments: ["FX_SCHEDULER", "FX_SELECTOR"])
+    func theUnbrokenSchedulingFixturesPass(_ kind: String) throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let report = Self.verify(try Self.buildScheduling([kind], in: dir.path), config: .emptyTable)
+        #expect(report.passed, "\(report.failures.map { "\($0.id): \($0.detail)" })")
+    }
+
     @Test func theUnbrokenStorageFixturePasses() throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
@@ -190,8 +232,8 @@ func buildBrokenTemplate(_ defines: [String], in dir: String) throws -> String {
     }
 
     @Test func everyCheckHasABrokenFixture() {
-        let accelerator = Set(ConformanceRules.all.filter { $0.kinds.isEmpty || $0.kinds.contains("accelerator") || $0.kinds.contains("storage") }.map(\.id))
-        let covered = Set((Self.cases + Self.storageCases).map(\.check))
+        let accelerator = Set(ConformanceRules.all.map(\.id))
+        let covered = Set((Self.cases + Self.storageCases + Self.schedulingCases).map(\.check))
         #expect(accelerator.subtracting(covered).isEmpty, "checks without a fixture: \(accelerator.subtracting(covered).sorted())")
         #expect(covered.subtracting(accelerator).isEmpty, "fixtures for unknown checks: \(covered.subtracting(accelerator).sorted())")
     }
