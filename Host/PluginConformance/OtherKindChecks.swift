@@ -4,17 +4,6 @@ import PluginHost
 
 /// The storage, scheduler and agent-selector rules.
 extension ConformanceSuite {
-    /// A check whose detail reads the same either way (it states what was observed).
-    func record(_ id: String, _ ok: Bool, _ observed: String) {
-        record(id, ok, passed: observed, failed: observed)
-    }
-
-    /// Expects `body` to be refused with a message (any status).
-    func expectFailure(_ id: String, _ what: String, _ body: () throws -> Any) {
-        expectRefusal(id, what, status: nil, body)
-    }
-
-
     func checkStorage() {
         let fns = StorageTable(library.functions).raw
         checkStorageCapabilities(fns)

@@ -111,6 +111,7 @@ import Testing
         let (ok, listing) = try run([Self.cli, "devices", "--config", setup.config])
         #expect(ok == 0, "\(listing)")
         #expect(listing.contains("ECC uncorrectable"))
+        #expect(listing.contains("1: firmware 1.4.1, near CPUs 1"), "the ABI 1.2 facts are listed: \(listing)")
         let broken = try setup.tree.dir.write("etc/broken.toml", """
             [plugins]
             search_paths = ["\(setup.plugins)"]

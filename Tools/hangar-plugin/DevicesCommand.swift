@@ -51,6 +51,12 @@ struct DevicesCommand: ParsableCommand {
                      d.hwLocation ?? "-", d.health.description + (d.healthReason.map { " (\($0))" } ?? "")]
                 }))
             }
+            // ABI 1.2 facts, where the plugin reports them.
+            for d in p.devices {
+                let facts = [d.firmwareVersion.map { "firmware \($0)" }, d.boardID.map { "board \($0)" }, d.linkSpeed.map { "link \($0)" },
+                             d.cpuAffinity.map { "near CPUs \($0)" }, d.parentDeviceID.map { "partition of \($0)" }, d.extraInfoJSON].compactMap { $0 }
+                if !facts.isEmpty { print("  \(d.id): \(facts.joined(separator: ", "))") }
+            }
             for s in p.slots {
                 print("  slot \(s.name): \(s.type), \(s.mode), capacity \(formatAmount(s.capacity, type: s.type))\(s.exclusive ? ", exclusive" : "")")
             }
