@@ -214,7 +214,7 @@ let package = Package(
         // depend on plugin targets (every plugin defines the same entry symbol).
         .testTarget(
             name: "PluginHostTests",
-            dependencies: ["PluginHost", "PluginConformance", "PluginAPI"],
+            dependencies: ["PluginHost", "PluginConformance", "PluginAPI", "AgentResources"],
             path: "Tests/PluginHostTests"
         ),
         .testTarget(

@@ -7,6 +7,8 @@
  *
  *   support/core.h         last_error, create() and config, descriptor and entry, text, files
  *   support/accelerator.h  device table, listings, allocation checks, container edits, measures
+ *   support/vendor.h       PCI devices in sysfs, vendor libraries (dlopen), vendor tools run
+ *                          with a deadline, strict JSON for their output
  *   support/storage.h      folder ids, errno mapping, usage structs
  *   support/scheduling.h   reading scheduler and selector snapshots
  */
@@ -15,6 +17,7 @@
 
 #include <hangar/support/core.h>
 #include <hangar/support/accelerator.h>
+#include <hangar/support/vendor.h>
 #include <hangar/support/scheduling.h>
 #include <hangar/support/storage.h>
 
