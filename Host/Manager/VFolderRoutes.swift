@@ -275,7 +275,7 @@ extension ManagerAPI {
                                              usageMode: usageMode, cloneable: cloneable)
                     }
                 } catch {
-                    try? await storageProxies.call(source.proxyName, "folder/delete", ["volume": source.volumeName, "folder": id])
+                    _ = try? await storageProxies.call(source.proxyName, "folder/delete", ["volume": source.volumeName, "folder": id])
                     throw error
                 }
                 return try Self.jsonObject(Self.folderInfo(VisibleVFolder(folder: clone, permission: .writeDelete, isOwner: true, via: "owner")), status: .created)

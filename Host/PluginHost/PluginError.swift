@@ -126,6 +126,11 @@ public struct PluginStatus: Hashable, Sendable, CustomStringConvertible {
     public static let notFound = PluginStatus(HANGAR_E_NOT_FOUND)
     public static let invalidArgument = PluginStatus(HANGAR_E_INVALID_ARGUMENT)
     public static let bufferTooSmall = PluginStatus(HANGAR_E_BUFFER_TOO_SMALL)
+    public static let unsupported = PluginStatus(HANGAR_E_UNSUPPORTED)
+    public static let busy = PluginStatus(HANGAR_E_BUSY)
+    public static let exists = PluginStatus(HANGAR_E_EXISTS)
+    public static let quotaExceeded = PluginStatus(HANGAR_E_QUOTA_EXCEEDED)
+    public static let folderBusy = PluginStatus(HANGAR_E_FOLDER_BUSY)
 }
 
 extension PluginError: LocalizedError {

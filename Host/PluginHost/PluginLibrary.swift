@@ -53,6 +53,10 @@ public struct PluginDescriptor: Sendable, Equatable, Codable {
 
     /// True if the host may call one instance from several threads at once.
     public var isThreadSafe: Bool { threadSafety & UInt32(HANGAR_THREAD_SAFE) != 0 }
+    /// For storage plugins: the backend enforces a hard quota itself (HANGAR_STORAGE_CAP_QUOTA).
+    public var storageEnforcesQuota: Bool { kind == .storage && capabilities & UInt64(HANGAR_STORAGE_CAP_QUOTA) != 0 }
+    /// For storage plugins: clone_folder is an instant copy-on-write snapshot (HANGAR_STORAGE_CAP_FAST_CLONE).
+    public var storageFastClone: Bool { kind == .storage && capabilities & UInt64(HANGAR_STORAGE_CAP_FAST_CLONE) != 0 }
     /// True if at most one instance may exist per process.
     public var isSingleInstance: Bool { threadSafety & UInt32(HANGAR_THREAD_SINGLE_INSTANCE) != 0 }
 }

@@ -60,12 +60,14 @@ public final class PostgresDatabase: SQLDatabase, @unchecked Sendable {
         condition.unlock()
     }
 
+    @discardableResult
     public func transaction<T>(_ body: (SQLConnection) throws -> T) throws -> T {
         let connection = try checkout()
         defer { checkin(connection) }
         return try inTransaction(connection, body)
     }
 
+    @discardableResult
     public func withConnection<T>(_ body: (SQLConnection) throws -> T) throws -> T {
         let connection = try checkout()
         defer { checkin(connection) }

@@ -117,8 +117,10 @@ public protocol SQLDatabase: AnyObject, Sendable {
     var dialect: SQLDialect { get }
     /// Runs `body` in one transaction on one connection: committed if it returns, rolled
     /// back if it throws. Blocking; call it off the cooperative thread pool (see `StateStore`).
+    @discardableResult
     func transaction<T>(_ body: (SQLConnection) throws -> T) throws -> T
     /// Runs `body` on a connection without an explicit transaction (single reads).
+    @discardableResult
     func withConnection<T>(_ body: (SQLConnection) throws -> T) throws -> T
     /// Closes every connection.
     func close()

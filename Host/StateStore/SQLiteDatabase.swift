@@ -49,6 +49,7 @@ public final class SQLiteDatabase: SQLDatabase, @unchecked Sendable {
 
     deinit { close() }
 
+    @discardableResult
     public func transaction<T>(_ body: (SQLConnection) throws -> T) throws -> T {
         lock.lock()
         defer { lock.unlock() }
@@ -58,6 +59,7 @@ public final class SQLiteDatabase: SQLDatabase, @unchecked Sendable {
         return try inTransaction(connection, begin: "BEGIN IMMEDIATE", body)
     }
 
+    @discardableResult
     public func withConnection<T>(_ body: (SQLConnection) throws -> T) throws -> T {
         lock.lock()
         defer { lock.unlock() }

@@ -24,6 +24,7 @@ public final class StateStore: Sendable {
     }
 
     /// Runs blocking store work on a thread of its own and resumes the caller.
+    @discardableResult
     public func run<T: Sendable>(_ body: @escaping @Sendable (StateStore) throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
             queue.async {

@@ -4,7 +4,6 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
-import PluginAPI
 import PluginHost
 
 /// One configured volume: its storage plugin instance and what the backend can do.
@@ -13,8 +12,8 @@ public struct StorageVolume: Sendable {
     public let backend: String
     public let plugin: StoragePlugin
     /// The backend enforces quotas itself (else the proxy checks uploads against them).
-    public var enforcesQuota: Bool { plugin.instance.library.descriptor.capabilities & UInt64(1 << 0) != 0 }
-    public var fastClone: Bool { plugin.instance.library.descriptor.capabilities & UInt64(1 << 1) != 0 }
+    public var enforcesQuota: Bool { plugin.instance.library.descriptor.storageEnforcesQuota }
+    public var fastClone: Bool { plugin.instance.library.descriptor.storageFastClone }
 }
 
 /// An error of the storage proxy's APIs, with the status and a message the caller can act on.
@@ -37,13 +36,13 @@ public struct StorageProxyError: Error, HTTPResponseError, CustomStringConvertib
     }
 
     static func from(_ error: PluginError) -> StorageProxyError {
-        let status: HTTPResponse.Status = switch error.status?.rawValue {
-        case HANGAR_E_NOT_FOUND: .notFound
-        case HANGAR_E_EXISTS: .conflict
-        case HANGAR_E_QUOTA_EXCEEDED: .contentTooLarge
-        case HANGAR_E_FOLDER_BUSY, HANGAR_E_BUSY: .conflict
-        case HANGAR_E_INVALID_ARGUMENT: .badRequest
-        case HANGAR_E_UNSUPPORTED: .notImplemented
+        let status: HTTPResponse.Status = switch error.status {
+        case .notFound?: .notFound
+        case .exists?: .conflict
+        case .quotaExceeded?: .contentTooLarge
+        case .folderBusy?, .busy?: .conflict
+        case .invalidArgument?: .badRequest
+        case .unsupported?: .notImplemented
         default: .internalServerError
         }
         return StorageProxyError(status, error.description)

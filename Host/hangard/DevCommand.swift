@@ -125,13 +125,13 @@ enum DevClientConfig {
             export BACKEND_SECRET_KEY=\(result.secretKey)
 
             """
-        FileManager.default.createFile(atPath: dataDirectory + "/client.env", contents: Data(exports.utf8), attributes: [.posixPermissions: 0o600])
+        _ = FileManager.default.createFile(atPath: dataDirectory + "/client.env", contents: Data(exports.utf8), attributes: [.posixPermissions: 0o600])
         let directory = home + "/.config/hangar"
         let path = directory + "/client.toml"
         guard !FileManager.default.fileExists(atPath: path) else { return }
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let toml = "[client]\nendpoint = \"\(endpoint)\"\naccess_key = \"\(result.accessKey)\"\nsecret_key = \"\(result.secretKey)\"\n"
-        FileManager.default.createFile(atPath: path, contents: Data(toml.utf8), attributes: [.posixPermissions: 0o600])
+        _ = FileManager.default.createFile(atPath: path, contents: Data(toml.utf8), attributes: [.posixPermissions: 0o600])
     }
 }
 
@@ -180,7 +180,7 @@ struct DevEngine {
         var environment = ProcessInfo.processInfo.environment
         environment["CONTAINERS_CONF"] = environment["CONTAINERS_CONF"] ?? conf
         process.environment = environment
-        FileManager.default.createFile(atPath: directory + "/service.log", contents: nil)
+        _ = FileManager.default.createFile(atPath: directory + "/service.log", contents: nil)
         process.standardOutput = FileHandle(forWritingAtPath: directory + "/service.log")
         process.standardError = FileHandle(forWritingAtPath: directory + "/service.log")
         try process.run()

@@ -126,7 +126,7 @@ func clusterSecret(_ config: ManagerConfig) throws -> String {
     try FileManager.default.createDirectory(atPath: config.dataDirectory, withIntermediateDirectories: true)
     var rng = SystemRandomNumberGenerator()
     let secret = hex((0..<32).map { _ in UInt8.random(in: 0...255, using: &rng) })
-    FileManager.default.createFile(atPath: path, contents: Data(secret.utf8), attributes: [.posixPermissions: 0o600])
+    _ = FileManager.default.createFile(atPath: path, contents: Data(secret.utf8), attributes: [.posixPermissions: 0o600])
     return secret
 }
 

@@ -11,8 +11,8 @@ import Testing
         process.arguments = arguments
         process.environment = ["HOME": home, "PATH": "/usr/bin:/bin"]
         let out = home + "/out-\(UUID().uuidString)", err = out + ".err"
-        FileManager.default.createFile(atPath: out, contents: nil)
-        FileManager.default.createFile(atPath: err, contents: nil)
+        _ = FileManager.default.createFile(atPath: out, contents: nil)
+        _ = FileManager.default.createFile(atPath: err, contents: nil)
         process.standardOutput = FileHandle(forWritingAtPath: out)
         process.standardError = FileHandle(forWritingAtPath: err)
         try process.run()
@@ -33,7 +33,7 @@ import Testing
             process.arguments = ["dev", "--data-dir", data, "--listen", "127.0.0.1:\(port)", "--agent-listen", "127.0.0.1:\(agentPort)",
                                  "--engine-socket", socket, "--no-image", "--storage-listen", "127.0.0.1:\(Int.random(in: 50000...54999))"]
             process.environment = ["HOME": home, "PATH": "/usr/bin:/bin"]
-            FileManager.default.createFile(atPath: root + "/" + log, contents: nil)
+            _ = FileManager.default.createFile(atPath: root + "/" + log, contents: nil)
             process.standardOutput = FileHandle(forWritingAtPath: root + "/" + log)
             process.standardError = FileHandle(forWritingAtPath: root + "/" + log + ".err")
             try process.run()

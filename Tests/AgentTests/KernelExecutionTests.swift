@@ -120,7 +120,7 @@ import Testing
             }
         }
         #expect(try await runner.writeFiles(id, KernelUpload(files: [.init(path: "main.py", data: main), .init(path: "helper.py", data: helper)])) == 2)
-        let scratch = (await runner.scratchRoot) + "/" + id + "/work"
+        let scratch = runner.scratchRoot + "/" + id + "/work"
         #expect(!FileManager.default.fileExists(atPath: scratch + "/ok.py"), "a refused upload writes nothing")
 
         let batch = try await Self.run(execution, ExecutionRequest(mode: "batch", options: BatchOptions(clean: "*", build: "echo building; ls helper.py", exec: "*")))

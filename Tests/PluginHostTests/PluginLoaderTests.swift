@@ -16,6 +16,15 @@ import Testing
         ("hangar-scheduler-drf", "drf", .scheduler),
         ("hangar-selector-dispersed", "dispersed", .agentSelector),
         ("hangar-selector-roundrobin", "roundrobin", .agentSelector),
+        ("hangar-accel-rocm", "rocm", .accelerator),
+        ("hangar-accel-gaudi", "gaudi", .accelerator),
+        ("hangar-accel-tpu", "tpu", .accelerator),
+        ("hangar-accel-warboy", "warboy", .accelerator),
+        ("hangar-accel-rngd", "rngd", .accelerator),
+        ("hangar-accel-tenstorrent", "tenstorrent", .accelerator),
+        ("hangar-accel-ipu", "ipu", .accelerator),
+        ("hangar-accel-atom", "atom", .accelerator),
+        ("hangar-accel-hyperaccel-lpu", "hyperaccel-lpu", .accelerator),
     ]
 
     @Test func binDirHasPlugins() throws {

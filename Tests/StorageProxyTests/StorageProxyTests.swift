@@ -200,7 +200,7 @@ func fileSHA256(_ path: String) throws -> String {
         try #require(dstatus == 200, "\(dticket)")
         let durl = try #require(dticket["url"] as? String) + "?token=" + (try #require(dticket["token"] as? String))
         let local = proxy.dir + "/downloaded.bin"
-        FileManager.default.createFile(atPath: local, contents: nil)
+        _ = FileManager.default.createFile(atPath: local, contents: nil)
         let out = try #require(FileHandle(forWritingAtPath: local))
         var received: Int64 = 0
         let first = try await HTTPClient.shared.execute(HTTPClientRequest(url: durl), timeout: .seconds(600))
@@ -331,7 +331,7 @@ struct LoopbackBtrfs {
     init(in dir: String, size: UInt64 = 512 << 20) throws {
         image = dir + "/btrfs.img"
         mountPoint = dir + "/btrfs"
-        FileManager.default.createFile(atPath: image, contents: nil)
+        _ = FileManager.default.createFile(atPath: image, contents: nil)
         let handle = try #require(FileHandle(forWritingAtPath: image))
         try handle.truncate(atOffset: size)
         try handle.close()

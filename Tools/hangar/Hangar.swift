@@ -80,7 +80,7 @@ struct SessionSpecOptions: ParsableArguments {
         return [
             "name": name, "image": image, "type": type, "group": project, "domain": "default", "clusterSize": 1, "clusterMode": "single-node",
             "enqueueOnly": enqueueOnly, "maxWaitSeconds": 0, "reuseIfExists": true, "startupCommand": startupCommand ?? NSNull(),
-            "config": ["resources": resources, "environ": environ, "scalingGroup": resourceGroup ?? NSNull(), "mounts": mounts],
+            "config": ["resources": resources, "environ": environ, "scalingGroup": resourceGroup.map { $0 as Any } ?? NSNull(), "mounts": mounts],
         ]
     }
 }

@@ -65,7 +65,7 @@ struct RunCommand: ClientCommand {
             }
             status = Int32(truncatingIfNeeded: code)
         } catch {
-            if remove { try? await client.call(.DELETE, "/session/\(started.id)") }
+            if remove { _ = try? await client.call(.DELETE, "/session/\(started.id)") }
             throw error
         }
         if remove { try await client.call(.DELETE, "/session/\(started.id)") }

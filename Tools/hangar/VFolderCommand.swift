@@ -281,7 +281,7 @@ enum Transfer {
             throw CLIError("'\(path)' exists; remove it or download elsewhere (-o)")
         }
         let part = path + ".part"
-        if !FileManager.default.fileExists(atPath: part) { FileManager.default.createFile(atPath: part, contents: nil) }
+        if !FileManager.default.fileExists(atPath: part) { _ = FileManager.default.createFile(atPath: part, contents: nil) }
         guard let handle = FileHandle(forWritingAtPath: part) else { throw CLIError("cannot write '\(part)'") }
         defer { try? handle.close() }
         var received = Int64(try handle.seekToEnd())

@@ -116,4 +116,75 @@ typedef nvmlReturn_t (*nvmlDeviceGetEnforcedPowerLimit_fn)(nvmlDevice_t device, 
 /* Millijoules consumed since the driver was last reloaded. */
 typedef nvmlReturn_t (*nvmlDeviceGetTotalEnergyConsumption_fn)(nvmlDevice_t device, unsigned long long *energy);
 
+/*
+ * Appended for Multi-Instance GPU (MIG, Ampere and newer, driver R450 and
+ * newer): the plugin looks every one of these up optionally and treats GPUs
+ * as whole when they are missing. Layouts from nvml.h's "Multi Instance GPU
+ * Management" group.
+ */
+
+/* nvmlDeviceGetMigMode's currentMode and pendingMode values. */
+#define NVML_DEVICE_MIG_DISABLE 0x0
+#define NVML_DEVICE_MIG_ENABLE 0x1
+
+/* Opaque GPU instance handle (a GPU instance holds one or more compute instances; a MIG device is one compute instance). */
+typedef struct nvmlGpuInstance_st *nvmlGpuInstance_t;
+
+/* Where a GPU instance sits among the GPU's memory slices. */
+typedef struct nvmlGpuInstancePlacement_st {
+    unsigned int start;
+    unsigned int size;
+} nvmlGpuInstancePlacement_t;
+
+/* nvmlGpuInstanceGetInfo: the parent device, the instance id and the id (not the index) of its profile. */
+typedef struct nvmlGpuInstanceInfo_st {
+    nvmlDevice_t device;
+    unsigned int id;
+    unsigned int profileId;
+    nvmlGpuInstancePlacement_t placement;
+} nvmlGpuInstanceInfo_t;
+
+/*
+ * GPU instance profile information, version 2 (nvmlDeviceGetGpuInstanceProfileInfoV):
+ * version 1's fields with a leading version word and a trailing name such as "MIG 3g.20gb".
+ */
+typedef struct nvmlGpuInstanceProfileInfo_v2_st {
+    unsigned int version;
+    unsigned int id;
+    unsigned int isP2pSupported;
+    unsigned int sliceCount;
+    unsigned int instanceCount;
+    unsigned int multiprocessorCount;
+    unsigned int copyEngineCount;
+    unsigned int decoderCount;
+    unsigned int encoderCount;
+    unsigned int jpegCount;
+    unsigned int ofaCount;
+    unsigned long long memorySizeMB;
+    char name[NVML_DEVICE_NAME_V2_BUFFER_SIZE];
+} nvmlGpuInstanceProfileInfo_v2_t;
+
+/* nvml.h's NVML_STRUCT_VERSION(GpuInstanceProfileInfo, 2): the struct size with the version in the top byte. */
+#define nvmlGpuInstanceProfileInfo_v2 ((unsigned int)(sizeof(nvmlGpuInstanceProfileInfo_v2_t) | (2u << 24)))
+
+static_assert(offsetof(nvmlGpuInstanceInfo_t, id) == sizeof(void *), "nvmlGpuInstanceInfo_t layout");
+static_assert(offsetof(nvmlGpuInstanceInfo_t, placement) == sizeof(void *) + 8, "nvmlGpuInstanceInfo_t layout");
+static_assert(offsetof(nvmlGpuInstanceProfileInfo_v2_t, memorySizeMB) == 48, "nvmlGpuInstanceProfileInfo_v2_t layout");
+static_assert(offsetof(nvmlGpuInstanceProfileInfo_v2_t, name) == 56, "nvmlGpuInstanceProfileInfo_v2_t layout");
+static_assert(sizeof(nvmlGpuInstanceProfileInfo_v2_t) == 152, "nvmlGpuInstanceProfileInfo_v2_t layout");
+
+typedef nvmlReturn_t (*nvmlDeviceGetMigMode_fn)(nvmlDevice_t device, unsigned int *currentMode, unsigned int *pendingMode);
+/* Most MIG devices the GPU can hold (7 on A100/H100); 0 when MIG is off or unsupported. */
+typedef nvmlReturn_t (*nvmlDeviceGetMaxMigDeviceCount_fn)(nvmlDevice_t device, unsigned int *count);
+/* NVML_ERROR_NOT_FOUND when no MIG device exists at `index` (indices below the maximum may be empty). */
+typedef nvmlReturn_t (*nvmlDeviceGetMigDeviceHandleByIndex_fn)(nvmlDevice_t device, unsigned int index, nvmlDevice_t *migDevice);
+/* On a MIG device handle: the ids of its GPU instance and compute instance, valid until they are destroyed. */
+typedef nvmlReturn_t (*nvmlDeviceGetGpuInstanceId_fn)(nvmlDevice_t device, unsigned int *id);
+typedef nvmlReturn_t (*nvmlDeviceGetComputeInstanceId_fn)(nvmlDevice_t device, unsigned int *id);
+/* On the parent GPU's handle; needs a privileged user. */
+typedef nvmlReturn_t (*nvmlDeviceGetGpuInstanceById_fn)(nvmlDevice_t device, unsigned int id, nvmlGpuInstance_t *gpuInstance);
+typedef nvmlReturn_t (*nvmlGpuInstanceGetInfo_fn)(nvmlGpuInstance_t gpuInstance, nvmlGpuInstanceInfo_t *info);
+/* `profile` is an NVML_GPU_INSTANCE_PROFILE_* index (0, 1, ... until NVML_ERROR_INVALID_ARGUMENT); info->version must be set. */
+typedef nvmlReturn_t (*nvmlDeviceGetGpuInstanceProfileInfoV_fn)(nvmlDevice_t device, unsigned int profile, nvmlGpuInstanceProfileInfo_v2_t *info);
+
 #endif /* HANGAR_CUDA_NVML_H */

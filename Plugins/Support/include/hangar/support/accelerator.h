@@ -41,6 +41,9 @@ typedef struct hs_device {
     char extra_info_json[256];
     /** The vendor's own number for the device (minor number, driver index); not reported. */
     int64_t index;
+    /** The plugin's own: e.g. the index of this device in a side array of driver handles, which
+     *  stays with the device when the table is sorted. Not reported. */
+    size_t user;
 } hs_device;
 
 /** The devices of one instance, in the order list_devices reports them (the order container-local indices follow). */

@@ -1,0 +1,98 @@
+import Foundation
+import Testing
+
+/// The layering of ARCHITECTURE.md, checked against every import in the tree.
+@Suite struct ArchitectureTests {
+    static let root = PluginPaths.repoRoot
+    /// Modules importable by anyone: the standard library, the OS, and structured-concurrency helpers.
+    static let everywhere: Set<String> = ["Foundation", "Dispatch", "Synchronization", "Glibc", "Darwin", "os", "Testing", "XCTest"]
+    static let http: Set<String> = ["AsyncHTTPClient", "NIOCore", "NIOPosix", "NIOHTTP1", "HTTPTypes", "Hummingbird", "HummingbirdWebSocket",
+                                    "HummingbirdWSClient", "Logging", "Metrics", "Prometheus", "GraphQL", "Graphiti", "Crypto", "_CryptoExtras"]
+
+    /// folder → (module, what it may import).
+    static let allowed: [(folder: String, module: String, imports: Set<String>)] = [
+        ("Host/ConfigFile", "ConfigFile", ["TOMLKit"]),
+        ("Host/Identity", "Identity", ["Crypto", "_CryptoExtras"]),
+        ("Host/ClusterProtocol", "ClusterProtocol", []),
+        ("Host/PluginHost", "PluginHost", ["PluginAPI", "CLtdl", "ConfigFile", "Logging", "TOMLKit"]),
+        ("Host/AgentResources", "AgentResources", ["CNuma"]),
+        ("Host/ContainerEngine", "ContainerEngine", ["AsyncHTTPClient", "NIOCore", "NIOHTTP1"]),
+        ("Host/StateStore", "StateStore", ["CSQLite", "CLibpq", "ClusterProtocol", "Identity"]),
+        ("Host/PluginConformance", "PluginConformance", ["PluginHost", "PluginAPI"]),
+        ("Host/Agent", "Agent", http.union(["AgentResources", "ContainerEngine", "PluginHost", "ClusterProtocol", "ConfigFile"])),
+        ("Host/Manager", "Manager", http.union(["StateStore", "Identity", "ClusterProtocol", "ConfigFile", "PluginHost"])),
+        ("Host/StorageProxy", "StorageProxy", http.union(["PluginHost", "ConfigFile"])),
+        ("Host/hangard", "hangard", ["Agent", "Manager", "StorageProxy", "StateStore", "PluginHost", "ConfigFile", "Identity", "ContainerEngine",
+                                     "ArgumentParser", "Logging"]),
+        ("Tools/hangar", "HangarCLI", http.union(["Identity", "ConfigFile", "ArgumentParser"])),
+        ("Tools/hangar-plugin", "HangarPluginCLI", ["PluginHost", "PluginConformance", "ArgumentParser", "Logging"]),
+        ("Tools/hangar-bench", "HangarBench", ["PluginHost", "PluginAPI", "Manager", "StateStore", "ClusterProtocol"]),
+    ]
+
+    static func imports(in folder: String) throws -> [(file: String, module: String)] {
+        let dir = "\(root)/\(folder)"
+        guard let files = FileManager.default.enumerator(atPath: dir)?.compactMap({ $0 as? String }) else { return [] }
+        var out: [(String, String)] = []
+        for file in files where file.hasSuffix(".swift") {
+            let text = try String(contentsOfFile: "\(dir)/\(file)", encoding: .utf8)
+            for line in text.split(separator: "\n") {
+                let words = line.split(separator: " ").map(String.init).filter { !$0.hasPrefix("@") }
+                if words.first == "import", words.count >= 2 { out.append(("\(folder)/\(file)", words[1])) }
+            }
+        }
+        return out
+    }
+
+    @Test func everyModuleImportsOnlyWhatItsLayerAllows() throws {
+        var violations: [String] = []
+        for (folder, module, imports) in Self.allowed {
+            for (file, imported) in try Self.imports(in: folder) where !Self.everywhere.contains(imported) && !imports.contains(imported) {
+                violations.append("\(file): \(module) imports \(imported), which ARCHITECTURE.md does not allow it")
+            }
+        }
+        #expect(violations.isEmpty, "\(violations.joined(separator: "\n"))")
+    }
+
+    @Test func everyHostModuleIsInTheTable() throws {
+        let folders = try FileManager.default.contentsOfDirectory(atPath: "\(Self.root)/Host").filter { name in
+            var isDir: ObjCBool = false
+            return FileManager.default.fileExists(atPath: "\(Self.root)/Host/\(name)", isDirectory: &isDir) && isDir.boolValue
+                && !name.hasPrefix("C") && name != "Runner"
+        }
+        let listed = Set(Self.allowed.map(\.folder))
+        #expect(folders.filter { !listed.contains("Host/\($0)") }.isEmpty, "add the module to ARCHITECTURE.md and this table")
+    }
+
+    @Test func theSpecificRulesHold() throws {
+        // Only the plugin host (and its conformance suite, and the benchmark of both) touches the ABI.
+        for (folder, module, imports) in Self.allowed where imports.contains("PluginAPI") {
+            #expect(["PluginHost", "PluginConformance", "HangarBench"].contains(module), "\(folder) may not import PluginAPI")
+        }
+        // SQL lives in the store; roles never import each other.
+        for (folder, module, imports) in Self.allowed where module != "StateStore" {
+            #expect(imports.isDisjoint(with: ["CSQLite", "CLibpq"]), "\(folder)")
+        }
+        for role in ["Agent", "Manager", "StorageProxy"] {
+            let imports = try #require(Self.allowed.first { $0.module == role }).imports
+            #expect(imports.isDisjoint(with: ["Agent", "Manager", "StorageProxy"]), "\(role) imports another role")
+        }
+    }
+
+    @Test func pluginsIncludeOnlyTheABIAndTheSupportLibrary() throws {
+        let dir = "\(Self.root)/Plugins"
+        let files = FileManager.default.enumerator(atPath: dir)?.compactMap { $0 as? String }.filter { $0.hasSuffix(".c") || $0.hasSuffix(".h") } ?? []
+        var violations: [String] = []
+        for file in files {
+            let text = try String(contentsOfFile: "\(dir)/\(file)", encoding: .utf8)
+            for line in text.split(separator: "\n") where line.trimmingCharacters(in: .whitespaces).hasPrefix("#include") {
+                // <system.h>, <hangar/...> and a plugin's own "private.h" in its folder; never "../" (another
+                // plugin's source) and never the host.
+                if line.contains("\"../") || line.contains("Host/") || line.contains(".c\"") || line.contains(".c>") {
+                    violations.append("Plugins/\(file): \(line)")
+                }
+            }
+        }
+        #expect(files.count > 10)
+        #expect(violations.isEmpty, "\(violations.joined(separator: "\n"))")
+    }
+}
