@@ -219,11 +219,18 @@ let package = Package(
             dependencies: ["PluginHost", "PluginAPI", "Manager", "StateStore", "ClusterProtocol"],
             path: "Tools/hangar-bench"
         ),
+        // What every test target shares: where the products and fixtures are, temporary
+        // folders, running commands, free ports, building C fixtures, the fake vendor machines.
+        .target(
+            name: "TestSupport",
+            dependencies: ["PluginHost", "ConfigFile"],
+            path: "Tests/TestSupport"
+        ),
         // Tests load plugins only as .so files next to the test runner; they never
         // depend on plugin targets (every plugin defines the same entry symbol).
         .testTarget(
             name: "PluginHostTests",
-            dependencies: ["PluginHost", "PluginConformance", "PluginAPI", "AgentResources"],
+            dependencies: ["PluginHost", "PluginConformance", "PluginAPI", "AgentResources", "TestSupport"],
             path: "Tests/PluginHostTests"
         ),
         .testTarget(
@@ -234,7 +241,7 @@ let package = Package(
         .testTarget(
             name: "AgentTests",
             dependencies: [
-                "Agent", "AgentResources", "ContainerEngine", "PluginHost", "Identity", "StateStore", "ClusterProtocol",
+                "Agent", "AgentResources", "ContainerEngine", "PluginHost", "Identity", "StateStore", "ClusterProtocol", "TestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -244,7 +251,7 @@ let package = Package(
         .testTarget(
             name: "StorageProxyTests",
             dependencies: [
-                "StorageProxy", "PluginHost", "ConfigFile",
+                "StorageProxy", "PluginHost", "ConfigFile", "TestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -257,7 +264,7 @@ let package = Package(
         .testTarget(
             name: "ManagerTests",
             dependencies: [
-                "Manager", "StateStore", "Identity", "ClusterProtocol", "ConfigFile", "PluginHost",
+                "Manager", "StateStore", "Identity", "ClusterProtocol", "ConfigFile", "PluginHost", "TestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ],

@@ -1,6 +1,7 @@
 import AgentResources
 import ConfigFile
 import Foundation
+import PluginHost
 
 /// The agent role's configuration (`[agent]` of its TOML file; `[plugins]` is read by the
 /// plugin host). Every key has a default that works on one machine.
@@ -42,6 +43,9 @@ public struct AgentConfig: Sendable {
     public var orphanGrace: Double = 60
     /// The static in-container runner; nil: found next to the executable or in /usr/local/lib/hangar.
     public var runnerPath: String?
+    /// Ulimits every container that sets any gets, for engines (podman) that drop their own
+    /// configured defaults once a container names one: e.g. ["nofile=10000:10000"].
+    public var defaultUlimits: [ContainerEdits.Ulimit] = []
 
     public init() {}
 
@@ -66,6 +70,7 @@ public struct AgentConfig: Sendable {
             "advertise": "URL string", "scratch_dir": "string", "engine_socket": "string", "reserved_cpu": "integer", "reserved_mem": "size",
             "affinity_policy": "\"interleaved\" or \"prefer-single-node\"", "allocation_strategy": "\"evenly\" or \"fill\"",
             "heartbeat_interval": "number of seconds", "orphan_grace": "number of seconds", "runner_path": "string (file path)",
+            "default_ulimits": "array of \"name=soft:hard\" strings",
         ])
         c.id = try s.string("id", default: c.id)
         c.managerURL = try s.string("manager", default: c.managerURL)
@@ -89,6 +94,12 @@ public struct AgentConfig: Sendable {
         c.strategy = st
         c.heartbeatInterval = try s.double("heartbeat_interval", default: c.heartbeatInterval, range: 0.1...3600)
         c.orphanGrace = try s.double("orphan_grace", default: c.orphanGrace, range: 0...86_400)
+        for text in try s.strings("default_ulimits", default: []) {
+            guard let ulimit = ContainerEdits.Ulimit(text) else {
+                throw ConfigFileError(file: file.path, key: "agent.default_ulimits", "expected \"name=soft:hard\" (e.g. \"nofile=10000:10000\", -1 for unlimited), found \"\(text)\"")
+            }
+            c.defaultUlimits.append(ulimit)
+        }
         if let path = try s.optionalString("runner_path") {
             guard FileManager.default.isExecutableFile(atPath: path) else {
                 throw ConfigFileError(file: file.path, key: "agent.runner_path", "\"\(path)\" is not an executable file; build it with `swift build` (product hangar-runner)")

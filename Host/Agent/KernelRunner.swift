@@ -106,6 +106,8 @@ public actor KernelRunner {
     /// The static in-container runner on this host, bind-mounted into every kernel as its
     /// entrypoint; nil runs the image's command directly (no code execution).
     public let runnerBinary: String?
+    /// Ulimits added to every container that sets any (see `grantableUlimits`).
+    public let defaultUlimits: [ContainerEdits.Ulimit]
     /// Accelerator plugins by device key.
     let accelerators: [String: AcceleratorPlugin]
     let logger: Logger
@@ -117,7 +119,8 @@ public actor KernelRunner {
     public static let runnerIPCDirectory = "/opt/hangar/ipc"
 
     public init(agentID: String, engine: DockerEngineClient, allocator: SlotAllocator, scratchRoot: String, runnerBinary: String? = nil,
-                accelerators: [AcceleratorPlugin] = [], logger: Logger = Logger(label: "hangar.agent")) {
+                accelerators: [AcceleratorPlugin] = [], defaultUlimits: [ContainerEdits.Ulimit] = [], logger: Logger = Logger(label: "hangar.agent")) {
+        self.defaultUlimits = defaultUlimits
         self.agentID = agentID
         self.engine = engine
         self.allocator = allocator
@@ -265,8 +268,8 @@ public actor KernelRunner {
             "ShmSize": request.sharedMemoryBytes,
             "Devices": edits.flatMap(\.deviceNodes).map { ["PathOnHost": $0.hostPath, "PathInContainer": $0.containerPath, "CgroupPermissions": $0.cgroupPermissions] },
             "CapAdd": edits.flatMap(\.capabilities),
-            "GroupAdd": edits.flatMap(\.groups),
-            "Ulimits": edits.flatMap(\.ulimits).map { ["Name": $0.name, "Soft": $0.soft, "Hard": $0.hard] },
+            "GroupAdd": Self.supplementaryGroups(edits.flatMap(\.groups)),
+            "Ulimits": Self.grantableUlimits(edits.flatMap(\.ulimits), defaults: defaultUlimits, logger: logger).map { ["Name": $0.name, "Soft": $0.soft, "Hard": $0.hard] },
             "Sysctls": Dictionary(edits.flatMap(\.sysctls).map { ($0.name, $0.value) }, uniquingKeysWith: { _, b in b }),
             "SecurityOpt": edits.flatMap(\.securityOptions),
             "Init": false,
@@ -279,7 +282,11 @@ public actor KernelRunner {
             host["Memory"] = memory
             host["MemorySwap"] = memory  // equal to Memory: no swap
         }
-        if edits.contains(where: \.hostIPC) { host["IpcMode"] = "host" }
+        if edits.contains(where: \.hostIPC) {
+            // The host's IPC namespace brings the host's /dev/shm: engines refuse a size for it.
+            host["IpcMode"] = "host"
+            host["ShmSize"] = nil
+        }
         let cdi = edits.flatMap(\.cdiDevices)
         if !cdi.isEmpty { host["DeviceRequests"] = [["Driver": "cdi", "DeviceIDs": cdi]] }
         let preload = edits.flatMap(\.preloadLibraries)
@@ -304,6 +311,65 @@ public actor KernelRunner {
             config["Cmd"] = command
         }
         return config
+    }
+
+    /// The rlimits a plugin asks for (memlock unlimited, for RDMA and NPU runtimes), as the
+    /// container can get them. Two things bite: an engine given any ulimit may drop its own
+    /// configured defaults (podman then sets nofile to a built-in 1048576, which fails where the
+    /// host's hard limit is lower), so the agent's `default_ulimits` are added for the names the
+    /// plugins do not set; and without CAP_SYS_RESOURCE the runtime cannot raise a limit above
+    /// the agent's hard limit, so a request beyond it is capped there, with a warning, instead of
+    /// failing every container.
+    static func grantableUlimits(_ requested: [ContainerEdits.Ulimit], defaults: [ContainerEdits.Ulimit] = [],
+                                 logger: Logger) -> [ContainerEdits.Ulimit] {
+        guard !requested.isEmpty else { return [] }
+        // Linux's resource numbers (the Glibc module imports only some of them by name).
+        let resources: [String: UInt32] = ["stack": 3, "core": 4, "nproc": 6, "nofile": 7, "memlock": 8, "rtprio": 14]
+        func own(_ name: String) -> (soft: Int64, hard: Int64)? {
+            guard let resource = resources[name] else { return nil }
+            var limit = rlimit()
+            guard getrlimit(__rlimit_resource_t(resource), &limit) == 0 else { return nil }
+            func value(_ v: rlim_t) -> Int64 { v > rlim_t(Int64.max) ? -1 : Int64(v) }  // RLIM_INFINITY is all ones
+            return (value(limit.rlim_cur), value(limit.rlim_max))
+        }
+        let privileged = hasCapability(24)  // CAP_SYS_RESOURCE
+        var out: [ContainerEdits.Ulimit] = []
+        for wanted in requested where !out.contains(where: { $0.name == wanted.name }) {
+            var granted = wanted
+            if !privileged, let limit = own(wanted.name), limit.hard >= 0 {
+                func cap(_ v: Int64) -> Int64 { v < 0 || v > limit.hard ? limit.hard : v }
+                granted.hard = cap(wanted.hard)
+                granted.soft = min(cap(wanted.soft), granted.hard)
+                if granted != wanted {
+                    logger.warning("ulimit capped to what this agent may grant", metadata: [
+                        "ulimit": .string(wanted.name), "requested": .string("\(wanted.soft):\(wanted.hard)"), "granted": .string("\(granted.soft):\(granted.hard)")])
+                }
+            }
+            out.append(granted)
+        }
+        for ulimit in defaults where !out.contains(where: { $0.name == ulimit.name }) { out.append(ulimit) }
+        return out
+    }
+
+    /// True if the agent's effective capability set has `bit` (from /proc/self/status).
+    static func hasCapability(_ bit: Int) -> Bool {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("CapEff:") }),
+              let mask = UInt64(line.dropFirst("CapEff:".count).trimmingCharacters(in: .whitespaces), radix: 16) else { return false }
+        return mask & (1 << UInt64(bit)) != 0
+    }
+
+    /// Plugins name groups as the host knows them ("video", "render"): the engine would look the
+    /// name up in the image's /etc/group, where it may be missing or have another id. What
+    /// matters is the group that owns the host's device nodes, so names become the host's
+    /// numeric gid; a name the host does not know owns no device node here and is dropped.
+    static func supplementaryGroups(_ groups: [String]) -> [String] {
+        var out: [String] = []
+        for group in groups {
+            let resolved: String? = if UInt32(group) != nil { group } else { getgrnam(group).map { String($0.pointee.gr_gid) } }
+            if let resolved, !out.contains(resolved) { out.append(resolved) }
+        }
+        return out
     }
 
     /// Running state, exit code and whether the kernel was OOM-killed.

@@ -118,6 +118,18 @@ public struct ConfigSection: Sendable {
         return s
     }
 
+    /// An array of strings.
+    public func strings(_ key: String, default value: [String]) throws(ConfigFileError) -> [String] {
+        guard let v = table[key] else { return value }
+        guard case .array(let items) = v else { throw fail(key, "expected an array of strings, found \(v.typeName) \(v.json)") }
+        var out: [String] = []
+        for item in items {
+            guard case .string(let s) = item else { throw fail(key, "expected an array of strings, found \(item.typeName) \(item.json) in it") }
+            out.append(s)
+        }
+        return out
+    }
+
     public func optionalString(_ key: String) throws(ConfigFileError) -> String? {
         guard table[key] != nil else { return nil }
         return try string(key, default: "")

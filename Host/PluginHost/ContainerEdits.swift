@@ -20,6 +20,19 @@ public struct ContainerEdits: Sendable, Codable, Equatable {
         public var name: String
         public var soft: Int64
         public var hard: Int64
+        public init(name: String, soft: Int64, hard: Int64) {
+            self.name = name
+            self.soft = soft
+            self.hard = hard
+        }
+        /// Parses "name=soft:hard" (podman's and Docker's --ulimit syntax; -1 is unlimited).
+        public init?(_ text: String) {
+            let parts = text.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2, !parts[0].isEmpty else { return nil }
+            let values = parts[1].split(separator: ":", maxSplits: 1)
+            guard let soft = Int64(values[0]), let hard = values.count == 2 ? Int64(values[1]) : soft, soft >= -1, hard >= -1 else { return nil }
+            self.init(name: String(parts[0]), soft: soft, hard: hard)
+        }
     }
     /// A name/value pair that keeps the order the plugin emitted it in.
     public struct Pair: Sendable, Codable, Equatable {

@@ -4,6 +4,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import Testing
+import TestSupport
 
 /// The agent as a real process: SIGKILL it while kernels run, start it again, and check it
 /// re-adopts them with identical allocations.
@@ -50,7 +51,7 @@ import Testing
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hangar-agent-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let port = Int.random(in: 30000...39000)
+        let port = try freeLoopbackPort()
         let config = dir + "/agent.toml"
         try """
             [agent]

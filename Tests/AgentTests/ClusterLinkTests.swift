@@ -8,6 +8,7 @@ import NIOCore
 import NIOHTTP1
 import StateStore
 import Testing
+import TestSupport
 
 /// A real manager and a real agent process: the agent registers, heartbeats its capacity and
 /// devices, goes LOST when killed, and comes back ALIVE.
@@ -59,7 +60,7 @@ import Testing
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hangar-cluster-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let managerPort = Int.random(in: 40000...44999), agentPort = Int.random(in: 45000...49999)
+        let managerPort = try freeLoopbackPort(), agentPort = try freeLoopbackPort()
         try "[manager]\nagent_lost_timeout = 2\n".write(toFile: dir + "/manager.toml", atomically: true, encoding: .utf8)
         let manager = try Self.launch(["manager", "--config", dir + "/manager.toml", "--data-dir", dir + "/data", "--listen", "127.0.0.1:\(managerPort)"],
                                       log: dir + "/manager.out")

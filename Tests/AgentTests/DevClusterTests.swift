@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// `hangard dev`: one process brings up manager and agent on embedded defaults, writes a
 /// client config the `hangar` CLI uses, runs code, stops cleanly on Ctrl-C and resumes with
@@ -26,12 +27,12 @@ import Testing
         let home = root + "/home", data = root + "/data"
         try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: root) }
-        let port = Int.random(in: 40000...44999), agentPort = Int.random(in: 45000...49999)
+        let port = try freeLoopbackPort(), agentPort = try freeLoopbackPort()
         func start(_ log: String) throws -> Process {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: TestEngine.binDir + "/hangard")
             process.arguments = ["dev", "--data-dir", data, "--listen", "127.0.0.1:\(port)", "--agent-listen", "127.0.0.1:\(agentPort)",
-                                 "--engine-socket", socket, "--no-image", "--storage-listen", "127.0.0.1:\(Int.random(in: 50000...54999))"]
+                                 "--engine-socket", socket, "--no-image", "--storage-listen", "127.0.0.1:\(try freeLoopbackPort())"]
             process.environment = ["HOME": home, "PATH": "/usr/bin:/bin"]
             _ = FileManager.default.createFile(atPath: root + "/" + log, contents: nil)
             process.standardOutput = FileHandle(forWritingAtPath: root + "/" + log)

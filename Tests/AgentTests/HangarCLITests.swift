@@ -6,6 +6,7 @@ import NIOCore
 import NIOHTTP1
 import StateStore
 import Testing
+import TestSupport
 
 /// The `hangar` CLI against a real manager, agent and podman: code runs in the test image,
 /// state persists within a session, input reaches the program, stderr stays stderr, exit

@@ -2,6 +2,7 @@ import Agent
 import ClusterProtocol
 import Foundation
 import Testing
+import TestSupport
 
 /// Code execution through the in-container runner in a real container: persistent Python
 /// state, stdout and stderr apart, input, interrupt, a crashing interpreter, batch steps and

@@ -4,6 +4,7 @@ import ContainerEngine
 import Foundation
 import PluginHost
 import Testing
+import TestSupport
 
 /// The engine and image the tests use: a real podman service started by
 /// Tools/scripts/test.sh (or .ci/run), and the image from Tools/images/python-image.sh.
@@ -15,7 +16,7 @@ enum TestEngine {
         return path
     }
     static var image: String { ProcessInfo.processInfo.environment["HANGAR_TEST_IMAGE"] ?? "hangar/python:3.11-bookworm" }
-    static let binDir = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().path
+    static var binDir: String { PluginPaths.binDir }
 }
 
 let unit = slotAmountScale

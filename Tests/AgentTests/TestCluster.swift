@@ -1,6 +1,7 @@
 import Foundation
 import StateStore
 import Testing
+import TestSupport
 
 /// A real manager and agent (hangard processes) on the test engine, with the superadmin's
 /// keys and direct access to the manager's SQLite file (WAL allows a second reader/writer).
@@ -22,11 +23,11 @@ final class TestCluster {
         let socket = try TestEngine.socket()
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString.prefix(13))").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        managerPort = Int.random(in: 40000...44999)
-        agentPort = Int.random(in: 45000...49999)
+        managerPort = try freeLoopbackPort()
+        agentPort = try freeLoopbackPort()
         var managerToml = "[manager]\n\(managerConfig)"
         if storage {
-            let port = Int.random(in: 35000...39999)
+            let port = try freeLoopbackPort()
             let secret = UUID().uuidString
             try FileManager.default.createDirectory(atPath: dir + "/vfolders", withIntermediateDirectories: true)
             try """

@@ -1,6 +1,7 @@
 import Foundation
 import StateStore
 import Testing
+import TestSupport
 
 /// Virtual folders through the manager, a storage proxy and the `hangar` CLI: who sees what,
 /// what sharing allows, project folders, the trash, limits, and mounts into sessions.

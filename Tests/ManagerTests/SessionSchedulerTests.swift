@@ -4,10 +4,11 @@ import Manager
 import PluginHost
 import StateStore
 import Testing
+import TestSupport
 
 /// The manager's scheduling pass over real plugins and both databases.
 @Suite struct SessionSchedulerTests {
-    static let binDir = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().path
+    static var binDir: String { PluginPaths.binDir }
 
     static func agent(_ id: String, cpu: Decimal, group: String = "default") -> AgentHeartbeat {
         AgentHeartbeat(agentID: id, address: "http://10.1.0.1:6001", resourceGroup: group, architecture: "x86_64", version: "0.1.0",

@@ -8,11 +8,12 @@ import NIOHTTP1
 import PluginHost
 import StorageProxy
 import Testing
+import TestSupport
 
 /// A real storage proxy on a loopback port, over volumes in a scratch directory, with the
 /// bundled storage plugins loaded from the test runner's folder.
 final class ProxyHarness: @unchecked Sendable {
-    static let binDir = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().path
+    static var binDir: String { PluginPaths.binDir }
     let dir: String
     let port: Int
     let server: StorageProxyServer
@@ -24,7 +25,7 @@ final class ProxyHarness: @unchecked Sendable {
     init(volumes: [(name: String, backend: String, root: String?)] = [("v1", "vfs", nil)], tokenTTL: Double = 3600) async throws {
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("hangar-proxy-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        port = try Self.freePort()
+        port = try freeLoopbackPort()
         var config = StorageProxyConfig()
         config.port = port
         config.secret = secret
@@ -52,22 +53,6 @@ final class ProxyHarness: @unchecked Sendable {
 
     /// A port the kernel picked as free (so parallel suites and busy ephemeral ranges cannot
     /// collide the way randomly chosen ports can).
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        try #require(fd >= 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-        }
-        try #require(bound, "cannot find a free port")
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
-
     func stop() {
         task.cancel()
         server.shutdown()

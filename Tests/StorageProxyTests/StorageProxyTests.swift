@@ -5,6 +5,7 @@ import NIOCore
 import NIOHTTP1
 import StorageProxy
 import Testing
+import TestSupport
 
 /// Deterministic test data of any size without holding it: byte p is block[p % B] ^ (p / B).
 struct TestData {
