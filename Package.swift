@@ -135,6 +135,9 @@ let package = Package(
             ],
             path: "Host/ContainerEngine"
         ),
+        // The container engine's test double: containers in memory (lifecycle, exits, OOM,
+        // events, adoption), so the agent's logic is tested without an engine.
+        .target(name: "InMemoryEngine", dependencies: ["ContainerEngine"], path: "Host/InMemoryEngine"),
         // The agent role: kernels in containers, resources, manager link.
         .target(
             name: "Agent",
@@ -241,7 +244,7 @@ let package = Package(
         .testTarget(
             name: "AgentTests",
             dependencies: [
-                "Agent", "AgentResources", "ContainerEngine", "PluginHost", "Identity", "StateStore", "ClusterProtocol", "TestSupport",
+                "Agent", "AgentResources", "ContainerEngine", "InMemoryEngine", "PluginHost", "Identity", "StateStore", "ClusterProtocol", "TestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

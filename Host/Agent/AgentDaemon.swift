@@ -77,23 +77,25 @@ public final class AgentDaemon: Sendable {
                 devices.append(DeviceReport(plugin: plugin.info.deviceKey, id: d.id, model: d.model, memoryBytes: d.memoryBytes,
                                             processingUnits: d.processingUnits, numaNode: d.numaNode, health: d.health.description,
                                             healthReason: d.healthReason, firmwareVersion: d.firmwareVersion, boardID: d.boardID,
-                                            linkSpeed: d.linkSpeed, cpuAffinity: d.cpuAffinity, parentDeviceID: d.parentDeviceID))
+                                            linkSpeed: d.linkSpeed, cpuAffinity: d.cpuAffinity, parentDeviceID: d.parentDeviceID,
+                                            extraInfoJSON: d.extraInfoJSON))
             }
         }
         let images: [ImageReport] = ((try? await runner.engine.images()) ?? []).flatMap { image -> [ImageReport] in
-            let tags = image["RepoTags"] as? [String] ?? []
-            return tags.map { tag in
-                let (name, version) = DockerEngineClient.split(tag)
-                return ImageReport(name: name, tag: version, digest: image["Id"] as? String ?? "", architecture: "",
-                                   sizeBytes: (image["Size"] as? Int64) ?? Int64(image["Size"] as? Int ?? 0))
+            image.tags.map { tag in
+                let (name, version) = ImageReference.split(tag)
+                return ImageReport(name: name, tag: version, digest: image.id, architecture: "", sizeBytes: image.sizeBytes)
             }
         }
         let records = await runner.running
         let kernelStats = await withTaskGroup(of: KernelStats?.self) { group in
             for record in records {
                 group.addTask { [engine = runner.engine] in
-                    guard let raw = try? await engine.stats(record.containerID) else { return nil }
-                    return Self.kernelStats(record.request.kernelID, raw)
+                    guard let stats = try? await engine.stats(record.containerID) else { return nil }
+                    return KernelStats(kernelID: record.request.kernelID, cpuUsedNanoseconds: stats.cpuUsedNanoseconds,
+                                       memoryBytes: stats.memoryBytes, memoryLimitBytes: stats.memoryLimitBytes,
+                                       ioReadBytes: stats.ioReadBytes, ioWriteBytes: stats.ioWriteBytes,
+                                       networkRxBytes: stats.networkRxBytes, networkTxBytes: stats.networkTxBytes)
                 }
             }
             var out: [KernelStats] = []
@@ -104,7 +106,8 @@ public final class AgentDaemon: Sendable {
         for plugin in accelerators {
             let key = plugin.info.deviceKey
             for m in (try? plugin.nodeMeasures()) ?? [] {
-                measures.append(MeasureReport(plugin: key, key: m.key, deviceID: m.deviceID, kernelID: nil, current: m.current, capacity: m.capacity))
+                measures.append(MeasureReport(plugin: key, key: m.key, deviceID: m.deviceID, kernelID: nil, current: m.current, capacity: m.capacity,
+                                              unit: "\(m.unit)", kind: "\(m.kind)"))
             }
             let allocations = records.compactMap { record -> Allocation? in
                 let entries = record.allocation.amounts.filter { $0.key.hasPrefix(key + ".") }.flatMap { slot, devices in
@@ -113,7 +116,8 @@ public final class AgentDaemon: Sendable {
                 return entries.isEmpty ? nil : Allocation(containerID: record.request.kernelID, entries: entries)
             }
             for m in (try? plugin.containerMeasures(allocations)) ?? [] {
-                measures.append(MeasureReport(plugin: key, key: m.key, deviceID: m.deviceID, kernelID: m.containerID, current: m.current, capacity: m.capacity))
+                measures.append(MeasureReport(plugin: key, key: m.key, deviceID: m.deviceID, kernelID: m.containerID, current: m.current, capacity: m.capacity,
+                                              unit: "\(m.unit)", kind: "\(m.kind)"))
             }
         }
         var arch = utsname()
@@ -125,22 +129,6 @@ public final class AgentDaemon: Sendable {
                               devices: devices, plugins: plugins, runningKernels: records.map(\.request.kernelID).sorted(),
                               images: images, kernelStats: kernelStats, measures: measures,
                               terminatedKernels: await runner.terminated().map { KernelExitReport(kernelID: $0.kernelID, exitCode: $0.exit.exitCode, oomKilled: $0.exit.oomKilled) })
-    }
-
-    /// Reads the Docker stats document (Docker and podman use the same shape; cgroup v1 and v2
-    /// both end up here, the engine reads the cgroup files).
-    static func kernelStats(_ kernelID: String, _ raw: [String: Any]) -> KernelStats {
-        func u(_ value: Any?) -> UInt64 { (value as? NSNumber)?.uint64Value ?? 0 }
-        let cpu = (raw["cpu_stats"] as? [String: Any])?["cpu_usage"] as? [String: Any]
-        let memory = raw["memory_stats"] as? [String: Any]
-        let io = ((raw["blkio_stats"] as? [String: Any])?["io_service_bytes_recursive"] as? [[String: Any]]) ?? []
-        let networks = (raw["networks"] as? [String: [String: Any]]) ?? [:]
-        return KernelStats(kernelID: kernelID, cpuUsedNanoseconds: u(cpu?["total_usage"]), memoryBytes: u(memory?["usage"]),
-                           memoryLimitBytes: u(memory?["limit"]),
-                           ioReadBytes: io.filter { ($0["op"] as? String)?.lowercased() == "read" }.reduce(0) { $0 + u($1["value"]) },
-                           ioWriteBytes: io.filter { ($0["op"] as? String)?.lowercased() == "write" }.reduce(0) { $0 + u($1["value"]) },
-                           networkRxBytes: networks.values.reduce(0) { $0 + u($1["rx_bytes"]) },
-                           networkTxBytes: networks.values.reduce(0) { $0 + u($1["tx_bytes"]) })
     }
 
     // MARK: - Running

@@ -100,7 +100,7 @@ public enum KernelLabels {
 /// allocator and asking the accelerator plugins for their container settings.
 public actor KernelRunner {
     public let agentID: String
-    public let engine: DockerEngineClient
+    public let engine: any ContainerEngine
     public let allocator: SlotAllocator
     public nonisolated let scratchRoot: String
     /// The static in-container runner on this host, bind-mounted into every kernel as its
@@ -118,7 +118,7 @@ public actor KernelRunner {
     public static let runnerPath = "/opt/hangar/bin/hangar-runner"
     public static let runnerIPCDirectory = "/opt/hangar/ipc"
 
-    public init(agentID: String, engine: DockerEngineClient, allocator: SlotAllocator, scratchRoot: String, runnerBinary: String? = nil,
+    public init(agentID: String, engine: any ContainerEngine, allocator: SlotAllocator, scratchRoot: String, runnerBinary: String? = nil,
                 accelerators: [AcceleratorPlugin] = [], defaultUlimits: [ContainerEdits.Ulimit] = [], logger: Logger = Logger(label: "hangar.agent")) {
         self.defaultUlimits = defaultUlimits
         self.agentID = agentID
@@ -152,7 +152,7 @@ public actor KernelRunner {
         let scratch = "\(scratchRoot)/\(request.kernelID)"
         do {
             do {
-                guard try await engine.inspectImage(request.image) != nil else { throw KernelError.imageNotFound(request.image) }
+                guard try await engine.imageExists(request.image) else { throw KernelError.imageNotFound(request.image) }
             } catch let error as EngineError {
                 throw KernelError.engine(error)
             }
@@ -160,9 +160,7 @@ public actor KernelRunner {
             let memory = allocation.totals["mem"] ?? 0
             let edits = try pluginEdits(for: allocation, kernelID: request.kernelID)
             try prepareScratch(scratch, request: request, allocation: allocation, edits: edits)
-            let config = containerConfig(request, cpuset: cpuset, memory: memory, scratch: scratch, edits: edits)
-            let body = try JSONSerialization.data(withJSONObject: config)
-            let id = try await engine.createContainer(name: "hangar-\(request.kernelID)", config: body)
+            let id = try await engine.create(containerSpec(request, cpuset: cpuset, memory: memory, scratch: scratch, edits: edits))
             containerID = id
             let record = KernelRecord(request: request, containerID: id, allocation: allocation, cpuset: cpuset, memoryBytes: memory, createdAt: Date())
             try persist(record, scratch: scratch)
@@ -172,9 +170,11 @@ public actor KernelRunner {
                                                      "cpuset": .string(cpuset.map(String.init).joined(separator: ","))])
             return record
         } catch {
+            // The container goes first: its devices' driver state (partitions) and its slots
+            // must not be handed to another kernel while it may still exist.
+            if let containerID { try? await engine.remove(containerID, force: true) }
             releaseAccelerators(allocation, kernelID: request.kernelID)
             allocator.free(allocation)
-            if let containerID { try? await engine.remove(containerID, force: true) }
             try? FileManager.default.removeItem(atPath: scratch)
             switch error {
             case let e as KernelError: throw e
@@ -249,68 +249,60 @@ public actor KernelRunner {
         try encoder.encode(record).write(to: URL(fileURLWithPath: scratch + "/config/kernel.json"), options: .atomic)
     }
 
-    /// The Docker API create body.
-    func containerConfig(_ request: KernelRequest, cpuset: [Int], memory: Int64, scratch: String, edits: [ContainerEdits]) -> [String: Any] {
+    /// What the engine creates for a kernel: the allocated cpuset and memory, the plugins'
+    /// container edits, the scratch and runner mounts, and the labels that let a restarted agent
+    /// find its kernels again.
+    func containerSpec(_ request: KernelRequest, cpuset: [Int], memory: Int64, scratch: String, edits: [ContainerEdits]) -> ContainerSpec {
+        var spec = ContainerSpec(name: "hangar-\(request.kernelID)", image: request.image)
         var env = ["BACKENDAI_KERNEL_ID=\(request.kernelID)", "BACKENDAI_SESSION_ID=\(request.sessionID)",
                    "BACKENDAI_KERNEL_IMAGE=\(request.image)", "HANGAR_KERNEL_ID=\(request.kernelID)"]
         if !cpuset.isEmpty { env += ["OMP_NUM_THREADS=\(cpuset.count)", "OPENBLAS_NUM_THREADS=\(cpuset.count)"] }
         env += edits.flatMap(\.env).map { "\($0.name)=\($0.value)" }
         env += request.environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
-        var binds = ["\(scratch)/config:/home/config:ro", "\(scratch)/work:\(KernelPaths.workDirectory):rw"]
+        var mounts = [ContainerSpec.Mount(hostPath: "\(scratch)/config", containerPath: "/home/config", readOnly: true),
+                      ContainerSpec.Mount(hostPath: "\(scratch)/work", containerPath: KernelPaths.workDirectory, readOnly: false)]
         if let runnerBinary {
-            binds += ["\(runnerBinary):\(Self.runnerPath):ro", "\(scratch)/ipc:\(Self.runnerIPCDirectory):rw"]
+            mounts += [ContainerSpec.Mount(hostPath: runnerBinary, containerPath: Self.runnerPath, readOnly: true),
+                       ContainerSpec.Mount(hostPath: "\(scratch)/ipc", containerPath: Self.runnerIPCDirectory, readOnly: false)]
         }
-        binds += request.mounts.map { "\($0.hostPath):\($0.containerPath):\($0.readOnly ? "ro" : "rw")" }
-        binds += edits.flatMap(\.mounts).map { "\($0.hostPath):\($0.containerPath):\($0.readOnly ? "ro" : "rw")" }
-        var host: [String: Any] = [
-            "Binds": binds,
-            "PidsLimit": request.pidsLimit,
-            "ShmSize": request.sharedMemoryBytes,
-            "Devices": edits.flatMap(\.deviceNodes).map { ["PathOnHost": $0.hostPath, "PathInContainer": $0.containerPath, "CgroupPermissions": $0.cgroupPermissions] },
-            "CapAdd": edits.flatMap(\.capabilities),
-            "GroupAdd": Self.supplementaryGroups(edits.flatMap(\.groups)),
-            "Ulimits": Self.grantableUlimits(edits.flatMap(\.ulimits), defaults: defaultUlimits, logger: logger).map { ["Name": $0.name, "Soft": $0.soft, "Hard": $0.hard] },
-            "Sysctls": Dictionary(edits.flatMap(\.sysctls).map { ($0.name, $0.value) }, uniquingKeysWith: { _, b in b }),
-            "SecurityOpt": edits.flatMap(\.securityOptions),
-            "Init": false,
-        ]
-        if !cpuset.isEmpty {
-            host["CpusetCpus"] = cpuset.map(String.init).joined(separator: ",")
-            host["NanoCpus"] = Int64(cpuset.count) * 1_000_000_000
-        }
-        if memory > 0 {
-            host["Memory"] = memory
-            host["MemorySwap"] = memory  // equal to Memory: no swap
-        }
-        if edits.contains(where: \.hostIPC) {
-            // The host's IPC namespace brings the host's /dev/shm: engines refuse a size for it.
-            host["IpcMode"] = "host"
-            host["ShmSize"] = nil
-        }
-        let cdi = edits.flatMap(\.cdiDevices)
-        if !cdi.isEmpty { host["DeviceRequests"] = [["Driver": "cdi", "DeviceIDs": cdi]] }
+        mounts += request.mounts.map { ContainerSpec.Mount(hostPath: $0.hostPath, containerPath: $0.containerPath, readOnly: $0.readOnly) }
+        mounts += edits.flatMap(\.mounts).map { ContainerSpec.Mount(hostPath: $0.hostPath, containerPath: $0.containerPath, readOnly: $0.readOnly) }
         let preload = edits.flatMap(\.preloadLibraries)
         if !preload.isEmpty {
-            host["Binds"] = binds + preload.map { "\($0):/opt/hangar/hooks/\(($0 as NSString).lastPathComponent):ro" }
+            mounts += preload.map { ContainerSpec.Mount(hostPath: $0, containerPath: "/opt/hangar/hooks/\(($0 as NSString).lastPathComponent)", readOnly: true) }
             env.append("LD_PRELOAD=" + preload.map { "/opt/hangar/hooks/\(($0 as NSString).lastPathComponent)" }.joined(separator: ":"))
         }
-        var config: [String: Any] = [
-            "Image": request.image,
-            "Env": env,
-            "WorkingDir": KernelPaths.workDirectory,
-            "Labels": [KernelLabels.agent: agentID, KernelLabels.kernel: request.kernelID, KernelLabels.session: request.sessionID],
-            "HostConfig": host,
-        ]
+        spec.environment = env
+        spec.mounts = mounts
+        spec.workingDirectory = KernelPaths.workDirectory
+        spec.labels = [KernelLabels.agent: agentID, KernelLabels.kernel: request.kernelID, KernelLabels.session: request.sessionID]
+        spec.pidsLimit = request.pidsLimit
+        spec.sharedMemoryBytes = request.sharedMemoryBytes
+        spec.devices = edits.flatMap(\.deviceNodes).map { ContainerSpec.Device(hostPath: $0.hostPath, containerPath: $0.containerPath, permissions: $0.cgroupPermissions) }
+        spec.capabilities = edits.flatMap(\.capabilities)
+        spec.groups = Self.supplementaryGroups(edits.flatMap(\.groups))
+        spec.ulimits = Self.grantableUlimits(edits.flatMap(\.ulimits), defaults: defaultUlimits, logger: logger)
+            .map { ContainerSpec.Ulimit(name: $0.name, soft: $0.soft, hard: $0.hard) }
+        spec.sysctls = Dictionary(edits.flatMap(\.sysctls).map { ($0.name, $0.value) }, uniquingKeysWith: { _, b in b })
+        spec.securityOptions = edits.flatMap(\.securityOptions)
+        spec.hostIPC = edits.contains(where: \.hostIPC)
+        spec.cdiDevices = edits.flatMap(\.cdiDevices)
+        spec.networks = edits.flatMap(\.networks)
+        if !cpuset.isEmpty {
+            spec.cpuset = cpuset
+            spec.nanoCPUs = Int64(cpuset.count) * 1_000_000_000
+        }
+        if memory > 0 { spec.memoryBytes = memory }
         if runnerBinary != nil {
             // The runner is PID 1: it reaps, forwards signals, serves the agent's socket and
             // runs the main command (batch or startup command) with its exit status.
-            config["Entrypoint"] = [Self.runnerPath, "--runtime", request.runtime ?? "python",
-                                    "--socket", Self.runnerIPCDirectory + "/runner.sock"] + (request.command.map { ["--"] + $0 } ?? [])
-            config["Cmd"] = [String]()
+            spec.entrypoint = [Self.runnerPath, "--runtime", request.runtime ?? "python",
+                               "--socket", Self.runnerIPCDirectory + "/runner.sock"] + (request.command.map { ["--"] + $0 } ?? [])
+            spec.command = []
         } else if let command = request.command {
-            config["Cmd"] = command
+            spec.command = command
         }
-        return config
+        return spec
     }
 
     /// The rlimits a plugin asks for (memlock unlimited, for RDMA and NPU runtimes), as the
@@ -376,7 +368,7 @@ public actor KernelRunner {
     public func status(_ kernelID: String) async throws(KernelError) -> KernelExit {
         guard let record = kernels[kernelID] else { throw .unknownKernel(kernelID) }
         do {
-            guard let state = try await engine.inspect(record.containerID)?["State"] as? [String: Any] else {
+            guard let state = try await engine.inspect(record.containerID)?.state else {
                 return KernelExit(running: false, exitCode: nil, oomKilled: false)
             }
             return Self.exit(from: state, containerID: record.containerID)
@@ -389,12 +381,10 @@ public actor KernelRunner {
 
     /// The exit as the engine's State reports it, with OOM kills confirmed from the kernel log
     /// when the engine does not flag them (a SIGKILL exit, 137, is what an OOM kill looks like).
-    static func exit(from state: [String: Any], containerID: String) -> KernelExit {
-        let running = state["Running"] as? Bool ?? false
-        let code = running ? nil : state["ExitCode"] as? Int
-        var oom = state["OOMKilled"] as? Bool ?? false
-        if !oom, code == 137 { oom = OOMEvidence.containerWasOOMKilled(containerID) }
-        return KernelExit(running: running, exitCode: code, oomKilled: oom)
+    static func exit(from state: ContainerState, containerID: String) -> KernelExit {
+        var oom = state.oomKilled
+        if !oom, state.exitCode == 137 { oom = OOMEvidence.containerWasOOMKilled(containerID) }
+        return KernelExit(running: state.running, exitCode: state.exitCode, oomKilled: oom)
     }
 
     /// Waits for a kernel's container to exit.
@@ -477,9 +467,9 @@ public actor KernelRunner {
         guard let record = kernels.removeValue(forKey: kernelID) else { throw .unknownKernel(kernelID) }
         if let execution = executions.removeValue(forKey: kernelID) { await execution.close() }
         var exit = KernelExit(running: false, exitCode: nil, oomKilled: false)
-        if let state = try? await engine.inspect(record.containerID)?["State"] as? [String: Any] {
-            if state["Running"] as? Bool == true { try? await engine.stop(record.containerID, timeout: 5) }
-            let final = (try? await engine.inspect(record.containerID)?["State"] as? [String: Any]) ?? state
+        if let state = (try? await engine.inspect(record.containerID))??.state {
+            if state.running { try? await engine.stop(record.containerID, timeout: 5) }
+            let final = ((try? await engine.inspect(record.containerID))??.state) ?? state
             exit = Self.exit(from: final, containerID: record.containerID)
         }
         try? await engine.remove(record.containerID, force: true)
@@ -507,8 +497,7 @@ public actor KernelRunner {
         let adopted = Set(kernels.values.map(\.containerID))
         var removed = 0
         for id in containerIDs where !adopted.contains(id) {
-            guard let labels = (try? await engine.inspect(id))?["Config"] as? [String: Any],
-                  (labels["Labels"] as? [String: String])?[KernelLabels.agent] == agentID else { continue }
+            guard let details = (try? await engine.inspect(id)) ?? nil, details.labels[KernelLabels.agent] == agentID else { continue }
             if (try? await engine.remove(id, force: true)) != nil { removed += 1 }
         }
         return removed
@@ -518,7 +507,7 @@ public actor KernelRunner {
     /// kernel.json survives, restoring its allocation exactly. Returns the adopted kernels
     /// and the ids of labelled containers that could not be adopted.
     public func recover() async throws(KernelError) -> (adopted: [KernelRecord], orphans: [String]) {
-        let containers: [[String: Any]]
+        let containers: [ContainerSummary]
         do {
             containers = try await engine.containers(labels: ["\(KernelLabels.agent)=\(agentID)"])
         } catch let error as EngineError {
@@ -529,18 +518,20 @@ public actor KernelRunner {
         var adopted: [KernelRecord] = []
         var orphans: [String] = []
         for container in containers {
-            let labels = container["Labels"] as? [String: String] ?? [:]
+            let labels = container.labels
             guard let kernelID = labels[KernelLabels.kernel], Self.isSafeID(kernelID), kernels[kernelID] == nil,
                   let data = FileManager.default.contents(atPath: "\(scratchRoot)/\(kernelID)/config/kernel.json"),
                   let record = try? JSONDecoder().decode(KernelRecord.self, from: data),
-                  record.containerID == container["Id"] as? String else {
-                orphans.append(container["Id"] as? String ?? "?")
+                  record.containerID == container.id else {
+                orphans.append(container.id)
                 continue
             }
             do {
                 try allocator.restore(record.allocation)
             } catch {
                 logger.error("cannot restore a kernel's allocation", metadata: ["kernel": .string(kernelID), "error": .string(error.description)])
+                // Its container becomes an orphan; what the plugins made for it goes too.
+                releaseAccelerators(record.allocation, kernelID: kernelID)
                 orphans.append(record.containerID)
                 continue
             }

@@ -31,10 +31,12 @@ public struct DeviceReport: Codable, Sendable, Equatable {
     public var cpuAffinity: String?
     /// The device this one is a partition of.
     public var parentDeviceID: String?
+    /// Further facts as the plugin reported them (one JSON object).
+    public var extraInfoJSON: String?
 
     public init(plugin: String, id: String, model: String, memoryBytes: UInt64, processingUnits: UInt32, numaNode: Int32?, health: String,
                 healthReason: String? = nil, firmwareVersion: String? = nil, boardID: String? = nil, linkSpeed: String? = nil,
-                cpuAffinity: String? = nil, parentDeviceID: String? = nil) {
+                cpuAffinity: String? = nil, parentDeviceID: String? = nil, extraInfoJSON: String? = nil) {
         self.plugin = plugin
         self.id = id
         self.model = model
@@ -48,6 +50,7 @@ public struct DeviceReport: Codable, Sendable, Equatable {
         self.linkSpeed = linkSpeed
         self.cpuAffinity = cpuAffinity
         self.parentDeviceID = parentDeviceID
+        self.extraInfoJSON = extraInfoJSON
     }
 }
 
@@ -126,14 +129,21 @@ public struct MeasureReport: Codable, Sendable, Equatable {
     public var kernelID: String?
     public var current: Double
     public var capacity: Double
+    /// The plugin's unit ("count", "bytes", "percent", "bytesPerSecond", "celsius", "watts",
+    /// "joules", "hertz") and kind ("gauge" or "counter"); absent from agents before ABI 1.2.
+    public var unit: String?
+    public var kind: String?
 
-    public init(plugin: String, key: String, deviceID: String?, kernelID: String?, current: Double, capacity: Double) {
+    public init(plugin: String, key: String, deviceID: String?, kernelID: String?, current: Double, capacity: Double,
+                unit: String? = nil, kind: String? = nil) {
         self.plugin = plugin
         self.key = key
         self.deviceID = deviceID
         self.kernelID = kernelID
         self.current = current
         self.capacity = capacity
+        self.unit = unit
+        self.kind = kind
     }
 }
 

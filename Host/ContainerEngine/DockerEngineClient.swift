@@ -3,40 +3,10 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 
-/// An error from the container engine, carrying the engine's own message.
-public struct EngineError: Error, Sendable, CustomStringConvertible, Equatable {
-    public let status: Int
-    public let operation: String
-    public let message: String
-
-    public init(status: Int, operation: String, message: String) {
-        self.status = status
-        self.operation = operation
-        self.message = message
-    }
-
-    public var description: String { "container engine: \(operation) failed (\(status)): \(message)" }
-    public var isNotFound: Bool { status == 404 }
-}
-
-/// One event from the engine's event stream.
-public struct EngineEvent: Sendable, Equatable {
-    /// "container", "image", ...
-    public var type: String
-    /// "create", "start", "die" (podman: "died"), "oom", "destroy", ...
-    public var action: String
-    public var actorID: String
-    public var attributes: [String: String]
-    public var time: Int64
-
-    /// True for the actions that mean a container has ended.
-    public var isContainerExit: Bool { type == "container" && (action == "die" || action == "died") }
-}
-
 /// A client for the Docker Engine API over its unix socket. It speaks the versioned paths
 /// (`/v1.41/...`) that Docker and podman's compatible service both serve, so one client
 /// drives either.
-public final class DockerEngineClient: Sendable {
+public final class DockerEngineClient: ContainerEngine {
     public let socketPath: String
     public let apiVersion: String
     private let client: HTTPClient
@@ -92,21 +62,24 @@ public final class DockerEngineClient: Sendable {
     // MARK: - System and images
 
     /// Engine name and version ("Podman Engine 4.3.1", "Docker Engine 28.2.2").
-    public func version() async throws -> (name: String, version: String, apiVersion: String) {
+    public func version() async throws -> EngineVersion {
         let object = try await call(.GET, "/version", operation: "version").json as? [String: Any] ?? [:]
         let component = (object["Components"] as? [[String: Any]])?.first
-        return (component?["Name"] as? String ?? "unknown", object["Version"] as? String ?? "?", object["ApiVersion"] as? String ?? "?")
+        return EngineVersion(name: component?["Name"] as? String ?? "unknown", version: object["Version"] as? String ?? "?",
+                             apiVersion: object["ApiVersion"] as? String ?? "?")
     }
 
-    /// Image ids, tags, sizes and labels.
-    public func images() async throws -> [[String: Any]] {
-        try await call(.GET, "/images/json", operation: "list images").json as? [[String: Any]] ?? []
+    /// Image ids, tags and sizes.
+    public func images() async throws -> [ImageSummary] {
+        let list = try await call(.GET, "/images/json", operation: "list images").json as? [[String: Any]] ?? []
+        return list.map { image in
+            ImageSummary(id: image["Id"] as? String ?? "", tags: image["RepoTags"] as? [String] ?? [],
+                         sizeBytes: (image["Size"] as? NSNumber)?.int64Value ?? 0)
+        }
     }
 
-    /// The image's inspect document, or nil if it is not present locally.
-    public func inspectImage(_ name: String) async throws -> [String: Any]? {
-        let reply = try await call(.GET, "/images/\(name)/json", operation: "inspect image \(name)", accept: [404])
-        return reply.status == 404 ? nil : reply.json as? [String: Any]
+    public func imageExists(_ name: String) async throws -> Bool {
+        try await call(.GET, "/images/\(name)/json", operation: "inspect image \(name)", accept: [404]).status != 404
     }
 
     /// Pulls an image, reporting each progress line the engine streams.
@@ -120,23 +93,56 @@ public final class DockerEngineClient: Sendable {
         }
     }
 
-    /// Splits "name:tag" (a registry port is not a tag); the tag defaults to "latest".
-    public static func split(_ image: String) -> (String, String) {
-        if let colon = image.lastIndex(of: ":"), !image[colon...].contains("/") {
-            return (String(image[..<colon]), String(image[image.index(after: colon)...]))
-        }
-        return (image, "latest")
-    }
+    /// Splits "name:tag" (see `ImageReference`).
+    public static func split(_ image: String) -> (String, String) { ImageReference.split(image) }
 
     // MARK: - Containers
 
-    /// Creates a container from a Docker API create body (JSON); returns its id.
-    public func createContainer(name: String, config: Data) async throws -> String {
-        let reply = try await call(.POST, "/containers/create", query: [("name", name)], json: config, operation: "create container \(name)")
+    /// Creates a container from a spec (laid out as the Docker API's create body); returns its id.
+    public func create(_ spec: ContainerSpec) async throws -> String {
+        let body = try JSONSerialization.data(withJSONObject: Self.createBody(spec))
+        let reply = try await call(.POST, "/containers/create", query: [("name", spec.name)], json: body, operation: "create container \(spec.name)")
         guard let id = (reply.json as? [String: Any])?["Id"] as? String else {
-            throw EngineError(status: reply.status, operation: "create container \(name)", message: "no Id in the engine's answer")
+            throw EngineError(status: reply.status, operation: "create container \(spec.name)", message: "no Id in the engine's answer")
         }
         return id
+    }
+
+    /// The Docker Engine API create body of a spec (Docker and podman's compatible service
+    /// read the same shape).
+    public static func createBody(_ spec: ContainerSpec) -> [String: Any] {
+        var host: [String: Any] = [
+            "Binds": spec.mounts.map { "\($0.hostPath):\($0.containerPath):\($0.readOnly ? "ro" : "rw")" },
+            "Devices": spec.devices.map { ["PathOnHost": $0.hostPath, "PathInContainer": $0.containerPath, "CgroupPermissions": $0.permissions] },
+            "CapAdd": spec.capabilities,
+            "GroupAdd": spec.groups,
+            "Ulimits": spec.ulimits.map { ["Name": $0.name, "Soft": $0.soft, "Hard": $0.hard] },
+            "Sysctls": spec.sysctls,
+            "SecurityOpt": spec.securityOptions,
+            "Init": false,
+        ]
+        if let pids = spec.pidsLimit { host["PidsLimit"] = pids }
+        if !spec.cpuset.isEmpty { host["CpusetCpus"] = spec.cpuset.map(String.init).joined(separator: ",") }
+        if let nano = spec.nanoCPUs { host["NanoCpus"] = nano }
+        if let memory = spec.memoryBytes, memory > 0 {
+            host["Memory"] = memory
+            host["MemorySwap"] = memory  // equal to Memory: no swap
+        }
+        if spec.hostIPC {
+            // The host's IPC namespace brings the host's /dev/shm: engines refuse a size for it.
+            host["IpcMode"] = "host"
+        } else if let shm = spec.sharedMemoryBytes {
+            host["ShmSize"] = shm
+        }
+        if !spec.cdiDevices.isEmpty { host["DeviceRequests"] = [["Driver": "cdi", "DeviceIDs": spec.cdiDevices]] }
+        var body: [String: Any] = ["Image": spec.image, "Env": spec.environment, "Labels": spec.labels, "HostConfig": host]
+        if let dir = spec.workingDirectory { body["WorkingDir"] = dir }
+        if let entrypoint = spec.entrypoint { body["Entrypoint"] = entrypoint }
+        if let command = spec.command { body["Cmd"] = command }
+        if !spec.networks.isEmpty {
+            body["NetworkingConfig"] = ["EndpointsConfig": Dictionary(uniqueKeysWithValues: spec.networks.map { ($0, [String: Any]()) })]
+        }
+        return body
     }
 
     public func start(_ id: String) async throws {
@@ -144,34 +150,46 @@ public final class DockerEngineClient: Sendable {
     }
 
     /// Stops with SIGTERM, then SIGKILL after `timeout` seconds.
-    public func stop(_ id: String, timeout: Int = 10) async throws {
+    public func stop(_ id: String, timeout: Int) async throws {
         try await call(.POST, "/containers/\(id)/stop", query: [("t", String(timeout))], operation: "stop container \(id.prefix(12))",
                        timeout: .seconds(Int64(timeout) + 30), accept: [304])
     }
 
-    public func kill(_ id: String, signal: String = "SIGKILL") async throws {
+    public func kill(_ id: String, signal: String) async throws {
         try await call(.POST, "/containers/\(id)/kill", query: [("signal", signal)], operation: "kill container \(id.prefix(12))", accept: [409])
     }
 
     /// Removes a container (and its anonymous volumes); missing containers are fine.
-    public func remove(_ id: String, force: Bool = true) async throws {
+    public func remove(_ id: String, force: Bool) async throws {
         try await call(.DELETE, "/containers/\(id)", query: [("force", String(force)), ("v", "true")], operation: "remove container \(id.prefix(12))", accept: [404])
     }
 
-    /// The inspect document, or nil if the container does not exist.
-    public func inspect(_ id: String) async throws -> [String: Any]? {
+    /// Name, labels and state, or nil if the container does not exist.
+    public func inspect(_ id: String) async throws -> ContainerDetails? {
         let reply = try await call(.GET, "/containers/\(id)/json", operation: "inspect container \(id.prefix(12))", accept: [404])
-        return reply.status == 404 ? nil : reply.json as? [String: Any]
+        guard reply.status != 404, let object = reply.json as? [String: Any] else { return nil }
+        let state = object["State"] as? [String: Any] ?? [:]
+        let running = state["Running"] as? Bool ?? false
+        return ContainerDetails(id: object["Id"] as? String ?? id, name: (object["Name"] as? String ?? "").trimmingCharacters(in: CharacterSet(charactersIn: "/")),
+                                labels: (object["Config"] as? [String: Any])?["Labels"] as? [String: String] ?? [:],
+                                state: ContainerState(running: running, exitCode: running ? nil : state["ExitCode"] as? Int,
+                                                      oomKilled: state["OOMKilled"] as? Bool ?? false))
     }
 
     /// Waits for the container to exit; returns its exit code.
-    public func wait(_ id: String, timeout: TimeAmount = .hours(24)) async throws -> Int {
+    public func wait(_ id: String) async throws -> Int { try await wait(id, timeout: .hours(24)) }
+
+    /// Waits at most `timeout` for the container to exit.
+    public func wait(_ id: String, timeout: TimeAmount) async throws -> Int {
         let reply = try await call(.POST, "/containers/\(id)/wait", operation: "wait for container \(id.prefix(12))", timeout: timeout)
         return (reply.json as? [String: Any])?["StatusCode"] as? Int ?? -1
     }
 
     /// Stdout and stderr so far, demultiplexed from the engine's 8-byte frame format.
-    public func logs(_ id: String, maxBytes: Int = 16 << 20) async throws -> (stdout: String, stderr: String) {
+    public func logs(_ id: String) async throws -> (stdout: String, stderr: String) { try await logs(id, maxBytes: 16 << 20) }
+
+    /// Stdout and stderr so far, at most `maxBytes` of them.
+    public func logs(_ id: String, maxBytes: Int) async throws -> (stdout: String, stderr: String) {
         let reply = try await call(.GET, "/containers/\(id)/logs", query: [("stdout", "true"), ("stderr", "true")],
                                    operation: "logs of container \(id.prefix(12))", maxBytes: maxBytes)
         return Self.demultiplex(reply.body)
@@ -195,10 +213,11 @@ public final class DockerEngineClient: Sendable {
     }
 
     /// Containers (running or not) carrying every given label (`key=value` or `key`).
-    public func containers(labels: [String]) async throws -> [[String: Any]] {
+    public func containers(labels: [String]) async throws -> [ContainerSummary] {
         let filters = try JSONSerialization.data(withJSONObject: ["label": labels])
-        return try await call(.GET, "/containers/json", query: [("all", "true"), ("filters", String(decoding: filters, as: UTF8.self))],
-                              operation: "list containers").json as? [[String: Any]] ?? []
+        let list = try await call(.GET, "/containers/json", query: [("all", "true"), ("filters", String(decoding: filters, as: UTF8.self))],
+                                  operation: "list containers").json as? [[String: Any]] ?? []
+        return list.map { ContainerSummary(id: $0["Id"] as? String ?? "", labels: $0["Labels"] as? [String: String] ?? [:]) }
     }
 
     /// The engine's event stream, filtered to objects carrying every given label, from now on.
@@ -247,8 +266,28 @@ public final class DockerEngineClient: Sendable {
                            time: (object["time"] as? NSNumber)?.int64Value ?? 0)
     }
 
-    /// One stats sample (CPU, memory, I/O, network) as the engine reports it.
-    public func stats(_ id: String) async throws -> [String: Any] {
-        try await call(.GET, "/containers/\(id)/stats", query: [("stream", "false")], operation: "stats of container \(id.prefix(12))").json as? [String: Any] ?? [:]
+    /// One stats sample (CPU, memory, I/O, network), read from the Docker stats document
+    /// (Docker and podman use the same shape; the engine reads cgroup v1 or v2 files).
+    public func stats(_ id: String) async throws -> ContainerStats {
+        let raw = try await call(.GET, "/containers/\(id)/stats", query: [("stream", "false")], operation: "stats of container \(id.prefix(12))").json
+            as? [String: Any] ?? [:]
+        return Self.stats(from: raw)
+    }
+
+    static func stats(from raw: [String: Any]) -> ContainerStats {
+        func u(_ value: Any?) -> UInt64 { (value as? NSNumber)?.uint64Value ?? 0 }
+        let cpu = (raw["cpu_stats"] as? [String: Any])?["cpu_usage"] as? [String: Any]
+        let memory = raw["memory_stats"] as? [String: Any]
+        let io = ((raw["blkio_stats"] as? [String: Any])?["io_service_bytes_recursive"] as? [[String: Any]]) ?? []
+        let networks = (raw["networks"] as? [String: [String: Any]]) ?? [:]
+        var s = ContainerStats()
+        s.cpuUsedNanoseconds = u(cpu?["total_usage"])
+        s.memoryBytes = u(memory?["usage"])
+        s.memoryLimitBytes = u(memory?["limit"])
+        s.ioReadBytes = io.filter { ($0["op"] as? String)?.lowercased() == "read" }.reduce(0) { $0 + u($1["value"]) }
+        s.ioWriteBytes = io.filter { ($0["op"] as? String)?.lowercased() == "write" }.reduce(0) { $0 + u($1["value"]) }
+        s.networkRxBytes = networks.values.reduce(0) { $0 + u($1["rx_bytes"]) }
+        s.networkTxBytes = networks.values.reduce(0) { $0 + u($1["tx_bytes"]) }
+        return s
     }
 }

@@ -87,9 +87,14 @@ extension ConformanceSuite {
         let badExtra = devices.filter { d in d.extraInfoJSON.map { !isJSONObjectText($0) } ?? false }.map { $0.id ?? "?" }
         record("accelerator.device_extra_info", badExtra.isEmpty, passed: "extra_info_json absent or a JSON object on every device",
                failed: "extra_info_json is not a JSON object on: \(badExtra.joined(separator: ", "))")
-        let badParent = devices.filter { d in d.parent.map { $0 == d.id || !ids.contains($0) } ?? false }.map { "\($0.id ?? "?") -> '\($0.parent!)'" }
-        record("accelerator.device_parent", badParent.isEmpty, passed: "parent_device_id absent or naming another listed device",
-               failed: "parent_device_id names no other listed device: \(badParent.joined(separator: ", "))")
+        // A parent is another listed device that is not itself a partition (one level, no cycles).
+        let parentOf = Dictionary(devices.compactMap { d in d.id.flatMap { id in d.parent.map { (id, $0) } } }, uniquingKeysWith: { a, _ in a })
+        let badParent = devices.filter { d in
+            guard let parent = d.parent else { return false }
+            return parent == d.id || !ids.contains(parent) || parentOf[parent] != nil
+        }.map { "\($0.id ?? "?") -> '\($0.parent!)'" }
+        record("accelerator.device_parent", badParent.isEmpty, passed: "parent_device_id absent or naming another listed, whole device",
+               failed: "parent_device_id names no other listed device, or a device that is itself a partition: \(badParent.joined(separator: ", "))")
         return devices
     }
 
@@ -245,11 +250,18 @@ extension ConformanceSuite {
         let amount = formatAmount(c.unit, type: c.type)
         let prepared = (try? plugin.prepare(valid)) != nil || fns.prepare == nil
         var silentRefusals: [String] = []
-        /// Expects a refusal with `status`, noting refusals without a message.
+        var previousReason: String?
+        /// Expects a refusal with `status`, noting refusals without a message of their own (none,
+        /// or the previous refusal's text left in a buffer the plugin never set again).
         func refuse(_ id: String, _ what: String, _ status: Int32, _ allocation: Allocation, call: (Allocation) throws -> Any) {
             expectRefusal(id, what, status: status) {
                 do { return try call(allocation) } catch let error as PluginError {
-                    if error.reason == "the plugin gave no message" { silentRefusals.append(what) }
+                    if error.reason == "the plugin gave no message" {
+                        silentRefusals.append(what)
+                    } else if error.reason == previousReason {
+                        silentRefusals.append("\(what) (the previous refusal's message, left in place)")
+                    }
+                    previousReason = error.reason
                     throw error
                 }
             }
@@ -304,7 +316,8 @@ extension ConformanceSuite {
                failed: mixed.error == nil ? "an allocation naming an unknown device was accepted"
                    : "the refused allocation still emitted: \(mixed.edits.lines.joined(separator: "; "))")
         checkOrder(plugin, found)
-        checkPrepareAndRelease(plugin, fns, valid: valid, refuse: refuse)
+        checkPrepareAndRelease(plugin, fns, valid: valid, unhealthyDevice: devices.first(where: { $0.health == HANGAR_HEALTH_UNHEALTHY })?.id,
+                               refuse: refuse)
     }
 
     /// Local indices follow list_devices: reversed entries give the same edits.
@@ -328,7 +341,7 @@ extension ConformanceSuite {
                    : "reversing the entries changed the edits: '\(first?.0 ?? "")' became '\(first?.1 ?? "")'")
     }
 
-    func checkPrepareAndRelease(_ plugin: AcceleratorPlugin, _ fns: hangar_accelerator_functions, valid: Allocation,
+    func checkPrepareAndRelease(_ plugin: AcceleratorPlugin, _ fns: hangar_accelerator_functions, valid: Allocation, unhealthyDevice: String?,
                                 refuse: (String, String, Int32, Allocation, (Allocation) throws -> Any) -> Void) {
         if fns.prepare != nil {
             do {
@@ -339,8 +352,17 @@ extension ConformanceSuite {
             } catch {
                 record("accelerator.prepare.idempotent", false, passed: "", failed: "prepare() of an allocation twice, then container_edits: \(error.reason)")
             }
-            let unknown = Allocation(containerID: "conformance-p", entries: [AllocationEntry(slotName: valid.entries[0].slotName, deviceID: "no-such-device", amount: valid.entries[0].amount)])
+            let slot = valid.entries[0].slotName, device = valid.entries[0].deviceID, amount = valid.entries[0].amount
+            let unknown = Allocation(containerID: "conformance-p", entries: [AllocationEntry(slotName: slot, deviceID: "no-such-device", amount: amount)])
             refuse("accelerator.prepare.refusals", "prepare() of a device that does not exist", HANGAR_E_NOT_FOUND, unknown) { try plugin.prepare($0) }
+            let zero = Allocation(containerID: "conformance-p0", entries: [AllocationEntry(slotName: slot, deviceID: device, amount: 0)])
+            refuse("accelerator.prepare.refusals", "prepare() of a zero amount", HANGAR_E_BAD_ALLOCATION, zero) { try plugin.prepare($0) }
+            let foreign = Allocation(containerID: "conformance-pf", entries: [AllocationEntry(slotName: "zz-other.device", deviceID: device, amount: amount)])
+            refuse("accelerator.prepare.refusals", "prepare() of another plugin's slot", HANGAR_E_INVALID_ARGUMENT, foreign) { try plugin.prepare($0) }
+            if let sick = unhealthyDevice {
+                let lost = Allocation(containerID: "conformance-pu", entries: [AllocationEntry(slotName: slot, deviceID: sick, amount: amount)])
+                refuse("accelerator.prepare.refusals", "prepare() of unhealthy device \(sick)", HANGAR_E_DEVICE_LOST, lost) { try plugin.prepare($0) }
+            }
         } else {
             notApplicable("accelerator.prepare.idempotent", "the plugin has no prepare()")
             notApplicable("accelerator.prepare.refusals", "the plugin has no prepare()")

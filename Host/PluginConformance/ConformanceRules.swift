@@ -51,7 +51,7 @@ public enum ConformanceRules {
         r("accelerator.device_health", acc, "accelerator.h", "health is one of HANGAR_HEALTH_*"),
         r("accelerator.device_cpu_affinity", acc, "accelerator.h", "cpu_affinity is NULL or a Linux cpulist such as \"0-15,32-47\""),
         r("accelerator.device_extra_info", acc, "accelerator.h", "a device's extra_info_json is NULL or one JSON object"),
-        r("accelerator.device_parent", acc, "accelerator.h", "parent_device_id is NULL or names another listed device"),
+        r("accelerator.device_parent", acc, "accelerator.h", "parent_device_id is NULL or names another listed device that is not itself a partition"),
         r("accelerator.list_slots", acc, "accelerator.h", "list_slots succeeds; each slot has a name, a HANGAR_SLOT_* type, a HANGAR_ALLOC_* mode and non-negative quantum and capacity"),
         r("accelerator.slot_prefix", acc, "accelerator.h", "every slot name starts with \"<device_key>.\""),
         r("accelerator.slot_names_unique", acc, "accelerator.h", "each slot is reported once"),
@@ -78,7 +78,7 @@ public enum ConformanceRules {
         r("accelerator.container_edits.order", acc, "accelerator.h", "container-local indices follow the order of list_devices whatever the entry order"),
         // Accelerator: prepare and release.
         r("accelerator.prepare.idempotent", acc, "accelerator.h", "prepare() of a prepared allocation returns HANGAR_OK, and container_edits works after it"),
-        r("accelerator.prepare.refusals", acc, "accelerator.h", "prepare() refuses what container_edits refuses, with the same status"),
+        r("accelerator.prepare.refusals", acc, "accelerator.h", "prepare() refuses what container_edits refuses (an unknown device, a zero amount, another plugin's slot, an unhealthy device), with the same status"),
         r("accelerator.release.idempotent", acc, "accelerator.h", "release() twice, or of an allocation the plugin never saw, returns HANGAR_OK"),
         // Accelerator: measures.
         r("accelerator.node_measures", acc, "accelerator.h", "gather_node_measures succeeds; each measure has a key free of dots, a HANGAR_UNIT_* unit and a HANGAR_MEASURE_* kind"),

@@ -387,24 +387,13 @@ private func deviceSink(_ ctx: UnsafeMutableRawPointer?, _ raw: UnsafePointer<ha
         box.problem = "list_devices reported device id '\(id)' twice"
         return HANGAR_E_INVALID_ARGUMENT
     }
-    guard d.numa_node >= -1 else {
-        box.problem = "device '\(id)' has numa_node \(d.numa_node); use -1 for unknown"
-        return HANGAR_E_INVALID_ARGUMENT
-    }
-    guard let health = DeviceHealth(rawValue: d.health) else {
-        box.problem = "device '\(id)' has health \(d.health), which is not a HANGAR_HEALTH_* value"
-        return HANGAR_E_INVALID_ARGUMENT
-    }
-    let affinity = optionalString(d.cpu_affinity)
-    if let affinity, CPUList.parse(affinity) == nil {
-        box.problem = "device '\(id)' has cpu_affinity '\(affinity)', which is not a cpulist such as \"0-15,32-47\""
-        return HANGAR_E_INVALID_ARGUMENT
-    }
-    let extra = optionalString(d.extra_info_json)
-    if let extra, !isJSONObject(extra) {
-        box.problem = "device '\(id)' has extra_info_json that is not a JSON object: \(extra.prefix(80))"
-        return HANGAR_E_INVALID_ARGUMENT
-    }
+    // Optional facts that are malformed (a NUMA node below -1, a health outside the enum, a
+    // cpu_affinity that is no cpulist, extra_info_json that is no object) are dropped, not the
+    // device: one bad sysfs string must not take every device of the plugin off the node.
+    // `hangar-plugin verify` fails each of them, so plugin authors still hear of it.
+    let health = DeviceHealth(rawValue: d.health) ?? .unknown
+    let affinity = optionalString(d.cpu_affinity).flatMap { CPUList.parse($0) == nil ? nil : $0 }
+    let extra = optionalString(d.extra_info_json).flatMap { isJSONObject($0) ? $0 : nil }
     box.items.append(AcceleratorDevice(id: id, model: model, uuid: optionalString(d.uuid), hwLocation: optionalString(d.hw_location),
                                        memoryBytes: d.memory_bytes, processingUnits: d.processing_units,
                                        numaNode: d.numa_node < 0 ? nil : d.numa_node,

@@ -195,7 +195,7 @@ struct DevEngine {
 
     /// Builds the default image from its recipe when the engine lacks it.
     static func ensureImage(_ image: String, socket: String, logger: Logger) async throws {
-        if try await DockerEngineClient(socketPath: socket).inspectImage(image) != nil { return }
+        if try await DockerEngineClient(socketPath: socket).imageExists(image) { return }
         let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         // From a build folder (.build/<triple>/<config>/hangard) the recipe is in the checkout;
         // an installation keeps it in share/hangar.

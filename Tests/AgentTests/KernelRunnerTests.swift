@@ -137,7 +137,7 @@ import sys; print("to stderr", file=sys.stderr)
         _ = try await runner.destroy(bad.request.kernelID)
         #expect(allocator.allocated.isEmpty, "bad command left an allocation")
         let leftovers = try await runner.engine.containers(labels: ["\(KernelLabels.agent)=\(agentID)"])
-        #expect(leftovers.isEmpty, "no container remains: \(leftovers.map { $0["Names"] ?? "" })")
+        #expect(leftovers.isEmpty, "no container remains: \(leftovers.map(\.id))")
     }
 
     @Test func aRestartedAgentReadoptsItsKernelsWithIdenticalAllocations() async throws {
@@ -160,9 +160,10 @@ import sys; print("to stderr", file=sys.stderr)
         let victim = try #require(await first.record(ids[2]))
         try await first.engine.kill(victim.containerID, signal: "SIGKILL")
         _ = try await first.engine.wait(victim.containerID)
-        let stray = try await first.engine.createContainer(name: "hangar-stray-\(UUID().uuidString.prefix(6))", config: JSONSerialization.data(withJSONObject: [
-            "Image": TestEngine.image, "Cmd": ["true"], "Labels": [KernelLabels.agent: agentID, KernelLabels.kernel: "stray"],
-        ]))
+        var straySpec = ContainerSpec(name: "hangar-stray-\(UUID().uuidString.prefix(6))", image: TestEngine.image)
+        straySpec.command = ["true"]
+        straySpec.labels = [KernelLabels.agent: agentID, KernelLabels.kernel: "stray"]
+        let stray = try await first.engine.create(straySpec)
         // A new runner with an empty allocator, as after the agent process died and restarted.
         let (second, fresh, _) = try makeRunner(agentID: agentID, scratch: scratch)
         let (adopted, orphans) = try await second.recover()
@@ -194,9 +195,10 @@ import sys; print("to stderr", file=sys.stderr)
         }
         try await Task.sleep(for: .milliseconds(300))
         let parts = label.split(separator: "=")
-        let id = try await engine.createContainer(name: "hangar-events-\(UUID().uuidString.prefix(6))", config: JSONSerialization.data(withJSONObject: [
-            "Image": TestEngine.image, "Cmd": ["true"], "Labels": [String(parts[0]): String(parts[1])],
-        ]))
+        var spec = ContainerSpec(name: "hangar-events-\(UUID().uuidString.prefix(6))", image: TestEngine.image)
+        spec.command = ["true"]
+        spec.labels = [String(parts[0]): String(parts[1])]
+        let id = try await engine.create(spec)
         try await engine.start(id)
         _ = try await engine.wait(id)
         let timeout = Task { try await Task.sleep(for: .seconds(20)); watcher.cancel() }

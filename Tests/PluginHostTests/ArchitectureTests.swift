@@ -17,6 +17,7 @@ import Testing
         ("Host/PluginHost", "PluginHost", ["PluginAPI", "CLtdl", "ConfigFile", "Logging", "TOMLKit"]),
         ("Host/AgentResources", "AgentResources", ["CNuma"]),
         ("Host/ContainerEngine", "ContainerEngine", ["AsyncHTTPClient", "NIOCore", "NIOHTTP1"]),
+        ("Host/InMemoryEngine", "InMemoryEngine", ["ContainerEngine"]),
         ("Host/StateStore", "StateStore", ["CSQLite", "CLibpq", "ClusterProtocol", "Identity"]),
         ("Host/PluginConformance", "PluginConformance", ["PluginHost", "PluginAPI"]),
         ("Host/Agent", "Agent", http.union(["AgentResources", "ContainerEngine", "PluginHost", "ClusterProtocol", "ConfigFile"])),

@@ -53,6 +53,8 @@ static void example_discover(example *ex)
         hs_read_textf(d->hw_location, sizeof d->hw_location, "%s/example%lld/pci_address", root, n);
         hs_read_textf(d->firmware_version, sizeof d->firmware_version, "%s/example%lld/firmware_version", root, n);
         hs_read_textf(d->cpu_affinity, sizeof d->cpu_affinity, "%s/example%lld/local_cpulist", root, n);
+        if (d->cpu_affinity[0] != '\0' && hs_cpulist_problem(d->cpu_affinity) != NULL)
+            d->cpu_affinity[0] = '\0'; /* a malformed list is no hint (the host would drop it) */
         d->memory_bytes = (uint64_t)hs_read_i64f(0, "%s/example%lld/memory_bytes", root, n);
         d->processing_units = (uint32_t)hs_read_i64f(1, "%s/example%lld/cores", root, n);
         int64_t numa = hs_read_i64f(-1, "%s/example%lld/numa_node", root, n);
@@ -95,8 +97,7 @@ static void example_destroy(void *instance) { free(instance); }
 
 static hangar_status example_get_info(void *instance, hangar_accel_info *info)
 {
-    example *ex = instance;
-    return hs_fill_info(info, "example", ex->driver_version, NULL, NULL, ex->no_device_reason);
+    return hs_fill_info(info, "example", ((example *)instance)->driver_version, NULL, NULL, ((example *)instance)->no_device_reason);
 }
 
 static hangar_status example_list_devices(void *instance, hangar_accel_device_sink sink, void *ctx)

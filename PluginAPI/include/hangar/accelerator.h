@@ -126,21 +126,26 @@ typedef struct hangar_accel_device {
     const char *board_id;
     /** Host link as text, e.g. "PCIe 4.0 x16" or "16 GT/s x16", or NULL. */
     const char *link_speed;
-    /** Anything else as one JSON object (e.g. {"driver_model":"..."}), or NULL. Reported in the heartbeat. */
+    /**
+     * Anything else as one JSON object (e.g. {"driver_model":"..."}), or NULL. Reported in the
+     * heartbeat. Build it with escaping (hs_strbuf_add_json_string): a value that is not one
+     * JSON object is dropped by the host, and fails `hangar-plugin verify`.
+     */
     const char *extra_info_json;
     /**
      * The host CPUs nearest the device as a Linux cpulist ("0-15,32-47", as
      * sysfs local_cpulist writes it), or NULL to go by numa_node alone. The
      * agent takes a container's CPU cores from this list first when the
      * container gets the device (a hint: it falls back to other cores when
-     * these are taken).
+     * these are taken). A value that is not a cpulist is dropped by the host.
      */
     const char *cpu_affinity;
     /**
      * For a partition of a physical device (a MIG instance, an NPU core
      * group): the device_id of the device it is carved from, which is also
-     * listed. NULL for a whole device. The agent never gives a partition and
-     * its parent to two containers at once when both carry capacity.
+     * listed, and is not itself a partition (one level: GPU, then its
+     * instances). NULL for a whole device. The agent never gives a partition
+     * and its parent to two containers at once when both carry capacity.
      */
     const char *parent_device_id;
 } hangar_accel_device;

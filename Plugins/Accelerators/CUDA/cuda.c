@@ -75,8 +75,8 @@
  * Build: cc -std=c11 -fPIC -shared -fvisibility=hidden -I PluginAPI/include \
  *           -I Plugins/Support/include -o libhangar-accel-cuda.so cuda.c -ldl
  */
-#if !defined(_GNU_SOURCE) && !defined(_POSIX_C_SOURCE)
-#define _POSIX_C_SOURCE 200809L
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* strdup, readdir, and the support header's open/read/pipe2 */
 #endif
 
 #include <hangar/support.h>

@@ -145,7 +145,9 @@ static void version_text(const rngd_smi_version *v, char *out, size_t len)
     char pre[RNGD_SMI_MAX_CSTR_SIZE + 1], meta[RNGD_SMI_MAX_CSTR_SIZE + 1];
     snprintf(pre, sizeof pre, "%.*s", RNGD_SMI_MAX_CSTR_SIZE, v->prerelease);
     snprintf(meta, sizeof meta, "%.*s", RNGD_SMI_MAX_CSTR_SIZE, v->metadata);
-    snprintf(out, len, "%u.%u.%u%s%.40s%s%.40s", v->major, v->minor, v->patch, pre[0] ? "-" : "", pre, meta[0] ? "+" : "", meta);
+    int n = snprintf(out, len, "%u.%u.%u%s%.40s%s%.40s", v->major, v->minor, v->patch, pre[0] ? "-" : "", pre, meta[0] ? "+" : "", meta);
+    if (n < 0 || (size_t)n >= len)
+        out[len - 1] = '\0'; /* a long prerelease tag is cut, the version numbers never are */
 }
 
 /* Marks device `k` unhealthy for good (the library lost it). */

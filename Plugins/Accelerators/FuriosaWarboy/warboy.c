@@ -129,8 +129,13 @@ static bool warboy_describe(warboy_instance *inst, int64_t n, hs_device *d, cons
     }
     hs_read_textf(soc_rev, sizeof soc_rev, "%s/soc_rev", mgmt);
     hs_read_textf(dev, sizeof dev, "%s/dev", mgmt);
-    snprintf(d->extra_info_json, sizeof d->extra_info_json, "{\"device_type\":\"%.40s\",\"soc_rev\":\"%.12s\",\"mgmt_dev\":\"%.16s\"}",
-             type, soc_rev, dev);
+    /* sysfs text goes into JSON escaped: a stray quote must not cost the device its facts. */
+    hs_strbuf extra = {.len = 0};
+    bool fits = hs_strbuf_addf(&extra, "{\"device_type\":") && hs_strbuf_add_json_string(&extra, type) &&
+                hs_strbuf_addf(&extra, ",\"soc_rev\":") && hs_strbuf_add_json_string(&extra, soc_rev) &&
+                hs_strbuf_addf(&extra, ",\"mgmt_dev\":") && hs_strbuf_add_json_string(&extra, dev) && hs_strbuf_addf(&extra, "}");
+    if (fits && extra.len < sizeof d->extra_info_json)
+        memcpy(d->extra_info_json, extra.text, extra.len + 1);
     if (inst->driver_version[0] == '\0')
         hs_read_textf(inst->driver_version, sizeof inst->driver_version, "%s/version", mgmt);
 

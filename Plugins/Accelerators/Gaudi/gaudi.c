@@ -46,8 +46,8 @@
  * Config: sysfs_root ("/sys"), dev_root ("/dev"), hlml_library ("libhlml.so"),
  * device_names ("host").
  */
-#if !defined(_GNU_SOURCE) && !defined(_POSIX_C_SOURCE)
-#define _POSIX_C_SOURCE 200809L
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* realpath, readdir; the support header's pipe2 */
 #endif
 
 #include <hangar/support.h>

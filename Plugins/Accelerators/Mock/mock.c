@@ -54,8 +54,8 @@
  * Threading: thread_safety is 0, so the host serialises calls on one
  * instance. Instances share nothing: there is no mutable global state.
  */
-#if !defined(_GNU_SOURCE) && !defined(_POSIX_C_SOURCE)
-#define _POSIX_C_SOURCE 200809L /* strdup, and the support header's open/read */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* strdup, readdir, and the support header's open/read/pipe2 */
 #endif
 
 #include <hangar/support.h>

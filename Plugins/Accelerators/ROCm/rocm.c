@@ -46,8 +46,8 @@
  * Config: sysfs_root ("/sys"), dev_root ("/dev"), rocm_smi_library
  * ("librocm_smi64.so.1").
  */
-#if !defined(_GNU_SOURCE) && !defined(_POSIX_C_SOURCE)
-#define _POSIX_C_SOURCE 200809L
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* strdup, readdir, and the support header's open/read/pipe2 */
 #endif
 
 #include <hangar/support.h>

@@ -134,7 +134,9 @@ static void link_basename(const char *path, char *out, size_t len)
         return;
     target[n] = '\0';
     const char *slash = strrchr(target, '/');
-    snprintf(out, len, "%s", slash != NULL ? slash + 1 : target);
+    const char *base = slash != NULL ? slash + 1 : target;
+    if (strlen(base) < len)
+        memcpy(out, base, strlen(base) + 1); /* a name that does not fit is no name (left empty) */
 }
 
 /* Parses a non-negative decimal that is the whole string; -1 otherwise. */

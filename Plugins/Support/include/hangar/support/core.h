@@ -21,8 +21,8 @@
  *   - text: hs_strbuf (bounded appends), hs_format_amount (fixed point).
  *   - files: hs_read_text / hs_read_i64 for sysfs-like trees.
  *
- * Needs POSIX.1-2008 (define _POSIX_C_SOURCE 200809L or _GNU_SOURCE before
- * the first include) for open/read.
+ * Define _GNU_SOURCE before the first include (support/vendor.h uses pipe2 and
+ * other GNU/Linux calls; the rest needs POSIX.1-2008).
  */
 #ifndef HANGAR_SUPPORT_CORE_H
 #define HANGAR_SUPPORT_CORE_H
@@ -63,7 +63,9 @@
 /* last_error                                                                */
 /* ------------------------------------------------------------------------ */
 
-/** The calling thread's last failure message (one per thread per plugin library). */
+/** The calling thread's last failure message: one per thread in each translation unit that
+ *  includes this header, so write a plugin as one .c file (its private headers may declare
+ *  types, but every hs_fail must be in the file that serves last_error). */
 static _Thread_local char hs_thread_error[HS_ERROR_MAX];
 
 /**
@@ -314,6 +316,22 @@ static inline bool hs_strbuf_add_item(hs_strbuf *b, const char *separator, const
     return hs_strbuf_addf(b, "%s%s", b->len > 0 ? separator : "", item);
 }
 
+/** Appends `text` as a JSON string literal (quotes and escapes added) for hand-built JSON such
+ *  as extra_info_json; control characters become \u00XX. False on overflow. */
+static inline bool hs_strbuf_add_json_string(hs_strbuf *b, const char *text)
+{
+    if (!hs_strbuf_addf(b, "\""))
+        return false;
+    for (const unsigned char *p = (const unsigned char *)(text != NULL ? text : ""); *p != '\0'; p++) {
+        bool ok = *p == '"' || *p == '\\' ? hs_strbuf_addf(b, "\\%c", *p)
+                  : *p < 0x20           ? hs_strbuf_addf(b, "\\u%04x", *p)
+                                        : hs_strbuf_addf(b, "%c", *p);
+        if (!ok)
+            return false;
+    }
+    return hs_strbuf_addf(b, "\"");
+}
+
 /** Writes a fixed-point amount as text: count/unique slots in units with trimmed decimals ("0.25"), bytes slots as "N bytes". */
 static inline void hs_format_amount(char *buf, size_t len, int64_t amount, uint32_t slot_type)
 {
@@ -366,10 +384,12 @@ static inline int hs_read_text(const char *path, char *buf, size_t len)
         got += (size_t)n;
         if (got == len - 1) {
             char extra;
-            ssize_t more = read(fd, &extra, 1);
-            close(fd);
-            buf[got] = '\0';
-            return more > 0 ? EFBIG : 0;
+            if (read(fd, &extra, 1) > 0) {
+                close(fd);
+                buf[0] = '\0'; /* never hand on a cut-off value */
+                return EFBIG;
+            }
+            break;
         }
     }
     close(fd);

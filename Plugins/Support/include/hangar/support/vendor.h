@@ -6,8 +6,8 @@
  * Everything here fails with a message (hs_fail) instead of crashing or hanging the agent: a
  * tool that hangs is killed at its deadline, one that prints garbage or too much is refused
  * with the first bytes quoted, a library that is missing or lacks a symbol is reported by
- * name. Needs POSIX (fork, execve, poll, waitpid) and dlopen (link the plugin with -ldl on
- * glibc before 2.34; newer glibc has it in libc).
+ * name. Needs _GNU_SOURCE (pipe2) and dlopen (link the plugin with -ldl on glibc before 2.34;
+ * newer glibc has it in libc).
  */
 #ifndef HANGAR_SUPPORT_VENDOR_H
 #define HANGAR_SUPPORT_VENDOR_H
@@ -144,32 +144,55 @@ static inline int64_t hs_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/** Reaps `pid` if it has exited, waiting at most until `deadline_ms`; true when reaped. */
+static inline bool hs_reap_until(pid_t pid, int *status, int64_t deadline_ms)
+{
+    for (;;) {
+        pid_t done = waitpid(pid, status, WNOHANG);
+        if (done == pid)
+            return true;
+        if (done < 0 && errno != EINTR)
+            return true; /* not our child any more (SIGCHLD ignored): nothing left to wait for */
+        if (hs_now_ms() >= deadline_ms)
+            return false;
+        struct timespec pause = {0, 5 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
+}
+
 /**
  * Runs a vendor tool (`argv[0]` is its path; no shell, no PATH search) with stdin from
  * /dev/null and stdout captured into `out` (NUL-terminated). Stderr is captured into `err`
- * (may be NULL) for messages. The tool is killed (SIGKILL, then reaped) when it runs past
- * `timeout_ms`. Returns HANGAR_OK only for exit status 0 with output that fit; otherwise a
- * status with hs_fail saying what happened and quoting stderr:
+ * (may be NULL) for messages. The run ends when the tool exits (what it printed until then is
+ * kept; a background child it left holding the pipes does not keep the caller waiting) or at
+ * `timeout_ms`, when the tool and its process group are killed. A tool stuck where even
+ * SIGKILL cannot reach it (uninterruptible sleep on a hung device) is abandoned after a short
+ * grace rather than waited for: the caller never blocks much past its deadline. Returns
+ * HANGAR_OK only for exit status 0 with output that fit; otherwise a status with hs_fail
+ * saying what happened and quoting stderr:
  *   HANGAR_E_DRIVER_UNAVAILABLE  the tool does not exist or is not executable
  *   HANGAR_E_BUSY                it ran past the deadline and was killed
  *   HANGAR_E_IO                  it exited non-zero or was killed by a signal
  *   HANGAR_E_INSUFFICIENT        it printed more than out_len - 1 bytes
+ * Pipes are close-on-exec, so tools started by other threads at the same time never hold them.
  */
 static inline hangar_status hs_run_tool(char *const argv[], int timeout_ms, char *out, size_t out_len, char *err, size_t err_len)
 {
-    static char dummy[1];
+    char no_err[1];
     if (err == NULL || err_len == 0) {
-        err = dummy;
+        err = no_err;
         err_len = 1;
     }
+    if (out == NULL || out_len == 0)
+        return hs_fail(HANGAR_E_INVALID_ARGUMENT, "hs_run_tool: no output buffer");
     out[0] = '\0';
     err[0] = '\0';
     if (access(argv[0], X_OK) != 0)
         return hs_fail_errno(HANGAR_E_DRIVER_UNAVAILABLE, errno, "%s cannot be run", argv[0]);
     int out_pipe[2], err_pipe[2];
-    if (pipe(out_pipe) != 0)
+    if (pipe2(out_pipe, O_CLOEXEC) != 0)
         return hs_fail_errno(HANGAR_E_IO, errno, "cannot run %s: pipe", argv[0]);
-    if (pipe(err_pipe) != 0) {
+    if (pipe2(err_pipe, O_CLOEXEC) != 0) {
         int e = errno;
         close(out_pipe[0]);
         close(out_pipe[1]);
@@ -186,34 +209,44 @@ static inline hangar_status hs_run_tool(char *const argv[], int timeout_ms, char
     }
     if (pid == 0) {
         /* The child: only async-signal-safe calls until execv. Its own process group, so a
-         * deadline kills whatever it started too. */
+         * deadline kills whatever it started too; default signal handling and mask, whatever
+         * the agent set for itself. dup2 clears close-on-exec on the copies it makes. */
         setpgid(0, 0);
-        int devnull = open("/dev/null", O_RDONLY);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        signal(SIGPIPE, SIG_DFL);
+        int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
         if (devnull >= 0)
             dup2(devnull, 0);
         dup2(out_pipe[1], 1);
         dup2(err_pipe[1], 2);
-        for (int fd = 3; fd < 1024; fd++)
-            close(fd);
         execv(argv[0], argv);
         _exit(127);
     }
     close(out_pipe[1]);
     close(err_pipe[1]);
     size_t got = 0, got_err = 0;
-    bool overflow = false, timed_out = false;
-    int64_t deadline = hs_now_ms() + timeout_ms;
+    bool overflow = false, timed_out = false, exited = false;
+    int status = 0;
+    int64_t deadline = hs_now_ms() + timeout_ms, drain_until = -1;
     struct pollfd fds[2] = {{.fd = out_pipe[0], .events = POLLIN}, {.fd = err_pipe[0], .events = POLLIN}};
     int open_fds = 2;
     while (open_fds > 0) {
-        int64_t left = deadline - hs_now_ms();
-        if (left <= 0) {
+        int64_t now = hs_now_ms();
+        if (!exited && waitpid(pid, &status, WNOHANG) == pid) {
+            exited = true;
+            drain_until = now + 100; /* what it wrote before exiting is in the pipe; a stray child may hold it open */
+        }
+        if (exited && now >= drain_until)
+            break;
+        if (!exited && now >= deadline) {
             timed_out = true;
             break;
         }
-        int ready = poll(fds, 2, (int)left);
-        if (ready < 0 && errno == EINTR)
-            continue;
+        int64_t until = exited ? drain_until : deadline;
+        int wait_ms = (int)(until - now < 50 ? until - now : 50); /* wake to notice the exit */
+        int ready = poll(fds, 2, wait_ms > 0 ? wait_ms : 0);
         if (ready <= 0)
             continue;
         for (int i = 0; i < 2; i++) {
@@ -221,6 +254,8 @@ static inline hangar_status hs_run_tool(char *const argv[], int timeout_ms, char
                 continue;
             char chunk[4096];
             ssize_t n = read(fds[i].fd, chunk, sizeof chunk);
+            if (n < 0 && (errno == EINTR || errno == EAGAIN))
+                continue;
             if (n <= 0) {
                 close(fds[i].fd);
                 fds[i].fd = -1;
@@ -242,24 +277,22 @@ static inline hangar_status hs_run_tool(char *const argv[], int timeout_ms, char
     for (int i = 0; i < 2; i++)
         if (fds[i].fd >= 0)
             close(fds[i].fd);
-    int status = 0;
-    if (timed_out) {
+    if (!exited && !timed_out)
+        exited = hs_reap_until(pid, &status, deadline); /* both pipes closed; the tool is finishing */
+    if (!exited) {
         kill(-pid, SIGKILL);
         kill(pid, SIGKILL);
-        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-        }
+        hs_reap_until(pid, &status, hs_now_ms() + 200);
         return hs_fail(HANGAR_E_BUSY, "%s did not finish within %d ms and was killed; check the driver (a hung device or daemon)",
                        argv[0], timeout_ms);
-    }
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
     /* Trailing white space of stderr does not help a message. */
     while (got_err > 0 && (err[got_err - 1] == '\n' || err[got_err - 1] == ' '))
         err[--got_err] = '\0';
     if (WIFSIGNALED(status))
         return hs_fail(HANGAR_E_IO, "%s was killed by signal %d%s%.200s", argv[0], WTERMSIG(status), got_err ? ": " : "", err);
-    if (WEXITSTATUS(status) == 127 && got == 0)
-        return hs_fail(HANGAR_E_DRIVER_UNAVAILABLE, "%s could not be started%s%.200s", argv[0], got_err ? ": " : "", err);
+    if (WEXITSTATUS(status) == 127 && got == 0 && got_err == 0)
+        return hs_fail(HANGAR_E_DRIVER_UNAVAILABLE, "%s could not be started", argv[0]);
     if (WEXITSTATUS(status) != 0)
         return hs_fail(HANGAR_E_IO, "%s exited with status %d%s%.200s", argv[0], WEXITSTATUS(status), got_err ? ": " : "", err);
     if (overflow)
@@ -426,9 +459,37 @@ static inline int32_t hs_json_parse_value(hs_json *j, char **p)
         return hs_json_add(j, type);
     }
     if (c == '-' || (c >= '0' && c <= '9')) {
+        /* JSON's number grammar, checked here: strtod alone would also take hex, inf, nan,
+         * "01" and "1.", and follows the process locale. */
+        const char *q = *p;
+        if (*q == '-')
+            q++;
+        if (*q == '0')
+            q++;
+        else if (*q >= '1' && *q <= '9')
+            while (*q >= '0' && *q <= '9')
+                q++;
+        else
+            return -1;
+        if (*q == '.') {
+            q++;
+            if (*q < '0' || *q > '9')
+                return -1;
+            while (*q >= '0' && *q <= '9')
+                q++;
+        }
+        if (*q == 'e' || *q == 'E') {
+            q++;
+            if (*q == '+' || *q == '-')
+                q++;
+            if (*q < '0' || *q > '9')
+                return -1;
+            while (*q >= '0' && *q <= '9')
+                q++;
+        }
         char *end = NULL;
         double number = strtod(*p, &end);
-        if (end == *p)
+        if (end != q || !(number - number == 0)) /* a different reading, or not finite (1e999) */
             return -1;
         *p = end;
         int32_t v = hs_json_add(j, HS_JSON_NUMBER);
@@ -455,6 +516,9 @@ static inline hangar_status hs_json_parse(hs_json *j, char *text, const char *wh
         if (*p == '\0')
             return HANGAR_OK;
     }
+    if (j->count >= (int32_t)(sizeof j->values / sizeof j->values[0]))
+        return hs_fail(HANGAR_E_INSUFFICIENT, "%s has more than %zu values; the plugin reads at most that many", what,
+                       sizeof j->values / sizeof j->values[0]);
     return hs_fail(HANGAR_E_INVALID_ARGUMENT, "%s is not the JSON expected (stopped at \"%.40s\")", what, p);
 }
 
