@@ -56,8 +56,24 @@ extension VendorCase: CustomTestStringConvertible {
         }
         let candidates = try nodes([pair[0]]).union(try nodes([pair[1]])).union(try nodes(pair)).sorted()
 
-        // The agent's allocator and runner with this plugin, on the real engine.
+        // The agent's allocator and runner with this plugin, on the real engine, with the
+        // engine networks the plugin attaches containers to (IPU's RDMA networks) made first.
         let engine = DockerEngineClient(socketPath: try TestEngine.socket())
+        let networks = Set(try [[pair[0]], [pair[1]]].flatMap { ids -> [String] in
+            let allocation = try rig.allocation(plugin, devices: ids, slot: slot, container: "net-probe")
+            try plugin.prepare(allocation)
+            defer { try? plugin.release(allocation) }
+            return try plugin.containerEdits(for: allocation).networks
+        })
+        for network in networks {
+            _ = try? await engine.call(.POST, "/networks/create", json: JSONSerialization.data(withJSONObject: ["Name": network]), operation: "create network \(network)")
+        }
+        defer {
+            for network in networks {
+                let client = engine
+                Task { _ = try? await client.call(.DELETE, "/networks/\(network)", operation: "remove network \(network)") }
+            }
+        }
         let intrinsic = HostTopology.detect().intrinsicSlots()
         var capacity = intrinsic.capacity
         var devices = intrinsic.devices
