@@ -42,15 +42,12 @@ struct GQLResolver: Sendable {
 
     func session(_ d: SessionDetail, projects: [String: String], store: StateStore) throws -> GQLSession {
         let s = d.session
-        let kernels = try store.database.withConnection { c in
-            try c.query("SELECT * FROM kernels WHERE session_id = $1 ORDER BY cluster_idx", [.text(s.id)])
-        }
-        let containers = kernels.map { k in
-            GQLKernel(id: k.string("id") ?? "", cluster_role: k.string("cluster_role") ?? "main", cluster_idx: Int(k.int("cluster_idx") ?? 0) + 1,
-                      cluster_hostname: "\(k.string("cluster_role") ?? "main")\(Int(k.int("cluster_idx") ?? 0) + 1)", session_id: s.id,
-                      image: s.image, registry: "local", status: k.string("status") ?? "", status_info: k.string("status_info") ?? "",
-                      status_data: "{}", status_changed: Self.iso(d.statusChanged), agent: k.string("agent_id"),
-                      container_id: k.string("container_id"), resource_opts: "{}", occupied_slots: k.string("occupied_slots") ?? "{}",
+        let containers = try store.kernels(session: s.id).map { k in
+            GQLKernel(id: k.id, cluster_role: k.clusterRole, cluster_idx: k.clusterIndex + 1,
+                      cluster_hostname: "\(k.clusterRole)\(k.clusterIndex + 1)", session_id: s.id,
+                      image: s.image, registry: "local", status: k.status, status_info: k.statusInfo,
+                      status_data: "{}", status_changed: Self.iso(d.statusChanged), agent: k.agentID,
+                      container_id: k.containerID, resource_opts: "{}", occupied_slots: k.occupiedSlotsJSON,
                       preopen_ports: [], live_stat: nil, last_stat: nil)
         }
         let result: String = switch s.status {
@@ -132,10 +129,7 @@ struct GQLResolver: Sendable {
         let domain = context.isSuperadmin ? nil : context.caller.domain
         let keypairs = Dictionary(grouping: try store.keypairs(), by: \.userID)
         return try store.users(domain: domain).map { u in
-            let groups = try store.database.withConnection { c in
-                try c.query("SELECT p.id AS id, p.name AS name FROM projects p JOIN project_members m ON m.project_id = p.id WHERE m.user_id = $1 ORDER BY p.name",
-                            [.text(u.id)]).map { GQLGroupRef(id: $0.string("id") ?? "", name: $0.string("name") ?? "") }
-            }
+            let groups = try store.projects(ofUser: u.id).map { GQLGroupRef(id: $0.id, name: $0.name) }
             return Self.user(u, groups: groups, mainKey: keypairs[u.id]?.sorted { $0.createdAt < $1.createdAt }.first?.accessKey)
         }
     }
@@ -158,10 +152,7 @@ struct GQLResolver: Sendable {
 
     static func keypair(_ k: Keypair, store: StateStore) throws -> GQLKeypair {
         let user = try store.user(id: k.userID)
-        let projects = try store.database.withConnection { c in
-            try c.query("SELECT p.name AS name FROM projects p JOIN project_members m ON m.project_id = p.id WHERE m.user_id = $1 ORDER BY p.name",
-                        [.text(k.userID)]).compactMap { $0.string("name") }
-        }
+        let projects = try store.projects(ofUser: k.userID).map(\.name)
         return GQLKeypair(user_id: user?.email ?? k.userID, user_info: GQLUserInfo(email: user?.email ?? "", full_name: user?.fullName ?? ""),
                           projects: projects, access_key: k.accessKey, secret_key: k.secretKey, is_active: k.isActive, is_admin: k.isAdmin,
                           created_at: CivilTime.iso8601(micros: k.createdAt), last_used: iso(k.lastUsed), resource_policy: k.resourcePolicy,

@@ -80,9 +80,7 @@ public final class SessionLifecycle: Sendable {
         do {
             guard let session = try await store.run({ try $0.session(id: id) }) else { return }
             try await store.run { try $0.transition(session: id, to: .creating, reason: "creating kernels") }
-            let command = try await store.run { store in
-                try store.database.withConnection { try $0.query("SELECT startup_command FROM sessions WHERE id = $1", [.text(id)]).first?.string("startup_command") }
-            }
+            let command = try await store.run { try $0.startupCommand(session: id) }
             let mounts = try await store.run { try $0.sessionMounts(id) }
             for placement in placements {
                 guard let agent = try await store.run({ try $0.agent(id: placement.agentID) }) else {
@@ -114,9 +112,7 @@ public final class SessionLifecycle: Sendable {
     public func handle(_ heartbeat: AgentHeartbeat) async {
         for exit in heartbeat.terminatedKernels ?? [] {
             do {
-                guard let sessionID = try await store.run({ store in
-                    try store.database.withConnection { try $0.query("SELECT session_id FROM kernels WHERE id = $1", [.text(exit.kernelID)]).first?.string("session_id") }
-                }) else { continue }
+                guard let sessionID = try await store.run({ try $0.sessionID(ofKernel: exit.kernelID) }) else { continue }
                 let (status, reason): (SessionStatus, String) = if exit.oomKilled {
                     (.error, "the kernel was killed for running out of memory (raise the mem request)")
                 } else if exit.exitCode == 0 {
@@ -251,14 +247,7 @@ public final class SessionLifecycle: Sendable {
     /// Sessions with kernels on agents that went LOST end in ERROR.
     public func agentsLost(_ ids: [String]) async {
         for agentID in ids {
-            let sessions = (try? await store.run { store in
-                try store.database.withConnection {
-                    try $0.query("""
-                        SELECT DISTINCT s.id AS id FROM sessions s JOIN kernels k ON k.session_id = s.id
-                        WHERE k.agent_id = $1 AND s.status NOT IN ('TERMINATED', 'CANCELLED', 'ERROR', 'PENDING')
-                        """, [.text(agentID)]).compactMap { $0.string("id") }
-                }
-            }) ?? []
+            let sessions = (try? await store.run { try $0.activeSessions(onAgent: agentID) }) ?? []
             for id in sessions {
                 _ = try? await store.run { try $0.transition(session: id, to: .error, reason: "agent \(agentID) was lost") }
             }

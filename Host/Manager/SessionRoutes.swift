@@ -81,9 +81,7 @@ extension ManagerAPI {
                                     while true {
                                         let history = try await store.run { try $0.statusHistory(session: session.id) }
                                         let current = try await store.run { try $0.session(id: session.id) } ?? session
-                                        let exitCode = try await store.run { store in
-                                            try store.database.withConnection { try $0.query("SELECT exit_code FROM sessions WHERE id = $1", [.text(session.id)]).first?.int("exit_code") }
-                                        }
+                                        let exitCode = try await store.run { try $0.exitCode(session: session.id) }
                                         for (status, _) in history.dropFirst(sent) {
                                             for name in Self.eventNames(status, type: current.type, exitCode: exitCode) {
                                                 let data = Self.eventData(current, status: status, exitCode: exitCode)

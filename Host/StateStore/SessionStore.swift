@@ -249,6 +249,58 @@ extension StateStore {
         }
     }
 
+    /// One kernel as listings show it.
+    public struct KernelSummary: Sendable, Equatable {
+        public var id: String
+        public var clusterRole: String
+        /// 0-based.
+        public var clusterIndex: Int
+        public var status: String
+        public var statusInfo: String
+        public var agentID: String?
+        public var containerID: String?
+        /// The occupied slots as stored (a JSON object).
+        public var occupiedSlotsJSON: String
+    }
+
+    /// The kernels of a session, in cluster order.
+    public func kernels(session: String) throws -> [KernelSummary] {
+        try database.withConnection { c in
+            try c.query("SELECT id, cluster_role, cluster_idx, status, status_info, agent_id, container_id, occupied_slots FROM kernels WHERE session_id = $1 ORDER BY cluster_idx",
+                        [.text(session)]).map { k in
+                KernelSummary(id: k.string("id") ?? "", clusterRole: k.string("cluster_role") ?? "main", clusterIndex: Int(k.int("cluster_idx") ?? 0),
+                              status: k.string("status") ?? "", statusInfo: k.string("status_info") ?? "", agentID: k.string("agent_id"),
+                              containerID: k.string("container_id"), occupiedSlotsJSON: k.string("occupied_slots") ?? "{}")
+            }
+        }
+    }
+
+    /// The session a kernel belongs to.
+    public func sessionID(ofKernel kernel: String) throws -> String? {
+        try database.withConnection { try $0.query("SELECT session_id FROM kernels WHERE id = $1", [.text(kernel)]).first?.string("session_id") }
+    }
+
+    /// A session's startup command (nil for none).
+    public func startupCommand(session: String) throws -> String? {
+        try database.withConnection { try $0.query("SELECT startup_command FROM sessions WHERE id = $1", [.text(session)]).first?.string("startup_command") }
+    }
+
+    /// A session's exit code, once it has one.
+    public func exitCode(session: String) throws -> Int64? {
+        try database.withConnection { try $0.query("SELECT exit_code FROM sessions WHERE id = $1", [.text(session)]).first?.int("exit_code") }
+    }
+
+    /// Sessions still holding kernels on an agent (not ended, not pending).
+    public func activeSessions(onAgent agent: String) throws -> [String] {
+        try database.withConnection {
+            try $0.query("""
+                SELECT DISTINCT s.id AS id FROM sessions s JOIN kernels k ON k.session_id = s.id
+                WHERE k.agent_id = $1 AND s.status NOT IN ('TERMINATED', 'CANCELLED', 'ERROR', 'PENDING')
+                ORDER BY s.id
+                """, [.text(agent)]).compactMap { $0.string("id") }
+        }
+    }
+
     /// Kernels of a session with their agents: (kernel id, agent id or nil).
     public func kernelAgents(session: String) throws -> [(String, String?)] {
         try database.withConnection { c in

@@ -266,12 +266,22 @@ public final class StateStore: Sendable {
 
     public func projects(domain: String = defaultDomain) throws -> [Project] {
         try database.withConnection { c in
-            try c.query("SELECT * FROM projects WHERE domain_name = $1 ORDER BY name", [.text(domain)]).map { r in
-                Project(id: r.string("id") ?? "", name: r.string("name") ?? "", domainName: r.string("domain_name") ?? "",
-                        description: r.string("description") ?? "", isActive: r.bool("is_active"),
-                        resourcePolicy: r.string("resource_policy") ?? "", createdAt: r.int("created_at") ?? 0)
-            }
+            try c.query("SELECT * FROM projects WHERE domain_name = $1 ORDER BY name", [.text(domain)]).map(Self.project)
         }
+    }
+
+    /// The projects a user is a member of, by name.
+    public func projects(ofUser userID: String) throws -> [Project] {
+        try database.withConnection { c in
+            try c.query("SELECT p.* FROM projects p JOIN project_members m ON m.project_id = p.id WHERE m.user_id = $1 ORDER BY p.name",
+                        [.text(userID)]).map(Self.project)
+        }
+    }
+
+    static func project(_ r: SQLRow) -> Project {
+        Project(id: r.string("id") ?? "", name: r.string("name") ?? "", domainName: r.string("domain_name") ?? "",
+                description: r.string("description") ?? "", isActive: r.bool("is_active"),
+                resourcePolicy: r.string("resource_policy") ?? "", createdAt: r.int("created_at") ?? 0)
     }
 
     public func domains() throws -> [Domain] {

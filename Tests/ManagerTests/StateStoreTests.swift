@@ -156,3 +156,30 @@ import Testing
         #expect(throws: StoreError.self) { try DatabaseLocation("mysql://x") }
     }
 }
+
+/// The named queries the manager uses instead of SQL of its own, on both databases.
+@Suite struct StateStoreQueryTests {
+    @Test(arguments: Backend.allCases)
+    func kernelSessionAndProjectQueries(backend: Backend) throws {
+        let (db, store, admin) = try bootstrappedStore(backend)
+        defer { store.close(); _ = db }
+        _ = try store.recordHeartbeat(SessionSchedulerTests.agent("node-q", cpu: 4))
+        var spec = try SessionSchedulerTests.spec(store, admin, name: "queries")
+        spec.startupCommand = "python3 serve.py"
+        let session = try store.createSession(spec)
+        let kernelID = try #require(try store.kernelIDs(session: session.id).first)
+        #expect(try store.kernels(session: session.id).first?.agentID == nil, "not placed yet")
+        #expect(try store.reserve(session: session.id, placements: [KernelPlacement(kernelID: kernelID, agentID: "node-q")]))
+        let kernels = try store.kernels(session: session.id)
+        #expect(kernels.map(\.id) == [kernelID])
+        #expect(kernels.first?.agentID == "node-q" && kernels.first?.clusterIndex == 0 && kernels.first?.clusterRole == "main")
+        #expect(try store.sessionID(ofKernel: kernelID) == session.id)
+        #expect(try store.sessionID(ofKernel: "no-such-kernel") == nil)
+        #expect(try store.startupCommand(session: session.id) == "python3 serve.py")
+        #expect(try store.exitCode(session: session.id) == nil)
+        #expect(try store.activeSessions(onAgent: "node-q") == [session.id])
+        #expect(try store.activeSessions(onAgent: "elsewhere").isEmpty)
+        let user = try #require(try store.users().first { $0.email == admin.email })
+        #expect(try store.projects(ofUser: user.id).map(\.name).contains(try #require(try store.projects().first).name))
+    }
+}

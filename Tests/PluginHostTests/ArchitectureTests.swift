@@ -79,6 +79,20 @@ import Testing
         }
     }
 
+    @Test func theManagerWritesNoSQL() throws {
+        // Every query is a named StateStore method (tested on SQLite and PostgreSQL).
+        let dir = "\(Self.root)/Host/Manager"
+        var violations: [String] = []
+        for file in try FileManager.default.contentsOfDirectory(atPath: dir) where file.hasSuffix(".swift") {
+            let text = try String(contentsOfFile: "\(dir)/\(file)", encoding: .utf8)
+            for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated()
+            where line.contains("store.database") || line.contains("withConnection") || line.contains(".query(\"") {
+                violations.append("Host/Manager/\(file):\(n + 1): \(line.trimmingCharacters(in: .whitespaces))")
+            }
+        }
+        #expect(violations.isEmpty, "\(violations.joined(separator: "\n"))")
+    }
+
     @Test func pluginsIncludeOnlyTheABIAndTheSupportLibrary() throws {
         let dir = "\(Self.root)/Plugins"
         let files = FileManager.default.enumerator(atPath: dir)?.compactMap { $0 as? String }.filter { $0.hasSuffix(".c") || $0.hasSuffix(".h") } ?? []
