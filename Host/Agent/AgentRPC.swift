@@ -13,7 +13,7 @@ struct AgentRPC: Sendable {
         let status: HTTPResponse.Status
         let message: String
         func response(from request: Request, context: some RequestContext) throws -> Response {
-            let body = (try? JSONSerialization.data(withJSONObject: ["error": message])) ?? Data()
+            let body = (try? JSONEncoder().encode(AgentErrorReply(error: message))) ?? Data()
             return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
         }
     }
@@ -27,8 +27,6 @@ struct AgentRPC: Sendable {
         let kernels: [String]
     }
 
-    struct Logs: Codable { let stdout: String; let stderr: String }
-    struct Exit: Codable { let running: Bool; let exitCode: Int?; let oomKilled: Bool }
 
     func json<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) throws -> Response {
         let encoder = JSONEncoder()
@@ -74,13 +72,13 @@ struct AgentRPC: Sendable {
     func makeRouter() -> Router<BasicRequestContext> {
         let router = Router()
         let runner = daemon.runner
-        router.get("/rpc/status") { request, _ in
+        router.get(RouterPath(AgentAPI.statusPath)) { request, _ in
             try authenticate(request)
             let kernels = await runner.running.map(\.request.kernelID).sorted()
             return try json(Status(agentID: daemon.config.id, capacity: daemon.slots(daemon.allocator.total), free: daemon.slots(daemon.allocator.free),
                                    allocated: daemon.allocator.allocated, kernels: kernels))
         }
-        router.post("/rpc/kernels") { request, context in
+        router.post(RouterPath(AgentAPI.kernelsPath)) { request, context in
             try authenticate(request)
             let kernel = try await request.decode(as: KernelRequest.self, context: context)
             let record: KernelRecord
@@ -91,30 +89,30 @@ struct AgentRPC: Sendable {
             }
             return try json(record, status: .created)
         }
-        router.get("/rpc/kernels") { request, _ in
+        router.get(RouterPath(AgentAPI.kernelsPath)) { request, _ in
             try authenticate(request)
             return try json(await runner.running.sorted { $0.request.kernelID < $1.request.kernelID })
         }
-        router.get("/rpc/kernels/:id") { request, context in
+        router.get(RouterPath(AgentAPI.kernelPath(":id"))) { request, context in
             try authenticate(request)
             do {
                 let exit = try await runner.status(try context.parameters.require("id"))
-                return try json(Exit(running: exit.running, exitCode: exit.exitCode, oomKilled: exit.oomKilled))
+                return try json(KernelExitState(running: exit.running, exitCode: exit.exitCode, oomKilled: exit.oomKilled))
             } catch let error as KernelError {
                 throw Self.failure(error)
             }
         }
-        router.get("/rpc/kernels/:id/logs") { request, context in
+        router.get(RouterPath(AgentAPI.logsPath(":id"))) { request, context in
             try authenticate(request)
             do {
                 let logs = try await runner.logs(try context.parameters.require("id"))
-                return try json(Logs(stdout: logs.stdout, stderr: logs.stderr))
+                return try json(KernelLogs(stdout: logs.stdout, stderr: logs.stderr))
             } catch let error as KernelError {
                 throw Self.failure(error)
             }
         }
         // Code execution: Backend.AI's execute semantics (see KernelExecution).
-        router.post("/rpc/kernels/:id/execute") { request, context in
+        router.post(RouterPath(AgentAPI.executePath(":id"))) { request, context in
             try authenticate(request)
             let call = try await request.decode(as: ExecutionRequest.self, context: context)
             let execution = try await execution(context)
@@ -126,7 +124,7 @@ struct AgentRPC: Sendable {
             }
             return try json(result)
         }
-        router.post("/rpc/kernels/:id/interrupt") { request, context in
+        router.post(RouterPath(AgentAPI.interruptPath(":id"))) { request, context in
             try authenticate(request)
             let execution = try await execution(context)
             do throws(ExecutionError) {
@@ -136,7 +134,7 @@ struct AgentRPC: Sendable {
             }
             return Response(status: .noContent)
         }
-        router.post("/rpc/kernels/:id/files") { request, context in
+        router.post(RouterPath(AgentAPI.filesPath(":id"))) { request, context in
             try authenticate(request)
             // Up to 20 files of 1 MiB each, base64: more than the default body limit.
             let body = try await request.body.collect(upTo: 32 << 20)
@@ -153,11 +151,11 @@ struct AgentRPC: Sendable {
             }
             return try json(Written(written: written))
         }
-        router.delete("/rpc/kernels/:id") { request, context in
+        router.delete(RouterPath(AgentAPI.kernelPath(":id"))) { request, context in
             try authenticate(request)
             do {
                 let exit = try await runner.destroy(try context.parameters.require("id"))
-                return try json(Exit(running: exit.running, exitCode: exit.exitCode, oomKilled: exit.oomKilled))
+                return try json(KernelExitState(running: exit.running, exitCode: exit.exitCode, oomKilled: exit.oomKilled))
             } catch let error as KernelError {
                 throw Self.failure(error)
             }

@@ -5,50 +5,6 @@ import Foundation
 import Logging
 import PluginHost
 
-/// What the manager asks an agent to run.
-public struct KernelRequest: Codable, Sendable, Equatable {
-    public var kernelID: String
-    public var sessionID: String
-    public var image: String
-    /// Slot → amount in fixed point (count slots × 1_000_000, bytes in bytes).
-    public var slots: [String: Int64]
-    public var environment: [String: String]
-    /// nil: the image's default command.
-    public var command: [String]?
-    /// Extra bind mounts (vfolders): host path, container path, read-only.
-    public var mounts: [KernelMount]
-    public var sharedMemoryBytes: Int64
-    public var pidsLimit: Int64
-    /// What code queries run in: `python` (default) or `shell`.
-    public var runtime: String?
-
-    public init(kernelID: String, sessionID: String, image: String, slots: [String: Int64], environment: [String: String] = [:],
-                command: [String]? = nil, mounts: [KernelMount] = [], sharedMemoryBytes: Int64 = 64 << 20, pidsLimit: Int64 = 4096,
-                runtime: String? = nil) {
-        self.kernelID = kernelID
-        self.sessionID = sessionID
-        self.image = image
-        self.slots = slots
-        self.environment = environment
-        self.command = command
-        self.mounts = mounts
-        self.sharedMemoryBytes = sharedMemoryBytes
-        self.pidsLimit = pidsLimit
-        self.runtime = runtime
-    }
-}
-
-/// A bind mount into a kernel.
-public struct KernelMount: Codable, Sendable, Equatable {
-    public var hostPath: String
-    public var containerPath: String
-    public var readOnly: Bool
-    public init(hostPath: String, containerPath: String, readOnly: Bool) {
-        self.hostPath = hostPath
-        self.containerPath = containerPath
-        self.readOnly = readOnly
-    }
-}
 
 /// A kernel the agent runs: its container and the resources it holds. Persisted as
 /// `<scratch>/<kernel>/config/kernel.json` so a restarted agent rebuilds its maps exactly.

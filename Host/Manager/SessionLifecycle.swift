@@ -30,20 +30,22 @@ public final class SessionLifecycle: Sendable {
 
     /// The agent-side request for one kernel: slot amounts in the agent's fixed point.
     static func kernelRequest(kernelID: String, session: SessionRecord, command: String?, slotTypes: [String: String],
-                              mounts: [SessionMount] = []) -> [String: Any] {
+                              mounts: [SessionMount] = []) -> KernelRequest {
         var slots: [String: Int64] = [:]
         for (slot, amount) in session.requested.amounts where amount > 0 {
             let bytes = slotTypes[slot] == "bytes" || slot == "mem"
             slots[slot] = NSDecimalNumber(decimal: bytes ? amount : amount * Decimal(1_000_000)).int64Value
         }
-        var request: [String: Any] = [
-            "kernelID": kernelID, "sessionID": session.id, "image": session.image, "slots": slots,
-            "environment": ["BACKENDAI_SESSION_NAME": session.name, "BACKENDAI_ACCESS_KEY": session.accessKey],
-            "mounts": mounts.map { ["hostPath": $0.hostPath, "containerPath": $0.containerPath, "readOnly": $0.readOnly] as [String: Any] },
-            "sharedMemoryBytes": 64 << 20, "pidsLimit": 4096,
-        ]
-        if let command { request["command"] = ["/bin/sh", "-c", command] }
-        return request
+        return KernelRequest(kernelID: kernelID, sessionID: session.id, image: session.image, slots: slots,
+                             environment: ["BACKENDAI_SESSION_NAME": session.name, "BACKENDAI_ACCESS_KEY": session.accessKey],
+                             command: command.map { ["/bin/sh", "-c", $0] },
+                             mounts: mounts.map { KernelMount(hostPath: $0.hostPath, containerPath: $0.containerPath, readOnly: $0.readOnly) },
+                             sharedMemoryBytes: 64 << 20, pidsLimit: 4096)
+    }
+
+    /// The reason an agent gave for a failed call (its `AgentErrorReply`), or its raw answer.
+    static func agentReason(_ text: String) -> String {
+        (try? JSONDecoder().decode(AgentErrorReply.self, from: Data(text.utf8)))?.error ?? text
     }
 
     /// Calls an agent's RPC server.
@@ -87,12 +89,11 @@ public final class SessionLifecycle: Sendable {
                     throw StoreError(.notFound, "agent \(placement.agentID) vanished")
                 }
                 let types = (try? JSONDecoder().decode([String: String].self, from: Data(agent.slotTypes.utf8))) ?? [:]
-                let body = try JSONSerialization.data(withJSONObject: Self.kernelRequest(kernelID: placement.kernelID, session: session,
-                                                                                          command: command, slotTypes: types, mounts: mounts))
-                let (status, text) = try await callAgent(agent.address, .POST, "/rpc/kernels", body: body)
+                let body = try JSONEncoder().encode(Self.kernelRequest(kernelID: placement.kernelID, session: session,
+                                                                        command: command, slotTypes: types, mounts: mounts))
+                let (status, text) = try await callAgent(agent.address, .POST, AgentAPI.kernelsPath, body: body)
                 guard status == 201 else {
-                    let reason = (try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])?["error"] as? String ?? text
-                    throw StoreError(.invalid, "agent \(agent.id) could not create the kernel: \(reason)")
+                    throw StoreError(.invalid, "agent \(agent.id) could not create the kernel: \(Self.agentReason(text))")
                 }
             }
             try await store.run { try $0.transition(session: id, to: .running) }
@@ -102,7 +103,7 @@ public final class SessionLifecycle: Sendable {
             _ = try? await store.run { try $0.transition(session: id, to: .error, reason: "\(error)") }
             for placement in placements {
                 if let agent = try? await store.run({ try $0.agent(id: placement.agentID) }) {
-                    _ = try? await callAgent(agent.address, .DELETE, "/rpc/kernels/\(placement.kernelID)")
+                    _ = try? await callAgent(agent.address, .DELETE, AgentAPI.kernelPath(placement.kernelID))
                 }
             }
         }
@@ -122,7 +123,7 @@ public final class SessionLifecycle: Sendable {
                 }
                 await keepLogs(kernel: exit.kernelID, agentAddress: heartbeat.address)
                 try await store.run { try $0.transition(session: sessionID, to: status, reason: reason, exitCode: exit.exitCode) }
-                _ = try? await callAgent(heartbeat.address, .DELETE, "/rpc/kernels/\(exit.kernelID)")
+                _ = try? await callAgent(heartbeat.address, .DELETE, AgentAPI.kernelPath(exit.kernelID))
             } catch {
                 logger.error("cannot record a kernel exit", metadata: ["kernel": .string(exit.kernelID), "error": .string("\(error)")])
             }
@@ -131,9 +132,9 @@ public final class SessionLifecycle: Sendable {
 
     /// Saves a kernel's console output before its container goes away.
     func keepLogs(kernel id: String, agentAddress: String) async {
-        guard let (status, text) = try? await callAgent(agentAddress, .GET, "/rpc/kernels/\(id)/logs"), status == 200,
-              let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: String] else { return }
-        _ = try? await store.run { try $0.saveLogs(kernel: id, (object["stdout"] ?? "") + (object["stderr"] ?? "")) }
+        guard let (status, text) = try? await callAgent(agentAddress, .GET, AgentAPI.logsPath(id)), status == 200,
+              let logs = try? JSONDecoder().decode(KernelLogs.self, from: Data(text.utf8)) else { return }
+        _ = try? await store.run { try $0.saveLogs(kernel: id, logs.stdout + logs.stderr) }
     }
 
     /// Ends a session on request: its kernels' containers are removed (logs kept) and its
@@ -148,7 +149,7 @@ public final class SessionLifecycle: Sendable {
         for (kernel, agentID) in try await store.run({ try $0.kernelAgents(session: id) }) {
             guard let agentID, let agent = try await store.run({ try $0.agent(id: agentID) }) else { continue }
             await keepLogs(kernel: kernel, agentAddress: agent.address)
-            _ = try? await callAgent(agent.address, .DELETE, "/rpc/kernels/\(kernel)")
+            _ = try? await callAgent(agent.address, .DELETE, AgentAPI.kernelPath(kernel))
         }
         try await store.run { try $0.transition(session: id, to: .terminated, reason: reason) }
     }
@@ -157,9 +158,9 @@ public final class SessionLifecycle: Sendable {
     public func logs(session id: String) async throws -> String {
         guard let (kernel, agentID) = try await store.run({ try $0.kernelAgents(session: id) }).first else { return "" }
         if let agentID, let agent = try await store.run({ try $0.agent(id: agentID) }),
-           let (status, text) = try? await callAgent(agent.address, .GET, "/rpc/kernels/\(kernel)/logs"), status == 200,
-           let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: String] {
-            return (object["stdout"] ?? "") + (object["stderr"] ?? "")
+           let (status, text) = try? await callAgent(agent.address, .GET, AgentAPI.logsPath(kernel)), status == 200,
+           let logs = try? JSONDecoder().decode(KernelLogs.self, from: Data(text.utf8)) {
+            return logs.stdout + logs.stderr
         }
         return try await store.run { try $0.savedLogs(kernel: kernel) } ?? ""
     }
@@ -181,7 +182,7 @@ public final class SessionLifecycle: Sendable {
 
     /// An agent's error reply as the API error a client can act on.
     static func agentFailure(_ status: Int, _ text: String, agent: String) -> APIError {
-        let reason = (try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])?["error"] as? String ?? text
+        let reason = agentReason(text)
         return switch status {
         case 409: APIError(.conflict, "kernel-busy", "The kernel is busy.", reason)
         case 400: APIError.invalidParams(reason)
@@ -200,7 +201,7 @@ public final class SessionLifecycle: Sendable {
         if shouldNoteActivity(session.id, mode: request.mode) {
             try await store.run { try $0.noteActivity(session: session.id, query: request.mode == "query" || request.mode == "batch") }
         }
-        let (status, text) = try await callAgent(address, .POST, "/rpc/kernels/\(kernel)/execute", body: try JSONEncoder().encode(request))
+        let (status, text) = try await callAgent(address, .POST, AgentAPI.executePath(kernel), body: try JSONEncoder().encode(request))
         guard status == 200 else { throw Self.agentFailure(status, text, agent: address) }
         do {
             return try JSONDecoder().decode(ExecutionResult.self, from: Data(text.utf8))
@@ -223,7 +224,7 @@ public final class SessionLifecycle: Sendable {
     /// SIGINT to the code running in the session's main kernel.
     public func interrupt(_ session: SessionRecord) async throws {
         let (kernel, address) = try await mainKernel(session)
-        let (status, text) = try await callAgent(address, .POST, "/rpc/kernels/\(kernel)/interrupt")
+        let (status, text) = try await callAgent(address, .POST, AgentAPI.interruptPath(kernel))
         guard status == 204 else { throw Self.agentFailure(status, text, agent: address) }
     }
 
@@ -231,7 +232,7 @@ public final class SessionLifecycle: Sendable {
     public func upload(_ session: SessionRecord, _ files: KernelUpload) async throws {
         let (kernel, address) = try await mainKernel(session)
         try await store.run { try $0.noteActivity(session: session.id, query: false) }
-        let (status, text) = try await callAgent(address, .POST, "/rpc/kernels/\(kernel)/files", body: try JSONEncoder().encode(files))
+        let (status, text) = try await callAgent(address, .POST, AgentAPI.filesPath(kernel), body: try JSONEncoder().encode(files))
         guard status == 200 else { throw Self.agentFailure(status, text, agent: address) }
     }
 

@@ -1,3 +1,4 @@
+import ClusterProtocol
 import Agent
 import AgentResources
 import ContainerEngine

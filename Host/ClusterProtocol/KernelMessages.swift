@@ -1,0 +1,97 @@
+import Foundation
+
+/// The manager ↔ agent kernel contract: the paths of the agent's RPC server and the messages
+/// both sides exchange on them. Unknown fields are ignored when decoding (Codable's default),
+/// so a newer manager or agent can add fields during a rolling upgrade; removing or retyping
+/// one needs a new `AgentAPI.protocolVersion`.
+extension AgentAPI {
+    /// The kernel protocol's version, reported by agents in their heartbeats (`version`).
+    public static let protocolVersion = 1
+    /// POST a `KernelRequest` (201 with the kernel's record), GET the list of kernel ids.
+    public static let kernelsPath = "/rpc/kernels"
+    /// GET the node's slot state.
+    public static let statusPath = "/rpc/status"
+    /// A kernel: GET its exit state, DELETE it (its final `KernelExitState`).
+    public static func kernelPath(_ id: String) -> String { "\(kernelsPath)/\(id)" }
+    /// GET a kernel's `KernelLogs`.
+    public static func logsPath(_ id: String) -> String { "\(kernelsPath)/\(id)/logs" }
+    /// POST an `ExecutionRequest`, answered with an `ExecutionResult`.
+    public static func executePath(_ id: String) -> String { "\(kernelsPath)/\(id)/execute" }
+    /// POST to interrupt the running code.
+    public static func interruptPath(_ id: String) -> String { "\(kernelsPath)/\(id)/interrupt" }
+    /// POST a `KernelUpload`.
+    public static func filesPath(_ id: String) -> String { "\(kernelsPath)/\(id)/files" }
+}
+
+/// What the agent answers when a call fails: `{"error": "..."}` with a 4xx or 5xx status.
+public struct AgentErrorReply: Codable, Sendable, Equatable {
+    public var error: String
+    public init(error: String) { self.error = error }
+}
+
+/// A kernel's console output so far.
+public struct KernelLogs: Codable, Sendable, Equatable {
+    public var stdout: String
+    public var stderr: String
+    public init(stdout: String, stderr: String) {
+        self.stdout = stdout
+        self.stderr = stderr
+    }
+}
+
+/// Whether a kernel runs, and how it ended.
+public struct KernelExitState: Codable, Sendable, Equatable {
+    public var running: Bool
+    public var exitCode: Int?
+    public var oomKilled: Bool
+    public init(running: Bool, exitCode: Int?, oomKilled: Bool) {
+        self.running = running
+        self.exitCode = exitCode
+        self.oomKilled = oomKilled
+    }
+}
+
+/// What the manager asks an agent to run.
+public struct KernelRequest: Codable, Sendable, Equatable {
+    public var kernelID: String
+    public var sessionID: String
+    public var image: String
+    /// Slot → amount in fixed point (count slots × 1_000_000, bytes in bytes).
+    public var slots: [String: Int64]
+    public var environment: [String: String]
+    /// nil: the image's default command.
+    public var command: [String]?
+    /// Extra bind mounts (vfolders): host path, container path, read-only.
+    public var mounts: [KernelMount]
+    public var sharedMemoryBytes: Int64
+    public var pidsLimit: Int64
+    /// What code queries run in: `python` (default) or `shell`.
+    public var runtime: String?
+
+    public init(kernelID: String, sessionID: String, image: String, slots: [String: Int64], environment: [String: String] = [:],
+                command: [String]? = nil, mounts: [KernelMount] = [], sharedMemoryBytes: Int64 = 64 << 20, pidsLimit: Int64 = 4096,
+                runtime: String? = nil) {
+        self.kernelID = kernelID
+        self.sessionID = sessionID
+        self.image = image
+        self.slots = slots
+        self.environment = environment
+        self.command = command
+        self.mounts = mounts
+        self.sharedMemoryBytes = sharedMemoryBytes
+        self.pidsLimit = pidsLimit
+        self.runtime = runtime
+    }
+}
+
+/// A bind mount into a kernel.
+public struct KernelMount: Codable, Sendable, Equatable {
+    public var hostPath: String
+    public var containerPath: String
+    public var readOnly: Bool
+    public init(hostPath: String, containerPath: String, readOnly: Bool) {
+        self.hostPath = hostPath
+        self.containerPath = containerPath
+        self.readOnly = readOnly
+    }
+}

@@ -1,0 +1,42 @@
+import ClusterProtocol
+import Foundation
+import Testing
+@testable import Manager
+import StateStore
+
+/// The manager ↔ agent kernel contract: recorded messages of today's version still decode
+/// (unknown fields ignored, for rolling upgrades), and the manager builds exactly what the agent
+/// decodes.
+@Suite struct ProtocolTests {
+    @Test func aRecordedCreateKernelRequestDecodes() throws {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/protocol/create-kernel-v1.json")
+        let request = try JSONDecoder().decode(KernelRequest.self, from: Data(contentsOf: url))
+        #expect(request.slots == ["cpu": 2_000_000, "mem": 1 << 30, "cuda.device": 1_000_000])
+        #expect(request.mounts == [KernelMount(hostPath: "/srv/vfolders/ab/cd/abcd1234", containerPath: "/home/work/data", readOnly: true)])
+        #expect(request.command == ["/bin/sh", "-c", "python3 train.py"])
+        #expect(request.runtime == nil)
+    }
+
+    @Test func theManagerBuildsTheAgentsTypedRequest() throws {
+        let (db, store, admin) = try bootstrappedStore(.sqlite)
+        defer { store.close(); _ = db }
+        var spec = try SessionSchedulerTests.spec(store, admin, name: "train", cpu: 1.5)
+        spec.requested["cuda.shares"] = 0.25
+        let session = try store.createSession(spec)
+        let request = SessionLifecycle.kernelRequest(kernelID: "k1", session: session, command: "echo hi", slotTypes: ["cuda.shares": "count"],
+                                                     mounts: [SessionMount(folderID: "v", name: "data", hostPath: "/srv/v", containerPath: "/home/work/data", readOnly: false)])
+        #expect(request.slots == ["cpu": 1_500_000, "mem": 1 << 30, "cuda.shares": 250_000])
+        #expect(request.command == ["/bin/sh", "-c", "echo hi"])
+        #expect(request.mounts == [KernelMount(hostPath: "/srv/v", containerPath: "/home/work/data", readOnly: false)])
+        // What goes over the wire decodes back to the same request.
+        #expect(try JSONDecoder().decode(KernelRequest.self, from: JSONEncoder().encode(request)) == request)
+        #expect(SessionLifecycle.agentReason(#"{"error":"not enough cuda.shares"}"#) == "not enough cuda.shares")
+        #expect(SessionLifecycle.agentReason("plain text") == "plain text")
+    }
+
+    @Test func rpcPathsAreOneDefinition() {
+        #expect(AgentAPI.kernelPath("k") == "/rpc/kernels/k")
+        #expect(AgentAPI.logsPath("k") == "/rpc/kernels/k/logs")
+        #expect(AgentAPI.executePath("k").hasPrefix(AgentAPI.kernelsPath))
+    }
+}
