@@ -78,7 +78,7 @@ let package = Package(
         .executableTarget(
             name: "HangarRunner",
             path: "Host/Runner",
-            exclude: ["README.md"],
+            exclude: ["README.md", "python_driver.py"],
             cSettings: [.define("_GNU_SOURCE"), .unsafeFlags(["-std=c11", "-O2", "-Wall", "-Wextra"])],
             linkerSettings: [.unsafeFlags(["-static-executable"])]
         ),
@@ -124,7 +124,7 @@ let package = Package(
         ),
         .systemLibrary(name: "CNuma", path: "Host/CNuma", providers: [.apt(["libnuma-dev"])]),
         // The agent's resource model: devices, slots, NUMA-aware allocation maps.
-        .target(name: "AgentResources", dependencies: ["CNuma"], path: "Host/AgentResources"),
+        .target(name: "AgentResources", dependencies: ["CNuma", "ClusterProtocol"], path: "Host/AgentResources"),
         // Docker Engine API over its unix socket (Docker or podman's compatible service).
         .target(
             name: "ContainerEngine",

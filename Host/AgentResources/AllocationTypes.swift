@@ -1,8 +1,9 @@
+import ClusterProtocol
 import Foundation
 
 /// Fixed-point scale of count and unique slot amounts, the same as the plugin ABI's
 /// HANGAR_AMOUNT_SCALE: 1.0 == 1_000_000. Byte slots are in bytes.
-public let slotAmountScale: Int64 = 1_000_000
+public let slotAmountScale: Int64 = SlotAmount.scale
 
 /// Backend.AI's slot types.
 public enum SlotKind: String, Sendable, Codable {

@@ -109,3 +109,21 @@ public struct ResourceSlots: Sendable, Equatable, Codable, CustomStringConvertib
     }
 }
 
+
+/// Slot amounts in fixed point, as plugins, agents and schedulers exchange them: count and
+/// unique slots in units of `scale` (1.0 == 1_000_000, the ABI's HANGAR_AMOUNT_SCALE), bytes
+/// slots in bytes. The one definition the allocator, the plugin wrappers, the manager and the
+/// CLI use; `ResourceSlots` holds the same amounts as exact decimals.
+public enum SlotAmount {
+    public static let scale: Int64 = 1_000_000
+
+    /// The fixed-point form of an exact amount (truncated below one millionth).
+    public static func fixed(_ amount: Decimal, bytes: Bool) -> Int64 {
+        NSDecimalNumber(decimal: bytes ? amount : amount * Decimal(scale)).int64Value
+    }
+
+    /// The exact amount of a fixed-point one.
+    public static func decimal(_ fixed: Int64, bytes: Bool) -> Decimal {
+        bytes ? Decimal(fixed) : Decimal(fixed) / Decimal(scale)
+    }
+}

@@ -34,7 +34,7 @@ public final class SessionLifecycle: Sendable {
         var slots: [String: Int64] = [:]
         for (slot, amount) in session.requested.amounts where amount > 0 {
             let bytes = slotTypes[slot] == "bytes" || slot == "mem"
-            slots[slot] = NSDecimalNumber(decimal: bytes ? amount : amount * Decimal(1_000_000)).int64Value
+            slots[slot] = SlotAmount.fixed(amount, bytes: bytes)
         }
         return KernelRequest(kernelID: kernelID, sessionID: session.id, image: session.image, slots: slots,
                              environment: ["BACKENDAI_SESSION_NAME": session.name, "BACKENDAI_ACCESS_KEY": session.accessKey],

@@ -29,8 +29,7 @@ public final class SessionScheduler: Sendable {
     /// Fixed point as the plugins see amounts: bytes slots in bytes, the rest × 1,000,000.
     static func fixed(_ slots: ResourceSlots, names: [String], bytes: Set<String>) -> [Int64] {
         names.map { name in
-            let d = bytes.contains(name) ? slots[name] : slots[name] * Decimal(amountScale)
-            return NSDecimalNumber(decimal: d).int64Value
+            SlotAmount.fixed(slots[name], bytes: bytes.contains(name))
         }
     }
 

@@ -2,6 +2,7 @@ import ClusterProtocol
 import Foundation
 import Testing
 @testable import Manager
+import PluginHost
 import StateStore
 
 /// The manager ↔ agent kernel contract: recorded messages of today's version still decode
@@ -38,5 +39,15 @@ import StateStore
         #expect(AgentAPI.kernelPath("k") == "/rpc/kernels/k")
         #expect(AgentAPI.logsPath("k") == "/rpc/kernels/k/logs")
         #expect(AgentAPI.executePath("k").hasPrefix(AgentAPI.kernelsPath))
+    }
+}
+
+/// One fixed-point amount: the ABI's scale, the allocator's and the manager's are the same.
+@Suite struct SlotAmountTests {
+    @Test func everyLayerUsesTheABIsScale() {
+        #expect(SlotAmount.scale == amountScale, "PluginHost's scale is HANGAR_AMOUNT_SCALE from accelerator.h")
+        #expect(SlotAmount.fixed(Decimal(string: "0.25")!, bytes: false) == 250_000)
+        #expect(SlotAmount.fixed(Decimal(1 << 30), bytes: true) == 1 << 30)
+        #expect(SlotAmount.decimal(1_500_000, bytes: false) == Decimal(string: "1.5")!)
     }
 }

@@ -15,7 +15,7 @@ import Testing
         ("Host/Identity", "Identity", ["Crypto", "_CryptoExtras"]),
         ("Host/ClusterProtocol", "ClusterProtocol", []),
         ("Host/PluginHost", "PluginHost", ["PluginAPI", "CLtdl", "ConfigFile", "Logging", "TOMLKit"]),
-        ("Host/AgentResources", "AgentResources", ["CNuma"]),
+        ("Host/AgentResources", "AgentResources", ["CNuma", "ClusterProtocol"]),
         ("Host/ContainerEngine", "ContainerEngine", ["AsyncHTTPClient", "NIOCore", "NIOHTTP1"]),
         ("Host/InMemoryEngine", "InMemoryEngine", ["ContainerEngine"]),
         ("Host/StateStore", "StateStore", ["CSQLite", "CLibpq", "ClusterProtocol", "Identity"]),

@@ -23,6 +23,10 @@ src=Host/Runner/python_driver.py
 dst=Host/Runner/python_driver.h
 
 check=0
+[ $# -le 1 ] || {
+    echo "usage: $0 [--check]" >&2
+    exit 2
+}
 case "${1-}" in
 "") ;;
 --check) check=1 ;;

@@ -11,6 +11,8 @@ cd "$(dirname "$0")/../.."
 Tools/scripts/install-deps.sh --server
 export CONTAINERS_CONF="$PWD/Tools/scripts/containers.conf"
 Tools/images/python-image.sh
+# The runner's embedded Python driver must be generated from its .py (Tools/scripts/embed-runner-driver.sh).
+Tools/scripts/embed-runner-driver.sh --check
 # Build once; a compiler warning in Hangar's own code (not in dependencies) fails the run.
 buildlog=$(mktemp /tmp/hangar-build.XXXXXX)
 swift build --build-tests 2>&1 | tee "$buildlog"
