@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import PluginHost
 import StateStore
+import Synchronization
 
 /// What one scheduling pass decided for a session.
 public enum SchedulingDecision: Sendable, Equatable {
@@ -11,19 +12,61 @@ public enum SchedulingDecision: Sendable, Equatable {
     case cancelled(session: String, reason: String)
 }
 
-/// One scheduling pass per resource group, as a function of the database's current state:
-/// the group's scheduler plugin picks the next pending session, its agent-selector plugin
-/// places the kernels, and the store reserves the slots in one transaction that re-checks
-/// the agents, so passes racing in one manager or across managers never over-commit.
+/// Everything one scheduling pass decides on, read from the store in one go: the pass itself
+/// is then a function of this snapshot (plus the group's plugins) and does no I/O.
+public struct SchedulingSnapshot: Sendable {
+    public var resourceGroup: String
+    public var agents: [AgentRecord]
+    public var pending: [SessionRecord]
+    /// Kernel ids of each pending session, in cluster order.
+    public var kernelIDs: [String: [String]]
+    /// Running sessions per access key, and each key's max_concurrent_sessions (0: none).
+    public var activeSessions: [String: Int]
+    public var sessionLimits: [String: Int64]
+}
+
+/// What a pass decided, applied by `SessionScheduler.apply` (the reservations in one
+/// transaction that re-checks the agents, so racing passes never over-commit).
+public struct SchedulingPlan: Sendable, Equatable {
+    public var cancellations: [(session: String, reason: String)] = []
+    public var reservations: [(session: String, placements: [KernelPlacement])] = []
+    /// Why a pending session still waits.
+    public var waiting: [(session: String, reason: String)] = []
+    /// The newest enqueue time the pass looked at.
+    public var consideredUpTo: Int64 = 0
+
+    public static func == (a: SchedulingPlan, b: SchedulingPlan) -> Bool {
+        a.cancellations.map { "\($0.session)|\($0.reason)" } == b.cancellations.map { "\($0.session)|\($0.reason)" }
+            && a.reservations.map { "\($0.session)|\($0.placements)" } == b.reservations.map { "\($0.session)|\($0.placements)" }
+            && a.waiting.map { "\($0.session)|\($0.reason)" } == b.waiting.map { "\($0.session)|\($0.reason)" }
+            && a.consideredUpTo == b.consideredUpTo
+    }
+}
+
+/// Scheduling as plan-then-apply: `snapshot` reads what a pass needs, `plan` decides (the
+/// group's scheduler plugin picks the next pending session, its agent-selector plugin places
+/// the kernels; no I/O), and `apply` writes the plan. Plugin instances live as long as their
+/// resource group's choice of plugins and config, not one pass.
 public final class SessionScheduler: Sendable {
     let store: StateStore
     let catalog: PluginCatalog
     let logger: Logger
+    /// Plugin instances per resource group, with the choice they were made for.
+    private let instances = Mutex<[String: (key: String, scheduler: SchedulerPlugin, selector: AgentSelectorPlugin)]>([:])
 
     public init(store: StateStore, catalog: PluginCatalog, logger: Logger = Logger(label: "hangar.scheduler")) {
         self.store = store
         self.catalog = catalog
         self.logger = logger
+    }
+
+    deinit {
+        instances.withLock { all in
+            for entry in all.values {
+                entry.scheduler.instance.destroy()
+                entry.selector.instance.destroy()
+            }
+        }
     }
 
     /// Fixed point as the plugins see amounts: bytes slots in bytes, the rest × 1,000,000.
@@ -33,19 +76,62 @@ public final class SessionScheduler: Sendable {
         }
     }
 
-    /// Runs one pass over a resource group and returns what it decided.
+    /// The group's scheduler and selector, created once and replaced when the group's choice changes.
+    public func plugins(for group: ResourceGroup) throws -> (SchedulerPlugin, AgentSelectorPlugin) {
+        let key = "\(group.scheduler)|\(group.agentSelector)"
+        if let cached = instances.withLock({ $0[group.name] }), cached.key == key { return (cached.scheduler, cached.selector) }
+        let scheduler = try SchedulerPlugin(library: catalog.resolve(group.scheduler))
+        let selector = try AgentSelectorPlugin(library: catalog.resolve(group.agentSelector))
+        let replaced = instances.withLock { all -> (SchedulerPlugin, AgentSelectorPlugin)? in
+            let old = all[group.name]
+            all[group.name] = (key, scheduler, selector)
+            return old.map { ($0.scheduler, $0.selector) }
+        }
+        // A pass still using the old instances finishes first: destroy() waits out every call.
+        if let (oldScheduler, oldSelector) = replaced {
+            oldScheduler.instance.destroy()
+            oldSelector.instance.destroy()
+        }
+        return (scheduler, selector)
+    }
+
+    /// Runs one pass over a resource group: snapshot, plan, apply. Returns what it decided.
     public func schedule(resourceGroup: String) throws -> [SchedulingDecision] {
         guard let group = try store.resourceGroups().first(where: { $0.name == resourceGroup }) else {
             throw StoreError(.notFound, "no resource group named '\(resourceGroup)'")
         }
-        let scheduler = try SchedulerPlugin(library: catalog.resolve(group.scheduler))
-        let selector = try AgentSelectorPlugin(library: catalog.resolve(group.agentSelector))
-        defer { scheduler.instance.destroy(); selector.instance.destroy() }
+        let snapshot = try self.snapshot(resourceGroup: resourceGroup)
+        guard !snapshot.pending.isEmpty else { return [] }
+        let (scheduler, selector) = try plugins(for: group)
+        return try apply(try Self.plan(snapshot, scheduler: scheduler, selector: selector), snapshot: snapshot)
+    }
 
+    /// Reads what a pass over the group needs.
+    public func snapshot(resourceGroup: String) throws -> SchedulingSnapshot {
         let agents = try store.agents(resourceGroup: resourceGroup, status: .alive).filter(\.schedulable)
-        var pending = try store.sessions(resourceGroup: resourceGroup, status: .pending)
-        guard !pending.isEmpty else { return [] }
-        var decisions: [SchedulingDecision] = []
+        let pending = try store.sessions(resourceGroup: resourceGroup, status: .pending)
+        var snapshot = SchedulingSnapshot(resourceGroup: resourceGroup, agents: agents, pending: pending, kernelIDs: [:], activeSessions: [:], sessionLimits: [:])
+        guard !pending.isEmpty else { return snapshot }
+        let policies = Dictionary(uniqueKeysWithValues: try store.resourcePolicies(scope: .keypair).map { ($0.name, $0) })
+        for key in Set(pending.map(\.accessKey)) {
+            snapshot.activeSessions[key] = try store.activeSessionCount(accessKey: key)
+            if let identity = try store.identity(accessKey: key), let policy = policies[identity.keypair.resourcePolicy] {
+                snapshot.sessionLimits[key] = policy.maxConcurrentSessions
+            }
+        }
+        snapshot.kernelIDs = try store.pendingKernelIDs(resourceGroup: resourceGroup)
+        return snapshot
+    }
+
+    /// Decides a pass: impossible requests are cancelled, sessions are picked in the
+    /// scheduler's order and placed by the selector against capacity that shrinks as the pass
+    /// places kernels, keypairs at their session limit wait. No I/O.
+    public static func plan(_ snapshot: SchedulingSnapshot, scheduler: SchedulerPlugin, selector: AgentSelectorPlugin) throws -> SchedulingPlan {
+        let resourceGroup = snapshot.resourceGroup
+        let agents = snapshot.agents
+        var pending = snapshot.pending
+        var plan = SchedulingPlan()
+        guard !pending.isEmpty else { return plan }
 
         // The slot universe of this pass, with byte slots told apart by the agents' slot types.
         var bytes: Set<String> = []
@@ -62,9 +148,7 @@ public final class SessionScheduler: Sendable {
         for s in pending {
             let needs = s.requested.amounts.filter { $0.value > 0 }
             if let missing = needs.keys.sorted().first(where: { !names.contains($0) }) {
-                let reason = "no agent in resource group '\(resourceGroup)' offers the slot '\(missing)'"
-                try store.transition(session: s.id, to: .cancelled, reason: reason)
-                decisions.append(.cancelled(session: s.id, reason: reason))
+                plan.cancellations.append((s.id, "no agent in resource group '\(resourceGroup)' offers the slot '\(missing)'"))
                 continue
             }
             let total = needs.mapValues { $0 * Decimal(s.clusterSize) }
@@ -72,33 +156,22 @@ public final class SessionScheduler: Sendable {
             if !fitsSomewhere {
                 let slot = total.keys.sorted().first { slot in !agents.contains { $0.capacity[slot] >= total[slot]! } } ?? total.keys.sorted().first ?? "?"
                 let largest = agents.map { $0.capacity[slot] }.max() ?? 0
-                let reason = agents.isEmpty
+                plan.cancellations.append((s.id, agents.isEmpty
                     ? "no alive, schedulable agent in resource group '\(resourceGroup)' (architecture \(s.architecture))"
-                    : "the session asks for \(total[slot] ?? 0) of '\(slot)' but the largest agent has \(largest); it can never run here"
-                try store.transition(session: s.id, to: .cancelled, reason: reason)
-                decisions.append(.cancelled(session: s.id, reason: reason))
+                    : "the session asks for \(total[slot] ?? 0) of '\(slot)' but the largest agent has \(largest); it can never run here"))
             }
         }
-        let cancelled = Set(decisions.compactMap { if case .cancelled(let id, _) = $0 { id } else { nil } })
+        let cancelled = Set(plan.cancellations.map(\.session))
         pending.removeAll { cancelled.contains($0.id) }
-        guard !pending.isEmpty, !agents.isEmpty else { return decisions }
+        plan.consideredUpTo = snapshot.pending.map(\.createdAt).max() ?? 0
+        guard !pending.isEmpty, !agents.isEmpty else { return plan }
 
-        // Policy predicates: a keypair at its concurrent-session limit waits.
-        let policies = Dictionary(uniqueKeysWithValues: try store.resourcePolicies(scope: .keypair).map { ($0.name, $0) })
-        var active: [String: Int] = [:]
-        var limits: [String: Int64] = [:]
-        for key in Set(pending.map(\.accessKey)) {
-            active[key] = try store.activeSessionCount(accessKey: key)
-            if let identity = try store.identity(accessKey: key), let policy = policies[identity.keypair.resourcePolicy] {
-                limits[key] = policy.maxConcurrentSessions
-            }
-        }
-
+        var active = snapshot.activeSessions
         let slotNames = names.sorted()
         let slots = SchedulingSlots(names: slotNames, types: slotNames.map { bytes.contains($0) ? .bytes : .count })
         let candidates = agents.map {
-            AgentCandidate(id: $0.id, architecture: $0.architecture, capacity: Self.fixed($0.capacity, names: slotNames, bytes: bytes),
-                           occupied: Self.fixed($0.occupied, names: slotNames, bytes: bytes))
+            AgentCandidate(id: $0.id, architecture: $0.architecture, capacity: fixed($0.capacity, names: slotNames, bytes: bytes),
+                           occupied: fixed($0.occupied, names: slotNames, bytes: bytes))
         }
         let prepared = SelectionInput(slots: slots, candidates: candidates)
         var ownerIndex: [String: Int] = [:]
@@ -108,17 +181,11 @@ public final class SessionScheduler: Sendable {
             slots: slots, total: zero, free: zero,
             sessions: pending.map {
                 PendingSession(id: $0.id, ownerIndex: ownerIndex[$0.accessKey]!, priority: Int32($0.priority), createdAtMicros: $0.createdAt,
-                               kernelCount: UInt32($0.clusterSize), requested: Self.fixed($0.requested, names: slotNames, bytes: bytes),
+                               kernelCount: UInt32($0.clusterSize), requested: fixed($0.requested, names: slotNames, bytes: bytes),
                                attempts: UInt32($0.attempts))
             },
             owners: ownerIndex.sorted { $0.value < $1.value }.map { SchedulingOwner(accessKey: $0.key, occupied: zero) })
         let byID = Dictionary(uniqueKeysWithValues: pending.map { ($0.id, $0) })
-
-        // Decisions are made in memory and written at the end in two transactions: the
-        // reservations (each re-checked against the agents) and the pending reasons.
-        let kernelIDs = try store.pendingKernelIDs(resourceGroup: resourceGroup)
-        var reservations: [(session: String, placements: [KernelPlacement])] = []
-        var notes: [(session: String, reason: String)] = []
         // Within a pass capacity only shrinks, so a request at least as large as one that
         // found no agent cannot be placed either; those skip the selector.
         var unplaceable: [[Int64]] = []
@@ -126,40 +193,54 @@ public final class SessionScheduler: Sendable {
             let picked = queue.sessions[index]
             queue.removeSession(at: index)
             let session = byID[picked.id]!
-            if let limit = limits[session.accessKey], limit > 0, (active[session.accessKey] ?? 0) >= limit {
-                notes.append((session.id, "keypair \(session.accessKey) already runs \(active[session.accessKey]!) sessions, its policy's limit (max_concurrent_sessions \(limit))"))
+            if let limit = snapshot.sessionLimits[session.accessKey], limit > 0, (active[session.accessKey] ?? 0) >= limit {
+                plan.waiting.append((session.id, "keypair \(session.accessKey) already runs \(active[session.accessKey]!) sessions, its policy's limit (max_concurrent_sessions \(limit))"))
                 continue
             }
             if session.clusterSize == 1, session.architecture.isEmpty,
                unplaceable.contains(where: { failed in zip(picked.requested, failed).allSatisfy { $0 >= $1 } }) {
-                notes.append((session.id, "no agent has room for the requested resources now; waiting for capacity"))
+                plan.waiting.append((session.id, "no agent has room for the requested resources now; waiting for capacity"))
                 continue
             }
             let request = PlacementRequest(sessionID: session.id, architecture: session.architecture.isEmpty ? nil : session.architecture,
                                            kernelRequests: Array(repeating: picked.requested, count: session.clusterSize), singleNode: true)
             switch try selector.selectAgents(prepared, request: request) {
             case .noAgent(let reason):
-                notes.append((session.id, reason))
+                plan.waiting.append((session.id, reason))
                 if session.clusterSize == 1, session.architecture.isEmpty, unplaceable.count < 64 { unplaceable.append(picked.requested) }
             case .placed(let indices):
-                let placements = zip(kernelIDs[session.id] ?? [], indices).map { KernelPlacement(kernelID: $0, agentID: candidates[$1].id) }
+                let placements = zip(snapshot.kernelIDs[session.id] ?? [], indices).map { KernelPlacement(kernelID: $0, agentID: candidates[$1].id) }
                 for i in indices { prepared.charge(agent: i, amounts: picked.requested) }
                 active[session.accessKey, default: 0] += 1
-                reservations.append((session.id, placements))
+                plan.reservations.append((session.id, placements))
             }
         }
-        for (reservation, made) in zip(reservations, try store.reserve(reservations)) {
+        return plan
+    }
+
+    /// Writes a plan: cancellations, then the reservations in one transaction that re-checks
+    /// the agents (a reservation another pass beat is noted and retried next pass), then the
+    /// reasons of sessions that still wait.
+    public func apply(_ plan: SchedulingPlan, snapshot: SchedulingSnapshot) throws -> [SchedulingDecision] {
+        var decisions: [SchedulingDecision] = []
+        for (session, reason) in plan.cancellations {
+            try store.transition(session: session, to: .cancelled, reason: reason)
+            decisions.append(.cancelled(session: session, reason: reason))
+        }
+        var waiting = plan.waiting
+        for (reservation, made) in zip(plan.reservations, try store.reserve(plan.reservations)) {
             if made {
                 decisions.append(.scheduled(session: reservation.session, placements: reservation.placements))
             } else {
                 // Another pass took the capacity (or the session) first; the database is right.
-                notes.append((reservation.session, "the chosen agent filled up before the reservation; retrying next pass"))
+                waiting.append((reservation.session, "the chosen agent filled up before the reservation; retrying next pass"))
             }
         }
         // Sessions cancelled above are terminal already and are not counted again.
-        try store.notePass(resourceGroup: resourceGroup, consideredUpTo: pending.map(\.createdAt).max() ?? 0,
-                           changedReasons: notes.filter { byID[$0.session]?.statusInfo != $0.reason })
-        decisions += notes.map { .pending(session: $0.session, reason: $0.reason) }
+        let reasons = Dictionary(snapshot.pending.map { ($0.id, $0.statusInfo) }, uniquingKeysWith: { a, _ in a })
+        try store.notePass(resourceGroup: snapshot.resourceGroup, consideredUpTo: plan.consideredUpTo,
+                           changedReasons: waiting.filter { reasons[$0.session] != $0.reason })
+        decisions += waiting.map { .pending(session: $0.session, reason: $0.reason) }
         return decisions
     }
 }

@@ -98,4 +98,32 @@ import TestSupport
         #expect(waiting.statusInfo.contains("max_concurrent_sessions 1"))
         #expect(decisions.count == 4)
     }
+
+    /// The pass decides from a snapshot alone: planning writes nothing, the same snapshot
+    /// gives the same plan, and only `apply` changes the database.
+    @Test func planningIsAFunctionOfTheSnapshot() throws {
+        let (db, store, admin) = try bootstrappedStore(.sqlite)
+        defer { store.close(); _ = db }
+        _ = try store.recordHeartbeat(Self.agent("node-a", cpu: 2))
+        let sessions = try (0..<4).map { try store.createSession(Self.spec(store, admin, name: "p\($0)")) }
+        let scheduler = SessionScheduler(store: store, catalog: PluginCatalog.scan([Self.binDir]))
+        let snapshot = try scheduler.snapshot(resourceGroup: "default")
+        #expect(snapshot.pending.map(\.id) == sessions.map(\.id))
+        let group = try #require(try store.resourceGroups().first { $0.name == "default" })
+        let (picker, selector) = try scheduler.plugins(for: group)
+        let first = try SessionScheduler.plan(snapshot, scheduler: picker, selector: selector)
+        let second = try SessionScheduler.plan(snapshot, scheduler: picker, selector: selector)
+        #expect(first == second)
+        #expect(first.reservations.map(\.session) == Array(sessions.prefix(2).map(\.id)), "two 1-cpu sessions fit a 2-cpu agent, oldest first")
+        #expect(first.waiting.map(\.session) == Array(sessions.suffix(2).map(\.id)))
+        #expect(try store.sessions(resourceGroup: "default", status: .pending).count == 4, "planning wrote nothing")
+        #expect(try Self.occupied(store) == ["node-a": 0])
+        let decisions = try scheduler.apply(first, snapshot: snapshot)
+        #expect(decisions.count == 4)
+        #expect(try store.sessions(resourceGroup: "default", status: .scheduled).map(\.id).sorted() == sessions.prefix(2).map(\.id).sorted())
+        #expect(try Self.occupied(store) == ["node-a": 2])
+        // Applying the same plan again reserves nothing twice: the store re-checks.
+        _ = try scheduler.apply(first, snapshot: snapshot)
+        #expect(try Self.occupied(store) == ["node-a": 2])
+    }
 }
