@@ -218,28 +218,29 @@ public final class SessionScheduler: Sendable {
         return plan
     }
 
-    /// Writes a plan: cancellations, then the reservations in one transaction that re-checks
-    /// the agents (a reservation another pass beat is noted and retried next pass), then the
-    /// reasons of sessions that still wait.
+    /// Writes a plan in one transaction: the cancellations, the reservations (each
+    /// re-checked against the agents; one another pass beat is noted and retried next pass)
+    /// and the reasons of sessions that still wait.
     public func apply(_ plan: SchedulingPlan, snapshot: SchedulingSnapshot) throws -> [SchedulingDecision] {
-        var decisions: [SchedulingDecision] = []
-        for (session, reason) in plan.cancellations {
-            try store.transition(session: session, to: .cancelled, reason: reason)
-            decisions.append(.cancelled(session: session, reason: reason))
-        }
+        let stored = Dictionary(snapshot.pending.map { ($0.id, $0.statusInfo) }, uniquingKeysWith: { a, _ in a })
+        let lostRace = "the chosen agent filled up before the reservation; retrying next pass"
+        let made = try store.applyPass(
+            resourceGroup: snapshot.resourceGroup, cancellations: plan.cancellations, reservations: plan.reservations,
+            consideredUpTo: plan.consideredUpTo,
+            reasons: { made in
+                let lost = zip(plan.reservations, made).filter { !$1 }.map { ($0.0.session, lostRace) }
+                return (plan.waiting + lost).filter { stored[$0.session] != $0.reason }
+            })
+        var decisions: [SchedulingDecision] = plan.cancellations.map { .cancelled(session: $0.session, reason: $0.reason) }
         var waiting = plan.waiting
-        for (reservation, made) in zip(plan.reservations, try store.reserve(plan.reservations)) {
-            if made {
+        for (reservation, wasMade) in zip(plan.reservations, made) {
+            if wasMade {
                 decisions.append(.scheduled(session: reservation.session, placements: reservation.placements))
             } else {
                 // Another pass took the capacity (or the session) first; the database is right.
-                waiting.append((reservation.session, "the chosen agent filled up before the reservation; retrying next pass"))
+                waiting.append((reservation.session, lostRace))
             }
         }
-        // Sessions cancelled above are terminal already and are not counted again.
-        let reasons = Dictionary(snapshot.pending.map { ($0.id, $0.statusInfo) }, uniquingKeysWith: { a, _ in a })
-        try store.notePass(resourceGroup: snapshot.resourceGroup, consideredUpTo: plan.consideredUpTo,
-                           changedReasons: waiting.filter { reasons[$0.session] != $0.reason })
         decisions += waiting.map { .pending(session: $0.session, reason: $0.reason) }
         return decisions
     }

@@ -400,12 +400,34 @@ extension StateStore {
     ///   - placed: sessions the pass reserved (no longer PENDING anyway).
     ///   - changedReasons: sessions whose reason differs from the stored one.
     public func notePass(resourceGroup: String, consideredUpTo: Int64, changedReasons: [(session: String, reason: String)]) throws {
+        try database.transaction { c in try Self.notePass(c, resourceGroup: resourceGroup, consideredUpTo: consideredUpTo, changedReasons: changedReasons) }
+    }
+
+    private static func notePass(_ c: SQLConnection, resourceGroup: String, consideredUpTo: Int64, changedReasons: [(session: String, reason: String)]) throws {
+        try c.execute("UPDATE sessions SET attempts = attempts + 1 WHERE resource_group = $1 AND status = 'PENDING' AND created_at <= $2",
+                      [.text(resourceGroup), .int(consideredUpTo)])
+        for note in changedReasons {
+            try c.execute("UPDATE sessions SET status_info = $1 WHERE id = $2 AND status = 'PENDING'", [.text(note.reason), .text(note.session)])
+        }
+    }
+
+    /// Applies a scheduling pass's plan in one transaction: the cancellations (releasing
+    /// nothing, since pending sessions hold nothing), the reservations (each re-checked as in
+    /// `reserve(_:)`), and the pass's notes, whose reasons may depend on which reservations
+    /// were made. Either all of it is written or none of it.
+    /// - Parameter reasons: given whether each reservation was made, the pending sessions'
+    ///   reasons that differ from the stored ones.
+    /// - Returns: per reservation, whether it was made.
+    public func applyPass(resourceGroup: String, cancellations: [(session: String, reason: String)],
+                          reservations: [(session: String, placements: [KernelPlacement])], consideredUpTo: Int64,
+                          reasons: ([Bool]) throws -> [(session: String, reason: String)], now: Int64 = Clock.nowMicros()) throws -> [Bool] {
         try database.transaction { c in
-            try c.execute("UPDATE sessions SET attempts = attempts + 1 WHERE resource_group = $1 AND status = 'PENDING' AND created_at <= $2",
-                          [.text(resourceGroup), .int(consideredUpTo)])
-            for note in changedReasons {
-                try c.execute("UPDATE sessions SET status_info = $1 WHERE id = $2 AND status = 'PENDING'", [.text(note.reason), .text(note.session)])
+            for (session, reason) in cancellations {
+                _ = try Self.transition(c, dialect: database.dialect, session: session, to: .cancelled, reason: reason, exitCode: nil, now: now)
             }
+            let made = reservations.isEmpty ? [] : try Self.reserve(c, dialect: database.dialect, reservations, now: now)
+            try Self.notePass(c, resourceGroup: resourceGroup, consideredUpTo: consideredUpTo, changedReasons: reasons(made))
+            return made
         }
     }
 
@@ -416,8 +438,12 @@ extension StateStore {
     /// - Returns: per reservation, whether it was made.
     public func reserve(_ batch: [(session: String, placements: [KernelPlacement])], now: Int64 = Clock.nowMicros()) throws -> [Bool] {
         guard !batch.isEmpty else { return [] }
-        return try database.transaction { c in
-            let lock = database.dialect == .postgresql ? " FOR UPDATE" : ""
+        return try database.transaction { c in try Self.reserve(c, dialect: database.dialect, batch, now: now) }
+    }
+
+    private static func reserve(_ c: SQLConnection, dialect: SQLDialect, _ batch: [(session: String, placements: [KernelPlacement])], now: Int64) throws -> [Bool] {
+        do {
+            let lock = dialect == .postgresql ? " FOR UPDATE" : ""
             var agents: [String: (capacity: ResourceSlots, occupied: ResourceSlots, usable: Bool)] = [:]
             for agentID in Set(batch.flatMap { $0.placements.map(\.agentID) }).sorted() {
                 guard let a = try c.query("SELECT capacity_slots, occupied_slots, status, schedulable FROM agents WHERE id = $1" + lock,
@@ -479,8 +505,13 @@ extension StateStore {
     @discardableResult
     public func transition(session id: String, to status: SessionStatus, reason: String = "", exitCode: Int? = nil,
                            now: Int64 = Clock.nowMicros()) throws -> Bool {
-        try database.transaction { c in
-            let lock = database.dialect == .postgresql ? " FOR UPDATE" : ""
+        try database.transaction { c in try Self.transition(c, dialect: database.dialect, session: id, to: status, reason: reason, exitCode: exitCode, now: now) }
+    }
+
+    private static func transition(_ c: SQLConnection, dialect: SQLDialect, session id: String, to status: SessionStatus, reason: String,
+                                   exitCode: Int?, now: Int64) throws -> Bool {
+        do {
+            let lock = dialect == .postgresql ? " FOR UPDATE" : ""
             guard let row = try c.query("SELECT status FROM sessions WHERE id = $1" + lock, [.text(id)]).first,
                   let current = SessionStatus(rawValue: row.string("status") ?? ""), !current.isTerminal else { return false }
             try c.execute("UPDATE sessions SET status = $1, status_info = $2, status_changed = $3, exit_code = COALESCE($4, exit_code), terminated_at = $5 WHERE id = $6",

@@ -182,4 +182,34 @@ import Testing
         let user = try #require(try store.users().first { $0.email == admin.email })
         #expect(try store.projects(ofUser: user.id).map(\.name).contains(try #require(try store.projects().first).name))
     }
+
+    /// A pass's plan is written all or nothing: when any part fails, the cancellation and
+    /// the reservation made before it are rolled back with it.
+    @Test(arguments: Backend.allCases)
+    func aPassIsAppliedInOneTransaction(backend: Backend) throws {
+        struct Interrupted: Error {}
+        let (db, store, admin) = try bootstrappedStore(backend)
+        defer { store.close(); _ = db }
+        _ = try store.recordHeartbeat(SessionSchedulerTests.agent("node-t", cpu: 4))
+        let doomed = try store.createSession(SessionSchedulerTests.spec(store, admin, name: "doomed"))
+        let placed = try store.createSession(SessionSchedulerTests.spec(store, admin, name: "placed"))
+        let waits = try store.createSession(SessionSchedulerTests.spec(store, admin, name: "waits"))
+        let kernel = try #require(try store.kernels(session: placed.id).first)
+        let placements = [KernelPlacement(kernelID: kernel.id, agentID: "node-t")]
+        #expect(throws: Interrupted.self) {
+            try store.applyPass(resourceGroup: "default", cancellations: [(doomed.id, "never fits")], reservations: [(placed.id, placements)],
+                                consideredUpTo: waits.createdAt, reasons: { _ in throw Interrupted() })
+        }
+        #expect(try store.session(id: doomed.id)?.status == .pending)
+        #expect(try store.session(id: placed.id)?.status == .pending)
+        #expect(try store.agents().first { $0.id == "node-t" }?.occupied["cpu"] == 0)
+        let made = try store.applyPass(resourceGroup: "default", cancellations: [(doomed.id, "never fits")], reservations: [(placed.id, placements)],
+                                       consideredUpTo: waits.createdAt, reasons: { made in made == [true] ? [(waits.id, "waiting for a friend")] : [] })
+        #expect(made == [true])
+        #expect(try store.session(id: doomed.id)?.status == .cancelled)
+        #expect(try store.session(id: placed.id)?.status == .scheduled)
+        #expect(try store.session(id: waits.id)?.statusInfo == "waiting for a friend")
+        #expect(try store.session(id: waits.id)?.attempts == 1)
+        #expect(try store.agents().first { $0.id == "node-t" }?.occupied["cpu"] == 1)
+    }
 }
