@@ -226,7 +226,7 @@ let package = Package(
         // folders, running commands, free ports, building C fixtures, the fake vendor machines.
         .target(
             name: "TestSupport",
-            dependencies: ["PluginHost", "ConfigFile"],
+            dependencies: ["PluginHost", "ConfigFile", "StateStore", "ClusterProtocol"],
             path: "Tests/TestSupport"
         ),
         // Tests load plugins only as .so files next to the test runner; they never
@@ -263,6 +263,11 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             path: "Tests/StorageProxyTests"
+        ),
+        .testTarget(
+            name: "StateStoreTests",
+            dependencies: ["StateStore", "ClusterProtocol", "Identity", "TestSupport"],
+            path: "Tests/StateStoreTests"
         ),
         .testTarget(
             name: "ManagerTests",

@@ -7,6 +7,7 @@ import Identity
 import Manager
 import StateStore
 import Testing
+import TestSupport
 
 /// `POST /admin/gql`: the documents the official client sends, field order as queried,
 /// role checks on every root, and limits on hostile queries.

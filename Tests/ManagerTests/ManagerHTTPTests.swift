@@ -8,6 +8,7 @@ import Identity
 import Manager
 import StateStore
 import Testing
+import TestSupport
 
 /// The manager's HTTP API through its router, on both backends.
 @Suite struct ManagerHTTPTests {
@@ -186,7 +187,7 @@ import Testing
     func agentsRegisterHeartbeatAndGetLost(backend: Backend) async throws {
         let (db, store, admin) = try bootstrappedStore(backend)
         defer { store.close(); _ = db }
-        let heartbeat = StateStoreTests.heartbeat("gpu-node-7")
+        let heartbeat = StoreFixtures.gpuHeartbeat("gpu-node-7")
         let encoded = try JSONEncoder().encode(heartbeat)
         try await managerApp(store).test(.router) { client in
             try await client.execute(uri: AgentAPI.heartbeatPath, method: .post, headers: [.authorization: "Bearer wrong", .contentType: "application/json"],
@@ -225,7 +226,7 @@ import Testing
     @Test func lostAgentMonitorRunsOnItsOwn() async throws {
         let (db, store, _) = try bootstrappedStore(.sqlite)
         defer { store.close(); _ = db }
-        _ = try store.recordHeartbeat(StateStoreTests.heartbeat("quiet-node"))
+        _ = try store.recordHeartbeat(StoreFixtures.gpuHeartbeat("quiet-node"))
         var config = ManagerConfig()
         config.host = "127.0.0.1"
         config.port = 0

@@ -1,6 +1,7 @@
 import ClusterProtocol
 import Foundation
 import Testing
+import TestSupport
 @testable import Manager
 import PluginHost
 import StateStore
@@ -21,7 +22,7 @@ import StateStore
     @Test func theManagerBuildsTheAgentsTypedRequest() throws {
         let (db, store, admin) = try bootstrappedStore(.sqlite)
         defer { store.close(); _ = db }
-        var spec = try SessionSchedulerTests.spec(store, admin, name: "train", cpu: 1.5)
+        var spec = try StoreFixtures.sessionSpec(store, admin, name: "train", cpu: 1.5)
         spec.requested["cuda.shares"] = 0.25
         let session = try store.createSession(spec)
         let request = SessionLifecycle.kernelRequest(kernelID: "k1", session: session, command: "echo hi", slotTypes: ["cuda.shares": "count"],

@@ -10,30 +10,14 @@ import TestSupport
 @Suite struct SessionSchedulerTests {
     static var binDir: String { PluginPaths.binDir }
 
-    static func agent(_ id: String, cpu: Decimal, group: String = "default") -> AgentHeartbeat {
-        AgentHeartbeat(agentID: id, address: "http://10.1.0.1:6001", resourceGroup: group, architecture: "x86_64", version: "0.1.0",
-                       capacity: ResourceSlots(["cpu": cpu, "mem": Decimal(100) * Decimal(1 << 30)]), slotTypes: ["cpu": "count", "mem": "bytes"])
-    }
-
-    static func spec(_ store: StateStore, _ admin: StateStore.BootstrapResult, name: String, cpu: Decimal = 1, accessKey: String? = nil) throws -> SessionSpec {
-        let user = try #require(try store.user(email: admin.email))
-        let project = try #require(try store.projects().first)
-        return SessionSpec(name: name, accessKey: accessKey ?? admin.accessKey, userID: user.id, projectID: project.id, image: "hangar/python:3.11-bookworm",
-                           requested: ResourceSlots(["cpu": cpu, "mem": Decimal(1 << 30)]))
-    }
-
-    static func occupied(_ store: StateStore) throws -> [String: Decimal] {
-        Dictionary(uniqueKeysWithValues: try store.agents().map { ($0.id, $0.occupied["cpu"]) })
-    }
-
     @Test(arguments: Backend.allCases)
     func fiftySessionsRaceForTenSlotsAndNeverOvercommit(backend: Backend) async throws {
         let (db, store, admin) = try bootstrappedStore(backend)
         defer { store.close(); _ = db }
-        _ = try store.recordHeartbeat(Self.agent("node-a", cpu: 5))
-        _ = try store.recordHeartbeat(Self.agent("node-b", cpu: 5))
+        _ = try store.recordHeartbeat(StoreFixtures.heartbeat("node-a", cpu: 5))
+        _ = try store.recordHeartbeat(StoreFixtures.heartbeat("node-b", cpu: 5))
         let ids = try await withThrowingTaskGroup(of: String.self) { group in
-            for i in 0..<50 { group.addTask { try await store.run { try $0.createSession(Self.spec($0, admin, name: "s\(i)")).id } } }
+            for i in 0..<50 { group.addTask { try await store.run { try $0.createSession(StoreFixtures.sessionSpec($0, admin, name: "s\(i)")).id } } }
             var ids: [String] = []
             for try await id in group { ids.append(id) }
             return ids
@@ -48,19 +32,19 @@ import TestSupport
         }
         var scheduled = try store.sessions(resourceGroup: "default", status: .scheduled)
         #expect(scheduled.count == 10)
-        #expect(try Self.occupied(store) == ["node-a": 5, "node-b": 5])
+        #expect(try StoreFixtures.occupiedCPU(store) == ["node-a": 5, "node-b": 5])
         #expect(try store.sessions(resourceGroup: "default", status: .pending).allSatisfy { !$0.statusInfo.isEmpty }, "waiting sessions say why")
         // As sessions end, the rest start; each release happens exactly once.
         for s in scheduled.prefix(5) {
             #expect(try store.transition(session: s.id, to: .terminated, reason: "user destroyed it"))
             #expect(try !store.transition(session: s.id, to: .terminated), "a second release changes nothing")
         }
-        let freed = try Self.occupied(store).values.reduce(0, +)
+        let freed = try StoreFixtures.occupiedCPU(store).values.reduce(0, +)
         #expect(freed == 5)
         _ = try schedulers[0].schedule(resourceGroup: "default")
         scheduled = try store.sessions(resourceGroup: "default", status: .scheduled)
         #expect(scheduled.count == 10)
-        #expect(try Self.occupied(store).values.reduce(0, +) == 10)
+        #expect(try StoreFixtures.occupiedCPU(store).values.reduce(0, +) == 10)
         // Drain everything: occupancy returns exactly to zero.
         while true {
             let running = try store.sessions(resourceGroup: "default", status: .scheduled)
@@ -79,14 +63,14 @@ import TestSupport
     func impossibleSessionsAreCancelledAndLimitedOnesWait(backend: Backend) throws {
         let (db, store, admin) = try bootstrappedStore(backend)
         defer { store.close(); _ = db }
-        _ = try store.recordHeartbeat(Self.agent("node-a", cpu: 8))
-        let huge = try store.createSession(Self.spec(store, admin, name: "huge", cpu: 64))
-        var gpu = try Self.spec(store, admin, name: "gpu")
+        _ = try store.recordHeartbeat(StoreFixtures.heartbeat("node-a", cpu: 8))
+        let huge = try store.createSession(StoreFixtures.sessionSpec(store, admin, name: "huge", cpu: 64))
+        var gpu = try StoreFixtures.sessionSpec(store, admin, name: "gpu")
         gpu.requested["cuda.device"] = 1
         let needsGPU = try store.createSession(gpu)
         try store.database.transaction { try $0.execute("UPDATE resource_policies SET max_concurrent_sessions = 1 WHERE scope = 'keypair'") }
-        let first = try store.createSession(Self.spec(store, admin, name: "first"))
-        let second = try store.createSession(Self.spec(store, admin, name: "second"))
+        let first = try store.createSession(StoreFixtures.sessionSpec(store, admin, name: "first"))
+        let second = try store.createSession(StoreFixtures.sessionSpec(store, admin, name: "second"))
         let decisions = try SessionScheduler(store: store, catalog: PluginCatalog.scan([Self.binDir])).schedule(resourceGroup: "default")
         #expect(try store.session(id: huge.id)?.status == .cancelled)
         #expect(try store.session(id: huge.id)?.statusInfo.contains("largest agent has 8") == true)
@@ -104,8 +88,8 @@ import TestSupport
     @Test func planningIsAFunctionOfTheSnapshot() throws {
         let (db, store, admin) = try bootstrappedStore(.sqlite)
         defer { store.close(); _ = db }
-        _ = try store.recordHeartbeat(Self.agent("node-a", cpu: 2))
-        let sessions = try (0..<4).map { try store.createSession(Self.spec(store, admin, name: "p\($0)")) }
+        _ = try store.recordHeartbeat(StoreFixtures.heartbeat("node-a", cpu: 2))
+        let sessions = try (0..<4).map { try store.createSession(StoreFixtures.sessionSpec(store, admin, name: "p\($0)")) }
         let scheduler = SessionScheduler(store: store, catalog: PluginCatalog.scan([Self.binDir]))
         let snapshot = try scheduler.snapshot(resourceGroup: "default")
         #expect(snapshot.pending.map(\.id) == sessions.map(\.id))
@@ -117,13 +101,13 @@ import TestSupport
         #expect(first.reservations.map(\.session) == Array(sessions.prefix(2).map(\.id)), "two 1-cpu sessions fit a 2-cpu agent, oldest first")
         #expect(first.waiting.map(\.session) == Array(sessions.suffix(2).map(\.id)))
         #expect(try store.sessions(resourceGroup: "default", status: .pending).count == 4, "planning wrote nothing")
-        #expect(try Self.occupied(store) == ["node-a": 0])
+        #expect(try StoreFixtures.occupiedCPU(store) == ["node-a": 0])
         let decisions = try scheduler.apply(first, snapshot: snapshot)
         #expect(decisions.count == 4)
         #expect(try store.sessions(resourceGroup: "default", status: .scheduled).map(\.id).sorted() == sessions.prefix(2).map(\.id).sorted())
-        #expect(try Self.occupied(store) == ["node-a": 2])
+        #expect(try StoreFixtures.occupiedCPU(store) == ["node-a": 2])
         // Applying the same plan again reserves nothing twice: the store re-checks.
         _ = try scheduler.apply(first, snapshot: snapshot)
-        #expect(try Self.occupied(store) == ["node-a": 2])
+        #expect(try StoreFixtures.occupiedCPU(store) == ["node-a": 2])
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Identity
 import Testing
+import TestSupport
 
 /// Request signing against the vectors the official client computed.
 @Suite struct SignatureTests {

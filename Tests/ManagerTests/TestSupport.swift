@@ -6,54 +6,7 @@ import Identity
 import Manager
 import StateStore
 import Testing
-
-/// The two state-store backends every manager test runs against.
-enum Backend: String, CaseIterable, CustomStringConvertible, Sendable {
-    case sqlite, postgresql
-    var description: String { rawValue }
-}
-
-/// A throwaway database: a SQLite file in a temporary folder, or a fresh PostgreSQL
-/// database on the server named by HANGAR_TEST_POSTGRES_URL (Tools/scripts/test.sh and
-/// .ci/run start one and set it).
-final class TestDatabase: @unchecked Sendable {
-    let location: DatabaseLocation
-    private let cleanup: () -> Void
-
-    init(_ backend: Backend) throws {
-        switch backend {
-        case .sqlite:
-            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hangar-store-\(UUID().uuidString)").path
-            location = .sqlite(path: dir + "/manager.db")
-            cleanup = { try? FileManager.default.removeItem(atPath: dir) }
-        case .postgresql:
-            guard let base = ProcessInfo.processInfo.environment["HANGAR_TEST_POSTGRES_URL"] else {
-                throw StoreError(.configuration, "HANGAR_TEST_POSTGRES_URL is not set: run the tests through Tools/scripts/test.sh, which starts a throwaway PostgreSQL, or point it at one (postgresql://user@127.0.0.1:port/postgres)")
-            }
-            let name = "hangar_test_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
-            let admin = try PostgresDatabase(url: base, maxConnections: 1)
-            try admin.withConnection { try $0.execute("CREATE DATABASE \(name)") }
-            let url = base.replacingOccurrences(of: #"/[^/?]*(\?|$)"#, with: "/\(name)$1", options: .regularExpression)
-            location = .postgresql(url: url)
-            cleanup = {
-                _ = try? admin.withConnection { try $0.execute("DROP DATABASE IF EXISTS \(name) WITH (FORCE)") }
-                admin.close()
-            }
-        }
-    }
-
-    deinit { cleanup() }
-
-    func store() throws -> StateStore { try StateStore(location: location) }
-}
-
-/// A store with the bootstrap accounts, using cheap password hashing.
-func bootstrappedStore(_ backend: Backend) throws -> (TestDatabase, StateStore, StateStore.BootstrapResult) {
-    let db = try TestDatabase(backend)
-    let store = try db.store()
-    let admin = try #require(try store.bootstrap(password: "admin-password", passwordRounds: 1000))
-    return (db, store, admin)
-}
+import TestSupport
 
 /// Headers of a request signed like the official client signs it.
 func signedHeaders(method: HTTPRequest.Method, path: String, accessKey: String, secretKey: String,

@@ -2,6 +2,7 @@ import ClusterProtocol
 import Foundation
 import Identity
 import StateStore
+import TestSupport
 import Testing
 
 /// The state store, run on SQLite and on PostgreSQL.
@@ -86,14 +87,6 @@ import Testing
         #expect(Set(try store.keypairs(userID: user.id).map(\.accessKey)) == Set(created))
     }
 
-    static func heartbeat(_ id: String, cpu: Decimal = 8, group: String = "default") -> AgentHeartbeat {
-        AgentHeartbeat(agentID: id, address: "http://10.0.0.\(abs(id.hashValue) % 200 + 1):6001", resourceGroup: group, architecture: "x86_64",
-                       version: "0.1.0", capacity: ResourceSlots(["cpu": cpu, "mem": 17_179_869_184, "cuda.shares": Decimal(string: "2.5")!]),
-                       slotTypes: ["cpu": "count", "mem": "bytes", "cuda.shares": "count"],
-                       devices: [DeviceReport(plugin: "cuda", id: "0", model: "H200", memoryBytes: 1 << 30, processingUnits: 132, numaNode: 1, health: "healthy")],
-                       plugins: [PluginReport(name: "mock", version: "1.0.0", deviceKey: "cuda")], runningKernels: ["k1"])
-    }
-
     @Test(arguments: Backend.allCases)
     func fiftyParallelHeartbeatsLoseNothing(backend: Backend) async throws {
         let (db, store, _) = try bootstrappedStore(backend)
@@ -101,7 +94,7 @@ import Testing
         // 25 agents, each heartbeating twice at once (registration races included).
         let outcomes = try await withThrowingTaskGroup(of: Bool.self) { group in
             for i in 0..<50 {
-                group.addTask { try await store.run { try $0.recordHeartbeat(Self.heartbeat("agent-\(i % 25)", cpu: Decimal(i % 25 + 1))).registered } }
+                group.addTask { try await store.run { try $0.recordHeartbeat(StoreFixtures.gpuHeartbeat("agent-\(i % 25)", cpu: Decimal(i % 25 + 1))).registered } }
             }
             var registered = 0
             for try await r in group where r { registered += 1 }
@@ -122,20 +115,20 @@ import Testing
         let (db, store, _) = try bootstrappedStore(backend)
         defer { store.close(); _ = db }
         let t0: Int64 = 1_800_000_000_000_000
-        let first = try store.recordHeartbeat(Self.heartbeat("node-1"), now: t0)
+        let first = try store.recordHeartbeat(StoreFixtures.gpuHeartbeat("node-1"), now: t0)
         #expect(first.registered && first.agent.status == .alive)
         #expect(first.agent.capacity["cuda.shares"] == Decimal(string: "2.5"), "slot amounts round-trip exactly")
-        let again = try store.recordHeartbeat(Self.heartbeat("node-1"), now: t0 + 5_000_000)
+        let again = try store.recordHeartbeat(StoreFixtures.gpuHeartbeat("node-1"), now: t0 + 5_000_000)
         #expect(!again.registered)
         #expect(try store.markLostAgents(silentSince: t0 + 1_000_000).isEmpty, "heard from 5 s after the cutoff")
         #expect(try store.markLostAgents(silentSince: t0 + 40_000_000, now: t0 + 40_000_000) == ["node-1"])
         #expect(try store.agent(id: "node-1")?.status == .lost)
-        let back = try store.recordHeartbeat(Self.heartbeat("node-1"), now: t0 + 50_000_000)
+        let back = try store.recordHeartbeat(StoreFixtures.gpuHeartbeat("node-1"), now: t0 + 50_000_000)
         #expect(back.registered && back.agent.status == .alive && back.agent.lostAt == nil)
         try store.setAgentSchedulable("node-1", false)
         #expect(try store.agent(id: "node-1")?.schedulable == false)
-        #expect(throws: StoreError.self) { try store.recordHeartbeat(Self.heartbeat("node-2", group: "no-such-group")) }
-        var bad = Self.heartbeat("bad id with spaces")
+        #expect(throws: StoreError.self) { try store.recordHeartbeat(StoreFixtures.gpuHeartbeat("node-2", group: "no-such-group")) }
+        var bad = StoreFixtures.gpuHeartbeat("bad id with spaces")
         bad.address = "not a url"
         #expect(throws: StoreError.self) { try store.recordHeartbeat(bad) }
     }
@@ -163,8 +156,8 @@ import Testing
     func kernelSessionAndProjectQueries(backend: Backend) throws {
         let (db, store, admin) = try bootstrappedStore(backend)
         defer { store.close(); _ = db }
-        _ = try store.recordHeartbeat(SessionSchedulerTests.agent("node-q", cpu: 4))
-        var spec = try SessionSchedulerTests.spec(store, admin, name: "queries")
+        _ = try store.recordHeartbeat(StoreFixtures.heartbeat("node-q", cpu: 4))
+        var spec = try StoreFixtures.sessionSpec(store, admin, name: "queries")
         spec.startupCommand = "python3 serve.py"
         let session = try store.createSession(spec)
         let kernelID = try #require(try store.kernelIDs(session: session.id).first)
@@ -190,10 +183,10 @@ import Testing
         struct Interrupted: Error {}
         let (db, store, admin) = try bootstrappedStore(backend)
         defer { store.close(); _ = db }
-        _ = try store.recordHeartbeat(SessionSchedulerTests.agent("node-t", cpu: 4))
-        let doomed = try store.createSession(SessionSchedulerTests.spec(store, admin, name: "doomed"))
-        let placed = try store.createSession(SessionSchedulerTests.spec(store, admin, name: "placed"))
-        let waits = try store.createSession(SessionSchedulerTests.spec(store, admin, name: "waits"))
+        _ = try store.recordHeartbeat(StoreFixtures.heartbeat("node-t", cpu: 4))
+        let doomed = try store.createSession(StoreFixtures.sessionSpec(store, admin, name: "doomed"))
+        let placed = try store.createSession(StoreFixtures.sessionSpec(store, admin, name: "placed"))
+        let waits = try store.createSession(StoreFixtures.sessionSpec(store, admin, name: "waits"))
         let kernel = try #require(try store.kernels(session: placed.id).first)
         let placements = [KernelPlacement(kernelID: kernel.id, agentID: "node-t")]
         #expect(throws: Interrupted.self) {
