@@ -175,6 +175,7 @@ let package = Package(
         .target(
             name: "StorageProxy",
             dependencies: [
+                "ClusterProtocol",
                 "PluginHost", "ConfigFile",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -254,7 +255,7 @@ let package = Package(
         .testTarget(
             name: "StorageProxyTests",
             dependencies: [
-                "StorageProxy", "PluginHost", "ConfigFile", "TestSupport",
+                "StorageProxy", "ClusterProtocol", "PluginHost", "ConfigFile", "TestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),

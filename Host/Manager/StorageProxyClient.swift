@@ -1,11 +1,13 @@
 import AsyncHTTPClient
-import HTTPTypes
+import ClusterProtocol
 import Foundation
+import HTTPTypes
 import NIOCore
 import NIOHTTP1
 
-/// Calls storage proxies' manager API (shared secret), turning their refusals into API
-/// errors that keep the proxy's message.
+/// Calls storage proxies' manager API (`StorageProxyAPI`, shared secret) with the typed
+/// `ClusterProtocol` messages, turning their refusals into API errors that keep the proxy's
+/// message.
 struct StorageProxyClient: Sendable {
     let proxies: [String: StorageProxyLink]
 
@@ -16,16 +18,40 @@ struct StorageProxyClient: Sendable {
         return link
     }
 
-    /// POSTs (or GETs, without a body) to `/manager/<path>` and returns the JSON reply.
-    @discardableResult
-    func call(_ proxy: String, _ path: String, _ body: [String: Any]? = nil) async throws -> [String: Any] {
+    /// Sends `message` and decodes the reply as `Reply`.
+    func call<Reply: Decodable>(_ proxy: String, _ call: StorageProxyAPI.Call, _ message: some Encodable, reply: Reply.Type) async throws -> Reply {
+        let data = try await send(proxy, call, body: try JSONEncoder().encode(message))
+        return try decode(Reply.self, data, proxy: proxy, call: call)
+    }
+
+    /// Sends `message` for its effect; the reply's body is not needed.
+    func call(_ proxy: String, _ call: StorageProxyAPI.Call, _ message: some Encodable) async throws {
+        _ = try await send(proxy, call, body: try JSONEncoder().encode(message))
+    }
+
+    /// The proxy's volumes.
+    func volumes(_ proxy: String) async throws -> VolumeList {
+        try decode(VolumeList.self, try await send(proxy, .volumes, body: nil), proxy: proxy, call: .volumes)
+    }
+
+    func decode<Reply: Decodable>(_ type: Reply.Type, _ data: Data, proxy: String, call: StorageProxyAPI.Call) throws -> Reply {
+        do {
+            return try JSONDecoder().decode(Reply.self, from: data)
+        } catch {
+            throw APIError(.badGateway, "storage-proxy-error", "The storage proxy gave a reply the manager cannot read.",
+                           "storage proxy '\(proxy)' answered \(call.path) with something other than \(Reply.self): \(error)")
+        }
+    }
+
+    /// POSTs `body` (or GETs, without one) and returns the reply's bytes.
+    func send(_ proxy: String, _ call: StorageProxyAPI.Call, body: Data?) async throws -> Data {
         let link = try link(proxy)
-        var request = HTTPClientRequest(url: link.url.trimmingCharacters(in: CharacterSet(charactersIn: "/")) + "/manager/" + path)
+        var request = HTTPClientRequest(url: link.url.trimmingCharacters(in: CharacterSet(charactersIn: "/")) + call.path)
         request.method = body == nil ? .GET : .POST
-        request.headers.add(name: "X-Hangar-Storage-Secret", value: link.secret)
+        request.headers.add(name: StorageProxyAPI.secretHeader, value: link.secret)
         if let body {
             request.headers.add(name: "Content-Type", value: "application/json")
-            request.body = .bytes(ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: body)))
+            request.body = .bytes(ByteBuffer(bytes: body))
         }
         let response: HTTPClientResponse
         do {
@@ -34,9 +60,8 @@ struct StorageProxyClient: Sendable {
             throw APIError(.serviceUnavailable, "storage-proxy-unavailable", "The storage proxy cannot be reached.", "storage proxy '\(proxy)' at \(link.url): \(error)")
         }
         let data = Data(try await response.body.collect(upTo: 16 << 20).readableBytesView)
-        let object = (try? JSONSerialization.jsonObject(with: data) as? [String: Any]) ?? [:]
         guard response.status.code < 300 else {
-            let message = object["error"] as? String ?? String(decoding: data, as: UTF8.self)
+            let message = (try? JSONDecoder().decode(StorageErrorReply.self, from: data))?.error ?? String(decoding: data, as: UTF8.self)
             let status = HTTPResponse.Status(code: Int(response.status.code))
             let slug = switch response.status.code {
             case 404: "vfolder-not-found"
@@ -47,6 +72,6 @@ struct StorageProxyClient: Sendable {
             }
             throw APIError(status, slug, "The storage proxy refused the request.", message)
         }
-        return object
+        return data
     }
 }

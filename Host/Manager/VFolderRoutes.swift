@@ -11,13 +11,11 @@ extension ManagerAPI {
     var storageProxies: StorageProxyClient { StorageProxyClient(proxies: config.storageProxies) }
 
     /// The hosts ("proxy:volume") this manager knows, from every proxy's volume list.
-    func vfolderHosts() async -> [(host: String, info: [String: Any])] {
-        var hosts: [(String, [String: Any])] = []
+    func vfolderHosts() async -> [(host: String, info: VolumeSummary)] {
+        var hosts: [(String, VolumeSummary)] = []
         for name in config.storageProxies.keys.sorted() {
-            guard let reply = try? await storageProxies.call(name, "volumes") else { continue }
-            for volume in reply["volumes"] as? [[String: Any]] ?? [] {
-                if let v = volume["name"] as? String { hosts.append(("\(name):\(v)", volume)) }
-            }
+            guard let reply = try? await storageProxies.volumes(name) else { continue }
+            for volume in reply.volumes { hosts.append(("\(name):\(volume.name)", volume)) }
         }
         return hosts
     }
@@ -34,12 +32,15 @@ extension ManagerAPI {
         return found
     }
 
-    /// A storage-proxy request body about one folder, with the call's own keys.
-    func folderTarget(_ f: VFolder, _ extra: [String: Any] = [:]) -> [String: Any] {
-        extra.merging(["volume": f.volumeName, "folder": f.id]) { _, target in target }
+    /// The storage-proxy message naming one folder.
+    func folderTarget(_ f: VFolder) -> FolderTarget { FolderTarget(volume: f.volumeName, folder: f.id) }
+
+    /// A protocol message as the JSON value the Backend.AI API embeds (same keys).
+    static func jsonValue(_ message: some Encodable) throws -> Any {
+        try JSONSerialization.jsonObject(with: try JSONEncoder().encode(message))
     }
 
-    static func folderInfo(_ v: VisibleVFolder, usage: [String: Any]? = nil) -> [String: Any] {
+    static func folderInfo(_ v: VisibleVFolder, usage: FolderUsage? = nil) -> [String: Any] {
         let f = v.folder
         var info: [String: Any] = [
             "id": f.id, "name": f.name, "host": f.host, "usage_mode": f.usageMode, "permission": v.permission.rawValue,
@@ -49,10 +50,10 @@ extension ManagerAPI {
             "created_at": CivilTime.iso8601(micros: f.createdAt), "shared_via": v.via,
         ]
         if let usage {
-            info["numFiles"] = usage["file_count"] ?? 0
-            info["num_files"] = usage["file_count"] ?? 0
-            info["used_bytes"] = usage["used_bytes"] ?? 0
-            info["cur_size"] = usage["used_bytes"] ?? 0
+            info["numFiles"] = usage.fileCount
+            info["num_files"] = usage.fileCount
+            info["used_bytes"] = usage.usedBytes
+            info["cur_size"] = usage.usedBytes
         } else {
             info["numFiles"] = 0
         }
@@ -97,7 +98,7 @@ extension ManagerAPI {
             RouteSpec(method: .get, path: "/folders/_/hosts", summary: "Vfolder hosts (proxy:volume) and the default", access: .user, bodyKeys: nil) { request, _ in
                 _ = try await auth.authenticate(request)
                 let hosts = await vfolderHosts()
-                let info = Dictionary(hosts.map { ($0.host, $0.info) }, uniquingKeysWith: { a, _ in a })
+                let info = Dictionary(try hosts.map { ($0.host, try Self.jsonValue($0.info)) }, uniquingKeysWith: { a, _ in a })
                 let fallback: Any = config.defaultVFolderHost ?? hosts.first?.host ?? NSNull()
                 return try Self.jsonObject(["default": fallback, "allowed": hosts.map(\.host), "volume_info": info])
             },
@@ -133,7 +134,7 @@ extension ManagerAPI {
                 let caller = try await auth.authenticate(request)
                 let id = try Self.required(try await object(request, allowed: ["id"]), "id")
                 let folder = try await trashedFolder(id, caller: caller)
-                try await storageProxies.call(folder.proxyName, "folder/delete", folderTarget(folder))
+                try await storageProxies.call(folder.proxyName, .deleteFolder, folderTarget(folder))
                 try await store.run { try $0.deleteVFolderRecord(folder.id) }
                 return Response(status: .noContent)
             },
@@ -147,7 +148,7 @@ extension ManagerAPI {
             RouteSpec(method: .get, path: "/folders/:name", summary: "Folder info", access: .user, bodyKeys: nil) { request, context in
                 let caller = try await auth.authenticate(request)
                 let v = try await visibleFolder(try context.parameters.require("name"), caller: caller)
-                let usage = try? await storageProxies.call(v.folder.proxyName, "folder/usage", folderTarget(v.folder))
+                let usage = try? await storageProxies.call(v.folder.proxyName, .folderUsage, folderTarget(v.folder), reply: FolderUsage.self)
                 return try Self.jsonObject(Self.folderInfo(v, usage: usage))
             },
             RouteSpec(method: .delete, path: "/folders/:name", summary: "Move a folder to the trash", access: .user, bodyKeys: nil) { request, context in
@@ -166,9 +167,9 @@ extension ManagerAPI {
                 let single = body["path"] is [String] ? "" : try Self.required(body, "path")
                 let paths: [String] = (body["path"] as? [String]) ?? [single]
                 for path in paths {
-                    try await storageProxies.call(v.folder.proxyName, "folder/file/mkdir", folderTarget(v.folder, [
-                        "path": path, "parents": body["parents"] as? Bool ?? false, "exist_ok": body["exist_ok"] as? Bool ?? false,
-                    ]))
+                    try await storageProxies.call(v.folder.proxyName, .makeDirectory, MakeDirectoryRequest(
+                        volume: v.folder.volumeName, folder: v.folder.id, path: path,
+                        parents: body["parents"] as? Bool ?? false, existOK: body["exist_ok"] as? Bool ?? false))
                 }
                 return try Self.jsonObject([:], status: .created)
             },
@@ -178,30 +179,28 @@ extension ManagerAPI {
                 let v = try await visibleFolder(try context.parameters.require("name"), caller: caller)
                 let body = try await object(request, allowed: ["path"])
                 let path = body["path"] as? String ?? request.uri.queryParameters.get("path") ?? "."
-                let reply = try await storageProxies.call(v.folder.proxyName, "folder/file/list", folderTarget(v.folder, ["path": path]))
-                let items = reply["items"] as? [[String: Any]] ?? []
-                let files = items.map { ["filename": $0["name"] ?? "", "size": $0["size"] ?? 0, "mode": $0["mode"] ?? "", "type": $0["type"] ?? "",
-                                         "ctime": $0["ctime"] ?? 0, "atime": $0["atime"] ?? 0, "mtime": $0["mtime"] ?? 0] }
+                let reply = try await storageProxies.call(v.folder.proxyName, .listFiles,
+                                                          ListFilesRequest(volume: v.folder.volumeName, folder: v.folder.id, path: path), reply: FileList.self)
+                let files: [[String: Any]] = reply.items.map { ["filename": $0.name, "size": $0.size, "mode": $0.mode, "type": $0.type,
+                                                               "ctime": $0.ctime, "atime": $0.atime, "mtime": $0.mtime] }
                 let encoded = String(decoding: try JSONSerialization.data(withJSONObject: files, options: [.sortedKeys]), as: UTF8.self)
-                return try Self.jsonObject(["items": items, "files": encoded])
+                return try Self.jsonObject(["items": try Self.jsonValue(reply.items), "files": encoded])
             },
             RouteSpec(method: .post, path: "/folders/:name/rename-file", summary: "Rename a file", access: .user,
                       bodyKeys: ["target_path", "new_name", "is_dir"]) { request, context in
                 let caller = try await auth.authenticate(request)
                 let v = try await visibleFolder(try context.parameters.require("name"), caller: caller, need: .readWrite)
                 let body = try await object(request, allowed: ["target_path", "new_name", "is_dir"])
-                try await storageProxies.call(v.folder.proxyName, "folder/file/rename", folderTarget(v.folder, [
-                    "path": try Self.required(body, "target_path"), "new_name": try Self.required(body, "new_name"),
-                ]))
+                try await storageProxies.call(v.folder.proxyName, .renameFile, RenameFileRequest(
+                    volume: v.folder.volumeName, folder: v.folder.id, path: try Self.required(body, "target_path"), newName: try Self.required(body, "new_name")))
                 return try Self.jsonObject([:])
             },
             RouteSpec(method: .post, path: "/folders/:name/move-file", summary: "Move a file within the folder", access: .user, bodyKeys: ["src", "dst"]) { request, context in
                 let caller = try await auth.authenticate(request)
                 let v = try await visibleFolder(try context.parameters.require("name"), caller: caller, need: .readWrite)
                 let body = try await object(request, allowed: ["src", "dst"])
-                try await storageProxies.call(v.folder.proxyName, "folder/file/move", folderTarget(v.folder, [
-                    "source": try Self.required(body, "src"), "destination": try Self.required(body, "dst"),
-                ]))
+                try await storageProxies.call(v.folder.proxyName, .moveFile, MoveFileRequest(
+                    volume: v.folder.volumeName, folder: v.folder.id, source: try Self.required(body, "src"), destination: try Self.required(body, "dst")))
                 return try Self.jsonObject([:])
             },
             RouteSpec(method: .delete, path: "/folders/:name/delete-files", summary: "Delete files ({files, recursive})", access: .user,
@@ -210,9 +209,8 @@ extension ManagerAPI {
                 let v = try await visibleFolder(try context.parameters.require("name"), caller: caller, need: .readWrite)
                 let body = try await object(request, allowed: ["files", "recursive"])
                 guard let files = body["files"] as? [String], !files.isEmpty else { throw APIError.invalidParams("'files' (a list of paths) is required") }
-                try await storageProxies.call(v.folder.proxyName, "folder/file/delete", folderTarget(v.folder, [
-                    "paths": files, "recursive": body["recursive"] as? Bool ?? false,
-                ]))
+                try await storageProxies.call(v.folder.proxyName, .deleteFiles, DeleteFilesRequest(
+                    volume: v.folder.volumeName, folder: v.folder.id, paths: files, recursive: body["recursive"] as? Bool ?? false))
                 return try Self.jsonObject([:])
             },
             RouteSpec(method: .post, path: "/folders/:name/request-upload", summary: "A token to upload one file to the storage proxy (tus)", access: .user,
@@ -220,22 +218,20 @@ extension ManagerAPI {
                 let caller = try await auth.authenticate(request)
                 let v = try await visibleFolder(try context.parameters.require("name"), caller: caller, need: .readWrite)
                 let body = try await object(request, allowed: ["path", "size"])
-                let size = try Self.bytes(body["size"])
-                let reply = try await storageProxies.call(v.folder.proxyName, "folder/file/upload", folderTarget(v.folder, [
-                    "path": try Self.required(body, "path"), "size": size,
-                ]))
-                return try Self.jsonObject(["token": reply["token"] ?? "", "url": reply["url"] ?? ""])
+                guard let size = UInt64(exactly: try Self.bytes(body["size"])) else { throw APIError.invalidParams("'size' must be a non-negative number of bytes") }
+                let reply = try await storageProxies.call(v.folder.proxyName, .requestUpload, UploadTicketRequest(
+                    volume: v.folder.volumeName, folder: v.folder.id, path: try Self.required(body, "path"), size: size), reply: TransferTicket.self)
+                return try Self.jsonObject(["token": reply.token, "url": reply.url])
             },
             RouteSpec(method: .post, path: "/folders/:name/request-download", summary: "A token to download a file (or a directory as tar)", access: .user,
                       bodyKeys: ["path", "archive"]) { request, context in
                 let caller = try await auth.authenticate(request)
                 let v = try await visibleFolder(try context.parameters.require("name"), caller: caller)
                 let body = try await object(request, allowed: ["path", "archive"])
-                var target = folderTarget(v.folder)
-                target["path"] = try Self.required(body, "path")
-                if let archive = body["archive"] as? Bool { target["archive"] = archive }
-                let reply = try await storageProxies.call(v.folder.proxyName, "folder/file/download", target)
-                return try Self.jsonObject(["token": reply["token"] ?? "", "url": reply["url"] ?? ""])
+                let target = DownloadTicketRequest(volume: v.folder.volumeName, folder: v.folder.id, path: try Self.required(body, "path"),
+                                                   archive: body["archive"] as? Bool)
+                let reply = try await storageProxies.call(v.folder.proxyName, .requestDownload, target, reply: TransferTicket.self)
+                return try Self.jsonObject(["token": reply.token, "url": reply.url])
             },
             RouteSpec(method: .post, path: "/folders/:name/invite", summary: "Share a folder you own ({perm, user_ids: emails})", access: .user,
                       bodyKeys: ["perm", "user_ids", "emails"]) { request, context in
@@ -264,7 +260,7 @@ extension ManagerAPI {
                 let userID = caller.identity.keypair.userID
                 try await checkFolderLimits(caller: caller, quota: v.folder.quotaBytes)
                 let id = UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
-                try await storageProxies.call(v.folder.proxyName, "folder/clone", ["volume": v.folder.volumeName, "source": v.folder.id, "target": id])
+                try await storageProxies.call(v.folder.proxyName, .cloneFolder, CloneFolderRequest(volume: v.folder.volumeName, source: v.folder.id, target: id))
                 let source = v.folder
                 let usageMode = body["usage_mode"] as? String ?? source.usageMode
                 let cloneable = body["cloneable"] as? Bool ?? false
@@ -275,7 +271,7 @@ extension ManagerAPI {
                                              usageMode: usageMode, cloneable: cloneable)
                     }
                 } catch {
-                    _ = try? await storageProxies.call(source.proxyName, "folder/delete", ["volume": source.volumeName, "folder": id])
+                    try? await storageProxies.call(source.proxyName, .deleteFolder, FolderTarget(volume: source.volumeName, folder: id))
                     throw error
                 }
                 return try Self.jsonObject(Self.folderInfo(VisibleVFolder(folder: clone, permission: .writeDelete, isOwner: true, via: "owner")), status: .created)
@@ -330,6 +326,7 @@ extension ManagerAPI {
         let usageMode = body["usage_mode"] as? String ?? "general"
         guard ["general", "model", "data"].contains(usageMode) else { throw APIError.invalidParams("usage_mode must be general, model or data") }
         var quota = try Self.bytes(body["quota"])
+        guard quota >= 0 else { throw APIError.invalidParams("'quota' must be a non-negative number of bytes") }
         let userID = caller.identity.keypair.userID
         var projectID: String?
         if let group = body["group"] as? String, !group.isEmpty {
@@ -359,7 +356,7 @@ extension ManagerAPI {
                                  permission: permission, usageMode: usageMode, cloneable: cloneable)
         }
         do {
-            try await storageProxies.call(proxy, "folder/create", ["volume": volume, "folder": id, "quota": quota])
+            try await storageProxies.call(proxy, .createFolder, CreateFolderRequest(volume: volume, folder: id, quota: UInt64(clamping: quota)))
         } catch {
             try? await store.run { try $0.deleteVFolderRecord(id) }
             throw error
@@ -380,8 +377,7 @@ extension ManagerAPI {
             var target = map[name] ?? (parts.count > 1 ? parts[1] : name)
             if !target.hasPrefix("/") { target = KernelPaths.workDirectory + "/" + target }
             guard !target.split(separator: "/").contains("..") else { throw APIError.invalidParams("mount target '\(target)' must not contain '..'") }
-            let reply = try await storageProxies.call(v.folder.proxyName, "folder/mount", folderTarget(v.folder))
-            guard let hostPath = reply["path"] as? String else { throw APIError.internalError("the storage proxy gave no mount path for '\(name)'") }
+            let hostPath = try await storageProxies.call(v.folder.proxyName, .mountFolder, folderTarget(v.folder), reply: MountedFolder.self).path
             let readOnly = v.permission == .readOnly || (parts.count > 2 && parts[2] == "ro")
             mounts.append(SessionMount(folderID: v.folder.id, name: v.folder.name, hostPath: hostPath, containerPath: target, readOnly: readOnly))
         }

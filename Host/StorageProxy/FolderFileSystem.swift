@@ -1,3 +1,4 @@
+import ClusterProtocol
 import Foundation
 
 /// Why a file operation inside a virtual folder was refused. Nothing was touched when any of
@@ -80,19 +81,6 @@ public struct FolderPath: Sendable, Equatable {
     public var isRoot: Bool { components.isEmpty }
     public var name: String { components.last ?? "" }
     public var parent: [String] { Array(components.dropLast()) }
-}
-
-/// One directory entry, as `vfolder ls` shows it.
-public struct FolderEntry: Sendable, Codable, Equatable {
-    public var name: String
-    /// "file", "directory", "symlink" or "other".
-    public var type: String
-    public var size: Int64
-    /// `ls -l` style, e.g. "-rw-r--r--".
-    public var mode: String
-    public var mtime: Double
-    public var atime: Double
-    public var ctime: Double
 }
 
 /// File operations confined to one folder root. Every operation walks from an open

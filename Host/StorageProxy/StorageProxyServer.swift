@@ -1,3 +1,4 @@
+import ClusterProtocol
 import ConfigFile
 import Foundation
 import HTTPTypes
@@ -61,7 +62,7 @@ public final class StorageProxyServer: Sendable {
     let logger: Logger
 
     /// The header the manager authenticates with.
-    public static let secretHeader = HTTPField.Name("X-Hangar-Storage-Secret")!
+    public static let secretHeader = HTTPField.Name(StorageProxyAPI.secretHeader)!
 
     /// Creates one plugin instance per configured volume.
     /// - Throws: `PluginError` naming the volume's plugin and why it did not start.
@@ -137,44 +138,47 @@ public final class StorageProxyServer: Sendable {
         }
     }
 
-    static func json(_ object: Any, status: HTTPResponse.Status = .ok) throws -> Response {
-        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
-        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+
+    static func json(_ message: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(message))))
     }
 
-    /// A manager request's JSON body, with the keys it may carry.
-    static func body(_ request: Request, allowed: Set<String>) async throws -> [String: Any] {
+    /// A manager request's body as its `ClusterProtocol` message. Fields the message does not
+    /// know are ignored (a newer manager may send them); a missing or mistyped one is refused
+    /// with its name.
+    static func decode<Message: Decodable>(_ request: Request, as: Message.Type) async throws -> Message {
         let buffer = try await request.body.collect(upTo: 1 << 20)
-        guard buffer.readableBytes > 0 else { return [:] }
-        guard let object = try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView)) as? [String: Any] else {
-            throw StorageProxyError(.badRequest, "the body must be a JSON object")
+        let data = buffer.readableBytes > 0 ? Data(buffer.readableBytesView) : Data("{}".utf8)
+        do {
+            return try JSONDecoder().decode(Message.self, from: data)
+        } catch let DecodingError.keyNotFound(key, _) {
+            throw StorageProxyError(.badRequest, "'\(key.stringValue)' is required")
+        } catch let DecodingError.typeMismatch(type, context), let DecodingError.valueNotFound(type, context) {
+            let key = context.codingPath.map(\.stringValue).joined(separator: ".")
+            let expected = type == UInt64.self ? "a non-negative integer" : type == String.self ? "a string" : type == Bool.self ? "true or false" : "\(type)"
+            throw StorageProxyError(.badRequest, "'\(key)' must be \(expected)")
+        } catch {
+            // Foundation reports a number that does not fit its field (-5 for a size) as
+            // corrupt data without a path, so the field is found here.
+            guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+                throw StorageProxyError(.badRequest, "the body must be a JSON object")
+            }
+            if let key = object.keys.sorted().first(where: { (object[$0] as? NSNumber).map { $0.doubleValue < 0 || $0.doubleValue != $0.doubleValue.rounded() } ?? false }) {
+                throw StorageProxyError(.badRequest, "'\(key)' must be a non-negative integer")
+            }
+            throw StorageProxyError(.badRequest, "the body does not fit \(Message.self): \(error)")
         }
-        let unknown = Set(object.keys).subtracting(allowed)
-        guard unknown.isEmpty else {
-            throw StorageProxyError(.badRequest, "unknown keys \(unknown.sorted().joined(separator: ", ")); accepted: \(allowed.sorted().joined(separator: ", "))")
-        }
-        return object
     }
 
-    static func string(_ body: [String: Any], _ key: String) throws -> String {
-        guard let value = body[key] as? String else { throw StorageProxyError(.badRequest, "'\(key)' (a string) is required") }
-        return value
-    }
-
-    static func int(_ body: [String: Any], _ key: String) throws -> Int64? {
-        guard let value = body[key], !(value is NSNull) else { return nil }
-        guard let number = value as? NSNumber, let exact = Int64(exactly: number.doubleValue), exact >= 0 else {
-            throw StorageProxyError(.badRequest, "'\(key)' must be a non-negative integer")
-        }
-        return exact
-    }
-
-    /// A manager-API call on a folder's files: authenticated, its body read (the keys
-    /// `volume` and `folder` plus `keys`), and the folder resolved.
-    func fileCall(_ request: Request, keys: Set<String>) async throws -> (body: [String: Any], fs: FolderFileSystem) {
+    /// A manager-API call on one folder: authenticated, its message decoded, and the folder
+    /// (its `volume` and `folder` fields) resolved.
+    func folderCall<Message: Decodable>(_ request: Request, _ type: Message.Type, volume: (Message) -> String,
+                                        folder: (Message) -> String) async throws -> (message: Message, fs: FolderFileSystem) {
         try authenticateManager(request)
-        let body = try await Self.body(request, allowed: keys.union(["volume", "folder"]))
-        return (body, try fileSystem(try volume(try Self.string(body, "volume")), try Self.string(body, "folder")))
+        let message = try await Self.decode(request, as: type)
+        return (message, try fileSystem(try self.volume(volume(message)), folder(message)))
     }
 
     func authenticateManager(_ request: Request) throws {
@@ -188,7 +192,8 @@ public final class StorageProxyServer: Sendable {
 
     public func makeRouter() -> Router<BasicRequestContext> {
         let router = Router()
-        router.get("/") { _, _ in try Self.json(["service": "hangar-storage-proxy", "volumes": self.volumes.keys.sorted()]) }
+        struct ServiceInfo: Encodable { var service: String, volumes: [String] }
+        router.get("/") { _, _ in try Self.json(ServiceInfo(service: "hangar-storage-proxy", volumes: self.volumes.keys.sorted())) }
         addManagerRoutes(router)
         addTransferRoutes(router)
         return router
@@ -201,131 +206,106 @@ public final class StorageProxyServer: Sendable {
     }
 
     func addManagerRoutes(_ router: Router<BasicRequestContext>) {
-        let m = router.group("manager")
-        m.get("volumes") { request, _ in
+        func route(_ call: StorageProxyAPI.Call) -> RouterPath { RouterPath(call.path) }
+        router.get(route(.volumes)) { request, _ in
             try self.authenticateManager(request)
-            var list: [[String: Any]] = []
-            for v in self.volumes.values.sorted(by: { $0.name < $1.name }) {
+            let list = self.volumes.values.sorted(by: { $0.name < $1.name }).map { v in
                 let usage = try? v.plugin.volumeUsage()
-                let capabilities: [String: Bool] = ["quota": v.enforcesQuota, "fast_clone": v.fastClone]
-                var entry: [String: Any] = ["name": v.name, "backend": v.backend, "capabilities": capabilities]
-                entry["used_bytes"] = usage?.usedBytes ?? 0
-                entry["capacity_bytes"] = usage?.capacityBytes ?? 0
-                list.append(entry)
+                return VolumeSummary(name: v.name, backend: v.backend, capabilities: VolumeCapabilities(quota: v.enforcesQuota, fastClone: v.fastClone),
+                                     usedBytes: usage?.usedBytes ?? 0, capacityBytes: usage?.capacityBytes ?? 0)
             }
-            return try Self.json(["volumes": list])
+            return try Self.json(VolumeList(volumes: list))
         }
-        m.post("folder/create") { request, _ in
+        router.post(route(.createFolder)) { request, _ in
             try self.authenticateManager(request)
-            let b = try await Self.body(request, allowed: ["volume", "folder", "quota"])
-            let v = try self.volume(try Self.string(b, "volume"))
-            let folder = try Self.string(b, "folder")
-            try Self.checkFolderID(folder)
-            let quota = try Self.int(b, "quota") ?? 0
-            try Self.plugin { () throws(PluginError) in try v.plugin.createFolder(folder, quotaBytes: UInt64(quota)) }
-            return try Self.json(["folder": folder, "path": try Self.plugin { () throws(PluginError) in try v.plugin.folderPath(folder) }], status: .created)
+            let m = try await Self.decode(request, as: CreateFolderRequest.self)
+            let v = try self.volume(m.volume)
+            try Self.checkFolderID(m.folder)
+            try Self.plugin { () throws(PluginError) in try v.plugin.createFolder(m.folder, quotaBytes: m.quota ?? 0) }
+            return try Self.json(CreatedFolder(folder: m.folder, path: try Self.plugin { () throws(PluginError) in try v.plugin.folderPath(m.folder) }), status: .created)
         }
-        m.post("folder/delete") { request, _ in
+        router.post(route(.deleteFolder)) { request, _ in
             try self.authenticateManager(request)
-            let b = try await Self.body(request, allowed: ["volume", "folder"])
-            let v = try self.volume(try Self.string(b, "volume"))
-            let folder = try Self.string(b, "folder")
-            try Self.checkFolderID(folder)
-            try Self.plugin { () throws(PluginError) in try v.plugin.deleteFolder(folder) }
+            let m = try await Self.decode(request, as: FolderTarget.self)
+            let v = try self.volume(m.volume)
+            try Self.checkFolderID(m.folder)
+            try Self.plugin { () throws(PluginError) in try v.plugin.deleteFolder(m.folder) }
             return Response(status: .noContent)
         }
-        m.post("folder/clone") { request, _ in
+        router.post(route(.cloneFolder)) { request, _ in
             try self.authenticateManager(request)
-            let b = try await Self.body(request, allowed: ["volume", "source", "target"])
-            let v = try self.volume(try Self.string(b, "volume"))
-            let (source, target) = (try Self.string(b, "source"), try Self.string(b, "target"))
-            try Self.checkFolderID(source)
-            try Self.checkFolderID(target)
-            try Self.plugin { () throws(PluginError) in try v.plugin.cloneFolder(source, to: target) }
-            return try Self.json(["folder": target], status: .created)
+            let m = try await Self.decode(request, as: CloneFolderRequest.self)
+            let v = try self.volume(m.volume)
+            try Self.checkFolderID(m.source)
+            try Self.checkFolderID(m.target)
+            try Self.plugin { () throws(PluginError) in try v.plugin.cloneFolder(m.source, to: m.target) }
+            return try Self.json(ClonedFolder(folder: m.target), status: .created)
         }
-        m.post("folder/mount") { request, _ in
-            try self.authenticateManager(request)
-            let b = try await Self.body(request, allowed: ["volume", "folder"])
-            let v = try self.volume(try Self.string(b, "volume"))
-            let fs = try self.fileSystem(v, try Self.string(b, "folder"))
-            return try Self.json(["path": fs.root])
+        router.post(route(.mountFolder)) { request, _ in
+            let (_, fs) = try await self.folderCall(request, FolderTarget.self, volume: \.volume, folder: \.folder)
+            return try Self.json(MountedFolder(path: fs.root))
         }
-        m.post("folder/usage") { request, _ in
-            try self.authenticateManager(request)
-            let b = try await Self.body(request, allowed: ["volume", "folder"])
-            let v = try self.volume(try Self.string(b, "volume"))
-            let folder = try Self.string(b, "folder")
-            _ = try self.fileSystem(v, folder)
-            let usage = try Self.plugin { () throws(PluginError) in try v.plugin.usage(of: folder) }
-            let quota = (try? v.plugin.quota(of: folder)) ?? usage.capacityBytes
-            return try Self.json(["used_bytes": usage.usedBytes, "file_count": usage.fileCount ?? -1, "quota": quota])
+        router.post(route(.folderUsage)) { request, _ in
+            let (m, _) = try await self.folderCall(request, FolderTarget.self, volume: \.volume, folder: \.folder)
+            let v = try self.volume(m.volume)
+            let usage = try Self.plugin { () throws(PluginError) in try v.plugin.usage(of: m.folder) }
+            let quota = (try? v.plugin.quota(of: m.folder)) ?? usage.capacityBytes
+            return try Self.json(FolderUsage(usedBytes: usage.usedBytes, fileCount: usage.fileCount ?? -1, quota: quota))
         }
-        m.post("folder/quota") { request, _ in
-            try self.authenticateManager(request)
-            let b = try await Self.body(request, allowed: ["volume", "folder", "quota"])
-            let v = try self.volume(try Self.string(b, "volume"))
-            let folder = try Self.string(b, "folder")
-            _ = try self.fileSystem(v, folder)
-            if let quota = try Self.int(b, "quota") {
-                try Self.plugin { () throws(PluginError) in try v.plugin.setQuota(of: folder, bytes: UInt64(quota)) }
+        router.post(route(.folderQuota)) { request, _ in
+            let (m, _) = try await self.folderCall(request, SetQuotaRequest.self, volume: \.volume, folder: \.folder)
+            let v = try self.volume(m.volume)
+            if let quota = m.quota {
+                try Self.plugin { () throws(PluginError) in try v.plugin.setQuota(of: m.folder, bytes: quota) }
             }
-            return try Self.json(["quota": try Self.plugin { () throws(PluginError) in try v.plugin.quota(of: folder) }])
+            return try Self.json(FolderQuota(quota: try Self.plugin { () throws(PluginError) in try v.plugin.quota(of: m.folder) }))
         }
-        m.post("folder/file/mkdir") { request, _ in
-            let (b, fs) = try await self.fileCall(request, keys: ["path", "parents", "exist_ok"])
-            let path = try Self.path(try Self.string(b, "path"))
-            try Self.run { () throws(FolderPathError) in try fs.mkdir(path, parents: b["parents"] as? Bool ?? false, existOK: b["exist_ok"] as? Bool ?? false) }
-            return try Self.json([:], status: .created)
+        router.post(route(.makeDirectory)) { request, _ in
+            let (m, fs) = try await self.folderCall(request, MakeDirectoryRequest.self, volume: \.volume, folder: \.folder)
+            let path = try Self.path(m.path)
+            try Self.run { () throws(FolderPathError) in try fs.mkdir(path, parents: m.parents ?? false, existOK: m.existOK ?? false) }
+            return try Self.json([String: String](), status: .created)
         }
-        m.post("folder/file/list") { request, _ in
-            let (b, fs) = try await self.fileCall(request, keys: ["path"])
-            let path = try Self.path(b["path"] as? String ?? ".")
-            let entries = try Self.run { () throws(FolderPathError) in try fs.list(path) }
-            let items: [[String: Any]] = entries.map {
-                ["name": $0.name, "type": $0.type, "size": $0.size, "mode": $0.mode, "mtime": $0.mtime, "atime": $0.atime, "ctime": $0.ctime]
-            }
-            return try Self.json(["items": items])
+        router.post(route(.listFiles)) { request, _ in
+            let (m, fs) = try await self.folderCall(request, ListFilesRequest.self, volume: \.volume, folder: \.folder)
+            let path = try Self.path(m.path ?? ".")
+            return try Self.json(FileList(items: try Self.run { () throws(FolderPathError) in try fs.list(path) }))
         }
-        m.post("folder/file/rename") { request, _ in
-            let (b, fs) = try await self.fileCall(request, keys: ["path", "new_name"])
-            let path = try Self.path(try Self.string(b, "path"))
-            let newName = try Self.string(b, "new_name")
-            try Self.run { () throws(FolderPathError) in try fs.rename(path, to: newName) }
-            return try Self.json([:])
+        router.post(route(.renameFile)) { request, _ in
+            let (m, fs) = try await self.folderCall(request, RenameFileRequest.self, volume: \.volume, folder: \.folder)
+            let path = try Self.path(m.path)
+            try Self.run { () throws(FolderPathError) in try fs.rename(path, to: m.newName) }
+            return try Self.json([String: String]())
         }
-        m.post("folder/file/move") { request, _ in
-            let (b, fs) = try await self.fileCall(request, keys: ["source", "destination"])
-            let (source, destination) = (try Self.path(try Self.string(b, "source")), try Self.path(try Self.string(b, "destination")))
+        router.post(route(.moveFile)) { request, _ in
+            let (m, fs) = try await self.folderCall(request, MoveFileRequest.self, volume: \.volume, folder: \.folder)
+            let (source, destination) = (try Self.path(m.source), try Self.path(m.destination))
             try Self.run { () throws(FolderPathError) in try fs.move(source, to: destination) }
-            return try Self.json([:])
+            return try Self.json([String: String]())
         }
-        m.post("folder/file/delete") { request, _ in
-            let (b, fs) = try await self.fileCall(request, keys: ["paths", "recursive"])
-            guard let raw = b["paths"] as? [String], !raw.isEmpty else { throw StorageProxyError(.badRequest, "'paths' (a non-empty list of strings) is required") }
-            let paths = try raw.map { try Self.path($0) }
-            try Self.run { () throws(FolderPathError) in try fs.delete(paths, recursive: b["recursive"] as? Bool ?? false) }
-            return try Self.json([:])
+        router.post(route(.deleteFiles)) { request, _ in
+            let (m, fs) = try await self.folderCall(request, DeleteFilesRequest.self, volume: \.volume, folder: \.folder)
+            guard !m.paths.isEmpty else { throw StorageProxyError(.badRequest, "'paths' (a non-empty list of strings) is required") }
+            let paths = try m.paths.map { try Self.path($0) }
+            try Self.run { () throws(FolderPathError) in try fs.delete(paths, recursive: m.recursive ?? false) }
+            return try Self.json([String: String]())
         }
-        m.post("folder/file/upload") { request, _ in
-            try self.authenticateManager(request)
-            let b = try await Self.body(request, allowed: ["volume", "folder", "path", "size"])
-            let v = try self.volume(try Self.string(b, "volume"))
-            let folder = try Self.string(b, "folder")
-            let fs = try self.fileSystem(v, folder)
-            let path = try Self.path(try Self.string(b, "path"))
+        router.post(route(.requestUpload)) { request, _ in
+            let (m, fs) = try await self.folderCall(request, UploadTicketRequest.self, volume: \.volume, folder: \.folder)
+            let v = try self.volume(m.volume)
+            let path = try Self.path(m.path)
             guard !path.isRoot else { throw StorageProxyError(.badRequest, "give the path of a file to upload, not the folder root") }
             if let kind = try Self.run({ () throws(FolderPathError) in try fs.kind(path) }), kind != S_IFREG {
                 throw StorageProxyError.from(kind == S_IFDIR ? .isADirectory(path.raw) : .symlink(path.raw))
             }
-            guard let size = try Self.int(b, "size") else { throw StorageProxyError(.badRequest, "'size' (bytes) is required") }
+            let size = m.size
             guard size <= self.config.maxUploadBytes else {
                 throw StorageProxyError(.contentTooLarge, "the file has \(size) bytes; this storage proxy accepts at most \(self.config.maxUploadBytes) per file")
             }
             // A quota the backend does not enforce itself is checked here, before any byte is written.
-            if !v.enforcesQuota, let quota = try? v.plugin.quota(of: folder), quota > 0 {
-                let used = (try? v.plugin.usage(of: folder).usedBytes) ?? 0
-                guard used + UInt64(size) <= quota else {
+            if !v.enforcesQuota, let quota = try? v.plugin.quota(of: m.folder), quota > 0 {
+                let used = (try? v.plugin.usage(of: m.folder).usedBytes) ?? 0
+                guard used + size <= quota else {
                     throw StorageProxyError(.contentTooLarge, "the upload (\(size) bytes) would exceed the folder's quota: \(used) of \(quota) bytes used")
                 }
             }
@@ -338,24 +318,21 @@ public final class StorageProxyServer: Sendable {
                 }
             }
             let exp = Int64(Date().timeIntervalSince1970 + self.config.tokenTTL)
-            let token = try self.tokens.issue(TransferClaims(op: "upload", volume: v.name, folder: folder, path: path.raw, exp: exp, size: size, session: session))
-            return try Self.json(["token": token, "url": self.config.advertisedURL + "/upload", "session": session])
+            let token = try self.tokens.issue(TransferClaims(op: "upload", volume: v.name, folder: m.folder, path: path.raw, exp: exp, size: Int64(size), session: session))
+            return try Self.json(TransferTicket(token: token, url: self.config.advertisedURL + "/upload", session: session))
         }
-        m.post("folder/file/download") { request, _ in
-            try self.authenticateManager(request)
-            let b = try await Self.body(request, allowed: ["volume", "folder", "path", "archive"])
-            let v = try self.volume(try Self.string(b, "volume"))
-            let folder = try Self.string(b, "folder")
-            let fs = try self.fileSystem(v, folder)
-            let path = try Self.path(try Self.string(b, "path"))
+        router.post(route(.requestDownload)) { request, _ in
+            let (m, fs) = try await self.folderCall(request, DownloadTicketRequest.self, volume: \.volume, folder: \.folder)
+            let v = try self.volume(m.volume)
+            let path = try Self.path(m.path)
             guard let kind = try Self.run({ () throws(FolderPathError) in try fs.kind(path) }) else { throw StorageProxyError.from(.notFound(path.raw)) }
-            let archive = b["archive"] as? Bool ?? (kind == S_IFDIR)
+            let archive = m.archive ?? (kind == S_IFDIR)
             guard kind == S_IFREG || (kind == S_IFDIR && archive) else {
                 throw StorageProxyError.from(kind == S_IFDIR ? .isADirectory(path.raw) : .symlink(path.raw))
             }
             let exp = Int64(Date().timeIntervalSince1970 + self.config.tokenTTL)
-            let token = try self.tokens.issue(TransferClaims(op: "download", volume: v.name, folder: folder, path: path.raw, exp: exp, archive: archive))
-            return try Self.json(["token": token, "url": self.config.advertisedURL + "/download"])
+            let token = try self.tokens.issue(TransferClaims(op: "download", volume: v.name, folder: m.folder, path: path.raw, exp: exp, archive: archive))
+            return try Self.json(TransferTicket(token: token, url: self.config.advertisedURL + "/download"))
         }
     }
 

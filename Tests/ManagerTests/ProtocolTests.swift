@@ -36,6 +36,31 @@ import StateStore
         #expect(SessionLifecycle.agentReason("plain text") == "plain text")
     }
 
+    /// Messages of today's manager ↔ storage-proxy protocol, recorded with fields a newer
+    /// side might add, decode as the typed messages; what the manager sends encodes with the
+    /// wire's keys.
+    @Test func recordedStorageProxyMessagesDecode() throws {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/protocol/storage-proxy-v1.json")
+        let recorded = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+        func message<T: Decodable>(_ key: String, as: T.Type) throws -> T {
+            try JSONDecoder().decode(T.self, from: JSONSerialization.data(withJSONObject: try #require(recorded[key])))
+        }
+        let volumes = try message("volumes", as: VolumeList.self)
+        #expect(volumes.volumes == [VolumeSummary(name: "local", backend: "btrfs", capabilities: VolumeCapabilities(quota: true, fastClone: true),
+                                                  usedBytes: 1 << 20, capacityBytes: 10 << 30)])
+        #expect(try message("create_folder", as: CreateFolderRequest.self) == CreateFolderRequest(volume: "local", folder: "0123456789abcdef0123456789abcdef", quota: 1 << 30))
+        #expect(try message("folder_usage", as: FolderUsage.self) == FolderUsage(usedBytes: 4096, fileCount: 3, quota: 1 << 30))
+        #expect(try message("list_files", as: FileList.self).items.map(\.name) == ["train.py"])
+        #expect(try message("upload_ticket", as: TransferTicket.self).session == "3f2a")
+        let mkdir = try message("mkdir", as: MakeDirectoryRequest.self)
+        #expect(mkdir.existOK == true && mkdir.parents == true)
+        #expect(try message("error", as: StorageErrorReply.self).error.contains("does not exist"))
+        // The manager's side encodes the wire's snake_case keys.
+        let sent = try #require(try JSONSerialization.jsonObject(with: JSONEncoder().encode(mkdir)) as? [String: Any])
+        #expect(Set(sent.keys) == ["volume", "folder", "path", "parents", "exist_ok"])
+        #expect(StorageProxyAPI.Call.requestUpload.path == "/manager/folder/file/upload")
+    }
+
     @Test func rpcPathsAreOneDefinition() {
         #expect(AgentAPI.kernelPath("k") == "/rpc/kernels/k")
         #expect(AgentAPI.logsPath("k") == "/rpc/kernels/k/logs")

@@ -22,7 +22,7 @@ import Testing
         ("Host/PluginConformance", "PluginConformance", ["PluginHost", "PluginAPI"]),
         ("Host/Agent", "Agent", http.union(["AgentResources", "ContainerEngine", "PluginHost", "ClusterProtocol", "ConfigFile"])),
         ("Host/Manager", "Manager", http.union(["StateStore", "Identity", "ClusterProtocol", "ConfigFile", "PluginHost"])),
-        ("Host/StorageProxy", "StorageProxy", http.union(["PluginHost", "ConfigFile"])),
+        ("Host/StorageProxy", "StorageProxy", http.union(["PluginHost", "ConfigFile", "ClusterProtocol"])),
         ("Host/hangard", "hangard", ["Agent", "Manager", "StorageProxy", "StateStore", "PluginHost", "ConfigFile", "Identity", "ContainerEngine",
                                      "ArgumentParser", "Logging"]),
         ("Tools/hangar", "HangarCLI", http.union(["Identity", "ConfigFile", "ArgumentParser"])),

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import ClusterProtocol
 import ConfigFile
 import Foundation
 import Hummingbird
@@ -64,7 +65,7 @@ final class ProxyHarness: @unchecked Sendable {
     func manager(_ path: String, _ body: [String: Any]? = nil, secret: String? = nil) async throws -> (Int, [String: Any]) {
         var request = HTTPClientRequest(url: base + "/manager/" + path)
         request.method = body == nil ? .GET : .POST
-        request.headers.add(name: "X-Hangar-Storage-Secret", value: secret ?? self.secret)
+        request.headers.add(name: StorageProxyAPI.secretHeader, value: secret ?? self.secret)
         if let body {
             request.headers.add(name: "Content-Type", value: "application/json")
             request.body = .bytes(ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: body)))

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import ClusterProtocol
 import Crypto
 import Foundation
 import NIOCore
@@ -234,6 +235,35 @@ func fileSHA256(_ path: String) throws -> String {
     }
 
     /// vfs records quotas; the proxy refuses an upload that would exceed one before writing.
+    /// The manager API takes the `ClusterProtocol` messages: a field a newer manager adds is
+    /// ignored (rolling upgrades), a missing or mistyped one is refused by name with nothing
+    /// changed, and the replies decode as the typed messages.
+    @Test func managerMessagesAreTypedAndTolerateNewFields() async throws {
+        let proxy = try await ProxyHarness()
+        defer { proxy.stop() }
+        let (folder, root) = try await proxy.folder()
+        let (made, _) = try await proxy.manager("folder/file/mkdir", ["volume": "v1", "folder": folder, "path": "new", "from_a_newer_manager": true])
+        #expect(made == 201)
+        var isDirectory: ObjCBool = false
+        #expect(FileManager.default.fileExists(atPath: root + "/new", isDirectory: &isDirectory) && isDirectory.boolValue)
+        let (missing, why) = try await proxy.manager("folder/file/mkdir", ["volume": "v1", "folder": folder])
+        #expect(missing == 400 && why["error"] as? String == "'path' is required", "\(why)")
+        let (negative, whyNot) = try await proxy.manager("folder/create", ["volume": "v1", "folder": String(repeating: "e", count: 32), "quota": -5])
+        #expect(negative == 400 && (whyNot["error"] as? String ?? "").contains("'quota' must be a non-negative integer"), "\(whyNot)")
+        let (createdAfter, _) = try await proxy.manager("folder/create", ["volume": "v1", "folder": String(repeating: "e", count: 32)])
+        #expect(createdAfter == 201, "the refused create left nothing behind")
+        let (mistyped, whyMistyped) = try await proxy.manager("folder/file/delete", ["volume": "v1", "folder": folder, "paths": "new"])
+        #expect(mistyped == 400 && (whyMistyped["error"] as? String ?? "").contains("'paths'"), "\(whyMistyped)")
+        // Typed replies.
+        let (listed, listing) = try await proxy.manager("folder/file/list", ["volume": "v1", "folder": folder])
+        #expect(listed == 200)
+        let files = try JSONDecoder().decode(FileList.self, from: JSONSerialization.data(withJSONObject: listing))
+        #expect(files.items.map(\.name) == ["new"] && files.items.first?.type == "directory")
+        let (_, volumes) = try await proxy.manager("volumes")
+        let list = try JSONDecoder().decode(VolumeList.self, from: JSONSerialization.data(withJSONObject: volumes))
+        #expect(list.volumes.map(\.name) == ["v1"] && list.volumes.first?.backend == "vfs")
+    }
+
     @Test func vfsQuotaRefusesBeforeAnyByteIsWritten() async throws {
         let proxy = try await ProxyHarness()
         defer { proxy.stop() }
