@@ -341,7 +341,7 @@ struct GQLResolver: Sendable {
         guard context.isSuperadmin else { throw GraphQLError(message: "create_scaling_group needs a superadmin keypair") }
         let scheduler = arguments.props.scheduler ?? "fifo", selector = arguments.props.agent_selector ?? "concentrated"
         // A bad plugin name is refused now, not at the first scheduling pass.
-        let catalog = context.api.lifecycle.scheduler.catalog
+        let catalog = context.api.lifecycle.scheduler.plugins.catalog
         for (kind, name) in [("scheduler", scheduler), ("agent selector", selector)] {
             do {
                 _ = try catalog.resolve(name)

@@ -93,12 +93,13 @@ public struct ManagerAPI: Sendable {
     /// Scheduling, kernel creation and session endings.
     public let lifecycle: SessionLifecycle
 
-    public init(store: StateStore, config: ManagerConfig, clusterSecret: String, logger: Logger) {
+    /// Routes over services the server assembled; the API makes none of its own.
+    public init(store: StateStore, lifecycle: SessionLifecycle, config: ManagerConfig, clusterSecret: String, logger: Logger) {
         self.store = store
         self.config = config
         self.clusterSecret = clusterSecret
         self.logger = logger
-        lifecycle = SessionLifecycle(store: store, catalog: PluginCatalog.scan(config.pluginSearchPaths), clusterSecret: clusterSecret, logger: logger)
+        self.lifecycle = lifecycle
         auth = Authenticator(store: store, maxClockSkew: config.maxClockSkew, cacheTTL: config.keypairCacheTTL)
         io = JSONIO(maxBodyBytes: config.maxBodyBytes)
     }

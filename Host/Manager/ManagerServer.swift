@@ -3,6 +3,7 @@ import Hummingbird
 import HummingbirdWebSocket
 import Logging
 import Metrics
+import PluginHost
 import Prometheus
 import StateStore
 import Synchronization
@@ -23,17 +24,23 @@ public enum ManagerMetrics {
     }
 }
 
-/// Builds and runs the manager: the HTTP API, metrics, the OpenAPI document and the
-/// lost-agent monitor.
+/// The manager's composition root: it assembles the plugin host, the session lifecycle
+/// (scheduling) and the HTTP API over them, and runs them with metrics, the OpenAPI document
+/// and the lost-agent monitor.
 public struct ManagerServer: Sendable {
     public let api: ManagerAPI
     public let config: ManagerConfig
     public let logger: Logger
+    /// The manager's plugins (resource groups' schedulers and selectors).
+    public let plugins: PluginHost
 
-    public init(store: StateStore, config: ManagerConfig, clusterSecret: String, logger: Logger = Logger(label: "hangar.manager")) {
+    /// - Throws: `PluginError` when the plugin search path cannot be used.
+    public init(store: StateStore, config: ManagerConfig, clusterSecret: String, logger: Logger = Logger(label: "hangar.manager")) throws {
         self.config = config
         self.logger = logger
-        api = ManagerAPI(store: store, config: config, clusterSecret: clusterSecret, logger: logger)
+        plugins = try PluginHost(searchPaths: config.pluginSearchPaths, logger: logger)
+        let lifecycle = SessionLifecycle(store: store, plugins: plugins, clusterSecret: clusterSecret, logger: logger)
+        api = ManagerAPI(store: store, lifecycle: lifecycle, config: config, clusterSecret: clusterSecret, logger: logger)
     }
 
     /// The router with every route, the problem+json error mapping and request metrics.

@@ -21,9 +21,9 @@ public final class SessionLifecycle: Sendable {
     private let activityWritten = Mutex<[String: ContinuousClock.Instant]>([:])
     static let activityInterval: Duration = .seconds(10)
 
-    public init(store: StateStore, catalog: PluginCatalog, clusterSecret: String, logger: Logger = Logger(label: "hangar.sessions")) {
+    public init(store: StateStore, plugins: PluginHost, clusterSecret: String, logger: Logger = Logger(label: "hangar.sessions")) {
         self.store = store
-        self.scheduler = SessionScheduler(store: store, catalog: catalog, logger: logger)
+        self.scheduler = SessionScheduler(store: store, plugins: plugins, logger: logger)
         self.clusterSecret = clusterSecret
         self.logger = logger
     }

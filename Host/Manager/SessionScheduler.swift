@@ -49,22 +49,22 @@ public struct SchedulingPlan: Sendable, Equatable {
 /// resource group's choice of plugins and config, not one pass.
 public final class SessionScheduler: Sendable {
     let store: StateStore
-    let catalog: PluginCatalog
+    let plugins: PluginHost
     let logger: Logger
     /// Plugin instances per resource group, with the choice they were made for.
     private let instances = Mutex<[String: (key: String, scheduler: SchedulerPlugin, selector: AgentSelectorPlugin)]>([:])
 
-    public init(store: StateStore, catalog: PluginCatalog, logger: Logger = Logger(label: "hangar.scheduler")) {
+    public init(store: StateStore, plugins: PluginHost, logger: Logger = Logger(label: "hangar.scheduler")) {
         self.store = store
-        self.catalog = catalog
+        self.plugins = plugins
         self.logger = logger
     }
 
     deinit {
         instances.withLock { all in
             for entry in all.values {
-                entry.scheduler.instance.destroy()
-                entry.selector.instance.destroy()
+                plugins.release(entry.scheduler.instance)
+                plugins.release(entry.selector.instance)
             }
         }
     }
@@ -80,8 +80,14 @@ public final class SessionScheduler: Sendable {
     public func plugins(for group: ResourceGroup) throws -> (SchedulerPlugin, AgentSelectorPlugin) {
         let key = "\(group.scheduler)|\(group.agentSelector)"
         if let cached = instances.withLock({ $0[group.name] }), cached.key == key { return (cached.scheduler, cached.selector) }
-        let scheduler = try SchedulerPlugin(library: catalog.resolve(group.scheduler))
-        let selector = try AgentSelectorPlugin(library: catalog.resolve(group.agentSelector))
+        let scheduler = try plugins.makeScheduler(group.scheduler)
+        let selector: AgentSelectorPlugin
+        do {
+            selector = try plugins.makeAgentSelector(group.agentSelector)
+        } catch {
+            plugins.release(scheduler.instance)
+            throw error
+        }
         let replaced = instances.withLock { all -> (SchedulerPlugin, AgentSelectorPlugin)? in
             let old = all[group.name]
             all[group.name] = (key, scheduler, selector)
@@ -89,8 +95,8 @@ public final class SessionScheduler: Sendable {
         }
         // A pass still using the old instances finishes first: destroy() waits out every call.
         if let (oldScheduler, oldSelector) = replaced {
-            oldScheduler.instance.destroy()
-            oldSelector.instance.destroy()
+            plugins.release(oldScheduler.instance)
+            plugins.release(oldSelector.instance)
         }
         return (scheduler, selector)
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 
 /// The plugin libraries found on a search path, opened (descriptors read, nothing created).
 public struct PluginCatalog: Sendable {
@@ -97,9 +98,11 @@ public enum LoadedPlugin: Sendable {
     }
 }
 
-/// Creates the plugins a role's config enables, enforcing `required`, one key per plugin and
-/// one device key per accelerator. An optional plugin that fails is reported and skipped; a
-/// required one stops startup.
+/// The one way a role loads plugins. It creates the plugins a role's config enables,
+/// enforcing `required`, one key per plugin and one device key per accelerator (an optional
+/// plugin that fails is reported and skipped; a required one stops startup), and makes further
+/// instances on demand by name with their own config — a storage volume's backend, a resource
+/// group's scheduler — so that `shutdown()` ends every instance the role made.
 public final class PluginHost: @unchecked Sendable {
     public let config: PluginHostConfig
     public let catalog: PluginCatalog
@@ -108,6 +111,8 @@ public final class PluginHost: @unchecked Sendable {
     /// Optional plugins that failed, with why.
     public private(set) var skipped: [PluginError] = []
     private let logger: Logger
+    /// Instances made on demand, until released or shut down.
+    private let made = Mutex<[ObjectIdentifier: PluginInstance]>([:])
 
     /// Scans the search paths and creates every enabled plugin.
     ///
@@ -153,13 +158,56 @@ public final class PluginHost: @unchecked Sendable {
         }
     }
 
+    /// A host that enables nothing at start and makes instances on demand (storage proxy,
+    /// manager).
+    public convenience init(searchPaths: [String], logger: Logger = Logger(label: "hangar.plugin-host")) throws(PluginError) {
+        try self.init(config: PluginHostConfig(searchPaths: searchPaths), logger: logger)
+    }
+
+    /// A new instance of the storage plugin `nameOrPath` with `config`.
+    /// - Throws: `.notFound` (what the search path has), `.kindMismatch`, `.invalidConfig`, `.createFailed`.
+    public func makeStorage(_ nameOrPath: String, config: ConfigValue) throws(PluginError) -> StoragePlugin {
+        let plugin = try StoragePlugin(library: catalog.resolve(nameOrPath), config: config)
+        track(plugin.instance)
+        return plugin
+    }
+
+    /// A new instance of the scheduler plugin `nameOrPath`.
+    public func makeScheduler(_ nameOrPath: String, config: ConfigValue = .emptyTable) throws(PluginError) -> SchedulerPlugin {
+        let plugin = try SchedulerPlugin(library: catalog.resolve(nameOrPath), config: config)
+        track(plugin.instance)
+        return plugin
+    }
+
+    /// A new instance of the agent-selector plugin `nameOrPath`.
+    public func makeAgentSelector(_ nameOrPath: String, config: ConfigValue = .emptyTable) throws(PluginError) -> AgentSelectorPlugin {
+        let plugin = try AgentSelectorPlugin(library: catalog.resolve(nameOrPath), config: config)
+        track(plugin.instance)
+        return plugin
+    }
+
+    private func track(_ instance: PluginInstance) {
+        made.withLock { $0[ObjectIdentifier(instance)] = instance }
+        logger.debug("plugin instance made", metadata: ["plugin": .string(instance.library.descriptor.name)])
+    }
+
+    /// Destroys an instance made on demand (waiting out calls in flight) and forgets it.
+    public func release(_ instance: PluginInstance) {
+        _ = made.withLock { $0.removeValue(forKey: ObjectIdentifier(instance)) }
+        instance.destroy()
+    }
+
+    /// How many instances made on demand are alive.
+    public var madeInstanceCount: Int { made.withLock { $0.count } }
+
     /// The accelerator plugins that loaded.
     public var accelerators: [AcceleratorPlugin] {
         loaded.compactMap { if case .accelerator(let p) = $0 { p } else { nil } }
     }
 
-    /// Destroys every instance (libraries stay loaded).
+    /// Destroys every instance, enabled or made on demand (libraries stay loaded).
     public func shutdown() {
+        for instance in made.withLock({ all in defer { all.removeAll() }; return Array(all.values) }) { instance.destroy() }
         for plugin in loaded.reversed() { plugin.instance.destroy() }
         loaded.removeAll()
     }

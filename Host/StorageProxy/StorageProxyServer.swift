@@ -59,6 +59,8 @@ public final class StorageProxyServer: Sendable {
     public let volumes: [String: StorageVolume]
     let tokens: TransferToken
     let uploads = UploadLocks()
+    /// Where the volumes' storage plugins come from.
+    let plugins: PluginHost
     let logger: Logger
 
     /// The header the manager authenticates with.
@@ -66,22 +68,28 @@ public final class StorageProxyServer: Sendable {
 
     /// Creates one plugin instance per configured volume.
     /// - Throws: `PluginError` naming the volume's plugin and why it did not start.
-    public init(config: StorageProxyConfig, catalog: PluginCatalog, logger: Logger = Logger(label: "hangar.storage-proxy")) throws {
+    public init(config: StorageProxyConfig, plugins: PluginHost, logger: Logger = Logger(label: "hangar.storage-proxy")) throws {
         guard !config.secret.isEmpty else { throw StorageProxyError(.internalServerError, "[storage-proxy] secret is empty; set the secret shared with the manager") }
         self.config = config
+        self.plugins = plugins
         self.logger = logger
         tokens = TransferToken(secret: config.secret)
         var volumes: [String: StorageVolume] = [:]
         for v in config.volumes {
-            let library = try catalog.resolve(v.backend)
-            let plugin = try StoragePlugin(library: library, config: v.options)
+            let plugin: StoragePlugin
+            do {
+                plugin = try plugins.makeStorage(v.backend, config: v.options)
+            } catch {
+                for made in volumes.values { plugins.release(made.plugin.instance) }
+                throw error
+            }
             volumes[v.name] = StorageVolume(name: v.name, backend: v.backend, plugin: plugin)
         }
         self.volumes = volumes
     }
 
     public func shutdown() {
-        for v in volumes.values { v.plugin.instance.destroy() }
+        for v in volumes.values { plugins.release(v.plugin.instance) }
     }
 
     // MARK: - Helpers

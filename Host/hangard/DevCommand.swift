@@ -61,7 +61,9 @@ struct DevCommand: AsyncParsableCommand {
         proxyConfig.secret = secret
         try FileManager.default.createDirectory(atPath: data + "/vfolders", withIntermediateDirectories: true)
         proxyConfig.volumes = [.init(name: "volume1", backend: "vfs", options: .table([("root", .string(data + "/vfolders"))]))]
-        let storage = try StorageProxyServer(config: proxyConfig, catalog: PluginCatalog.scan(PluginHostConfig.defaultSearchPaths()), logger: Logger(label: "hangar.storage-proxy"))
+        let storagePlugins = try PluginHost(searchPaths: PluginHostConfig.defaultSearchPaths(), logger: logger)
+        defer { storagePlugins.shutdown() }
+        let storage = try StorageProxyServer(config: proxyConfig, plugins: storagePlugins, logger: Logger(label: "hangar.storage-proxy"))
         defer { storage.shutdown() }
         managerConfig.storageProxies = ["local": StorageProxyLink(name: "local", url: proxyConfig.advertisedURL, secret: secret)]
         managerConfig.defaultVFolderHost = "local:volume1"
@@ -89,7 +91,8 @@ struct DevCommand: AsyncParsableCommand {
         let plugins = try PluginHost(config: PluginHostConfig(enabled: ["mock", "cuda"]), logger: logger)
         defer { plugins.shutdown() }
         let daemon = try AgentDaemon(config: agentConfig, accelerators: plugins.accelerators, logger: Logger(label: "hangar.agent"))
-        let server = ManagerServer(store: store, config: managerConfig, clusterSecret: secret, logger: Logger(label: "hangar.manager"))
+        let server = try ManagerServer(store: store, config: managerConfig, clusterSecret: secret, logger: Logger(label: "hangar.manager"))
+        defer { server.plugins.shutdown() }
 
         print((try? String(contentsOfFile: data + "/client.env", encoding: .utf8)) ?? "(the keys were printed when \(data) was first initialised)\n", terminator: "")
         print("""

@@ -160,7 +160,8 @@ struct ServeManager: AsyncParsableCommand {
         let (config, logger, store, created) = try options.open()
         defer { store.close() }
         if let created { printCredentials(created, config: config) }
-        let server = ManagerServer(store: store, config: config, clusterSecret: try clusterSecret(config), logger: logger)
+        let server = try ManagerServer(store: store, config: config, clusterSecret: try clusterSecret(config), logger: logger)
+        defer { server.plugins.shutdown() }
         logger.info("manager listening", metadata: ["address": .string("\(config.host):\(config.port)")])
         try await server.run()
     }

@@ -27,8 +27,9 @@ struct StorageProxyCommand: AsyncParsableCommand {
             proxyConfig.port = parsed.port
         }
         let logger = Logger(label: "hangar.storage-proxy")
-        let plugins = try PluginHostConfig.load(file: config)
-        let server = try StorageProxyServer(config: proxyConfig, catalog: PluginCatalog.scan(plugins.searchPaths), logger: logger)
+        let plugins = try PluginHost(searchPaths: try PluginHostConfig.load(file: config).searchPaths, logger: logger)
+        defer { plugins.shutdown() }
+        let server = try StorageProxyServer(config: proxyConfig, plugins: plugins, logger: logger)
         defer { server.shutdown() }
         logger.info("storage proxy listening", metadata: ["address": .string("\(proxyConfig.host):\(proxyConfig.port)"),
                                                          "volumes": .string(server.volumes.keys.sorted().joined(separator: ","))])

@@ -35,7 +35,7 @@ import TestSupport
                                                        image: "img:1", requested: ResourceSlots(["cpu": 1])))
         _ = try store.createSession(SessionSpec(name: "bob-s", accessKey: bobKeys.accessKey, userID: bob.id, projectID: project.id,
                                                 image: "img:1", requested: ResourceSlots(["cpu": 1])))
-        let app = managerApp(store)
+        let app = try managerApp(store)
         let ps = """
             query($limit:Int!, $offset:Int!, $status: String, $access_key: String, $filter: String, $order: String) {
               compute_session_list(

@@ -170,7 +170,7 @@ import TestSupport
     @Test func oversizedBodiesAreRefused() async throws {
         let (db, store, admin) = try bootstrappedStore(.sqlite)
         defer { store.close(); _ = db }
-        let app = managerApp(store) { $0.maxBodyBytes = 1024 }
+        let app = try managerApp(store) { $0.maxBodyBytes = 1024 }
         try await app.test(.router) { client in
             let big = #"{"email": "x@example.com", "password": ""# + String(repeating: "p", count: 4096) + #""}"#
             try await client.execute(uri: "/admin/users", method: .post,
@@ -231,7 +231,7 @@ import TestSupport
         config.host = "127.0.0.1"
         config.port = 0
         config.agentLostTimeout = 1
-        let server = ManagerServer(store: store, config: config, clusterSecret: "s")
+        let server = try ManagerServer(store: store, config: config, clusterSecret: "s")
         let monitor = Task { await server.monitorAgents() }
         defer { monitor.cancel() }
         var status: AgentStatus?
@@ -246,7 +246,7 @@ import TestSupport
     @Test func openAPIDocumentListsEveryRouteAndEveryRouteIsServed() async throws {
         let (db, store, _) = try bootstrappedStore(.sqlite)
         defer { store.close(); _ = db }
-        let server = ManagerServer(store: store, config: ManagerConfig(), clusterSecret: "s")
+        let server = try ManagerServer(store: store, config: ManagerConfig(), clusterSecret: "s")
         try await Application(router: server.makeRouter()).test(.router) { client in
             var document: [String: Any] = [:]
             try await client.execute(uri: "/openapi.json", method: .get) { response in

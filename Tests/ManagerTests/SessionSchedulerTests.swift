@@ -24,8 +24,9 @@ import TestSupport
         }
         #expect(ids.count == 50)
         // Two "managers" running passes at the same time.
-        let catalog = PluginCatalog.scan([Self.binDir])
-        let schedulers = [SessionScheduler(store: store, catalog: catalog), SessionScheduler(store: store, catalog: catalog)]
+        let plugins = try PluginHost(searchPaths: [Self.binDir])
+        defer { plugins.shutdown() }
+        let schedulers = [SessionScheduler(store: store, plugins: plugins), SessionScheduler(store: store, plugins: plugins)]
         try await withThrowingTaskGroup(of: Void.self) { group in
             for i in 0..<4 { group.addTask { _ = try await store.run { _ in try schedulers[i % 2].schedule(resourceGroup: "default") } } }
             try await group.waitForAll()
@@ -71,7 +72,7 @@ import TestSupport
         try store.database.transaction { try $0.execute("UPDATE resource_policies SET max_concurrent_sessions = 1 WHERE scope = 'keypair'") }
         let first = try store.createSession(StoreFixtures.sessionSpec(store, admin, name: "first"))
         let second = try store.createSession(StoreFixtures.sessionSpec(store, admin, name: "second"))
-        let decisions = try SessionScheduler(store: store, catalog: PluginCatalog.scan([Self.binDir])).schedule(resourceGroup: "default")
+        let decisions = try SessionScheduler(store: store, plugins: try PluginHost(searchPaths: [Self.binDir])).schedule(resourceGroup: "default")
         #expect(try store.session(id: huge.id)?.status == .cancelled)
         #expect(try store.session(id: huge.id)?.statusInfo.contains("largest agent has 8") == true)
         #expect(try store.session(id: needsGPU.id)?.status == .cancelled)
@@ -90,7 +91,7 @@ import TestSupport
         defer { store.close(); _ = db }
         _ = try store.recordHeartbeat(StoreFixtures.heartbeat("node-a", cpu: 2))
         let sessions = try (0..<4).map { try store.createSession(StoreFixtures.sessionSpec(store, admin, name: "p\($0)")) }
-        let scheduler = SessionScheduler(store: store, catalog: PluginCatalog.scan([Self.binDir]))
+        let scheduler = SessionScheduler(store: store, plugins: try PluginHost(searchPaths: [Self.binDir]))
         let snapshot = try scheduler.snapshot(resourceGroup: "default")
         #expect(snapshot.pending.map(\.id) == sessions.map(\.id))
         let group = try #require(try store.resourceGroups().first { $0.name == "default" })
@@ -109,5 +110,31 @@ import TestSupport
         // Applying the same plan again reserves nothing twice: the store re-checks.
         _ = try scheduler.apply(first, snapshot: snapshot)
         #expect(try StoreFixtures.occupiedCPU(store) == ["node-a": 2])
+    }
+
+    /// A resource group's scheduler and selector are made once and kept across passes, and
+    /// replaced (the old ones destroyed) when the group's choice changes.
+    @Test func pluginInstancesLiveAsLongAsTheGroupsChoice() throws {
+        let (db, store, admin) = try bootstrappedStore(.sqlite)
+        defer { store.close(); _ = db }
+        _ = try store.recordHeartbeat(StoreFixtures.heartbeat("node-a", cpu: 1))
+        let plugins = try PluginHost(searchPaths: [Self.binDir])
+        defer { plugins.shutdown() }
+        let scheduler = SessionScheduler(store: store, plugins: plugins)
+        for i in 0..<3 {
+            _ = try store.createSession(StoreFixtures.sessionSpec(store, admin, name: "keep\(i)"))
+            _ = try scheduler.schedule(resourceGroup: "default")
+        }
+        #expect(plugins.madeInstanceCount == 2, "one scheduler and one selector for the group, however many passes")
+        let group = try #require(try store.resourceGroups().first { $0.name == "default" })
+        let (first, _) = try scheduler.plugins(for: group)
+        try store.database.transaction { try $0.execute("UPDATE resource_groups SET scheduler = 'lifo' WHERE name = 'default'") }
+        let changed = try #require(try store.resourceGroups().first { $0.name == "default" })
+        let (second, _) = try scheduler.plugins(for: changed)
+        #expect(second.instance.library.descriptor.name == "lifo")
+        #expect(plugins.madeInstanceCount == 2, "the replaced pair is released")
+        let input = SchedulerInput(slots: SchedulingSlots(names: ["cpu"], types: [.count]), total: [0], free: [0], sessions: [], owners: [])
+        #expect(throws: PluginError.self) { try first.pickNext(input) }
+        #expect(try second.pickNext(input) == nil)
     }
 }

@@ -29,11 +29,11 @@ func signedHeaders(method: HTTPRequest.Method, path: String, accessKey: String, 
 }
 
 /// A manager router over `store`, for `.router` tests.
-func managerApp(_ store: StateStore, configure: (inout ManagerConfig) -> Void = { _ in }) -> some ApplicationProtocol {
+func managerApp(_ store: StateStore, configure: (inout ManagerConfig) -> Void = { _ in }) throws -> some ApplicationProtocol {
     var config = ManagerConfig()
     config.keypairCacheTTL = 0
     configure(&config)
-    let server = ManagerServer(store: store, config: config, clusterSecret: "test-cluster-secret")
+    let server = try ManagerServer(store: store, config: config, clusterSecret: "test-cluster-secret")
     return Application(router: server.makeRouter())
 }
 

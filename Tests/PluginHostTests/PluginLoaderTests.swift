@@ -1,6 +1,7 @@
 import Foundation
 import PluginAPI
 import Testing
+import TestSupport
 @testable import PluginHost
 
 /// Loading bundled plugins and rejecting broken ones.
@@ -50,6 +51,27 @@ import Testing
         let names = Set(catalog.plugins.map(\.descriptor.name))
         #expect(names == Set(Self.bundled.map(\.name)))
         #expect(catalog.entries.allSatisfy { if case .plugin = $0 { true } else { false } })
+    }
+
+    /// Roles that make plugin instances on demand (a volume's backend, a resource group's
+    /// scheduler) make them through the host, which ends every one of them at shutdown.
+    @Test func onDemandInstancesEndWithTheHost() throws {
+        let host = try PluginHost(searchPaths: [PluginPaths.binDir])
+        let scheduler = try host.makeScheduler("lifo")
+        let selector = try host.makeAgentSelector("concentrated")
+        let dir = try TemporaryDirectory()
+        let storage = try host.makeStorage("vfs", config: .table([("root", .string(dir.path))]))
+        #expect(host.madeInstanceCount == 3)
+        #expect(throws: PluginError.self) { try host.makeScheduler("concentrated") }
+        #expect(throws: PluginError.self) { try host.makeStorage("no-such-backend", config: .emptyTable) }
+        #expect(host.madeInstanceCount == 3, "a failed make leaves nothing behind")
+        host.release(selector.instance)
+        #expect(host.madeInstanceCount == 2)
+        host.shutdown()
+        #expect(host.madeInstanceCount == 0)
+        let input = SchedulerInput(slots: SchedulingSlots(names: ["cpu"], types: [.count]), total: [0], free: [0], sessions: [], owners: [])
+        #expect(throws: PluginError.self) { try scheduler.pickNext(input) }
+        #expect(throws: PluginError.self) { try storage.volumeUsage() }
     }
 
     @Test func openingTwiceReturnsTheSameLibrary() throws {

@@ -39,7 +39,7 @@ final class ProxyHarness: @unchecked Sendable {
         let (started, ready) = AsyncStream<Void>.makeStream()
         var logger = Logger(label: "test.storage-proxy")
         logger.logLevel = .warning
-        server = try StorageProxyServer(config: config, catalog: PluginCatalog.scan([Self.binDir]), logger: logger)
+        server = try StorageProxyServer(config: config, plugins: try PluginHost(searchPaths: [Self.binDir]), logger: logger)
         let app = Application(router: server.makeRouter(), configuration: .init(address: .hostname("127.0.0.1", port: port)),
                               onServerRunning: { _ in ready.yield(); ready.finish() }, logger: logger)
         // If the server cannot start, the stream ends without a value instead of hanging.

@@ -36,7 +36,7 @@ func runPassBench(_ options: Options) throws {
                                                 image: "hangar/python:3.11-bookworm",
                                                 requested: ResourceSlots(["cpu": Decimal(1 + i % 4), "mem": Decimal((1 + i % 8) << 30)])))
     }
-    let scheduler = SessionScheduler(store: store, catalog: PluginCatalog.scan([options.pluginDir]))
+    let scheduler = SessionScheduler(store: store, plugins: try PluginHost(searchPaths: [options.pluginDir]))
     print("scheduling pass on \(options.database == nil ? "SQLite" : "PostgreSQL"): \(sessionCount) pending sessions, \(agentCount) agents (16 cores, 64 GiB each), fifo + concentrated")
     func timed(_ label: String, _ body: () throws -> Int) rethrows {
         let start = DispatchTime.now().uptimeNanoseconds
