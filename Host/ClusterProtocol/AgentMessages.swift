@@ -147,6 +147,14 @@ public struct MeasureReport: Codable, Sendable, Equatable {
     }
 }
 
+/// The version of the messages in this module. A role sends it where a peer must know what
+/// it speaks (the heartbeat); additions that older peers can ignore keep the version, changes
+/// they would misread raise it.
+public enum ClusterProtocolVersion {
+    /// What this build speaks and understands.
+    public static let current = 1
+}
+
 /// What an agent sends every few seconds (the first one registers it).
 public struct AgentHeartbeat: Codable, Sendable, Equatable {
     /// Stable id chosen by the agent (its config, or the host name): 1-64 of [A-Za-z0-9._-].
@@ -173,11 +181,14 @@ public struct AgentHeartbeat: Codable, Sendable, Equatable {
     public var measures: [MeasureReport]?
     /// Kernels whose containers have exited and await the manager's destroy call.
     public var terminatedKernels: [KernelExitReport]?
+    /// The cluster protocol the agent speaks (absent: an agent from before versioning, 1).
+    public var protocolVersion: Int?
 
     public init(agentID: String, address: String, resourceGroup: String, architecture: String, version: String,
                 capacity: ResourceSlots, slotTypes: [String: String], devices: [DeviceReport] = [], plugins: [PluginReport] = [],
                 runningKernels: [String] = [], images: [ImageReport] = [], kernelStats: [KernelStats]? = nil,
-                measures: [MeasureReport]? = nil, terminatedKernels: [KernelExitReport]? = nil) {
+                measures: [MeasureReport]? = nil, terminatedKernels: [KernelExitReport]? = nil,
+                protocolVersion: Int? = ClusterProtocolVersion.current) {
         self.agentID = agentID
         self.address = address
         self.resourceGroup = resourceGroup
@@ -192,6 +203,7 @@ public struct AgentHeartbeat: Codable, Sendable, Equatable {
         self.kernelStats = kernelStats
         self.measures = measures
         self.terminatedKernels = terminatedKernels
+        self.protocolVersion = protocolVersion
     }
 
     /// Problems that make the message unusable, each naming the field.
@@ -204,6 +216,9 @@ public struct AgentHeartbeat: Codable, Sendable, Equatable {
         }
         if resourceGroup.isEmpty { problems.append("resourceGroup must not be empty") }
         if architecture.isEmpty { problems.append("architecture must not be empty") }
+        if let protocolVersion, protocolVersion > ClusterProtocolVersion.current {
+            problems.append("protocolVersion \(protocolVersion) is newer than this manager understands (up to \(ClusterProtocolVersion.current)); upgrade the managers before the agents")
+        }
         for (slot, amount) in capacity.amounts where amount < 0 { problems.append("capacity of '\(slot)' is negative") }
         for (slot, type) in slotTypes where !["count", "bytes", "unique"].contains(type) {
             problems.append("slotTypes['\(slot)'] must be count, bytes or unique")

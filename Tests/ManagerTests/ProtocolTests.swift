@@ -61,6 +61,21 @@ import StateStore
         #expect(StorageProxyAPI.Call.requestUpload.path == "/manager/folder/file/upload")
     }
 
+    /// Heartbeats say which protocol the agent speaks; one from before versioning still
+    /// decodes, and one newer than this manager understands is refused with what to do.
+    @Test func heartbeatsCarryTheProtocolVersion() throws {
+        let heartbeat = StoreFixtures.heartbeat("node-v", cpu: 2)
+        let sent = try #require(try JSONSerialization.jsonObject(with: JSONEncoder().encode(heartbeat)) as? [String: Any])
+        #expect(sent["protocolVersion"] as? Int == ClusterProtocolVersion.current)
+        var older = sent
+        older["protocolVersion"] = nil
+        let decoded = try JSONDecoder().decode(AgentHeartbeat.self, from: JSONSerialization.data(withJSONObject: older))
+        #expect(decoded.protocolVersion == nil && decoded.validationErrors().isEmpty)
+        var newer = heartbeat
+        newer.protocolVersion = ClusterProtocolVersion.current + 1
+        #expect(newer.validationErrors().contains { $0.contains("upgrade the managers before the agents") })
+    }
+
     @Test func rpcPathsAreOneDefinition() {
         #expect(AgentAPI.kernelPath("k") == "/rpc/kernels/k")
         #expect(AgentAPI.logsPath("k") == "/rpc/kernels/k/logs")
