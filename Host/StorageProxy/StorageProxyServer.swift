@@ -183,10 +183,11 @@ public final class StorageProxyServer: Sendable {
     /// A manager-API call on one folder: authenticated, its message decoded, and the folder
     /// (its `volume` and `folder` fields) resolved.
     func folderCall<Message: Decodable>(_ request: Request, _ type: Message.Type, volume: (Message) -> String,
-                                        folder: (Message) -> String) async throws -> (message: Message, fs: FolderFileSystem) {
+                                        folder: (Message) -> String) async throws -> (message: Message, volume: StorageVolume, fs: FolderFileSystem) {
         try authenticateManager(request)
         let message = try await Self.decode(request, as: type)
-        return (message, try fileSystem(try self.volume(volume(message)), folder(message)))
+        let v = try self.volume(volume(message))
+        return (message, v, try fileSystem(v, folder(message)))
     }
 
     func authenticateManager(_ request: Request) throws {
@@ -250,57 +251,54 @@ public final class StorageProxyServer: Sendable {
             return try Self.json(ClonedFolder(folder: m.target), status: .created)
         }
         router.post(route(.mountFolder)) { request, _ in
-            let (_, fs) = try await self.folderCall(request, FolderTarget.self, volume: \.volume, folder: \.folder)
+            let (_, _, fs) = try await self.folderCall(request, FolderTarget.self, volume: \.volume, folder: \.folder)
             return try Self.json(MountedFolder(path: fs.root))
         }
         router.post(route(.folderUsage)) { request, _ in
-            let (m, _) = try await self.folderCall(request, FolderTarget.self, volume: \.volume, folder: \.folder)
-            let v = try self.volume(m.volume)
+            let (m, v, _) = try await self.folderCall(request, FolderTarget.self, volume: \.volume, folder: \.folder)
             let usage = try Self.plugin { () throws(PluginError) in try v.plugin.usage(of: m.folder) }
             let quota = (try? v.plugin.quota(of: m.folder)) ?? usage.capacityBytes
             return try Self.json(FolderUsage(usedBytes: usage.usedBytes, fileCount: usage.fileCount ?? -1, quota: quota))
         }
         router.post(route(.folderQuota)) { request, _ in
-            let (m, _) = try await self.folderCall(request, SetQuotaRequest.self, volume: \.volume, folder: \.folder)
-            let v = try self.volume(m.volume)
+            let (m, v, _) = try await self.folderCall(request, SetQuotaRequest.self, volume: \.volume, folder: \.folder)
             if let quota = m.quota {
                 try Self.plugin { () throws(PluginError) in try v.plugin.setQuota(of: m.folder, bytes: quota) }
             }
             return try Self.json(FolderQuota(quota: try Self.plugin { () throws(PluginError) in try v.plugin.quota(of: m.folder) }))
         }
         router.post(route(.makeDirectory)) { request, _ in
-            let (m, fs) = try await self.folderCall(request, MakeDirectoryRequest.self, volume: \.volume, folder: \.folder)
+            let (m, _, fs) = try await self.folderCall(request, MakeDirectoryRequest.self, volume: \.volume, folder: \.folder)
             let path = try Self.path(m.path)
             try Self.run { () throws(FolderPathError) in try fs.mkdir(path, parents: m.parents ?? false, existOK: m.existOK ?? false) }
             return try Self.json([String: String](), status: .created)
         }
         router.post(route(.listFiles)) { request, _ in
-            let (m, fs) = try await self.folderCall(request, ListFilesRequest.self, volume: \.volume, folder: \.folder)
+            let (m, _, fs) = try await self.folderCall(request, ListFilesRequest.self, volume: \.volume, folder: \.folder)
             let path = try Self.path(m.path ?? ".")
             return try Self.json(FileList(items: try Self.run { () throws(FolderPathError) in try fs.list(path) }))
         }
         router.post(route(.renameFile)) { request, _ in
-            let (m, fs) = try await self.folderCall(request, RenameFileRequest.self, volume: \.volume, folder: \.folder)
+            let (m, _, fs) = try await self.folderCall(request, RenameFileRequest.self, volume: \.volume, folder: \.folder)
             let path = try Self.path(m.path)
             try Self.run { () throws(FolderPathError) in try fs.rename(path, to: m.newName) }
             return try Self.json([String: String]())
         }
         router.post(route(.moveFile)) { request, _ in
-            let (m, fs) = try await self.folderCall(request, MoveFileRequest.self, volume: \.volume, folder: \.folder)
+            let (m, _, fs) = try await self.folderCall(request, MoveFileRequest.self, volume: \.volume, folder: \.folder)
             let (source, destination) = (try Self.path(m.source), try Self.path(m.destination))
             try Self.run { () throws(FolderPathError) in try fs.move(source, to: destination) }
             return try Self.json([String: String]())
         }
         router.post(route(.deleteFiles)) { request, _ in
-            let (m, fs) = try await self.folderCall(request, DeleteFilesRequest.self, volume: \.volume, folder: \.folder)
+            let (m, _, fs) = try await self.folderCall(request, DeleteFilesRequest.self, volume: \.volume, folder: \.folder)
             guard !m.paths.isEmpty else { throw StorageProxyError(.badRequest, "'paths' (a non-empty list of strings) is required") }
             let paths = try m.paths.map { try Self.path($0) }
             try Self.run { () throws(FolderPathError) in try fs.delete(paths, recursive: m.recursive ?? false) }
             return try Self.json([String: String]())
         }
         router.post(route(.requestUpload)) { request, _ in
-            let (m, fs) = try await self.folderCall(request, UploadTicketRequest.self, volume: \.volume, folder: \.folder)
-            let v = try self.volume(m.volume)
+            let (m, v, fs) = try await self.folderCall(request, UploadTicketRequest.self, volume: \.volume, folder: \.folder)
             let path = try Self.path(m.path)
             guard !path.isRoot else { throw StorageProxyError(.badRequest, "give the path of a file to upload, not the folder root") }
             if let kind = try Self.run({ () throws(FolderPathError) in try fs.kind(path) }), kind != S_IFREG {
@@ -330,8 +328,7 @@ public final class StorageProxyServer: Sendable {
             return try Self.json(TransferTicket(token: token, url: self.config.advertisedURL + "/upload", session: session))
         }
         router.post(route(.requestDownload)) { request, _ in
-            let (m, fs) = try await self.folderCall(request, DownloadTicketRequest.self, volume: \.volume, folder: \.folder)
-            let v = try self.volume(m.volume)
+            let (m, v, fs) = try await self.folderCall(request, DownloadTicketRequest.self, volume: \.volume, folder: \.folder)
             let path = try Self.path(m.path)
             guard let kind = try Self.run({ () throws(FolderPathError) in try fs.kind(path) }) else { throw StorageProxyError.from(.notFound(path.raw)) }
             let archive = m.archive ?? (kind == S_IFDIR)

@@ -44,9 +44,10 @@ PY
 }
 read -r date auth < <(sign GET /auth/keypair text/plain)
 read -r gdate gauth < <(sign POST /admin/gql application/json)
+gql_body='{"query": "query($limit:Int!, $offset:Int!) { compute_session_list(limit:$limit, offset:$offset) { items { name id status status_info } total_count } }", "variables": {"limit": 20, "offset": 0}}'
 cat >"$work/gql.lua" <<LUA
 wrk.method = "POST"
-wrk.body = '{"query": "query(\$limit:Int!, \$offset:Int!) { compute_session_list(limit:\$limit, offset:\$offset) { items { name id status status_info } total_count } }", "variables": {"limit": 20, "offset": 0}}'
+wrk.body = '$gql_body'
 wrk.headers["Date"] = "$gdate"
 wrk.headers["Authorization"] = "$gauth"
 wrk.headers["X-BackendAI-Version"] = "v7.20230615"
@@ -54,7 +55,6 @@ wrk.headers["Content-Type"] = "application/json"
 LUA
 headers=(-H "Date: $date" -H "Authorization: $auth" -H "X-BackendAI-Version: v7.20230615" -H "Content-Type: text/plain")
 curl -sf "${headers[@]}" "http://127.0.0.1:$port/auth/keypair" >/dev/null || { echo "signed probe failed" >&2; exit 1; }
-gql_body=$(sed -n "s/^wrk.body = '\(.*\)'$/\1/p" "$work/gql.lua")
 curl -sf -X POST -H "Date: $gdate" -H "Authorization: $gauth" -H "X-BackendAI-Version: v7.20230615" -H "Content-Type: application/json" \
     -d "$gql_body" "http://127.0.0.1:$port/admin/gql" | grep -q total_count || { echo "signed GraphQL probe failed" >&2; exit 1; }
 run() {
