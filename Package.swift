@@ -227,7 +227,13 @@ let package = Package(
         // folders, running commands, free ports, building C fixtures, the fake vendor machines.
         .target(
             name: "TestSupport",
-            dependencies: ["PluginHost", "ConfigFile", "StateStore", "ClusterProtocol"],
+            dependencies: [
+                "PluginHost", "ConfigFile", "StateStore", "ClusterProtocol", "Identity",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             path: "Tests/TestSupport"
         ),
         // Tests load plugins only as .so files next to the test runner; they never
@@ -239,8 +245,30 @@ let package = Package(
         ),
         .testTarget(
             name: "AgentResourcesTests",
-            dependencies: ["AgentResources"],
+            dependencies: ["AgentResources", "TestSupport"],
             path: "Tests/AgentResourcesTests"
+        ),
+        .testTarget(
+            name: "ConfigFileTests",
+            dependencies: ["ConfigFile", "TestSupport"],
+            path: "Tests/ConfigFileTests"
+        ),
+        .testTarget(
+            name: "IdentityTests",
+            dependencies: ["Identity", "TestSupport"],
+            path: "Tests/IdentityTests",
+            exclude: ["Fixtures"]
+        ),
+        .testTarget(
+            name: "ClusterProtocolTests",
+            dependencies: ["ClusterProtocol", "TestSupport"],
+            path: "Tests/ClusterProtocolTests",
+            exclude: ["Fixtures"]
+        ),
+        .testTarget(
+            name: "ContainerEngineTests",
+            dependencies: ["ContainerEngine", "InMemoryEngine", "TestSupport"],
+            path: "Tests/ContainerEngineTests"
         ),
         .testTarget(
             name: "AgentTests",
@@ -277,8 +305,7 @@ let package = Package(
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ],
-            path: "Tests/ManagerTests",
-            exclude: ["Fixtures"]
+            path: "Tests/ManagerTests"
         ),
     ] + bundledPlugins.map {
         .target(name: $0.target, dependencies: ["PluginAPI", "PluginSupport"], path: $0.path, exclude: $0.exclude,

@@ -8,8 +8,10 @@ import Logging
 import NIOCore
 import PluginHost
 
-/// The agent role: builds the node's slots from its cores, memory and accelerator plugins,
-/// re-adopts the kernels it left running, serves the manager's RPC calls, and heartbeats.
+/// The agent role's composition root: builds the node's slots from its cores, memory and
+/// accelerator plugins, assembles the kernel runner over a container engine, and runs the
+/// loops — re-adopting the kernels it left running, serving the manager's RPC calls
+/// (`AgentRPC`, routes only) and heartbeating.
 public final class AgentDaemon: Sendable {
     public let config: AgentConfig
     public let runner: KernelRunner
@@ -20,7 +22,8 @@ public final class AgentDaemon: Sendable {
 
     /// - Parameters:
     ///   - accelerators: the accelerator plugins the agent's `[plugins]` section created.
-    public init(config: AgentConfig, accelerators: [AcceleratorPlugin], topology: HostTopology = .detect(),
+    ///   - engine: the container engine; by default the Docker Engine API at `config.engineSocket`.
+    public init(config: AgentConfig, accelerators: [AcceleratorPlugin], engine: (any ContainerEngine)? = nil, topology: HostTopology = .detect(),
                 logger: Logger = Logger(label: "hangar.agent")) throws {
         self.config = config
         self.accelerators = accelerators
@@ -47,7 +50,7 @@ public final class AgentDaemon: Sendable {
         }
         slotSpecs = slots
         allocator = SlotAllocator(devices: devices, slots: slots, capacity: capacity, policy: config.affinityPolicy, strategy: config.strategy)
-        runner = KernelRunner(agentID: config.id, engine: DockerEngineClient(socketPath: config.engineSocket), allocator: allocator,
+        runner = KernelRunner(agentID: config.id, engine: engine ?? DockerEngineClient(socketPath: config.engineSocket), allocator: allocator,
                               scratchRoot: config.scratchDirectory, runnerBinary: config.resolvedRunnerPath, accelerators: accelerators,
                               defaultUlimits: config.defaultUlimits, logger: logger)
         if runner.runnerBinary == nil {

@@ -106,10 +106,14 @@ public struct ConfigSection: Sendable {
     /// dropped). The default is also the example an error shows.
     public func hostPort(_ key: String, default host: String, _ port: Int, ports: ClosedRange<Int> = 0...65535) throws(ConfigFileError) -> (host: String, port: Int) {
         let text = try string(key, default: "\(host):\(port)")
-        guard let colon = text.lastIndex(of: ":"), let value = Int(text[text.index(after: colon)...]), ports.contains(value) else {
-            throw fail(key, "expected host:port, e.g. \(host):\(port), found \"\(text)\"")
+        let portText = text.lastIndex(of: ":").map { text[text.index(after: $0)...] } ?? ""
+        guard let colon = text.lastIndex(of: ":"), !portText.isEmpty, portText.allSatisfy({ $0.isASCII && $0.isNumber }),
+              let value = Int(portText), ports.contains(value) else {
+            throw fail(key, "expected host:port with a port in \(ports.lowerBound)...\(ports.upperBound), e.g. \(host):\(port), found \"\(text)\"")
         }
-        return (String(text[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]")), value)
+        let parsedHost = String(text[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        guard !parsedHost.isEmpty else { throw fail(key, "the host is missing: write 0.0.0.0:\(value) to listen everywhere or 127.0.0.1:\(value) for this machine only") }
+        return (parsedHost, value)
     }
 
     public func string(_ key: String, default value: String) throws(ConfigFileError) -> String {

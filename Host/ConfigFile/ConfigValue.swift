@@ -2,7 +2,8 @@ import Foundation
 import TOMLKit
 
 /// A configuration document as plugins see it: the TOML table an operator wrote, or JSON.
-/// Keys keep their order so that rendered JSON matches what the operator wrote.
+/// Tables keep their keys in the order they were given (TOMLKit gives TOML tables sorted by
+/// key), so rendering the same document always yields the same JSON.
 public indirect enum ConfigValue: Sendable, Equatable {
     case string(String)
     case integer(Int64)
@@ -163,18 +164,30 @@ public indirect enum ConfigValue: Sendable, Equatable {
 /// Parses sizes such as `16G`, `512M`, `1.5T`, `4096` into bytes (binary multiples, as
 /// Backend.AI's BinarySize does).
 public enum ByteSize {
+    /// The size in bytes, or nil when `text` is not a size: digits with at most one decimal
+    /// point, then an optional unit (k, m, g, t, p, optionally followed by b or ib; any case).
+    /// Fractions of a byte round down; a size past Int64 is nil rather than a wrapped number.
     public static func parse(_ text: String) -> Int64? {
         var s = text.trimmingCharacters(in: .whitespaces).lowercased()
         if s.hasSuffix("ib") { s.removeLast(2) } else if s.hasSuffix("b") { s.removeLast() }
         let multipliers: [Character: Int64] = ["k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50]
         var multiplier: Int64 = 1
         if let last = s.last, let m = multipliers[last] { multiplier = m; s.removeLast() }
-        if let whole = Int64(s) {
+        s = s.trimmingCharacters(in: .whitespaces)
+        // Decimal(string:) and Int64(_:) accept signs, exponents and trailing garbage ("1.5x");
+        // a config value that is not plainly a number must be refused, not half-read.
+        let parts = s.split(separator: ".", omittingEmptySubsequences: false)
+        guard (1...2).contains(parts.count), !parts[0].isEmpty, parts.allSatisfy({ $0.allSatisfy { $0.isASCII && $0.isNumber } }),
+              parts.count == 1 || !parts[1].isEmpty else { return nil }
+        if parts.count == 1 {
+            guard let whole = Int64(s) else { return nil }
             let (r, overflow) = whole.multipliedReportingOverflow(by: multiplier)
-            return overflow || whole < 0 ? nil : r
+            return overflow ? nil : r
         }
-        guard let d = Decimal(string: s), d >= 0 else { return nil }
-        let bytes = d * Decimal(multiplier)
-        return NSDecimalNumber(decimal: bytes).int64Value
+        guard let d = Decimal(string: s) else { return nil }
+        var bytes = d * Decimal(multiplier), whole = Decimal()
+        NSDecimalRound(&whole, &bytes, 0, .down)
+        guard whole <= Decimal(Int64.max) else { return nil }
+        return NSDecimalNumber(decimal: whole).int64Value
     }
 }

@@ -56,7 +56,17 @@ public final class DockerEngineClient: ContainerEngine {
         if (200..<300).contains(status) || accept.contains(status) { return Reply(status: status, body: body) }
         let text = String(buffer: body)
         let message = ((try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any])?["message"] as? String ?? text
-        throw EngineError(status: status, operation: operation, message: message.trimmingCharacters(in: .whitespacesAndNewlines))
+        let trimmed = message.trimmingCharacters(in: .whitespacesAndNewlines)
+        throw EngineError(status: Self.conflictStatus(status, trimmed), operation: operation, message: trimmed)
+    }
+
+    /// Podman's compatible service answers some conflicts (a container name in use, removing a
+    /// running container) with 500 where Docker answers 409; callers decide on the status, so
+    /// those read as the 409 they are.
+    static func conflictStatus(_ status: Int, _ message: String) -> Int {
+        guard status == 500 else { return status }
+        let conflicts = ["is already in use", "cannot be removed without force", "as it is running", "container is running"]
+        return conflicts.contains { message.contains($0) } ? 409 : status
     }
 
     // MARK: - System and images

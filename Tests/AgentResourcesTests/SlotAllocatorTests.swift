@@ -1,5 +1,6 @@
 import AgentResources
 import Testing
+import TestSupport
 
 /// A fake two-node machine: 8 cores (0-3 on node 0, 4-7 on node 1), 32 GiB, two GPUs
 /// (cuda.device, discrete, one per node) and two fractional devices (mock.shares, 1.0 each
@@ -132,19 +133,6 @@ let core = slotAmountScale
         let topology = HostTopology.detect()
         #expect(!topology.cores.isEmpty)
         #expect(topology.memoryBytes > 1 << 28)
-    }
-}
-
-/// A small deterministic generator so failures reproduce.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 

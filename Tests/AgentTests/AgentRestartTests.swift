@@ -15,13 +15,7 @@ import TestSupport
     }
 
     static func start(config: String) throws -> Process {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: TestEngine.binDir + "/hangard")
-        process.arguments = ["agent", "--config", config]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle(forWritingAtPath: config + ".log") ?? FileHandle.nullDevice
-        try process.run()
-        return process
+        try Hangard.launch(["agent", "--config", config], log: config + ".log")
     }
 
     static func call(_ client: HTTPClient, _ method: HTTPMethod, _ url: String, body: String? = nil) async throws -> (Int, [String: Any]?, Any?) {

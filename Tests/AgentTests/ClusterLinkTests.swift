@@ -13,48 +13,6 @@ import TestSupport
 /// A real manager and a real agent process: the agent registers, heartbeats its capacity and
 /// devices, goes LOST when killed, and comes back ALIVE.
 @Suite(.serialized) struct ClusterLinkTests {
-    static func launch(_ arguments: [String], log: String) throws -> Process {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: TestEngine.binDir + "/hangard")
-        process.arguments = arguments
-        _ = FileManager.default.createFile(atPath: log, contents: nil)
-        process.standardOutput = FileHandle(forWritingAtPath: log)
-        process.standardError = FileHandle(forWritingAtPath: log + ".err")
-        try process.run()
-        return process
-    }
-
-    /// A request signed like the official client's; returns the status and the raw body.
-    /// - Parameter contentType: nil signs `application/octet-stream` and sends no header (SSE).
-    static func signedRequest(_ method: HTTPMethod, base: String, path: String, body: ByteBuffer? = nil, contentType: String?,
-                              accessKey: String, secretKey: String, timeout: Int64 = 120) async throws -> (Int, ByteBuffer) {
-        let date = CivilTime.iso8601(micros: Int64(Date().timeIntervalSince1970 * 1_000_000)).replacingOccurrences(of: "Z", with: "+00:00")
-        let input = SignatureInput(method: method.rawValue, requestTarget: path, date: date, host: String(base.dropFirst("http://".count)),
-                                   contentType: contentType, apiVersion: "v7.20230615")
-        var request = HTTPClientRequest(url: base + path)
-        request.method = method
-        request.headers.add(name: "Date", value: date)
-        if let contentType { request.headers.add(name: "Content-Type", value: contentType) }
-        request.headers.add(name: "X-BackendAI-Version", value: "v7.20230615")
-        request.headers.add(name: "Authorization", value: try RequestSigner.sign(accessKey: accessKey, secretKey: secretKey, input: input))
-        if let body { request.body = .bytes(body) }
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(timeout))
-        return (Int(response.status.code), try await response.body.collect(upTo: 4 << 20))
-    }
-
-    /// A signed request whose body is returned as text (server-sent events).
-    static func signedText(_ method: HTTPMethod, base: String, path: String, accessKey: String, secretKey: String) async throws -> (Int, String) {
-        let (status, body) = try await signedRequest(method, base: base, path: path, contentType: nil, accessKey: accessKey, secretKey: secretKey, timeout: 60)
-        return (status, String(buffer: body))
-    }
-
-    /// A request signed like the official client's; returns the status and the JSON body.
-    static func signed(_ method: HTTPMethod, base: String, path: String, json: String? = nil, accessKey: String, secretKey: String) async throws -> (Int, [String: Any]?) {
-        let (status, body) = try await signedRequest(method, base: base, path: path, body: json.map { ByteBuffer(string: $0) },
-                                                     contentType: json == nil ? "text/plain" : "application/json", accessKey: accessKey, secretKey: secretKey)
-        return (status, try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any])
-    }
-
     @Test func agentRegistersGoesLostAndReturns() async throws {
         let socket = try TestEngine.socket()
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hangar-cluster-\(UUID().uuidString)").path
@@ -62,7 +20,7 @@ import TestSupport
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let managerPort = try freeLoopbackPort(), agentPort = try freeLoopbackPort()
         try "[manager]\nagent_lost_timeout = 2\n".write(toFile: dir + "/manager.toml", atomically: true, encoding: .utf8)
-        let manager = try Self.launch(["manager", "--config", dir + "/manager.toml", "--data-dir", dir + "/data", "--listen", "127.0.0.1:\(managerPort)"],
+        let manager = try Hangard.launch(["manager", "--config", dir + "/manager.toml", "--data-dir", dir + "/data", "--listen", "127.0.0.1:\(managerPort)"],
                                       log: dir + "/manager.out")
         defer { manager.terminate() }
         let agentID = "link-\(UUID().uuidString.prefix(8).lowercased())"
@@ -79,22 +37,13 @@ import TestSupport
             enabled = ["mock"]
             """.write(toFile: dir + "/agent.toml", atomically: true, encoding: .utf8)
         // The manager prints the superadmin's keys on first start and writes the cluster secret.
-        var accessKey = "", secretKey = ""
-        for _ in 0..<100 where accessKey.isEmpty || !FileManager.default.fileExists(atPath: dir + "/data/cluster-secret") {
-            try await Task.sleep(for: .milliseconds(100))
-            let out = (try? String(contentsOfFile: dir + "/manager.out", encoding: .utf8)) ?? ""
-            for line in out.split(separator: "\n") {
-                if line.hasPrefix("export BACKEND_ACCESS_KEY=") { accessKey = String(line.dropFirst("export BACKEND_ACCESS_KEY=".count)) }
-                if line.hasPrefix("export BACKEND_SECRET_KEY=") { secretKey = String(line.dropFirst("export BACKEND_SECRET_KEY=".count)) }
-            }
-        }
-        try #require(!accessKey.isEmpty, "the manager did not print its credentials")
-        var agent = try Self.launch(["agent", "--config", dir + "/agent.toml", "--cluster-secret-file", dir + "/data/cluster-secret"], log: dir + "/agent.out")
+        let (accessKey, secretKey) = try await Readiness.managerCredentials(log: dir + "/manager.out", dataDir: dir + "/data")
+        var agent = try Hangard.launch(["agent", "--config", dir + "/agent.toml", "--cluster-secret-file", dir + "/data/cluster-secret"], log: dir + "/agent.out")
         defer { if agent.isRunning { agent.terminate() } }
         let client = HTTPClient.shared
         let base = "http://127.0.0.1:\(managerPort)"
         func agentRecord() async throws -> [String: Any]? {
-            let list = try? await Self.signed(.GET, base: base, path: "/admin/agents", accessKey: accessKey, secretKey: secretKey).1
+            let list = try? await SignedAPI.json(.GET, base: base, path: "/admin/agents", accessKey: accessKey, secretKey: secretKey).1
             return (list?["agents"] as? [[String: Any]])?.first { $0["id"] as? String == agentID }
         }
         func waitFor(_ status: String) async throws -> [String: Any]? {
@@ -144,7 +93,7 @@ import TestSupport
         agent.waitUntilExit()
         #expect(try await waitFor("LOST")?["status"] as? String == "LOST", "silence past agent_lost_timeout makes it LOST")
 
-        agent = try Self.launch(["agent", "--config", dir + "/agent.toml", "--cluster-secret-file", dir + "/data/cluster-secret"], log: dir + "/agent2.out")
+        agent = try Hangard.launch(["agent", "--config", dir + "/agent.toml", "--cluster-secret-file", dir + "/data/cluster-secret"], log: dir + "/agent2.out")
         #expect(try await waitFor("ALIVE")?["status"] as? String == "ALIVE", "a returning agent is ALIVE again")
     }
 }
@@ -207,33 +156,33 @@ import TestSupport
              "startupCommand": \(command.map { "\"\($0)\"" } ?? "null"), "image": "\(TestEngine.image)"}
             """
         }
-        let (created, reply) = try await ClusterLinkTests.signed(.POST, base: base, path: "/session", json: body("rest-sleeper", type: "batch", command: "echo from-rest; sleep 300"),
+        let (created, reply) = try await SignedAPI.json(.POST, base: base, path: "/session", json: body("rest-sleeper", type: "batch", command: "echo from-rest; sleep 300"),
                                                                  accessKey: accessKey, secretKey: secretKey)
         #expect(created == 201, "\(String(describing: reply))")
         #expect(reply?["status"] as? String == "RUNNING", "create blocks until the session runs")
         let sessionID = try #require(reply?["sessionId"] as? String)
         var logs = ""
         for _ in 0..<50 where !logs.contains("from-rest") {
-            let (_, l) = try await ClusterLinkTests.signed(.GET, base: base, path: "/session/rest-sleeper/logs", accessKey: accessKey, secretKey: secretKey)
+            let (_, l) = try await SignedAPI.json(.GET, base: base, path: "/session/rest-sleeper/logs", accessKey: accessKey, secretKey: secretKey)
             logs = ((l?["result"] as? [String: Any])?["logs"] as? String) ?? ""
             try await Task.sleep(for: .milliseconds(100))
         }
         #expect(logs.contains("from-rest"))
-        let (reused, again) = try await ClusterLinkTests.signed(.POST, base: base, path: "/session", json: body("rest-sleeper", type: "batch", command: "echo x; sleep 300"),
+        let (reused, again) = try await SignedAPI.json(.POST, base: base, path: "/session", json: body("rest-sleeper", type: "batch", command: "echo x; sleep 300"),
                                                                 accessKey: accessKey, secretKey: secretKey)
         #expect(reused == 201 && again?["created"] as? Bool == false && again?["sessionId"] as? String == sessionID, "same name reuses the live session")
-        let (destroyed, _) = try await ClusterLinkTests.signed(.DELETE, base: base, path: "/session/rest-sleeper", accessKey: accessKey, secretKey: secretKey)
+        let (destroyed, _) = try await SignedAPI.json(.DELETE, base: base, path: "/session/rest-sleeper", accessKey: accessKey, secretKey: secretKey)
         #expect(destroyed == 200)
         #expect(try store.session(id: sessionID)?.status == .terminated)
         #expect(try store.agent(id: agentID)?.occupied.amounts.isEmpty == true, "destroy releases the slots")
-        let (missing, _) = try await ClusterLinkTests.signed(.DELETE, base: base, path: "/session/rest-sleeper-2", accessKey: accessKey, secretKey: secretKey)
+        let (missing, _) = try await SignedAPI.json(.DELETE, base: base, path: "/session/rest-sleeper-2", accessKey: accessKey, secretKey: secretKey)
         #expect(missing == 404)
-        let (noCommand, problem) = try await ClusterLinkTests.signed(.POST, base: base, path: "/session", json: body("rest-batch-2", type: "batch", command: nil),
+        let (noCommand, problem) = try await SignedAPI.json(.POST, base: base, path: "/session", json: body("rest-batch-2", type: "batch", command: nil),
                                                                      accessKey: accessKey, secretKey: secretKey)
         #expect(noCommand == 400 && problem?["type"] as? String == "https://api.backend.ai/probs/invalid-api-params")
 
         // Lifecycle events as server-sent events, ending with server_close.
-        let (eventsStatus, events) = try await ClusterLinkTests.signedText(.GET, base: base, path: "/events/session?sessionName=killed-outside&scope=*",
+        let (eventsStatus, events) = try await SignedAPI.text(.GET, base: base, path: "/events/session?sessionName=killed-outside&scope=*",
                                                                            accessKey: accessKey, secretKey: secretKey)
         #expect(eventsStatus == 200)
         let names = events.split(separator: "\n").filter { $0.hasPrefix("event: ") }.map { String($0.dropFirst("event: ".count)) }

@@ -29,16 +29,9 @@ import TestSupport
         defer { try? FileManager.default.removeItem(atPath: root) }
         let port = try freeLoopbackPort(), agentPort = try freeLoopbackPort()
         func start(_ log: String) throws -> Process {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: TestEngine.binDir + "/hangard")
-            process.arguments = ["dev", "--data-dir", data, "--listen", "127.0.0.1:\(port)", "--agent-listen", "127.0.0.1:\(agentPort)",
-                                 "--engine-socket", socket, "--no-image", "--storage-listen", "127.0.0.1:\(try freeLoopbackPort())"]
-            process.environment = ["HOME": home, "PATH": "/usr/bin:/bin"]
-            _ = FileManager.default.createFile(atPath: root + "/" + log, contents: nil)
-            process.standardOutput = FileHandle(forWritingAtPath: root + "/" + log)
-            process.standardError = FileHandle(forWritingAtPath: root + "/" + log + ".err")
-            try process.run()
-            return process
+            try Hangard.launch(["dev", "--data-dir", data, "--listen", "127.0.0.1:\(port)", "--agent-listen", "127.0.0.1:\(agentPort)",
+                                "--engine-socket", socket, "--no-image", "--storage-listen", "127.0.0.1:\(try freeLoopbackPort())"],
+                               log: root + "/" + log, environment: ["HOME": home, "PATH": "/usr/bin:/bin"])
         }
         /// Runs code until the agent has registered (the first attempts may find no agent yet).
         func runCode(_ code: String) async throws -> (status: Int32, stdout: String, stderr: String) {

@@ -83,7 +83,7 @@ import TestSupport
 
         // Backend.AI's HTTP execute: start, then continue until finished.
         func execute(_ body: String) async throws -> [String: Any] {
-            let (status, reply) = try await ClusterLinkTests.signed(.POST, base: cluster.base, path: "/session/http-exec", json: body,
+            let (status, reply) = try await SignedAPI.json(.POST, base: cluster.base, path: "/session/http-exec", json: body,
                                                                    accessKey: cluster.accessKey, secretKey: cluster.secretKey)
             #expect(status == 200, "\(String(describing: reply))")
             return reply?["result"] as? [String: Any] ?? [:]
@@ -96,7 +96,7 @@ import TestSupport
             result = try await execute(#"{"mode": "continue", "code": "", "runId": "\#(result["runId"] as? String ?? "")"}"#)
         }
         #expect(output == "10\n" && result["exitCode"] as? Int == 0, "\(result)")
-        let (unknown, problem) = try await ClusterLinkTests.signed(.POST, base: cluster.base, path: "/session/http-exec", json: #"{"mode": "query", "cod": "1"}"#,
+        let (unknown, problem) = try await SignedAPI.json(.POST, base: cluster.base, path: "/session/http-exec", json: #"{"mode": "query", "cod": "1"}"#,
                                                                    accessKey: cluster.accessKey, secretKey: cluster.secretKey)
         #expect(unknown == 400 && (problem?["msg"] as? String ?? "").contains("'cod'"), "unknown keys are named: \(String(describing: problem))")
 
@@ -104,7 +104,7 @@ import TestSupport
         func upload(_ filename: String) async throws -> Int {
             let boundary = "b0undary"
             let body = "--\(boundary)\r\nContent-Disposition: form-data; name=\"src\"; filename=\"\(filename)\"\r\nContent-Type: application/octet-stream\r\n\r\nprint('uploaded')\n\r\n--\(boundary)--\r\n"
-            return try await ClusterLinkTests.signedRequest(.POST, base: cluster.base, path: "/session/http-exec/upload", body: ByteBuffer(string: body),
+            return try await SignedAPI.request(.POST, base: cluster.base, path: "/session/http-exec/upload", body: ByteBuffer(string: body),
                                                              contentType: "multipart/form-data; boundary=\(boundary)",
                                                              accessKey: cluster.accessKey, secretKey: cluster.secretKey).0
         }

@@ -31,6 +31,29 @@ import TestSupport
                       command: ["python3", "-c", "print(1)"])
     }
 
+    /// The agent's composition root assembles on any engine: its heartbeat reports the node's
+    /// slots, the plugin's devices, the engine's images and the kernels the runner keeps.
+    @Test func theAgentComposesOnTheInMemoryEngine() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let engine = InMemoryEngine(images: [Self.image])
+        let mock = try AcceleratorPlugin(library: PluginLoader.open(path: PluginPaths.bundled("hangar-accel-mock")))
+        var config = AgentConfig()
+        config.id = "composed"
+        config.scratchDirectory = dir.path
+        let daemon = try AgentDaemon(config: config, accelerators: [mock], engine: engine,
+                                     topology: HostTopology.fake(nodes: 1, coresPerNode: 4, memoryBytes: 8 << 30))
+        _ = try await daemon.runner.create(request("k-composed"))
+        let heartbeat = await daemon.heartbeat()
+        #expect(heartbeat.agentID == "composed")
+        #expect(heartbeat.capacity["cpu"] == 4 && heartbeat.capacity["mock.device"] == 2)
+        #expect(heartbeat.runningKernels == ["k-composed"])
+        #expect(heartbeat.images.map { "\($0.name):\($0.tag)" } == [Self.image])
+        #expect(heartbeat.devices.map(\.plugin) == ["mock", "mock"])
+        _ = try await daemon.runner.destroy("k-composed")
+        #expect(await daemon.heartbeat().runningKernels.isEmpty)
+    }
+
     @Test func theEngineGetsExactlyTheAllocation() async throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }

@@ -7,19 +7,6 @@ import PluginHost
 import Testing
 import TestSupport
 
-/// The engine and image the tests use: a real podman service started by
-/// Tools/scripts/test.sh (or .ci/run), and the image from Tools/images/python-image.sh.
-enum TestEngine {
-    static func socket() throws -> String {
-        guard let path = ProcessInfo.processInfo.environment["HANGAR_TEST_ENGINE_SOCKET"] else {
-            throw KernelError.invalid("HANGAR_TEST_ENGINE_SOCKET is not set: run the tests through Tools/scripts/test.sh, which starts podman's Docker-compatible service, or point it at a Docker/podman socket")
-        }
-        return path
-    }
-    static var image: String { ProcessInfo.processInfo.environment["HANGAR_TEST_IMAGE"] ?? "hangar/python:3.11-bookworm" }
-    static var binDir: String { PluginPaths.binDir }
-}
-
 let unit = slotAmountScale
 
 /// A runner on the real engine with the machine's cores and memory plus two mock devices.

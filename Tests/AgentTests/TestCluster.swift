@@ -41,22 +41,13 @@ final class TestCluster {
                 [plugins]
                 search_paths = ["\(TestEngine.binDir)"]
                 """.write(toFile: dir + "/storage.toml", atomically: true, encoding: .utf8)
-            storageProxy = try ClusterLinkTests.launch(["storage-proxy", "--config", dir + "/storage.toml"], log: dir + "/storage.out")
+            storageProxy = try Hangard.launch(["storage-proxy", "--config", dir + "/storage.toml"], log: dir + "/storage.out")
             managerToml += "default_vfolder_host = \"local:volume1\"\n[storage-proxies.local]\nurl = \"http://127.0.0.1:\(port)\"\nsecret = \"\(secret)\"\n"
         }
         try managerToml.write(toFile: dir + "/manager.toml", atomically: true, encoding: .utf8)
-        manager = try ClusterLinkTests.launch(["manager", "--config", dir + "/manager.toml", "--data-dir", dir + "/data", "--listen", "127.0.0.1:\(managerPort)"],
+        manager = try Hangard.launch(["manager", "--config", dir + "/manager.toml", "--data-dir", dir + "/data", "--listen", "127.0.0.1:\(managerPort)"],
                                               log: dir + "/manager.out")
-        var keys: (String, String) = ("", "")
-        for _ in 0..<100 where keys.1.isEmpty || !FileManager.default.fileExists(atPath: dir + "/data/cluster-secret") {
-            try await Task.sleep(for: .milliseconds(100))
-            let out = (try? String(contentsOfFile: dir + "/manager.out", encoding: .utf8)) ?? ""
-            for line in out.split(separator: "\n") {
-                if line.hasPrefix("export BACKEND_ACCESS_KEY=") { keys.0 = String(line.dropFirst("export BACKEND_ACCESS_KEY=".count)) }
-                if line.hasPrefix("export BACKEND_SECRET_KEY=") { keys.1 = String(line.dropFirst("export BACKEND_SECRET_KEY=".count)) }
-            }
-        }
-        (accessKey, secretKey) = keys
+        (accessKey, secretKey) = try await Readiness.managerCredentials(log: dir + "/manager.out", dataDir: dir + "/data")
         agentID = "\(prefix)-\(UUID().uuidString.prefix(8).lowercased())"
         try """
             [agent]
@@ -67,10 +58,9 @@ final class TestCluster {
             engine_socket = "\(socket)"
             heartbeat_interval = 0.3
             """.write(toFile: dir + "/agent.toml", atomically: true, encoding: .utf8)
-        agent = try ClusterLinkTests.launch(["agent", "--config", dir + "/agent.toml", "--cluster-secret-file", dir + "/data/cluster-secret"], log: dir + "/agent.out")
+        agent = try Hangard.launch(["agent", "--config", dir + "/agent.toml", "--cluster-secret-file", dir + "/data/cluster-secret"], log: dir + "/agent.out")
         store = try StateStore(location: .sqlite(path: dir + "/data/manager.db"))
         for _ in 0..<100 where try store.agent(id: agentID)?.status != .alive { try await Task.sleep(for: .milliseconds(100)) }
-        try #require(!accessKey.isEmpty, "the manager did not print its credentials")
         try #require(try store.agent(id: agentID)?.status == .alive, "the agent did not register")
     }
 

@@ -17,7 +17,7 @@ import TestSupport
         let quoted = String(decoding: try JSONSerialization.data(withJSONObject: [document]), as: UTF8.self).dropFirst().dropLast()
         let body = Data("{\"query\": \(quoted), \"variables\": \(variables)}".utf8)
         return try await client.execute(uri: "/admin/gql", method: .post,
-                                        headers: try signedHeaders(method: .post, path: "/admin/gql", accessKey: keys.0, secretKey: keys.1),
+                                        headers: try SignedAPI.headers(method: .post, path: "/admin/gql", accessKey: keys.0, secretKey: keys.1),
                                         body: ByteBuffer(bytes: body)) { ($0.status, String(buffer: $0.body)) }
     }
 
@@ -97,7 +97,7 @@ import TestSupport
             #expect(userAlias.contains("errors"))
             let sessionBody = #"{"name": "aliased", "image": "py", "enqueueOnly": true, "config": {"resources": {"cpu": "1"}}}"#
             try await client.execute(uri: "/session", method: .post,
-                                     headers: try signedHeaders(method: .post, path: "/session", accessKey: aliceKeys.accessKey, secretKey: aliceKeys.secretKey),
+                                     headers: try SignedAPI.headers(method: .post, path: "/session", accessKey: aliceKeys.accessKey, secretKey: aliceKeys.secretKey),
                                      body: ByteBuffer(string: sessionBody)) { response in
                 #expect(response.status == .created, "\(String(buffer: response.body))")
             }

@@ -25,7 +25,7 @@ import TestSupport
                 #expect((body["manager"] as? String)?.hasPrefix("hangar-") == true)
             }
             // Signed, as `backend.ai config` sends it, works too.
-            let headers = try signedHeaders(method: .get, path: "/", accessKey: admin.accessKey, secretKey: admin.secretKey, contentType: "text/plain")
+            let headers = try SignedAPI.headers(method: .get, path: "/", accessKey: admin.accessKey, secretKey: admin.secretKey, contentType: "text/plain")
             try await client.execute(uri: "/", method: .get, headers: headers) { #expect($0.status == .ok) }
         }
     }
@@ -36,7 +36,7 @@ import TestSupport
         defer { store.close(); _ = db }
         let ak = admin.accessKey, sk = admin.secretKey
         try await managerApp(store).test(.router) { client in
-            let good = try signedHeaders(method: .get, path: "/auth/keypair", accessKey: ak, secretKey: sk, contentType: "text/plain")
+            let good = try SignedAPI.headers(method: .get, path: "/auth/keypair", accessKey: ak, secretKey: sk, contentType: "text/plain")
             try await client.execute(uri: "/auth/keypair", method: .get, headers: good) { response in
                 #expect(response.status == .ok)
                 let body = try jsonObject(response.body)
@@ -44,19 +44,19 @@ import TestSupport
                 #expect(body["secret_key"] == nil, "secrets are never listed")
             }
             try await client.execute(uri: "/manager/announcement", method: .get,
-                                     headers: try signedHeaders(method: .get, path: "/manager/announcement", accessKey: ak, secretKey: sk)) { response in
+                                     headers: try SignedAPI.headers(method: .get, path: "/manager/announcement", accessKey: ak, secretKey: sk)) { response in
                 #expect(response.status == .ok)
                 let body = try jsonObject(response.body)
                 #expect(body["enabled"] as? Bool == false && body["message"] as? String == "")
             }
             // Each tampered part of the request: 401 auth-failed.
             let cases: [(String, HTTPFields, HTTPRequest.Method, String)] = [
-                ("wrong key", try signedHeaders(method: .get, path: "/auth/keypair", accessKey: ak, secretKey: sk + "x"), .get, "/auth/keypair"),
-                ("method", try signedHeaders(method: .post, path: "/auth/keypair", accessKey: ak, secretKey: sk), .get, "/auth/keypair"),
-                ("path", try signedHeaders(method: .get, path: "/auth/role", accessKey: ak, secretKey: sk), .get, "/auth/keypair"),
-                ("query", try signedHeaders(method: .get, path: "/admin/agents?resource_group=a", accessKey: ak, secretKey: sk), .get, "/admin/agents?resource_group=b"),
-                ("host", try signedHeaders(method: .get, path: "/auth/keypair", accessKey: ak, secretKey: sk, host: "evil.example:8091"), .get, "/auth/keypair"),
-                ("unknown key", try signedHeaders(method: .get, path: "/auth/keypair", accessKey: "AKIANOSUCHKEY0000000", secretKey: sk), .get, "/auth/keypair"),
+                ("wrong key", try SignedAPI.headers(method: .get, path: "/auth/keypair", accessKey: ak, secretKey: sk + "x"), .get, "/auth/keypair"),
+                ("method", try SignedAPI.headers(method: .post, path: "/auth/keypair", accessKey: ak, secretKey: sk), .get, "/auth/keypair"),
+                ("path", try SignedAPI.headers(method: .get, path: "/auth/role", accessKey: ak, secretKey: sk), .get, "/auth/keypair"),
+                ("query", try SignedAPI.headers(method: .get, path: "/admin/agents?resource_group=a", accessKey: ak, secretKey: sk), .get, "/admin/agents?resource_group=b"),
+                ("host", try SignedAPI.headers(method: .get, path: "/auth/keypair", accessKey: ak, secretKey: sk, host: "evil.example:8091"), .get, "/auth/keypair"),
+                ("unknown key", try SignedAPI.headers(method: .get, path: "/auth/keypair", accessKey: "AKIANOSUCHKEY0000000", secretKey: sk), .get, "/auth/keypair"),
                 ("not signed", [.date: good[.date]!], .get, "/auth/keypair"),
             ]
             for (what, headers, method, uri) in cases {
@@ -70,20 +70,20 @@ import TestSupport
             }
             // A tampered date or content type: the signature no longer matches either.
             var date = good
-            date[.date] = try signedHeaders(method: .get, path: "/x", accessKey: ak, secretKey: sk, date: Date().addingTimeInterval(1))[.date]
+            date[.date] = try SignedAPI.headers(method: .get, path: "/x", accessKey: ak, secretKey: sk, date: Date().addingTimeInterval(1))[.date]
             var bodyType = good
             bodyType[.contentType] = "application/json"
             for (what, headers) in [("date", date), ("content type", bodyType)] {
                 try await client.execute(uri: "/auth/keypair", method: .get, headers: headers) { #expect($0.status == .unauthorized, "\(what)") }
             }
             // Clock skew over 15 minutes: 400 invalid-auth-params.
-            let skewed = try signedHeaders(method: .get, path: "/auth/keypair", accessKey: ak, secretKey: sk, date: Date().addingTimeInterval(-16 * 60))
+            let skewed = try SignedAPI.headers(method: .get, path: "/auth/keypair", accessKey: ak, secretKey: sk, date: Date().addingTimeInterval(-16 * 60))
             try await client.execute(uri: "/auth/keypair", method: .get, headers: skewed) { response in
                 #expect(response.status == .badRequest)
                 #expect((try? jsonObject(response.body))?["type"] as? String == "https://api.backend.ai/probs/invalid-auth-params")
             }
             // The explicit default port the client signs when the endpoint says :80.
-            let port80 = try signedHeaders(method: .get, path: "/auth/keypair", accessKey: ak, secretKey: sk, host: "localhost:80")
+            let port80 = try SignedAPI.headers(method: .get, path: "/auth/keypair", accessKey: ak, secretKey: sk, host: "localhost:80")
             try await client.execute(uri: "/auth/keypair", method: .get, headers: port80) { #expect($0.status == .ok) }
         }
     }
@@ -95,7 +95,7 @@ import TestSupport
         let user = try store.createUser(email: "user@example.com", password: "user-password", passwordRounds: 1000)
         let keypair = try store.createKeypair(userID: user.id)
         try await managerApp(store).test(.router) { client in
-            let userHeaders = try signedHeaders(method: .get, path: "/admin/users", accessKey: keypair.accessKey, secretKey: keypair.secretKey)
+            let userHeaders = try SignedAPI.headers(method: .get, path: "/admin/users", accessKey: keypair.accessKey, secretKey: keypair.secretKey)
             try await client.execute(uri: "/admin/users", method: .get, headers: userHeaders) { response in
                 #expect(response.status == .forbidden)
                 #expect((try? jsonObject(response.body))?["type"] as? String == "https://api.backend.ai/probs/insufficient-privilege")
@@ -103,15 +103,15 @@ import TestSupport
             // The admin deactivates the user's key; the next request is refused.
             let path = "/admin/keypairs/\(keypair.accessKey)/deactivate"
             try await client.execute(uri: path, method: .post,
-                                     headers: try signedHeaders(method: .post, path: path, accessKey: admin.accessKey, secretKey: admin.secretKey)) {
+                                     headers: try SignedAPI.headers(method: .post, path: path, accessKey: admin.accessKey, secretKey: admin.secretKey)) {
                 #expect($0.status == .ok)
             }
-            let own = try signedHeaders(method: .get, path: "/auth/keypair", accessKey: keypair.accessKey, secretKey: keypair.secretKey)
+            let own = try SignedAPI.headers(method: .get, path: "/auth/keypair", accessKey: keypair.accessKey, secretKey: keypair.secretKey)
             try await client.execute(uri: "/auth/keypair", method: .get, headers: own) { #expect($0.status == .unauthorized) }
             // Another domain through X-BackendAI-Domain: forbidden for a non-superadmin.
             let user2 = try store.createUser(email: "user2@example.com", password: "user-password", passwordRounds: 1000)
             let k2 = try store.createKeypair(userID: user2.id)
-            let foreign = try signedHeaders(method: .get, path: "/auth/keypair", accessKey: k2.accessKey, secretKey: k2.secretKey, domain: "other")
+            let foreign = try SignedAPI.headers(method: .get, path: "/auth/keypair", accessKey: k2.accessKey, secretKey: k2.secretKey, domain: "other")
             try await client.execute(uri: "/auth/keypair", method: .get, headers: foreign) { #expect($0.status == .forbidden) }
         }
     }
@@ -123,14 +123,14 @@ import TestSupport
         let ak = admin.accessKey, sk = admin.secretKey
         try await managerApp(store).test(.router) { client in
             let create = #"{"email": "new@example.com", "password": "new-user-password", "full_name": "New User"}"#
-            try await client.execute(uri: "/admin/users", method: .post, headers: try signedHeaders(method: .post, path: "/admin/users", accessKey: ak, secretKey: sk),
+            try await client.execute(uri: "/admin/users", method: .post, headers: try SignedAPI.headers(method: .post, path: "/admin/users", accessKey: ak, secretKey: sk),
                                      body: ByteBuffer(string: create)) { response in
                 #expect(response.status == .created)
                 #expect((try? jsonObject(response.body))?["email"] as? String == "new@example.com")
             }
             let keypairBody = #"{"user_email": "new@example.com", "rate_limit": 3}"#
             var created: [String: Any] = [:]
-            try await client.execute(uri: "/admin/keypairs", method: .post, headers: try signedHeaders(method: .post, path: "/admin/keypairs", accessKey: ak, secretKey: sk),
+            try await client.execute(uri: "/admin/keypairs", method: .post, headers: try SignedAPI.headers(method: .post, path: "/admin/keypairs", accessKey: ak, secretKey: sk),
                                      body: ByteBuffer(string: keypairBody)) { response in
                 #expect(response.status == .created)
                 created = try jsonObject(response.body)
@@ -139,28 +139,28 @@ import TestSupport
             // The rate limit stored on the new keypair: the 4th request in the minute is refused.
             var statuses: [HTTPResponse.Status] = []
             for _ in 0..<4 {
-                let h = try signedHeaders(method: .get, path: "/auth/keypair", accessKey: newAK, secretKey: newSK)
+                let h = try SignedAPI.headers(method: .get, path: "/auth/keypair", accessKey: newAK, secretKey: newSK)
                 try await client.execute(uri: "/auth/keypair", method: .get, headers: h) { statuses.append($0.status) }
             }
             #expect(statuses.filter { $0 == .ok }.count == 3, "\(statuses)")
             #expect(statuses.last == .tooManyRequests)
             // Unknown fields and malformed JSON are refused with the field named.
-            try await client.execute(uri: "/admin/keypairs", method: .post, headers: try signedHeaders(method: .post, path: "/admin/keypairs", accessKey: ak, secretKey: sk),
+            try await client.execute(uri: "/admin/keypairs", method: .post, headers: try SignedAPI.headers(method: .post, path: "/admin/keypairs", accessKey: ak, secretKey: sk),
                                      body: ByteBuffer(string: #"{"user_email": "new@example.com", "ratelimit": 3}"#)) { response in
                 #expect(response.status == .badRequest)
                 let body = try jsonObject(response.body)
                 #expect(body["type"] as? String == "https://api.backend.ai/probs/invalid-api-params")
                 #expect((body["msg"] as? String)?.contains("'ratelimit'") == true)
             }
-            try await client.execute(uri: "/admin/users", method: .post, headers: try signedHeaders(method: .post, path: "/admin/users", accessKey: ak, secretKey: sk),
+            try await client.execute(uri: "/admin/users", method: .post, headers: try SignedAPI.headers(method: .post, path: "/admin/users", accessKey: ak, secretKey: sk),
                                      body: ByteBuffer(string: "{not json")) { #expect($0.status == .badRequest) }
             // Listing.
-            try await client.execute(uri: "/admin/keypairs", method: .get, headers: try signedHeaders(method: .get, path: "/admin/keypairs", accessKey: ak, secretKey: sk)) { response in
+            try await client.execute(uri: "/admin/keypairs", method: .get, headers: try SignedAPI.headers(method: .get, path: "/admin/keypairs", accessKey: ak, secretKey: sk)) { response in
                 let list = try #require(try jsonObject(response.body)["keypairs"] as? [[String: Any]])
                 #expect(list.count == 2)
             }
             for path in ["/admin/users", "/admin/resource-policies?scope=user", "/admin/resource-groups", "/scaling-groups", "/auth/role"] {
-                try await client.execute(uri: path, method: .get, headers: try signedHeaders(method: .get, path: path, accessKey: ak, secretKey: sk)) { response in
+                try await client.execute(uri: path, method: .get, headers: try SignedAPI.headers(method: .get, path: path, accessKey: ak, secretKey: sk)) { response in
                     #expect(response.status == .ok, "\(path)")
                 }
             }
@@ -174,7 +174,7 @@ import TestSupport
         try await app.test(.router) { client in
             let big = #"{"email": "x@example.com", "password": ""# + String(repeating: "p", count: 4096) + #""}"#
             try await client.execute(uri: "/admin/users", method: .post,
-                                     headers: try signedHeaders(method: .post, path: "/admin/users", accessKey: admin.accessKey, secretKey: admin.secretKey),
+                                     headers: try SignedAPI.headers(method: .post, path: "/admin/users", accessKey: admin.accessKey, secretKey: admin.secretKey),
                                      body: ByteBuffer(string: big)) { response in
                 #expect(response.status == .contentTooLarge)
                 #expect(response.headers[.contentType] == "application/problem+json")
@@ -205,7 +205,7 @@ import TestSupport
                 #expect(((try? jsonObject(response.body))?["msg"] as? String)?.contains("address") == true)
             }
             _ = try store.markLostAgents(silentSince: Clock.nowMicros() + 1_000_000)
-            let list = try signedHeaders(method: .get, path: "/admin/agents", accessKey: admin.accessKey, secretKey: admin.secretKey)
+            let list = try SignedAPI.headers(method: .get, path: "/admin/agents", accessKey: admin.accessKey, secretKey: admin.secretKey)
             try await client.execute(uri: "/admin/agents", method: .get, headers: list) { response in
                 let agents = try #require(try jsonObject(response.body)["agents"] as? [[String: Any]])
                 #expect(agents.first?["status"] as? String == "LOST")
@@ -216,7 +216,7 @@ import TestSupport
                 #expect(reply.registered && reply.status == "ALIVE", "a LOST agent that returns is ALIVE again")
             }
             let path = "/admin/agents/gpu-node-7/schedulable"
-            try await client.execute(uri: path, method: .post, headers: try signedHeaders(method: .post, path: path, accessKey: admin.accessKey, secretKey: admin.secretKey),
+            try await client.execute(uri: path, method: .post, headers: try SignedAPI.headers(method: .post, path: path, accessKey: admin.accessKey, secretKey: admin.secretKey),
                                      body: ByteBuffer(string: #"{"schedulable": false}"#)) { response in
                 #expect((try? jsonObject(response.body))?["schedulable"] as? Bool == false)
             }

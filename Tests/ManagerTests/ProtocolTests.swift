@@ -6,19 +6,9 @@ import TestSupport
 import PluginHost
 import StateStore
 
-/// The manager ↔ agent kernel contract: recorded messages of today's version still decode
-/// (unknown fields ignored, for rolling upgrades), and the manager builds exactly what the agent
-/// decodes.
+/// The manager's side of the kernel contract: it builds exactly what the agent decodes (the
+/// recorded messages themselves are checked in ClusterProtocolTests).
 @Suite struct ProtocolTests {
-    @Test func aRecordedCreateKernelRequestDecodes() throws {
-        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/protocol/create-kernel-v1.json")
-        let request = try JSONDecoder().decode(KernelRequest.self, from: Data(contentsOf: url))
-        #expect(request.slots == ["cpu": 2_000_000, "mem": 1 << 30, "cuda.device": 1_000_000])
-        #expect(request.mounts == [KernelMount(hostPath: "/srv/vfolders/ab/cd/abcd1234", containerPath: "/home/work/data", readOnly: true)])
-        #expect(request.command == ["/bin/sh", "-c", "python3 train.py"])
-        #expect(request.runtime == nil)
-    }
-
     @Test func theManagerBuildsTheAgentsTypedRequest() throws {
         let (db, store, admin) = try bootstrappedStore(.sqlite)
         defer { store.close(); _ = db }
@@ -34,52 +24,6 @@ import StateStore
         #expect(try JSONDecoder().decode(KernelRequest.self, from: JSONEncoder().encode(request)) == request)
         #expect(SessionLifecycle.agentReason(#"{"error":"not enough cuda.shares"}"#) == "not enough cuda.shares")
         #expect(SessionLifecycle.agentReason("plain text") == "plain text")
-    }
-
-    /// Messages of today's manager ↔ storage-proxy protocol, recorded with fields a newer
-    /// side might add, decode as the typed messages; what the manager sends encodes with the
-    /// wire's keys.
-    @Test func recordedStorageProxyMessagesDecode() throws {
-        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/protocol/storage-proxy-v1.json")
-        let recorded = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
-        func message<T: Decodable>(_ key: String, as: T.Type) throws -> T {
-            try JSONDecoder().decode(T.self, from: JSONSerialization.data(withJSONObject: try #require(recorded[key])))
-        }
-        let volumes = try message("volumes", as: VolumeList.self)
-        #expect(volumes.volumes == [VolumeSummary(name: "local", backend: "btrfs", capabilities: VolumeCapabilities(quota: true, fastClone: true),
-                                                  usedBytes: 1 << 20, capacityBytes: 10 << 30)])
-        #expect(try message("create_folder", as: CreateFolderRequest.self) == CreateFolderRequest(volume: "local", folder: "0123456789abcdef0123456789abcdef", quota: 1 << 30))
-        #expect(try message("folder_usage", as: FolderUsage.self) == FolderUsage(usedBytes: 4096, fileCount: 3, quota: 1 << 30))
-        #expect(try message("list_files", as: FileList.self).items.map(\.name) == ["train.py"])
-        #expect(try message("upload_ticket", as: TransferTicket.self).session == "3f2a")
-        let mkdir = try message("mkdir", as: MakeDirectoryRequest.self)
-        #expect(mkdir.existOK == true && mkdir.parents == true)
-        #expect(try message("error", as: StorageErrorReply.self).error.contains("does not exist"))
-        // The manager's side encodes the wire's snake_case keys.
-        let sent = try #require(try JSONSerialization.jsonObject(with: JSONEncoder().encode(mkdir)) as? [String: Any])
-        #expect(Set(sent.keys) == ["volume", "folder", "path", "parents", "exist_ok"])
-        #expect(StorageProxyAPI.Call.requestUpload.path == "/manager/folder/file/upload")
-    }
-
-    /// Heartbeats say which protocol the agent speaks; one from before versioning still
-    /// decodes, and one newer than this manager understands is refused with what to do.
-    @Test func heartbeatsCarryTheProtocolVersion() throws {
-        let heartbeat = StoreFixtures.heartbeat("node-v", cpu: 2)
-        let sent = try #require(try JSONSerialization.jsonObject(with: JSONEncoder().encode(heartbeat)) as? [String: Any])
-        #expect(sent["protocolVersion"] as? Int == ClusterProtocolVersion.current)
-        var older = sent
-        older["protocolVersion"] = nil
-        let decoded = try JSONDecoder().decode(AgentHeartbeat.self, from: JSONSerialization.data(withJSONObject: older))
-        #expect(decoded.protocolVersion == nil && decoded.validationErrors().isEmpty)
-        var newer = heartbeat
-        newer.protocolVersion = ClusterProtocolVersion.current + 1
-        #expect(newer.validationErrors().contains { $0.contains("upgrade the managers before the agents") })
-    }
-
-    @Test func rpcPathsAreOneDefinition() {
-        #expect(AgentAPI.kernelPath("k") == "/rpc/kernels/k")
-        #expect(AgentAPI.logsPath("k") == "/rpc/kernels/k/logs")
-        #expect(AgentAPI.executePath("k").hasPrefix(AgentAPI.kernelsPath))
     }
 }
 
