@@ -80,7 +80,8 @@ let package = Package(
             path: "Host/Runner",
             exclude: ["README.md", "python_driver.py"],
             cSettings: [.define("_GNU_SOURCE"), .unsafeFlags(["-std=c11", "-O2", "-Wall", "-Wextra"])],
-            linkerSettings: [.unsafeFlags(["-static-executable"])]
+            // libseccomp.a (Debian's libseccomp-dev): the jail must work in any image.
+            linkerSettings: [.linkedLibrary("seccomp"), .unsafeFlags(["-static-executable"])]
         ),
         .systemLibrary(name: "CLtdl", path: "Host/CLtdl"),
         // TOML config files: typed keys, errors naming file, key and expected type.
@@ -123,6 +124,12 @@ let package = Package(
             path: "Host/StateStore"
         ),
         .systemLibrary(name: "CNuma", path: "Host/CNuma", providers: [.apt(["libnuma-dev"])]),
+        // Builds the CPU-count hook (Host/CPUCountHook/hook.c) with cc, glibc only, as a
+        // resource next to the agent: a SwiftPM library would link the Swift runtime.
+        .plugin(name: "BuildCPUCountHook", capability: .buildTool(), path: "Tools/BuildCPUCountHook"),
+        .systemLibrary(name: "CSeccomp", path: "Host/CSeccomp", providers: [.apt(["libseccomp-dev"])]),
+        // Kernel sandbox policies: the default, TOML layers, syscall names checked with libseccomp.
+        .target(name: "Sandbox", dependencies: ["CSeccomp", "ConfigFile"], path: "Host/Sandbox"),
         // The agent's resource model: devices, slots, NUMA-aware allocation maps.
         .target(name: "AgentResources", dependencies: ["CNuma", "ClusterProtocol"], path: "Host/AgentResources"),
         // Docker Engine API over its unix socket (Docker or podman's compatible service).
@@ -142,6 +149,7 @@ let package = Package(
         .target(
             name: "Agent",
             dependencies: [
+                "Sandbox",
                 "AgentResources", "ContainerEngine", "PluginHost", "ClusterProtocol", "ConfigFile",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -149,7 +157,8 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
-            path: "Host/Agent"
+            path: "Host/Agent",
+            plugins: ["BuildCPUCountHook"]
         ),
         .target(
             name: "Manager",
@@ -249,6 +258,11 @@ let package = Package(
             path: "Tests/AgentResourcesTests"
         ),
         .testTarget(
+            name: "SandboxTests",
+            dependencies: ["Sandbox", "ConfigFile", "TestSupport"],
+            path: "Tests/SandboxTests"
+        ),
+        .testTarget(
             name: "ConfigFileTests",
             dependencies: ["ConfigFile", "TestSupport"],
             path: "Tests/ConfigFileTests"
@@ -274,6 +288,7 @@ let package = Package(
             name: "AgentTests",
             dependencies: [
                 "Agent", "AgentResources", "ContainerEngine", "InMemoryEngine", "PluginHost", "Identity", "StateStore", "ClusterProtocol", "TestSupport",
+                "ConfigFile", "Sandbox",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -47,6 +47,9 @@ public struct AgentConfig: Sendable {
     /// configured defaults once a container names one: e.g. ["nofile=10000:10000"].
     public var defaultUlimits: [ContainerEdits.Ulimit] = []
 
+    /// `[sandbox]`: the jail, the CPU-count hook and LXCFS (on by default).
+    public var sandbox = SandboxSettings()
+
     public init() {}
 
     /// The runner binary to use: the configured one, else `hangar-runner` next to this
@@ -106,6 +109,7 @@ public struct AgentConfig: Sendable {
             }
             c.runnerPath = path
         }
+        c.sandbox = try SandboxSettings.load(file)
         return c
     }
 }

@@ -4,6 +4,7 @@ import ContainerEngine
 import Foundation
 import Logging
 import PluginHost
+import Sandbox
 
 
 /// A kernel the agent runs: its container and the resources it holds. Persisted as
@@ -64,19 +65,52 @@ public actor KernelRunner {
     public let runnerBinary: String?
     /// Ulimits added to every container that sets any (see `grantableUlimits`).
     public let defaultUlimits: [ContainerEdits.Ulimit]
+    /// The jail, hook and LXCFS settings every kernel gets (a resource group may change the mode).
+    public let sandbox: SandboxSettings
     /// Accelerator plugins by device key.
     let accelerators: [String: AcceleratorPlugin]
     let logger: Logger
     private var kernels: [String: KernelRecord] = [:]
     private var executions: [String: KernelExecution] = [:]
 
+    /// The policy file the runner installs (in the kernel's config folder), and where it
+    /// reports in watch mode (in its IPC folder, which the agent reads).
+    static let sandboxPolicyFile = "sandbox.policy"
+    static let sandboxLogFile = "sandbox.log"
+    /// Where the CPU-count hook sits inside a kernel.
+    static let hookContainerPath = "/opt/hangar/lib/" + SandboxSettings.hookFileName
+    /// Thread-count variables set to the allocated core count unless the user set them
+    /// (Backend.AI's image label `ai.backend.envs.corecount` names more).
+    static let coreCountVariables = ["OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
+                                     "VECLIB_MAXIMUM_THREADS", "NUMBA_NUM_THREADS", "GOTO_NUM_THREADS"]
+    static let coreCountLabel = "ai.backend.envs.corecount"
+    /// The /proc files LXCFS virtualises per container.
+    static let lxcfsFiles = ["cpuinfo", "diskstats", "loadavg", "meminfo", "stat", "swaps", "uptime"]
+
+    /// LXCFS's /proc files, each mounted over the container's where LXCFS answers for it
+    /// (a stale mount point errors on read, so each is read once first); none without LXCFS.
+    nonisolated func lxcfsMounts() -> [ContainerSpec.Mount] {
+        guard !sandbox.lxcfsRoot.isEmpty else { return [] }
+        return Self.lxcfsFiles.compactMap { name in
+            let path = "\(sandbox.lxcfsRoot)/proc/\(name)"
+            let fd = open(path, O_RDONLY | O_NONBLOCK)
+            guard fd >= 0 else { return nil }
+            defer { close(fd) }
+            var byte: UInt8 = 0
+            guard read(fd, &byte, 1) == 1 else { return nil }
+            return ContainerSpec.Mount(hostPath: path, containerPath: "/proc/\(name)", readOnly: true)
+        }
+    }
+
     /// Where the runner lives inside a kernel, and its socket directory.
     public static let runnerPath = "/opt/hangar/bin/hangar-runner"
     public static let runnerIPCDirectory = "/opt/hangar/ipc"
 
     public init(agentID: String, engine: any ContainerEngine, allocator: SlotAllocator, scratchRoot: String, runnerBinary: String? = nil,
-                accelerators: [AcceleratorPlugin] = [], defaultUlimits: [ContainerEdits.Ulimit] = [], logger: Logger = Logger(label: "hangar.agent")) {
+                accelerators: [AcceleratorPlugin] = [], defaultUlimits: [ContainerEdits.Ulimit] = [], sandbox: SandboxSettings = .disabled,
+                logger: Logger = Logger(label: "hangar.agent")) {
         self.defaultUlimits = defaultUlimits
+        self.sandbox = sandbox
         self.agentID = agentID
         self.engine = engine
         self.allocator = allocator
@@ -115,8 +149,23 @@ public actor KernelRunner {
             let cpuset = allocation.devices(of: "cpu").compactMap(Int.init).sorted()
             let memory = allocation.totals["mem"] ?? 0
             let edits = try pluginEdits(for: allocation, kernelID: request.kernelID)
+            let labels: [String: String]
+            do {
+                labels = try await engine.imageLabels(request.image)
+            } catch let error as EngineError {
+                throw KernelError.engine(error)
+            }
+            let jail = try KernelJail.resolve(request, settings: sandbox, imageLabels: labels, edits: edits)
+            if jail.mode != .none && runnerBinary == nil {
+                throw KernelError.invalid("sandbox: no in-container runner on this agent (agent.runner_path) to install the \(jail.mode.rawValue) policy; the kernel was not started")
+            }
             try prepareScratch(scratch, request: request, allocation: allocation, edits: edits)
-            let id = try await engine.create(containerSpec(request, cpuset: cpuset, memory: memory, scratch: scratch, edits: edits))
+            if let text = jail.policyText { try text.write(toFile: scratch + "/config/" + Self.sandboxPolicyFile, atomically: true, encoding: .utf8) }
+            if jail.mode != .none, sandbox.hookPath != nil {
+                try (Self.hookContainerPath + "\n").write(toFile: scratch + "/config/ld.so.preload", atomically: true, encoding: .utf8)
+            }
+            let id = try await engine.create(containerSpec(request, cpuset: cpuset, memory: memory, scratch: scratch, edits: edits,
+                                                           jail: jail, imageLabels: labels))
             containerID = id
             let record = KernelRecord(request: request, containerID: id, allocation: allocation, cpuset: cpuset, memoryBytes: memory, createdAt: Date())
             try persist(record, scratch: scratch)
@@ -208,11 +257,20 @@ public actor KernelRunner {
     /// What the engine creates for a kernel: the allocated cpuset and memory, the plugins'
     /// container edits, the scratch and runner mounts, and the labels that let a restarted agent
     /// find its kernels again.
-    func containerSpec(_ request: KernelRequest, cpuset: [Int], memory: Int64, scratch: String, edits: [ContainerEdits]) -> ContainerSpec {
+    func containerSpec(_ request: KernelRequest, cpuset: [Int], memory: Int64, scratch: String, edits: [ContainerEdits],
+                       jail: KernelJail = KernelJail(mode: .none, policyText: nil), imageLabels: [String: String] = [:]) -> ContainerSpec {
         var spec = ContainerSpec(name: "hangar-\(request.kernelID)", image: request.image)
         var env = ["BACKENDAI_KERNEL_ID=\(request.kernelID)", "BACKENDAI_SESSION_ID=\(request.sessionID)",
                    "BACKENDAI_KERNEL_IMAGE=\(request.image)", "HANGAR_KERNEL_ID=\(request.kernelID)"]
-        if !cpuset.isEmpty { env += ["OMP_NUM_THREADS=\(cpuset.count)", "OPENBLAS_NUM_THREADS=\(cpuset.count)"] }
+        if !cpuset.isEmpty {
+            // Runtimes that size their pools from the environment rather than sysconf; the
+            // user's own setting wins.
+            let named = Self.coreCountVariables + SandboxLayer.names(imageLabels[Self.coreCountLabel])
+            var seen = Set<String>()
+            for name in named where request.environment[name] == nil && seen.insert(name).inserted {
+                env.append("\(name)=\(cpuset.count)")
+            }
+        }
         env += edits.flatMap(\.env).map { "\($0.name)=\($0.value)" }
         env += request.environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
         var mounts = [ContainerSpec.Mount(hostPath: "\(scratch)/config", containerPath: "/home/config", readOnly: true),
@@ -221,6 +279,13 @@ public actor KernelRunner {
             mounts += [ContainerSpec.Mount(hostPath: runnerBinary, containerPath: Self.runnerPath, readOnly: true),
                        ContainerSpec.Mount(hostPath: "\(scratch)/ipc", containerPath: Self.runnerIPCDirectory, readOnly: false)]
         }
+        if jail.mode != .none, let hook = sandbox.hookPath {
+            // /etc/ld.so.preload rather than LD_PRELOAD: it survives scrubbed environments,
+            // su and sudo. musl and static programs ignore it and run without the hook.
+            mounts += [ContainerSpec.Mount(hostPath: hook, containerPath: Self.hookContainerPath, readOnly: true),
+                       ContainerSpec.Mount(hostPath: "\(scratch)/config/ld.so.preload", containerPath: "/etc/ld.so.preload", readOnly: true)]
+        }
+        if jail.mode != .none { mounts += lxcfsMounts() }
         mounts += request.mounts.map { ContainerSpec.Mount(hostPath: $0.hostPath, containerPath: $0.containerPath, readOnly: $0.readOnly) }
         mounts += edits.flatMap(\.mounts).map { ContainerSpec.Mount(hostPath: $0.hostPath, containerPath: $0.containerPath, readOnly: $0.readOnly) }
         let preload = edits.flatMap(\.preloadLibraries)
@@ -241,6 +306,7 @@ public actor KernelRunner {
             .map { ContainerSpec.Ulimit(name: $0.name, soft: $0.soft, hard: $0.hard) }
         spec.sysctls = Dictionary(edits.flatMap(\.sysctls).map { ($0.name, $0.value) }, uniquingKeysWith: { _, b in b })
         spec.securityOptions = edits.flatMap(\.securityOptions)
+        if jail.mode != .none && !sandbox.engineSeccomp { spec.securityOptions.append("seccomp=unconfined") }
         spec.hostIPC = edits.contains(where: \.hostIPC)
         spec.cdiDevices = edits.flatMap(\.cdiDevices)
         spec.networks = edits.flatMap(\.networks)
@@ -252,8 +318,13 @@ public actor KernelRunner {
         if runnerBinary != nil {
             // The runner is PID 1: it reaps, forwards signals, serves the agent's socket and
             // runs the main command (batch or startup command) with its exit status.
+            var sandboxArguments: [String] = []
+            if jail.policyText != nil {
+                sandboxArguments = ["--sandbox", "/home/config/" + Self.sandboxPolicyFile]
+                if jail.mode == .watch { sandboxArguments += ["--sandbox-log", Self.runnerIPCDirectory + "/" + Self.sandboxLogFile] }
+            }
             spec.entrypoint = [Self.runnerPath, "--runtime", request.runtime ?? "python",
-                               "--socket", Self.runnerIPCDirectory + "/runner.sock"] + (request.command.map { ["--"] + $0 } ?? [])
+                               "--socket", Self.runnerIPCDirectory + "/runner.sock"] + sandboxArguments + (request.command.map { ["--"] + $0 } ?? [])
             spec.command = []
         } else if let command = request.command {
             spec.command = command

@@ -67,10 +67,12 @@ public struct KernelRequest: Codable, Sendable, Equatable {
     public var pidsLimit: Int64
     /// What code queries run in: `python` (default) or `shell`.
     public var runtime: String?
+    /// The resource group's sandbox, set by an admin; nil: the agent's own settings.
+    public var sandbox: KernelSandbox?
 
     public init(kernelID: String, sessionID: String, image: String, slots: [String: Int64], environment: [String: String] = [:],
                 command: [String]? = nil, mounts: [KernelMount] = [], sharedMemoryBytes: Int64 = 64 << 20, pidsLimit: Int64 = 4096,
-                runtime: String? = nil) {
+                runtime: String? = nil, sandbox: KernelSandbox? = nil) {
         self.kernelID = kernelID
         self.sessionID = sessionID
         self.image = image
@@ -81,6 +83,20 @@ public struct KernelRequest: Codable, Sendable, Equatable {
         self.sharedMemoryBytes = sharedMemoryBytes
         self.pidsLimit = pidsLimit
         self.runtime = runtime
+        self.sandbox = sandbox
+    }
+}
+
+/// A resource group's sandbox as the manager hands it to the agent with each kernel.
+public struct KernelSandbox: Codable, Sendable, Equatable {
+    /// `none`, `watch` or `enforce`; nil keeps the agent's mode.
+    public var mode: String?
+    /// A TOML policy layer (`deny = [...]`, `allow = [...]`) applied over the agent's policy.
+    public var policy: String?
+
+    public init(mode: String? = nil, policy: String? = nil) {
+        self.mode = mode
+        self.policy = policy
     }
 }
 

@@ -12,6 +12,9 @@ public protocol ContainerEngine: Sendable {
     func images() async throws -> [ImageSummary]
     /// True if the image (name:tag or id) is present locally.
     func imageExists(_ name: String) async throws -> Bool
+    /// The labels an image carries (its `Config.Labels`); empty when it has none.
+    /// - Throws: `EngineError` 404 when the image is not present.
+    func imageLabels(_ name: String) async throws -> [String: String]
     /// Creates a container; returns its id.
     func create(_ spec: ContainerSpec) async throws -> String
     func start(_ id: String) async throws

@@ -88,6 +88,12 @@ public final class DockerEngineClient: ContainerEngine {
         }
     }
 
+    public func imageLabels(_ name: String) async throws -> [String: String] {
+        let reply = try await call(.GET, "/images/\(name)/json", operation: "inspect image \(name)")
+        let config = (reply.json as? [String: Any])?["Config"] as? [String: Any]
+        return (config?["Labels"] as? [String: String]) ?? [:]
+    }
+
     public func imageExists(_ name: String) async throws -> Bool {
         try await call(.GET, "/images/\(name)/json", operation: "inspect image \(name)", accept: [404]).status != 404
     }

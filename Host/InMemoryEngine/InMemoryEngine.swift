@@ -30,6 +30,7 @@ public final class InMemoryEngine: ContainerEngine {
 
     struct State {
         var images: Set<String>
+        var imageLabels: [String: [String: String]] = [:]
         var containers: [String: Container] = [:]
         var subscribers: [UUID: (labels: [String], continuation: AsyncThrowingStream<EngineEvent, Error>.Continuation)] = [:]
         var created: [ContainerSpec] = []
@@ -57,6 +58,25 @@ public final class InMemoryEngine: ContainerEngine {
 
     public func images() async throws -> [ImageSummary] {
         state.withLock { s in s.images.sorted().map { ImageSummary(id: "sha256:" + String($0.hashValue.magnitude, radix: 16), tags: [$0], sizeBytes: 0) } }
+    }
+
+    /// Adds an image with labels, as a pull of a labelled image would.
+    public func addImage(_ reference: String, labels: [String: String]) {
+        let (repo, tag) = ImageReference.split(reference)
+        state.withLock {
+            $0.images.insert("\(repo):\(tag)")
+            $0.imageLabels["\(repo):\(tag)"] = labels
+        }
+    }
+
+    public func imageLabels(_ name: String) async throws -> [String: String] {
+        let (repo, tag) = ImageReference.split(name)
+        return try state.withLock { s in
+            guard s.images.contains("\(repo):\(tag)") else {
+                throw EngineError(status: 404, operation: "inspect image \(name)", message: "no such image: \(name)")
+            }
+            return s.imageLabels["\(repo):\(tag)"] ?? [:]
+        }
     }
 
     public func imageExists(_ name: String) async throws -> Bool {

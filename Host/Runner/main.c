@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "runner.h"
+#include "sandbox.h"
 #include "spawn.h"
 #include "util.h"
 
@@ -37,16 +38,21 @@ struct options {
     const char *python;
     int python_explicit;
     char **main_argv; /* NULL: no main command */
+    const char *sandbox;     /* policy file, NULL: no filter from the runner */
+    const char *sandbox_log; /* watch-mode reports */
 };
 
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: hangar-runner [--socket PATH] [--runtime python|shell] [--python PATH] [-- COMMAND...]\n"
+            "usage: hangar-runner [--socket PATH] [--runtime python|shell] [--python PATH] [--sandbox POLICY [--sandbox-log PATH]]\n"
+            "                     [-- COMMAND...]\n"
             "  --socket PATH   unix socket to serve (default $HANGAR_RUNNER_SOCKET or " DEFAULT_SOCKET ")\n"
             "  --runtime KIND  what a query runs in: python (one persistent interpreter, default) or shell\n"
             "  --python PATH   interpreter for the python runtime (default " DEFAULT_PYTHON
             ", else python3 on PATH)\n"
+            "  --sandbox POLICY  install this seccomp policy before anything runs (exit 125 if it cannot)\n"
+            "  --sandbox-log PATH  watch mode: append what the policy would deny here, one JSON line each\n"
             "  -- COMMAND...   run COMMAND too, and exit with its status when it ends\n");
 }
 
@@ -79,6 +85,8 @@ static void parse_args(int argc, char **argv, struct options *o)
     o->python = DEFAULT_PYTHON;
     o->python_explicit = 0;
     o->main_argv = NULL;
+    o->sandbox = NULL;
+    o->sandbox_log = NULL;
     for (int i = 1; i < argc; i++) {
         const char *v;
         if (strcmp(argv[i], "--") == 0) {
@@ -96,6 +104,10 @@ static void parse_args(int argc, char **argv, struct options *o)
                 logmsg("unknown runtime '%s' (python or shell)", v);
                 exit(EXIT_RUNNER_ERROR);
             }
+        } else if (option(argc, argv, &i, "--sandbox-log", &v)) {
+            o->sandbox_log = v;
+        } else if (option(argc, argv, &i, "--sandbox", &v)) {
+            o->sandbox = v;
         } else if (option(argc, argv, &i, "--python", &v)) {
             o->python = v;
             o->python_explicit = 1;
@@ -120,9 +132,9 @@ static void parse_args(int argc, char **argv, struct options *o)
  * the interpreter's output before its events, and the signal pipe (reaping, which closes
  * descriptors watched above) last. Each handler checks that its descriptor is still the one
  * polled, since an earlier handler of the same wake-up may have closed it. */
-enum { T_LISTEN, T_CLIENT, T_X_IN, T_X_OUT, T_X_ERR, T_P_IN, T_P_CTL, T_P_EV, T_P_OUT, T_P_ERR, T_SIG };
+enum { T_LISTEN, T_CLIENT, T_X_IN, T_X_OUT, T_X_ERR, T_P_IN, T_P_CTL, T_P_EV, T_P_OUT, T_P_ERR, T_NOTIFY, T_SIG };
 
-static void serve(struct runner *r)
+static void serve(struct runner *r, struct sandbox *box)
 {
     struct agent *a = &r->agent;
     struct shell *X = &r->shell;
@@ -136,8 +148,8 @@ static void serve(struct runner *r)
         if (a->fd >= 0 && a->closing && (wake < 0 || a->close_deadline < wake))
             wake = a->close_deadline;
 
-        struct pollfd pf[12];
-        int tag[12];
+        struct pollfd pf[13];
+        int tag[13];
         int n = 0;
 #define WATCH(fd_, events_, tag_)                                                                                     \
     do {                                                                                                              \
@@ -175,6 +187,8 @@ static void serve(struct runner *r)
             WATCH(P->err.fd, POLLIN, T_P_ERR);
         if (P->ev_fd >= 0)
             WATCH(P->ev_fd, POLLIN, T_P_EV);
+        if (box->notify_fd >= 0)
+            WATCH(box->notify_fd, POLLIN, T_NOTIFY);
         WATCH(signals_fd(), POLLIN, T_SIG); /* last: reaping may close descriptors watched above */
 #undef WATCH
 
@@ -237,6 +251,12 @@ static void serve(struct runner *r)
                 if (P->ev_fd == fd)
                     python_read_events(P, a);
                 break;
+            case T_NOTIFY:
+                if (re & (POLLERR | POLLHUP | POLLNVAL))
+                    close_fd(&box->notify_fd);
+                else
+                    sandbox_watch_ready(box);
+                break;
             case T_SIG:
                 supervise_signals(r);
                 break;
@@ -265,6 +285,12 @@ int main(int argc, char **argv)
     become_subreaper();
     if (server_listen(&r.server) < 0)
         return EXIT_RUNNER_ERROR;
+    /* The filter goes on before the first child: everything the kernel runs inherits it. */
+    struct sandbox box = SANDBOX_INIT;
+    if (opt.sandbox && sandbox_install(&box, opt.sandbox, opt.sandbox_log) < 0) {
+        server_close(&r.server);
+        return EXIT_RUNNER_ERROR;
+    }
 
     if (opt.main_argv) {
         int e;
@@ -283,7 +309,7 @@ int main(int argc, char **argv)
                    strerror(e));
     }
 
-    serve(&r);
+    serve(&r, &box);
 
     agent_final_flush(&r.agent);
     agent_close(&r.agent);
@@ -291,5 +317,7 @@ int main(int argc, char **argv)
     shell_close(&r.shell, &r.agent);
     server_close(&r.server);
     signals_close();
+    close_fd(&box.notify_fd);
+    close_fd(&box.log_fd);
     return r.sup.exit_code;
 }

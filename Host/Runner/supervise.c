@@ -52,6 +52,14 @@ int signals_setup(void)
     sa.sa_handler = SIG_IGN;
     sa.sa_flags = 0;
     sigaction(SIGPIPE, &sa, NULL);
+    /* A parent may hand down a blocked mask (Foundation's Process does): PID 1 must see these. */
+    sigset_t mine;
+    sigemptyset(&mine);
+    sigaddset(&mine, SIGTERM);
+    sigaddset(&mine, SIGINT);
+    sigaddset(&mine, SIGHUP);
+    sigaddset(&mine, SIGCHLD);
+    sigprocmask(SIG_UNBLOCK, &mine, NULL);
     return 0;
 }
 

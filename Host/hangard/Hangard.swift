@@ -168,4 +168,4 @@ struct ServeManager: AsyncParsableCommand {
 }
 
 /// Sections any role's config file may hold (one file can configure several roles).
-let hangardSections = ["manager", "database", "agent", "storage-proxy", "storage-proxies", "volumes", "plugins", "webserver", "dev"]
+let hangardSections = ["manager", "database", "agent", "storage-proxy", "storage-proxies", "volumes", "plugins", "webserver", "dev", "sandbox"]

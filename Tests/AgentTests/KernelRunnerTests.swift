@@ -1,6 +1,7 @@
 import ClusterProtocol
 import Agent
 import AgentResources
+import ConfigFile
 import ContainerEngine
 import Foundation
 import PluginHost
@@ -10,9 +11,10 @@ import TestSupport
 let unit = slotAmountScale
 
 /// A runner on the real engine with the machine's cores and memory plus two mock devices.
-func makeRunner(agentID: String = "test-agent-\(UUID().uuidString.prefix(8).lowercased())", scratch: String? = nil) throws -> (KernelRunner, SlotAllocator, String) {
+func makeRunner(agentID: String = "test-agent-\(UUID().uuidString.prefix(8).lowercased())", scratch: String? = nil,
+                sandbox: SandboxSettings = .disabled, mockConfig: ConfigValue = .emptyTable) throws -> (KernelRunner, SlotAllocator, String) {
     let engine = DockerEngineClient(socketPath: try TestEngine.socket())
-    let mock = try AcceleratorPlugin(library: PluginLoader.open(path: TestEngine.binDir + "/libhangar-accel-mock.so"))
+    let mock = try AcceleratorPlugin(library: PluginLoader.open(path: TestEngine.binDir + "/libhangar-accel-mock.so"), config: mockConfig)
     let intrinsic = HostTopology.detect().intrinsicSlots()
     var capacity = intrinsic.capacity
     var devices = intrinsic.devices
@@ -22,7 +24,7 @@ func makeRunner(agentID: String = "test-agent-\(UUID().uuidString.prefix(8).lowe
     let allocator = SlotAllocator(devices: devices, slots: slots, capacity: capacity, policy: .preferSingleNode, strategy: .fill)
     let root = scratch ?? FileManager.default.temporaryDirectory.appendingPathComponent("hangar-scratch-\(UUID().uuidString)").path
     return (KernelRunner(agentID: agentID, engine: engine, allocator: allocator, scratchRoot: root, runnerBinary: TestEngine.binDir + "/hangar-runner",
-                         accelerators: [mock]), allocator, agentID)
+                         accelerators: [mock], sandbox: sandbox), allocator, agentID)
 }
 
 /// Reads the kernel's own cgroup limits from inside the container (v1 or v2 layout).

@@ -3,10 +3,10 @@
 # (or sudo). Swift itself must already be on PATH (swift.org toolchain).
 #   --server : also what the tests run: PostgreSQL's server, podman with runc, mmdebstrap
 #              (the test image is built from Debian packages), curl, btrfs-progs (the btrfs
-#              storage tests make a loopback filesystem)
+#              storage tests make a loopback filesystem), lxcfs (a kernel sees its own memory in /proc)
 set -euo pipefail
 packages=(libltdl-dev libpq-dev libnuma-dev libseccomp-dev libsqlite3-dev pkg-config gcc make)
-[ "${1:-}" = "--server" ] && packages+=(postgresql podman runc uidmap slirp4netns mmdebstrap curl btrfs-progs)
+[ "${1:-}" = "--server" ] && packages+=(postgresql podman runc uidmap slirp4netns mmdebstrap curl btrfs-progs lxcfs)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

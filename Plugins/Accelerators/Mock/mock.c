@@ -25,6 +25,9 @@
  *     cpu_affinity (a cpulist such as "0-15,32-47") and parent (the id of
  *     the device this one is a partition of; a whole, visible device)
  *   device_mask            array of device ids to hide (unknown ids are logged)
+ *   allowed_syscalls       array of syscall names a container with one of these
+ *                          devices may call beyond the sandbox policy (as a driver
+ *                          needing e.g. perf_event_open would ask)
  *
  * Slots: "<key>.device" (discrete, one unit per device) or "<key>.shares"
  * (fractional; a device gives min(memory / unit_memory, processing_units /
@@ -90,6 +93,9 @@ typedef struct mock_instance {
     char extra_info[96];
     const char *no_device_reason;
     bool fractional;
+    /** allowed_syscalls, handed to every container that got one of our devices. */
+    char allowed_syscalls[8][64];
+    size_t allowed_syscall_count;
     int64_t quantum; /* fixed point; used in fractional mode */
     int64_t unit_memory;
     int64_t unit_processing_units;
@@ -416,6 +422,16 @@ static hangar_status mock_configure(const hs_create *c, mock_instance *inst)
         (st = mock_cfg_text(c, "model", model, sizeof model, NULL)) != HANGAR_OK)
         return st;
     inst->fractional = strcmp(mode, "fractional") == 0;
+    int64_t syscalls = c->host->config_count(c->host->host_context, "allowed_syscalls");
+    if (syscalls > 8)
+        return hs_create_fail(c, HANGAR_E_INVALID_CONFIG, "config key \"allowed_syscalls\": at most 8 names are supported");
+    for (int64_t k = 0; k < syscalls; k++) {
+        char key[48];
+        snprintf(key, sizeof key, "allowed_syscalls.%" PRId64, k);
+        if ((st = hs_cfg_string(c, key, inst->allowed_syscalls[k], sizeof inst->allowed_syscalls[k])) != HANGAR_OK)
+            return st;
+        inst->allowed_syscall_count++;
+    }
 
     hs_device_table *t = &inst->devices;
     int64_t configured = c->host->config_count(c->host->host_context, "devices");
@@ -553,6 +569,8 @@ static hangar_status mock_container_edits(void *instance, const hangar_accel_all
     HS_EDIT(edits, add_resource_data, inst->res_global_ids, global.text);
     if (mock_prepared_find(inst, allocation->container_id) >= 0)
         HS_EDIT(edits, add_resource_data, "MOCK_PREPARED", "1");
+    for (size_t k = 0; k < inst->allowed_syscall_count; k++)
+        HS_EDIT(edits, add_allowed_syscall, inst->allowed_syscalls[k]);
     return HANGAR_OK;
 }
 
@@ -727,7 +745,9 @@ static const char kConfigSchema[] =
     "\"description\":\"Id of the whole device this one is a partition of (both are listed); empty for a whole device.\"}"
     "}}},"
     "\"device_mask\":{\"type\":\"array\",\"items\":{\"type\":\"string\",\"maxLength\":63,\"description\":\"A device id.\"},\"default\":[],"
-    "\"description\":\"Ids of configured devices to hide from the agent. Unknown ids are logged and ignored.\"}"
+    "\"description\":\"Ids of configured devices to hide from the agent. Unknown ids are logged and ignored.\"},"
+    "\"allowed_syscalls\":{\"type\":\"array\",\"items\":{\"type\":\"string\",\"maxLength\":63,\"description\":\"A syscall name.\"},\"maxItems\":8,"
+    "\"default\":[],\"description\":\"Syscalls a container given one of these devices may call beyond the sandbox policy.\"}"
     "}"
     "}";
 
