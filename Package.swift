@@ -163,6 +163,7 @@ let package = Package(
         .target(
             name: "Manager",
             dependencies: [
+                "Sandbox",
                 "StateStore", "Identity", "ClusterProtocol", "ConfigFile", "PluginHost",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),

@@ -131,7 +131,8 @@ public final class AgentDaemon: Sendable {
                               slotTypes: Dictionary(uniqueKeysWithValues: slotSpecs.map { ($0.name, $0.kind.rawValue) }),
                               devices: devices, plugins: plugins, runningKernels: records.map(\.request.kernelID).sorted(),
                               images: images, kernelStats: kernelStats, measures: measures,
-                              terminatedKernels: await runner.terminated().map { KernelExitReport(kernelID: $0.kernelID, exitCode: $0.exit.exitCode, oomKilled: $0.exit.oomKilled) })
+                              terminatedKernels: await runner.terminated().map { KernelExitReport(kernelID: $0.kernelID, exitCode: $0.exit.exitCode, oomKilled: $0.exit.oomKilled) },
+                              sandboxReports: await runner.sandboxReports())
     }
 
     // MARK: - Running

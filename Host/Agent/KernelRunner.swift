@@ -72,6 +72,8 @@ public actor KernelRunner {
     let logger: Logger
     private var kernels: [String: KernelRecord] = [:]
     private var executions: [String: KernelExecution] = [:]
+    /// How far each kernel's watch-mode report file has been read.
+    private var watchOffsets: [String: UInt64] = [:]
 
     /// The policy file the runner installs (in the kernel's config folder), and where it
     /// reports in watch mode (in its IPC folder, which the agent reads).
@@ -492,6 +494,7 @@ public actor KernelRunner {
     /// Stops and removes a kernel, frees its slots exactly once, and removes its scratch.
     public func destroy(_ kernelID: String) async throws(KernelError) -> KernelExit {
         guard let record = kernels.removeValue(forKey: kernelID) else { throw .unknownKernel(kernelID) }
+        watchOffsets[kernelID] = nil
         if let execution = executions.removeValue(forKey: kernelID) { await execution.close() }
         var exit = KernelExit(running: false, exitCode: nil, oomKilled: false)
         if let state = (try? await engine.inspect(record.containerID))??.state {
@@ -508,6 +511,31 @@ public actor KernelRunner {
 
     /// Kernels whose containers are no longer running, with how they ended; they keep their
     /// slots until the manager destroys them, so nothing is released twice.
+    /// What kernels in watch mode reported since the last call (each report is also logged
+    /// here, so an operator tuning a policy finds it in the agent's log). Lines the runner
+    /// has not finished writing are left for the next call.
+    public func sandboxReports() -> [SandboxReport] {
+        var reports: [SandboxReport] = []
+        for kernelID in kernels.keys.sorted() {
+            let path = "\(scratchRoot)/\(kernelID)/ipc/\(Self.sandboxLogFile)"
+            guard let handle = FileHandle(forReadingAtPath: path) else { continue }
+            defer { try? handle.close() }
+            let offset = watchOffsets[kernelID] ?? 0
+            try? handle.seek(toOffset: offset)
+            guard let data = try? handle.read(upToCount: 1 << 20), !data.isEmpty, let lastNewline = data.lastIndex(of: 0x0A) else { continue }
+            let complete = data[data.startIndex...lastNewline]
+            watchOffsets[kernelID] = offset + UInt64(complete.count)
+            struct Line: Decodable { let syscall: String; let pid: Int; let time: Int64 }
+            for line in complete.split(separator: 0x0A) {
+                guard let parsed = try? JSONDecoder().decode(Line.self, from: Data(line)) else { continue }
+                logger.notice("sandbox watch: the policy would deny this call", metadata: [
+                    "kernel": .string(kernelID), "syscall": .string(parsed.syscall), "pid": .stringConvertible(parsed.pid)])
+                reports.append(SandboxReport(kernelID: kernelID, syscall: parsed.syscall, pid: parsed.pid, time: parsed.time))
+            }
+        }
+        return reports
+    }
+
     public func terminated() async -> [(kernelID: String, exit: KernelExit)] {
         var out: [(String, KernelExit)] = []
         for id in kernels.keys.sorted() {

@@ -183,12 +183,15 @@ public struct AgentHeartbeat: Codable, Sendable, Equatable {
     public var terminatedKernels: [KernelExitReport]?
     /// The cluster protocol the agent speaks (absent: an agent from before versioning, 1).
     public var protocolVersion: Int?
+    /// Calls that kernels in sandbox watch mode made and the policy would deny, since the
+    /// last heartbeat.
+    public var sandboxReports: [SandboxReport]?
 
     public init(agentID: String, address: String, resourceGroup: String, architecture: String, version: String,
                 capacity: ResourceSlots, slotTypes: [String: String], devices: [DeviceReport] = [], plugins: [PluginReport] = [],
                 runningKernels: [String] = [], images: [ImageReport] = [], kernelStats: [KernelStats]? = nil,
                 measures: [MeasureReport]? = nil, terminatedKernels: [KernelExitReport]? = nil,
-                protocolVersion: Int? = ClusterProtocolVersion.current) {
+                protocolVersion: Int? = ClusterProtocolVersion.current, sandboxReports: [SandboxReport]? = nil) {
         self.agentID = agentID
         self.address = address
         self.resourceGroup = resourceGroup
@@ -204,6 +207,7 @@ public struct AgentHeartbeat: Codable, Sendable, Equatable {
         self.measures = measures
         self.terminatedKernels = terminatedKernels
         self.protocolVersion = protocolVersion
+        self.sandboxReports = sandboxReports
     }
 
     /// Problems that make the message unusable, each naming the field.
@@ -241,5 +245,21 @@ public struct HeartbeatReply: Codable, Sendable, Equatable {
         self.schedulable = schedulable
         self.registered = registered
         self.heartbeatInterval = heartbeatInterval
+    }
+}
+
+/// One call a kernel in sandbox watch mode made that its policy would deny (it was allowed).
+public struct SandboxReport: Codable, Sendable, Equatable {
+    public var kernelID: String
+    public var syscall: String
+    public var pid: Int
+    /// Seconds since the epoch, as the runner saw it.
+    public var time: Int64
+
+    public init(kernelID: String, syscall: String, pid: Int, time: Int64) {
+        self.kernelID = kernelID
+        self.syscall = syscall
+        self.pid = pid
+        self.time = time
     }
 }

@@ -4,6 +4,7 @@ import Hummingbird
 import Identity
 import Logging
 import PluginHost
+import Sandbox
 import StateStore
 
 /// Hangar's own version.
@@ -79,6 +80,12 @@ struct JSONIO: Sendable {
         if snakeCase { decoder.keyDecodingStrategy = .convertFromSnakeCase }
         return try decoder.decode(T.self, from: data.isEmpty ? Data("{}".utf8) : data)
     }
+}
+
+/// A resource group's sandbox as a superadmin sets it (null fields: the agents' own).
+struct SandboxSetting: Decodable {
+    let sandbox: String?
+    let sandboxPolicy: String?
 }
 
 /// The manager's HTTP API: Backend.AI-compatible probes, identity administration, and the
@@ -275,6 +282,32 @@ public struct ManagerAPI: Sendable {
                 struct List: Encodable { let resourceGroups: [ResourceGroup] }
                 return try io.response(List(resourceGroups: groups))
             },
+            RouteSpec(method: .patch, path: "/admin/resource-groups/:name", summary: "Set a resource group's kernel sandbox (superadmin)",
+                      access: .admin, bodyKeys: ["sandbox", "sandboxPolicy"]) { request, context in
+                let caller = try await auth.authenticateAdmin(request)
+                guard caller.role == .superadmin else {
+                    throw APIError.forbidden("only a superadmin sets a resource group's sandbox; \(caller.accessKey) belongs to a \(caller.role.rawValue)")
+                }
+                let name = try context.parameters.require("name")
+                let body = try await io.decode(SandboxSetting.self, from: request, allowed: ["sandbox", "sandboxPolicy"], snakeCase: false)
+                if let mode = body.sandbox, SandboxMode(rawValue: mode) == nil {
+                    throw APIError.invalidParams("sandbox must be \"enforce\", \"watch\" or \"none\" (null: the agents' own), not \"\(mode)\"")
+                }
+                if let policy = body.sandboxPolicy {
+                    do {
+                        _ = try SandboxLayer(toml: policy, source: "sandboxPolicy")
+                    } catch {
+                        throw APIError.invalidParams("\(error)")
+                    }
+                }
+                try await store.run { try $0.setResourceGroupSandbox(name, mode: body.sandbox, policy: body.sandboxPolicy) }
+                guard let group = try await store.run({ try $0.resourceGroups().first { $0.name == name } }) else {
+                    throw APIError.notFound("No such resource group.", name)
+                }
+                logger.notice("resource group sandbox set", metadata: ["group": .string(name), "sandbox": .string(body.sandbox ?? "agents' own"),
+                                                                       "by": .string(caller.accessKey)])
+                return try io.response(group)
+            },
             RouteSpec(method: .get, path: "/admin/agents", summary: "List agents (?resource_group=; admin)", access: .admin, bodyKeys: nil) { request, _ in
                 _ = try await auth.authenticateAdmin(request)
                 let group = request.uri.queryParameters.get("resource_group")
@@ -293,7 +326,8 @@ public struct ManagerAPI: Sendable {
             },
             RouteSpec(method: .post, path: AgentAPI.heartbeatPath, summary: "Agent registration and heartbeat (cluster secret)", access: .agent,
                       bodyKeys: ["agentID", "address", "resourceGroup", "architecture", "version", "capacity", "slotTypes", "devices",
-                                 "plugins", "runningKernels", "images", "kernelStats", "measures", "terminatedKernels"]) { request, _ in
+                                 "plugins", "runningKernels", "images", "kernelStats", "measures", "terminatedKernels", "protocolVersion",
+                                 "sandboxReports"]) { request, _ in
                 try authenticateAgent(request)
                 let heartbeat = try await decodeHeartbeat(request)
                 let problems = heartbeat.validationErrors()
@@ -301,6 +335,13 @@ public struct ManagerAPI: Sendable {
                 let outcome = try await store.run { try $0.recordHeartbeat(heartbeat) }
                 if outcome.registered {
                     logger.info("agent registered", metadata: ["agent": .string(heartbeat.agentID), "address": .string(heartbeat.address)])
+                }
+                if let reports = heartbeat.sandboxReports, !reports.isEmpty {
+                    let now = Clock.nowMicros()
+                    let events = reports.prefix(1000).enumerated().map { index, report in
+                        SessionEvent(kernelID: report.kernelID, kind: "sandbox_watch", data: Self.watchData(report), createdAt: now + Int64(index))
+                    }
+                    try await store.run { try $0.addSessionEvents(Array(events)) }
                 }
                 if !(heartbeat.terminatedKernels ?? []).isEmpty {
                     // Off the agent's request: ending a session calls the agent back.
@@ -334,6 +375,12 @@ public struct ManagerAPI: Sendable {
         guard constantTimeEqual(given, Array(clusterSecret.utf8)) else {
             throw APIError.authFailed("the cluster secret does not match the manager's (manager.cluster_secret)")
         }
+    }
+
+    /// A watch report as the session's events carry it.
+    static func watchData(_ report: SandboxReport) -> String {
+        let object: [String: Any] = ["kernelId": report.kernelID, "syscall": report.syscall, "pid": report.pid, "time": report.time]
+        return String(decoding: (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8), as: UTF8.self)
     }
 
     private func decodeHeartbeat(_ request: Request) async throws -> AgentHeartbeat {

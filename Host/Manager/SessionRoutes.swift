@@ -77,8 +77,15 @@ extension ManagerAPI {
                 let session = try await resolve(key, caller: caller)
                 return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
                                 body: ResponseBody { [store] writer in
-                                    var sent = 0
+                                    var sent = 0, sentEvents = 0
                                     while true {
+                                        // Sandbox watch reports (what the policy would have denied).
+                                        let events = try await store.run { try $0.sessionEvents(session: session.id) }
+                                        for event in events.dropFirst(sentEvents) {
+                                            let data = Self.withSession(event.data, current: session)
+                                            try await writer.write(ByteBuffer(string: "event: \(event.kind)\ndata: \(data)\n\n"))
+                                        }
+                                        sentEvents = events.count
                                         let history = try await store.run { try $0.statusHistory(session: session.id) }
                                         let current = try await store.run { try $0.session(id: session.id) } ?? session
                                         let exitCode = try await store.run { try $0.exitCode(session: session.id) }
@@ -122,6 +129,15 @@ extension ManagerAPI {
         case .cancelled: ["session_cancelled"]
         case .error: ["session_failure"]
         }
+    }
+
+    /// An event's own JSON with the session's id and name added, as the client expects of every event.
+    static func withSession(_ data: String, current: SessionRecord) -> String {
+        var object = (try? JSONSerialization.jsonObject(with: Data(data.utf8))) as? [String: Any] ?? [:]
+        object["sessionId"] = current.id
+        object["sessionName"] = current.name
+        object["ownerAccessKey"] = current.accessKey
+        return String(decoding: (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8), as: UTF8.self)
     }
 
     /// The JSON payload of an event (always valid JSON: the client json.loads every one).

@@ -137,6 +137,18 @@ public enum Migrations {
         [
             "CREATE TABLE image_aliases (alias TEXT PRIMARY KEY, target TEXT NOT NULL, created_at BIGINT NOT NULL)",
         ],
+        // 7: a resource group's kernel sandbox (set by a superadmin), and session events other
+        // than status changes (sandbox watch reports).
+        [
+            "ALTER TABLE resource_groups ADD COLUMN sandbox TEXT",
+            "ALTER TABLE resource_groups ADD COLUMN sandbox_policy TEXT",
+            """
+            CREATE TABLE session_events (
+                id TEXT PRIMARY KEY, session_id TEXT NOT NULL, kernel_id TEXT NOT NULL, kind TEXT NOT NULL, data TEXT NOT NULL,
+                created_at BIGINT NOT NULL)
+            """,
+            "CREATE INDEX session_events_session ON session_events (session_id, created_at)",
+        ],
     ]
 
     /// Brings the database to `latest`, one transaction per version.

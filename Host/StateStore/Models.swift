@@ -109,6 +109,28 @@ public struct ResourceGroup: Sendable, Codable, Equatable {
     /// JSON object of scheduler options.
     public var schedulerOptions: String
     public var createdAt: Int64
+    /// The kernel sandbox mode of the group's sessions (`none`, `watch`, `enforce`); nil: the agents' own.
+    public var sandbox: String?
+    /// A TOML policy layer (`deny`, `allow`) over the agents' policy; nil: none.
+    public var sandboxPolicy: String?
+}
+
+/// An event of a session other than a status change: what a kernel in sandbox watch mode
+/// called that its policy would deny.
+public struct SessionEvent: Sendable, Codable, Equatable {
+    public var kernelID: String
+    /// `sandbox_watch`.
+    public var kind: String
+    /// The event's JSON payload.
+    public var data: String
+    public var createdAt: Int64
+
+    public init(kernelID: String, kind: String, data: String, createdAt: Int64) {
+        self.kernelID = kernelID
+        self.kind = kind
+        self.data = data
+        self.createdAt = createdAt
+    }
 }
 
 /// A container image known to the cluster.

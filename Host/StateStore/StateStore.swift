@@ -249,7 +249,47 @@ public final class StateStore: Sendable {
             try c.query("SELECT * FROM resource_groups ORDER BY name").map { r in
                 ResourceGroup(name: r.string("name") ?? "", description: r.string("description") ?? "", isActive: r.bool("is_active"),
                               scheduler: r.string("scheduler") ?? "", agentSelector: r.string("agent_selector") ?? "",
-                              schedulerOptions: r.string("scheduler_options") ?? "{}", createdAt: r.int("created_at") ?? 0)
+                              schedulerOptions: r.string("scheduler_options") ?? "{}", createdAt: r.int("created_at") ?? 0,
+                              sandbox: r.string("sandbox"), sandboxPolicy: r.string("sandbox_policy"))
+            }
+        }
+    }
+
+    /// Sets a resource group's kernel sandbox; the caller has checked the mode and the policy.
+    /// - Throws: `StoreError.notFound` when there is no such group.
+    public func setResourceGroupSandbox(_ name: String, mode: String?, policy: String?) throws {
+        try database.transaction { c in
+            guard try !c.query("SELECT name FROM resource_groups WHERE name = $1", [.text(name)]).isEmpty else {
+                throw StoreError(.notFound, "no resource group named '\(name)'")
+            }
+            try c.execute("UPDATE resource_groups SET sandbox = $1, sandbox_policy = $2 WHERE name = $3",
+                          [mode.map { .text($0) } ?? .null, policy.map { .text($0) } ?? .null, .text(name)])
+        }
+    }
+
+    /// Records events of kernels (each filed under its kernel's session); events of kernels
+    /// the store does not know are dropped.
+    public func addSessionEvents(_ events: [SessionEvent]) throws {
+        guard !events.isEmpty else { return }
+        try database.transaction { c in
+            for event in events {
+                guard let session = try c.query("SELECT session_id FROM kernels WHERE id = $1", [.text(event.kernelID)]).first?.string("session_id") else {
+                    continue
+                }
+                try c.execute("INSERT INTO session_events (id, session_id, kernel_id, kind, data, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                              [.text(UUID().uuidString.lowercased()), .text(session), .text(event.kernelID), .text(event.kind), .text(event.data),
+                               .int(event.createdAt)])
+            }
+        }
+    }
+
+    /// A session's events, oldest first.
+    public func sessionEvents(session: String) throws -> [SessionEvent] {
+        try database.withConnection { c in
+            try c.query("SELECT kernel_id, kind, data, created_at FROM session_events WHERE session_id = $1 ORDER BY created_at, id",
+                        [.text(session)]).map { r in
+                SessionEvent(kernelID: r.string("kernel_id") ?? "", kind: r.string("kind") ?? "", data: r.string("data") ?? "{}",
+                             createdAt: r.int("created_at") ?? 0)
             }
         }
     }
