@@ -51,4 +51,25 @@ import TestSupport
         #expect((agentLog + agentErr).contains("sandbox watch"), "the agent logs watch reports")
         #expect(try await setGroup(#"{"sandbox": null, "sandboxPolicy": null}"#) == 200)
     }
+
+    /// A policy naming an unknown syscall, or with a wrong type, stops the agent at start with
+    /// the file, the key and the name; `hangard sandbox` shows what a good one gives.
+    @Test func aBadPolicyStopsTheAgentAtStart() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        for (toml, expected) in [("[sandbox]\ndeny = [\"mountt\"]\n", "'sandbox.deny': 'mountt' is not a syscall"),
+                                 ("[sandbox]\nallow = \"bpf\"\n", "'sandbox.allow': expected an array of strings"),
+                                 ("[sandbox]\nmode = \"off\"\n", "'sandbox.mode': expected \"enforce\", \"watch\" or \"none\"")] {
+            let config = try dir.write("agent-\(UUID().uuidString.prefix(6)).toml", "[agent]\ncluster_secret = \"x\"\nlisten = \"127.0.0.1:\(try freeLoopbackPort())\"\n" + toml)
+            let agent = try Hangard.launch(["agent", "--config", config], log: config + ".out")
+            let ended = await Readiness.wait(upTo: .seconds(20)) { !agent.isRunning }
+            if !ended { agent.terminate() }
+            #expect(ended && agent.terminationStatus != 0, "the agent must not start")
+            let err = (try? String(contentsOfFile: config + ".out.err", encoding: .utf8)) ?? ""
+            #expect(err.contains(config) && err.contains(expected), "\(err)")
+        }
+        let good = try dir.write("good.toml", "[sandbox]\nallow = [\"perf_event_open\"]\ndeny = [\"personality\"]\n")
+        let (status, out) = try run([TestEngine.binDir + "/hangard", "sandbox", "--config", good])
+        #expect(status == 0 && out.contains("mode: enforce") && out.contains("personality") && !out.contains("perf_event_open"), "\(out)")
+    }
 }

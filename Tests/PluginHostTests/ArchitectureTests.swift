@@ -24,7 +24,7 @@ import Testing
         ("Host/Agent", "Agent", http.union(["AgentResources", "ContainerEngine", "PluginHost", "ClusterProtocol", "ConfigFile", "Sandbox"])),
         ("Host/Manager", "Manager", http.union(["StateStore", "Identity", "ClusterProtocol", "ConfigFile", "PluginHost", "Sandbox"])),
         ("Host/StorageProxy", "StorageProxy", http.union(["PluginHost", "ConfigFile", "ClusterProtocol"])),
-        ("Host/hangard", "hangard", ["Agent", "Manager", "StorageProxy", "StateStore", "PluginHost", "ConfigFile", "Identity", "ContainerEngine",
+        ("Host/hangard", "hangard", ["Agent", "Manager", "StorageProxy", "StateStore", "PluginHost", "ConfigFile", "Identity", "ContainerEngine", "Sandbox",
                                      "ArgumentParser", "Logging"]),
         ("Tools/hangar", "HangarCLI", http.union(["Identity", "ConfigFile", "ArgumentParser"])),
         ("Tools/hangar-plugin", "HangarPluginCLI", ["PluginHost", "PluginConformance", "ArgumentParser", "Logging"]),

@@ -27,6 +27,8 @@ mpid=$!
 for _ in $(seq 100); do [ -f "$work/data/cluster-secret" ] && grep -q BACKEND_SECRET_KEY "$work/manager.out" && break; sleep 0.1; done
 printf '[agent]\nid = "bench"\nmanager = "http://127.0.0.1:%s"\nlisten = "127.0.0.1:%s"\nscratch_dir = "%s/scratch"\nengine_socket = "%s"\nheartbeat_interval = 0.2\n' \
     "$mport" "$aport" "$work" "$socket" >"$work/agent.toml"
+# HANGAR_BENCH_SANDBOX=none|watch|enforce measures the agent with that sandbox mode (default: the agent's, enforce).
+[ -n "${HANGAR_BENCH_SANDBOX:-}" ] && printf '[sandbox]\nmode = "%s"\n' "$HANGAR_BENCH_SANDBOX" >>"$work/agent.toml"
 "$bin/hangard" agent --config "$work/agent.toml" --cluster-secret-file "$work/data/cluster-secret" >"$work/agent.out" 2>&1 &
 apid=$!
 trap 'kill $apid $mpid 2>/dev/null; wait $apid $mpid 2>/dev/null; Tools/scripts/podman-service.sh stop "$work/engine"; rm -rf "$work"' EXIT
