@@ -297,7 +297,13 @@ typedef struct hangar_container_edits {
     hangar_status (*add_cdi_device)(void *context, const char *qualified_name);
     /** A host path of a library to LD_PRELOAD in the container (mounted read-only by the agent). */
     hangar_status (*add_preload_library)(void *context, const char *host_path);
-    /** A syscall name to allow beyond the default seccomp profile. */
+    /**
+     * A syscall name (libseccomp's spelling, e.g. "perf_event_open") that containers given this
+     * allocation may call although the kernel sandbox policy denies it; "name:condition"
+     * (e.g. "unshare:newuser") lifts one conditional rule only. Applies only to containers
+     * that got this plugin's devices. An unknown name fails the container's creation with the
+     * name, so a typo never weakens or silently skips the policy.
+     */
     hangar_status (*add_allowed_syscall)(void *context, const char *syscall_name);
     /** A Linux capability to add, e.g. "IPC_LOCK". */
     hangar_status (*add_capability)(void *context, const char *capability);
