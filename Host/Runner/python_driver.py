@@ -172,7 +172,8 @@ def _hangar_driver():
 
     count = [0]
 
-    # One query; True for 'ok', False for 'error'. Its source is registered with linecache as
+    # One query; its 'D' payload: 'ok', 'error' (an exception escaped: status 1, as python -c),
+    # or the decimal status of a non-zero SystemExit. Its source is registered with linecache as
     # '<query-N>' so tracebacks show its lines. A last top-level expression (without a
     # trailing ';') is evaluated apart and shown through sys.displayhook, as in the REPL.
     def run(src):
@@ -187,7 +188,7 @@ def _hangar_driver():
             body = compile(tree, fn, 'exec', dont_inherit=True)
         except BaseException as e:
             show(e, True)
-            return False
+            return 'error'
         try:
             try:
                 user[0] = True
@@ -199,14 +200,24 @@ def _hangar_driver():
             finally:
                 user[0] = False
         except SystemExit as e:
-            if e.code is None or e.code == 0:
-                return True
-            show(e, True)
-            return False
+            # As the interpreter's own exit: an int is the status (modulo 256, as the OS
+            # keeps it), None is 0, anything else is printed to stderr and means 1.
+            code = e.code
+            if code is None:
+                return 'ok'
+            if isinstance(code, int):
+                code &= 0xFF
+                return 'ok' if code == 0 else str(code)
+            try:
+                sys.stderr.write(str(code) + '\n')
+            except BaseException:
+                pass
+            flush()
+            return 'error'
         except BaseException as e:
             show(e, False)
-            return False
-        return True
+            return 'error'
+        return 'ok'
 
     pending = bytearray()
 
@@ -233,13 +244,13 @@ def _hangar_driver():
         src = readn(struct.unpack('>I', head)[0])
         if src is None:
             break
-        ok = False
+        status = 'error'
         try:
-            ok = run(src.decode('utf-8', 'replace'))
+            status = run(src.decode('utf-8', 'replace'))
         except BaseException:
             pass
         flush()
-        emit('D', 'ok' if ok else 'error')
+        emit('D', status)
     flush()
     os._exit(0)
 

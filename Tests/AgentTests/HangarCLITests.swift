@@ -14,12 +14,46 @@ import TestSupport
 @Suite(.serialized) struct HangarCLITests {
     static let image = TestEngine.image
 
+    /// A query ends with the status `python -c` would exit with, in `hangar run` and in the
+    /// execute API's exitCode; batch mode keeps its own.
+    @Test func queryModeExitStatusesAreThePrograms() async throws {
+        let cluster = try await TestCluster(prefix: "exit")
+        defer { cluster.stop() }
+        let cases: [(code: String, status: Int32, stderr: String)] = [
+            ("print('fine')", 0, ""), ("raise SystemExit(3)", 3, ""), ("import sys; sys.exit(0)", 0, ""), ("raise SystemExit", 0, ""),
+            ("raise SystemExit('bye now')", 1, "bye now"), ("raise SystemExit(256 + 7)", 7, ""), ("1/0", 1, "ZeroDivisionError"),
+            ("raise SystemExit(True)", 1, ""),
+        ]
+        for c in cases {
+            let out = try cluster.hangar(["run", Self.image, "-t", "exit-q", "-q", "-c", c.code])
+            #expect(out.status == c.status, "\(c.code): \(out)")
+            #expect(c.stderr.isEmpty ? !out.stderr.contains("SystemExit") : out.stderr.contains(c.stderr), "\(c.code): \(out)")
+        }
+        // The execute API carries the same status.
+        let (status, body) = try await SignedAPI.json(.POST, base: cluster.base, path: "/session/exit-q",
+                                                      json: #"{"mode": "query", "code": "raise SystemExit(5)", "runId": "r-exit-5"}"#,
+                                                      accessKey: cluster.accessKey, secretKey: cluster.secretKey)
+        let result = body?["result"] as? [String: Any]
+        #expect(status == 200 && result?["status"] as? String == "finished" && (result?["exitCode"] as? Int) == 5, "\(body ?? [:])")
+        let batch = try cluster.hangar(["run", Self.image, "-t", "exit-q", "-q", "--exec", "exit 4"])
+        #expect(batch.status == 4, "\(batch)")
+        _ = try cluster.hangar(["session", "rm", "exit-q"])
+    }
+
     @Test func runExecutesCodeEndToEnd() async throws {
         let cluster = try await TestCluster(prefix: "cli")
         defer { cluster.stop() }
 
         let hello = try cluster.hangar(["run", Self.image, "-c", "print(6*7)", "--rm"])
         #expect(hello.status == 0 && hello.stdout == "42\n", "\(hello)")
+        #expect(!hello.stderr.contains("⋯"), "no progress line when stderr is not a terminal: \(hello.stderr)")
+        // On a terminal the progress line is erased before the program's output.
+        let command = "\(TestEngine.binDir)/hangar run \(Self.image) -c 'print(6*7)' --rm"
+        let (code, onTTY) = try run(["/usr/bin/script", "-qec", command, "/dev/null"],
+                                    environment: ["BACKEND_ENDPOINT": cluster.base, "BACKEND_ACCESS_KEY": cluster.accessKey,
+                                                  "BACKEND_SECRET_KEY": cluster.secretKey, "HOME": cluster.dir, "TERM": "xterm"])
+        let lastLine = onTTY.range(of: "⋯", options: .backwards).map { String(onTTY[$0.lowerBound...]) } ?? ""
+        #expect(code == 0 && lastLine.contains("\r\u{1B}[K42"), "the line is erased, then the output: \(onTTY.debugDescription)")
 
         let first = try cluster.hangar(["run", Self.image, "-t", "cli-state", "-c", "x = 41\nprint('set')"])
         #expect(first.status == 0 && first.stdout == "set\n", "\(first)")
@@ -51,7 +85,7 @@ import TestSupport
         let detail = try JSONSerialization.jsonObject(with: Data(info.stdout.utf8)) as? [String: Any]
         #expect(detail?["status"] as? String == "RUNNING" && (detail?["numQueriesExecuted"] as? Int ?? 0) >= 5, "\(info)")
         let every = try cluster.hangar(["session", "ls", "--every"])
-        #expect(every.stdout.split(separator: "\n").filter { $0.contains("TERMINATED") }.count == 2, "the two --rm sessions ended: \(every.stdout)")
+        #expect(every.stdout.split(separator: "\n").filter { $0.contains("TERMINATED") }.count == 3, "the three --rm sessions ended: \(every.stdout)")
 
         // Another user sees none of it.
         let other = try cluster.store.createUser(email: "other@hangar.local", password: "other-password", passwordRounds: 1000)

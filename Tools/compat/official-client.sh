@@ -31,6 +31,7 @@ check "config" "127.0.0.1:$mport" backend.ai config
 check "session create (interactive)" "is created and ready" backend.ai session create -t compat-int "$image"
 check "session create (batch)" "Session ID .* (is created|enqueued|is scheduled)" backend.ai session create -t compat-batch --type batch -c 'echo batch-out; exit 3' "$image"
 check "run (query)" "accept-42" backend.ai run --rm -t compat-run "$image" -c 'print("accept-" + str(6*7))'
+check "run (query exit status)" "exit code = 3" backend.ai run --rm -t compat-exit "$image" -c 'raise SystemExit(3)'
 printf 'import sys\nprint("batch-file-ran", sys.argv[0])\n' >main.py
 check "run (batch with files)" "batch-file-ran main.py" backend.ai run --rm -t compat-run2 --exec 'python3 main.py' "$image" main.py
 check "ps" "compat-int" backend.ai ps

@@ -120,8 +120,10 @@ enum SessionStarter {
                 throw CLIError("session \(info["sessionName"] as? String ?? id) is \(status)\(reason.isEmpty ? "" : ": \(reason)")")
             default:
                 let line = "⋯ \(status.lowercased())\(reason.isEmpty ? "" : ": \(reason)")"
-                if line != shown && !quiet {
-                    FileHandle.standardError.write(Data((tty ? "\r\u{1B}[K" + line : line + "\n").utf8))
+                // One updating line on a terminal, erased once the session runs; nothing in
+                // pipes and CI logs, where a redrawn line would only be noise.
+                if line != shown && !quiet && tty {
+                    FileHandle.standardError.write(Data(("\r\u{1B}[K" + line).utf8))
                     shown = line
                 }
             }
