@@ -46,16 +46,44 @@ public struct ResourceSlots: Sendable, Equatable, Codable, CustomStringConvertib
     public static func parseAmount(_ text: String) -> Decimal? {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         if let d = Decimal(string: trimmed, locale: Locale(identifier: "en_US_POSIX")), d >= 0,
-           trimmed.allSatisfy({ $0.isNumber || $0 == "." }) {
+           trimmed.allSatisfy({ $0.isNumber || $0 == "." }), trimmed.filter({ $0 == "." }).count <= 1, trimmed.first?.isNumber == true {
             return d
         }
         let suffixes: [Character: Decimal] = ["k": Decimal(1 << 10), "m": Decimal(1 << 20), "g": Decimal(1 << 30), "t": Decimal(Int64(1) << 40), "p": Decimal(Int64(1) << 50)]
+        // Backend.AI's forms: k, m, g, t (and p), optionally followed by i, b or ib, any case;
+        // a bare trailing b means bytes.
         var s = trimmed.lowercased()
-        if s.hasSuffix("b") { s.removeLast() }
+        if s.hasSuffix("ib") { s.removeLast(2) } else if s.hasSuffix("i") { s.removeLast() } else if s.hasSuffix("b") {
+            s.removeLast()
+            if let last = s.last, last.isNumber || last == "." {
+                guard let d = Decimal(string: s, locale: Locale(identifier: "en_US_POSIX")), d >= 0, s.allSatisfy({ $0.isNumber || $0 == "." }) else { return nil }
+                return d
+            }
+        }
         guard let last = s.last, let factor = suffixes[last] else { return nil }
         s.removeLast()
-        guard let base = Decimal(string: s, locale: Locale(identifier: "en_US_POSIX")), base >= 0, s.allSatisfy({ $0.isNumber || $0 == "." }) else { return nil }
+        guard let base = Decimal(string: s, locale: Locale(identifier: "en_US_POSIX")), base >= 0, s.allSatisfy({ $0.isNumber || $0 == "." }),
+              s.filter({ $0 == "." }).count <= 1, s.first?.isNumber == true else { return nil }
         return base * factor
+    }
+
+    /// The forms `parseAmount` accepts, for error messages.
+    public static let acceptedAmountForms = "a number (bytes for mem) or a size such as 512m, 16g, 1.5GiB, 100Gb (k, m, g, t with optional i/b, any case)"
+
+    /// A byte count as a person reads it: binary units, at most one decimal ("23.6 GiB").
+    public static func humanBytes(_ bytes: Decimal) -> String {
+        let value = NSDecimalNumber(decimal: bytes).doubleValue
+        let units = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB"]
+        var scaled = value, unit = 0
+        while scaled >= 1024, unit < units.count - 1 { scaled /= 1024; unit += 1 }
+        if unit == 0 { return "\(Int64(value)) bytes" }
+        let text = (scaled * 10).rounded() / 10
+        return text == text.rounded() ? "\(Int64(text)) \(units[unit])" : "\(String(format: "%.1f", text)) \(units[unit])"
+    }
+
+    /// An amount of a slot as a person reads it: bytes in binary units, counts as decimals.
+    public static func human(_ amount: Decimal, bytes: Bool) -> String {
+        bytes ? humanBytes(amount) : format(amount)
     }
 
     /// Canonical JSON: keys sorted, amounts as decimal strings.

@@ -1,3 +1,4 @@
+import ClusterProtocol
 import Foundation
 import Hummingbird
 import StateStore
@@ -49,7 +50,7 @@ public struct APIError: Error, HTTPResponseError, Sendable, CustomStringConverti
     public static func conflict(_ message: String) -> APIError { APIError(.conflict, "object-already-exists", "The object already exists.", message) }
     public static let urlNotFound = APIError(.notFound, "url-not-found", "Unknown URL path.")
     public static func tooLarge(_ limit: Int) -> APIError {
-        APIError(.contentTooLarge, "request-too-large", "Request body too large.", "the request body exceeds the limit of \(limit) bytes (manager.max_body_size)")
+        APIError(.contentTooLarge, "request-too-large", "Request body too large.", "the request body exceeds the limit of \(ResourceSlots.humanBytes(Decimal(limit))) (manager.max_body_size)")
     }
     public static func internalError(_ message: String) -> APIError { APIError(.internalServerError, "internal-server-error", "Internal server error.", message) }
 

@@ -172,7 +172,7 @@ extension ManagerAPI {
         var requested = ResourceSlots(["cpu": 1, "mem": Decimal(512 << 20)])
         for (slot, text) in body.config?.resources ?? [:] {
             guard let amount = ResourceSlots.parseAmount(slot == "mem" && Int64(text) != nil ? text + "m" : text) else {
-                throw APIError.invalidParams("resource '\(slot)' has an invalid amount '\(text)'")
+                throw APIError.invalidParams("resource '\(slot)' has an invalid amount '\(text)': write \(ResourceSlots.acceptedAmountForms)")
             }
             requested[slot] = amount
         }

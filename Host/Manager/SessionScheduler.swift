@@ -164,7 +164,7 @@ public final class SessionScheduler: Sendable {
                 let largest = agents.map { $0.capacity[slot] }.max() ?? 0
                 plan.cancellations.append((s.id, agents.isEmpty
                     ? "no alive, schedulable agent in resource group '\(resourceGroup)' (architecture \(s.architecture))"
-                    : "the session asks for \(total[slot] ?? 0) of '\(slot)' but the largest agent has \(largest); it can never run here"))
+                    : "the session asks for \(ResourceSlots.human(total[slot] ?? 0, bytes: bytes.contains(slot))) of \(slot); the largest agent has \(ResourceSlots.human(largest, bytes: bytes.contains(slot))); it can never run here"))
             }
         }
         let cancelled = Set(plan.cancellations.map(\.session))

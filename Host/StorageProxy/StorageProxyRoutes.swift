@@ -195,13 +195,13 @@ struct StorageProxyRoutes: Sendable {
             }
             let size = m.size
             guard size <= self.config.maxUploadBytes else {
-                throw StorageProxyError(.contentTooLarge, "the file has \(size) bytes; this storage proxy accepts at most \(self.config.maxUploadBytes) per file")
+                throw StorageProxyError(.contentTooLarge, "the file has \(ResourceSlots.humanBytes(Decimal(size))); this storage proxy accepts at most \(ResourceSlots.humanBytes(Decimal(self.config.maxUploadBytes))) per file")
             }
             // A quota the backend does not enforce itself is checked here, before any byte is written.
             if !v.enforcesQuota, let quota = try? v.plugin.quota(of: m.folder), quota > 0 {
                 let used = (try? v.plugin.usage(of: m.folder).usedBytes) ?? 0
                 guard used + size <= quota else {
-                    throw StorageProxyError(.contentTooLarge, "the upload (\(size) bytes) would exceed the folder's quota: \(used) of \(quota) bytes used")
+                    throw StorageProxyError(.contentTooLarge, "the upload (\(ResourceSlots.humanBytes(Decimal(size)))) would exceed the folder's quota: \(ResourceSlots.humanBytes(Decimal(used))) of \(ResourceSlots.humanBytes(Decimal(quota))) used")
                 }
             }
             let session = UploadLocks.newSession()

@@ -38,6 +38,17 @@ import TestSupport
         let batch = try cluster.hangar(["run", Self.image, "-t", "exit-q", "-q", "--exec", "exit 4"])
         #expect(batch.status == 4, "\(batch)")
         _ = try cluster.hangar(["session", "rm", "exit-q"])
+
+        // -r mem= takes Backend.AI's size forms, any case; the kernel gets exactly that limit.
+        for (text, bytes) in [("300MiB", 300 << 20), ("300m", 300 << 20), ("0.25GB", 256 << 20), ("262144ki", 256 << 20)] {
+            let out = try cluster.hangar(["run", Self.image, "-q", "--rm", "-r", "mem=\(text)", "-c",
+                                          "print(open('/sys/fs/cgroup/memory/memory.limit_in_bytes').read().strip())"])
+            #expect(out.status == 0 && out.stdout == "\(bytes)\n", "\(text): \(out)")
+        }
+        let bad = try cluster.hangar(["run", Self.image, "-q", "--rm", "-r", "mem=12q", "-c", "print(1)"])
+        #expect(bad.status != 0 && bad.stderr.contains("'12q'") && bad.stderr.contains("16g"), "a bad size names the accepted forms: \(bad)")
+        let huge = try cluster.hangar(["run", Self.image, "-q", "--rm", "-r", "mem=100t", "-c", "print(1)"])
+        #expect(huge.status != 0 && huge.stderr.contains("100 TiB of mem") && huge.stderr.contains("GiB"), "human amounts: \(huge)")
     }
 
     @Test func runExecutesCodeEndToEnd() async throws {

@@ -62,3 +62,30 @@ import TestSupport
         #expect(AgentAPI.executePath("k").hasPrefix(AgentAPI.kernelsPath))
     }
 }
+
+/// Amounts as users write them and as messages show them.
+@Suite struct AmountTests {
+    @Test(arguments: [
+        ("512", "512"), ("1.5", "1.5"), ("1k", "1024"), ("1K", "1024"), ("1kb", "1024"), ("1KiB", "1024"), ("1ki", "1024"),
+        ("2m", "2097152"), ("2MB", "2097152"), ("2Mi", "2097152"), ("1g", "1073741824"), ("1GiB", "1073741824"), ("1gb", "1073741824"),
+        ("1.5g", "1610612736"), ("1t", "1099511627776"), ("1TiB", "1099511627776"), ("512b", "512"), ("512B", "512"),
+    ])
+    func everyAcceptedSuffixParses(text: String, expected: String) {
+        #expect(ResourceSlots.parseAmount(text) == Decimal(string: expected), "\(text)")
+    }
+
+    @Test(arguments: ["", "g", "-1g", "1x", "1gg", "1.2.3g", ".5g", "1e3", "ten", "1 g b", "16ib", "0x10"])
+    func anythingElseIsRefused(text: String) {
+        #expect(ResourceSlots.parseAmount(text) == nil, "\(text)")
+    }
+
+    @Test func bytesReadLikeAPersonWritesThem() {
+        #expect(ResourceSlots.humanBytes(Decimal(100) * Decimal(1 << 30)) == "100 GiB")
+        #expect(ResourceSlots.humanBytes(Decimal(25_324_961_792)) == "23.6 GiB")
+        #expect(ResourceSlots.humanBytes(Decimal(512 << 20)) == "512 MiB")
+        #expect(ResourceSlots.humanBytes(Decimal(1000)) == "1000 bytes")
+        #expect(ResourceSlots.humanBytes(Decimal(1536)) == "1.5 KiB")
+        #expect(ResourceSlots.human(Decimal(string: "2.5")!, bytes: false) == "2.5")
+        #expect(ResourceSlots.acceptedAmountForms.contains("16g"))
+    }
+}

@@ -66,6 +66,9 @@ import TestSupport
         defer { store.close(); _ = db }
         _ = try store.recordHeartbeat(StoreFixtures.heartbeat("node-a", cpu: 8))
         let huge = try store.createSession(StoreFixtures.sessionSpec(store, admin, name: "huge", cpu: 64))
+        var bigMemory = try StoreFixtures.sessionSpec(store, admin, name: "big-mem")
+        bigMemory.requested["mem"] = Decimal(150) * Decimal(1 << 30) + Decimal(300 << 20)
+        let tooMuchMemory = try store.createSession(bigMemory)
         var gpu = try StoreFixtures.sessionSpec(store, admin, name: "gpu")
         gpu.requested["cuda.device"] = 1
         let needsGPU = try store.createSession(gpu)
@@ -74,14 +77,16 @@ import TestSupport
         let second = try store.createSession(StoreFixtures.sessionSpec(store, admin, name: "second"))
         let decisions = try SessionScheduler(store: store, plugins: try PluginHost(searchPaths: [Self.binDir])).schedule(resourceGroup: "default")
         #expect(try store.session(id: huge.id)?.status == .cancelled)
-        #expect(try store.session(id: huge.id)?.statusInfo.contains("largest agent has 8") == true)
+        #expect(try store.session(id: huge.id)?.statusInfo.contains("the largest agent has 8;") == true)
+        let memoryReason = try store.session(id: tooMuchMemory.id)?.statusInfo ?? ""
+        #expect(memoryReason.contains("asks for 150.3 GiB of mem; the largest agent has 100 GiB"), "amounts a person reads: \(memoryReason)")
         #expect(try store.session(id: needsGPU.id)?.status == .cancelled)
         #expect(try store.session(id: needsGPU.id)?.statusInfo.contains("cuda.device") == true)
         #expect(try store.session(id: first.id)?.status == .scheduled, "FIFO: the older one first")
         let waiting = try #require(try store.session(id: second.id))
         #expect(waiting.status == .pending)
         #expect(waiting.statusInfo.contains("max_concurrent_sessions 1"))
-        #expect(decisions.count == 4)
+        #expect(decisions.count == 5, "three impossible sessions cancelled, one scheduled, one waiting")
     }
 
     /// The pass decides from a snapshot alone: planning writes nothing, the same snapshot

@@ -274,7 +274,7 @@ func fileSHA256(_ path: String) throws -> String {
         let (code, _) = try await proxy.patch(url, offset: 0, ByteBuffer(bytes: [UInt8](repeating: 7, count: 9 << 20)))
         #expect(code == 204)
         let (refused, reply) = try await proxy.manager("folder/file/upload", ["volume": "v1", "folder": folder, "path": "two.bin", "size": 2 << 20])
-        #expect(refused == 413 && (reply["error"] as? String ?? "").contains("quota"), "\(reply)")
+        #expect(refused == 413 && (reply["error"] as? String ?? "").contains("of 10 MiB used"), "the quota in units a person reads: \(reply)")
         #expect(!FileManager.default.fileExists(atPath: root + "/two.bin") && !FileManager.default.fileExists(atPath: root + "/.upload"))
         let (_, usage) = try await proxy.manager("folder/usage", ["volume": "v1", "folder": folder])
         #expect((usage["used_bytes"] as? Int ?? 0) >= 9 << 20 && usage["quota"] as? Int == 10 << 20, "\(usage)")
