@@ -36,6 +36,12 @@ public struct ManagerConfig: Sendable {
     public var pluginSearchPaths: [String] = PluginHostConfig.defaultSearchPaths()
     /// Seconds between scheduling rounds (new sessions are also scheduled on the next round).
     public var schedulingInterval: Double = 1
+    /// A listener that serves only `/metrics`, without authentication (`metrics_listen`, e.g.
+    /// "127.0.0.1:9464": keep it on loopback or a monitoring network); nil: none.
+    public var metricsListen: (host: String, port: Int)?
+    /// A bearer token that lets `/metrics` be read on the API port (`metrics_token`); empty:
+    /// the API port does not serve metrics to anyone.
+    public var metricsToken: String = ""
 
     /// Storage proxies by name (`[storage-proxies.NAME] url, secret`).
     public var storageProxies: [String: StorageProxyLink] = [:]
@@ -58,7 +64,8 @@ public struct ManagerConfig: Sendable {
             "listen": "string host:port", "data_dir": "string", "cluster_secret": "string", "agent_lost_timeout": "number of seconds",
             "heartbeat_interval": "number of seconds", "max_body_size": "size", "max_clock_skew": "number of seconds",
             "keypair_cache_ttl": "number of seconds", "scheduling_interval": "number of seconds",
-            "default_vfolder_host": "string proxy:volume",
+            "default_vfolder_host": "string proxy:volume", "metrics_listen": "string host:port (metrics only, e.g. 127.0.0.1:9464)",
+            "metrics_token": "string (bearer token for /metrics on the API port)",
         ])
         (config.host, config.port) = try manager.hostPort("listen", default: config.host, config.port, ports: 1...65535)
         config.dataDirectory = try manager.string("data_dir", default: config.dataDirectory)
@@ -70,6 +77,10 @@ public struct ManagerConfig: Sendable {
         config.keypairCacheTTL = try manager.double("keypair_cache_ttl", default: config.keypairCacheTTL, range: 0...300)
         config.schedulingInterval = try manager.double("scheduling_interval", default: config.schedulingInterval, range: 0.05...3600)
         config.defaultVFolderHost = try manager.optionalString("default_vfolder_host")
+        if try manager.optionalString("metrics_listen") != nil {
+            config.metricsListen = try manager.hostPort("metrics_listen", default: "127.0.0.1", 9464, ports: 1...65535)
+        }
+        config.metricsToken = try manager.string("metrics_token", default: "")
         let proxies = try file.section("storage-proxies")
         if case .table(let entries) = proxies.table {
             for (name, value) in entries {

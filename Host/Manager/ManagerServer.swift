@@ -58,11 +58,35 @@ public struct ManagerServer: Sendable {
         router.get("/openapi.json") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: document)))
         }
-        router.get("/metrics") { _, _ in
-            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
-                     body: .init(byteBuffer: ByteBuffer(bytes: ManagerMetrics.registry.emitToBuffer())))
+        // Metrics tell an outsider the cluster's load and who calls what: on the API port only
+        // with the operator's bearer token; otherwise on their own listener (metrics_listen).
+        router.get("/metrics") { [config] request, _ in
+            guard !config.metricsToken.isEmpty else {
+                throw APIError(.forbidden, "insufficient-privilege", "Metrics are not served here.",
+                               "the API port does not serve /metrics: set [manager] metrics_listen (e.g. \"127.0.0.1:9464\") for a metrics-only listener, or metrics_token to read them here with Authorization: Bearer TOKEN")
+            }
+            let given = request.headers[.authorization] ?? ""
+            let expected = "Bearer " + config.metricsToken
+            guard given.utf8.count == expected.utf8.count, zip(given.utf8, expected.utf8).reduce(UInt8(0), { $0 | ($1.0 ^ $1.1) }) == 0 else {
+                throw APIError(.unauthorized, "auth-failed", "Authentication failed.", "/metrics needs Authorization: Bearer with [manager] metrics_token")
+            }
+            return Self.metricsResponse()
         }
         return router
+    }
+
+    static func metricsResponse() -> Response {
+        Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                 body: .init(byteBuffer: ByteBuffer(bytes: ManagerMetrics.registry.emitToBuffer())))
+    }
+
+    /// The metrics-only listener, when `metrics_listen` names one.
+    public func makeMetricsApplication() -> Application<RouterResponder<BasicRequestContext>>? {
+        guard let listen = config.metricsListen else { return nil }
+        let router = Router()
+        router.get("/metrics") { _, _ in Self.metricsResponse() }
+        return Application(router: router, configuration: .init(address: .hostname(listen.host, port: listen.port), serverName: "hangar-manager-metrics"),
+                           logger: logger)
     }
 
     /// The application, listening where the config says.
@@ -75,8 +99,10 @@ public struct ManagerServer: Sendable {
     /// Serves until SIGINT/SIGTERM, marking silent agents LOST in the background.
     public func run() async throws {
         let app = makeApplication()
+        let metrics = makeMetricsApplication()
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await app.runService() }
+            if let metrics { group.addTask { try await metrics.runService() } }
             group.addTask { await monitorAgents() }
             group.addTask { await scheduleSessions() }
             try await group.next()
@@ -117,7 +143,8 @@ enum OpenAPIDocument {
                                       "content": ["application/problem+json": ["schema": ["$ref": "#/components/schemas/Problem"]]]]
         for spec in routes + [
             RouteSpec(method: .get, path: "/openapi.json", summary: "This document", access: .public, bodyKeys: nil) { _, _ in Response(status: .ok) },
-            RouteSpec(method: .get, path: "/metrics", summary: "Prometheus metrics", access: .public, bodyKeys: nil) { _, _ in Response(status: .ok) },
+            RouteSpec(method: .get, path: "/metrics", summary: "Prometheus metrics (Authorization: Bearer [manager] metrics_token; or on metrics_listen)",
+                      access: .public, bodyKeys: nil) { _, _ in Response(status: .ok) },
         ] {
             var operation: [String: Any] = [
                 "summary": spec.summary,

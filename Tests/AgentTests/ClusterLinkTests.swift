@@ -13,6 +13,21 @@ import TestSupport
 /// A real manager and a real agent process: the agent registers, heartbeats its capacity and
 /// devices, goes LOST when killed, and comes back ALIVE.
 @Suite(.serialized) struct ClusterLinkTests {
+    /// Metrics on their own listener (metrics_listen), and not on the API port.
+    @Test func metricsHaveTheirOwnListener() async throws {
+        let metricsPort = try freeLoopbackPort()
+        let cluster = try await TestCluster(prefix: "metrics", managerConfig: "scheduling_interval = 0.2\nmetrics_listen = \"127.0.0.1:\(metricsPort)\"\n")
+        defer { cluster.stop() }
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(metricsPort)/metrics")
+        request.method = .GET
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+        let text = String(buffer: try await response.body.collect(upTo: 4 << 20))
+        #expect(response.status == .ok && text.contains("# TYPE"), "\(text.prefix(300))")
+        var onAPI = HTTPClientRequest(url: cluster.base + "/metrics")
+        onAPI.method = .GET
+        #expect(try await HTTPClient.shared.execute(onAPI, timeout: .seconds(10)).status == .forbidden)
+    }
+
     @Test func agentRegistersGoesLostAndReturns() async throws {
         let socket = try TestEngine.socket()
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hangar-cluster-\(UUID().uuidString)").path

@@ -266,14 +266,31 @@ import TestSupport
             }
             #expect(paths.count == Set(server.api.routes.map(\.openAPIPath)).count + 2)
             try await client.execute(uri: "/metrics", method: .get) { response in
-                #expect(response.status == .ok)
-                #expect(String(buffer: response.body).contains("http_requests_total") || String(buffer: response.body).contains("hb_requests"))
+                #expect(response.status == .forbidden, "no token configured: the API port serves no metrics")
+                #expect(String(buffer: response.body).contains("metrics_listen"), "the refusal says how to get metrics")
             }
             try await client.execute(uri: "/no/such/path", method: .get) { response in
                 #expect(response.status == .notFound)
                 #expect((try? jsonObject(response.body))?["type"] as? String == "https://api.backend.ai/probs/url-not-found")
             }
         }
+    }
+
+    /// /metrics on the API port: only with the operator's bearer token.
+    @Test func metricsNeedTheOperatorsToken() async throws {
+        let (db, store, _) = try bootstrappedStore(.sqlite)
+        defer { store.close(); _ = db }
+        try await managerApp(store, configure: { $0.metricsToken = "metrics-s3cret" }).test(.router) { client in
+            try await client.execute(uri: "/metrics", method: .get) { #expect($0.status == .unauthorized) }
+            try await client.execute(uri: "/metrics", method: .get, headers: [.authorization: "Bearer wrong-token-xx"]) { #expect($0.status == .unauthorized) }
+            try await client.execute(uri: "/metrics", method: .get, headers: [.authorization: "Bearer metrics-s3cret"]) { response in
+                #expect(response.status == .ok)
+                #expect(String(buffer: response.body).contains("hb_requests") || String(buffer: response.body).contains("http_requests_total"))
+            }
+        }
+        let config = try ManagerConfig.load(ConfigFile(toml: "[manager]\nmetrics_listen = \"127.0.0.1:9999\"\nmetrics_token = \"t\"", path: "m.toml"))
+        #expect(config.metricsListen?.host == "127.0.0.1" && config.metricsListen?.port == 9999 && config.metricsToken == "t")
+        #expect(throws: ConfigFileError.self) { try ManagerConfig.load(ConfigFile(toml: "[manager]\nmetrics_listen = \"9999\"", path: "m.toml")) }
     }
 
     @Test func configErrorsNameFileKeyAndType() throws {
