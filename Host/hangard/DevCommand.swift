@@ -99,7 +99,7 @@ struct DevCommand: AsyncParsableCommand {
 
             Hangar dev cluster: manager \(endpoint), agent \(agentConfig.advertisedAddress), storage \(proxyConfig.advertisedURL) (host local:volume1), engine \(engine.socket), data \(data)
             Try:  hangar run \(image) -c 'print(6*7)'
-            Ctrl-C stops it; the next start resumes with all state.
+            Ctrl-C (or SIGTERM) stops it within seconds; running kernels keep running and the next start re-adopts them with all state.
             """)
         fflush(nil)
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -144,10 +144,27 @@ struct DevEngine {
     let socket: String
     let service: Process?
 
-    func stop() {
-        guard let service, service.isRunning else { return }
-        service.terminate()
-        service.waitUntilExit()
+    /// Stops the podman service this process started: SIGTERM, up to 5 s, then SIGKILL, and
+    /// reaps it here with waitpid — Foundation's `waitUntilExit` can hang for ever on a child
+    /// that already exited (a Ctrl-C from the terminal reaches the service too), which left
+    /// `hangard dev` unkillable with a zombie child.
+    func stop(grace: Double = 5) {
+        guard let service else { return }
+        let pid = service.processIdentifier
+        guard pid > 0 else { return }
+        kill(pid, SIGTERM)
+        let deadline = Date().addingTimeInterval(grace)
+        var status: Int32 = 0
+        while true {
+            let reaped = waitpid(pid, &status, WNOHANG)
+            if reaped == pid || (reaped < 0 && errno == ECHILD) { return }
+            if Date() >= deadline {
+                kill(pid, SIGKILL)
+                _ = waitpid(pid, &status, 0)
+                return
+            }
+            usleep(50_000)
+        }
     }
 
     struct Failure: Error, CustomStringConvertible {
@@ -182,6 +199,10 @@ struct DevEngine {
         process.currentDirectoryURL = URL(fileURLWithPath: directory)
         var environment = ProcessInfo.processInfo.environment
         environment["CONTAINERS_CONF"] = environment["CONTAINERS_CONF"] ?? conf
+        // Podman's network helpers call iptables and friends from the sbin folders, which a
+        // user's PATH (or a minimal one) may lack; without them every container start fails.
+        let path = (environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":").map(String.init)
+        environment["PATH"] = (path + ["/usr/local/sbin", "/usr/sbin", "/sbin"].filter { !path.contains($0) }).joined(separator: ":")
         process.environment = environment
         _ = FileManager.default.createFile(atPath: directory + "/service.log", contents: nil)
         process.standardOutput = FileHandle(forWritingAtPath: directory + "/service.log")

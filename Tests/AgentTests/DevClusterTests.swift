@@ -68,4 +68,63 @@ import TestSupport
         for _ in 0..<100 where second.isRunning { try await Task.sleep(for: .milliseconds(100)) }
         #expect(!second.isRunning)
     }
+
+    /// The pids of processes whose command line contains `text`.
+    static func processes(containing text: String) -> [Int32] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { entry -> Int32? in
+            guard let pid = Int32(entry), let raw = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else { return nil }
+            let line = String(decoding: raw.map { $0 == 0 ? 32 : $0 }, as: UTF8.self)
+            return line.contains(text) ? pid : nil
+        }
+    }
+
+    /// With its own podman service and a kernel still running, SIGINT and SIGTERM end
+    /// `hangard dev` within 10 s, stop (and reap) the podman service it started, and leave the
+    /// kernel running for the next start to re-adopt.
+    @Test func signalsEndDevWithItsOwnEngineAndAKernelRunning() async throws {
+        for socket in ["/var/run/docker.sock", "/run/podman/podman.sock"] {
+            try #require(!FileManager.default.fileExists(atPath: socket), "\(socket) exists: hangard dev would use it instead of starting its own podman service")
+        }
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("hangar-devsig-\(UUID().uuidString.prefix(8))").path
+        let home = root + "/home", data = root + "/data"
+        try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let port = try freeLoopbackPort(), agentPort = try freeLoopbackPort(), storagePort = try freeLoopbackPort()
+        var environment = ["HOME": home, "PATH": "/usr/bin:/bin"]
+        environment["CONTAINERS_CONF"] = ProcessInfo.processInfo.environment["CONTAINERS_CONF"]
+        func start(_ log: String) throws -> Process {
+            try Hangard.launch(["dev", "--data-dir", data, "--listen", "127.0.0.1:\(port)", "--agent-listen", "127.0.0.1:\(agentPort)",
+                                "--no-image", "--storage-listen", "127.0.0.1:\(storagePort)"], log: root + "/" + log, environment: environment)
+        }
+        func runKept(_ code: String) async throws -> (status: Int32, stdout: String, stderr: String) {
+            var last: (status: Int32, stdout: String, stderr: String) = (1, "", "")
+            for _ in 0..<40 {
+                last = try Self.run("hangar", ["run", TestEngine.image, "-q", "-t", "kept", "-c", code], home: home)
+                if last.status == 0 { return last }
+                try await Task.sleep(for: .milliseconds(500))
+            }
+            return last
+        }
+        func ends(_ process: Process, on signal: Int32) async -> Bool {
+            kill(process.processIdentifier, signal)
+            return await Readiness.wait(upTo: .seconds(10)) { !process.isRunning }
+        }
+        let service = data + "/podman/podman.sock"
+
+        let first = try start("dev1.out")
+        defer { if first.isRunning { kill(first.processIdentifier, SIGKILL) } }
+        let answer = try await runKept("x = 41\nprint('kept')")
+        #expect(answer.status == 0 && answer.stdout == "kept\n", "\(answer)")
+        #expect(!Self.processes(containing: service).isEmpty, "dev started its own podman service")
+        #expect(await ends(first, on: SIGINT), "SIGINT ends hangard dev within 10 s with a kernel running")
+        #expect(await Readiness.wait(upTo: .seconds(3)) { Self.processes(containing: service).isEmpty }, "its podman service is stopped and reaped")
+
+        let second = try start("dev2.out")
+        defer { if second.isRunning { kill(second.processIdentifier, SIGKILL) } }
+        let again = try await runKept("print(x + 1)")
+        #expect(again.status == 0 && again.stdout == "42\n", "the kernel kept running and was re-adopted: \(again)")
+        _ = try Self.run("hangar", ["session", "rm", "kept"], home: home)
+        #expect(await ends(second, on: SIGTERM), "SIGTERM ends it too")
+        #expect(await Readiness.wait(upTo: .seconds(3)) { Self.processes(containing: service).isEmpty })
+    }
 }
