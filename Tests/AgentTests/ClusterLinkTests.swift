@@ -13,6 +13,19 @@ import TestSupport
 /// A real manager and a real agent process: the agent registers, heartbeats its capacity and
 /// devices, goes LOST when killed, and comes back ALIVE.
 @Suite(.serialized) struct ClusterLinkTests {
+    /// Every role ends within seconds of SIGINT or SIGTERM, with status 0.
+    @Test func everyRoleEndsWhenAsked() async throws {
+        for signal in [SIGINT, SIGTERM] {
+            let cluster = try await TestCluster(prefix: "sig", storage: true)
+            defer { cluster.stop() }
+            for (name, process) in [("agent", cluster.agent), ("storage proxy", cluster.storageProxy!), ("manager", cluster.manager)] {
+                kill(process.processIdentifier, signal)
+                let ended = await Readiness.wait(upTo: .seconds(10)) { !process.isRunning }
+                #expect(ended && process.terminationStatus == 0, "the \(name) ends on signal \(signal)")
+            }
+        }
+    }
+
     /// Metrics on their own listener (metrics_listen), and not on the API port.
     @Test func metricsHaveTheirOwnListener() async throws {
         let metricsPort = try freeLoopbackPort()

@@ -51,6 +51,64 @@ import TestSupport
         #expect(huge.status != 0 && huge.stderr.contains("100 TiB of mem") && huge.stderr.contains("GiB"), "human amounts: \(huge)")
     }
 
+    /// `hangar run` in the background, its stdout and stderr in files.
+    static func background(_ cluster: TestCluster, _ arguments: [String]) throws -> (process: Process, out: String, err: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: TestEngine.binDir + "/hangar")
+        process.arguments = arguments
+        process.environment = ["BACKEND_ENDPOINT": cluster.base, "BACKEND_ACCESS_KEY": cluster.accessKey,
+                               "BACKEND_SECRET_KEY": cluster.secretKey, "HOME": cluster.dir, "PATH": "/usr/bin:/bin"]
+        let out = cluster.dir + "/bg-\(UUID().uuidString).out", err = out + ".err"
+        _ = FileManager.default.createFile(atPath: out, contents: nil)
+        _ = FileManager.default.createFile(atPath: err, contents: nil)
+        process.standardOutput = FileHandle(forWritingAtPath: out)
+        process.standardError = FileHandle(forWritingAtPath: err)
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        return (process, out, err)
+    }
+
+    static func sessions(_ cluster: TestCluster) throws -> [[String: Any]] {
+        let listed = try cluster.hangar(["session", "ls", "--json"])
+        return (try? JSONSerialization.jsonObject(with: Data(listed.stdout.utf8)) as? [String: Any])?["items"] as? [[String: Any]] ?? []
+    }
+
+    /// Ctrl-C on a run whose session still waits cancels it and leaves nothing reserved; on a
+    /// running `--rm` one it interrupts the code and removes the session; a kept session is named.
+    @Test func signalsStopRunsAndLeaveNothingBehind() async throws {
+        let cluster = try await TestCluster(prefix: "sigrun")
+        defer { cluster.stop() }
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let hold = try cluster.hangar(["run", Self.image, "-t", "sig-hold", "-r", "cpu=\(cores)", "-c", "print('holding')"])
+        #expect(hold.status == 0 && hold.stderr.contains("session sig-hold is kept") && hold.stderr.contains("hangar session rm sig-hold"), "\(hold)")
+
+        for signal in [SIGINT, SIGTERM] {
+            let waiting = try Self.background(cluster, ["run", Self.image, "-t", "sig-wait", "-r", "cpu=1", "-c", "print('never')"])
+            let pending = await Readiness.wait(upTo: .seconds(15)) {
+                ((try? Self.sessions(cluster)) ?? []).contains { $0["sessionName"] as? String == "sig-wait" && $0["status"] as? String == "PENDING" }
+            }
+            #expect(pending, "the second session waits for the cores the first holds")
+            kill(waiting.process.processIdentifier, signal)
+            let ended = await Readiness.wait(upTo: .seconds(10)) { !waiting.process.isRunning }
+            #expect(ended && waiting.process.terminationStatus == 128 + signal, "signal \(signal) ends a waiting run")
+            let live = try Self.sessions(cluster).compactMap { $0["sessionName"] as? String }
+            #expect(!live.contains("sig-wait"), "the waiting session is cancelled, nothing reserved: \(live)")
+            let err = (try? String(contentsOfFile: waiting.err, encoding: .utf8)) ?? ""
+            #expect(!err.contains("never"))
+        }
+        _ = try cluster.hangar(["session", "rm", "sig-hold"])
+
+        let busy = try Self.background(cluster, ["run", Self.image, "--rm", "-t", "sig-busy", "-c", "import time\nprint('started', flush=True)\ntime.sleep(120)"])
+        let startedRunning = await Readiness.wait(upTo: .seconds(30)) { ((try? String(contentsOfFile: busy.out, encoding: .utf8)) ?? "").contains("started") }
+        #expect(startedRunning)
+        kill(busy.process.processIdentifier, SIGINT)
+        let interrupted = await Readiness.wait(upTo: .seconds(15)) { !busy.process.isRunning }
+        let busyErr = (try? String(contentsOfFile: busy.err, encoding: .utf8)) ?? ""
+        #expect(interrupted && busy.process.terminationStatus != 0 && busyErr.contains("KeyboardInterrupt"), "\(busyErr)")
+        let left = try Self.sessions(cluster).compactMap { $0["sessionName"] as? String }
+        #expect(!left.contains("sig-busy"), "--rm removes the interrupted session: \(left)")
+    }
+
     @Test func runExecutesCodeEndToEnd() async throws {
         let cluster = try await TestCluster(prefix: "cli")
         defer { cluster.stop() }

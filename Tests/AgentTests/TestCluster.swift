@@ -69,7 +69,7 @@ final class TestCluster {
         storageProxy?.terminate()
         agent.terminate()
         manager.terminate()
-        agent.waitUntilExit()
+        if agent.isRunning { agent.waitUntilExit() }
         store.close()
         try? FileManager.default.removeItem(atPath: dir)
     }

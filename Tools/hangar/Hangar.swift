@@ -88,7 +88,7 @@ struct SessionSpecOptions: ParsableArguments {
 /// Creation that returns at once and then follows the session to RUNNING, with a progress
 /// line while it waits (for resources, or for its image).
 enum SessionStarter {
-    struct Started {
+    struct Started: Sendable {
         let id: String
         let name: String
         let created: Bool

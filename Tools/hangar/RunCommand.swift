@@ -51,9 +51,17 @@ struct RunCommand: ClientCommand {
         }
         let started = try await SessionStarter.create(client, body: try spec.body(image: image, type: "interactive", startupCommand: nil, enqueueOnly: true),
                                                       quiet: quiet)
+        // Ctrl-C, SIGTERM and a lost terminal (SIGHUP): a session still waiting is cancelled
+        // (nothing stays reserved); running code is interrupted as KeyboardInterrupt would, and
+        // the run ends as usual (with --rm, removing the session); a second signal removes a
+        // session this run made with --rm, and leaves at once.
+        let guardian = RunSignals(client: client, session: started, removeOnExit: remove, quiet: quiet)
+        guardian.install()
+        defer { guardian.uninstall() }
         var status: Int32 = 1
         do {
             try await SessionStarter.waitUntilRunning(client, id: started.id, quiet: quiet)
+            guardian.running()
             if !uploads.isEmpty { try await client.upload(session: started.name, files: uploads) }
             let first: [String: Any] = if let source {
                 ["mode": "query", "code": source, "options": [String: Any]()]
@@ -68,7 +76,75 @@ struct RunCommand: ClientCommand {
             if remove { _ = try? await client.call(.DELETE, "/session/\(started.id)") }
             throw error
         }
-        if remove { try await client.call(.DELETE, "/session/\(started.id)") }
+        if remove {
+            try await client.call(.DELETE, "/session/\(started.id)")
+        } else if started.created && !quiet {
+            FileHandle.standardError.write(Data("∙ session \(started.name) is kept (run more with -t \(started.name)); remove it with: hangar session rm \(started.name)\n".utf8))
+        }
         if status != 0 { throw ExitCode(status) }
+    }
+}
+
+/// What `hangar run` does when it is told to stop. Signals arrive on a dispatch queue; the
+/// state is guarded by a lock because the run itself moves it from waiting to running.
+final class RunSignals: @unchecked Sendable {
+    let client: ManagerClient
+    let session: SessionStarter.Started
+    let removeOnExit: Bool
+    let quiet: Bool
+    private let lock = NSLock()
+    private var isRunning = false
+    private var received = 0
+    private var sources: [DispatchSourceSignal] = []
+    static let signals: [Int32] = [SIGINT, SIGTERM, SIGHUP]
+
+    init(client: ManagerClient, session: SessionStarter.Started, removeOnExit: Bool, quiet: Bool) {
+        self.client = client
+        self.session = session
+        self.removeOnExit = removeOnExit
+        self.quiet = quiet
+    }
+
+    func install() {
+        for number in Self.signals {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { [self] in handle(number) }
+            source.resume()
+            sources.append(source)
+        }
+    }
+
+    func uninstall() {
+        for source in sources { source.cancel() }
+        for number in Self.signals { signal(number, SIG_DFL) }
+    }
+
+    func running() { lock.withLock { isRunning = true } }
+
+    private func say(_ text: String) {
+        if !quiet { FileHandle.standardError.write(Data("\r\u{1B}[K∙ \(text)\n".utf8)) }
+    }
+
+    private func handle(_ number: Int32) {
+        let (running, count) = lock.withLock { () -> (Bool, Int) in
+            received += 1
+            return (isRunning, received)
+        }
+        let name = session.name, id = session.id
+        Task { [client, removeOnExit, session] in
+            if !running || count > 1 {
+                // Waiting (or asked twice): nothing more will run. A session this run made is
+                // removed (a pending one is cancelled, its reservation released); a reused one
+                // is left as it was found unless --rm was given.
+                if session.created || removeOnExit {
+                    _ = try? await client.call(.DELETE, "/session/\(id)")
+                    say(running ? "session \(name) removed" : "session \(name) cancelled before it started; nothing is reserved")
+                }
+                exit(128 + number)
+            }
+            say("interrupting the running code (again to stop at once)")
+            _ = try? await client.call(.POST, "/session/\(name)/interrupt")
+        }
     }
 }
