@@ -23,6 +23,8 @@ public struct SchedulingSnapshot: Sendable {
     /// Running sessions per access key, and each key's max_concurrent_sessions (0: none).
     public var activeSessions: [String: Int]
     public var sessionLimits: [String: Int64]
+    /// What holds the agents' slots, for saying why a session waits.
+    public var holders: [SlotHolder] = []
 }
 
 /// What a pass decided, applied by `SessionScheduler.apply` (the reservations in one
@@ -126,6 +128,7 @@ public final class SessionScheduler: Sendable {
             }
         }
         snapshot.kernelIDs = try store.pendingKernelIDs(resourceGroup: resourceGroup)
+        snapshot.holders = try store.slotHolders(resourceGroup: resourceGroup)
         return snapshot
     }
 
@@ -205,14 +208,16 @@ public final class SessionScheduler: Sendable {
             }
             if session.clusterSize == 1, session.architecture.isEmpty,
                unplaceable.contains(where: { failed in zip(picked.requested, failed).allSatisfy { $0 >= $1 } }) {
-                plan.waiting.append((session.id, "no agent has room for the requested resources now; waiting for capacity"))
+                plan.waiting.append((session.id, waitingReason(session, snapshot: snapshot, bytes: bytes)))
                 continue
             }
             let request = PlacementRequest(sessionID: session.id, architecture: session.architecture.isEmpty ? nil : session.architecture,
                                            kernelRequests: Array(repeating: picked.requested, count: session.clusterSize), singleNode: true)
             switch try selector.selectAgents(prepared, request: request) {
             case .noAgent(let reason):
-                plan.waiting.append((session.id, reason))
+                // Say what holds the capacity when the snapshot shows it; else the selector's reason.
+                let holding = waitingReason(session, snapshot: snapshot, bytes: bytes)
+                plan.waiting.append((session.id, holding.hasPrefix("waiting for ") ? holding : reason))
                 if session.clusterSize == 1, session.architecture.isEmpty, unplaceable.count < 64 { unplaceable.append(picked.requested) }
             case .placed(let indices):
                 let placements = zip(snapshot.kernelIDs[session.id] ?? [], indices).map { KernelPlacement(kernelID: $0, agentID: candidates[$1].id) }
@@ -249,5 +254,37 @@ public final class SessionScheduler: Sendable {
         }
         decisions += waiting.map { .pending(session: $0.session, reason: $0.reason) }
         return decisions
+    }
+}
+
+extension SessionScheduler {
+    /// Why a session that fits the group's agents in size must wait: for the agent it would
+    /// fit best, the first slot short and who holds it — naming the user's own sessions, which
+    /// the user can end (other users' sessions are only counted).
+    static func waitingReason(_ session: SessionRecord, snapshot: SchedulingSnapshot, bytes: Set<String>) -> String {
+        let needs = session.requested.amounts.filter { $0.value > 0 }
+        let candidates = snapshot.agents.filter { a in needs.allSatisfy { a.capacity[$0.key] >= $0.value } }
+        // The agent short by the fewest slots.
+        func short(_ a: AgentRecord) -> [String] {
+            needs.keys.sorted().filter { a.capacity[$0] - a.occupied[$0] < needs[$0]! }
+        }
+        guard let agent = candidates.min(by: { short($0).count < short($1).count }), let slot = short(agent).first else {
+            return "no agent has room for the requested resources now; waiting for capacity"
+        }
+        let isBytes = bytes.contains(slot)
+        let amount = { (d: Decimal) in ResourceSlots.human(d, bytes: isBytes) }
+        let holders = snapshot.holders.filter { $0.agentID == agent.id && $0.occupied[slot] > 0 }
+        let own = holders.filter { $0.accessKey == session.accessKey }
+        let ownNames = Array(Set(own.map(\.sessionName))).sorted()
+        var reason = "waiting for \(slot): \(amount(agent.occupied[slot])) of \(amount(agent.capacity[slot])) on \(agent.id) "
+        if !ownNames.isEmpty {
+            reason += "are held by your session\(ownNames.count == 1 ? "" : "s") \(ownNames.joined(separator: ", "))"
+            let others = Set(holders.map(\.sessionName)).count - ownNames.count
+            if others > 0 { reason += " and \(others) other session\(others == 1 ? "" : "s")" }
+            reason += " — `hangar session rm` one, or use --rm"
+        } else {
+            reason += "are in use by \(Set(holders.map(\.sessionName)).count) other session\(Set(holders.map(\.sessionName)).count == 1 ? "" : "s"); it starts when they end"
+        }
+        return reason
     }
 }

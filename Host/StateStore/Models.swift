@@ -180,3 +180,18 @@ public struct AgentRecord: Sendable, Codable, Equatable {
     /// JSON: the latest AgentStats.
     public var stats: String
 }
+
+/// A live session's kernel and the slots it holds on an agent.
+public struct SlotHolder: Sendable, Equatable {
+    public var sessionName: String
+    public var accessKey: String
+    public var agentID: String
+    public var occupied: ResourceSlots
+
+    public init(sessionName: String, accessKey: String, agentID: String, occupied: ResourceSlots) {
+        self.sessionName = sessionName
+        self.accessKey = accessKey
+        self.agentID = agentID
+        self.occupied = occupied
+    }
+}

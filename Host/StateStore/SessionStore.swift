@@ -334,6 +334,22 @@ extension StateStore {
         }
     }
 
+    /// What holds the slots of a resource group's agents: each live session's kernels with
+    /// their agent, owner and occupied slots (for saying why a session waits).
+    public func slotHolders(resourceGroup: String) throws -> [SlotHolder] {
+        try database.withConnection { c in
+            try c.query("""
+                SELECT s.name AS name, s.access_key AS access_key, k.agent_id AS agent_id, k.occupied_slots AS occupied
+                FROM kernels k JOIN sessions s ON s.id = k.session_id
+                WHERE s.resource_group = $1 AND k.agent_id IS NOT NULL AND s.status NOT IN ('PENDING', 'TERMINATED', 'CANCELLED', 'ERROR')
+                ORDER BY s.created_at, s.name
+                """, [.text(resourceGroup)]).map { r in
+                SlotHolder(sessionName: r.string("name") ?? "", accessKey: r.string("access_key") ?? "", agentID: r.string("agent_id") ?? "",
+                           occupied: (try? ResourceSlots(json: r.string("occupied") ?? "{}")) ?? ResourceSlots())
+            }
+        }
+    }
+
     /// Sessions of an access key that hold slots (for max_concurrent_sessions).
     public func activeSessionCount(accessKey: String) throws -> Int {
         try database.withConnection { c in

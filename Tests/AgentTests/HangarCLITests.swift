@@ -88,6 +88,10 @@ import TestSupport
                 ((try? Self.sessions(cluster)) ?? []).contains { $0["sessionName"] as? String == "sig-wait" && $0["status"] as? String == "PENDING" }
             }
             #expect(pending, "the second session waits for the cores the first holds")
+            let info = try cluster.hangar(["session", "info", "sig-wait", "--json"])
+            let detail = try? JSONSerialization.jsonObject(with: Data(info.stdout.utf8)) as? [String: Any]
+            let reason = detail?["statusInfo"] as? String ?? info.stdout
+            #expect(reason.contains("held by your session sig-hold") && reason.contains("hangar session rm"), "the reason names the holder: \(reason)")
             kill(waiting.process.processIdentifier, signal)
             let ended = await Readiness.wait(upTo: .seconds(10)) { !waiting.process.isRunning }
             #expect(ended && waiting.process.terminationStatus == 128 + signal, "signal \(signal) ends a waiting run")

@@ -60,6 +60,28 @@ import TestSupport
         #expect(history.first == .pending && history.last == .terminated)
     }
 
+    /// A session that waits for capacity says which slot, on which agent, and whose sessions
+    /// hold it: the user's own by name, other users' only counted.
+    @Test(arguments: Backend.allCases)
+    func waitingSessionsSayWhatHoldsTheCapacity(backend: Backend) throws {
+        let (db, store, admin) = try bootstrappedStore(backend)
+        defer { store.close(); _ = db }
+        _ = try store.recordHeartbeat(StoreFixtures.heartbeat("node-w", cpu: 2))
+        let scheduler = SessionScheduler(store: store, plugins: try PluginHost(searchPaths: [Self.binDir]))
+        let holder = try store.createSession(StoreFixtures.sessionSpec(store, admin, name: "hold-a", cpu: 2))
+        _ = try scheduler.schedule(resourceGroup: "default")
+        #expect(try store.session(id: holder.id)?.status == .scheduled)
+        let mine = try store.createSession(StoreFixtures.sessionSpec(store, admin, name: "wait-b", cpu: 1))
+        let other = try store.createUser(email: "other@example.com", password: "other-password", passwordRounds: 1000)
+        let otherKey = try store.createKeypair(userID: other.id)
+        let theirs = try store.createSession(StoreFixtures.sessionSpec(store, admin, name: "wait-c", cpu: 1, accessKey: otherKey.accessKey))
+        _ = try scheduler.schedule(resourceGroup: "default")
+        let mineReason = try store.session(id: mine.id)?.statusInfo ?? ""
+        #expect(mineReason == "waiting for cpu: 2 of 2 on node-w are held by your session hold-a — `hangar session rm` one, or use --rm", "\(mineReason)")
+        let theirReason = try store.session(id: theirs.id)?.statusInfo ?? ""
+        #expect(theirReason == "waiting for cpu: 2 of 2 on node-w are in use by 1 other session; it starts when they end", "\(theirReason)")
+    }
+
     @Test(arguments: Backend.allCases)
     func impossibleSessionsAreCancelledAndLimitedOnesWait(backend: Backend) throws {
         let (db, store, admin) = try bootstrappedStore(backend)

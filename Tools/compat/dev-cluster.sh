@@ -4,7 +4,10 @@
 bin=$(swift build --show-bin-path)
 socket=${1:-${HANGAR_TEST_ENGINE_SOCKET:-}}
 work=$(mktemp -d /tmp/hangar-compat.XXXXXX)
-mport=$((41000 + RANDOM % 4000)); aport=$((46000 + RANDOM % 4000)); sport=$((51000 + RANDOM % 4000))
+# Ports the kernel reports free: a guessed port in the ephemeral range can be taken by any
+# client connection of the test run, and the dev cluster would then fail to listen.
+freeport() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+mport=$(freeport); aport=$(freeport); sport=$(freeport)
 HOME="$work/home" "$bin/hangard" dev --data-dir "$work/data" --listen "127.0.0.1:$mport" --agent-listen "127.0.0.1:$aport" \
     --storage-listen "127.0.0.1:$sport" ${socket:+--engine-socket "$socket"} --no-image >"$work/dev.out" 2>"$work/dev.err" &
 dev=$!

@@ -24,7 +24,7 @@ rm -f "$buildlog"
 pgdir=$(mktemp -d /tmp/hangar-test-pg.XXXXXX)
 enginedir=$(mktemp -d /tmp/hangar-test-engine.XXXXXX)
 trap 'Tools/scripts/postgres.sh stop "$pgdir"; Tools/scripts/podman-service.sh stop "$enginedir"' EXIT
-port=$((55000 + RANDOM % 5000))
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 HANGAR_TEST_POSTGRES_URL=$(Tools/scripts/postgres.sh start "$pgdir" "$port")
 HANGAR_TEST_ENGINE_SOCKET=$(Tools/scripts/podman-service.sh start "$enginedir")
 export HANGAR_TEST_POSTGRES_URL HANGAR_TEST_ENGINE_SOCKET
