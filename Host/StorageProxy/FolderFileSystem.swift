@@ -315,7 +315,9 @@ public struct FolderFileSystem: Sendable {
     }
 
     /// Moves a complete upload to its final path in one rename (creating parent directories),
-    /// so the file appears whole or not at all. An existing file is replaced.
+    /// so the file appears whole or not at all, and fsyncs the directory that holds it, so
+    /// the name survives a host crash once this returns (the caller has synced the data). An
+    /// existing file is replaced.
     public func commitStaging(_ session: String, to path: FolderPath) throws(FolderPathError) {
         guard !path.isRoot else { throw .isADirectory(path.raw) }
         let staging = try openDirectory([Self.stagingDirectory], display: Self.stagingDirectory)
@@ -326,6 +328,7 @@ public struct FolderFileSystem: Sendable {
             throw (existing.st_mode & S_IFMT) == S_IFDIR ? .isADirectory(path.raw) : .symlink(path.raw)
         }
         guard renameat(staging, session, parent, path.name) == 0 else { throw Self.classify(errno, path.raw) }
+        guard fsync(parent) == 0 else { throw Self.classify(errno, path.raw) }
         // Leave no empty staging directory behind in the user's folder (fails harmlessly
         // while other uploads are in progress).
         if let root = try? openRoot() {

@@ -339,6 +339,12 @@ struct StorageProxyRoutes: Sendable {
                 throw error
             }
             try flush()
+            // Durability before the final answer: the file's data, then (in commitStaging)
+            // the directory entry the rename made. A crash before this point leaves the
+            // staged part, which the client resumes; after it, the whole file under its name.
+            if written == size, fsync(staging.fd) != 0 {
+                throw StorageProxyError.from(.io(target.raw, errno: errno))
+            }
             finish()
             if written == size {
                 try Self.run { () throws(FolderPathError) in try fs.commitStaging(session, to: target) }

@@ -1,9 +1,11 @@
 import AsyncHTTPClient
 import ClusterProtocol
+import ConfigFile
 import Crypto
 import Foundation
 import NIOCore
 import NIOHTTP1
+import PluginHost
 import StorageProxy
 import Testing
 import TestSupport
@@ -262,6 +264,15 @@ func fileSHA256(_ path: String) throws -> String {
         let (_, volumes) = try await proxy.manager("volumes")
         let list = try JSONDecoder().decode(VolumeList.self, from: JSONSerialization.data(withJSONObject: volumes))
         #expect(list.volumes.map(\.name) == ["v1"] && list.volumes.first?.backend == "vfs")
+    }
+
+    /// A vfs volume configured with its root only syncs what it reports done: the schema's
+    /// default, which the host fills in, is fsync on.
+    @Test func vfsIsDurableByDefault() throws {
+        let library = try PluginLoader.open(path: PluginPaths.bundled("hangar-storage-vfs"))
+        let schema = try ConfigSchema(json: try #require(library.descriptor.configSchema))
+        let filled = schema.applyingDefaults(to: .table([("root", .string("/srv/volume"))]))
+        #expect(filled.lookup("fsync") == .bool(true))
     }
 
     @Test func vfsQuotaRefusesBeforeAnyByteIsWritten() async throws {

@@ -1131,9 +1131,9 @@ static const char vfs_schema[] =
     "\"description\":\"Absolute path of the volume root directory (must exist and be writable by the storage proxy). "
     "Folders live at <root>/<id[0:2]>/<id[2:4]>/<id>; quotas are recorded under <root>/.hangar-quota. "
     "Required, so it has no default.\"},"
-    "\"fsync\":{\"type\":\"boolean\",\"default\":false,"
-    "\"description\":\"fsync quota records, created folders and cloned data before reporting success "
-    "(slower, but durable across a host crash).\"}"
+    "\"fsync\":{\"type\":\"boolean\",\"default\":true,"
+    "\"description\":\"fsync quota records, created folders and cloned data before reporting success, "
+    "so they survive a host crash (the default); false trades that for speed on scratch volumes.\"}"
     "}"
     "}";
 
