@@ -100,6 +100,15 @@ import TestSupport
             let err = (try? String(contentsOfFile: waiting.err, encoding: .utf8)) ?? ""
             #expect(!err.contains("never"))
         }
+        // `hangar session create` interrupted while its session waits cancels it too.
+        let creating = try Self.background(cluster, ["session", "create", Self.image, "-t", "sig-create", "-r", "cpu=1"])
+        let createPending = await Readiness.wait(upTo: .seconds(15)) {
+            ((try? Self.sessions(cluster)) ?? []).contains { $0["sessionName"] as? String == "sig-create" && $0["status"] as? String == "PENDING" }
+        }
+        #expect(createPending)
+        kill(creating.process.processIdentifier, SIGINT)
+        #expect(await Readiness.wait(upTo: .seconds(10)) { !creating.process.isRunning })
+        #expect(!(try Self.sessions(cluster)).contains { $0["sessionName"] as? String == "sig-create" }, "the waiting session is cancelled")
         _ = try cluster.hangar(["session", "rm", "sig-hold"])
 
         let busy = try Self.background(cluster, ["run", Self.image, "--rm", "-t", "sig-busy", "-c", "import time\nprint('started', flush=True)\ntime.sleep(120)"])

@@ -32,7 +32,13 @@ struct SessionCommand: AsyncParsableCommand {
             let client = ManagerClient(config: try ClientConfig.load())
             let started = try await SessionStarter.create(client, body: try spec.body(image: image, type: type, startupCommand: startupCommand, enqueueOnly: true),
                                                           quiet: json)
-            if !enqueueOnly { try await SessionStarter.waitUntilRunning(client, id: started.id, quiet: json) }
+            if !enqueueOnly {
+                // Interrupted while the session waits: cancel it (if this command made it), as `hangar run` does.
+                let guardian = RunSignals(client: client, session: started, removeOnExit: false, quiet: json)
+                guardian.install()
+                defer { guardian.uninstall() }
+                try await SessionStarter.waitUntilRunning(client, id: started.id, quiet: json)
+            }
             let info = try await client.call(.GET, "/session/\(started.id)") as? [String: Any] ?? [:]
             if json {
                 printJSON(info)
