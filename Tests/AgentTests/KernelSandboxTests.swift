@@ -122,6 +122,22 @@ import TestSupport
         _ = try? await runner.destroy(id)
     }
 
+    /// The shell runtime (what a terminal will run until issue 19 brings real ones) sees the
+    /// allocation too, in every tool a user types.
+    @Test func theShellRuntimeSeesTheAllocatedCPUs() async throws {
+        var settings = Self.settings(.enforce, engineSeccomp: true)
+        settings.hookPath = SandboxSettings.defaultHookPath
+        let (runner, _, _) = try makeRunner(sandbox: settings)
+        let id = "k-shell-\(UUID().uuidString.prefix(6).lowercased())"
+        defer { Task { _ = try? await runner.destroy(id) } }
+        _ = try await runner.create(KernelRequest(kernelID: id, sessionID: "s-\(id)", image: TestEngine.image,
+                                                  slots: ["cpu": unit, "mem": 256 << 20], runtime: "shell"))
+        let execution = try await runner.execution(id)
+        let counts = try await Self.query(execution, "nproc; getconf _NPROCESSORS_ONLN; python3 -c 'import os, multiprocessing; print(os.cpu_count(), multiprocessing.cpu_count())'")
+        #expect(counts.stdout == "1\n1\n1 1\n" && counts.exitCode == 0, "\(counts)")
+        _ = try? await runner.destroy(id)
+    }
+
     /// An image label allows one more call; a plugin's allowed syscall reaches only the
     /// containers that got its device; watch mode logs and allows.
     @Test func imageLabelsPluginsAndWatchMode() async throws {
