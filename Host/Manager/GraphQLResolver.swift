@@ -106,7 +106,9 @@ struct GQLResolver: Sendable {
         let agents = try await context.store.run { store in
             try store.agents(resourceGroup: group).filter { wanted == nil || wanted!.contains($0.status.rawValue) }
         }
-        return try Self.page(agents.map(Self.agent), arguments)
+        // Only the page's rows are decoded (each carries JSON stats and device lists).
+        let page = try Self.page(agents, arguments)
+        return GQLPage(items: page.items.map(Self.agent), total_count: page.total_count)
     }
 
     static func agent(_ a: AgentRecord) -> GQLAgent {
@@ -151,24 +153,27 @@ struct GQLResolver: Sendable {
     }
 
     static func keypair(_ k: Keypair, store: StateStore) throws -> GQLKeypair {
-        let user = try store.user(id: k.userID)
-        let projects = try store.projects(ofUser: k.userID).map(\.name)
-        return GQLKeypair(user_id: user?.email ?? k.userID, user_info: GQLUserInfo(email: user?.email ?? "", full_name: user?.fullName ?? ""),
+        keypair(k, user: try store.user(id: k.userID), projects: try store.projects(ofUser: k.userID).map(\.name),
+                activeSessions: try store.activeSessionCount(accessKey: k.accessKey))
+    }
+
+    static func keypair(_ k: Keypair, user: User?, projects: [String], activeSessions: Int) -> GQLKeypair {
+        GQLKeypair(user_id: user?.email ?? k.userID, user_info: GQLUserInfo(email: user?.email ?? "", full_name: user?.fullName ?? ""),
                           projects: projects, access_key: k.accessKey, secret_key: k.secretKey, is_active: k.isActive, is_admin: k.isAdmin,
                           created_at: CivilTime.iso8601(micros: k.createdAt), last_used: iso(k.lastUsed), resource_policy: k.resourcePolicy,
-                          rate_limit: Int(k.rateLimit), concurrency_used: try store.activeSessionCount(accessKey: k.accessKey), num_queries: 0)
+                          rate_limit: Int(k.rateLimit), concurrency_used: activeSessions, num_queries: 0)
     }
 
     func keypairList(context: GQLContext, arguments: PageArguments) async throws -> GQLPage<GQLKeypair> {
         try context.requireAdmin("keypair_list")
         let domain = context.isSuperadmin ? arguments.domain_name : context.caller.domain
         let active = arguments.is_active
-        let all = try await context.store.run { store in
-            let users = Dictionary(try store.users(domain: domain).map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
-            return try store.keypairs().filter { users[$0.userID] != nil && (active == nil || $0.isActive == active) }
-                .map { try Self.keypair($0, store: store) }
+        try Self.checkPage(arguments)
+        return try await context.store.run { store in
+            let (rows, total) = try store.keypairPage(domain: domain, isActive: active, limit: arguments.limit, offset: arguments.offset)
+            return GQLPage(items: rows.map { Self.keypair($0.keypair, user: $0.owner, projects: $0.projectNames, activeSessions: $0.activeSessions) },
+                           total_count: total)
         }
-        return try Self.page(all, arguments)
     }
 
     func keypair(context: GQLContext, arguments: KeypairArgument) async throws -> GQLKeypair? {

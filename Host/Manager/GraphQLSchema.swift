@@ -14,6 +14,9 @@ enum GQLSchema {
         }
     }()
 
+    /// Checked documents by query text (see `GQLDocumentCache`).
+    static let documents = GQLDocumentCache()
+
     static func build() throws -> Schema<GQLResolver, GQLContext> {
         try Schema<GQLResolver, GQLContext> {
             Scalar(BigInt.self, as: "BigInt")
@@ -334,10 +337,8 @@ enum GQLSchema {
     static let maxFields = 1000
     static let maxIntrospectionDepth = 24
 
-    /// Why a document is refused, or nil.
-    static func refusal(_ query: String) -> String? {
-        guard query.utf8.count <= maxQueryBytes else { return "the query is longer than \(maxQueryBytes) bytes" }
-        guard let document = try? parse(source: query) else { return nil }  // syntax errors are reported by execution
+    /// Why a parsed document is refused (too deep, too many fields), or nil.
+    static func refusal(_ document: Document) -> String? {
         var fragments: [String: SelectionSet] = [:]
         for case let f as FragmentDefinition in document.definitions { fragments[f.name.value] = f.selectionSet }
         var fields = 0
@@ -390,8 +391,10 @@ extension ManagerAPI {
                       let query = body["query"] as? String else {
                     throw APIError.invalidParams("the body must be {\"query\": \"...\", \"variables\": {...}}")
                 }
-                if let reason = GQLSchema.refusal(query) {
-                    return try Self.graphQLResponse(GraphQLResult(errors: [GraphQLError(message: reason)]))
+                let document: Document
+                switch GQLSchema.documents.verdict(query, schema: GQLSchema.shared.schema) {
+                case .ready(let parsed): document = parsed
+                case .refused(let errors): return try Self.graphQLResponse(GraphQLResult(errors: errors))
                 }
                 var variables: [String: Map] = [:]
                 if let raw = body["variables"] as? [String: Any], !raw.isEmpty {
@@ -399,14 +402,13 @@ extension ManagerAPI {
                     variables = (try? JSONDecoder().decode([String: Map].self, from: data)) ?? [:]
                 }
                 let context = GQLContext(caller: caller, store: store, api: self)
-                do {
-                    let result = try await GQLSchema.shared.execute(request: query, resolver: GQLResolver(), context: context, variables: variables,
-                                                                    operationName: body["operationName"] as? String)
-                    return try Self.graphQLResponse(result)
-                } catch let error as GraphQLError {
-                    // Syntax errors are thrown before execution; they are GraphQL errors all the same.
-                    return try Self.graphQLResponse(GraphQLResult(errors: [error]))
+                // Execution reports its own errors in the result (HTTP 200, as Backend.AI).
+                let operationName = body["operationName"] as? String
+                let result = try await withTaskExecutorPreference(GraphQLExecutors.shared.pick()) {
+                    try await execute(schema: GQLSchema.shared.schema, documentAST: document, rootValue: GQLResolver(), context: context,
+                                      variableValues: variables, operationName: operationName)
                 }
+                return try Self.graphQLResponse(result)
             },
         ]
     }

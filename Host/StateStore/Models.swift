@@ -195,3 +195,12 @@ public struct SlotHolder: Sendable, Equatable {
         self.occupied = occupied
     }
 }
+
+/// A keypair as list pages show it: with its owner, the owner's projects (names, sorted) and
+/// how many of its sessions run.
+public struct KeypairListing: Sendable {
+    public let keypair: Keypair
+    public let owner: User
+    public let projectNames: [String]
+    public let activeSessions: Int
+}

@@ -100,6 +100,13 @@ final class PostgresConnection: SQLConnection {
         }
         // Keep NOTICE chatter (e.g. "relation already exists, skipping") out of the logs.
         _ = try? execute("SET client_min_messages TO WARNING")
+        // Every statement is prepared once per connection; PostgreSQL's default ("auto") plans
+        // a statement afresh on each of its first executions and keeps doing so whenever the
+        // fresh plan looks cheaper, which for the keypair list cost 0.85 ms of planning
+        // against 0.2 ms of execution on every request. Our statements are small OLTP
+        // lookups by key, where one generic plan is right (PostgreSQL 12+; older servers
+        // ignore the failed SET and keep "auto").
+        _ = try? execute("SET plan_cache_mode TO force_generic_plan")
     }
 
     var isHealthy: Bool { conn.map { PQstatus($0) == CONNECTION_OK && PQtransactionStatus($0) == PQTRANS_IDLE } ?? false }

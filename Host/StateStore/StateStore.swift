@@ -209,6 +209,51 @@ public final class StateStore: Sendable {
         }
     }
 
+    /// One page of keypairs (oldest first) with their owners, the owners' project names and
+    /// running-session counts, and how many keypairs match in all, in one query: a list page costs one database round
+    /// trip whatever it holds (PostgreSQL answers over the network).
+    /// - Parameters:
+    ///   - domain: only keypairs of this domain's users (nil: every domain).
+    ///   - isActive: only active (true) or inactive (false) keypairs (nil: both).
+    public func keypairPage(domain: String?, isActive: Bool?, limit: Int, offset: Int) throws -> (rows: [KeypairListing], total: Int) {
+        try database.withConnection { c in
+            var clauses: [String] = []
+            var params: [SQLValue] = []
+            if let domain { params.append(.text(domain)); clauses.append("u.domain_name = $\(params.count)") }
+            if let isActive { params.append(.int(isActive ? 1 : 0)); clauses.append("k.is_active = $\(params.count)") }
+            let filter = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
+            params += [.int(Int64(limit)), .int(Int64(offset))]
+            // Project names travel as one text joined by the unit separator (never in a name).
+            let joinNames = database.dialect == .postgresql ? "string_agg(p.name, chr(31))" : "group_concat(p.name, char(31))"
+            let rows = try c.query("""
+                SELECT \(Self.keypairColumns), u.id AS u_id, u.email AS u_email, u.username AS u_username, u.full_name AS u_full_name,
+                       u.role AS u_role, u.status AS u_status, u.domain_name AS u_domain_name, u.resource_policy AS u_resource_policy,
+                       u.created_at AS u_created_at,
+                       (SELECT COUNT(*) FROM sessions s WHERE s.access_key = k.access_key
+                          AND s.status NOT IN ('PENDING', 'TERMINATED', 'CANCELLED', 'ERROR')) AS active_sessions,
+                       (SELECT \(joinNames) FROM projects p JOIN project_members m ON m.project_id = p.id
+                          WHERE m.user_id = k.user_id) AS project_names,
+                       COUNT(*) OVER () AS total_rows
+                FROM keypairs k JOIN users u ON u.id = k.user_id \(filter)
+                ORDER BY k.created_at, k.access_key LIMIT $\(params.count - 1) OFFSET $\(params.count)
+                """, params)
+            let listed = rows.map { r in
+                KeypairListing(keypair: Self.keypair(from: r),
+                               owner: User(id: r.string("u_id") ?? "", email: r.string("u_email") ?? "", username: r.string("u_username") ?? "",
+                                           fullName: r.string("u_full_name") ?? "", role: UserRole(rawValue: r.string("u_role") ?? "") ?? .user,
+                                           status: r.string("u_status") ?? "", domainName: r.string("u_domain_name") ?? "",
+                                           resourcePolicy: r.string("u_resource_policy") ?? "", createdAt: r.int("u_created_at") ?? 0),
+                               projectNames: (r.string("project_names") ?? "").split(separator: "\u{1F}").map(String.init).sorted(),
+                               activeSessions: Int(r.int("active_sessions") ?? 0))
+            }
+            if let first = rows.first { return (listed, Int(first.int("total_rows") ?? 0)) }
+            // A page past the end has no row to carry the total.
+            let countParams = Array(params.dropLast(2))
+            let total = try c.query("SELECT COUNT(*) AS n FROM keypairs k JOIN users u ON u.id = k.user_id \(filter)", countParams).first?.int("n") ?? 0
+            return (listed, Int(total))
+        }
+    }
+
     /// A keypair with its owner's role and status, for authenticating a request.
     public func identity(accessKey: String) throws -> KeypairIdentity? {
         try database.withConnection { c in

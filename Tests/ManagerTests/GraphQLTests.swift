@@ -4,7 +4,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import Identity
-import Manager
+@testable import Manager
 import StateStore
 import Testing
 import TestSupport
@@ -114,6 +114,33 @@ import TestSupport
             let wide = "{ " + (0..<1200).map { "a\($0): keypair { access_key }" }.joined(separator: " ") + " }"
             let (_, tooWide) = try await Self.query(client, wide, keys: (aliceKeys.accessKey, aliceKeys.secretKey))
             #expect(tooWide.contains("more than 1000 fields"), "\(tooWide.prefix(300))")
+            let (syntaxStatus, syntax) = try await Self.query(client, "{ keypair { access_key ", keys: (aliceKeys.accessKey, aliceKeys.secretKey))
+            #expect(syntaxStatus == .ok && syntax.contains("errors") && syntax.contains("Syntax Error"), "\(syntax)")
+            // A refused text stays refused when it comes again (its verdict is cached).
+            let (_, again) = try await Self.query(client, deep, keys: (aliceKeys.accessKey, aliceKeys.secretKey))
+            #expect(again == tooDeep)
         }
+    }
+
+    /// Each query text is parsed and validated once; the verdict is reused, refusals
+    /// included, and the cache stays within its bound, evicting the oldest text.
+    @Test func documentVerdictsAreReusedAndBounded() throws {
+        let schema = GQLSchema.shared.schema
+        let cache = GQLDocumentCache(capacity: 3, largestCachedText: 200)
+        let valid = "{ keypair { access_key } }"
+        guard case .ready(let first) = cache.verdict(valid, schema: schema), case .ready(let second) = cache.verdict(valid, schema: schema) else {
+            Issue.record("a valid document is ready"); return
+        }
+        #expect(first == second && cache.count == 1)
+        guard case .refused(let errors) = cache.verdict("{ no_such_root }", schema: schema) else { Issue.record("unknown roots are refused"); return }
+        #expect(errors.first?.message.contains("no_such_root") == true, "\(errors)")
+        guard case .refused(let syntax) = cache.verdict("{ keypair {", schema: schema) else { Issue.record("syntax errors are refused"); return }
+        #expect(syntax.first?.message.contains("Syntax Error") == true, "\(syntax)")
+        #expect(cache.count == 3)
+        _ = cache.verdict("{ keypair { secret_key } }", schema: schema)
+        #expect(cache.count == 3, "the fourth text evicts the oldest")
+        let long = "{ keypair { access_key " + String(repeating: " ", count: 300) + "} }"
+        guard case .ready = cache.verdict(long, schema: schema) else { Issue.record("a long valid text is still checked"); return }
+        #expect(cache.count == 3, "texts over the size bound are checked but not kept")
     }
 }

@@ -176,6 +176,37 @@ import Testing
         #expect(try store.projects(ofUser: user.id).map(\.name).contains(try #require(try store.projects().first).name))
     }
 
+    /// The keypair list page is one query: owners, their projects and running sessions ride
+    /// along, the total counts every match (also past the last page), and filters apply.
+    @Test(arguments: Backend.allCases)
+    func keypairPagesCarryOwnersProjectsAndRunningSessions(backend: Backend) throws {
+        let (db, store, admin) = try bootstrappedStore(backend)
+        defer { store.close(); _ = db }
+        for n in 1...3 {
+            let user = try store.createUser(email: "u\(n)@example.com", password: "password-\(n)", fullName: "User \(n)", passwordRounds: 1000)
+            let key = try store.createKeypair(userID: user.id)
+            if n == 2 { try store.setKeypairActive(key.accessKey, false) }
+        }
+        _ = try store.recordHeartbeat(StoreFixtures.heartbeat("node-k", cpu: 4))
+        let session = try store.createSession(try StoreFixtures.sessionSpec(store, admin, name: "kp"))
+        let kernelID = try #require(try store.kernelIDs(session: session.id).first)
+        #expect(try store.reserve(session: session.id, placements: [KernelPlacement(kernelID: kernelID, agentID: "node-k")]))
+
+        let all = try store.keypairs()
+        let first = try store.keypairPage(domain: nil, isActive: nil, limit: 2, offset: 0)
+        #expect(first.total == 4 && first.rows.map(\.keypair.accessKey) == all.prefix(2).map(\.accessKey), "oldest first, as keypairs()")
+        let rest = try store.keypairPage(domain: "default", isActive: nil, limit: 10, offset: 2)
+        #expect(rest.total == 4 && rest.rows.map(\.keypair.accessKey) == all.dropFirst(2).map(\.accessKey))
+        let adminRow = try #require(first.rows.first { $0.keypair.accessKey == admin.accessKey })
+        #expect(adminRow.owner.email == admin.email && adminRow.projectNames == ["default"] && adminRow.activeSessions == 1)
+        #expect(rest.rows.allSatisfy { $0.activeSessions == 0 && $0.owner.fullName.hasPrefix("User ") && $0.projectNames == ["default"] })
+        let inactive = try store.keypairPage(domain: nil, isActive: false, limit: 10, offset: 0)
+        #expect(inactive.total == 1 && inactive.rows.map(\.owner.email) == ["u2@example.com"])
+        let past = try store.keypairPage(domain: nil, isActive: true, limit: 10, offset: 50)
+        #expect(past.rows.isEmpty && past.total == 3, "past the last page the total is still counted")
+        #expect(try store.keypairPage(domain: "elsewhere", isActive: nil, limit: 10, offset: 0).total == 0)
+    }
+
     /// A pass's plan is written all or nothing: when any part fails, the cancellation and
     /// the reservation made before it are rolled back with it.
     @Test(arguments: Backend.allCases)
