@@ -16,6 +16,15 @@ struct GQLContext: Sendable {
     var userID: String { caller.identity.keypair.userID }
     var isSuperadmin: Bool { caller.role == .superadmin }
 
+    /// Runs store work for a resolver. On SQLite from a GraphQL executor thread it runs right
+    /// there (blocking is allowed on those threads, SQLite answers in microseconds from this
+    /// process, and it saves two thread switches per query); PostgreSQL answers over the
+    /// network, where the executor thread would sit idle, so its work goes to the store's queue.
+    func read<T: Sendable>(_ body: @escaping @Sendable (StateStore) throws -> T) async throws -> T {
+        if store.database.dialect == .sqlite, GraphQLExecutors.shared.isExecutorThread { return try body(store) }
+        return try await store.run(body)
+    }
+
     /// Admin roots: domain admins see their domain, superadmins everything.
     func requireAdmin(_ root: String) throws {
         guard caller.isAdmin else { throw GraphQLError(message: "\(root) needs an admin keypair (insufficient privilege)") }

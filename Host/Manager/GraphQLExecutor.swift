@@ -8,9 +8,11 @@ import Synchronization
 /// a context switch apiece): a ten-row list of five fields cost about sixty wake-ups, which
 /// profiling showed was most of a list query's time. Child tasks inherit their parent's task
 /// executor preference, so an execution started on one of these threads keeps all its field
-/// tasks on that thread's queue, which it drains without sleeping. Awaiting the database
-/// still leaves the thread (the store runs blocking calls on its own queue), so one slow
-/// query never holds the others. Executions are spread round-robin over one thread per core.
+/// tasks on that thread's queue, which it drains without sleeping. These threads are not the
+/// cooperative pool, so resolvers may make SQLite's blocking calls on them directly
+/// (`GQLContext.read`) instead of hopping to the store's queue and back, two more thread
+/// switches per query. Executions are spread round-robin over one thread per core; a slow
+/// query delays only the executions queued behind it on its thread.
 final class GraphQLExecutors: Sendable {
     static let shared = GraphQLExecutors(threads: max(1, min(ProcessInfo.processInfo.activeProcessorCount, 8)))
 
@@ -19,6 +21,13 @@ final class GraphQLExecutors: Sendable {
 
     init(threads: Int) {
         executors = (0..<threads).map { QueueTaskExecutor(name: "hangar-graphql-\($0)") }
+    }
+
+    /// Whether the calling thread is one of these executors' threads (where blocking calls
+    /// are allowed).
+    var isExecutorThread: Bool {
+        let me = UInt(pthread_self())
+        return executors.contains { $0.threadID.load(ordering: .acquiring) == me }
     }
 
     /// The executor for the next execution.
@@ -37,6 +46,8 @@ final class QueueTaskExecutor: TaskExecutor, @unchecked Sendable {
     private let condition = NSCondition()
     private var jobs: [UnownedJob] = []
     private var head = 0
+    /// The draining thread's pthread id (0 until it runs).
+    let threadID = Atomic<UInt>(0)
 
     init(name: String) {
         let thread = Thread { [unowned self] in self.drain() }
@@ -53,6 +64,7 @@ final class QueueTaskExecutor: TaskExecutor, @unchecked Sendable {
     }
 
     private func drain() {
+        threadID.store(UInt(pthread_self()), ordering: .releasing)
         while true {
             condition.lock()
             while head == jobs.count {

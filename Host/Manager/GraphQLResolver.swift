@@ -80,7 +80,7 @@ struct GQLResolver: Sendable {
         let wanted = Self.statuses(arguments.status)
         let resolver = self
         let (key, scope) = (accessKey, domain)
-        return try await context.store.run { _ in
+        return try await context.read { _ in
             try resolver.sessions(context, accessKey: key, statuses: wanted, domain: scope, limit: arguments.limit, offset: arguments.offset)
         }
     }
@@ -88,7 +88,7 @@ struct GQLResolver: Sendable {
     func computeSession(context: GQLContext, arguments: IDArgument) async throws -> GQLSession? {
         let caller = context.caller
         let resolver = self
-        return try await context.store.run { store in
+        return try await context.read { store in
             guard let found = try store.findSession(arguments.id.value, accessKey: caller.isAdmin ? nil : caller.accessKey,
                                                     domain: caller.isAdmin && caller.role != .superadmin ? caller.domain : nil),
                   let detail = try store.sessionDetail(id: found.id) else { return nil }
@@ -103,7 +103,7 @@ struct GQLResolver: Sendable {
         try context.requireAdmin("agent_list")
         let wanted = Self.statuses(arguments.status)
         let group = arguments.scaling_group
-        let agents = try await context.store.run { store in
+        let agents = try await context.read { store in
             try store.agents(resourceGroup: group).filter { wanted == nil || wanted!.contains($0.status.rawValue) }
         }
         // Only the page's rows are decoded (each carries JSON stats and device lists).
@@ -146,7 +146,7 @@ struct GQLResolver: Sendable {
     func userList(context: GQLContext, arguments: PageArguments) async throws -> GQLPage<GQLUser> {
         try context.requireAdmin("user_list")
         let resolver = self
-        var all = try await context.store.run { store in try resolver.users(context, store: store) }
+        var all = try await context.read { store in try resolver.users(context, store: store) }
         if let status = arguments.status, !status.isEmpty { all = all.filter { $0.status == status.lowercased() } }
         if let group = arguments.group_id?.value { all = all.filter { $0.groups.contains { $0.id == group } } }
         return try Self.page(all, arguments)
@@ -169,7 +169,7 @@ struct GQLResolver: Sendable {
         let domain = context.isSuperadmin ? arguments.domain_name : context.caller.domain
         let active = arguments.is_active
         try Self.checkPage(arguments)
-        return try await context.store.run { store in
+        return try await context.read { store in
             let (rows, total) = try store.keypairPage(domain: domain, isActive: active, limit: arguments.limit, offset: arguments.offset)
             return GQLPage(items: rows.map { Self.keypair($0.keypair, user: $0.owner, projects: $0.projectNames, activeSessions: $0.activeSessions) },
                            total_count: total)
@@ -180,7 +180,7 @@ struct GQLResolver: Sendable {
         let caller = context.caller
         let key = arguments.access_key ?? caller.accessKey
         guard key == caller.accessKey || caller.isAdmin else { throw GraphQLError(message: "you can read only your own keypair") }
-        return try await context.store.run { store in
+        return try await context.read { store in
             guard let k = try store.keypairs().first(where: { $0.accessKey == key }) else { return nil }
             if !context.isSuperadmin, key != caller.accessKey, try store.user(id: k.userID)?.domainName != caller.domain { return nil }
             return try Self.keypair(k, store: store)
@@ -190,7 +190,7 @@ struct GQLResolver: Sendable {
     // MARK: images, policies, resource groups, vfolders
 
     func images(context: GQLContext, arguments: ImagesArguments) async throws -> [GQLImage] {
-        let (agents, aliases) = try await context.store.run { (try $0.agents(status: .alive), try $0.imageAliases()) }
+        let (agents, aliases) = try await context.read { (try $0.agents(status: .alive), try $0.imageAliases()) }
         var seen: [String: GQLImage] = [:]
         for agent in agents {
             let reports = (try? JSONSerialization.jsonObject(with: Data(agent.images.utf8))) as? [[String: Any]] ?? []
@@ -210,7 +210,7 @@ struct GQLResolver: Sendable {
     func keypairResourcePolicies(context: GQLContext, arguments: NoArguments) async throws -> [GQLPolicy] {
         let own = context.caller.identity.keypair.resourcePolicy
         let admin = context.caller.isAdmin
-        return try await context.store.run { store in
+        return try await context.read { store in
             try store.resourcePolicies(scope: .keypair).filter { admin || $0.name == own }.map { p in
                 GQLPolicy(name: p.name, created_at: CivilTime.iso8601(micros: p.createdAt), default_for_unspecified: "UNLIMITED",
                           total_resource_slots: p.totalResourceSlots.json, max_session_lifetime: 0, max_concurrent_sessions: Int(p.maxConcurrentSessions),
@@ -223,7 +223,7 @@ struct GQLResolver: Sendable {
     func scalingGroups(context: GQLContext, arguments: ActiveArgument) async throws -> [GQLScalingGroup] {
         let userID = context.userID
         let admin = context.caller.isAdmin
-        return try await context.store.run { store in
+        return try await context.read { store in
             let allowed = Set(try store.resourceGroups(forUser: userID))
             return try store.resourceGroups().filter { (admin || allowed.contains($0.name)) && (arguments.is_active == nil || $0.isActive == arguments.is_active) }
                 .map { g in
@@ -237,7 +237,7 @@ struct GQLResolver: Sendable {
 
     func vfolderList(context: GQLContext, arguments: PageArguments) async throws -> GQLPage<GQLVFolder> {
         let userID = context.userID
-        let folders = try await context.store.run { try $0.visibleVFolders(userID: userID) }
+        let folders = try await context.read { try $0.visibleVFolders(userID: userID) }
         let items = folders.filter { arguments.group_id == nil || $0.folder.projectID == arguments.group_id?.value }.map { v in
             GQLVFolder(id: v.folder.id, host: v.folder.host, name: v.folder.name, user: v.folder.userID, group: v.folder.projectID,
                        creator: v.folder.userID, usage_mode: v.folder.usageMode, permission: v.permission.rawValue, ownership_type: v.folder.ownership,
@@ -257,7 +257,7 @@ struct GQLResolver: Sendable {
         let domain = p.domain_name ?? context.caller.domain
         guard context.isSuperadmin || domain == context.caller.domain else { return GQLUserResult(ok: false, msg: "domain admins create users in their domain", user: nil) }
         do {
-            let user = try await context.store.run { store in
+            let user = try await context.read { store in
                 let projects = try store.projects(domain: domain).filter { (p.group_ids ?? []).contains($0.id) || (p.group_ids ?? []).contains($0.name) }
                 return try store.createUser(email: arguments.email, username: p.username, password: p.password, role: role, fullName: p.full_name ?? "",
                                             domain: domain, projects: p.group_ids == nil ? [StateStore.defaultProject] : projects.map(\.name))
@@ -272,7 +272,7 @@ struct GQLResolver: Sendable {
         try context.requireAdmin("create_keypair")
         let p = arguments.props
         do {
-            let created = try await context.store.run { store -> GQLKeypair in
+            let created = try await context.read { store -> GQLKeypair in
                 guard let user = try store.user(email: arguments.user_id) ?? store.user(id: arguments.user_id) else {
                     throw StoreError(.notFound, "no user '\(arguments.user_id)' (give the email or the uuid)")
                 }
@@ -293,7 +293,7 @@ struct GQLResolver: Sendable {
             return GQLMutationResult(ok: false, msg: "you cannot deactivate the keypair this request is signed with")
         }
         do {
-            try await context.store.run { store in
+            try await context.read { store in
                 if let active = arguments.props.is_active { try store.setKeypairActive(arguments.access_key, active) }
             }
             context.api.auth.invalidate(arguments.access_key)
@@ -306,7 +306,7 @@ struct GQLResolver: Sendable {
     func aliasImage(context: GQLContext, arguments: AliasArguments) async throws -> GQLMutationResult {
         try context.requireAdmin("alias_image")
         do {
-            try await context.store.run { try $0.setImageAlias(arguments.alias, target: arguments.target) }
+            try await context.read { try $0.setImageAlias(arguments.alias, target: arguments.target) }
             return GQLMutationResult(ok: true, msg: "success")
         } catch let error as StoreError {
             return GQLMutationResult(ok: false, msg: error.message)
@@ -315,7 +315,7 @@ struct GQLResolver: Sendable {
 
     func dealiasImage(context: GQLContext, arguments: DealiasArguments) async throws -> GQLMutationResult {
         try context.requireAdmin("dealias_image")
-        let removed = try await context.store.run { try $0.removeImageAlias(arguments.alias) }
+        let removed = try await context.read { try $0.removeImageAlias(arguments.alias) }
         return GQLMutationResult(ok: removed, msg: removed ? "success" : "no alias '\(arguments.alias)'")
     }
 
@@ -330,7 +330,7 @@ struct GQLResolver: Sendable {
         let p = arguments.props
         let slots = try p.total_resource_slots.map { try ResourceSlots(json: $0) } ?? ResourceSlots()
         do {
-            try await context.store.run { store in
+            try await context.read { store in
                 try store.upsertResourcePolicy(ResourcePolicy(scope: .keypair, name: arguments.name, totalResourceSlots: slots,
                                                               maxConcurrentSessions: Int64(p.max_concurrent_sessions ?? 0),
                                                               maxVfolderCount: Int64(p.max_vfolder_count ?? 0), maxVfolderSize: p.max_vfolder_size?.value ?? 0,
@@ -355,7 +355,7 @@ struct GQLResolver: Sendable {
             }
         }
         do {
-            try await context.store.run { store in
+            try await context.read { store in
                 try store.createResourceGroup(name: arguments.name, description: arguments.props.description ?? "", scheduler: scheduler, agentSelector: selector,
                                               isActive: arguments.props.is_active ?? true)
             }
