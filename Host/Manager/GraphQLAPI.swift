@@ -21,7 +21,7 @@ struct GQLContext: Sendable {
     /// process, and it saves two thread switches per query); PostgreSQL answers over the
     /// network, where the executor thread would sit idle, so its work goes to the store's queue.
     func read<T: Sendable>(_ body: @escaping @Sendable (StateStore) throws -> T) async throws -> T {
-        if store.database.dialect == .sqlite, GraphQLExecutors.shared.isExecutorThread { return try body(store) }
+        if store.answersInProcess, GraphQLExecutors.shared.isExecutorThread { return try body(store) }
         return try await store.run(body)
     }
 

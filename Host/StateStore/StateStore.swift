@@ -18,6 +18,11 @@ public final class StateStore: Sendable {
         try self.init(database: location.open())
     }
 
+    /// Whether the database answers from inside this process (SQLite: a call takes
+    /// microseconds and needs no network), so a caller on a thread where blocking is allowed
+    /// may call the store directly instead of going through `run`.
+    public var answersInProcess: Bool { database.dialect == .sqlite }
+
     public init(database: SQLDatabase) throws {
         self.database = database
         try Migrations.migrate(database)

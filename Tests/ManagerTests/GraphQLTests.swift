@@ -118,7 +118,7 @@ import TestSupport
             #expect(syntaxStatus == .ok && syntax.contains("errors") && syntax.contains("Syntax Error"), "\(syntax)")
             // A refused text stays refused when it comes again (its verdict is cached).
             let (_, again) = try await Self.query(client, deep, keys: (aliceKeys.accessKey, aliceKeys.secretKey))
-            #expect(again == tooDeep)
+            #expect(again.contains("the query nests 15 levels deep") && tooDeep.contains("the query nests 15 levels deep"), "\(again)")
         }
     }
 
