@@ -78,6 +78,7 @@ extension ManagerAPI {
                 return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
                                 body: ResponseBody { [store] writer in
                                     var sent = 0, sentEvents = 0
+                                    var waitingSaid = ""
                                     while true {
                                         // Sandbox watch reports (what the policy would have denied).
                                         let events = try await store.run { try $0.sessionEvents(session: session.id) }
@@ -96,6 +97,12 @@ extension ManagerAPI {
                                             }
                                         }
                                         sent = history.count
+                                        // A pending session says why it waits, again whenever the scheduler's
+                                        // reason changes (what holds the capacity, and what to do about it).
+                                        if current.status == .pending, !current.statusInfo.isEmpty, current.statusInfo != waitingSaid {
+                                            try await writer.write(ByteBuffer(string: "event: session_waiting\ndata: \(Self.waitingData(current))\n\n"))
+                                            waitingSaid = current.statusInfo
+                                        }
                                         if history.last?.0.isTerminal == true { break }
                                         try await Task.sleep(for: .milliseconds(200))
                                     }
@@ -145,6 +152,13 @@ extension ManagerAPI {
         var object: [String: Any] = ["sessionId": s.id, "sessionName": s.name, "ownerAccessKey": s.accessKey,
                                      "reason": status.isTerminal ? s.statusInfo : "", "exitCode": NSNull()]
         if status.isTerminal, let exitCode { object["exitCode"] = exitCode }
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// The `session_waiting` event: the scheduler's reason a pending session waits.
+    static func waitingData(_ s: SessionRecord) -> String {
+        let object: [String: Any] = ["sessionId": s.id, "sessionName": s.name, "ownerAccessKey": s.accessKey, "reason": s.statusInfo]
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
         return String(decoding: data, as: UTF8.self)
     }

@@ -1,5 +1,8 @@
 import ClusterProtocol
 import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
 import Manager
 import PluginHost
 import StateStore
@@ -63,7 +66,7 @@ import TestSupport
     /// A session that waits for capacity says which slot, on which agent, and whose sessions
     /// hold it: the user's own by name, other users' only counted.
     @Test(arguments: Backend.allCases)
-    func waitingSessionsSayWhatHoldsTheCapacity(backend: Backend) throws {
+    func waitingSessionsSayWhatHoldsTheCapacity(backend: Backend) async throws {
         let (db, store, admin) = try bootstrappedStore(backend)
         defer { store.close(); _ = db }
         _ = try store.recordHeartbeat(StoreFixtures.heartbeat("node-w", cpu: 2))
@@ -80,6 +83,19 @@ import TestSupport
         #expect(mineReason == "waiting for cpu: 2 of 2 on node-w are held by your session hold-a — `hangar session rm` one, or use --rm", "\(mineReason)")
         let theirReason = try store.session(id: theirs.id)?.statusInfo ?? ""
         #expect(theirReason == "waiting for cpu: 2 of 2 on node-w are in use by 1 other session; it starts when they end", "\(theirReason)")
+
+        // The events stream says it too, once per reason, between enqueued and the end.
+        try await managerApp(store).test(.router) { client in
+            let path = "/events/session?sessionName=wait-b"
+            let headers = try SignedAPI.headers(method: .get, path: path, accessKey: admin.accessKey, secretKey: admin.secretKey)
+            async let stream = client.execute(uri: path, method: .get, headers: headers) { String(buffer: $0.body) }
+            try await Task.sleep(for: .milliseconds(600))
+            _ = try store.transition(session: mine.id, to: .cancelled, reason: "cancelled by the test")
+            let text = try await stream
+            let names = text.split(separator: "\n").filter { $0.hasPrefix("event: ") }.map { $0.dropFirst(7) }
+            #expect(names == ["session_enqueued", "session_waiting", "session_cancelled", "server_close"], "\(text)")
+            #expect(text.contains("\"reason\":\"waiting for cpu: 2 of 2 on node-w are held by your session hold-a"), "\(text)")
+        }
     }
 
     @Test(arguments: Backend.allCases)
