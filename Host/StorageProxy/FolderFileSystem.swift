@@ -105,12 +105,20 @@ public struct FolderFileSystem: Sendable {
     }
 
     /// Opens the directory at `components` (creating missing ones when asked).
-    func openDirectory(_ components: [String], create: Bool = false, display: String) throws(FolderPathError) -> Int32 {
+    /// - Parameter durably: with `create`, each directory made is made durable before going
+    ///   on (its parent is fsynced), so a crash cannot lose the path to a file synced in it.
+    func openDirectory(_ components: [String], create: Bool = false, durably: Bool = false, display: String) throws(FolderPathError) -> Int32 {
         var fd = try openRoot()
         for part in components {
             var next = openat(fd, part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
             if next < 0, errno == ENOENT, create {
-                if mkdirat(fd, part, 0o755) != 0 && errno != EEXIST {
+                if mkdirat(fd, part, 0o755) != 0 {
+                    if errno != EEXIST {
+                        let code = errno
+                        close(fd)
+                        throw .io(display, errno: code)
+                    }
+                } else if durably, fsync(fd) != 0 {
                     let code = errno
                     close(fd)
                     throw .io(display, errno: code)
@@ -314,15 +322,15 @@ public struct FolderFileSystem: Sendable {
         return Self.lstatAt(staging, session).map { Int64($0.st_size) } ?? 0
     }
 
-    /// Moves a complete upload to its final path in one rename (creating parent directories),
-    /// so the file appears whole or not at all, and fsyncs the directory that holds it, so
-    /// the name survives a host crash once this returns (the caller has synced the data). An
-    /// existing file is replaced.
+    /// Moves a complete upload to its final path in one rename (creating parent directories,
+    /// each synced into its own parent), so the file appears whole or not at all, and fsyncs
+    /// the directory that holds it, so the name survives a host crash once this returns (the
+    /// caller has synced the data). An existing file is replaced.
     public func commitStaging(_ session: String, to path: FolderPath) throws(FolderPathError) {
         guard !path.isRoot else { throw .isADirectory(path.raw) }
         let staging = try openDirectory([Self.stagingDirectory], display: Self.stagingDirectory)
         defer { close(staging) }
-        let parent = try openDirectory(path.parent, create: true, display: path.raw)
+        let parent = try openDirectory(path.parent, create: true, durably: true, display: path.raw)
         defer { close(parent) }
         if let existing = Self.lstatAt(parent, path.name), (existing.st_mode & S_IFMT) != S_IFREG {
             throw (existing.st_mode & S_IFMT) == S_IFDIR ? .isADirectory(path.raw) : .symlink(path.raw)

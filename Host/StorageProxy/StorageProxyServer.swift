@@ -85,10 +85,35 @@ public final class StorageProxyServer: Sendable {
     /// The routes, for serving or for `.router` tests.
     public func makeRouter() -> Router<BasicRequestContext> { routes.makeRouter() }
 
+    /// The HTTP/1.1 application serving the routes (with `Expect: 100-continue` answered), on
+    /// the configured address unless `host` or `port` override it.
+    public func makeApplication(host: String? = nil, port: Int? = nil, onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) -> some ApplicationProtocol {
+        Application(router: makeRouter(), server: .http1(configuration: .init(additionalChannelHandlers: [ExpectContinueHandler()])),
+                    configuration: .init(address: .hostname(host ?? config.host, port: port ?? config.port), serverName: "hangar-storage-proxy"),
+                    onServerRunning: onServerRunning, logger: logger)
+    }
+
     /// Serves until cancelled.
     public func run() async throws {
-        let app = Application(router: makeRouter(), configuration: .init(address: .hostname(config.host, port: config.port), serverName: "hangar-storage-proxy"),
-                              logger: logger)
-        try await app.runService()
+        Self.returnLargeBuffersToTheSystem()
+        try await makeApplication().runService()
+    }
+
+    /// Fixes glibc's mmap threshold at its 128 KiB default. Left dynamic, glibc raises it to
+    /// the size of the largest block freed, after which every transfer buffer comes from the
+    /// heap arenas of whichever threads free them and stays in the process: measured, a 1 GiB
+    /// upload then download raised the proxy's peak RSS from 45 to 89 MiB; fixed, 66 MiB.
+    /// Buffers of 128 KiB and more are then mapped and unmapped, which costs page faults
+    /// worth well under 1% of a transfer.
+    static func returnLargeBuffersToTheSystem() {
+        #if canImport(Glibc)
+        _ = glibcMallopt(-3 /* M_MMAP_THRESHOLD, <malloc.h> */, 128 << 10)
+        #endif
     }
 }
+
+#if canImport(Glibc)
+/// glibc's `mallopt` (declared in <malloc.h>, which the Glibc module does not export).
+@_silgen_name("mallopt")
+private func glibcMallopt(_ parameter: Int32, _ value: Int32) -> Int32
+#endif

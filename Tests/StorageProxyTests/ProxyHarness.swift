@@ -40,8 +40,8 @@ final class ProxyHarness: @unchecked Sendable {
         var logger = Logger(label: "test.storage-proxy")
         logger.logLevel = .warning
         server = try StorageProxyServer(config: config, plugins: try PluginHost(searchPaths: [Self.binDir]), logger: logger)
-        let app = Application(router: server.makeRouter(), configuration: .init(address: .hostname("127.0.0.1", port: port)),
-                              onServerRunning: { _ in ready.yield(); ready.finish() }, logger: logger)
+        // The application the role serves (its HTTP pipeline included), on the test's port.
+        let app = server.makeApplication(host: "127.0.0.1", port: port, onServerRunning: { _ in ready.yield(); ready.finish() })
         // If the server cannot start, the stream ends without a value instead of hanging.
         task = Task {
             defer { ready.finish() }

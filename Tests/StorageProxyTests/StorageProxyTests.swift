@@ -240,6 +240,25 @@ func fileSHA256(_ path: String) throws -> String {
     /// The manager API takes the `ClusterProtocol` messages: a field a newer manager adds is
     /// ignored (rolling upgrades), a missing or mistyped one is refused by name with nothing
     /// changed, and the replies decode as the typed messages.
+    /// A client that asks `Expect: 100-continue` before a large body (curl does over 1 MiB)
+    /// is answered at once instead of waiting out its timeout, and the upload completes.
+    @Test func expectContinueIsAnsweredAtOnce() async throws {
+        let proxy = try await ProxyHarness()
+        defer { proxy.stop() }
+        let (folder, root) = try await proxy.folder()
+        let size = 2 << 20
+        let file = proxy.dir + "/body.bin"
+        try Data(repeating: 7, count: size).write(to: URL(fileURLWithPath: file))
+        let (status, ticket) = try await proxy.manager("folder/file/upload", ["volume": "v1", "folder": folder, "path": "two.bin", "size": size])
+        try #require(status == 200, "\(ticket)")
+        let url = try #require(ticket["url"] as? String) + "?token=" + (try #require(ticket["token"] as? String))
+        // With a 30 s wait allowed, only an interim answer from the server lets curl go on.
+        let (code, out) = try run(["/usr/bin/curl", "-sv", "--expect100-timeout", "30", "-X", "PATCH", "-H", "Upload-Offset: 0", "-H", "Tus-Resumable: 1.0.0",
+                                   "-H", "Content-Type: application/offset+octet-stream", "-H", "Expect: 100-continue", "-T", file, url])
+        #expect(code == 0 && out.contains("< HTTP/1.1 100 Continue") && out.contains("< HTTP/1.1 204"), "\(out)")
+        #expect(FileManager.default.contents(atPath: root + "/two.bin") == Data(repeating: 7, count: size))
+    }
+
     @Test func managerMessagesAreTypedAndTolerateNewFields() async throws {
         let proxy = try await ProxyHarness()
         defer { proxy.stop() }

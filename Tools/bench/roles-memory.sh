@@ -5,19 +5,13 @@
 # service for the agent, a manager on SQLite, an agent and a storage proxy on a vfs volume, in
 # a scratch folder; loopback only; stops everything at the end.
 #   Tools/bench/roles-memory.sh [seconds to settle, default 5]
-# HANGAR_BENCH_BIN=DIR measures the build in DIR instead of building this tree;
-# HANGAR_BENCH_PLUGINS=DIR takes the storage plugins from DIR (default: the same DIR).
+# HANGAR_BENCH_BIN / HANGAR_BENCH_PLUGINS: see common.sh.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 settle=${1:-5}
 export CONTAINERS_CONF="$PWD/Tools/scripts/containers.conf"
-if [ -n "${HANGAR_BENCH_BIN:-}" ]; then
-    bin=$HANGAR_BENCH_BIN
-else
-    swift build -c release --product hangard >/dev/null
-    swift build -c release >/dev/null
-    bin=$(swift build -c release --show-bin-path)
-fi
+# shellcheck source=Tools/bench/common.sh
+source Tools/bench/common.sh
 work=$(mktemp -d /tmp/hangar-memory-bench.XXXXXX)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 socket=$(Tools/scripts/podman-service.sh start "$work/engine")
@@ -33,7 +27,7 @@ printf '[agent]\nid = "mem"\nmanager = "http://127.0.0.1:%s"\nlisten = "127.0.0.
 pids+=($!); agent=$!
 mkdir -p "$work/volume"
 printf '[storage-proxy]\nlisten = "127.0.0.1:%s"\nsecret = "memory-bench"\n[volumes.v1]\nbackend = "vfs"\n[volumes.v1.options]\nroot = "%s/volume"\n[plugins]\nsearch_paths = ["%s"]\n' \
-    "$sport" "$work" "${HANGAR_BENCH_PLUGINS:-$bin}" >"$work/storage.toml"
+    "$sport" "$work" "$plugins" >"$work/storage.toml"
 "$bin/hangard" storage-proxy --config "$work/storage.toml" >"$work/storage.out" 2>&1 &
 pids+=($!); storage=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$sport/" >/dev/null && curl -sf "http://127.0.0.1:$mport/" >/dev/null && break; sleep 0.1; done

@@ -4,20 +4,15 @@
 # machine in the same run. Starts podman's service, a release hangard manager and agent in a
 # scratch folder; loopback only; stops everything at the end.
 #   Tools/bench/session-start.sh [runs, default 5]
-# HANGAR_BENCH_BIN=DIR measures the build in DIR instead of building this tree.
+# HANGAR_BENCH_BIN / HANGAR_BENCH_PLUGINS: see common.sh.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 runs=${1:-5}
 export CONTAINERS_CONF="$PWD/Tools/scripts/containers.conf"
 image=hangar/python:3.11-bookworm
 Tools/images/python-image.sh >/dev/null
-if [ -n "${HANGAR_BENCH_BIN:-}" ]; then
-    bin=$HANGAR_BENCH_BIN
-else
-    swift build -c release --product hangard >/dev/null
-    swift build -c release >/dev/null
-    bin=$(swift build -c release --show-bin-path)
-fi
+# shellcheck source=Tools/bench/common.sh
+source Tools/bench/common.sh
 work=$(mktemp -d /tmp/hangar-session-bench.XXXXXX)
 socket=$(Tools/scripts/podman-service.sh start "$work/engine")
 mport=$((20000 + RANDOM % 5000)); aport=$((25000 + RANDOM % 5000))

@@ -6,9 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 mib=${1:-1024}
-swift build -c release --product hangard >/dev/null
-swift build -c release >/dev/null
-bin=$(swift build -c release --show-bin-path)
+# shellcheck source=Tools/bench/common.sh
+source Tools/bench/common.sh
 work=$(mktemp -d /tmp/hangar-transfer-bench.XXXXXX)
 port=$((36000 + RANDOM % 3000))
 secret=bench-$RANDOM
@@ -22,7 +21,7 @@ backend = "vfs"
 [volumes.v1.options]
 root = "$work/volume"
 [plugins]
-search_paths = ["$bin"]
+search_paths = ["$plugins"]
 TOML
 "$bin/hangard" storage-proxy --config "$work/storage.toml" >"$work/proxy.log" 2>&1 &
 pid=$!
