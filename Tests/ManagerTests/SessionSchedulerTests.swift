@@ -1,6 +1,5 @@
 import ClusterProtocol
 import Foundation
-import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import Manager
@@ -84,14 +83,15 @@ import TestSupport
         let theirReason = try store.session(id: theirs.id)?.statusInfo ?? ""
         #expect(theirReason == "waiting for cpu: 2 of 2 on node-w are in use by 1 other session; it starts when they end", "\(theirReason)")
 
-        // The events stream says it too, once per reason, between enqueued and the end.
-        try await managerApp(store).test(.router) { client in
-            let path = "/events/session?sessionName=wait-b"
-            let headers = try SignedAPI.headers(method: .get, path: path, accessKey: admin.accessKey, secretKey: admin.secretKey)
-            async let stream = client.execute(uri: path, method: .get, headers: headers) { String(buffer: $0.body) }
-            try await Task.sleep(for: .milliseconds(600))
-            _ = try store.transition(session: mine.id, to: .cancelled, reason: "cancelled by the test")
-            let text = try await stream
+        // The events stream says it too, once per reason, between enqueued and the end: the
+        // session is cancelled only once the stream has said why it waits.
+        try await managerApp(store).test(.live) { client in
+            let base = "http://localhost:\(try #require(client.port))"
+            let mineID = mine.id
+            let text = try await SignedAPI.stream(base: base, path: "/events/session?sessionName=wait-b", accessKey: admin.accessKey,
+                                                  secretKey: admin.secretKey) { soFar in
+                if soFar.contains("event: session_waiting") { _ = try? store.transition(session: mineID, to: .cancelled, reason: "cancelled by the test") }
+            }
             let names = text.split(separator: "\n").filter { $0.hasPrefix("event: ") }.map { $0.dropFirst(7) }
             #expect(names == ["session_enqueued", "session_waiting", "session_cancelled", "server_close"], "\(text)")
             #expect(text.contains("\"reason\":\"waiting for cpu: 2 of 2 on node-w are held by your session hold-a"), "\(text)")

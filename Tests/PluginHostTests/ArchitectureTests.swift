@@ -6,7 +6,7 @@ import Testing
     static let root = PluginPaths.repoRoot
     /// Modules importable by anyone: the standard library, the OS, and structured-concurrency helpers.
     static let everywhere: Set<String> = ["Foundation", "Dispatch", "Synchronization", "Glibc", "Darwin", "os", "Testing", "XCTest"]
-    static let http: Set<String> = ["AsyncHTTPClient", "NIOCore", "NIOPosix", "NIOHTTP1", "HTTPTypes", "Hummingbird", "HummingbirdWebSocket",
+    static let http: Set<String> = ["AsyncHTTPClient", "NIOCore", "NIOPosix", "NIOHTTP1", "NIOHTTPTypes", "HTTPTypes", "Hummingbird", "HummingbirdWebSocket",
                                     "HummingbirdWSClient", "Logging", "Metrics", "Prometheus", "GraphQL", "Graphiti", "Crypto", "_CryptoExtras"]
 
     /// folder → (module, what it may import).

@@ -117,6 +117,27 @@ public enum SignedAPI {
         return (Int(response.status.code), try await response.body.collect(upTo: 4 << 20))
     }
 
+    /// A signed GET whose body is read as it arrives (server-sent events): `onText` sees the
+    /// text received so far after every chunk (to act on an event while the stream is still
+    /// open); returns the whole text once the server ends the stream.
+    public static func stream(base: String, path: String, accessKey: String, secretKey: String, timeout: Int64 = 60,
+                              onText: @Sendable (String) async throws -> Void) async throws -> String {
+        let date = dateText()
+        let input = SignatureInput(method: "GET", requestTarget: path, date: date, host: String(base.dropFirst("http://".count)),
+                                   contentType: nil, apiVersion: apiVersion)
+        var request = HTTPClientRequest(url: base + path)
+        request.headers.add(name: "Date", value: date)
+        request.headers.add(name: "X-BackendAI-Version", value: apiVersion)
+        request.headers.add(name: "Authorization", value: try RequestSigner.sign(accessKey: accessKey, secretKey: secretKey, input: input))
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(timeout))
+        var text = ""
+        for try await chunk in response.body {
+            text += String(buffer: chunk)
+            try await onText(text)
+        }
+        return text
+    }
+
     /// A signed request whose body is returned as text (server-sent events).
     public static func text(_ method: HTTPMethod, base: String, path: String, accessKey: String, secretKey: String) async throws -> (Int, String) {
         let (status, body) = try await request(method, base: base, path: path, contentType: nil, accessKey: accessKey, secretKey: secretKey, timeout: 60)
