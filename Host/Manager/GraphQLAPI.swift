@@ -307,6 +307,15 @@ struct UserInput: Codable, Sendable {
     let description: String?
     let group_ids: [String]?
     let resource_policy: String?
+    let allowed_client_ip: [String]?
+    let totp_activated: Bool?
+    let sudo_session_enabled: Bool?
+}
+
+/// The `user` root's arguments: a user by email (nil: the caller).
+struct UserArguments: Codable, Sendable {
+    let email: String?
+    let domain_name: String?
 }
 
 struct CreateUserArguments: Codable, Sendable {

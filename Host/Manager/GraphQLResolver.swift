@@ -137,10 +137,27 @@ struct GQLResolver: Sendable {
     }
 
     static func user(_ u: User, groups: [GQLGroupRef], mainKey: String?) -> GQLUser {
-        GQLUser(id: u.id, uuid: u.id, username: u.username, email: u.email, full_name: u.fullName, description: "", role: u.role.rawValue,
-                status: u.status, status_info: nil, need_password_change: false, created_at: CivilTime.iso8601(micros: u.createdAt),
-                domain_name: u.domainName, resource_policy: u.resourcePolicy, groups: groups, allowed_client_ip: [], sudo_session_enabled: false,
-                main_access_key: mainKey)
+        GQLUser(id: u.id, uuid: u.id, username: u.username, email: u.email, full_name: u.fullName, description: u.description, role: u.role.rawValue,
+                status: u.status, status_info: nil, need_password_change: u.needPasswordChange, created_at: CivilTime.iso8601(micros: u.createdAt),
+                domain_name: u.domainName, resource_policy: u.resourcePolicy, groups: groups, allowed_client_ip: u.allowedClientIPs,
+                sudo_session_enabled: u.sudoSessionEnabled, main_access_key: mainKey)
+    }
+
+    /// One user by email (admin user info): users read only themselves, domain admins their
+    /// domain's users, superadmins anyone; nil email is the caller.
+    func user(context: GQLContext, arguments: UserArguments) async throws -> GQLUser? {
+        let caller = context.caller
+        let email = arguments.email ?? caller.identity.keypair.userID
+        return try await context.read { store in
+            guard let u = try store.user(email: email) ?? store.user(id: email) else { return nil }
+            if u.id != caller.identity.keypair.userID {
+                guard caller.isAdmin else { throw GraphQLError(message: "you can read only your own user (user needs an admin keypair for others)") }
+                guard context.isSuperadmin || u.domainName == caller.domain else { return nil }
+            }
+            let groups = try store.projects(ofUser: u.id).map { GQLGroupRef(id: $0.id, name: $0.name) }
+            let mainKey = try store.keypairs(userID: u.id).first?.accessKey
+            return Self.user(u, groups: groups, mainKey: mainKey)
+        }
     }
 
     func userList(context: GQLContext, arguments: PageArguments) async throws -> GQLPage<GQLUser> {
@@ -256,13 +273,30 @@ struct GQLResolver: Sendable {
         guard role != .superadmin || context.isSuperadmin else { return GQLUserResult(ok: false, msg: "only superadmins create superadmins", user: nil) }
         let domain = p.domain_name ?? context.caller.domain
         guard context.isSuperadmin || domain == context.caller.domain else { return GQLUserResult(ok: false, msg: "domain admins create users in their domain", user: nil) }
+        if p.totp_activated == true {
+            return GQLUserResult(ok: false, msg: "totp_activated: two-factor login (TOTP) is not supported by Hangar; create the user without it", user: nil)
+        }
+        var options = NewUserOptions()
+        options.status = (p.status ?? "active").lowercased()
+        guard ["active", "inactive"].contains(options.status) else {
+            return GQLUserResult(ok: false, msg: "status must be active or inactive, not '\(p.status ?? "")'", user: nil)
+        }
+        options.description = p.description ?? ""
+        options.needPasswordChange = p.need_password_change ?? false
+        options.allowedClientIPs = p.allowed_client_ip ?? []
+        options.sudoSessionEnabled = p.sudo_session_enabled ?? false
+        options.withKeypair = true  // as Backend.AI: every new user can call the API at once
+        let chosen = options
         do {
-            let user = try await context.read { store in
+            let (user, groups, mainKey) = try await context.read { store in
                 let projects = try store.projects(domain: domain).filter { (p.group_ids ?? []).contains($0.id) || (p.group_ids ?? []).contains($0.name) }
-                return try store.createUser(email: arguments.email, username: p.username, password: p.password, role: role, fullName: p.full_name ?? "",
-                                            domain: domain, projects: p.group_ids == nil ? [StateStore.defaultProject] : projects.map(\.name))
+                let user = try store.createUser(email: arguments.email, username: p.username, password: p.password, role: role, fullName: p.full_name ?? "",
+                                                domain: domain, projects: p.group_ids == nil ? [StateStore.defaultProject] : projects.map(\.name),
+                                                options: chosen)
+                let groups = try store.projects(ofUser: user.id).map { GQLGroupRef(id: $0.id, name: $0.name) }
+                return (user, groups, try store.keypairs(userID: user.id).first?.accessKey)
             }
-            return GQLUserResult(ok: true, msg: "success", user: Self.user(user, groups: [], mainKey: nil))
+            return GQLUserResult(ok: true, msg: "success", user: Self.user(user, groups: groups, mainKey: mainKey))
         } catch let error as StoreError {
             return GQLUserResult(ok: false, msg: error.message, user: nil)
         }

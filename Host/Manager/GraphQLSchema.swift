@@ -240,6 +240,9 @@ enum GQLSchema {
                 InputField("description", at: \.description)
                 InputField("group_ids", at: \.group_ids)
                 InputField("resource_policy", at: \.resource_policy)
+                InputField("allowed_client_ip", at: \.allowed_client_ip)
+                InputField("totp_activated", at: \.totp_activated)
+                InputField("sudo_session_enabled", at: \.sudo_session_enabled)
             }
             Input(KeypairInput.self, as: "KeyPairInput") {
                 InputField("is_active", at: \.is_active)
@@ -267,6 +270,10 @@ enum GQLSchema {
                 }
                 Field("agent_list", at: GQLResolver.agentList, pageArguments)
                 Field("user_list", at: GQLResolver.userList, pageArguments)
+                Field("user", at: GQLResolver.user) {
+                    Argument("email", at: \.email)
+                    Argument("domain_name", at: \.domain_name)
+                }
                 Field("keypair_list", at: GQLResolver.keypairList, pageArguments)
                 Field("keypair", at: GQLResolver.keypair) {
                     Argument("domain_name", at: \.domain_name)

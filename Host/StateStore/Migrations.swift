@@ -149,6 +149,15 @@ public enum Migrations {
             """,
             "CREATE INDEX session_events_session ON session_events (session_id, created_at)",
         ],
+        // 8: what Backend.AI keeps of a user besides identity (its admin commands set and show
+        // them): a description, the must-change-password flag, the client addresses allowed
+        // (JSON list of addresses/networks; empty = any) and whether sudo is allowed in sessions.
+        [
+            "ALTER TABLE users ADD COLUMN description TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE users ADD COLUMN need_password_change BIGINT NOT NULL DEFAULT 0",
+            "ALTER TABLE users ADD COLUMN allowed_client_ip TEXT NOT NULL DEFAULT '[]'",
+            "ALTER TABLE users ADD COLUMN sudo_session_enabled BIGINT NOT NULL DEFAULT 0",
+        ],
     ]
 
     /// Brings the database to `latest`, one transaction per version.

@@ -44,6 +44,27 @@ public struct User: Sendable, Codable, Equatable {
     public var domainName: String
     public var resourcePolicy: String
     public var createdAt: Int64
+    /// Free text an admin keeps about the user.
+    public var description: String = ""
+    /// The user must change the password at the next login.
+    public var needPasswordChange = false
+    /// Client addresses or networks the user may call from (empty: any).
+    public var allowedClientIPs: [String] = []
+    /// Whether the user's sessions allow sudo.
+    public var sudoSessionEnabled = false
+}
+
+/// What a new user gets besides email, name, password, role and domain (Backend.AI's
+/// `UserInput`); the defaults are Backend.AI's.
+public struct NewUserOptions: Sendable {
+    public var status = "active"
+    public var description = ""
+    public var needPasswordChange = false
+    public var allowedClientIPs: [String] = []
+    public var sudoSessionEnabled = false
+    /// Also create the user's first keypair, as Backend.AI does for every new user.
+    public var withKeypair = false
+    public init() {}
 }
 
 /// An API keypair.

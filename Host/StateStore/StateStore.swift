@@ -99,12 +99,15 @@ public final class StateStore: Sendable {
     // MARK: - Users and keypairs
 
     private static func insertUser(_ c: SQLConnection, id: String, email: String, username: String, passwordHash: String,
-                                   fullName: String, role: UserRole, domain: String, now: Int64) throws {
+                                   fullName: String, role: UserRole, domain: String, now: Int64, options: NewUserOptions = NewUserOptions()) throws {
+        let addresses = String(decoding: (try? JSONEncoder().encode(options.allowedClientIPs)) ?? Data("[]".utf8), as: UTF8.self)
         try c.execute("""
-            INSERT INTO users (id, email, username, password_hash, full_name, role, status, domain_name, resource_policy, created_at)
-            VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $8, $9)
-            """, [.text(id), .text(email), .text(username), .text(passwordHash), .text(fullName), .text(role.rawValue),
-                  .text(domain), .text(defaultPolicy), .int(now)])
+            INSERT INTO users (id, email, username, password_hash, full_name, role, status, domain_name, resource_policy, created_at,
+                               description, need_password_change, allowed_client_ip, sudo_session_enabled)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+            """, [.text(id), .text(email), .text(username), .text(passwordHash), .text(fullName), .text(role.rawValue), .text(options.status),
+                  .text(domain), .text(defaultPolicy), .int(now), .text(options.description), SQLValue(options.needPasswordChange),
+                  .text(addresses), SQLValue(options.sudoSessionEnabled)])
     }
 
     private static func insertKeypair(_ c: SQLConnection, userID: String, isAdmin: Bool, resourcePolicy: String,
@@ -125,7 +128,7 @@ public final class StateStore: Sendable {
     /// Creates a user in a domain and adds them to projects (by name).
     public func createUser(email: String, username: String? = nil, password: String, role: UserRole = .user,
                            fullName: String = "", domain: String = defaultDomain, projects: [String] = [defaultProject],
-                           passwordRounds: Int = PasswordHasher.defaultRounds) throws -> User {
+                           options: NewUserOptions = NewUserOptions(), passwordRounds: Int = PasswordHasher.defaultRounds) throws -> User {
         guard email.contains("@"), email.count <= 254 else { throw StoreError(.invalid, "'\(email)' is not an email address") }
         guard password.count >= 8 else { throw StoreError(.invalid, "the password must have at least 8 characters") }
         let hash = try PasswordHasher.hash(password, rounds: passwordRounds)
@@ -139,7 +142,11 @@ public final class StateStore: Sendable {
             }
             let id = UUID().uuidString.lowercased()
             let now = Clock.nowMicros()
-            try Self.insertUser(c, id: id, email: email, username: name, passwordHash: hash, fullName: fullName, role: role, domain: domain, now: now)
+            try Self.insertUser(c, id: id, email: email, username: name, passwordHash: hash, fullName: fullName, role: role, domain: domain, now: now,
+                                options: options)
+            if options.withKeypair {
+                _ = try Self.insertKeypair(c, userID: id, isAdmin: role != .user, resourcePolicy: Self.defaultPolicy, rateLimit: 0, now: now)
+            }
             for project in projects {
                 guard let row = try c.query("SELECT id FROM projects WHERE domain_name = $1 AND name = $2", [.text(domain), .text(project)]).first,
                       let projectID = row.string("id") else {
@@ -147,8 +154,10 @@ public final class StateStore: Sendable {
                 }
                 try c.execute("INSERT INTO project_members (project_id, user_id) VALUES ($1, $2)", [.text(projectID), .text(id)])
             }
-            return User(id: id, email: email, username: name, fullName: fullName, role: role, status: "active",
-                        domainName: domain, resourcePolicy: Self.defaultPolicy, createdAt: now)
+            return User(id: id, email: email, username: name, fullName: fullName, role: role, status: options.status,
+                        domainName: domain, resourcePolicy: Self.defaultPolicy, createdAt: now, description: options.description,
+                        needPasswordChange: options.needPasswordChange, allowedClientIPs: options.allowedClientIPs,
+                        sudoSessionEnabled: options.sudoSessionEnabled)
         }
     }
 
@@ -156,10 +165,16 @@ public final class StateStore: Sendable {
         User(id: r.string("id") ?? "", email: r.string("email") ?? "", username: r.string("username") ?? "",
              fullName: r.string("full_name") ?? "", role: UserRole(rawValue: r.string("role") ?? "") ?? .user,
              status: r.string("status") ?? "", domainName: r.string("domain_name") ?? "",
-             resourcePolicy: r.string("resource_policy") ?? "", createdAt: r.int("created_at") ?? 0)
+             resourcePolicy: r.string("resource_policy") ?? "", createdAt: r.int("created_at") ?? 0,
+             description: r.string("description") ?? "", needPasswordChange: r.bool("need_password_change"),
+             allowedClientIPs: (try? JSONDecoder().decode([String].self, from: Data((r.string("allowed_client_ip") ?? "[]").utf8))) ?? [],
+             sudoSessionEnabled: r.bool("sudo_session_enabled"))
     }
 
-    private static let userColumns = "id, email, username, full_name, role, status, domain_name, resource_policy, created_at"
+    private static let userColumns = """
+        id, email, username, full_name, role, status, domain_name, resource_policy, created_at, description, need_password_change,
+        allowed_client_ip, sudo_session_enabled
+        """
 
     public func users(domain: String? = nil) throws -> [User] {
         try database.withConnection { c in

@@ -122,6 +122,46 @@ import TestSupport
         }
     }
 
+    /// `admin user add` as the official client sends it: every UserInput field is accepted and
+    /// kept, the new user gets a keypair at once, TOTP is refused by name, and the `user` root
+    /// shows users to themselves and to admins only.
+    @Test(arguments: Backend.allCases)
+    func createdUsersGetAKeypairAndKeepTheirOptions(backend: Backend) async throws {
+        let (db, store, admin) = try bootstrappedStore(backend)
+        _ = db
+        defer { store.close() }
+        let app = try managerApp(store)
+        let create = """
+            mutation($email: String!, $input: UserInput!) { create_user(email: $email, props: $input) { ok msg user { email username uuid main_access_key } } }
+            """
+        let input = #"{"password": "alice-password-1", "role": "user", "status": "active", "need_password_change": true, "description": "data team", "#
+            + #""domain_name": "default", "totp_activated": false, "sudo_session_enabled": true, "username": "alice", "allowed_client_ip": ["10.0.0.0/8"]}"#
+        try await app.test(.router) { client in
+            let (_, created) = try await Self.query(client, create, variables: #"{"email": "alice@example.com", "input": \#(input)}"#,
+                                                    keys: (admin.accessKey, admin.secretKey))
+            #expect(created.contains("\"ok\": true") && created.contains("\"main_access_key\": \"AKIA"), "\(created)")
+            let alice = try #require(try store.user(email: "alice@example.com"))
+            #expect(alice.description == "data team" && alice.needPasswordChange && alice.sudoSessionEnabled && alice.allowedClientIPs == ["10.0.0.0/8"])
+            let aliceKey = try #require(try store.keypairs(userID: alice.id).first, "a new user gets a keypair")
+            #expect(aliceKey.isActive && !aliceKey.isAdmin)
+
+            let totp = input.replacingOccurrences(of: #""totp_activated": false"#, with: #""totp_activated": true"#)
+            let (_, refused) = try await Self.query(client, create, variables: #"{"email": "bob@example.com", "input": \#(totp)}"#,
+                                                    keys: (admin.accessKey, admin.secretKey))
+            #expect(refused.contains("\"ok\": false") && refused.contains("TOTP"), "\(refused)")
+            #expect(try store.user(email: "bob@example.com") == nil, "a refused user is not created")
+
+            let info = "query($email: String) { user(email: $email) { email description need_password_change allowed_client_ip sudo_session_enabled groups { name } } }"
+            let (_, shown) = try await Self.query(client, info, variables: #"{"email": "alice@example.com"}"#, keys: (admin.accessKey, admin.secretKey))
+            #expect(shown.contains("\"description\": \"data team\"") && shown.contains("\"allowed_client_ip\": [\"10.0.0.0/8\"]")
+                    && shown.contains("\"sudo_session_enabled\": true") && shown.contains("\"name\": \"default\""), "\(shown)")
+            let (_, own) = try await Self.query(client, info, variables: "{}", keys: (aliceKey.accessKey, aliceKey.secretKey))
+            #expect(own.contains("alice@example.com"), "no email: the caller: \(own)")
+            let (_, other) = try await Self.query(client, info, variables: "{\"email\": \"\(admin.email)\"}", keys: (aliceKey.accessKey, aliceKey.secretKey))
+            #expect(other.contains("errors") && !other.contains("\"email\": \"\(admin.email)\""), "users read only themselves: \(other)")
+        }
+    }
+
     /// Each query text is parsed and validated once; the verdict is reused, refusals
     /// included, and the cache stays within its bound, evicting the oldest text.
     @Test func documentVerdictsAreReusedAndBounded() throws {

@@ -60,6 +60,9 @@ check "vfolder delete" "Deleted" backend.ai vfolder delete compat-f
 
 check "admin agent list" "ALIVE" backend.ai admin agent list
 check "admin user list" "admin@hangar.local" backend.ai admin user list
+check "admin user add" "alice@example.com" backend.ai admin user add default alice@example.com alice-password-1 -u alice --description "data team" --sudo-session-enabled
+check "admin user info" "Sudo Session Enabled +True" backend.ai admin user info --email alice@example.com
+check "admin user add gives a keypair" "alice@example.com .*AKIA" backend.ai admin keypair list
 check "admin keypair list" "$BACKEND_ACCESS_KEY" backend.ai admin keypair list
 check "admin image list" "hangar/python" backend.ai admin image list
 check "admin keypair-resource-policy list" "default" backend.ai admin keypair-resource-policy list
