@@ -312,6 +312,43 @@ struct UserInput: Codable, Sendable {
     let sudo_session_enabled: Bool?
 }
 
+/// Backend.AI's `ModifyUserInput` (every field optional).
+struct ModifyUserInput: Codable, Sendable {
+    let password: String?
+    let username: String?
+    let full_name: String?
+    let domain_name: String?
+    let role: String?
+    let status: String?
+    let need_password_change: Bool?
+    let description: String?
+    let allowed_client_ip: [String]?
+    let totp_activated: Bool?
+    let group_ids: [String]?
+    let sudo_session_enabled: Bool?
+    let main_access_key: String?
+    let resource_policy: String?
+}
+
+struct ModifyUserArguments: Codable, Sendable {
+    let email: String
+    let props: ModifyUserInput
+}
+
+/// Backend.AI's `PurgeUserInput`.
+struct PurgeUserInput: Codable, Sendable {
+    let purge_shared_vfolders: Bool?
+}
+
+struct PurgeUserArguments: Codable, Sendable {
+    let email: String
+    let props: PurgeUserInput?
+}
+
+struct EmailArgument: Codable, Sendable {
+    let email: String
+}
+
 /// The `user` root's arguments: a user by email (nil: the caller).
 struct UserArguments: Codable, Sendable {
     let email: String?

@@ -302,6 +302,86 @@ struct GQLResolver: Sendable {
         }
     }
 
+    /// The user an admin names by email, if this admin may change them: domain admins only
+    /// their domain's users and never a superadmin; nobody their own account through these.
+    private static func target(_ email: String, context: GQLContext, store: StateStore, action: String) throws -> User {
+        guard let user = try store.user(email: email), context.isSuperadmin || user.domainName == context.caller.domain else {
+            throw StoreError(.notFound, "no user '\(email)' in your domain")
+        }
+        guard user.role != .superadmin || context.isSuperadmin else { throw StoreError(.invalid, "only superadmins \(action) a superadmin") }
+        return user
+    }
+
+    /// Forgets the cached identities of a user's keys, so a change applies to the next request.
+    private static func forget(_ userID: String, context: GQLContext, store: StateStore) throws {
+        for key in try store.keypairs(userID: userID) { context.api.auth.invalidate(key.accessKey) }
+    }
+
+    func modifyUser(context: GQLContext, arguments: ModifyUserArguments) async throws -> GQLMutationResult {
+        try context.requireAdmin("modify_user")
+        let p = arguments.props
+        if p.totp_activated == true { return GQLMutationResult(ok: false, msg: "totp_activated: two-factor login (TOTP) is not supported by Hangar") }
+        if p.main_access_key != nil {
+            return GQLMutationResult(ok: false, msg: "main_access_key: Hangar's main key is the user's oldest active keypair; deactivate or delete keys instead")
+        }
+        var changes = UserChanges()
+        if let role = p.role {
+            guard let parsed = UserRole(rawValue: role.lowercased()) else { return GQLMutationResult(ok: false, msg: "role must be user, admin or superadmin, not '\(role)'") }
+            guard parsed != .superadmin || context.isSuperadmin else { return GQLMutationResult(ok: false, msg: "only superadmins make superadmins") }
+            changes.role = parsed
+        }
+        (changes.password, changes.username, changes.fullName, changes.status) = (p.password, p.username, p.full_name, p.status?.lowercased())
+        (changes.description, changes.needPasswordChange, changes.allowedClientIPs) = (p.description, p.need_password_change, p.allowed_client_ip)
+        (changes.sudoSessionEnabled, changes.resourcePolicy, changes.projects) = (p.sudo_session_enabled, p.resource_policy, p.group_ids)
+        let planned = changes
+        do {
+            try await context.read { store in
+                let user = try Self.target(arguments.email, context: context, store: store, action: "modify")
+                if let domain = p.domain_name, domain != user.domainName {
+                    throw StoreError(.invalid, "domain_name: moving a user to another domain is not supported; create the user there")
+                }
+                if user.id == context.userID, planned.status == "inactive" || (planned.role != nil && planned.role != user.role) {
+                    throw StoreError(.invalid, "you cannot deactivate yourself or change your own role")
+                }
+                _ = try store.updateUser(id: user.id, planned)
+                try Self.forget(user.id, context: context, store: store)
+            }
+            return GQLMutationResult(ok: true, msg: "success")
+        } catch let error as StoreError {
+            return GQLMutationResult(ok: false, msg: error.message)
+        }
+    }
+
+    func deleteUser(context: GQLContext, arguments: EmailArgument) async throws -> GQLMutationResult {
+        try context.requireAdmin("delete_user")
+        do {
+            try await context.read { store in
+                let user = try Self.target(arguments.email, context: context, store: store, action: "delete")
+                guard user.id != context.userID else { throw StoreError(.invalid, "you cannot delete the user this request is signed by") }
+                try store.deleteUser(id: user.id)
+                try Self.forget(user.id, context: context, store: store)
+            }
+            return GQLMutationResult(ok: true, msg: "success")
+        } catch let error as StoreError {
+            return GQLMutationResult(ok: false, msg: error.message)
+        }
+    }
+
+    func purgeUser(context: GQLContext, arguments: PurgeUserArguments) async throws -> GQLMutationResult {
+        try context.requireAdmin("purge_user")
+        do {
+            try await context.read { store in
+                let user = try Self.target(arguments.email, context: context, store: store, action: "purge")
+                guard user.id != context.userID else { throw StoreError(.invalid, "you cannot purge the user this request is signed by") }
+                try Self.forget(user.id, context: context, store: store)
+                try store.purgeUser(id: user.id)
+            }
+            return GQLMutationResult(ok: true, msg: "success")
+        } catch let error as StoreError {
+            return GQLMutationResult(ok: false, msg: error.message)
+        }
+    }
+
     func createKeypair(context: GQLContext, arguments: CreateKeypairArguments) async throws -> GQLKeypairResult {
         try context.requireAdmin("create_keypair")
         let p = arguments.props

@@ -244,6 +244,25 @@ enum GQLSchema {
                 InputField("totp_activated", at: \.totp_activated)
                 InputField("sudo_session_enabled", at: \.sudo_session_enabled)
             }
+            Input(ModifyUserInput.self, as: "ModifyUserInput") {
+                InputField("password", at: \.password)
+                InputField("username", at: \.username)
+                InputField("full_name", at: \.full_name)
+                InputField("domain_name", at: \.domain_name)
+                InputField("role", at: \.role)
+                InputField("status", at: \.status)
+                InputField("need_password_change", at: \.need_password_change)
+                InputField("description", at: \.description)
+                InputField("allowed_client_ip", at: \.allowed_client_ip)
+                InputField("totp_activated", at: \.totp_activated)
+                InputField("group_ids", at: \.group_ids)
+                InputField("sudo_session_enabled", at: \.sudo_session_enabled)
+                InputField("main_access_key", at: \.main_access_key)
+                InputField("resource_policy", at: \.resource_policy)
+            }
+            Input(PurgeUserInput.self, as: "PurgeUserInput") {
+                InputField("purge_shared_vfolders", at: \.purge_shared_vfolders)
+            }
             Input(KeypairInput.self, as: "KeyPairInput") {
                 InputField("is_active", at: \.is_active)
                 InputField("is_admin", at: \.is_admin)
@@ -291,6 +310,17 @@ enum GQLSchema {
             }
             Mutation {
                 Field("create_user", at: GQLResolver.createUser) {
+                    Argument("email", at: \.email)
+                    Argument("props", at: \.props)
+                }
+                Field("modify_user", at: GQLResolver.modifyUser) {
+                    Argument("email", at: \.email)
+                    Argument("props", at: \.props)
+                }
+                Field("delete_user", at: GQLResolver.deleteUser) {
+                    Argument("email", at: \.email)
+                }
+                Field("purge_user", at: GQLResolver.purgeUser) {
                     Argument("email", at: \.email)
                     Argument("props", at: \.props)
                 }

@@ -67,6 +67,23 @@ public struct NewUserOptions: Sendable {
     public init() {}
 }
 
+/// Changes to a user (Backend.AI's `ModifyUserInput`); nil leaves a field as it is.
+public struct UserChanges: Sendable {
+    public var password: String?
+    public var username: String?
+    public var fullName: String?
+    public var role: UserRole?
+    public var status: String?
+    public var description: String?
+    public var needPasswordChange: Bool?
+    public var allowedClientIPs: [String]?
+    public var sudoSessionEnabled: Bool?
+    public var resourcePolicy: String?
+    /// Replaces the user's projects (by id or name, in the user's domain).
+    public var projects: [String]?
+    public init() {}
+}
+
 /// An API keypair.
 public struct Keypair: Sendable, Codable, Equatable {
     public var accessKey: String

@@ -229,6 +229,96 @@ public final class StateStore: Sendable {
         }
     }
 
+    /// Applies `changes` to a user in one transaction (all or nothing).
+    /// - Throws: `StoreError` `.notFound` (no such user, project or policy), `.invalid`
+    ///   (a short password or an unknown status), `.constraint` (a taken username).
+    public func updateUser(id: String, _ changes: UserChanges, passwordRounds: Int = PasswordHasher.defaultRounds) throws -> User {
+        if let password = changes.password, password.count < 8 { throw StoreError(.invalid, "the password must have at least 8 characters") }
+        if let status = changes.status, !["active", "inactive"].contains(status) {
+            throw StoreError(.invalid, "status must be active or inactive, not '\(status)'")
+        }
+        let hash = try changes.password.map { try PasswordHasher.hash($0, rounds: passwordRounds) }
+        return try database.transaction { c in
+            guard let row = try c.query("SELECT \(Self.userColumns) FROM users WHERE id = $1", [.text(id)]).first else {
+                throw StoreError(.notFound, "no user with id '\(id)'")
+            }
+            var sets: [String] = []
+            var params: [SQLValue] = []
+            func set(_ column: String, _ value: SQLValue) { params.append(value); sets.append("\(column) = $\(params.count)") }
+            if let username = changes.username {
+                if try !c.query("SELECT id FROM users WHERE username = $1 AND id <> $2", [.text(username), .text(id)]).isEmpty {
+                    throw StoreError(.constraint, "the username '\(username)' is taken")
+                }
+                set("username", .text(username))
+            }
+            if let hash { set("password_hash", .text(hash)) }
+            if let fullName = changes.fullName { set("full_name", .text(fullName)) }
+            if let role = changes.role { set("role", .text(role.rawValue)) }
+            if let status = changes.status { set("status", .text(status)) }
+            if let description = changes.description { set("description", .text(description)) }
+            if let flag = changes.needPasswordChange { set("need_password_change", SQLValue(flag)) }
+            if let addresses = changes.allowedClientIPs {
+                set("allowed_client_ip", .text(String(decoding: (try? JSONEncoder().encode(addresses)) ?? Data("[]".utf8), as: UTF8.self)))
+            }
+            if let flag = changes.sudoSessionEnabled { set("sudo_session_enabled", SQLValue(flag)) }
+            if let policy = changes.resourcePolicy {
+                guard try !c.query("SELECT name FROM resource_policies WHERE name = $1", [.text(policy)]).isEmpty else {
+                    throw StoreError(.notFound, "no resource policy named '\(policy)'")
+                }
+                set("resource_policy", .text(policy))
+            }
+            if !sets.isEmpty {
+                params.append(.text(id))
+                try c.execute("UPDATE users SET \(sets.joined(separator: ", ")) WHERE id = $\(params.count)", params)
+            }
+            if let wanted = changes.projects {
+                let domain = row.string("domain_name") ?? ""
+                var ids: [String] = []
+                for name in wanted {
+                    guard let found = try c.query("SELECT id FROM projects WHERE domain_name = $1 AND (id = $2 OR name = $2)", [.text(domain), .text(name)]).first?.string("id") else {
+                        throw StoreError(.notFound, "no project '\(name)' in domain '\(domain)'")
+                    }
+                    ids.append(found)
+                }
+                try c.execute("DELETE FROM project_members WHERE user_id = $1", [.text(id)])
+                for project in Set(ids) { try c.execute("INSERT INTO project_members (project_id, user_id) VALUES ($1, $2)", [.text(project), .text(id)]) }
+            }
+            guard let updated = try c.query("SELECT \(Self.userColumns) FROM users WHERE id = $1", [.text(id)]).first else {
+                throw StoreError(.notFound, "no user with id '\(id)'")
+            }
+            return Self.user(from: updated)
+        }
+    }
+
+    /// Backend.AI's `delete_user`: the user is marked deleted and every keypair of theirs
+    /// deactivated, in one transaction; their records stay (purge removes them).
+    public func deleteUser(id: String) throws {
+        try database.transaction { c in
+            guard try !c.query("SELECT id FROM users WHERE id = $1", [.text(id)]).isEmpty else { throw StoreError(.notFound, "no user with id '\(id)'") }
+            try c.execute("UPDATE users SET status = 'deleted' WHERE id = $1", [.text(id)])
+            try c.execute("UPDATE keypairs SET is_active = 0 WHERE user_id = $1", [.text(id)])
+        }
+    }
+
+    /// Removes a user and their keypairs, memberships and folder shares for good. Refused,
+    /// with nothing changed, while any session of theirs has not ended or they still own a
+    /// folder (destroy or delete those first).
+    public func purgeUser(id: String) throws {
+        try database.transaction { c in
+            guard try !c.query("SELECT id FROM users WHERE id = $1", [.text(id)]).isEmpty else { throw StoreError(.notFound, "no user with id '\(id)'") }
+            let sessions = try c.query("""
+                SELECT COUNT(*) AS n FROM sessions WHERE user_id = $1 AND status NOT IN ('TERMINATED', 'CANCELLED', 'ERROR')
+                """, [.text(id)]).first?.int("n") ?? 0
+            guard sessions == 0 else { throw StoreError(.constraint, "the user still has \(sessions) session(s) that have not ended; destroy them first") }
+            let folders = try c.query("SELECT COUNT(*) AS n FROM vfolders WHERE ownership = 'user' AND user_id = $1", [.text(id)]).first?.int("n") ?? 0
+            guard folders == 0 else { throw StoreError(.constraint, "the user still owns \(folders) folder(s); delete them (or their contents elsewhere) first") }
+            for statement in ["DELETE FROM vfolder_permissions WHERE user_id = $1", "DELETE FROM project_members WHERE user_id = $1",
+                              "DELETE FROM keypairs WHERE user_id = $1", "DELETE FROM users WHERE id = $1"] {
+                try c.execute(statement, [.text(id)])
+            }
+        }
+    }
+
     /// One page of keypairs (oldest first) with their owners, the owners' project names and
     /// running-session counts, and how many keypairs match in all, in one query: a list page costs one database round
     /// trip whatever it holds (PostgreSQL answers over the network).

@@ -159,6 +159,37 @@ import TestSupport
             #expect(own.contains("alice@example.com"), "no email: the caller: \(own)")
             let (_, other) = try await Self.query(client, info, variables: "{\"email\": \"\(admin.email)\"}", keys: (aliceKey.accessKey, aliceKey.secretKey))
             #expect(other.contains("errors") && !other.contains("\"email\": \"\(admin.email)\""), "users read only themselves: \(other)")
+
+            // admin user update / delete / purge, with their refusals.
+            let modify = "mutation($email: String!, $input: ModifyUserInput!) { modify_user(email: $email, props: $input) { ok msg } }"
+            let adminKeys = (admin.accessKey, admin.secretKey)
+            let (_, updated) = try await Self.query(client, modify, variables: #"{"email": "alice@example.com", "input": {"description": "ml team", "sudo_session_enabled": false, "full_name": "Alice A"}}"#, keys: adminKeys)
+            #expect(updated.contains("\"ok\": true"), "\(updated)")
+            let changed = try #require(try store.user(email: "alice@example.com"))
+            #expect(changed.description == "ml team" && !changed.sudoSessionEnabled && changed.fullName == "Alice A" && changed.allowedClientIPs == ["10.0.0.0/8"])
+            let (_, noTOTP) = try await Self.query(client, modify, variables: #"{"email": "alice@example.com", "input": {"totp_activated": true}}"#, keys: adminKeys)
+            #expect(noTOTP.contains("\"ok\": false") && noTOTP.contains("TOTP"), "\(noTOTP)")
+            let (_, notSelf) = try await Self.query(client, modify, variables: "{\"email\": \"\(admin.email)\", \"input\": {\"status\": \"inactive\"}}", keys: adminKeys)
+            #expect(notSelf.contains("\"ok\": false") && notSelf.contains("yourself"), "\(notSelf)")
+            let (_, notAdmin) = try await Self.query(client, modify, variables: #"{"email": "alice@example.com", "input": {"description": "x"}}"#, keys: (aliceKey.accessKey, aliceKey.secretKey))
+            #expect(notAdmin.contains("admin") && notAdmin.contains("errors"), "\(notAdmin)")
+
+            let purge = "mutation($email: String!, $input: PurgeUserInput!) { purge_user(email: $email, props: $input) { ok msg } }"
+            let project = try #require(try store.projects().first)
+            let running = try store.createSession(SessionSpec(name: "alice-busy", accessKey: aliceKey.accessKey, userID: alice.id, projectID: project.id,
+                                                              image: "img:1", requested: ResourceSlots(["cpu": 1])))
+            let (_, busy) = try await Self.query(client, purge, variables: #"{"email": "alice@example.com", "input": {"purge_shared_vfolders": false}}"#, keys: adminKeys)
+            #expect(busy.contains("\"ok\": false") && busy.contains("session"), "purge waits for sessions to end: \(busy)")
+            let (_, deleted) = try await Self.query(client, "mutation($email: String!) { delete_user(email: $email) { ok msg } }",
+                                                    variables: #"{"email": "alice@example.com"}"#, keys: adminKeys)
+            #expect(deleted.contains("\"ok\": true"), "\(deleted)")
+            #expect(try store.user(email: "alice@example.com")?.status == "deleted" && (try store.keypairs(userID: alice.id)).allSatisfy { !$0.isActive })
+            let (lockedOut, _) = try await Self.query(client, info, variables: "{}", keys: (aliceKey.accessKey, aliceKey.secretKey))
+            #expect(lockedOut == .unauthorized, "a deleted user's keys stop working")
+            _ = try store.transition(session: running.id, to: .cancelled, reason: "test")
+            let (_, purged) = try await Self.query(client, purge, variables: #"{"email": "alice@example.com", "input": {"purge_shared_vfolders": false}}"#, keys: adminKeys)
+            #expect(purged.contains("\"ok\": true"), "\(purged)")
+            #expect(try store.user(email: "alice@example.com") == nil && (try store.keypairs(userID: alice.id)).isEmpty)
         }
     }
 

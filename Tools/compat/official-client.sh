@@ -63,6 +63,13 @@ check "admin user list" "admin@hangar.local" backend.ai admin user list
 check "admin user add" "alice@example.com" backend.ai admin user add default alice@example.com alice-password-1 -u alice --description "data team" --sudo-session-enabled
 check "admin user info" "Sudo Session Enabled +True" backend.ai admin user info --email alice@example.com
 check "admin user add gives a keypair" "alice@example.com .*AKIA" backend.ai admin keypair list
+check "admin user update" "success|updated" backend.ai admin user update alice@example.com --description "ml team"
+check "admin user info (updated)" "alice@example.com" backend.ai admin user info --email alice@example.com
+check "admin user delete" "success|deleted" backend.ai admin user delete alice@example.com
+out=$(echo y | timeout 60 backend.ai admin user purge alice@example.com 2>&1)
+if grep -Eq "success|purged" <<<"$out"; then echo "PASS admin user purge"; else echo "FAIL admin user purge: $out"; failures=$((failures + 1)); fi
+out=$(timeout 60 backend.ai admin user list 2>&1)
+if grep -q "admin@hangar.local" <<<"$out" && ! grep -q "alice@example.com" <<<"$out"; then echo "PASS admin user list (purged user gone)"; else echo "FAIL admin user list after purge: $out"; failures=$((failures + 1)); fi
 check "admin keypair list" "$BACKEND_ACCESS_KEY" backend.ai admin keypair list
 check "admin image list" "hangar/python" backend.ai admin image list
 check "admin keypair-resource-policy list" "default" backend.ai admin keypair-resource-policy list
