@@ -353,28 +353,28 @@ struct GQLResolver: Sendable {
     }
 
     func deleteUser(context: GQLContext, arguments: EmailArgument) async throws -> GQLMutationResult {
-        try context.requireAdmin("delete_user")
-        do {
-            try await context.read { store in
-                let user = try Self.target(arguments.email, context: context, store: store, action: "delete")
-                guard user.id != context.userID else { throw StoreError(.invalid, "you cannot delete the user this request is signed by") }
-                try store.deleteUser(id: user.id)
-                try Self.forget(user.id, context: context, store: store)
-            }
-            return GQLMutationResult(ok: true, msg: "success")
-        } catch let error as StoreError {
-            return GQLMutationResult(ok: false, msg: error.message)
+        try await Self.removeUser(arguments.email, context: context, root: "delete_user", action: "delete") { store, user in
+            try store.deleteUser(id: user.id)
         }
     }
 
     func purgeUser(context: GQLContext, arguments: PurgeUserArguments) async throws -> GQLMutationResult {
-        try context.requireAdmin("purge_user")
+        try await Self.removeUser(arguments.email, context: context, root: "purge_user", action: "purge") { store, user in
+            try store.purgeUser(id: user.id)
+        }
+    }
+
+    /// Deleting and purging share their checks: an admin, a user this admin may change, never
+    /// the one signing the request; the user's cached identities are dropped first.
+    private static func removeUser(_ email: String, context: GQLContext, root: String, action: String,
+                                   _ body: @escaping @Sendable (StateStore, User) throws -> Void) async throws -> GQLMutationResult {
+        try context.requireAdmin(root)
         do {
             try await context.read { store in
-                let user = try Self.target(arguments.email, context: context, store: store, action: "purge")
-                guard user.id != context.userID else { throw StoreError(.invalid, "you cannot purge the user this request is signed by") }
-                try Self.forget(user.id, context: context, store: store)
-                try store.purgeUser(id: user.id)
+                let user = try target(email, context: context, store: store, action: action)
+                guard user.id != context.userID else { throw StoreError(.invalid, "you cannot \(action) the user this request is signed by") }
+                try forget(user.id, context: context, store: store)
+                try body(store, user)
             }
             return GQLMutationResult(ok: true, msg: "success")
         } catch let error as StoreError {
