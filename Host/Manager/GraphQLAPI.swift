@@ -372,9 +372,21 @@ struct CreateKeypairArguments: Codable, Sendable {
     let props: KeypairInput
 }
 
+/// Backend.AI's `ModifyKeyPairInput` (the same fields as `KeyPairInput`, all optional).
+struct ModifyKeypairInput: Codable, Sendable {
+    let is_active: Bool?
+    let is_admin: Bool?
+    let resource_policy: String?
+    let rate_limit: Int?
+}
+
 struct ModifyKeypairArguments: Codable, Sendable {
     let access_key: String
-    let props: KeypairInput
+    let props: ModifyKeypairInput
+}
+
+struct AccessKeyArgument: Codable, Sendable {
+    let access_key: String
 }
 
 struct PolicyInput: Codable, Sendable {

@@ -401,14 +401,43 @@ struct GQLResolver: Sendable {
         }
     }
 
+    /// A keypair an admin may change: domain admins only their domain's, never a superadmin's.
+    private static func targetKeypair(_ accessKey: String, context: GQLContext, store: StateStore) throws -> KeypairIdentity {
+        guard let found = try store.identity(accessKey: accessKey), context.isSuperadmin || found.domainName == context.caller.domain else {
+            throw StoreError(.notFound, "no keypair '\(accessKey)' in your domain")
+        }
+        guard found.userRole != .superadmin || context.isSuperadmin else { throw StoreError(.invalid, "only superadmins change a superadmin's keypair") }
+        return found
+    }
+
     func modifyKeypair(context: GQLContext, arguments: ModifyKeypairArguments) async throws -> GQLMutationResult {
         try context.requireAdmin("modify_keypair")
-        guard arguments.props.is_active != false || arguments.access_key != context.caller.accessKey else {
-            return GQLMutationResult(ok: false, msg: "you cannot deactivate the keypair this request is signed with")
+        let p = arguments.props
+        guard arguments.access_key != context.caller.accessKey || (p.is_active != false && p.is_admin != false) else {
+            return GQLMutationResult(ok: false, msg: "you cannot deactivate the keypair this request is signed with, or take its admin rights")
         }
         do {
             try await context.read { store in
-                if let active = arguments.props.is_active { try store.setKeypairActive(arguments.access_key, active) }
+                _ = try Self.targetKeypair(arguments.access_key, context: context, store: store)
+                try store.updateKeypair(arguments.access_key, isActive: p.is_active, isAdmin: p.is_admin, resourcePolicy: p.resource_policy,
+                                        rateLimit: p.rate_limit.map(Int64.init))
+            }
+            context.api.auth.invalidate(arguments.access_key)
+            return GQLMutationResult(ok: true, msg: "success")
+        } catch let error as StoreError {
+            return GQLMutationResult(ok: false, msg: error.message)
+        }
+    }
+
+    func deleteKeypair(context: GQLContext, arguments: AccessKeyArgument) async throws -> GQLMutationResult {
+        try context.requireAdmin("delete_keypair")
+        guard arguments.access_key != context.caller.accessKey else {
+            return GQLMutationResult(ok: false, msg: "you cannot delete the keypair this request is signed with")
+        }
+        do {
+            try await context.read { store in
+                _ = try Self.targetKeypair(arguments.access_key, context: context, store: store)
+                try store.deleteKeypair(arguments.access_key)
             }
             context.api.auth.invalidate(arguments.access_key)
             return GQLMutationResult(ok: true, msg: "success")

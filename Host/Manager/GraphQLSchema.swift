@@ -263,6 +263,12 @@ enum GQLSchema {
             Input(PurgeUserInput.self, as: "PurgeUserInput") {
                 InputField("purge_shared_vfolders", at: \.purge_shared_vfolders)
             }
+            Input(ModifyKeypairInput.self, as: "ModifyKeyPairInput") {
+                InputField("is_active", at: \.is_active)
+                InputField("is_admin", at: \.is_admin)
+                InputField("resource_policy", at: \.resource_policy)
+                InputField("rate_limit", at: \.rate_limit)
+            }
             Input(KeypairInput.self, as: "KeyPairInput") {
                 InputField("is_active", at: \.is_active)
                 InputField("is_admin", at: \.is_admin)
@@ -327,6 +333,9 @@ enum GQLSchema {
                 Field("create_keypair", at: GQLResolver.createKeypair) {
                     Argument("user_id", at: \.user_id)
                     Argument("props", at: \.props)
+                }
+                Field("delete_keypair", at: GQLResolver.deleteKeypair) {
+                    Argument("access_key", at: \.access_key)
                 }
                 Field("modify_keypair", at: GQLResolver.modifyKeypair) {
                     Argument("access_key", at: \.access_key)

@@ -385,6 +385,49 @@ public final class StateStore: Sendable {
         if changed == 0 { throw StoreError(.notFound, "no keypair with access key '\(accessKey)'") }
     }
 
+    /// Changes a keypair's flags, policy or rate limit (nil leaves a field as it is), in one
+    /// transaction.
+    /// - Throws: `StoreError` `.notFound` (no such keypair or keypair policy), `.invalid`
+    ///   (a negative rate limit).
+    public func updateKeypair(_ accessKey: String, isActive: Bool? = nil, isAdmin: Bool? = nil, resourcePolicy: String? = nil, rateLimit: Int64? = nil) throws {
+        if let rateLimit, rateLimit < 0 { throw StoreError(.invalid, "rate_limit must be 0 (unlimited) or a positive number of requests per minute") }
+        try database.transaction { c in
+            guard try !c.query("SELECT access_key FROM keypairs WHERE access_key = $1", [.text(accessKey)]).isEmpty else {
+                throw StoreError(.notFound, "no keypair with access key '\(accessKey)'")
+            }
+            var sets: [String] = []
+            var params: [SQLValue] = []
+            func set(_ column: String, _ value: SQLValue) { params.append(value); sets.append("\(column) = $\(params.count)") }
+            if let isActive { set("is_active", SQLValue(isActive)) }
+            if let isAdmin { set("is_admin", SQLValue(isAdmin)) }
+            if let resourcePolicy {
+                guard try !c.query("SELECT name FROM resource_policies WHERE scope = 'keypair' AND name = $1", [.text(resourcePolicy)]).isEmpty else {
+                    throw StoreError(.notFound, "no keypair resource policy named '\(resourcePolicy)'")
+                }
+                set("resource_policy", .text(resourcePolicy))
+            }
+            if let rateLimit { set("rate_limit", .int(rateLimit)) }
+            guard !sets.isEmpty else { return }
+            params.append(.text(accessKey))
+            try c.execute("UPDATE keypairs SET \(sets.joined(separator: ", ")) WHERE access_key = $\(params.count)", params)
+        }
+    }
+
+    /// Deletes a keypair. Refused, with nothing changed, while a session started with it has
+    /// not ended.
+    public func deleteKeypair(_ accessKey: String) throws {
+        try database.transaction { c in
+            guard try !c.query("SELECT access_key FROM keypairs WHERE access_key = $1", [.text(accessKey)]).isEmpty else {
+                throw StoreError(.notFound, "no keypair with access key '\(accessKey)'")
+            }
+            let sessions = try c.query("""
+                SELECT COUNT(*) AS n FROM sessions WHERE access_key = $1 AND status NOT IN ('TERMINATED', 'CANCELLED', 'ERROR')
+                """, [.text(accessKey)]).first?.int("n") ?? 0
+            guard sessions == 0 else { throw StoreError(.constraint, "\(sessions) session(s) started with \(accessKey) have not ended; destroy them first") }
+            try c.execute("DELETE FROM keypairs WHERE access_key = $1", [.text(accessKey)])
+        }
+    }
+
     // MARK: - Policies, groups, projects
 
     public func resourcePolicies(scope: PolicyScope) throws -> [ResourcePolicy] {

@@ -193,6 +193,50 @@ import TestSupport
         }
     }
 
+    /// `admin keypair update|activate|deactivate|delete` as the official client sends them
+    /// (`ModifyKeyPairInput`): every field applies, a deactivated key stops working, and the
+    /// signing key cannot be deactivated, demoted or deleted; a key in use cannot be deleted.
+    @Test(arguments: Backend.allCases)
+    func keypairsAreModifiedAndDeletedAsTheClientAsks(backend: Backend) async throws {
+        let (db, store, admin) = try bootstrappedStore(backend)
+        _ = db
+        defer { store.close() }
+        let bob = try store.createUser(email: "bob@example.com", password: "bob-password", passwordRounds: 1000)
+        let bobKey = try store.createKeypair(userID: bob.id)
+        let adminKeys = (admin.accessKey, admin.secretKey)
+        let modify = "mutation($access_key: String!, $input: ModifyKeyPairInput!) { modify_keypair(access_key: $access_key, props: $input) { ok msg } }"
+        let delete = "mutation($access_key: String!) { delete_keypair(access_key: $access_key) { ok msg } }"
+        try await managerApp(store).test(.router) { client in
+            let (_, updated) = try await Self.query(client, modify, variables: "{\"access_key\": \"\(bobKey.accessKey)\", \"input\": {\"rate_limit\": 100, \"is_admin\": true, \"resource_policy\": \"default\"}}", keys: adminKeys)
+            #expect(updated.contains("\"ok\": true"), "\(updated)")
+            var stored = try #require(try store.keypairs(userID: bob.id).first)
+            #expect(stored.rateLimit == 100 && stored.isAdmin && stored.isActive)
+            let (_, negative) = try await Self.query(client, modify, variables: "{\"access_key\": \"\(bobKey.accessKey)\", \"input\": {\"rate_limit\": -1}}", keys: adminKeys)
+            #expect(negative.contains("\"ok\": false") && negative.contains("rate_limit"), "\(negative)")
+            let (_, off) = try await Self.query(client, modify, variables: "{\"access_key\": \"\(bobKey.accessKey)\", \"input\": {\"is_active\": false}}", keys: adminKeys)
+            #expect(off.contains("\"ok\": true"), "\(off)")
+            stored = try #require(try store.keypairs(userID: bob.id).first)
+            #expect(!stored.isActive && stored.rateLimit == 100, "only the given field changed")
+            let (bobStatus, _) = try await Self.query(client, "{ keypair { access_key } }", keys: (bobKey.accessKey, bobKey.secretKey))
+            #expect(bobStatus == .unauthorized, "a deactivated key stops working")
+            for input in [#"{"is_active": false}"#, #"{"is_admin": false}"#] {
+                let (_, own) = try await Self.query(client, modify, variables: "{\"access_key\": \"\(admin.accessKey)\", \"input\": \(input)}", keys: adminKeys)
+                #expect(own.contains("\"ok\": false") && own.contains("signed with"), "\(own)")
+            }
+            let (_, ownDelete) = try await Self.query(client, delete, variables: "{\"access_key\": \"\(admin.accessKey)\"}", keys: adminKeys)
+            #expect(ownDelete.contains("\"ok\": false"), "\(ownDelete)")
+            let project = try #require(try store.projects().first)
+            let session = try store.createSession(SessionSpec(name: "bob-s", accessKey: bobKey.accessKey, userID: bob.id, projectID: project.id,
+                                                              image: "img:1", requested: ResourceSlots(["cpu": 1])))
+            let (_, inUse) = try await Self.query(client, delete, variables: "{\"access_key\": \"\(bobKey.accessKey)\"}", keys: adminKeys)
+            #expect(inUse.contains("\"ok\": false") && inUse.contains("session"), "\(inUse)")
+            _ = try store.transition(session: session.id, to: .cancelled, reason: "test")
+            let (_, deleted) = try await Self.query(client, delete, variables: "{\"access_key\": \"\(bobKey.accessKey)\"}", keys: adminKeys)
+            let remaining = try store.keypairs(userID: bob.id)
+            #expect(deleted.contains("\"ok\": true") && remaining.isEmpty, "\(deleted)")
+        }
+    }
+
     /// Each query text is parsed and validated once; the verdict is reused, refusals
     /// included, and the cache stays within its bound, evicting the oldest text.
     @Test func documentVerdictsAreReusedAndBounded() throws {
