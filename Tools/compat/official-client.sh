@@ -63,7 +63,7 @@ check "admin user list" "admin@hangar.local" backend.ai admin user list
 check "admin user add" "alice@example.com" backend.ai admin user add default alice@example.com alice-password-1 -u alice --description "data team" --sudo-session-enabled
 check "admin user info" "Sudo Session Enabled +True" backend.ai admin user info --email alice@example.com
 check "admin user add gives a keypair" "alice@example.com .*AKIA" backend.ai admin keypair list
-key=$(timeout 60 backend.ai admin keypair add alice@example.com default 2>&1 | awk '$1 == "access_key" {print $2}')
+key=$(timeout 60 backend.ai admin keypair add alice@example.com default 2>&1 | awk '$1 == "access_key" {print $2; exit}')
 if [[ $key == AKIA* ]]; then echo "PASS admin keypair add"; else echo "FAIL admin keypair add: no access key printed"; failures=$((failures + 1)); fi
 check "admin keypair update" "success" backend.ai admin keypair update "$key" --rate-limit 100 --is-admin false
 check "admin keypair deactivate" "success" backend.ai admin keypair deactivate "$key"
