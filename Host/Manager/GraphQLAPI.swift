@@ -345,6 +345,11 @@ struct PurgeUserArguments: Codable, Sendable {
     let props: PurgeUserInput?
 }
 
+/// A root that finds one object by an optional name (the client declares `$name: String`).
+struct OptionalNameArgument: Codable, Sendable {
+    let name: String?
+}
+
 struct EmailArgument: Codable, Sendable {
     let email: String
 }

@@ -237,6 +237,19 @@ struct GQLResolver: Sendable {
         }
     }
 
+    /// One keypair resource policy (`admin keypair-resource-policy info`): by name, or the
+    /// caller's own when no name is given; users see only their own.
+    func keypairResourcePolicy(context: GQLContext, arguments: OptionalNameArgument) async throws -> GQLPolicy? {
+        let wanted = arguments.name ?? context.caller.identity.keypair.resourcePolicy
+        return try await keypairResourcePolicies(context: context, arguments: NoArguments()).first { $0.name == wanted }
+    }
+
+    /// One resource group (`admin scaling-group info`): admins see any, users those open to them.
+    func scalingGroup(context: GQLContext, arguments: OptionalNameArgument) async throws -> GQLScalingGroup? {
+        guard let name = arguments.name else { throw GraphQLError(message: "scaling_group needs a name") }
+        return try await scalingGroups(context: context, arguments: ActiveArgument(is_active: nil)).first { $0.name == name }
+    }
+
     func scalingGroups(context: GQLContext, arguments: ActiveArgument) async throws -> [GQLScalingGroup] {
         let userID = context.userID
         let admin = context.caller.isAdmin

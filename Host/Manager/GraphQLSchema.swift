@@ -309,6 +309,12 @@ enum GQLSchema {
                     Argument("is_operation", at: \.is_operation)
                 }
                 Field("keypair_resource_policies", at: GQLResolver.keypairResourcePolicies)
+                Field("keypair_resource_policy", at: GQLResolver.keypairResourcePolicy) {
+                    Argument("name", at: \.name)
+                }
+                Field("scaling_group", at: GQLResolver.scalingGroup) {
+                    Argument("name", at: \.name)
+                }
                 Field("scaling_groups", at: GQLResolver.scalingGroups) {
                     Argument("is_active", at: \.is_active)
                 }

@@ -237,6 +237,28 @@ import TestSupport
         }
     }
 
+    /// `admin scaling-group info` and `admin keypair-resource-policy info`: one object by name;
+    /// users see only what is theirs, and an unknown name is null.
+    @Test func infoRootsFindOneObjectByName() async throws {
+        let (db, store, admin) = try bootstrappedStore(.sqlite)
+        _ = db
+        defer { store.close() }
+        let carol = try store.createUser(email: "carol@example.com", password: "carol-password", passwordRounds: 1000)
+        let carolKey = try store.createKeypair(userID: carol.id)
+        try await managerApp(store).test(.router) { client in
+            let group = "query($name: String) { scaling_group(name: $name) { name scheduler is_active } }"
+            let (_, found) = try await Self.query(client, group, variables: #"{"name": "default"}"#, keys: (admin.accessKey, admin.secretKey))
+            #expect(found.contains("\"name\": \"default\"") && found.contains("\"scheduler\": \"fifo\""), "\(found)")
+            let (_, missing) = try await Self.query(client, group, variables: #"{"name": "nope"}"#, keys: (admin.accessKey, admin.secretKey))
+            #expect(missing.contains("\"scaling_group\": null"), "\(missing)")
+            let policy = "query($name: String) { keypair_resource_policy(name: $name) { name max_concurrent_sessions } }"
+            let (_, own) = try await Self.query(client, policy, variables: "{}", keys: (carolKey.accessKey, carolKey.secretKey))
+            #expect(own.contains("\"name\": \"default\""), "no name: the caller's own policy: \(own)")
+            let (_, other) = try await Self.query(client, policy, variables: #"{"name": "unknown-policy"}"#, keys: (carolKey.accessKey, carolKey.secretKey))
+            #expect(other.contains("\"keypair_resource_policy\": null"), "\(other)")
+        }
+    }
+
     /// Each query text is parsed and validated once; the verdict is reused, refusals
     /// included, and the cache stays within its bound, evicting the oldest text.
     @Test func documentVerdictsAreReusedAndBounded() throws {

@@ -80,6 +80,8 @@ check "admin keypair list" "$BACKEND_ACCESS_KEY" backend.ai admin keypair list
 check "admin image list" "hangar/python" backend.ai admin image list
 check "admin keypair-resource-policy list" "default" backend.ai admin keypair-resource-policy list
 check "admin scaling-group list" "default" backend.ai admin scaling-group list
+check "admin scaling-group info" "fifo" backend.ai admin scaling-group info default
+check "admin keypair-resource-policy info" "default" backend.ai admin keypair-resource-policy info default
 
 echo "$failures failure(s)"
 [ "$failures" = 0 ]
