@@ -39,9 +39,10 @@ final class GQLDocumentCache: Sendable {
 
     /// The verdict on `query` against `schema`, computed once per text.
     func verdict(_ query: String, schema: GraphQLSchema) -> Verdict {
+        // Texts too large to keep are never looked up either (hashing them would be wasted).
+        guard query.utf8.count <= largestCachedText else { return Self.check(query, schema: schema) }
         if let known = state.withLock({ $0.verdicts[query] }) { return known }
         let verdict = Self.check(query, schema: schema)
-        guard query.utf8.count <= largestCachedText else { return verdict }
         state.withLock { state in
             guard state.verdicts[query] == nil else { return }
             if state.verdicts.count >= capacity, !state.order.isEmpty {

@@ -42,7 +42,7 @@ final class GraphQLExecutors: Sendable {
 
 /// A task executor backed by one thread and a FIFO of jobs.
 final class QueueTaskExecutor: TaskExecutor, @unchecked Sendable {
-    // @unchecked: `jobs` and `waiting` are only touched under `condition`'s lock.
+    // @unchecked: `jobs` and `head` are only touched under `condition`'s lock.
     private let condition = NSCondition()
     private var jobs: [UnownedJob] = []
     private var head = 0

@@ -147,9 +147,10 @@ struct GQLResolver: Sendable {
     /// domain's users, superadmins anyone; nil email is the caller.
     func user(context: GQLContext, arguments: UserArguments) async throws -> GQLUser? {
         let caller = context.caller
-        let email = arguments.email ?? caller.identity.keypair.userID
+        let email = arguments.email
         return try await context.read { store in
-            guard let u = try store.user(email: email) ?? store.user(id: email) else { return nil }
+            let found = try email.map { try store.user(email: $0) ?? store.user(id: $0) } ?? store.user(id: caller.identity.keypair.userID)
+            guard let u = found else { return nil }
             if u.id != caller.identity.keypair.userID {
                 guard caller.isAdmin else { throw GraphQLError(message: "you can read only your own user (user needs an admin keypair for others)") }
                 guard context.isSuperadmin || u.domainName == caller.domain else { return nil }
@@ -429,16 +430,9 @@ struct GQLResolver: Sendable {
         guard arguments.access_key != context.caller.accessKey || (p.is_active != false && p.is_admin != false) else {
             return GQLMutationResult(ok: false, msg: "you cannot deactivate the keypair this request is signed with, or take its admin rights")
         }
-        do {
-            try await context.read { store in
-                _ = try Self.targetKeypair(arguments.access_key, context: context, store: store)
-                try store.updateKeypair(arguments.access_key, isActive: p.is_active, isAdmin: p.is_admin, resourcePolicy: p.resource_policy,
-                                        rateLimit: p.rate_limit.map(Int64.init))
-            }
-            context.api.auth.invalidate(arguments.access_key)
-            return GQLMutationResult(ok: true, msg: "success")
-        } catch let error as StoreError {
-            return GQLMutationResult(ok: false, msg: error.message)
+        return try await Self.changeKeypair(arguments.access_key, context: context) { store in
+            try store.updateKeypair(arguments.access_key, isActive: p.is_active, isAdmin: p.is_admin, resourcePolicy: p.resource_policy,
+                                    rateLimit: p.rate_limit.map(Int64.init))
         }
     }
 
@@ -447,12 +441,19 @@ struct GQLResolver: Sendable {
         guard arguments.access_key != context.caller.accessKey else {
             return GQLMutationResult(ok: false, msg: "you cannot delete the keypair this request is signed with")
         }
+        return try await Self.changeKeypair(arguments.access_key, context: context) { store in try store.deleteKeypair(arguments.access_key) }
+    }
+
+    /// Changes a keypair this admin may change (`targetKeypair`), then drops its cached identity
+    /// so the change applies to the next request; store refusals become `ok: false`.
+    private static func changeKeypair(_ accessKey: String, context: GQLContext,
+                                      _ body: @escaping @Sendable (StateStore) throws -> Void) async throws -> GQLMutationResult {
         do {
             try await context.read { store in
-                _ = try Self.targetKeypair(arguments.access_key, context: context, store: store)
-                try store.deleteKeypair(arguments.access_key)
+                _ = try targetKeypair(accessKey, context: context, store: store)
+                try body(store)
             }
-            context.api.auth.invalidate(arguments.access_key)
+            context.api.auth.invalidate(accessKey)
             return GQLMutationResult(ok: true, msg: "success")
         } catch let error as StoreError {
             return GQLMutationResult(ok: false, msg: error.message)

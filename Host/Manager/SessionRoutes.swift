@@ -144,7 +144,7 @@ extension ManagerAPI {
         object["sessionId"] = current.id
         object["sessionName"] = current.name
         object["ownerAccessKey"] = current.accessKey
-        return String(decoding: (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8), as: UTF8.self)
+        return eventJSON(object)
     }
 
     /// The JSON payload of an event (always valid JSON: the client json.loads every one).
@@ -152,15 +152,17 @@ extension ManagerAPI {
         var object: [String: Any] = ["sessionId": s.id, "sessionName": s.name, "ownerAccessKey": s.accessKey,
                                      "reason": status.isTerminal ? s.statusInfo : "", "exitCode": NSNull()]
         if status.isTerminal, let exitCode { object["exitCode"] = exitCode }
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
-        return String(decoding: data, as: UTF8.self)
+        return eventJSON(object)
     }
 
     /// The `session_waiting` event: the scheduler's reason a pending session waits.
     static func waitingData(_ s: SessionRecord) -> String {
-        let object: [String: Any] = ["sessionId": s.id, "sessionName": s.name, "ownerAccessKey": s.accessKey, "reason": s.statusInfo]
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
-        return String(decoding: data, as: UTF8.self)
+        eventJSON(["sessionId": s.id, "sessionName": s.name, "ownerAccessKey": s.accessKey, "reason": s.statusInfo])
+    }
+
+    /// An event payload as JSON text, keys sorted (always valid JSON: the client json.loads every one).
+    static func eventJSON(_ object: [String: Any]) -> String {
+        String(decoding: (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8), as: UTF8.self)
     }
 
     /// A session by name or id: the caller's own; for a domain admin, any in the domain; for

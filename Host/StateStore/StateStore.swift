@@ -100,14 +100,13 @@ public final class StateStore: Sendable {
 
     private static func insertUser(_ c: SQLConnection, id: String, email: String, username: String, passwordHash: String,
                                    fullName: String, role: UserRole, domain: String, now: Int64, options: NewUserOptions = NewUserOptions()) throws {
-        let addresses = String(decoding: (try? JSONEncoder().encode(options.allowedClientIPs)) ?? Data("[]".utf8), as: UTF8.self)
         try c.execute("""
             INSERT INTO users (id, email, username, password_hash, full_name, role, status, domain_name, resource_policy, created_at,
                                description, need_password_change, allowed_client_ip, sudo_session_enabled)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
             """, [.text(id), .text(email), .text(username), .text(passwordHash), .text(fullName), .text(role.rawValue), .text(options.status),
                   .text(domain), .text(defaultPolicy), .int(now), .text(options.description), SQLValue(options.needPasswordChange),
-                  .text(addresses), SQLValue(options.sudoSessionEnabled)])
+                  Self.addressList(options.allowedClientIPs), SQLValue(options.sudoSessionEnabled)])
     }
 
     private static func insertKeypair(_ c: SQLConnection, userID: String, isAdmin: Bool, resourcePolicy: String,
@@ -161,20 +160,28 @@ public final class StateStore: Sendable {
         }
     }
 
-    private static func user(from r: SQLRow) -> User {
-        User(id: r.string("id") ?? "", email: r.string("email") ?? "", username: r.string("username") ?? "",
-             fullName: r.string("full_name") ?? "", role: UserRole(rawValue: r.string("role") ?? "") ?? .user,
-             status: r.string("status") ?? "", domainName: r.string("domain_name") ?? "",
-             resourcePolicy: r.string("resource_policy") ?? "", createdAt: r.int("created_at") ?? 0,
-             description: r.string("description") ?? "", needPasswordChange: r.bool("need_password_change"),
-             allowedClientIPs: (try? JSONDecoder().decode([String].self, from: Data((r.string("allowed_client_ip") ?? "[]").utf8))) ?? [],
-             sudoSessionEnabled: r.bool("sudo_session_enabled"))
+    /// A user from a row holding `userColumnNames`, each named `prefix` + column (joins alias
+    /// them, e.g. `u_email`).
+    private static func user(from r: SQLRow, prefix: String = "") -> User {
+        func text(_ column: String) -> String { r.string(prefix + column) ?? "" }
+        return User(id: text("id"), email: text("email"), username: text("username"), fullName: text("full_name"),
+                    role: UserRole(rawValue: text("role")) ?? .user, status: text("status"), domainName: text("domain_name"),
+                    resourcePolicy: text("resource_policy"), createdAt: r.int(prefix + "created_at") ?? 0, description: text("description"),
+                    needPasswordChange: r.bool(prefix + "need_password_change"),
+                    allowedClientIPs: (try? JSONDecoder().decode([String].self, from: Data((r.string(prefix + "allowed_client_ip") ?? "[]").utf8))) ?? [],
+                    sudoSessionEnabled: r.bool(prefix + "sudo_session_enabled"))
     }
 
-    private static let userColumns = """
-        id, email, username, full_name, role, status, domain_name, resource_policy, created_at, description, need_password_change,
-        allowed_client_ip, sudo_session_enabled
-        """
+    private static let userColumnNames = ["id", "email", "username", "full_name", "role", "status", "domain_name", "resource_policy", "created_at",
+                                          "description", "need_password_change", "allowed_client_ip", "sudo_session_enabled"]
+    private static let userColumns = userColumnNames.joined(separator: ", ")
+    /// The user columns of a join on `users u`, each aliased `u_<column>`.
+    private static let joinedUserColumns = userColumnNames.map { "u.\($0) AS u_\($0)" }.joined(separator: ", ")
+
+    /// The stored form of a user's allowed client addresses (a JSON list).
+    private static func addressList(_ addresses: [String]) -> SQLValue {
+        .text(String(decoding: (try? JSONEncoder().encode(addresses)) ?? Data("[]".utf8), as: UTF8.self))
+    }
 
     public func users(domain: String? = nil) throws -> [User] {
         try database.withConnection { c in
@@ -183,19 +190,19 @@ public final class StateStore: Sendable {
             } else {
                 try c.query("SELECT \(Self.userColumns) FROM users ORDER BY created_at, email")
             }
-            return rows.map(Self.user(from:))
+            return rows.map { Self.user(from: $0) }
         }
     }
 
     public func user(email: String) throws -> User? {
         try database.withConnection { c in
-            try c.query("SELECT \(Self.userColumns) FROM users WHERE email = $1", [.text(email)]).first.map(Self.user(from:))
+            try c.query("SELECT \(Self.userColumns) FROM users WHERE email = $1", [.text(email)]).first.map { Self.user(from: $0) }
         }
     }
 
     public func user(id: String) throws -> User? {
         try database.withConnection { c in
-            try c.query("SELECT \(Self.userColumns) FROM users WHERE id = $1", [.text(id)]).first.map(Self.user(from:))
+            try c.query("SELECT \(Self.userColumns) FROM users WHERE id = $1", [.text(id)]).first.map { Self.user(from: $0) }
         }
     }
 
@@ -242,35 +249,28 @@ public final class StateStore: Sendable {
             guard let row = try c.query("SELECT \(Self.userColumns) FROM users WHERE id = $1", [.text(id)]).first else {
                 throw StoreError(.notFound, "no user with id '\(id)'")
             }
-            var sets: [String] = []
-            var params: [SQLValue] = []
-            func set(_ column: String, _ value: SQLValue) { params.append(value); sets.append("\(column) = $\(params.count)") }
+            var updates = ColumnUpdates()
             if let username = changes.username {
                 if try !c.query("SELECT id FROM users WHERE username = $1 AND id <> $2", [.text(username), .text(id)]).isEmpty {
                     throw StoreError(.constraint, "the username '\(username)' is taken")
                 }
-                set("username", .text(username))
+                updates.set("username", .text(username))
             }
-            if let hash { set("password_hash", .text(hash)) }
-            if let fullName = changes.fullName { set("full_name", .text(fullName)) }
-            if let role = changes.role { set("role", .text(role.rawValue)) }
-            if let status = changes.status { set("status", .text(status)) }
-            if let description = changes.description { set("description", .text(description)) }
-            if let flag = changes.needPasswordChange { set("need_password_change", SQLValue(flag)) }
-            if let addresses = changes.allowedClientIPs {
-                set("allowed_client_ip", .text(String(decoding: (try? JSONEncoder().encode(addresses)) ?? Data("[]".utf8), as: UTF8.self)))
-            }
-            if let flag = changes.sudoSessionEnabled { set("sudo_session_enabled", SQLValue(flag)) }
+            if let hash { updates.set("password_hash", .text(hash)) }
+            if let fullName = changes.fullName { updates.set("full_name", .text(fullName)) }
+            if let role = changes.role { updates.set("role", .text(role.rawValue)) }
+            if let status = changes.status { updates.set("status", .text(status)) }
+            if let description = changes.description { updates.set("description", .text(description)) }
+            if let flag = changes.needPasswordChange { updates.set("need_password_change", SQLValue(flag)) }
+            if let addresses = changes.allowedClientIPs { updates.set("allowed_client_ip", Self.addressList(addresses)) }
+            if let flag = changes.sudoSessionEnabled { updates.set("sudo_session_enabled", SQLValue(flag)) }
             if let policy = changes.resourcePolicy {
                 guard try !c.query("SELECT name FROM resource_policies WHERE name = $1", [.text(policy)]).isEmpty else {
                     throw StoreError(.notFound, "no resource policy named '\(policy)'")
                 }
-                set("resource_policy", .text(policy))
+                updates.set("resource_policy", .text(policy))
             }
-            if !sets.isEmpty {
-                params.append(.text(id))
-                try c.execute("UPDATE users SET \(sets.joined(separator: ", ")) WHERE id = $\(params.count)", params)
-            }
+            try updates.apply(c, table: "users", key: "id", value: id)
             if let wanted = changes.projects {
                 let domain = row.string("domain_name") ?? ""
                 var ids: [String] = []
@@ -336,9 +336,7 @@ public final class StateStore: Sendable {
             // Project names travel as one text joined by the unit separator (never in a name).
             let joinNames = database.dialect == .postgresql ? "string_agg(p.name, chr(31))" : "group_concat(p.name, char(31))"
             let rows = try c.query("""
-                SELECT \(Self.keypairColumns), u.id AS u_id, u.email AS u_email, u.username AS u_username, u.full_name AS u_full_name,
-                       u.role AS u_role, u.status AS u_status, u.domain_name AS u_domain_name, u.resource_policy AS u_resource_policy,
-                       u.created_at AS u_created_at,
+                SELECT \(Self.keypairColumns), \(Self.joinedUserColumns),
                        (SELECT COUNT(*) FROM sessions s WHERE s.access_key = k.access_key
                           AND s.status NOT IN ('PENDING', 'TERMINATED', 'CANCELLED', 'ERROR')) AS active_sessions,
                        (SELECT \(joinNames) FROM projects p JOIN project_members m ON m.project_id = p.id
@@ -348,11 +346,7 @@ public final class StateStore: Sendable {
                 ORDER BY k.created_at, k.access_key LIMIT $\(params.count - 1) OFFSET $\(params.count)
                 """, params)
             let listed = rows.map { r in
-                KeypairListing(keypair: Self.keypair(from: r),
-                               owner: User(id: r.string("u_id") ?? "", email: r.string("u_email") ?? "", username: r.string("u_username") ?? "",
-                                           fullName: r.string("u_full_name") ?? "", role: UserRole(rawValue: r.string("u_role") ?? "") ?? .user,
-                                           status: r.string("u_status") ?? "", domainName: r.string("u_domain_name") ?? "",
-                                           resourcePolicy: r.string("u_resource_policy") ?? "", createdAt: r.int("u_created_at") ?? 0),
+                KeypairListing(keypair: Self.keypair(from: r), owner: Self.user(from: r, prefix: "u_"),
                                projectNames: (r.string("project_names") ?? "").split(separator: "\u{1F}").map(String.init).sorted(),
                                activeSessions: Int(r.int("active_sessions") ?? 0))
             }
@@ -395,21 +389,17 @@ public final class StateStore: Sendable {
             guard try !c.query("SELECT access_key FROM keypairs WHERE access_key = $1", [.text(accessKey)]).isEmpty else {
                 throw StoreError(.notFound, "no keypair with access key '\(accessKey)'")
             }
-            var sets: [String] = []
-            var params: [SQLValue] = []
-            func set(_ column: String, _ value: SQLValue) { params.append(value); sets.append("\(column) = $\(params.count)") }
-            if let isActive { set("is_active", SQLValue(isActive)) }
-            if let isAdmin { set("is_admin", SQLValue(isAdmin)) }
+            var updates = ColumnUpdates()
+            if let isActive { updates.set("is_active", SQLValue(isActive)) }
+            if let isAdmin { updates.set("is_admin", SQLValue(isAdmin)) }
             if let resourcePolicy {
                 guard try !c.query("SELECT name FROM resource_policies WHERE scope = 'keypair' AND name = $1", [.text(resourcePolicy)]).isEmpty else {
                     throw StoreError(.notFound, "no keypair resource policy named '\(resourcePolicy)'")
                 }
-                set("resource_policy", .text(resourcePolicy))
+                updates.set("resource_policy", .text(resourcePolicy))
             }
-            if let rateLimit { set("rate_limit", .int(rateLimit)) }
-            guard !sets.isEmpty else { return }
-            params.append(.text(accessKey))
-            try c.execute("UPDATE keypairs SET \(sets.joined(separator: ", ")) WHERE access_key = $\(params.count)", params)
+            if let rateLimit { updates.set("rate_limit", .int(rateLimit)) }
+            try updates.apply(c, table: "keypairs", key: "access_key", value: accessKey)
         }
     }
 
@@ -581,5 +571,24 @@ public final class StateStore: Sendable {
     @discardableResult
     public func removeImageAlias(_ alias: String) throws -> Bool {
         try database.transaction { c in try c.execute("DELETE FROM image_aliases WHERE alias = $1", [.text(alias)]) > 0 }
+    }
+}
+
+/// The columns a partial UPDATE changes, collected as the caller finds them, written in one
+/// statement (nothing when none was set).
+struct ColumnUpdates {
+    private var assignments: [String] = []
+    private var parameters: [SQLValue] = []
+
+    mutating func set(_ column: String, _ value: SQLValue) {
+        parameters.append(value)
+        assignments.append("\(column) = $\(parameters.count)")
+    }
+
+    /// `UPDATE table SET ... WHERE key = value` with what was set.
+    func apply(_ c: SQLConnection, table: String, key: String, value: String) throws {
+        guard !assignments.isEmpty else { return }
+        try c.execute("UPDATE \(table) SET \(assignments.joined(separator: ", ")) WHERE \(key) = $\(parameters.count + 1)",
+                      parameters + [.text(value)])
     }
 }
