@@ -52,6 +52,11 @@ public struct APIError: Error, HTTPResponseError, Sendable, CustomStringConverti
     public static func tooLarge(_ limit: Int) -> APIError {
         APIError(.contentTooLarge, "request-too-large", "Request body too large.", "the request body exceeds the limit of \(ResourceSlots.humanBytes(Decimal(limit))) (manager.max_body_size)")
     }
+    /// A Backend.AI feature Hangar does not have: names the client command and says why.
+    /// 400, not 501: the request is understood and will never succeed on this server.
+    public static func notSupported(_ command: String, _ why: String) -> APIError {
+        APIError(.badRequest, "not-supported", "Not supported by Hangar.", "`\(command)` is not supported by Hangar: \(why)")
+    }
     public static func internalError(_ message: String) -> APIError { APIError(.internalServerError, "internal-server-error", "Internal server error.", message) }
 
     /// Maps a store error to the answer a client can act on.

@@ -57,6 +57,9 @@ public final class Authenticator: Sendable {
     /// Forgets a cached keypair (after it was changed through this manager).
     func invalidate(_ accessKey: String) { _ = cache.withLock { $0.removeValue(forKey: accessKey) } }
 
+    /// Forgets every cached keypair (after a change that touches many, such as a domain's).
+    func invalidateAll() { cache.withLock { $0.removeAll() } }
+
     private func identity(_ accessKey: String) async throws -> KeypairIdentity? {
         let now = Date().timeIntervalSince1970
         if let hit = cache.withLock({ $0[accessKey] }), hit.expires > now { return hit.identity }
@@ -101,6 +104,10 @@ public final class Authenticator: Sendable {
         }
         guard let identity = try await identity(parsed.accessKey), identity.keypair.isActive, identity.userStatus == "active" else {
             throw APIError.authFailed("unknown or inactive access key")
+        }
+        // Superadmins stay in: they are the ones who reactivate a domain.
+        guard identity.domainActive || identity.userRole == .superadmin else {
+            throw APIError.authFailed("the domain '\(identity.domainName)' is inactive; a superadmin reactivates it with `admin domain update \(identity.domainName) --is-active true`")
         }
         let host = request.head.authority ?? ""
         var input = SignatureInput(method: request.method.rawValue, requestTarget: request.head.path ?? "/", date: rawDate,

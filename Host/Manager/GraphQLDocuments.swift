@@ -74,6 +74,7 @@ final class GQLDocumentCache: Sendable {
             return .refused([GraphQLError(message: "the query does not parse: \(error)")])
         }
         if let reason = GQLSchema.refusal(document) { return .refused([GraphQLError(message: reason)]) }
+        if let reason = GQLSchema.unsupportedRoot(document) { return .refused([GraphQLError(message: reason)]) }
         let errors = validate(schema: schema, ast: document, rules: specifiedRules)
         return errors.isEmpty ? .ready(document) : .refused(errors)
     }

@@ -303,9 +303,11 @@ struct GQLResolver: Sendable {
         let chosen = options
         do {
             let (user, groups, mainKey) = try await context.read { store in
-                let projects = try store.projects(domain: domain).filter { (p.group_ids ?? []).contains($0.id) || (p.group_ids ?? []).contains($0.name) }
+                // Without group_ids a user joins the domain's default project, where it has one.
+                let wanted = p.group_ids ?? [StateStore.defaultProject]
+                let projects = try store.projects(domain: domain).filter { wanted.contains($0.id) || wanted.contains($0.name) }
                 let user = try store.createUser(email: arguments.email, username: p.username, password: p.password, role: role, fullName: p.full_name ?? "",
-                                                domain: domain, projects: p.group_ids == nil ? [StateStore.defaultProject] : projects.map(\.name),
+                                                domain: domain, projects: projects.map(\.name),
                                                 options: chosen)
                 let groups = try store.projects(ofUser: user.id).map { GQLGroupRef(id: $0.id, name: $0.name) }
                 return (user, groups, try store.keypairs(userID: user.id).first?.accessKey)

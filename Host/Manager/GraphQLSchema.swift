@@ -215,6 +215,79 @@ enum GQLSchema {
                 Field("items", at: \.items)
                 Field("total_count", at: \.total_count)
             }
+            Type(GQLDomain.self, as: "Domain") {
+                Field("name", at: \.name)
+                Field("description", at: \.description)
+                Field("is_active", at: \.is_active)
+                Field("created_at", at: \.created_at)
+                Field("modified_at", at: \.modified_at)
+                Field("total_resource_slots", at: \.total_resource_slots)
+                Field("allowed_vfolder_hosts", at: \.allowed_vfolder_hosts)
+                Field("allowed_docker_registries", at: \.allowed_docker_registries)
+                Field("integration_id", at: \.integration_id)
+                Field("scaling_groups", at: \.scaling_groups)
+            }
+            Type(GQLGroup.self, as: "Group") {
+                Field("id", at: \.id)
+                Field("name", at: \.name)
+                Field("description", at: \.description)
+                Field("is_active", at: \.is_active)
+                Field("created_at", at: \.created_at)
+                Field("modified_at", at: \.modified_at)
+                Field("domain_name", at: \.domain_name)
+                Field("total_resource_slots", at: \.total_resource_slots)
+                Field("allowed_vfolder_hosts", at: \.allowed_vfolder_hosts)
+                Field("integration_id", at: \.integration_id)
+                Field("resource_policy", at: \.resource_policy)
+                Field("scaling_groups", at: \.scaling_groups)
+            }
+            Type(GQLDomainResult.self, as: "CreateDomain") {
+                Field("ok", at: \.ok)
+                Field("msg", at: \.msg)
+                Field("domain", at: \.domain)
+            }
+            Type(GQLGroupResult.self, as: "CreateGroup") {
+                Field("ok", at: \.ok)
+                Field("msg", at: \.msg)
+                Field("group", at: \.group)
+            }
+            Input(DomainInput.self, as: "DomainInput") {
+                InputField("description", at: \.description)
+                InputField("is_active", at: \.is_active)
+                InputField("total_resource_slots", at: \.total_resource_slots)
+                InputField("allowed_vfolder_hosts", at: \.allowed_vfolder_hosts)
+                InputField("allowed_docker_registries", at: \.allowed_docker_registries)
+                InputField("integration_id", at: \.integration_id)
+            }
+            Input(ModifyDomainInput.self, as: "ModifyDomainInput") {
+                InputField("name", at: \.name)
+                InputField("description", at: \.description)
+                InputField("is_active", at: \.is_active)
+                InputField("total_resource_slots", at: \.total_resource_slots)
+                InputField("allowed_vfolder_hosts", at: \.allowed_vfolder_hosts)
+                InputField("allowed_docker_registries", at: \.allowed_docker_registries)
+                InputField("integration_id", at: \.integration_id)
+            }
+            Input(GroupInput.self, as: "GroupInput") {
+                InputField("description", at: \.description)
+                InputField("is_active", at: \.is_active)
+                InputField("domain_name", at: \.domain_name)
+                InputField("total_resource_slots", at: \.total_resource_slots)
+                InputField("allowed_vfolder_hosts", at: \.allowed_vfolder_hosts)
+                InputField("integration_id", at: \.integration_id)
+                InputField("resource_policy", at: \.resource_policy)
+            }
+            Input(ModifyGroupInput.self, as: "ModifyGroupInput") {
+                InputField("name", at: \.name)
+                InputField("description", at: \.description)
+                InputField("is_active", at: \.is_active)
+                InputField("domain_name", at: \.domain_name)
+                InputField("total_resource_slots", at: \.total_resource_slots)
+                InputField("allowed_vfolder_hosts", at: \.allowed_vfolder_hosts)
+                InputField("integration_id", at: \.integration_id)
+                InputField("user_update_mode", at: \.user_update_mode)
+                InputField("user_uuids", at: \.user_uuids)
+            }
             Type(GQLMutationResult.self, as: "MutationResult") {
                 Field("ok", at: \.ok)
                 Field("msg", at: \.msg)
@@ -319,6 +392,24 @@ enum GQLSchema {
                     Argument("is_active", at: \.is_active)
                 }
                 Field("vfolder_list", at: GQLResolver.vfolderList, pageArguments)
+                Field("domains", at: GQLResolver.domains) {
+                    Argument("is_active", at: \.is_active)
+                }
+                Field("domain", at: GQLResolver.domain) {
+                    Argument("name", at: \.name)
+                }
+                Field("groups", at: GQLResolver.groups) {
+                    Argument("domain_name", at: \.domain_name)
+                    Argument("is_active", at: \.is_active)
+                }
+                Field("group", at: GQLResolver.group) {
+                    Argument("id", at: \.id)
+                    Argument("domain_name", at: \.domain_name)
+                }
+                Field("groups_by_name", at: GQLResolver.groupsByName) {
+                    Argument("name", at: \.name)
+                    Argument("domain_name", at: \.domain_name)
+                }
             }
             Mutation {
                 Field("create_user", at: GQLResolver.createUser) {
@@ -363,6 +454,34 @@ enum GQLSchema {
                     Argument("alias", at: \.alias)
                 }
                 Field("rescan_images", at: GQLResolver.rescanImages)
+                Field("create_domain", at: GQLResolver.createDomain) {
+                    Argument("name", at: \.name)
+                    Argument("props", at: \.props)
+                }
+                Field("modify_domain", at: GQLResolver.modifyDomain) {
+                    Argument("name", at: \.name)
+                    Argument("props", at: \.props)
+                }
+                Field("delete_domain", at: GQLResolver.deleteDomain) {
+                    Argument("name", at: \.name)
+                }
+                Field("purge_domain", at: GQLResolver.purgeDomain) {
+                    Argument("name", at: \.name)
+                }
+                Field("create_group", at: GQLResolver.createGroup) {
+                    Argument("name", at: \.name)
+                    Argument("props", at: \.props)
+                }
+                Field("modify_group", at: GQLResolver.modifyGroup) {
+                    Argument("gid", at: \.gid)
+                    Argument("props", at: \.props)
+                }
+                Field("delete_group", at: GQLResolver.deleteGroup) {
+                    Argument("gid", at: \.gid)
+                }
+                Field("purge_group", at: GQLResolver.purgeGroup) {
+                    Argument("gid", at: \.gid)
+                }
             }
         }
     }
@@ -379,6 +498,31 @@ enum GQLSchema {
         Argument("group_id", at: \.group_id)
         Argument("scaling_group", at: \.scaling_group)
         Argument("is_active", at: \.is_active)
+    }
+
+    // MARK: - Features Hangar does not have
+
+    /// Backend.AI roots of features Hangar does not have, with the client command that uses
+    /// each and why: answered with that reason instead of "Cannot query field".
+    static let unsupportedRoots: [String: (command: String, why: String)] = {
+        let serving = "model serving (inference endpoints) is not part of Hangar"
+        return [
+            "endpoint_list": ("service list", serving),
+            "endpoint": ("service info", serving),
+            "routing_list": ("service", serving),
+        ]
+    }()
+
+    /// Why a document is refused because it asks for an unsupported root, or nil.
+    static func unsupportedRoot(_ document: Document) -> String? {
+        for case let operation as OperationDefinition in document.definitions {
+            for case let field as GraphQL.Field in operation.selectionSet.selections {
+                if let (command, why) = unsupportedRoots[field.name.value] {
+                    return "`\(command)` is not supported by Hangar: \(why) (GraphQL root \(field.name.value))"
+                }
+            }
+        }
+        return nil
     }
 
     // MARK: - Limits

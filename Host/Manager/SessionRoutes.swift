@@ -214,6 +214,9 @@ extension ManagerAPI {
             guard let project = try store.projects(domain: domain).first(where: { $0.name == projectName }) else {
                 throw StoreError(.notFound, "no project named '\(projectName)' in domain '\(domain)'")
             }
+            guard project.isActive else {
+                throw StoreError(.invalid, "project '\(projectName)' is inactive; an admin reactivates it with `admin group update ID --is-active true`")
+            }
             guard try store.resourceGroups(forUser: userID).contains(group) else {
                 throw StoreError(.invalid, "resource group '\(group)' is not allowed for your projects")
             }

@@ -158,6 +158,20 @@ public enum Migrations {
             "ALTER TABLE users ADD COLUMN allowed_client_ip TEXT NOT NULL DEFAULT '[]'",
             "ALTER TABLE users ADD COLUMN sudo_session_enabled BIGINT NOT NULL DEFAULT 0",
         ],
+        // 9: what Backend.AI's domain and group (project) admin commands set and show: the
+        // folder hosts allowed (JSON object host -> permissions), the registries allowed (JSON
+        // list; domains only), an external integration id, and when settings last changed.
+        [
+            "ALTER TABLE domains ADD COLUMN allowed_vfolder_hosts TEXT NOT NULL DEFAULT '{}'",
+            "ALTER TABLE domains ADD COLUMN allowed_docker_registries TEXT NOT NULL DEFAULT '[]'",
+            "ALTER TABLE domains ADD COLUMN integration_id TEXT",
+            "ALTER TABLE domains ADD COLUMN modified_at BIGINT",
+            "ALTER TABLE projects ADD COLUMN allowed_vfolder_hosts TEXT NOT NULL DEFAULT '{}'",
+            "ALTER TABLE projects ADD COLUMN integration_id TEXT",
+            "ALTER TABLE projects ADD COLUMN modified_at BIGINT",
+            // Cluster-wide manager settings every manager reads (announcement, freeze).
+            "CREATE TABLE manager_settings (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at BIGINT NOT NULL)",
+        ],
     ]
 
     /// Brings the database to `latest`, one transaction per version.

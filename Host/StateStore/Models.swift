@@ -20,6 +20,35 @@ public struct Domain: Sendable, Codable, Equatable {
     public var description: String
     public var isActive: Bool
     public var createdAt: Int64
+    /// The most its users may hold at once (JSON resource slots; `{}`: no domain limit).
+    public var totalResourceSlots = "{}"
+    /// Folder hosts the domain may use, as a JSON object host -> permission names.
+    public var allowedVFolderHosts = "{}"
+    /// Image registries the domain may pull from.
+    public var allowedDockerRegistries: [String] = []
+    /// An id in an external system (Backend.AI keeps it for integrations; Hangar stores it).
+    public var integrationID: String?
+    /// When its settings last changed (nil: never since creation).
+    public var modifiedAt: Int64?
+
+    public init(name: String, description: String, isActive: Bool, createdAt: Int64, totalResourceSlots: String = "{}",
+                allowedVFolderHosts: String = "{}", allowedDockerRegistries: [String] = [], integrationID: String? = nil, modifiedAt: Int64? = nil) {
+        (self.name, self.description, self.isActive, self.createdAt) = (name, description, isActive, createdAt)
+        (self.totalResourceSlots, self.allowedVFolderHosts, self.allowedDockerRegistries) = (totalResourceSlots, allowedVFolderHosts, allowedDockerRegistries)
+        (self.integrationID, self.modifiedAt) = (integrationID, modifiedAt)
+    }
+}
+
+/// Changes to a domain (Backend.AI's `ModifyDomainInput`); nil leaves a field as it is.
+public struct DomainChanges: Sendable {
+    public var name: String?
+    public var description: String?
+    public var isActive: Bool?
+    public var totalResourceSlots: String?
+    public var allowedVFolderHosts: String?
+    public var allowedDockerRegistries: [String]?
+    public var integrationID: String?
+    public init() {}
 }
 
 /// A project (Backend.AI: group).
@@ -31,6 +60,41 @@ public struct Project: Sendable, Codable, Equatable {
     public var isActive: Bool
     public var resourcePolicy: String
     public var createdAt: Int64
+    /// The most its members' sessions may hold at once (JSON resource slots; `{}`: no limit).
+    public var totalResourceSlots = "{}"
+    /// Folder hosts the project may use, as a JSON object host -> permission names.
+    public var allowedVFolderHosts = "{}"
+    /// An id in an external system.
+    public var integrationID: String?
+    /// When its settings last changed (nil: never since creation).
+    public var modifiedAt: Int64?
+
+    public init(id: String, name: String, domainName: String, description: String, isActive: Bool, resourcePolicy: String, createdAt: Int64,
+                totalResourceSlots: String = "{}", allowedVFolderHosts: String = "{}", integrationID: String? = nil, modifiedAt: Int64? = nil) {
+        (self.id, self.name, self.domainName, self.description, self.isActive) = (id, name, domainName, description, isActive)
+        (self.resourcePolicy, self.createdAt, self.totalResourceSlots, self.allowedVFolderHosts) = (resourcePolicy, createdAt, totalResourceSlots, allowedVFolderHosts)
+        (self.integrationID, self.modifiedAt) = (integrationID, modifiedAt)
+    }
+}
+
+/// Changes to a project (Backend.AI's `ModifyGroupInput`); nil leaves a field as it is.
+public struct ProjectChanges: Sendable {
+    public var name: String?
+    public var description: String?
+    public var isActive: Bool?
+    public var totalResourceSlots: String?
+    public var allowedVFolderHosts: String?
+    public var integrationID: String?
+    /// Members to add, or to remove (user ids), per `membersMode`.
+    public var members: [String]?
+    /// Whether `members` are added or removed.
+    public var membersMode: MembershipChange = .add
+    public init() {}
+}
+
+/// How a project's member list changes.
+public enum MembershipChange: String, Sendable {
+    case add, remove
 }
 
 /// A user account.
@@ -105,6 +169,8 @@ public struct KeypairIdentity: Sendable, Equatable {
     public var userRole: UserRole
     public var userStatus: String
     public var domainName: String
+    /// Whether the user's domain is active (an inactive domain's users are refused).
+    public var domainActive = true
 }
 
 /// Resource policy levels.

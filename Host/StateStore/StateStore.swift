@@ -362,12 +362,14 @@ public final class StateStore: Sendable {
     public func identity(accessKey: String) throws -> KeypairIdentity? {
         try database.withConnection { c in
             guard let r = try c.query("""
-                SELECT \(Self.keypairColumns), u.email AS email, u.role AS role, u.status AS status, u.domain_name AS domain_name
-                FROM keypairs k JOIN users u ON u.id = k.user_id WHERE k.access_key = $1
+                SELECT \(Self.keypairColumns), u.email AS email, u.role AS role, u.status AS status, u.domain_name AS domain_name,
+                    d.is_active AS domain_active
+                FROM keypairs k JOIN users u ON u.id = k.user_id JOIN domains d ON d.name = u.domain_name WHERE k.access_key = $1
                 """, [.text(accessKey)]).first else { return nil }
             return KeypairIdentity(keypair: Self.keypair(from: r), userEmail: r.string("email") ?? "",
                                    userRole: UserRole(rawValue: r.string("role") ?? "") ?? .user,
-                                   userStatus: r.string("status") ?? "", domainName: r.string("domain_name") ?? "")
+                                   userStatus: r.string("status") ?? "", domainName: r.string("domain_name") ?? "",
+                                   domainActive: r.bool("domain_active"))
         }
     }
 
@@ -492,32 +494,11 @@ public final class StateStore: Sendable {
         }
     }
 
-    public func projects(domain: String = defaultDomain) throws -> [Project] {
-        try database.withConnection { c in
-            try c.query("SELECT * FROM projects WHERE domain_name = $1 ORDER BY name", [.text(domain)]).map(Self.project)
-        }
-    }
-
     /// The projects a user is a member of, by name.
     public func projects(ofUser userID: String) throws -> [Project] {
         try database.withConnection { c in
             try c.query("SELECT p.* FROM projects p JOIN project_members m ON m.project_id = p.id WHERE m.user_id = $1 ORDER BY p.name",
                         [.text(userID)]).map(Self.project)
-        }
-    }
-
-    static func project(_ r: SQLRow) -> Project {
-        Project(id: r.string("id") ?? "", name: r.string("name") ?? "", domainName: r.string("domain_name") ?? "",
-                description: r.string("description") ?? "", isActive: r.bool("is_active"),
-                resourcePolicy: r.string("resource_policy") ?? "", createdAt: r.int("created_at") ?? 0)
-    }
-
-    public func domains() throws -> [Domain] {
-        try database.withConnection { c in
-            try c.query("SELECT * FROM domains ORDER BY name").map { r in
-                Domain(name: r.string("name") ?? "", description: r.string("description") ?? "", isActive: r.bool("is_active"),
-                       createdAt: r.int("created_at") ?? 0)
-            }
         }
     }
 
