@@ -248,6 +248,26 @@ public actor KernelRunner {
         try (lines.joined(separator: "\n") + "\n").write(toFile: scratch + "/config/resource.txt", atomically: true, encoding: .utf8)
         let environ = edits.flatMap(\.env).map { "\($0.name)=\($0.value)" } + request.environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
         try (environ.joined(separator: "\n") + "\n").write(toFile: scratch + "/config/environ.txt", atomically: true, encoding: .utf8)
+        try writeDotfiles(request.dotfiles ?? [], into: scratch + "/work")
+    }
+
+    /// Writes the owner's dotfiles into the kernel's home before it starts. Paths are checked
+    /// again here (the manager checked them when they were stored): nothing lands outside the
+    /// home directory, and a symlink already there is replaced, never followed.
+    func writeDotfiles(_ dotfiles: [KernelDotfile], into home: String) throws {
+        let fm = FileManager.default
+        for dotfile in dotfiles {
+            guard let relative = KernelDotfile.homeRelativePath(dotfile.path) else {
+                logger.warning("dotfile skipped: its path leaves the home directory", metadata: ["path": .string(dotfile.path)])
+                continue
+            }
+            let target = home + "/" + relative
+            try fm.createDirectory(atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try? fm.removeItem(atPath: target)
+            guard fm.createFile(atPath: target, contents: Data(dotfile.data.utf8), attributes: [.posixPermissions: dotfile.mode & 0o7777]) else {
+                throw KernelError.invalid("cannot write the dotfile \(relative) into the kernel's home")
+            }
+        }
     }
 
     func persist(_ record: KernelRecord, scratch: String) throws {

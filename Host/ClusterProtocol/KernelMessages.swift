@@ -69,10 +69,14 @@ public struct KernelRequest: Codable, Sendable, Equatable {
     public var runtime: String?
     /// The resource group's sandbox, set by an admin; nil: the agent's own settings.
     public var sandbox: KernelSandbox?
+    /// Files written into the kernel's home before it starts (the owner's dotfiles); nil from
+    /// managers that predate them.
+    public var dotfiles: [KernelDotfile]?
 
     public init(kernelID: String, sessionID: String, image: String, slots: [String: Int64], environment: [String: String] = [:],
                 command: [String]? = nil, mounts: [KernelMount] = [], sharedMemoryBytes: Int64 = 64 << 20, pidsLimit: Int64 = 4096,
-                runtime: String? = nil, sandbox: KernelSandbox? = nil) {
+                runtime: String? = nil, sandbox: KernelSandbox? = nil, dotfiles: [KernelDotfile]? = nil) {
+        self.dotfiles = dotfiles
         self.kernelID = kernelID
         self.sessionID = sessionID
         self.image = image
@@ -84,6 +88,33 @@ public struct KernelRequest: Codable, Sendable, Equatable {
         self.pidsLimit = pidsLimit
         self.runtime = runtime
         self.sandbox = sandbox
+    }
+}
+
+/// A file the agent writes into a new kernel's home directory (`/home/work`).
+public struct KernelDotfile: Codable, Sendable, Equatable {
+    /// Relative to the home directory (`.bashrc`, `.config/pip/pip.conf`); never `..`.
+    public var path: String
+    public var data: String
+    /// Unix permission bits (e.g. 0o644).
+    public var mode: Int
+
+    public init(path: String, data: String, mode: Int) {
+        (self.path, self.data, self.mode) = (path, data, mode)
+    }
+
+    /// The path relative to the home directory, or nil when it is not a safe path inside it
+    /// (absolute elsewhere, `..`, empty parts). Absolute paths under `/home/work/` are allowed.
+    public static func homeRelativePath(_ path: String) -> String? {
+        var relative = path
+        if relative.hasPrefix("/") {
+            guard relative.hasPrefix("/home/work/") else { return nil }
+            relative = String(relative.dropFirst("/home/work/".count))
+        }
+        let parts = relative.split(separator: "/", omittingEmptySubsequences: false)
+        guard !parts.isEmpty, relative.count <= 255, parts.allSatisfy({ !$0.isEmpty && $0 != "." && $0 != ".." }),
+              !relative.contains("\0") else { return nil }
+        return relative
     }
 }
 

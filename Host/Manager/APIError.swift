@@ -73,7 +73,20 @@ public struct APIError: Error, HTTPResponseError, Sendable, CustomStringConverti
 /// Turns every error into a problem+json response, so the client never sees a bare text
 /// error: route misses become `url-not-found`, store and decoding errors their problem.
 struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
+    /// Keeps a server error (5xx) where `server-logs list` finds it; nil keeps nothing.
+    var record: (@Sendable (ErrorLogEntry) async -> Void)?
+
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await mapped(request, context: context, next: next)
+        } catch let error as APIError where error.status.code >= 500 && error.slug != "server-frozen" {
+            await record?(ErrorLogEntry(severity: "error", source: "manager", message: error.message ?? error.title,
+                                        requestURL: request.uri.path, requestStatus: Int64(error.status.code)))
+            throw error
+        }
+    }
+
+    private func mapped(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
         } catch let error as APIError {

@@ -130,6 +130,9 @@ struct GQLAgent: Sendable {
     let occupied_slots: String
     let hardware_metadata: String
     let compute_plugins: String
+    /// Per-device live statistics; nil: Hangar's agents do not report them (the client then
+    /// shows nothing, as for a Backend.AI agent whose statistics have not arrived).
+    let live_stat: String?
     let local_config: String
 }
 
@@ -201,6 +204,7 @@ struct GQLPolicy: Sendable {
     let max_session_lifetime: Int
     let max_concurrent_sessions: Int
     let max_containers_per_session: Int
+    let max_concurrent_sftp_sessions: Int
     let max_vfolder_count: Int
     let max_vfolder_size: BigInt
     let idle_timeout: BigInt
@@ -394,30 +398,6 @@ struct AccessKeyArgument: Codable, Sendable {
     let access_key: String
 }
 
-struct PolicyInput: Codable, Sendable {
-    let total_resource_slots: String?
-    let max_concurrent_sessions: Int?
-    let max_vfolder_count: Int?
-    let max_vfolder_size: BigInt?
-    let idle_timeout: BigInt?
-}
-
-struct PolicyArguments: Codable, Sendable {
-    let name: String
-    let props: PolicyInput
-}
-
-struct ScalingGroupInput: Codable, Sendable {
-    let description: String?
-    let is_active: Bool?
-    let scheduler: String?
-    let agent_selector: String?
-}
-
-struct ScalingGroupArguments: Codable, Sendable {
-    let name: String
-    let props: ScalingGroupInput
-}
 
 struct NameArgument: Codable, Sendable {
     let name: String

@@ -122,7 +122,7 @@ struct GQLResolver: Sendable {
                         first_contact: CivilTime.iso8601(micros: a.firstContact), lost_at: iso(a.lostAt), cpu_cur_pct: cpu / cores,
                         mem_cur_bytes: memory, available_slots: a.capacity.json, occupied_slots: a.occupied.json,
                         hardware_metadata: json(["devices": (try? JSONSerialization.jsonObject(with: Data(a.devices.utf8))) ?? []]),
-                        compute_plugins: a.plugins, local_config: "{}")
+                        compute_plugins: a.plugins, live_stat: nil, local_config: "{}")
     }
 
     // MARK: users and keypairs
@@ -218,23 +218,25 @@ struct GQLResolver: Sendable {
                 seen["\(name):\(tag)"] = GQLImage(name: name, humanized_name: name, tag: tag, registry: "local",
                                                   architecture: (r["architecture"] as? String).flatMap { $0.isEmpty ? nil : $0 } ?? agent.architecture,
                                                   digest: r["digest"] as? String ?? "", size_bytes: BigInt((r["sizeBytes"] as? NSNumber)?.int64Value ?? 0),
-                                                  aliases: aliases.filter { $0.value == "\(name):\(tag)" }.keys.sorted(), labels: "{}",
+                                                  aliases: aliases.filter { Self.sameImage($0.value, name: name, tag: tag) }.keys.sorted(), labels: "{}",
                                                   resource_limits: "[]", installed: true)
             }
         }
         return seen.keys.sorted().map { seen[$0]! }
     }
 
+    /// Whether an alias target names this image: podman reports locally built images as
+    /// `localhost/NAME`, which users (and the session API) write as `NAME`.
+    static func sameImage(_ target: String, name: String, tag: String) -> Bool {
+        let short = name.hasPrefix("localhost/") ? String(name.dropFirst("localhost/".count)) : name
+        return target == "\(name):\(tag)" || target == "\(short):\(tag)"
+    }
+
     func keypairResourcePolicies(context: GQLContext, arguments: NoArguments) async throws -> [GQLPolicy] {
         let own = context.caller.identity.keypair.resourcePolicy
         let admin = context.caller.isAdmin
         return try await context.read { store in
-            try store.resourcePolicies(scope: .keypair).filter { admin || $0.name == own }.map { p in
-                GQLPolicy(name: p.name, created_at: CivilTime.iso8601(micros: p.createdAt), default_for_unspecified: "UNLIMITED",
-                          total_resource_slots: p.totalResourceSlots.json, max_session_lifetime: 0, max_concurrent_sessions: Int(p.maxConcurrentSessions),
-                          max_containers_per_session: 1, max_vfolder_count: Int(p.maxVfolderCount), max_vfolder_size: BigInt(p.maxVfolderSize),
-                          idle_timeout: BigInt(p.idleTimeout), allowed_vfolder_hosts: "{}")
-            }
+            try store.resourcePolicies(scope: .keypair).filter { admin || $0.name == own }.map(Self.policy)
         }
     }
 
@@ -257,12 +259,7 @@ struct GQLResolver: Sendable {
         return try await context.read { store in
             let allowed = Set(try store.resourceGroups(forUser: userID))
             return try store.resourceGroups().filter { (admin || allowed.contains($0.name)) && (arguments.is_active == nil || $0.isActive == arguments.is_active) }
-                .map { g in
-                    GQLScalingGroup(name: g.name, description: g.description, is_active: g.isActive, is_public: true,
-                                    created_at: CivilTime.iso8601(micros: g.createdAt), wsproxy_addr: nil, wsproxy_api_token: nil, driver: "static",
-                                    driver_opts: "{}", scheduler: g.scheduler, agent_selector: g.agentSelector, scheduler_opts: g.schedulerOptions,
-                                    use_host_network: false)
-                }
+                .map(Self.scalingGroup)
         }
     }
 
@@ -478,49 +475,9 @@ struct GQLResolver: Sendable {
         return GQLMutationResult(ok: removed, msg: removed ? "success" : "no alias '\(arguments.alias)'")
     }
 
-    func rescanImages(context: GQLContext, arguments: NoArguments) async throws -> GQLMutationResult {
+    func rescanImages(context: GQLContext, arguments: RescanArguments) async throws -> GQLRescanResult {
         try context.requireAdmin("rescan_images")
         // There is no registry to scan: agents report the images they hold on every heartbeat.
-        return GQLMutationResult(ok: true, msg: "images are reported by the agents on every heartbeat; the list is current")
-    }
-
-    func createPolicy(context: GQLContext, arguments: PolicyArguments) async throws -> GQLMutationResult {
-        guard context.isSuperadmin else { throw GraphQLError(message: "create_keypair_resource_policy needs a superadmin keypair") }
-        let p = arguments.props
-        let slots = try p.total_resource_slots.map { try ResourceSlots(json: $0) } ?? ResourceSlots()
-        do {
-            try await context.read { store in
-                try store.upsertResourcePolicy(ResourcePolicy(scope: .keypair, name: arguments.name, totalResourceSlots: slots,
-                                                              maxConcurrentSessions: Int64(p.max_concurrent_sessions ?? 0),
-                                                              maxVfolderCount: Int64(p.max_vfolder_count ?? 0), maxVfolderSize: p.max_vfolder_size?.value ?? 0,
-                                                              idleTimeout: p.idle_timeout?.value ?? 0, createdAt: Clock.nowMicros()))
-            }
-            return GQLMutationResult(ok: true, msg: "success")
-        } catch let error as StoreError {
-            return GQLMutationResult(ok: false, msg: error.message)
-        }
-    }
-
-    func createScalingGroup(context: GQLContext, arguments: ScalingGroupArguments) async throws -> GQLMutationResult {
-        guard context.isSuperadmin else { throw GraphQLError(message: "create_scaling_group needs a superadmin keypair") }
-        let scheduler = arguments.props.scheduler ?? "fifo", selector = arguments.props.agent_selector ?? "concentrated"
-        // A bad plugin name is refused now, not at the first scheduling pass.
-        let catalog = context.api.lifecycle.scheduler.plugins.catalog
-        for (kind, name) in [("scheduler", scheduler), ("agent selector", selector)] {
-            do {
-                _ = try catalog.resolve(name)
-            } catch {
-                return GQLMutationResult(ok: false, msg: "\(kind) '\(name)': \(error.reason)")
-            }
-        }
-        do {
-            try await context.read { store in
-                try store.createResourceGroup(name: arguments.name, description: arguments.props.description ?? "", scheduler: scheduler, agentSelector: selector,
-                                              isActive: arguments.props.is_active ?? true)
-            }
-            return GQLMutationResult(ok: true, msg: "success")
-        } catch let error as StoreError {
-            return GQLMutationResult(ok: false, msg: error.message)
-        }
+        return GQLRescanResult(ok: true, msg: "images are reported by the agents on every heartbeat; the list is current", task_id: nil)
     }
 }

@@ -98,6 +98,7 @@ enum GQLSchema {
                 Field("occupied_slots", at: \.occupied_slots)
                 Field("hardware_metadata", at: \.hardware_metadata)
                 Field("compute_plugins", at: \.compute_plugins)
+                Field("live_stat", at: \.live_stat)
                 Field("local_config", at: \.local_config)
             }
             Type(GQLPage<GQLAgent>.self, as: "AgentList") {
@@ -175,6 +176,7 @@ enum GQLSchema {
                 Field("max_session_lifetime", at: \.max_session_lifetime)
                 Field("max_concurrent_sessions", at: \.max_concurrent_sessions)
                 Field("max_containers_per_session", at: \.max_containers_per_session)
+                Field("max_concurrent_sftp_sessions", at: \.max_concurrent_sftp_sessions)
                 Field("max_vfolder_count", at: \.max_vfolder_count)
                 Field("max_vfolder_size", at: \.max_vfolder_size)
                 Field("idle_timeout", at: \.idle_timeout)
@@ -288,6 +290,25 @@ enum GQLSchema {
                 InputField("user_update_mode", at: \.user_update_mode)
                 InputField("user_uuids", at: \.user_uuids)
             }
+            Type(GQLRescanResult.self, as: "RescanImages") {
+                Field("ok", at: \.ok)
+                Field("msg", at: \.msg)
+                Field("task_id", at: \.task_id)
+            }
+            Type(GQLStorageVolume.self, as: "StorageVolume") {
+                Field("id", at: \.id)
+                Field("backend", at: \.backend)
+                Field("fsprefix", at: \.fsprefix)
+                Field("path", at: \.path)
+                Field("capabilities", at: \.capabilities)
+                Field("hardware_metadata", at: \.hardware_metadata)
+                Field("performance_metric", at: \.performance_metric)
+                Field("usage", at: \.usage)
+            }
+            Type(GQLPage<GQLStorageVolume>.self, as: "StorageVolumeList") {
+                Field("items", at: \.items)
+                Field("total_count", at: \.total_count)
+            }
             Type(GQLMutationResult.self, as: "MutationResult") {
                 Field("ok", at: \.ok)
                 Field("msg", at: \.msg)
@@ -349,17 +370,64 @@ enum GQLSchema {
                 InputField("rate_limit", at: \.rate_limit)
             }
             Input(PolicyInput.self, as: "CreateKeyPairResourcePolicyInput") {
+                InputField("default_for_unspecified", at: \.default_for_unspecified)
                 InputField("total_resource_slots", at: \.total_resource_slots)
+                InputField("max_session_lifetime", at: \.max_session_lifetime)
                 InputField("max_concurrent_sessions", at: \.max_concurrent_sessions)
+                InputField("max_concurrent_sftp_sessions", at: \.max_concurrent_sftp_sessions)
+                InputField("max_containers_per_session", at: \.max_containers_per_session)
                 InputField("max_vfolder_count", at: \.max_vfolder_count)
                 InputField("max_vfolder_size", at: \.max_vfolder_size)
                 InputField("idle_timeout", at: \.idle_timeout)
+                InputField("allowed_vfolder_hosts", at: \.allowed_vfolder_hosts)
+            }
+            Input(ModifyPolicyInput.self, as: "ModifyKeyPairResourcePolicyInput") {
+                InputField("default_for_unspecified", at: \.default_for_unspecified)
+                InputField("total_resource_slots", at: \.total_resource_slots)
+                InputField("max_session_lifetime", at: \.max_session_lifetime)
+                InputField("max_concurrent_sessions", at: \.max_concurrent_sessions)
+                InputField("max_concurrent_sftp_sessions", at: \.max_concurrent_sftp_sessions)
+                InputField("max_containers_per_session", at: \.max_containers_per_session)
+                InputField("max_vfolder_count", at: \.max_vfolder_count)
+                InputField("max_vfolder_size", at: \.max_vfolder_size)
+                InputField("idle_timeout", at: \.idle_timeout)
+                InputField("allowed_vfolder_hosts", at: \.allowed_vfolder_hosts)
             }
             Input(ScalingGroupInput.self, as: "CreateScalingGroupInput") {
                 InputField("description", at: \.description)
                 InputField("is_active", at: \.is_active)
+                InputField("is_public", at: \.is_public)
+                InputField("driver", at: \.driver)
+                InputField("driver_opts", at: \.driver_opts)
                 InputField("scheduler", at: \.scheduler)
                 InputField("agent_selector", at: \.agent_selector)
+                InputField("scheduler_opts", at: \.scheduler_opts)
+                InputField("use_host_network", at: \.use_host_network)
+                InputField("wsproxy_addr", at: \.wsproxy_addr)
+                InputField("wsproxy_api_token", at: \.wsproxy_api_token)
+            }
+            Input(ModifyScalingGroupInput.self, as: "ModifyScalingGroupInput") {
+                InputField("description", at: \.description)
+                InputField("is_active", at: \.is_active)
+                InputField("is_public", at: \.is_public)
+                InputField("driver", at: \.driver)
+                InputField("driver_opts", at: \.driver_opts)
+                InputField("scheduler", at: \.scheduler)
+                InputField("agent_selector", at: \.agent_selector)
+                InputField("scheduler_opts", at: \.scheduler_opts)
+                InputField("use_host_network", at: \.use_host_network)
+                InputField("wsproxy_addr", at: \.wsproxy_addr)
+                InputField("wsproxy_api_token", at: \.wsproxy_api_token)
+            }
+            Type(GQLPolicyResult.self, as: "CreateKeyPairResourcePolicy") {
+                Field("ok", at: \.ok)
+                Field("msg", at: \.msg)
+                Field("resource_policy", at: \.resource_policy)
+            }
+            Type(GQLScalingGroupResult.self, as: "CreateScalingGroup") {
+                Field("ok", at: \.ok)
+                Field("msg", at: \.msg)
+                Field("scaling_group", at: \.scaling_group)
             }
             Query {
                 Field("compute_session_list", at: GQLResolver.computeSessionList, pageArguments)
@@ -392,6 +460,13 @@ enum GQLSchema {
                     Argument("is_active", at: \.is_active)
                 }
                 Field("vfolder_list", at: GQLResolver.vfolderList, pageArguments)
+                Field("agent", at: GQLResolver.agent) {
+                    Argument("agent_id", at: \.agent_id)
+                }
+                Field("storage_volume_list", at: GQLResolver.storageVolumeList, pageArguments)
+                Field("storage_volume", at: GQLResolver.storageVolume) {
+                    Argument("id", at: \.id)
+                }
                 Field("domains", at: GQLResolver.domains) {
                     Argument("is_active", at: \.is_active)
                 }
@@ -446,6 +521,42 @@ enum GQLSchema {
                     Argument("name", at: \.name)
                     Argument("props", at: \.props)
                 }
+                Field("modify_scaling_group", at: GQLResolver.modifyScalingGroup) {
+                    Argument("name", at: \.name)
+                    Argument("props", at: \.props)
+                }
+                Field("delete_scaling_group", at: GQLResolver.deleteScalingGroup) {
+                    Argument("name", at: \.name)
+                }
+                Field("associate_scaling_group_with_domain", at: GQLResolver.associateWithDomain) {
+                    Argument("scaling_group", at: \.scaling_group)
+                    Argument("domain", at: \.domain)
+                }
+                Field("disassociate_scaling_group_with_domain", at: GQLResolver.dissociateFromDomain) {
+                    Argument("scaling_group", at: \.scaling_group)
+                    Argument("domain", at: \.domain)
+                }
+                Field("disassociate_all_scaling_groups_with_domain", at: GQLResolver.dissociateAllFromDomain) {
+                    Argument("domain", at: \.domain)
+                }
+                Field("associate_scaling_group_with_user_group", at: GQLResolver.associateWithProject) {
+                    Argument("scaling_group", at: \.scaling_group)
+                    Argument("user_group", at: \.user_group)
+                }
+                Field("disassociate_scaling_group_with_user_group", at: GQLResolver.dissociateFromProject) {
+                    Argument("scaling_group", at: \.scaling_group)
+                    Argument("user_group", at: \.user_group)
+                }
+                Field("disassociate_all_scaling_groups_with_group", at: GQLResolver.dissociateAllFromProject) {
+                    Argument("user_group", at: \.user_group)
+                }
+                Field("modify_keypair_resource_policy", at: GQLResolver.modifyPolicy) {
+                    Argument("name", at: \.name)
+                    Argument("props", at: \.props)
+                }
+                Field("delete_keypair_resource_policy", at: GQLResolver.deletePolicy) {
+                    Argument("name", at: \.name)
+                }
                 Field("alias_image", at: GQLResolver.aliasImage) {
                     Argument("alias", at: \.alias)
                     Argument("target", at: \.target)
@@ -453,7 +564,9 @@ enum GQLSchema {
                 Field("dealias_image", at: GQLResolver.dealiasImage) {
                     Argument("alias", at: \.alias)
                 }
-                Field("rescan_images", at: GQLResolver.rescanImages)
+                Field("rescan_images", at: GQLResolver.rescanImages) {
+                    Argument("registry", at: \.registry)
+                }
                 Field("create_domain", at: GQLResolver.createDomain) {
                     Argument("name", at: \.name)
                     Argument("props", at: \.props)

@@ -183,16 +183,12 @@ public struct ManagerAPI: Sendable {
     // MARK: routes
 
     /// Every route the manager serves.
-    public var routes: [RouteSpec] { coreRoutes + sessionRoutes + executionRoutes + vfolderRoutes + graphQLRoutes + unsupportedRoutes }
+    public var routes: [RouteSpec] { coreRoutes + sessionRoutes + executionRoutes + vfolderRoutes + graphQLRoutes + managerAdminRoutes + templateRoutes + dotfileRoutes + errorLogRoutes + usageRoutes + unsupportedRoutes }
 
     var coreRoutes: [RouteSpec] {
         [
             RouteSpec(method: .get, path: "/", summary: "Version probe (signed or not), as the official client expects", access: .public, bodyKeys: nil) { _, _ in
                 try io.response(VersionInfo(version: HangarVersion.backendAPI, manager: "hangar-\(HangarVersion.current)"))
-            },
-            RouteSpec(method: .get, path: "/manager/announcement", summary: "The announcement banner the client shows", access: .user, bodyKeys: nil) { request, _ in
-                _ = try await auth.authenticate(request)
-                return try io.response(Announcement(enabled: false, message: ""))
             },
             RouteSpec(method: .get, path: "/auth/keypair", summary: "The calling keypair", access: .user, bodyKeys: nil) { request, _ in
                 let caller = try await auth.authenticate(request)

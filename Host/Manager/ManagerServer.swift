@@ -47,7 +47,7 @@ public struct ManagerServer: Sendable {
     public func makeRouter() -> Router<ManagerRequestContext> {
         ManagerMetrics.bootstrap()
         let router = Router(context: ManagerRequestContext.self)
-        router.add(middleware: ProblemMiddleware())
+        router.add(middleware: ProblemMiddleware { [store = api.store] entry in _ = try? await store.run { try $0.addErrorLog(entry) } })
         router.add(middleware: MetricsMiddleware())
         let routes = api.routes
         for spec in routes {

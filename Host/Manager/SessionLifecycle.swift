@@ -30,7 +30,7 @@ public final class SessionLifecycle: Sendable {
 
     /// The agent-side request for one kernel: slot amounts in the agent's fixed point.
     static func kernelRequest(kernelID: String, session: SessionRecord, command: String?, slotTypes: [String: String],
-                              mounts: [SessionMount] = [], sandbox: KernelSandbox? = nil) -> KernelRequest {
+                              mounts: [SessionMount] = [], sandbox: KernelSandbox? = nil, dotfiles: [KernelDotfile] = []) -> KernelRequest {
         var slots: [String: Int64] = [:]
         for (slot, amount) in session.requested.amounts where amount > 0 {
             let bytes = slotTypes[slot] == "bytes" || slot == "mem"
@@ -40,7 +40,7 @@ public final class SessionLifecycle: Sendable {
                              environment: ["BACKENDAI_SESSION_NAME": session.name, "BACKENDAI_ACCESS_KEY": session.accessKey],
                              command: command.map { ["/bin/sh", "-c", $0] },
                              mounts: mounts.map { KernelMount(hostPath: $0.hostPath, containerPath: $0.containerPath, readOnly: $0.readOnly) },
-                             sharedMemoryBytes: 64 << 20, pidsLimit: 4096, sandbox: sandbox)
+                             sharedMemoryBytes: 64 << 20, pidsLimit: 4096, sandbox: sandbox, dotfiles: dotfiles.isEmpty ? nil : dotfiles)
     }
 
     /// The reason an agent gave for a failed call (its `AgentErrorReply`), or its raw answer.
@@ -84,6 +84,7 @@ public final class SessionLifecycle: Sendable {
             try await store.run { try $0.transition(session: id, to: .creating, reason: "creating kernels") }
             let command = try await store.run { try $0.startupCommand(session: id) }
             let mounts = try await store.run { try $0.sessionMounts(id) }
+            let dotfiles = try await store.run { try $0.kernelDotfiles(session: id) }
             // The group's sandbox, as a superadmin set it; users have no say.
             let group = try await store.run { try $0.resourceGroups().first { $0.name == session.resourceGroup } }
             let sandbox = group.flatMap { $0.sandbox == nil && $0.sandboxPolicy == nil ? nil : KernelSandbox(mode: $0.sandbox, policy: $0.sandboxPolicy) }
@@ -93,7 +94,8 @@ public final class SessionLifecycle: Sendable {
                 }
                 let types = (try? JSONDecoder().decode([String: String].self, from: Data(agent.slotTypes.utf8))) ?? [:]
                 let body = try JSONEncoder().encode(Self.kernelRequest(kernelID: placement.kernelID, session: session,
-                                                                        command: command, slotTypes: types, mounts: mounts, sandbox: sandbox))
+                                                                        command: command, slotTypes: types, mounts: mounts, sandbox: sandbox,
+                                                                        dotfiles: dotfiles))
                 let (status, text) = try await callAgent(agent.address, .POST, AgentAPI.kernelsPath, body: body)
                 guard status == 201 else {
                     throw StoreError(.invalid, "agent \(agent.id) could not create the kernel: \(Self.agentReason(text))")

@@ -1,6 +1,7 @@
 import ClusterProtocol
 import Foundation
 import Hummingbird
+import Identity
 import StateStore
 
 /// Backend.AI's session endpoints, as the official client calls them (§7 of the wire notes):
@@ -111,6 +112,33 @@ extension ManagerAPI {
                                     try await writer.finish(nil)
                                 })
             },
+            RouteSpec(method: .get, path: "/session/:sessionName/status-history", summary: "When the session entered each status (lowercase status: ISO time)",
+                      access: .user, bodyKeys: nil) { request, context in
+                let caller = try await auth.authenticate(request)
+                let session = try await resolve(try context.parameters.require("sessionName"), caller: caller)
+                let history = try await store.run { try $0.statusHistory(session: session.id) }
+                // The latest entry of each status, as Backend.AI keeps them (one time per status).
+                var result: [String: String] = [:]
+                for (status, at) in history { result[status.rawValue.lowercased()] = CivilTime.iso8601(micros: at) }
+                return try Self.jsonObject(["result": result])
+            },
+            RouteSpec(method: .post, path: "/session/:sessionName/rename", summary: "Rename a live session (?name=NEW)", access: .user,
+                      bodyKeys: nil) { request, context in
+                let caller = try await auth.authenticate(request)
+                let session = try await resolve(try context.parameters.require("sessionName"), caller: caller)
+                guard let name = request.uri.queryParameters.get("name") else { throw APIError.invalidParams("give the new name as ?name=NEW") }
+                guard Self.validName(name) else {
+                    throw APIError.invalidParams("the session name must be 4-64 characters of letters, digits, '_', '.' or '-', starting and ending with a letter, digit or '_'")
+                }
+                try await store.run { try $0.renameSession(session.id, to: name) }
+                return Response(status: .noContent)
+            },
+            RouteSpec(method: .post, path: "/session/:sessionName/commit", summary: "Not supported by Hangar: committing a session's container to an image",
+                      access: .user, bodyKeys: nil) { request, context in
+                let caller = try await auth.authenticate(request)
+                _ = try await resolve(try context.parameters.require("sessionName"), caller: caller)
+                throw APIError.notSupported("session commit", "Hangar does not commit session containers to images; build images from recipes (Tools/images) and push them to your registry")
+            },
             RouteSpec(method: .get, path: "/session/:sessionName/logs", summary: "The main kernel's console output", access: .user, bodyKeys: nil) { request, context in
                 let caller = try await auth.authenticate(request)
                 let session = try await resolve(try context.parameters.require("sessionName"), caller: caller)
@@ -176,6 +204,7 @@ extension ManagerAPI {
     }
 
     func createSession(_ body: CreateSession, caller: Caller) async throws -> Response {
+        try await refuseWhileFrozen(caller)
         let name = body.name ?? "pysdk-\(UUID().uuidString.lowercased().prefix(10))"
         guard Self.validName(name) else {
             throw APIError.invalidParams("the session name must be 4-64 characters of letters, digits, '_', '.' or '-', starting and ending with a letter, digit or '_'")

@@ -95,6 +95,17 @@ extension ManagerAPI {
 
     var vfolderRoutes: [RouteSpec] {
         [
+            RouteSpec(method: .get, path: "/folders/_/allowed_types", summary: "Folder ownership types: user and group (project)", access: .user,
+                      bodyKeys: nil) { request, _ in
+                _ = try await auth.authenticate(request)
+                return try Self.jsonObject(["user", "group"])
+            },
+            RouteSpec(method: .get, path: "/folders/_/all_hosts", summary: "Every vfolder host of the cluster (admin)", access: .admin, bodyKeys: nil) { request, _ in
+                _ = try await auth.authenticateAdmin(request)
+                let hosts = await vfolderHosts().map(\.host)
+                let fallback: Any = (config.defaultVFolderHost ?? hosts.first).map { $0 as Any } ?? NSNull()
+                return try Self.jsonObject(["default": fallback, "allowed": hosts])
+            },
             RouteSpec(method: .get, path: "/folders/_/hosts", summary: "Vfolder hosts (proxy:volume) and the default", access: .user, bodyKeys: nil) { request, _ in
                 _ = try await auth.authenticate(request)
                 let hosts = await vfolderHosts()
@@ -106,6 +117,7 @@ extension ManagerAPI {
                       bodyKeys: ["name", "host", "unmanaged_path", "group", "usage_mode", "permission", "quota", "cloneable"]) { request, _ in
                 let caller = try await auth.authenticate(request)
                 let body = try await object(request, allowed: ["name", "host", "unmanaged_path", "group", "usage_mode", "permission", "quota", "cloneable"])
+                try await refuseWhileFrozen(caller)
                 return try await createFolder(body, caller: caller)
             },
             RouteSpec(method: .get, path: "/folders", summary: "List the folders you can see", access: .user, bodyKeys: nil) { request, _ in

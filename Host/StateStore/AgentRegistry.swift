@@ -61,6 +61,12 @@ extension StateStore {
                     WHERE id = $1
                     """, values)
             }
+            // Each kernel keeps its latest statistics (usage reports read them after it ends);
+            // an agent updates only kernels placed on it.
+            for stats in hb.kernelStats ?? [] {
+                try c.execute("UPDATE kernels SET last_stat = $1 WHERE id = $2 AND agent_id = $3",
+                              [.text(Self.json(stats)), .text(stats.kernelID), .text(hb.agentID)])
+            }
             guard let row = try c.query("SELECT * FROM agents WHERE id = $1", [.text(hb.agentID)]).first else {
                 throw StoreError(.query, "agent \(hb.agentID) vanished while recording its heartbeat")
             }

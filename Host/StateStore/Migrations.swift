@@ -171,6 +171,48 @@ public enum Migrations {
             "ALTER TABLE projects ADD COLUMN modified_at BIGINT",
             // Cluster-wide manager settings every manager reads (announcement, freeze).
             "CREATE TABLE manager_settings (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at BIGINT NOT NULL)",
+            // Resource groups a whole domain may use (besides those of its projects).
+            """
+            CREATE TABLE domain_resource_groups (
+                domain_name TEXT NOT NULL REFERENCES domains(name), resource_group TEXT NOT NULL REFERENCES resource_groups(name),
+                PRIMARY KEY (domain_name, resource_group))
+            """,
+            // The rest of Backend.AI's keypair resource policy.
+            "ALTER TABLE resource_policies ADD COLUMN max_session_lifetime BIGINT NOT NULL DEFAULT 0",
+            "ALTER TABLE resource_policies ADD COLUMN max_containers_per_session BIGINT NOT NULL DEFAULT 1",
+            "ALTER TABLE resource_policies ADD COLUMN max_concurrent_sftp_sessions BIGINT NOT NULL DEFAULT 1",
+            "ALTER TABLE resource_policies ADD COLUMN allowed_vfolder_hosts TEXT NOT NULL DEFAULT '{}'",
+            "ALTER TABLE resource_policies ADD COLUMN default_for_unspecified TEXT NOT NULL DEFAULT 'UNLIMITED'",
+            // The rest of Backend.AI's scaling group.
+            "ALTER TABLE resource_groups ADD COLUMN is_public BIGINT NOT NULL DEFAULT 1",
+            "ALTER TABLE resource_groups ADD COLUMN wsproxy_addr TEXT",
+            "ALTER TABLE resource_groups ADD COLUMN use_host_network BIGINT NOT NULL DEFAULT 0",
+            // Session templates (Backend.AI's task templates): a normalised JSON document each.
+            """
+            CREATE TABLE session_templates (
+                id TEXT PRIMARY KEY, name TEXT NOT NULL, type TEXT NOT NULL DEFAULT 'task', domain_name TEXT NOT NULL,
+                project_id TEXT, user_id TEXT NOT NULL, is_active BIGINT NOT NULL DEFAULT 1, template TEXT NOT NULL, created_at BIGINT NOT NULL)
+            """,
+            "CREATE INDEX session_templates_user ON session_templates (user_id)",
+            // Dotfiles written into every new kernel of a user, a project's members or a domain.
+            """
+            CREATE TABLE dotfiles (
+                scope TEXT NOT NULL, owner TEXT NOT NULL, path TEXT NOT NULL, data TEXT NOT NULL, permission TEXT NOT NULL,
+                PRIMARY KEY (scope, owner, path))
+            """,
+            // Server error logs (`server-logs list`): the manager's own failures and what
+            // clients report.
+            """
+            CREATE TABLE error_logs (
+                id TEXT PRIMARY KEY, created_at BIGINT NOT NULL, severity TEXT NOT NULL, source TEXT NOT NULL, user_id TEXT,
+                domain_name TEXT, is_read BIGINT NOT NULL DEFAULT 0, is_cleared BIGINT NOT NULL DEFAULT 0, message TEXT NOT NULL,
+                context_lang TEXT NOT NULL DEFAULT '', context_env TEXT NOT NULL DEFAULT '{}', request_url TEXT, request_status BIGINT,
+                traceback TEXT)
+            """,
+            "CREATE INDEX error_logs_created ON error_logs (created_at)",
+            // A kernel's latest statistics from its agent (CPU time, memory, I/O), kept after
+            // it ends for resource usage reports.
+            "ALTER TABLE kernels ADD COLUMN last_stat TEXT",
         ],
     ]
 

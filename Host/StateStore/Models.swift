@@ -189,9 +189,22 @@ public struct ResourcePolicy: Sendable, Codable, Equatable {
     /// Seconds; 0 means none.
     public var idleTimeout: Int64
     public var createdAt: Int64
+    /// Seconds a session may live at most; 0 means no limit.
+    public var maxSessionLifetime: Int64 = 0
+    /// The largest cluster a session may ask for.
+    public var maxContainersPerSession: Int64 = 1
+    /// Backend.AI's SFTP-only sessions (kept and shown; Hangar has no SFTP sessions yet).
+    public var maxConcurrentSFTPSessions: Int64 = 1
+    /// Folder hosts allowed, as a JSON object host -> permission names.
+    public var allowedVFolderHosts = "{}"
+    /// `UNLIMITED` or `LIMITED`: what a slot the policy does not name allows.
+    public var defaultForUnspecified = "UNLIMITED"
 
     public init(scope: PolicyScope, name: String, totalResourceSlots: ResourceSlots, maxConcurrentSessions: Int64, maxVfolderCount: Int64,
-                maxVfolderSize: Int64, idleTimeout: Int64, createdAt: Int64) {
+                maxVfolderSize: Int64, idleTimeout: Int64, createdAt: Int64, maxSessionLifetime: Int64 = 0, maxContainersPerSession: Int64 = 1,
+                maxConcurrentSFTPSessions: Int64 = 1, allowedVFolderHosts: String = "{}", defaultForUnspecified: String = "UNLIMITED") {
+        (self.maxSessionLifetime, self.maxContainersPerSession, self.maxConcurrentSFTPSessions) = (maxSessionLifetime, maxContainersPerSession, maxConcurrentSFTPSessions)
+        (self.allowedVFolderHosts, self.defaultForUnspecified) = (allowedVFolderHosts, defaultForUnspecified)
         self.scope = scope
         self.name = name
         self.totalResourceSlots = totalResourceSlots
@@ -217,6 +230,25 @@ public struct ResourceGroup: Sendable, Codable, Equatable {
     public var sandbox: String?
     /// A TOML policy layer (`deny`, `allow`) over the agents' policy; nil: none.
     public var sandboxPolicy: String?
+    /// Whether any project may be given it (Backend.AI's flag; kept and shown).
+    public var isPublic = true
+    /// The app proxy address of the group (Backend.AI's wsproxy; kept and shown).
+    public var wsproxyAddress: String?
+    /// Whether the group's kernels use the host network.
+    public var useHostNetwork = false
+}
+
+/// Changes to a resource group (Backend.AI's `ModifyScalingGroupInput`); nil leaves a field.
+public struct ResourceGroupChanges: Sendable {
+    public var description: String?
+    public var isActive: Bool?
+    public var isPublic: Bool?
+    public var scheduler: String?
+    public var agentSelector: String?
+    public var schedulerOptions: String?
+    public var wsproxyAddress: String?
+    public var useHostNetwork: Bool?
+    public init() {}
 }
 
 /// An event of a session other than a status change: what a kernel in sandbox watch mode

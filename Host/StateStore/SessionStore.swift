@@ -326,6 +326,26 @@ extension StateStore {
         }
     }
 
+    /// Renames a session; names are unique among an owner's sessions that have not ended.
+    /// - Throws: `StoreError` `.notFound`, `.invalid` (the session has ended), `.constraint`
+    ///   (another live session of the owner has the name).
+    public func renameSession(_ id: String, to name: String) throws {
+        try database.transaction { c in
+            guard let row = try c.query("SELECT access_key, status FROM sessions WHERE id = $1", [.text(id)]).first else {
+                throw StoreError(.notFound, "no session with id '\(id)'")
+            }
+            guard let status = SessionStatus(rawValue: row.string("status") ?? ""), !status.isTerminal else {
+                throw StoreError(.invalid, "the session has ended; only live sessions are renamed")
+            }
+            guard try c.query("""
+                SELECT id FROM sessions WHERE access_key = $1 AND name = $2 AND id <> $3 AND status NOT IN ('TERMINATED', 'CANCELLED', 'ERROR')
+                """, [.text(row.string("access_key") ?? ""), .text(name), .text(id)]).isEmpty else {
+                throw StoreError(.constraint, "you already have a session named '\(name)'")
+            }
+            try c.execute("UPDATE sessions SET name = $1 WHERE id = $2", [.text(name), .text(id)])
+        }
+    }
+
     /// Status transitions of a session with their times.
     public func statusHistory(session: String) throws -> [(SessionStatus, Int64)] {
         try database.withConnection { c in

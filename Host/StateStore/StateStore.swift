@@ -87,6 +87,8 @@ public final class StateStore: Sendable {
                 """, [.text(Self.defaultResourceGroup), .int(now)])
             try c.execute("INSERT INTO project_resource_groups (project_id, resource_group) VALUES ($1, $2)",
                           [.text(projectID), .text(Self.defaultResourceGroup)])
+            try c.execute("INSERT INTO domain_resource_groups (domain_name, resource_group) VALUES ($1, $2)",
+                          [.text(Self.defaultDomain), .text(Self.defaultResourceGroup)])
             let userID = UUID().uuidString.lowercased()
             try Self.insertUser(c, id: userID, email: adminEmail, username: "admin", passwordHash: hash, fullName: "Administrator",
                                 role: .superadmin, domain: Self.defaultDomain, now: now)
@@ -204,6 +206,17 @@ public final class StateStore: Sendable {
         try database.withConnection { c in
             try c.query("SELECT \(Self.userColumns) FROM users WHERE id = $1", [.text(id)]).first.map { Self.user(from: $0) }
         }
+    }
+
+    /// The user a login names (email or username, in a domain) if `password` is theirs; nil
+    /// for an unknown login or a wrong password alike (a caller must not learn which).
+    public func user(login: String, domain: String, password: String) throws -> User? {
+        let row = try database.withConnection { c in
+            try c.query("SELECT \(Self.userColumns), password_hash FROM users WHERE (email = $1 OR username = $1) AND domain_name = $2",
+                        [.text(login), .text(domain)]).first
+        }
+        guard let row, PasswordHasher.verify(password, against: row.string("password_hash") ?? "") else { return nil }
+        return Self.user(from: row)
     }
 
     /// Creates a keypair for a user.
@@ -429,7 +442,11 @@ public final class StateStore: Sendable {
                                totalResourceSlots: (try? ResourceSlots(json: r.string("total_resource_slots") ?? "{}")) ?? ResourceSlots(),
                                maxConcurrentSessions: r.int("max_concurrent_sessions") ?? 0, maxVfolderCount: r.int("max_vfolder_count") ?? 0,
                                maxVfolderSize: r.int("max_vfolder_size") ?? 0, idleTimeout: r.int("idle_timeout") ?? 0,
-                               createdAt: r.int("created_at") ?? 0)
+                               createdAt: r.int("created_at") ?? 0, maxSessionLifetime: r.int("max_session_lifetime") ?? 0,
+                               maxContainersPerSession: r.int("max_containers_per_session") ?? 1,
+                               maxConcurrentSFTPSessions: r.int("max_concurrent_sftp_sessions") ?? 1,
+                               allowedVFolderHosts: r.string("allowed_vfolder_hosts") ?? "{}",
+                               defaultForUnspecified: r.string("default_for_unspecified") ?? "UNLIMITED")
             }
         }
     }
@@ -440,7 +457,8 @@ public final class StateStore: Sendable {
                 ResourceGroup(name: r.string("name") ?? "", description: r.string("description") ?? "", isActive: r.bool("is_active"),
                               scheduler: r.string("scheduler") ?? "", agentSelector: r.string("agent_selector") ?? "",
                               schedulerOptions: r.string("scheduler_options") ?? "{}", createdAt: r.int("created_at") ?? 0,
-                              sandbox: r.string("sandbox"), sandboxPolicy: r.string("sandbox_policy"))
+                              sandbox: r.string("sandbox"), sandboxPolicy: r.string("sandbox_policy"), isPublic: r.bool("is_public"),
+                              wsproxyAddress: r.string("wsproxy_addr"), useHostNetwork: r.bool("use_host_network"))
             }
         }
     }
@@ -488,8 +506,11 @@ public final class StateStore: Sendable {
     public func resourceGroups(forUser userID: String) throws -> [String] {
         try database.withConnection { c in
             try c.query("""
-                SELECT DISTINCT prg.resource_group AS name FROM project_resource_groups prg
-                JOIN project_members pm ON pm.project_id = prg.project_id WHERE pm.user_id = $1 ORDER BY name
+                SELECT prg.resource_group AS name FROM project_resource_groups prg
+                JOIN project_members pm ON pm.project_id = prg.project_id WHERE pm.user_id = $1
+                UNION
+                SELECT drg.resource_group AS name FROM domain_resource_groups drg JOIN users u ON u.domain_name = drg.domain_name WHERE u.id = $1
+                ORDER BY name
                 """, [.text(userID)]).compactMap { $0.string("name") }
         }
     }
@@ -511,6 +532,11 @@ public final class StateStore: Sendable {
                     idle_timeout, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
                 """, [.text(p.scope.rawValue), .text(p.name), .text(p.totalResourceSlots.json), .int(p.maxConcurrentSessions), .int(p.maxVfolderCount),
                       .int(p.maxVfolderSize), .int(p.idleTimeout), .int(p.createdAt)])
+            try c.execute("""
+                UPDATE resource_policies SET max_session_lifetime = $1, max_containers_per_session = $2, max_concurrent_sftp_sessions = $3,
+                    allowed_vfolder_hosts = $4, default_for_unspecified = $5 WHERE scope = $6 AND name = $7
+                """, [.int(p.maxSessionLifetime), .int(p.maxContainersPerSession), .int(p.maxConcurrentSFTPSessions), .text(p.allowedVFolderHosts),
+                      .text(p.defaultForUnspecified), .text(p.scope.rawValue), .text(p.name)])
         }
     }
 

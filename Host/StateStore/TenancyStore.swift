@@ -13,8 +13,8 @@ extension StateStore {
         }
     }
 
-    /// Refuses text that is not a JSON object (resource slots, folder host permissions).
-    static func checkJSONObject(_ text: String, _ field: String) throws {
+    /// Refuses text that is not a JSON object (resource slots, folder host permissions, options).
+    public static func checkJSONObject(_ text: String, _ field: String) throws {
         guard (try? JSONSerialization.jsonObject(with: Data(text.utf8))) is [String: Any] else {
             throw StoreError(.invalid, "\(field) must be a JSON object, e.g. {}; got '\(text.prefix(80))'")
         }
@@ -111,7 +111,7 @@ extension StateStore {
                     SELECT $1, description, is_active, total_resource_slots, allowed_vfolder_hosts, allowed_docker_registries,
                         integration_id, created_at, modified_at FROM domains WHERE name = $2
                     """, [.text(newName), .text(name)])
-                for table in ["users", "projects", "sessions"] {
+                for table in ["users", "projects", "sessions", "domain_resource_groups"] {
                     try c.execute("UPDATE \(table) SET domain_name = $1 WHERE domain_name = $2", [.text(newName), .text(name)])
                 }
                 try c.execute("DELETE FROM domains WHERE name = $1", [.text(name)])
@@ -141,6 +141,7 @@ extension StateStore {
             for project in try c.query("SELECT id FROM projects WHERE domain_name = $1", [.text(name)]).compactMap({ $0.string("id") }) {
                 try Self.purgeProject(c, id: project)
             }
+            try c.execute("DELETE FROM domain_resource_groups WHERE domain_name = $1", [.text(name)])
             try c.execute("DELETE FROM domains WHERE name = $1", [.text(name)])
         }
     }
@@ -152,16 +153,6 @@ extension StateStore {
         try database.withConnection { c in
             try c.query("SELECT resource_group FROM project_resource_groups WHERE project_id = $1 ORDER BY resource_group",
                         [.text(projectID)]).compactMap { $0.string("resource_group") }
-        }
-    }
-
-    /// Resource groups linked to any project of a domain.
-    public func resourceGroups(ofDomain domain: String) throws -> [String] {
-        try database.withConnection { c in
-            try c.query("""
-                SELECT DISTINCT prg.resource_group AS name FROM project_resource_groups prg JOIN projects p ON p.id = prg.project_id
-                WHERE p.domain_name = $1 ORDER BY name
-                """, [.text(domain)]).compactMap { $0.string("name") }
         }
     }
 
