@@ -58,7 +58,7 @@ extension GQLResolver {
     }
 
     func storageVolumeList(context: GQLContext, arguments: PageArguments) async throws -> GQLPage<GQLStorageVolume> {
-        try Self.page(try await storageVolumes(context), arguments)
+        try Self.page(try await storageVolumes(context), arguments, type: "StorageVolume")
     }
 
     func storageVolume(context: GQLContext, arguments: StorageVolumeArgument) async throws -> GQLStorageVolume? {

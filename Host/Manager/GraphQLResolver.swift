@@ -15,12 +15,20 @@ struct GQLResolver: Sendable {
 
     static func checkPage(_ args: PageArguments) throws {
         guard (1...100).contains(args.limit), args.offset >= 0 else { throw GraphQLError(message: "limit must be 1-100 and offset >= 0") }
-        if let filter = args.filter, !filter.isEmpty { throw GraphQLError(message: "filter expressions are not supported yet; filter with the root's arguments") }
     }
 
-    static func page<T>(_ all: [T], _ args: PageArguments) throws -> GQLPage<T> {
+    /// Whether the root was given a filter or an order (then it filters and orders in memory
+    /// before paging, instead of letting the database page).
+    static func refines(_ args: PageArguments) -> Bool { (args.filter?.isEmpty == false) || (args.order?.isEmpty == false) }
+
+    /// The most rows a filtered or ordered list reads before paging.
+    static let refinedRowLimit = 10_000
+
+    /// One page of `all` after the root's filter and order (`type`: the item's schema type).
+    static func page<T>(_ all: [T], _ args: PageArguments, type: String) throws -> GQLPage<T> {
         try checkPage(args)
-        return GQLPage(items: Array(all.dropFirst(args.offset).prefix(args.limit)), total_count: all.count)
+        let refined = try GQLFilter.apply(all, filter: args.filter, order: args.order, type: type)
+        return GQLPage(items: Array(refined.dropFirst(args.offset).prefix(args.limit)), total_count: refined.count)
     }
 
     static func statuses(_ text: String?) -> Set<String>? {
@@ -80,9 +88,15 @@ struct GQLResolver: Sendable {
         let wanted = Self.statuses(arguments.status)
         let resolver = self
         let (key, scope) = (accessKey, domain)
-        return try await context.read { _ in
-            try resolver.sessions(context, accessKey: key, statuses: wanted, domain: scope, limit: arguments.limit, offset: arguments.offset)
+        guard Self.refines(arguments) else {
+            return try await context.read { _ in
+                try resolver.sessions(context, accessKey: key, statuses: wanted, domain: scope, limit: arguments.limit, offset: arguments.offset)
+            }
         }
+        let all = try await context.read { _ in
+            try resolver.sessions(context, accessKey: key, statuses: wanted, domain: scope, limit: Self.refinedRowLimit, offset: 0)
+        }
+        return try Self.page(all.items, arguments, type: "ComputeSession")
     }
 
     func computeSession(context: GQLContext, arguments: IDArgument) async throws -> GQLSession? {
@@ -106,9 +120,11 @@ struct GQLResolver: Sendable {
         let agents = try await context.read { store in
             try store.agents(resourceGroup: group).filter { wanted == nil || wanted!.contains($0.status.rawValue) }
         }
+        if Self.refines(arguments) { return try Self.page(agents.map(Self.agent), arguments, type: "Agent") }
         // Only the page's rows are decoded (each carries JSON stats and device lists).
-        let page = try Self.page(agents, arguments)
-        return GQLPage(items: page.items.map(Self.agent), total_count: page.total_count)
+        try Self.checkPage(arguments)
+        let items = Array(agents.dropFirst(arguments.offset).prefix(arguments.limit))
+        return GQLPage(items: items.map(Self.agent), total_count: agents.count)
     }
 
     static func agent(_ a: AgentRecord) -> GQLAgent {
@@ -167,7 +183,7 @@ struct GQLResolver: Sendable {
         var all = try await context.read { store in try resolver.users(context, store: store) }
         if let status = arguments.status, !status.isEmpty { all = all.filter { $0.status == status.lowercased() } }
         if let group = arguments.group_id?.value { all = all.filter { $0.groups.contains { $0.id == group } } }
-        return try Self.page(all, arguments)
+        return try Self.page(all, arguments, type: "User")
     }
 
     static func keypair(_ k: Keypair, store: StateStore) throws -> GQLKeypair {
@@ -187,11 +203,14 @@ struct GQLResolver: Sendable {
         let domain = context.isSuperadmin ? arguments.domain_name : context.caller.domain
         let active = arguments.is_active
         try Self.checkPage(arguments)
-        return try await context.read { store in
-            let (rows, total) = try store.keypairPage(domain: domain, isActive: active, limit: arguments.limit, offset: arguments.offset)
+        let refined = Self.refines(arguments)
+        let page = try await context.read { store in
+            let (rows, total) = try store.keypairPage(domain: domain, isActive: active, limit: refined ? Self.refinedRowLimit : arguments.limit,
+                                                      offset: refined ? 0 : arguments.offset)
             return GQLPage(items: rows.map { Self.keypair($0.keypair, user: $0.owner, projects: $0.projectNames, activeSessions: $0.activeSessions) },
                            total_count: total)
         }
+        return refined ? try Self.page(page.items, arguments, type: "KeyPair") : page
     }
 
     func keypair(context: GQLContext, arguments: KeypairArgument) async throws -> GQLKeypair? {
@@ -272,7 +291,7 @@ struct GQLResolver: Sendable {
                        max_size: BigInt(v.folder.quotaBytes), created_at: CivilTime.iso8601(micros: v.folder.createdAt), status: v.folder.status,
                        cloneable: v.folder.cloneable, quota_scope_id: "\(v.folder.ownership == "user" ? "user" : "project"):\(v.folder.userID ?? v.folder.projectID ?? "")")
         }
-        return try Self.page(items, arguments)
+        return try Self.page(items, arguments, type: "VirtualFolder")
     }
 
     // MARK: mutations (admins)

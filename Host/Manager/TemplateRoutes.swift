@@ -20,6 +20,15 @@ extension ManagerAPI {
     /// Parses a template payload (one template or a list) and checks each; the normalised JSON
     /// documents with their names.
     static func parseTemplates(_ payload: String) throws -> [(name: String, json: String)] {
+        // Bounded before the YAML parser sees it: size, and flow nesting (`[[[[…`), which a
+        // recursive parser would follow until the stack ran out.
+        guard payload.utf8.count <= 256 << 10 else { throw APIError.invalidParams("the template is larger than 256 KiB") }
+        var depth = 0, deepest = 0
+        for byte in payload.utf8 {
+            if byte == UInt8(ascii: "[") || byte == UInt8(ascii: "{") { depth += 1; deepest = max(deepest, depth) }
+            if byte == UInt8(ascii: "]") || byte == UInt8(ascii: "}") { depth = max(0, depth - 1) }
+        }
+        guard deepest <= 64 else { throw APIError.invalidParams("the template nests more than 64 levels of [ ] or { }") }
         let loaded: Any?
         do {
             loaded = try Yams.load(yaml: payload)

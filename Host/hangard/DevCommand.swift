@@ -44,6 +44,9 @@ struct DevCommand: AsyncParsableCommand {
     @Flag(name: .customLong("no-image"), help: "Do not build the default image when it is missing.")
     var noImage = false
 
+    @Option(name: .customLong("database"), help: "postgresql://user@host:port/db (or a SQLite path) instead of the data directory's SQLite file.")
+    var database: String?
+
     func run() async throws {
         let logger = Logger(label: "hangar.dev")
         let home = ProcessInfo.processInfo.environment["HOME"] ?? NSHomeDirectory()
@@ -53,6 +56,13 @@ struct DevCommand: AsyncParsableCommand {
         var managerConfig = try ManagerConfig.load(ConfigFile(toml: "[manager]\nlisten = \"\(listen.replacingOccurrences(of: "\"", with: ""))\"", path: "--listen"))
         managerConfig.dataDirectory = data
         managerConfig.schedulingInterval = 0.5
+        if let database {
+            do {
+                managerConfig.database = try DatabaseLocation(database)
+            } catch {
+                throw ValidationError("--database: \(error.message)")
+            }
+        }
         let (store, created) = try openAndBootstrap(managerConfig, adminEmail: "admin@hangar.local", logger: logger)
         defer { store.close() }
         let secret = try clusterSecret(managerConfig)

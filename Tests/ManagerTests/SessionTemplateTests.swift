@@ -47,6 +47,9 @@ import TestSupport
             let (noImage, why2) = try await AdministrationTests.rest(client, .post, "/template/session",
                                                                     body: try Self.body("metadata: {name: x}\nspec: {kernel: {}}"), keys: a)
             #expect(noImage == .badRequest && why2.contains("spec.kernel.image"), "\(why2)")
+            let hostile = String(repeating: "[", count: 100_000)
+            let (deep, why3) = try await AdministrationTests.rest(client, .post, "/template/session", body: try Self.body(hostile), keys: a)
+            #expect(deep == .badRequest && why3.contains("nests more than 64"), "\(why3)")
             let (created, ids) = try await AdministrationTests.rest(client, .post, "/template/session", body: try Self.body(Self.yaml), keys: a)
             #expect(created == .ok, "\(ids)")
             let list = try #require(try JSONSerialization.jsonObject(with: Data(ids.utf8)) as? [[String: Any]])

@@ -22,7 +22,7 @@ import Testing
         ("Host/StateStore", "StateStore", ["CSQLite", "CLibpq", "ClusterProtocol", "Identity"]),
         ("Host/PluginConformance", "PluginConformance", ["PluginHost", "PluginAPI"]),
         ("Host/Agent", "Agent", http.union(["AgentResources", "ContainerEngine", "PluginHost", "ClusterProtocol", "ConfigFile", "Sandbox"])),
-        ("Host/Manager", "Manager", http.union(["StateStore", "Identity", "ClusterProtocol", "ConfigFile", "PluginHost", "Sandbox"])),
+        ("Host/Manager", "Manager", http.union(["StateStore", "Identity", "ClusterProtocol", "ConfigFile", "PluginHost", "Sandbox", "Yams"])),
         ("Host/StorageProxy", "StorageProxy", http.union(["PluginHost", "ConfigFile", "ClusterProtocol"])),
         ("Host/hangard", "hangard", ["Agent", "Manager", "StorageProxy", "StateStore", "PluginHost", "ConfigFile", "Identity", "ContainerEngine", "Sandbox",
                                      "ArgumentParser", "Logging"]),

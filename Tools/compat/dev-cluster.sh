@@ -1,5 +1,6 @@
 # Sourced by the compatibility checks: starts a throwaway `hangard dev` on random loopback
-# ports (engine socket from $1 or $HANGAR_TEST_ENGINE_SOCKET), waits for it, loads its client
+# ports (engine socket from $1 or $HANGAR_TEST_ENGINE_SOCKET; database: $HANGAR_COMPAT_DATABASE,
+# a postgresql:// URL, else SQLite in its data directory), waits for it, loads its client
 # environment (BACKEND_*), and stops it and removes its data on exit. Sets $work and $mport.
 bin=$(swift build --show-bin-path)
 socket=${1:-${HANGAR_TEST_ENGINE_SOCKET:-}}
@@ -9,7 +10,8 @@ work=$(mktemp -d /tmp/hangar-compat.XXXXXX)
 freeport() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 mport=$(freeport); aport=$(freeport); sport=$(freeport)
 HOME="$work/home" "$bin/hangard" dev --data-dir "$work/data" --listen "127.0.0.1:$mport" --agent-listen "127.0.0.1:$aport" \
-    --storage-listen "127.0.0.1:$sport" ${socket:+--engine-socket "$socket"} --no-image >"$work/dev.out" 2>"$work/dev.err" &
+    --storage-listen "127.0.0.1:$sport" ${socket:+--engine-socket "$socket"} ${HANGAR_COMPAT_DATABASE:+--database "$HANGAR_COMPAT_DATABASE"} \
+    --no-image >"$work/dev.out" 2>"$work/dev.err" &
 dev=$!
 # If the dev cluster died under the checks, say so with its log before it is removed.
 trap 'if ! kill -0 $dev 2>/dev/null; then echo "hangard dev exited before the checks ended; its log:" >&2; tail -40 "$work/dev.err" >&2; tail -40 "$work/dev.out" >&2; fi

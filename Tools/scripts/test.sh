@@ -30,7 +30,11 @@ HANGAR_TEST_ENGINE_SOCKET=$(Tools/scripts/podman-service.sh start "$enginedir")
 export HANGAR_TEST_POSTGRES_URL HANGAR_TEST_ENGINE_SOCKET
 export HANGAR_TEST_IMAGE=hangar/python:3.11-bookworm
 swift test --skip-build
-# The official Backend.AI client, unchanged, against `hangard dev` on the same engine.
+# The official Backend.AI client, unchanged, against `hangard dev` on the same engine: once on
+# SQLite, once on a fresh PostgreSQL database.
 Tools/compat/official-client.sh "$HANGAR_TEST_ENGINE_SOCKET"
+compatdb="hangar_compat_$$"
+psql -q "$HANGAR_TEST_POSTGRES_URL" -c "CREATE DATABASE $compatdb"
+HANGAR_COMPAT_DATABASE="${HANGAR_TEST_POSTGRES_URL%/*}/$compatdb" Tools/compat/official-client.sh "$HANGAR_TEST_ENGINE_SOCKET"
 # Schemathesis over the REST API (/openapi.json) and GraphQL: no request may cause a 5xx.
 Tools/compat/fuzz.sh "$HANGAR_TEST_ENGINE_SOCKET" 25
