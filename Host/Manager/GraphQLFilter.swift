@@ -217,9 +217,12 @@ struct GQLFilter: Sendable {
     /// Fields holding enum values.
     static let enumFields: Set<String> = ["usage_mode", "permission", "ownership_type", "role", "status", "type", "result", "cluster_role"]
 
+    /// Backend.AI's enum member names whose values Hangar spells differently.
+    static let enumAliases = ["read_only": "ro", "read_write": "rw", "rw_delete": "wd"]
+
     private static func folded(_ value: Value) -> Value {
         switch value {
-        case .string(let s): .string(s.lowercased())
+        case .string(let s): .string(enumAliases[s.lowercased()] ?? s.lowercased())
         case .list(let items): .list(items.map(folded))
         default: value
         }

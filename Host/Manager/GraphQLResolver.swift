@@ -282,16 +282,52 @@ struct GQLResolver: Sendable {
         }
     }
 
+    /// Users: the folders they see. Admins (`admin vfolder list`): every folder of their
+    /// domain's users and projects; superadmins: every folder.
     func vfolderList(context: GQLContext, arguments: PageArguments) async throws -> GQLPage<GQLVFolder> {
+        guard context.caller.isAdmin else { return try await vfolders(context, arguments) { _ in true } }
+        let domain = context.isSuperadmin ? nil : context.caller.domain
         let userID = context.userID
-        let folders = try await context.read { try $0.visibleVFolders(userID: userID) }
-        let items = folders.filter { arguments.group_id == nil || $0.folder.projectID == arguments.group_id?.value }.map { v in
-            GQLVFolder(id: v.folder.id, host: v.folder.host, name: v.folder.name, user: v.folder.userID, group: v.folder.projectID,
-                       creator: v.folder.userID, usage_mode: v.folder.usageMode, permission: v.permission.rawValue, ownership_type: v.folder.ownership,
-                       max_size: BigInt(v.folder.quotaBytes), created_at: CivilTime.iso8601(micros: v.folder.createdAt), status: v.folder.status,
-                       cloneable: v.folder.cloneable, quota_scope_id: "\(v.folder.ownership == "user" ? "user" : "project"):\(v.folder.userID ?? v.folder.projectID ?? "")")
+        let folders = try await context.read { store -> [VisibleVFolder] in
+            let all = try store.allVFolders().filter { $0.status == "ready" }
+            guard let domain else { return all.map { VisibleVFolder(folder: $0, permission: $0.permission, isOwner: $0.userID == userID, via: "admin") } }
+            let users = Set(try store.users(domain: domain).map(\.id)), projects = Set(try store.projects(domain: domain).map(\.id))
+            return all.filter { f in f.userID.map(users.contains) ?? f.projectID.map(projects.contains) ?? false }
+                .map { VisibleVFolder(folder: $0, permission: $0.permission, isOwner: $0.userID == userID, via: "admin") }
         }
+        return try Self.page(folders.filter { arguments.group_id == nil || $0.folder.projectID == arguments.group_id?.value }.map(Self.vfolder), arguments,
+                             type: "VirtualFolder")
+    }
+
+    /// `vfolder list-own`: the caller's own folders.
+    func vfolderOwnList(context: GQLContext, arguments: PageArguments) async throws -> GQLPage<GQLVFolder> {
+        try await vfolders(context, arguments) { $0.isOwner }
+    }
+
+    /// `vfolder list-invited`: user folders others shared with the caller.
+    func vfolderInvitedList(context: GQLContext, arguments: PageArguments) async throws -> GQLPage<GQLVFolder> {
+        try await vfolders(context, arguments) { $0.via == "shared" }
+    }
+
+    /// `vfolder list-project`: the caller's projects' folders.
+    func vfolderProjectList(context: GQLContext, arguments: PageArguments) async throws -> GQLPage<GQLVFolder> {
+        try await vfolders(context, arguments) { $0.via == "project" }
+    }
+
+    /// The folders the caller sees that `include` keeps, one page.
+    private func vfolders(_ context: GQLContext, _ arguments: PageArguments,
+                          include: @escaping @Sendable (VisibleVFolder) -> Bool) async throws -> GQLPage<GQLVFolder> {
+        let userID = context.userID
+        let folders = try await context.read { try $0.visibleVFolders(userID: userID) }.filter(include)
+        let items = folders.filter { arguments.group_id == nil || $0.folder.projectID == arguments.group_id?.value }.map(Self.vfolder)
         return try Self.page(items, arguments, type: "VirtualFolder")
+    }
+
+    static func vfolder(_ v: VisibleVFolder) -> GQLVFolder {
+        GQLVFolder(id: v.folder.id, host: v.folder.host, name: v.folder.name, user: v.folder.userID, group: v.folder.projectID,
+                   creator: v.folder.userID, usage_mode: v.folder.usageMode, permission: v.permission.rawValue, ownership_type: v.folder.ownership,
+                   max_size: BigInt(v.folder.quotaBytes), created_at: CivilTime.iso8601(micros: v.folder.createdAt), status: v.folder.status,
+                   cloneable: v.folder.cloneable, quota_scope_id: "\(v.folder.ownership == "user" ? "user" : "project"):\(v.folder.userID ?? v.folder.projectID ?? "")")
     }
 
     // MARK: mutations (admins)

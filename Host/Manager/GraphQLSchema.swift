@@ -460,6 +460,9 @@ enum GQLSchema {
                     Argument("is_active", at: \.is_active)
                 }
                 Field("vfolder_list", at: GQLResolver.vfolderList, pageArguments)
+                Field("vfolder_own_list", at: GQLResolver.vfolderOwnList, pageArguments)
+                Field("vfolder_invited_list", at: GQLResolver.vfolderInvitedList, pageArguments)
+                Field("vfolder_project_list", at: GQLResolver.vfolderProjectList, pageArguments)
                 Field("agent", at: GQLResolver.agent) {
                     Argument("agent_id", at: \.agent_id)
                 }

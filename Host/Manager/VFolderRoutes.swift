@@ -32,6 +32,18 @@ extension ManagerAPI {
         return found
     }
 
+    /// The project folder and emails a share or unshare names, once the caller is found to be
+    /// an admin of the folder's domain.
+    func projectFolderSharing(_ request: Request, context: ManagerRequestContext, keys: [String]) async throws -> (String, [String], [String: Any]) {
+        let caller = try await auth.authenticate(request)
+        let v = try await visibleFolder(try context.parameters.require("name"), caller: caller)
+        guard v.folder.ownership == "group" else { throw APIError.invalidParams("share sets permissions on project folders; invite users to a user folder") }
+        guard caller.isAdmin else { throw APIError.forbidden("only admins change members' permissions on a project folder") }
+        let body = try await object(request, allowed: keys)
+        guard let emails = body["emails"] as? [String], !emails.isEmpty else { throw APIError.invalidParams("'emails' (a list) is required") }
+        return (v.folder.id, emails, body)
+    }
+
     /// The storage-proxy message naming one folder.
     func folderTarget(_ f: VFolder) -> FolderTarget { FolderTarget(volume: f.volumeName, folder: f.id) }
 
@@ -258,6 +270,62 @@ extension ManagerAPI {
                 let inviter = caller.identity.userEmail
                 let invited = try await store.run { try $0.inviteToVFolder(v.folder.id, inviter: inviter, inviteeEmails: emails, permission: permission) }
                 return try Self.jsonObject(["invited_ids": invited], status: .created)
+            },
+            RouteSpec(method: .post, path: "/folders/:name/rename", summary: "Rename a folder you own (new_name)", access: .user,
+                      bodyKeys: ["new_name"]) { request, context in
+                let caller = try await auth.authenticate(request)
+                let v = try await visibleFolder(try context.parameters.require("name"), caller: caller, need: .writeDelete)
+                guard v.isOwner || (v.folder.ownership == "group" && caller.isAdmin) else {
+                    throw APIError.forbidden("only the owner renames a user folder (admins rename project folders)")
+                }
+                let name = try Self.required(try await object(request, allowed: ["new_name"]), "new_name")
+                try await store.run { try $0.renameVFolder(v.folder.id, to: name) }
+                return Response(status: .created)
+            },
+            RouteSpec(method: .post, path: "/folders/:name/update-options", summary: "Change a folder's default permission or cloneability (owner)",
+                      access: .user, bodyKeys: ["permission", "cloneable"]) { request, context in
+                let caller = try await auth.authenticate(request)
+                let v = try await visibleFolder(try context.parameters.require("name"), caller: caller, need: .writeDelete)
+                guard v.isOwner || (v.folder.ownership == "group" && caller.isAdmin) else { throw APIError.forbidden("only the folder's owner changes its options") }
+                let body = try await object(request, allowed: ["permission", "cloneable"])
+                let text = body["permission"] as? String
+                let permission = text.flatMap(VFolderPermission.init(rawValue:))
+                if let text, permission == nil { throw APIError.invalidParams("permission must be ro, rw or wd, not '\(text)'") }
+                let cloneable = body["cloneable"] as? Bool
+                try await store.run { try $0.updateVFolderOptions(v.folder.id, permission: permission, cloneable: cloneable) }
+                return Response(status: .created)
+            },
+            RouteSpec(method: .post, path: "/folders/:name/share", summary: "Give project members their own permission on a project folder (admins)",
+                      access: .user, bodyKeys: ["permission", "emails"]) { request, context in
+                let (folder, emails, body) = try await projectFolderSharing(request, context: context, keys: ["permission", "emails"])
+                guard let permission = VFolderPermission(rawValue: body["permission"] as? String ?? "rw") else {
+                    throw APIError.invalidParams("permission must be ro, rw or wd")
+                }
+                let shared = try await store.run { try $0.setVFolderPermission(folder, emails: emails, permission: permission) }
+                return try Self.jsonObject(["shared_emails": shared], status: .created)
+            },
+            RouteSpec(method: .delete, path: "/folders/:name/unshare", summary: "Take back members' own permissions on a project folder (admins)",
+                      access: .user, bodyKeys: ["emails"]) { request, context in
+                let (folder, emails, _) = try await projectFolderSharing(request, context: context, keys: ["emails"])
+                let unshared = try await store.run { try $0.setVFolderPermission(folder, emails: emails, permission: nil) }
+                return try Self.jsonObject(["unshared_emails": unshared])
+            },
+            RouteSpec(method: .post, path: "/folders/:name/leave", summary: "Stop using a folder shared with you (owners: ?shared_user_uuid removes a user)",
+                      access: .user, bodyKeys: ["shared_user_uuid"]) { request, context in
+                let caller = try await auth.authenticate(request)
+                let v = try await visibleFolder(try context.parameters.require("name"), caller: caller)
+                guard v.folder.ownership == "user" else { throw APIError.invalidParams("a project folder cannot be left; its project's members use it") }
+                let body = try await object(request, allowed: ["shared_user_uuid"])
+                let user: String
+                if let other = body["shared_user_uuid"] as? String, other != caller.identity.keypair.userID {
+                    guard v.isOwner else { throw APIError.forbidden("only the owner removes others from a folder") }
+                    user = other
+                } else {
+                    guard !v.isOwner else { throw APIError.invalidParams("you own folder '\(v.folder.name)'; delete it instead of leaving it") }
+                    user = caller.identity.keypair.userID
+                }
+                try await store.run { try $0.leaveVFolder(v.folder.id, userID: user) }
+                return try Self.jsonObject(["msg": "left the shared folder"])
             },
             RouteSpec(method: .post, path: "/folders/:name/clone", summary: "Clone a folder (a snapshot where the backend can)", access: .user,
                       bodyKeys: ["target_name", "target_host", "usage_mode", "permission", "cloneable"]) { request, context in

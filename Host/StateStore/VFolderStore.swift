@@ -81,9 +81,7 @@ extension StateStore {
     public func createVFolder(id: String = UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: ""), name: String, host: String,
                               quotaBytes: Int64, userID: String?, projectID: String?, permission: VFolderPermission = .readWrite,
                               usageMode: String = "general", cloneable: Bool = false, now: Int64 = Clock.nowMicros()) throws -> VFolder {
-        guard (1...64).contains(name.count), name.range(of: #"^[A-Za-z0-9_.-]+$"#, options: .regularExpression) != nil, !name.hasPrefix(".") else {
-            throw StoreError(.invalid, "a folder name is 1-64 letters, digits, '_', '-' or '.', not starting with '.'")
-        }
+        try Self.checkFolderName(name)
         let ownership = projectID == nil ? "user" : "group"
         return try database.transaction { c in
             let clash = projectID == nil
@@ -112,13 +110,17 @@ extension StateStore {
                 seen.insert(f.id)
                 out.append(VisibleVFolder(folder: f, permission: .writeDelete, isOwner: true, via: "owner"))
             }
+            // A project folder's permission, unless an admin shared it with this member with
+            // another (`vfolder share`).
             for r in try c.query("""
-                SELECT v.* FROM vfolders v JOIN project_members m ON m.project_id = v.project_id
+                SELECT v.*, p.permission AS granted FROM vfolders v JOIN project_members m ON m.project_id = v.project_id
+                LEFT JOIN vfolder_permissions p ON p.vfolder_id = v.id AND p.user_id = m.user_id
                 WHERE v.ownership = 'group' AND m.user_id = $1 AND v.status = 'ready' ORDER BY v.name
                 """, [.text(userID)]) where !seen.contains(r.string("id") ?? "") {
                 let f = Self.vfolder(from: r)
                 seen.insert(f.id)
-                out.append(VisibleVFolder(folder: f, permission: f.permission, isOwner: false, via: "project"))
+                let granted = r.string("granted").flatMap(VFolderPermission.init(rawValue:))
+                out.append(VisibleVFolder(folder: f, permission: granted ?? f.permission, isOwner: false, via: "project"))
             }
             for r in try c.query("""
                 SELECT v.*, p.permission AS granted FROM vfolders v JOIN vfolder_permissions p ON p.vfolder_id = v.id
@@ -163,6 +165,71 @@ extension StateStore {
             try c.execute("DELETE FROM vfolder_permissions WHERE vfolder_id = $1", [.text(id)])
             try c.execute("DELETE FROM vfolder_invitations WHERE vfolder_id = $1", [.text(id)])
             try c.execute("DELETE FROM vfolders WHERE id = $1", [.text(id)])
+        }
+    }
+
+    /// Renames a folder; names are unique among its owner's (user's or project's) folders.
+    public func renameVFolder(_ id: String, to name: String) throws {
+        try Self.checkFolderName(name)
+        try database.transaction { c in
+            guard let r = try c.query("SELECT * FROM vfolders WHERE id = $1", [.text(id)]).first else { throw StoreError(.notFound, "no folder '\(id)'") }
+            let f = Self.vfolder(from: r)
+            let clash = f.ownership == "user"
+                ? try c.query("SELECT id FROM vfolders WHERE name = $1 AND user_id = $2 AND ownership = 'user' AND id <> $3", [.text(name), .text(f.userID ?? ""), .text(id)])
+                : try c.query("SELECT id FROM vfolders WHERE name = $1 AND project_id = $2 AND ownership = 'group' AND id <> $3", [.text(name), .text(f.projectID ?? ""), .text(id)])
+            guard clash.isEmpty else { throw StoreError(.constraint, "a folder named '\(name)' exists") }
+            try c.execute("UPDATE vfolders SET name = $1 WHERE id = $2", [.text(name), .text(id)])
+        }
+    }
+
+    /// Folder names: what Backend.AI accepts, safe as path components.
+    static func checkFolderName(_ name: String) throws {
+        guard (1...64).contains(name.count), name.range(of: #"^[A-Za-z0-9_.-]+$"#, options: .regularExpression) != nil, name.first != "." else {
+            throw StoreError(.invalid, "a folder name is 1-64 letters, digits, '_', '.' or '-' (not starting with '.'), not '\(name)'")
+        }
+    }
+
+    /// Changes a folder's default permission and whether others may clone it.
+    public func updateVFolderOptions(_ id: String, permission: VFolderPermission?, cloneable: Bool?) throws {
+        try database.transaction { c in
+            var updates = ColumnUpdates()
+            if let permission { updates.set("permission", .text(permission.rawValue)) }
+            if let cloneable { updates.set("cloneable", SQLValue(cloneable)) }
+            guard try !c.query("SELECT id FROM vfolders WHERE id = $1", [.text(id)]).isEmpty else { throw StoreError(.notFound, "no folder '\(id)'") }
+            try updates.apply(c, table: "vfolders", key: "id", value: id)
+        }
+    }
+
+    /// Gives users (by email) their own permission on a project folder, or with nil takes it
+    /// back; only members of the folder's project are affected. Returns the emails changed.
+    public func setVFolderPermission(_ id: String, emails: [String], permission: VFolderPermission?) throws -> [String] {
+        try database.transaction { c in
+            guard let r = try c.query("SELECT * FROM vfolders WHERE id = $1", [.text(id)]).first else { throw StoreError(.notFound, "no folder '\(id)'") }
+            let f = Self.vfolder(from: r)
+            var changed: [String] = []
+            for email in emails {
+                guard let user = try c.query("""
+                    SELECT u.id AS id FROM users u JOIN project_members m ON m.user_id = u.id WHERE u.email = $1 AND m.project_id = $2
+                    """, [.text(email), .text(f.projectID ?? "")]).first?.string("id") else { continue }
+                let removed = try c.execute("DELETE FROM vfolder_permissions WHERE vfolder_id = $1 AND user_id = $2", [.text(id), .text(user)])
+                if let permission {
+                    try c.execute("INSERT INTO vfolder_permissions (vfolder_id, user_id, permission) VALUES ($1, $2, $3)",
+                                  [.text(id), .text(user), .text(permission.rawValue)])
+                    changed.append(email)
+                } else if removed > 0 {
+                    changed.append(email)
+                }
+            }
+            return changed
+        }
+    }
+
+    /// Ends a user's access to a folder shared with them (by invitation).
+    public func leaveVFolder(_ id: String, userID: String) throws {
+        try database.transaction { c in
+            guard try c.execute("DELETE FROM vfolder_permissions WHERE vfolder_id = $1 AND user_id = $2", [.text(id), .text(userID)]) > 0 else {
+                throw StoreError(.notFound, "folder '\(id)' is not shared with this user")
+            }
         }
     }
 

@@ -30,6 +30,8 @@ import TestSupport
         #expect(try Self.names(#"name ilike "PY-_" | (status != "RUNNING" & cpu < 3)"#) == ["py-a", "py-b"])
         #expect(try Self.names(#"!(name contains "py")"#) == ["job-c"])
         #expect(try Self.names(#"cpu in [1, 2]"#) == ["py-a", "job-c"])
+        #expect(try GQLFilter(#"permission in ["READ_ONLY", "RW_DELETE"]"#, fields: ["permission"]).matches(["permission": .string("wd")]),
+                "Backend.AI's enum member names match Hangar's values")
         #expect(try Self.names(#"tag is null"#) == ["py-a"])
         #expect(try Self.names(#"tag isnot null & tag != "x""#) == ["job-c"])
     }

@@ -251,6 +251,46 @@ backend.ai vfolder upload compat-model main.py >/dev/null 2>&1
 mkdir -p mdown && (cd mdown && check "model download (the client fails building the download URL)" "Invalid variable type" backend.ai model download compat-model main.py v1)
 check "model rm" "Deleted|deleted|Done" backend.ai model rm compat-model
 
+# Folders between users: invitations, leaving, project folders shared per member, options.
+backend.ai admin user add default dana@example.com dana-password-1 -u dana >/dev/null 2>&1
+dkeys=$(timeout 60 "$bin/hangar" admin keypair add dana@example.com --json 2>/dev/null)
+dak=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["keypair"]["access_key"])' <<<"$dkeys" 2>/dev/null)
+dsk=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["keypair"]["secret_key"])' <<<"$dkeys" 2>/dev/null)
+backend.ai vfolder create compat-share local:volume1 >/dev/null 2>&1
+check "vfolder invite" "Invitation sent to" backend.ai vfolder invite compat-share dana@example.com -p ro
+check "vfolder invitations" "You can now access vfolder compat-share" bash -c "printf '1\na\n' | env BACKEND_ACCESS_KEY=$dak BACKEND_SECRET_KEY=$dsk backend.ai vfolder invitations"
+check "vfolder list-invited" "compat-share" env BACKEND_ACCESS_KEY="$dak" BACKEND_SECRET_KEY="$dsk" backend.ai vfolder list-invited
+check "vfolder list-own" "compat-share" backend.ai vfolder list-own
+check "vfolder update-options" "Updated" backend.ai vfolder update-options compat-share -p ro --set-cloneable true
+check "vfolder info (updated options)" "ro" backend.ai vfolder info compat-share
+check "vfolder rename" "Renamed|renamed" backend.ai vfolder rename compat-share compat-share2
+check "vfolder leave" "Left the shared virtual folder" env BACKEND_ACCESS_KEY="$dak" BACKEND_SECRET_KEY="$dsk" backend.ai vfolder leave compat-share2
+out=$(env BACKEND_ACCESS_KEY="$dak" BACKEND_SECRET_KEY="$dsk" timeout 60 backend.ai vfolder list 2>&1)
+if ! grep -q "compat-share2" <<<"$out"; then pass "vfolder list (a folder left is gone)"; else fail "vfolder list (a folder left is gone): $out"; fi
+backend.ai admin group add-users "$dgid" "$(timeout 60 backend.ai --output json admin user info --email dana@example.com 2>/dev/null | python3 -c 'import json,sys; d=json.load(sys.stdin); print((d.get("items") or [d])[0]["uuid"])')" >/dev/null 2>&1
+backend.ai vfolder create compat-proj local:volume1 -g default -p ro >/dev/null 2>&1
+check "vfolder list-project" "compat-proj" backend.ai vfolder list-project
+check "vfolder share" "Shared with rw permission to" backend.ai vfolder share compat-proj dana@example.com -p rw
+check "vfolder info (a member's own permission)" "rw" env BACKEND_ACCESS_KEY="$dak" BACKEND_SECRET_KEY="$dsk" backend.ai vfolder info compat-proj
+check "vfolder unshare" "Unshared from" backend.ai vfolder unshare compat-proj dana@example.com
+check "vfolder cp (the 23.9.10 client raises NotImplementedError)" "NotImplementedError" backend.ai vfolder cp compat-proj:main.py .
+
+# Shortcuts and the remaining folder and session commands.
+check "create" "is created and ready" backend.ai create -t compat-alias "$image"
+check "info" "compat-alias" backend.ai info "$(timeout 60 backend.ai --output json ps 2>/dev/null | python3 -c 'import json,sys; print([i["session_id"] for i in json.load(sys.stdin)["items"] if i["name"]=="compat-alias"][0])' 2>/dev/null)"
+check "session upload" "Uploaded" backend.ai session upload compat-alias main.py
+check "run (an uploaded file is in the session)" "batch-file-ran" backend.ai run -t compat-alias "$image" -c 'import runpy; runpy.run_path("main.py")'
+check "destroy" "Done|destroyed" backend.ai destroy compat-alias
+check "events" "session_(terminated|failure)|server_close" timeout 20 backend.ai events compat-alias
+backend.ai vfolder create compat-src local:volume1 --cloneable >/dev/null 2>&1
+backend.ai vfolder upload compat-src main.py >/dev/null 2>&1
+check "vfolder mv" "Moved|moved|Done" backend.ai vfolder mv compat-src main.py moved.py
+check "vfolder ls (moved)" "moved.py" backend.ai vfolder ls compat-src
+check "vfolder request-download (the 23.9.10 client calls a method it lacks)" "has no attribute 'request_download'" backend.ai vfolder request-download compat-src moved.py
+check "vfolder clone" "Cloning the vfolder is complete" backend.ai vfolder clone compat-src compat-dst local:volume1
+check "vfolder ls (clone)" "moved.py" backend.ai vfolder ls compat-dst
+check "admin vfolder list" "compat-src" backend.ai admin vfolder list --filter 'status == "READY" & permission in ["READ_ONLY", "READ_WRITE", "RW_DELETE"]'
+
 # Features Hangar does not have answer so, naming the command.
 check "admin etcd get" "admin etcd get. is not supported by Hangar" backend.ai admin etcd get config/x
 check "admin etcd set" "admin etcd set. is not supported by Hangar" backend.ai admin etcd set config/x 1
