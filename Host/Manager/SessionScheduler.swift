@@ -90,17 +90,22 @@ public final class SessionScheduler: Sendable {
             plugins.release(scheduler.instance)
             throw error
         }
-        let replaced = instances.withLock { all -> (SchedulerPlugin, AgentSelectorPlugin)? in
+        // Two passes that found no instance create one each; the first stored wins and the
+        // other's are released unused (releasing the winner's would destroy instances a pass
+        // is about to call).
+        let (chosen, released) = instances.withLock { all -> ((SchedulerPlugin, AgentSelectorPlugin), (SchedulerPlugin, AgentSelectorPlugin)?) in
+            if let existing = all[group.name], existing.key == key { return ((existing.scheduler, existing.selector), (scheduler, selector)) }
             let old = all[group.name]
             all[group.name] = (key, scheduler, selector)
-            return old.map { ($0.scheduler, $0.selector) }
+            return ((scheduler, selector), old.map { ($0.scheduler, $0.selector) })
         }
-        // A pass still using the old instances finishes first: destroy() waits out every call.
-        if let (oldScheduler, oldSelector) = replaced {
+        // Instances replaced because the group's choice changed: a pass still using them
+        // finishes first (destroy() waits out every call).
+        if let (oldScheduler, oldSelector) = released {
             plugins.release(oldScheduler.instance)
             plugins.release(oldSelector.instance)
         }
-        return (scheduler, selector)
+        return chosen
     }
 
     /// Runs one pass over a resource group: snapshot, plan, apply. Returns what it decided.

@@ -118,6 +118,57 @@ extension ManagerAPI {
                 let fallback: Any = (config.defaultVFolderHost ?? hosts.first).map { $0 as Any } ?? NSNull()
                 return try Self.jsonObject(["default": fallback, "allowed": hosts])
             },
+            RouteSpec(method: .get, path: "/folders/_/shared", summary: "Users' own permissions on folders (admin; {vfolder_id} for one folder)",
+                      access: .admin, bodyKeys: ["vfolder_id"]) { request, _ in
+                let caller = try await auth.authenticateAdmin(request)
+                let folder = try await object(request, allowed: ["vfolder_id"])["vfolder_id"] as? String
+                let domain = caller.role == .superadmin ? nil : caller.domain
+                let data = try await store.run { store -> Data in
+                    let users = try domain.map { Set(try store.users(domain: $0).map(\.id)) }
+                    let owners = Dictionary(try store.users(domain: nil).map { ($0.id, $0.email) }, uniquingKeysWith: { a, _ in a })
+                    let shares = try store.vfolderShares(folderID: folder.map { $0.replacingOccurrences(of: "-", with: "") })
+                        .filter { users == nil || users!.contains($0.userID) }
+                    let rows: [[String: Any]] = shares.map { s in
+                        ["vfolder_id": s.folder.id, "vfolder_name": s.folder.name, "status": s.folder.status,
+                         "owner": s.folder.userID.flatMap { owners[$0] } ?? s.folder.projectID ?? "", "type": s.folder.ownership,
+                         "shared_to": ["uuid": s.userID, "email": s.email], "perm": s.permission.rawValue]
+                    }
+                    return try JSONSerialization.data(withJSONObject: ["shared": rows])
+                }
+                return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+            },
+            RouteSpec(method: .post, path: "/folders/_/shared", summary: "Change (perm) or remove (perm null) a user's own permission on a folder (admin)",
+                      access: .admin, bodyKeys: ["vfolder", "user", "perm"]) { request, _ in
+                let caller = try await auth.authenticateAdmin(request)
+                let body = try await object(request, allowed: ["vfolder", "user", "perm"])
+                let folder = try Self.required(body, "vfolder").replacingOccurrences(of: "-", with: "")
+                let user = try Self.required(body, "user")
+                let text = body["perm"] as? String
+                let permission = text.flatMap(VFolderPermission.init(rawValue:))
+                if let text, permission == nil { throw APIError.invalidParams("perm must be ro, rw or wd, or null to remove, not '\(text)'") }
+                try await store.run { store in
+                    let target = try store.user(id: user)
+                    guard caller.role == .superadmin || target?.domainName == caller.domain else {
+                        throw StoreError(.notFound, "no user '\(user)' in your domain")
+                    }
+                    try store.setVFolderShare(folder, userID: user, permission: permission)
+                }
+                return try Self.jsonObject(["msg": permission == nil ? "removed" : "updated"])
+            },
+            RouteSpec(method: .post, path: "/folders/_/change-ownership", summary: "Give a user folder to another user of its domain (admin)",
+                      access: .admin, bodyKeys: ["vfolder", "user_email"]) { request, _ in
+                let caller = try await auth.authenticateAdmin(request)
+                let body = try await object(request, allowed: ["vfolder", "user_email"])
+                let folder = try Self.required(body, "vfolder").replacingOccurrences(of: "-", with: "")
+                let email = try Self.required(body, "user_email")
+                try await store.run { store in
+                    guard let user = try store.user(email: email), caller.role == .superadmin || user.domainName == caller.domain else {
+                        throw StoreError(.notFound, "no user '\(email)' in your domain")
+                    }
+                    try store.changeVFolderOwner(folder, to: user.id)
+                }
+                return try Self.jsonObject(["msg": "the folder now belongs to \(email)"])
+            },
             RouteSpec(method: .get, path: "/folders/_/hosts", summary: "Vfolder hosts (proxy:volume) and the default", access: .user, bodyKeys: nil) { request, _ in
                 _ = try await auth.authenticate(request)
                 let hosts = await vfolderHosts()

@@ -233,6 +233,69 @@ extension StateStore {
         }
     }
 
+    /// One user's own permission on a folder (Backend.AI's shared-folder rows).
+    public struct VFolderShare: Sendable, Equatable {
+        public var folder: VFolder
+        public var userID: String
+        public var email: String
+        public var permission: VFolderPermission
+    }
+
+    /// Every user's own permission on folders (one folder's, with `folderID`), by folder name.
+    public func vfolderShares(folderID: String? = nil) throws -> [VFolderShare] {
+        try database.withConnection { c in
+            let sql = """
+                SELECT v.*, p.user_id AS shared_user, p.permission AS granted, u.email AS shared_email
+                FROM vfolder_permissions p JOIN vfolders v ON v.id = p.vfolder_id JOIN users u ON u.id = p.user_id
+                """
+            let rows = if let folderID {
+                try c.query(sql + " WHERE v.id = $1 ORDER BY v.name, u.email", [.text(folderID)])
+            } else {
+                try c.query(sql + " ORDER BY v.name, u.email")
+            }
+            return rows.map { r in
+                VFolderShare(folder: Self.vfolder(from: r), userID: r.string("shared_user") ?? "", email: r.string("shared_email") ?? "",
+                             permission: VFolderPermission(rawValue: r.string("granted") ?? "ro") ?? .readOnly)
+            }
+        }
+    }
+
+    /// Sets (or with nil removes) one user's own permission on a folder they already share.
+    public func setVFolderShare(_ folderID: String, userID: String, permission: VFolderPermission?) throws {
+        try database.transaction { c in
+            guard try !c.query("SELECT user_id FROM vfolder_permissions WHERE vfolder_id = $1 AND user_id = $2", [.text(folderID), .text(userID)]).isEmpty else {
+                throw StoreError(.notFound, "folder '\(folderID)' is not shared with user '\(userID)'")
+            }
+            if let permission {
+                try c.execute("UPDATE vfolder_permissions SET permission = $1 WHERE vfolder_id = $2 AND user_id = $3",
+                              [.text(permission.rawValue), .text(folderID), .text(userID)])
+            } else {
+                try c.execute("DELETE FROM vfolder_permissions WHERE vfolder_id = $1 AND user_id = $2", [.text(folderID), .text(userID)])
+            }
+        }
+    }
+
+    /// Gives a user folder to another user of the same domain (their own permission on it,
+    /// if they had one, ends: they own it now).
+    public func changeVFolderOwner(_ folderID: String, to userID: String) throws {
+        try database.transaction { c in
+            guard let r = try c.query("SELECT * FROM vfolders WHERE id = $1", [.text(folderID)]).first else { throw StoreError(.notFound, "no folder '\(folderID)'") }
+            let f = Self.vfolder(from: r)
+            guard f.ownership == "user", let owner = f.userID else { throw StoreError(.invalid, "only user folders change owners; project folders belong to their project") }
+            let domains = try c.query("SELECT id, domain_name FROM users WHERE id = $1 OR id = $2", [.text(owner), .text(userID)])
+            guard domains.count == 2 || owner == userID else { throw StoreError(.notFound, "no user '\(userID)'") }
+            guard Set(domains.compactMap { $0.string("domain_name") }).count == 1 else {
+                throw StoreError(.invalid, "the new owner must be in the folder owner's domain")
+            }
+            guard try c.query("SELECT id FROM vfolders WHERE name = $1 AND user_id = $2 AND ownership = 'user' AND id <> $3",
+                              [.text(f.name), .text(userID), .text(folderID)]).isEmpty else {
+                throw StoreError(.constraint, "the new owner already has a folder named '\(f.name)'")
+            }
+            try c.execute("UPDATE vfolders SET user_id = $1 WHERE id = $2", [.text(userID), .text(folderID)])
+            try c.execute("DELETE FROM vfolder_permissions WHERE vfolder_id = $1 AND user_id = $2", [.text(folderID), .text(userID)])
+        }
+    }
+
     // MARK: - Sharing
 
     /// Invites users (by email) to a user folder. Already-shared users and the owner are skipped.

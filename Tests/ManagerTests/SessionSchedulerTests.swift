@@ -12,6 +12,27 @@ import TestSupport
 @Suite struct SessionSchedulerTests {
     static var binDir: String { PluginPaths.binDir }
 
+    /// Passes that start together on a fresh scheduler all get live plugin instances (one
+    /// pass used to release another's just-created ones: "the instance was already destroyed").
+    @Test func concurrentFirstPassesShareLiveInstances() async throws {
+        let (db, store, _) = try bootstrappedStore(.sqlite)
+        defer { store.close(); _ = db }
+        let plugins = try PluginHost(searchPaths: [Self.binDir])
+        defer { plugins.shutdown() }
+        let scheduler = SessionScheduler(store: store, plugins: plugins)
+        let group = try #require(try store.resourceGroups().first)
+        let instances = try await withThrowingTaskGroup(of: PluginInstance.self) { tasks in
+            for _ in 0..<16 { tasks.addTask { try scheduler.plugins(for: group).0.instance } }
+            var all: [PluginInstance] = []
+            for try await instance in tasks { all.append(instance) }
+            return all
+        }
+        for instance in instances {
+            #expect(throws: Never.self) { try instance.withHandle("test") { _ in () } }
+        }
+        #expect(Set(instances.map { ObjectIdentifier($0) }).count == 1, "every pass uses the one stored instance")
+    }
+
     @Test(arguments: Backend.allCases)
     func fiftySessionsRaceForTenSlotsAndNeverOvercommit(backend: Backend) async throws {
         let (db, store, admin) = try bootstrappedStore(backend)

@@ -291,6 +291,19 @@ check "vfolder clone" "Cloning the vfolder is complete" backend.ai vfolder clone
 check "vfolder ls (clone)" "moved.py" backend.ai vfolder ls compat-dst
 check "admin vfolder list" "compat-src" backend.ai admin vfolder list --filter 'status == "READY" & permission in ["READ_ONLY", "READ_WRITE", "RW_DELETE"]'
 
+# Admins' view of folders shared between users, and changing a folder's owner.
+backend.ai vfolder invite compat-share2 dana@example.com -p ro >/dev/null 2>&1
+bash -c "printf '1\na\n' | env BACKEND_ACCESS_KEY=$dak BACKEND_SECRET_KEY=$dsk backend.ai vfolder invitations" >/dev/null 2>&1
+sfid=$(timeout 60 backend.ai vfolder info compat-share2 2>/dev/null | sed -n 's/.*(ID: \([0-9a-f-]*\)).*/\1/p')
+duid=$(timeout 60 backend.ai --output json admin user info --email dana@example.com 2>/dev/null | python3 -c 'import json,sys; d=json.load(sys.stdin); print((d.get("items") or [d])[0]["uuid"])' 2>/dev/null)
+check "admin vfolder list-shared-vfolders" "compat-share2" backend.ai admin vfolder list-shared-vfolders
+check "admin vfolder shared-vfolder-info" "email: dana@example.com" backend.ai admin vfolder shared-vfolder-info "$sfid"
+check "admin vfolder update-shared-vf-permission" "updated|Updated" backend.ai admin vfolder update-shared-vf-permission "$sfid" "$duid" -p rw
+check "admin vfolder shared-vfolder-info (updated)" "Permission: rw" backend.ai admin vfolder shared-vfolder-info "$sfid"
+check "admin vfolder remove-shared-vf-permission" "removed|Removed" backend.ai admin vfolder remove-shared-vf-permission "$sfid" "$duid"
+check "admin vfolder change-vfolder-ownership" "goes to User:dana@example.com" backend.ai admin vfolder change-vfolder-ownership "$sfid" dana@example.com
+check "vfolder list-own (a folder given to this user)" "compat-share2" env BACKEND_ACCESS_KEY="$dak" BACKEND_SECRET_KEY="$dsk" backend.ai vfolder list-own
+
 # Features Hangar does not have answer so, naming the command.
 check "admin etcd get" "admin etcd get. is not supported by Hangar" backend.ai admin etcd get config/x
 check "admin etcd set" "admin etcd set. is not supported by Hangar" backend.ai admin etcd set config/x 1
