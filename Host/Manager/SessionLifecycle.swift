@@ -241,12 +241,22 @@ public final class SessionLifecycle: Sendable {
         guard status == 200 else { throw Self.agentFailure(status, text, agent: address) }
     }
 
-    /// Ends interactive sessions idle past their resource policy's idle timeout.
+    /// Ends interactive sessions idle past their resource policy's idle timeout, and any live
+    /// session past its policy's lifetime.
     public func reapIdle() async {
-        guard let idle = try? await store.run({ try $0.idleSessions() }) else { return }
-        for session in idle {
-            logger.info("idle session ends", metadata: ["session": .string(session.id), "idle": .stringConvertible(session.idleSeconds)])
-            try? await destroy(session: session.id, reason: "idle-timeout: no code ran for \(session.idleSeconds) s (policy limit \(session.limit) s)")
+        if let idle = try? await store.run({ try $0.idleSessions() }) {
+            for session in idle {
+                logger.info("idle session ends", metadata: ["session": .string(session.id), "idle": .stringConvertible(session.idleSeconds)])
+                try? await destroy(session: session.id, reason: "idle-timeout: no code ran for \(session.idleSeconds) s (policy limit \(session.limit) s)")
+            }
+        }
+        // Sessions past their policy's lifetime end whether busy or not (Backend.AI's
+        // max_session_lifetime).
+        if let expired = try? await store.run({ try $0.expiredSessions() }) {
+            for session in expired {
+                logger.info("session reached its lifetime", metadata: ["session": .string(session.id), "age": .stringConvertible(session.ageSeconds)])
+                try? await destroy(session: session.id, reason: "lifetime-exceeded: the session ran \(session.ageSeconds) s (policy max_session_lifetime \(session.limit) s)")
+            }
         }
     }
 

@@ -249,6 +249,11 @@ extension ManagerAPI {
             guard try store.resourceGroups(forUser: userID).contains(group) else {
                 throw StoreError(.invalid, "resource group '\(group)' is not allowed for your projects")
             }
+            let clusterSize = body.clusterSize ?? 1
+            if let policy = try store.resourcePolicy(scope: .keypair, name: caller.identity.keypair.resourcePolicy),
+               Int64(clusterSize) > policy.maxContainersPerSession {
+                throw StoreError(.invalid, "a cluster of \(clusterSize) containers is more than your policy '\(policy.name)' allows (max_containers_per_session \(policy.maxContainersPerSession))")
+            }
             return SessionSpec(name: name, accessKey: caller.accessKey, userID: userID, domain: domain, projectID: project.id, resourceGroup: group,
                                type: type, image: image, architecture: body.architecture ?? "", requested: slots,
                                clusterSize: body.clusterSize ?? 1, startupCommand: body.startupCommand, mounts: mounts)

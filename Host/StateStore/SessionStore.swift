@@ -249,6 +249,23 @@ extension StateStore {
         }
     }
 
+    /// Live sessions older than their keypair policy's `max_session_lifetime` (seconds; 0: no
+    /// limit), with their age and the limit.
+    public func expiredSessions(now: Int64 = Clock.nowMicros()) throws -> [(id: String, ageSeconds: Int64, limit: Int64)] {
+        try database.withConnection { c in
+            try c.query("""
+                SELECT s.id AS id, s.created_at AS created_at, p.max_session_lifetime AS lifetime
+                FROM sessions s JOIN keypairs k ON k.access_key = s.access_key
+                JOIN resource_policies p ON p.scope = 'keypair' AND p.name = k.resource_policy
+                WHERE s.status IN ('SCHEDULED', 'PREPARING', 'PULLING', 'CREATING', 'RUNNING') AND p.max_session_lifetime > 0
+                """).compactMap { r in
+                let limit = r.int("lifetime") ?? 0
+                let age = (now - (r.int("created_at") ?? now)) / 1_000_000
+                return age >= limit ? (r.string("id") ?? "", age, limit) : nil
+            }
+        }
+    }
+
     /// One kernel as listings show it.
     public struct KernelSummary: Sendable, Equatable {
         public var id: String

@@ -221,3 +221,33 @@ import TestSupport
         }
     }
 }
+
+/// The keypair policy's `max_containers_per_session` and `max_session_lifetime` hold.
+@Suite struct PolicyLimitTests {
+    @Test(arguments: Backend.allCases)
+    func clusterSizeAndLifetimeAreEnforced(backend: Backend) async throws {
+        let (db, store, admin) = try bootstrappedStore(backend)
+        _ = db
+        defer { store.close() }
+        var policy = try #require(try store.resourcePolicy(scope: .keypair, name: "default"))
+        policy.maxContainersPerSession = 2
+        policy.maxSessionLifetime = 60
+        try store.upsertResourcePolicy(policy)
+        let app = try managerApp(store)
+        try await app.test(.router) { client in
+            let big = #"{"name": "too-big", "image": "py", "enqueueOnly": true, "clusterSize": 3, "config": {"resources": {"cpu": "1"}}}"#
+            let (refused, why) = try await AdministrationTests.rest(client, .post, "/session", body: big, keys: (admin.accessKey, admin.secretKey))
+            #expect(refused == .badRequest && why.contains("max_containers_per_session 2"), "\(why)")
+            let fits = #"{"name": "fits", "image": "py", "enqueueOnly": true, "clusterSize": 2, "config": {"resources": {"cpu": "1"}}}"#
+            let (accepted, _) = try await AdministrationTests.rest(client, .post, "/session", body: fits, keys: (admin.accessKey, admin.secretKey))
+            #expect(accepted == .created)
+        }
+        _ = try store.recordHeartbeat(StoreFixtures.heartbeat("node-l", cpu: 4))
+        let session = try store.createSession(try StoreFixtures.sessionSpec(store, admin, name: "old-one"))
+        let kernel = try #require(try store.kernelIDs(session: session.id).first)
+        #expect(try store.reserve(session: session.id, placements: [KernelPlacement(kernelID: kernel, agentID: "node-l")]))
+        #expect(try store.expiredSessions(now: session.createdAt + 30_000_000).isEmpty, "30 s old: within the 60 s lifetime")
+        let expired = try store.expiredSessions(now: session.createdAt + 61_000_000)
+        #expect(expired.map(\.id) == [session.id] && expired.first?.limit == 60)
+    }
+}
