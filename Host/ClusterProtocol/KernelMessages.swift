@@ -91,7 +91,7 @@ public struct KernelRequest: Codable, Sendable, Equatable {
     }
 }
 
-/// A file the agent writes into a new kernel's home directory (`/home/work`).
+/// A file the agent writes into a new kernel's home directory (`KernelPaths.workDirectory`).
 public struct KernelDotfile: Codable, Sendable, Equatable {
     /// Relative to the home directory (`.bashrc`, `.config/pip/pip.conf`); never `..`.
     public var path: String
@@ -104,12 +104,13 @@ public struct KernelDotfile: Codable, Sendable, Equatable {
     }
 
     /// The path relative to the home directory, or nil when it is not a safe path inside it
-    /// (absolute elsewhere, `..`, empty parts). Absolute paths under `/home/work/` are allowed.
+    /// (absolute elsewhere, `..`, empty parts). Absolute paths under the home directory are allowed.
     public static func homeRelativePath(_ path: String) -> String? {
         var relative = path
         if relative.hasPrefix("/") {
-            guard relative.hasPrefix("/home/work/") else { return nil }
-            relative = String(relative.dropFirst("/home/work/".count))
+            let home = KernelPaths.workDirectory + "/"
+            guard relative.hasPrefix(home) else { return nil }
+            relative = String(relative.dropFirst(home.count))
         }
         let parts = relative.split(separator: "/", omittingEmptySubsequences: false)
         guard !parts.isEmpty, relative.count <= 255, parts.allSatisfy({ !$0.isEmpty && $0 != "." && $0 != ".." }),

@@ -38,7 +38,7 @@ extension ManagerAPI {
             RouteSpec(method: .get, path: "/manager/status", summary: "Whether the cluster is running or frozen, and its active sessions (admin)",
                       access: .admin, bodyKeys: ["status"]) { request, _ in
                 _ = try await auth.authenticateAdmin(request)
-                let (status, active) = try await store.run { (try $0.managerSetting(Self.frozenSetting) ?? "running", try $0.unfinishedSessionCount()) }
+                let (status, active) = try await store.run { (try $0.managerSetting(Self.frozenSetting) ?? "running", try $0.unfinishedSessions().count) }
                 struct Node: Encodable {
                     let id: String, numProc: Int, serviceAddr: String, heartbeatTimeout: Double, sslEnabled: Bool, activeSessions: Int, status: String
                     let version: String, apiVersion: String
@@ -60,11 +60,7 @@ extension ManagerAPI {
                 }
                 try await store.run { try $0.setManagerSetting(Self.frozenSetting, change.status == "frozen" ? "frozen" : nil) }
                 if change.status == "frozen", change.forceKill == true {
-                    let ids = try await store.run { store in
-                        try SessionStatus.allCases.filter { !$0.isTerminal }.flatMap { status in
-                            try store.resourceGroups().flatMap { try store.sessions(resourceGroup: $0.name, status: status).map(\.id) }
-                        }
-                    }
+                    let ids = try await store.run { try $0.unfinishedSessions() }
                     for id in ids { try await lifecycle.destroy(session: id, reason: "force-killed: the cluster was frozen by a superadmin") }
                 }
                 return Response(status: .noContent)

@@ -59,18 +59,17 @@ extension ManagerAPI {
 
     /// The reports of the named projects (those this admin may read; all visible ones when
     /// none is named) over [from, to).
-    func usageReports(caller: Caller, projectIDs: [String], from: Int64, to: Int64) async throws -> Data {
+    func usageReports(caller: Caller, projectIDs: [String], from: Int64, to: Int64) async throws -> [[String: Any]] {
         let now = Clock.nowMicros()
-        return try await store.run { store in
+        let (wanted, usages) = try await store.run { store in
             let visible = try store.projects(domain: caller.role == .superadmin ? nil : caller.domain)
             let wanted = projectIDs.isEmpty ? visible : try projectIDs.map { id in
                 guard let project = visible.first(where: { $0.id == id }) else { throw StoreError(.notFound, "no project '\(id)' you may read") }
                 return project
             }
-            let usages = try store.kernelUsage(projects: wanted.map(\.id), from: from, to: to)
-            let reports = wanted.map { p in Self.usageReport(project: p, kernels: usages.filter { $0.projectID == p.id }, from: from, to: to, now: now) }
-            return try JSONSerialization.data(withJSONObject: reports)
+            return (wanted, try store.kernelUsage(projects: wanted.map(\.id), from: from, to: to))
         }
+        return wanted.map { p in Self.usageReport(project: p, kernels: usages.filter { $0.projectID == p.id }, from: from, to: to, now: now) }
     }
 
     var usageRoutes: [RouteSpec] {
@@ -85,8 +84,7 @@ extension ManagerAPI {
                 let next = Int(month.suffix(2))! == 12 ? "\(Int(month.prefix(4))! + 1)01" : String(format: "%@%02d", String(month.prefix(4)), Int(month.suffix(2))! + 1)
                 let to = Self.utcDay(next) ?? from
                 let ids = body["group_ids"] as? [String] ?? []
-                let data = try await usageReports(caller: caller, projectIDs: ids, from: from, to: to)
-                return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+                return try Self.jsonObject(try await usageReports(caller: caller, projectIDs: ids, from: from, to: to))
             },
             RouteSpec(method: .get, path: "/resource/usage/period", summary: "Usage of a project between two days (group_id, start_date, end_date: yyyymmdd, inclusive; admin)",
                       access: .admin, bodyKeys: ["group_id", "start_date", "end_date"]) { request, _ in
@@ -99,9 +97,8 @@ extension ManagerAPI {
                 let to = end + 86_400_000_000
                 guard to > start else { throw APIError.invalidParams("end_date is before start_date") }
                 guard to - start <= 100 * 86_400_000_000 else { throw APIError.invalidParams("a period is at most 100 days") }
-                let data = try await usageReports(caller: caller, projectIDs: [group], from: start, to: to)
                 // One project: its report itself (the client reads `g_id` at the top level).
-                let reports = (try JSONSerialization.jsonObject(with: data)) as? [[String: Any]] ?? []
+                let reports = try await usageReports(caller: caller, projectIDs: [group], from: start, to: to)
                 return try Self.jsonObject(reports.first ?? [:])
             },
         ]

@@ -127,10 +127,11 @@ extension StateStore {
         }
     }
 
-    /// Sessions that have not ended, cluster-wide.
-    public func unfinishedSessionCount() throws -> Int {
+    /// Sessions that have not ended, cluster-wide (their ids).
+    public func unfinishedSessions() throws -> [String] {
         try database.withConnection { c in
-            Int(try c.query("SELECT COUNT(*) AS n FROM sessions WHERE status NOT IN ('TERMINATED', 'CANCELLED', 'ERROR')").first?.int("n") ?? 0)
+            try c.query("SELECT id FROM sessions WHERE status NOT IN ('TERMINATED', 'CANCELLED', 'ERROR') ORDER BY created_at")
+                .compactMap { $0.string("id") }
         }
     }
 }

@@ -33,19 +33,8 @@ extension AdminCommand {
                 var variables: [String: Any] = [:]
                 if let status { variables["s"] = status }
                 if let filter { variables["f"] = filter }
-                let client = try ManagerClient.load()
-                var items: [[String: Any]] = []
-                var offset = 0
-                while true {
-                    variables["o"] = offset
-                    let data = try await client.graphQL("""
-                        query($o: Int!, $s: String, $f: String) { user_list(limit: 100, offset: $o, status: $s, filter: $f) { items { \(selection) } total_count } }
-                        """, variables)
-                    let page = data["user_list"] as? [String: Any] ?? [:]
-                    items += page["items"] as? [[String: Any]] ?? []
-                    offset += 100
-                    if offset >= (page["total_count"] as? Int ?? 0) { break }
-                }
+                let items = try await ManagerClient.load().allItems("user_list", selection: selection, declarations: "$s: String, $f: String",
+                                                                    arguments: "status: $s, filter: $f", variables: variables)
                 show(items, fields, json: output.json)
             }
         }
@@ -138,19 +127,10 @@ extension AdminCommand {
             @Option(help: "true: active keypairs only; false: inactive only.") var active: String?
             @OptionGroup var output: OutputOptions
             func perform() async throws {
-                var variables: [String: Any] = ["o": 0]
+                var variables: [String: Any] = [:]
                 if let active = try flag(active) { variables["a"] = active }
-                let client = try ManagerClient.load()
-                var items: [[String: Any]] = []
-                while true {
-                    let data = try await client.graphQL("""
-                        query($o: Int!, $a: Boolean) { keypair_list(limit: 100, offset: $o, is_active: $a) { items { \(fields.joined(separator: " ")) } total_count } }
-                        """, variables)
-                    let page = data["keypair_list"] as? [String: Any] ?? [:]
-                    items += page["items"] as? [[String: Any]] ?? []
-                    variables["o"] = items.count
-                    if items.count >= (page["total_count"] as? Int ?? 0) || (page["items"] as? [Any])?.isEmpty != false { break }
-                }
+                let items = try await ManagerClient.load().allItems("keypair_list", selection: fields.joined(separator: " "), declarations: "$a: Boolean",
+                                                                    arguments: "is_active: $a", variables: variables)
                 show(items, fields, json: output.json)
             }
         }

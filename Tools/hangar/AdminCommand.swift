@@ -35,6 +35,23 @@ extension ManagerClient {
     }
 
     static func load() throws -> ManagerClient { ManagerClient(config: try ClientConfig.load()) }
+
+    /// Every item of a paginated root, 100 per request. `declarations` and `arguments` add the
+    /// root's own variables (`$s: String` / `status: $s`), given in `variables`.
+    func allItems(_ root: String, selection: String, declarations: String, arguments: String, variables: [String: Any]) async throws -> [[String: Any]] {
+        var items: [[String: Any]] = []
+        var variables = variables
+        while true {
+            variables["o"] = items.count
+            let data = try await graphQL("""
+                query($o: Int!, \(declarations)) { \(root)(limit: 100, offset: $o, \(arguments)) { items { \(selection) } total_count } }
+                """, variables)
+            let page = data[root] as? [String: Any] ?? [:]
+            let batch = page["items"] as? [[String: Any]] ?? []
+            items += batch
+            if batch.isEmpty || items.count >= (page["total_count"] as? Int ?? 0) { return items }
+        }
+    }
 }
 
 /// Prints objects as a table of `fields` (or JSON).
