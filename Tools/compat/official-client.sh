@@ -23,6 +23,10 @@ repo=$PWD
 mkdir -p "$work/cwd" && cd "$work/cwd"
 failures=0
 results="$work/results"
+# The run's first day and month: usage reports ask for the period from here to now, so a run
+# that crosses midnight (or a month's end) still finds the sessions it made before it.
+run_day=$(date -u +%Y%m%d)
+run_month=$(date -u +%Y%m)
 # Every check is named after the client command it covers ("admin domain add" or
 # "admin domain add (what)"): Tools/compat/compat_table.py matches them to COMPATIBILITY.md.
 pass() { echo "PASS $1" | tee -a "$results"; }
@@ -233,8 +237,8 @@ if ! grep -q "compatrc" <<<"$out"; then pass "dotfile list (deleted dotfile gone
 # Server error logs and resource usage.
 check "server-logs list" "Total log count" backend.ai server-logs list
 dgid=$(timeout 60 backend.ai --output json admin group info default 2>/dev/null | python3 -c 'import json,sys; d=json.load(sys.stdin); print((d.get("items") or [d])[0]["id"])' 2>/dev/null)
-check "admin resource usage-per-month" "Group: default.*Identity: compat-int2 /" bash -c "backend.ai admin resource usage-per-month $(date -u +%Y%m) $dgid | tr '\n' ' '"
-check "admin resource usage-per-period" "Group: default.*Identity: compat-int2 /" bash -c "backend.ai admin resource usage-per-period $dgid $(date -u +%Y%m%d) $(date -u +%Y%m%d) | tr '\n' ' '"
+check "admin resource usage-per-month" "Group: default.*Identity: compat-int2 /" bash -c "backend.ai admin resource usage-per-month $run_month $dgid | tr '\n' ' '"
+check "admin resource usage-per-period" "Group: default.*Identity: compat-int2 /" bash -c "backend.ai admin resource usage-per-period $dgid $run_day $(date -u +%Y%m%d) | tr '\n' ' '"
 
 # GraphQL filter and order expressions, and model folders (folders with usage_mode model).
 check "admin user list (filter expression)" "admin@hangar.local" backend.ai admin user list --filter 'email ilike "%@HANGAR.local" & role == "superadmin"' --order '-created_at'
