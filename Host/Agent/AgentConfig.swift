@@ -39,6 +39,9 @@ public struct AgentConfig: Sendable {
     public var affinityPolicy: AffinityPolicy = .interleaved
     public var strategy: AllocationStrategy = .evenly
     public var heartbeatInterval: Double = 5
+    /// How long starting a kernel's service may take before its port must accept connections
+    /// (`service_start_timeout`; Backend.AI's 5-10 s are too short for Jupyter on a busy node).
+    public var serviceStartTimeout: Double = 60
     /// Seconds before labelled containers that cannot be re-adopted are removed.
     public var orphanGrace: Double = 60
     /// The static in-container runner; nil: found next to the executable or in /usr/local/lib/hangar.
@@ -96,6 +99,7 @@ public struct AgentConfig: Sendable {
         }
         c.strategy = st
         c.heartbeatInterval = try s.double("heartbeat_interval", default: c.heartbeatInterval, range: 0.1...3600)
+        c.serviceStartTimeout = try s.double("service_start_timeout", default: c.serviceStartTimeout, range: 1...3600)
         c.orphanGrace = try s.double("orphan_grace", default: c.orphanGrace, range: 0...86_400)
         for text in try s.strings("default_ulimits", default: []) {
             guard let ulimit = ContainerEdits.Ulimit(text) else {

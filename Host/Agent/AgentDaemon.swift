@@ -4,6 +4,7 @@ import ClusterProtocol
 import ContainerEngine
 import Foundation
 import Hummingbird
+import HummingbirdWebSocket
 import Logging
 import NIOCore
 import PluginHost
@@ -152,7 +153,8 @@ public final class AgentDaemon: Sendable {
                 logger.notice("removed containers that could not be re-adopted", metadata: ["count": .stringConvertible(removed)])
             }
         }
-        let app = Application(router: AgentRPC(daemon: self).makeRouter(),
+        let router = AgentRPC(daemon: self).makeRouter()
+        let app = Application(router: router, server: .http1WebSocketUpgrade(webSocketRouter: router, configuration: .init(ws: .init(maxFrameSize: 1 << 20))),
                               configuration: .init(address: .hostname(config.host, port: config.port), serverName: "hangar-agent"),
                               logger: logger)
         try await withThrowingTaskGroup(of: Void.self) { group in

@@ -2,6 +2,8 @@ import AgentResources
 import ClusterProtocol
 import Foundation
 import Hummingbird
+import HummingbirdWebSocket
+import NIOCore
 
 /// The agent's RPC server for the manager: create, list, inspect, read logs of and destroy
 /// kernels, and the node's slot state. Authenticated with the cluster secret (Bearer), so an
@@ -60,7 +62,7 @@ struct AgentRPC: Sendable {
     }
 
     /// The code execution of the kernel named by the `:id` path parameter.
-    func execution(_ context: BasicRequestContext) async throws -> KernelExecution {
+    func execution(_ context: BasicWebSocketRequestContext) async throws -> KernelExecution {
         let id = try context.parameters.require("id")
         do throws(KernelError) {
             return try await daemon.runner.execution(id)
@@ -69,8 +71,8 @@ struct AgentRPC: Sendable {
         }
     }
 
-    func makeRouter() -> Router<BasicRequestContext> {
-        let router = Router()
+    func makeRouter() -> Router<BasicWebSocketRequestContext> {
+        let router = Router(context: BasicWebSocketRequestContext.self)
         let runner = daemon.runner
         router.get(RouterPath(AgentAPI.statusPath)) { request, _ in
             try authenticate(request)
@@ -151,6 +153,7 @@ struct AgentRPC: Sendable {
             }
             return try json(Written(written: written))
         }
+        addServiceRoutes(to: router)
         router.delete(RouterPath(AgentAPI.kernelPath(":id"))) { request, context in
             try authenticate(request)
             do {

@@ -16,6 +16,13 @@ public struct KernelRecord: Codable, Sendable, Equatable {
     public var cpuset: [Int]
     public var memoryBytes: Int64
     public var createdAt: Date
+    /// What the kernel offers (intrinsic services, the image's, preopened ports); nil in
+    /// records of agents that predate services.
+    public var servicePorts: [ServicePort]?
+    /// The image's service definitions by name, read when the kernel started.
+    public var serviceDefinitions: [String: ServiceDefinition]?
+    /// The image's `ai.backend.runtime-path` (`{runtime_path}` in service commands).
+    public var runtimePath: String?
 }
 
 /// How a kernel ended, as the engine reports it.
@@ -74,6 +81,9 @@ public actor KernelRunner {
     private var executions: [String: KernelExecution] = [:]
     /// How far each kernel's watch-mode report file has been read.
     private var watchOffsets: [String: UInt64] = [:]
+    /// Service starts in progress by "kernel/service": concurrent connections to a service that
+    /// is not up yet wait for the one start instead of starting it again.
+    var serviceStarts: [String: Task<ServiceStartReply, any Error>] = [:]
 
     /// The policy file the runner installs (in the kernel's config folder), and where it
     /// reports in watch mode (in its IPC folder, which the agent reads).
@@ -158,6 +168,8 @@ public actor KernelRunner {
                 throw KernelError.engine(error)
             }
             let jail = try KernelJail.resolve(request, settings: sandbox, imageLabels: labels, edits: edits)
+            // Checked before anything starts: a broken label is the image's fault, said plainly.
+            _ = try KernelServices.servicePorts(label: labels[KernelServices.label], definitions: [:], preopen: request.preopenPorts ?? [])
             if jail.mode != .none && runnerBinary == nil {
                 throw KernelError.invalid("sandbox: no in-container runner on this agent (agent.runner_path) to install the \(jail.mode.rawValue) policy; the kernel was not started")
             }
@@ -169,9 +181,14 @@ public actor KernelRunner {
             let id = try await engine.create(containerSpec(request, cpuset: cpuset, memory: memory, scratch: scratch, edits: edits,
                                                            jail: jail, imageLabels: labels))
             containerID = id
-            let record = KernelRecord(request: request, containerID: id, allocation: allocation, cpuset: cpuset, memoryBytes: memory, createdAt: Date())
+            var record = KernelRecord(request: request, containerID: id, allocation: allocation, cpuset: cpuset, memoryBytes: memory, createdAt: Date())
             try persist(record, scratch: scratch)
             try await engine.start(id)
+            let definitions = await serviceDefinitions(containerID: id, kernelID: request.kernelID)
+            record.serviceDefinitions = definitions
+            record.servicePorts = try KernelServices.servicePorts(label: labels[KernelServices.label], definitions: definitions, preopen: request.preopenPorts ?? [])
+            record.runtimePath = labels["ai.backend.runtime-path"]
+            try persist(record, scratch: scratch)
             kernels[request.kernelID] = record
             logger.info("kernel started", metadata: ["kernel": .string(request.kernelID), "container": .string(String(id.prefix(12))),
                                                      "cpuset": .string(cpuset.map(String.init).joined(separator: ","))])
@@ -187,6 +204,7 @@ public actor KernelRunner {
             case let e as KernelError: throw e
             case let e as EngineError: throw .engine(e)
             case let e as PluginError: throw .accelerator(e.description)
+            case let e as KernelServices.LabelError: throw .invalid(e.description)
             default: throw .invalid("\(error)")
             }
         }
@@ -249,6 +267,23 @@ public actor KernelRunner {
         let environ = edits.flatMap(\.env).map { "\($0.name)=\($0.value)" } + request.environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
         try (environ.joined(separator: "\n") + "\n").write(toFile: scratch + "/config/environ.txt", atomically: true, encoding: .utf8)
         try writeDotfiles(request.dotfiles ?? [], into: scratch + "/work")
+        if let keys = request.sshKeypair { try writeSSHKeys(keys, into: scratch + "/work") }
+    }
+
+    /// Backend.AI's layout: the owner's public key in `.ssh/authorized_keys` (what sshd checks)
+    /// and the private key in `id_container` (what `backend.ai ssh` downloads to connect).
+    /// Modes as sshd demands: nothing group- or world-writable, keys readable by the owner only.
+    func writeSSHKeys(_ keys: KernelSSHKeypair, into home: String) throws {
+        let fm = FileManager.default
+        let ssh = home + "/.ssh"
+        try fm.createDirectory(atPath: ssh, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        for (path, text) in [(ssh + "/authorized_keys", keys.publicKey), (home + "/id_container", keys.privateKey)] {
+            try? fm.removeItem(atPath: path)
+            let body = text.hasSuffix("\n") ? text : text + "\n"
+            guard fm.createFile(atPath: path, contents: Data(body.utf8), attributes: [.posixPermissions: 0o600]) else {
+                throw KernelError.invalid("cannot write \(path) into the kernel's home")
+            }
+        }
     }
 
     /// Writes the owner's dotfiles into the kernel's home before it starts. Paths are checked

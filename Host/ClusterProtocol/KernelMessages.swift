@@ -72,11 +72,19 @@ public struct KernelRequest: Codable, Sendable, Equatable {
     /// Files written into the kernel's home before it starts (the owner's dotfiles); nil from
     /// managers that predate them.
     public var dotfiles: [KernelDotfile]?
+    /// Ports the session asked to preopen (services the user starts); nil: none.
+    public var preopenPorts: [Int]?
+    /// The owner's SSH keypair: the public key goes into `.ssh/authorized_keys`, the private
+    /// one into `id_container` (Backend.AI's layout, which `backend.ai ssh` downloads); nil: none.
+    public var sshKeypair: KernelSSHKeypair?
 
     public init(kernelID: String, sessionID: String, image: String, slots: [String: Int64], environment: [String: String] = [:],
                 command: [String]? = nil, mounts: [KernelMount] = [], sharedMemoryBytes: Int64 = 64 << 20, pidsLimit: Int64 = 4096,
-                runtime: String? = nil, sandbox: KernelSandbox? = nil, dotfiles: [KernelDotfile]? = nil) {
+                runtime: String? = nil, sandbox: KernelSandbox? = nil, dotfiles: [KernelDotfile]? = nil,
+                preopenPorts: [Int]? = nil, sshKeypair: KernelSSHKeypair? = nil) {
         self.dotfiles = dotfiles
+        self.preopenPorts = preopenPorts
+        self.sshKeypair = sshKeypair
         self.kernelID = kernelID
         self.sessionID = sessionID
         self.image = image
@@ -89,6 +97,21 @@ public struct KernelRequest: Codable, Sendable, Equatable {
         self.runtime = runtime
         self.sandbox = sandbox
     }
+}
+
+/// An SSH keypair in OpenSSH formats.
+public struct KernelSSHKeypair: Codable, Sendable, Equatable {
+    public var publicKey: String
+    public var privateKey: String
+    public init(publicKey: String, privateKey: String) {
+        (self.publicKey, self.privateKey) = (publicKey, privateKey)
+    }
+}
+
+/// What the agent's reply to a kernel creation tells the manager beyond success.
+public struct KernelCreated: Codable, Sendable, Equatable {
+    public var servicePorts: [ServicePort]?
+    public init(servicePorts: [ServicePort]?) { self.servicePorts = servicePorts }
 }
 
 /// A file the agent writes into a new kernel's home directory (`KernelPaths.workDirectory`).

@@ -36,6 +36,10 @@ public protocol ContainerEngine: Sendable {
     func events(labels: [String]) -> AsyncThrowingStream<EngineEvent, Error>
     /// One resource-use sample.
     func stats(_ id: String) async throws -> ContainerStats
+    /// A path inside the container (a file or a whole directory) as a tar archive, as the
+    /// container sees it (its image, its writes and its mounts); nil when the path does not
+    /// exist. Bounded by `maxBytes`: a bigger archive throws rather than filling memory.
+    func archive(_ id: String, path: String, maxBytes: Int) async throws -> [UInt8]?
 }
 
 /// A container to create: everything the agent decides, nothing engine-specific.

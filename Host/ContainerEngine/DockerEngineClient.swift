@@ -109,6 +109,12 @@ public final class DockerEngineClient: ContainerEngine {
         }
     }
 
+    public func archive(_ id: String, path: String, maxBytes: Int) async throws -> [UInt8]? {
+        let reply = try await call(.GET, "/containers/\(id)/archive", query: [("path", path)], operation: "read \(path) in container \(id.prefix(12))",
+                                   timeout: .minutes(10), maxBytes: maxBytes, accept: [404])
+        return reply.status == 404 ? nil : Array(reply.body.readableBytesView)
+    }
+
     /// Splits "name:tag" (see `ImageReference`).
     public static func split(_ image: String) -> (String, String) { ImageReference.split(image) }
 

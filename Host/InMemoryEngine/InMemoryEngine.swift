@@ -210,6 +210,14 @@ public final class InMemoryEngine: ContainerEngine {
         }
     }
 
+    /// Containers in memory have no file system: every path is absent.
+    public func archive(_ id: String, path: String, maxBytes: Int) async throws -> [UInt8]? {
+        try state.withLock { s in
+            guard find(&s, id) != nil else { throw notFound("archive of container", id) }
+            return nil
+        }
+    }
+
     public func stats(_ id: String) async throws -> ContainerStats {
         try state.withLock { s in
             guard let key = find(&s, id), let c = s.containers[key] else { throw notFound("stats of container", id) }

@@ -42,7 +42,9 @@ extension ManagerAPI {
                 guard let detail = try await store.run({ try $0.sessionDetail(id: session.id) }) else {
                     throw APIError.notFound("No such session.", "session '\(session.id)' vanished")
                 }
-                return try Self.jsonObject(Self.info(detail))
+                var info = Self.info(detail)
+                info["servicePorts"] = Self.servicePortsJSON(try await store.run { try $0.servicePorts(session: session.id) })
+                return try Self.jsonObject(info)
             },
             RouteSpec(method: .get, path: "/session", summary: "List sessions (?status=A,B&all=true for admins&limit&offset)", access: .user,
                       bodyKeys: nil) { request, _ in

@@ -71,6 +71,7 @@ struct GQLKernel: Sendable {
     let resource_opts: String
     let occupied_slots: String
     let preopen_ports: [Int]
+    let service_ports: String
     let live_stat: String?
     let last_stat: String?
 }
@@ -108,6 +109,8 @@ struct GQLSession: Sendable {
     let requested_slots: String
     let idle_checks: String
     let num_queries: BigInt
+    /// Backend.AI's JSONString: [{name, protocol, container_ports, host_ports, is_inference}].
+    let service_ports: String
     let containers: [GQLKernel]
     let dependencies: [GQLDependency]
 }

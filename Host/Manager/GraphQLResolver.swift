@@ -50,13 +50,16 @@ struct GQLResolver: Sendable {
 
     func session(_ d: SessionDetail, projects: [String: String], store: StateStore) throws -> GQLSession {
         let s = d.session
+        let ports = try store.servicePorts(session: s.id)
+        let portsJSON = String(decoding: try JSONSerialization.data(withJSONObject: ManagerAPI.servicePortsJSON(ports), options: [.sortedKeys]), as: UTF8.self)
+        let preopen = try store.preopenPorts(session: s.id)
         let containers = try store.kernels(session: s.id).map { k in
             GQLKernel(id: k.id, cluster_role: k.clusterRole, cluster_idx: k.clusterIndex + 1,
                       cluster_hostname: "\(k.clusterRole)\(k.clusterIndex + 1)", session_id: s.id,
                       image: s.image, registry: "local", status: k.status, status_info: k.statusInfo,
                       status_data: "{}", status_changed: Self.iso(d.statusChanged), agent: k.agentID,
                       container_id: k.containerID, resource_opts: "{}", occupied_slots: k.occupiedSlotsJSON,
-                      preopen_ports: [], live_stat: nil, last_stat: nil)
+                      preopen_ports: preopen, service_ports: k.clusterIndex == 0 ? portsJSON : "[]", live_stat: nil, last_stat: nil)
         }
         let result: String = switch s.status {
         case .terminated: d.exitCode.map { $0 == 0 ? "SUCCESS" : "FAILURE" } ?? "UNDEFINED"
@@ -69,7 +72,7 @@ struct GQLResolver: Sendable {
                           status: s.status.rawValue, status_info: s.statusInfo, status_data: "{}", status_changed: Self.iso(d.statusChanged),
                           result: result, created_at: CivilTime.iso8601(micros: s.createdAt), terminated_at: Self.iso(d.terminatedAt),
                           scaling_group: s.resourceGroup, occupying_slots: d.occupied.json, occupied_slots: d.occupied.json,
-                          requested_slots: s.requested.json, idle_checks: "{}", num_queries: BigInt(d.queries), containers: containers,
+                          requested_slots: s.requested.json, idle_checks: "{}", num_queries: BigInt(d.queries), service_ports: portsJSON, containers: containers,
                           dependencies: [])
     }
 

@@ -38,6 +38,7 @@ enum GQLSchema {
                 Field("resource_opts", at: \.resource_opts)
                 Field("occupied_slots", at: \.occupied_slots)
                 Field("preopen_ports", at: \.preopen_ports)
+                Field("service_ports", at: \.service_ports)
                 Field("live_stat", at: \.live_stat)
                 Field("last_stat", at: \.last_stat)
             }
@@ -73,6 +74,7 @@ enum GQLSchema {
                 Field("requested_slots", at: \.requested_slots)
                 Field("idle_checks", at: \.idle_checks)
                 Field("num_queries", at: \.num_queries)
+                Field("service_ports", at: \.service_ports)
                 Field("containers", at: \.containers)
                 Field("dependencies", at: \.dependencies)
             }

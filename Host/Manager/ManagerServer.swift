@@ -54,6 +54,8 @@ public struct ManagerServer: Sendable {
             router.on(RouterPath(spec.path), method: spec.method) { request, context in try await spec.handler(request, context) }
         }
         addExecutionStream(to: router)
+        addAppStreams(to: router)
+        addTerminalStream(to: router)
         let document = OpenAPIDocument.make(routes: routes)
         router.get("/openapi.json") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: document)))

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import ClusterProtocol
 import Foundation
+import Identity
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -30,7 +31,8 @@ public final class SessionLifecycle: Sendable {
 
     /// The agent-side request for one kernel: slot amounts in the agent's fixed point.
     static func kernelRequest(kernelID: String, session: SessionRecord, command: String?, slotTypes: [String: String],
-                              mounts: [SessionMount] = [], sandbox: KernelSandbox? = nil, dotfiles: [KernelDotfile] = []) -> KernelRequest {
+                              mounts: [SessionMount] = [], sandbox: KernelSandbox? = nil, dotfiles: [KernelDotfile] = [],
+                              preopenPorts: [Int] = [], sshKeypair: KernelSSHKeypair? = nil) -> KernelRequest {
         var slots: [String: Int64] = [:]
         for (slot, amount) in session.requested.amounts where amount > 0 {
             let bytes = slotTypes[slot] == "bytes" || slot == "mem"
@@ -40,7 +42,15 @@ public final class SessionLifecycle: Sendable {
                              environment: ["BACKENDAI_SESSION_NAME": session.name, "BACKENDAI_ACCESS_KEY": session.accessKey],
                              command: command.map { ["/bin/sh", "-c", $0] },
                              mounts: mounts.map { KernelMount(hostPath: $0.hostPath, containerPath: $0.containerPath, readOnly: $0.readOnly) },
-                             sharedMemoryBytes: 64 << 20, pidsLimit: 4096, sandbox: sandbox, dotfiles: dotfiles.isEmpty ? nil : dotfiles)
+                             sharedMemoryBytes: 64 << 20, pidsLimit: 4096, sandbox: sandbox, dotfiles: dotfiles.isEmpty ? nil : dotfiles,
+                             preopenPorts: preopenPorts.isEmpty ? nil : preopenPorts, sshKeypair: sshKeypair)
+    }
+
+    /// The owner's SSH keypair, made on first use (Backend.AI gives every keypair one).
+    func sshKeypair(accessKey: String) async throws -> KernelSSHKeypair {
+        if let keys = try await store.run({ try $0.sshKeypair(accessKey: accessKey) }) { return keys }
+        let made = SSHKeys.generateEd25519(comment: "work@hangar")
+        return try await store.run { try $0.sshKeypair(accessKey: accessKey, orStore: KernelSSHKeypair(publicKey: made.publicKey, privateKey: made.privateKey)) }
     }
 
     /// The reason an agent gave for a failed call (its `AgentErrorReply`), or its raw answer.
@@ -85,6 +95,8 @@ public final class SessionLifecycle: Sendable {
             let command = try await store.run { try $0.startupCommand(session: id) }
             let mounts = try await store.run { try $0.sessionMounts(id) }
             let dotfiles = try await store.run { try $0.kernelDotfiles(session: id) }
+            let preopen = try await store.run { try $0.preopenPorts(session: id) }
+            let keys = try await sshKeypair(accessKey: session.accessKey)
             // The group's sandbox, as a superadmin set it; users have no say.
             let group = try await store.run { try $0.resourceGroups().first { $0.name == session.resourceGroup } }
             let sandbox = group.flatMap { $0.sandbox == nil && $0.sandboxPolicy == nil ? nil : KernelSandbox(mode: $0.sandbox, policy: $0.sandboxPolicy) }
@@ -95,10 +107,13 @@ public final class SessionLifecycle: Sendable {
                 let types = (try? JSONDecoder().decode([String: String].self, from: Data(agent.slotTypes.utf8))) ?? [:]
                 let body = try JSONEncoder().encode(Self.kernelRequest(kernelID: placement.kernelID, session: session,
                                                                         command: command, slotTypes: types, mounts: mounts, sandbox: sandbox,
-                                                                        dotfiles: dotfiles))
+                                                                        dotfiles: dotfiles, preopenPorts: preopen, sshKeypair: keys))
                 let (status, text) = try await callAgent(agent.address, .POST, AgentAPI.kernelsPath, body: body)
                 guard status == 201 else {
                     throw StoreError(.invalid, "agent \(agent.id) could not create the kernel: \(Self.agentReason(text))")
+                }
+                if let ports = (try? JSONDecoder().decode(KernelCreated.self, from: Data(text.utf8)))?.servicePorts {
+                    try await store.run { try $0.setServicePorts(kernel: placement.kernelID, ports) }
                 }
             }
             try await store.run { try $0.transition(session: id, to: .running) }

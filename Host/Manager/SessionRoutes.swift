@@ -16,9 +16,11 @@ extension ManagerAPI {
             let resources: [String: String]?
             let scalingGroup: String?
             let agentList: [String]?
+            let preopenPorts: [Int]?
             enum CodingKeys: String, CodingKey {
                 case mounts, environ, resources, scalingGroup, agentList
                 case mountMap = "mount_map"
+                case preopenPorts = "preopen_ports"
             }
         }
         let name: String?
@@ -44,8 +46,15 @@ extension ManagerAPI {
         let sessionId: String
         let sessionName: String
         let status: String
-        let servicePorts: [String]
+        let servicePorts: [AppPort]
         let created: Bool
+    }
+
+    /// A service port as the create reply lists it (the client prints the names).
+    struct AppPort: Encodable {
+        let name: String
+        let `protocol`: String
+        let ports: [Int]
     }
 
     static func validName(_ name: String) -> Bool {
@@ -254,9 +263,15 @@ extension ManagerAPI {
                Int64(clusterSize) > policy.maxContainersPerSession {
                 throw StoreError(.invalid, "a cluster of \(clusterSize) containers is more than your policy '\(policy.name)' allows (max_containers_per_session \(policy.maxContainersPerSession))")
             }
-            return SessionSpec(name: name, accessKey: caller.accessKey, userID: userID, domain: domain, projectID: project.id, resourceGroup: group,
-                               type: type, image: image, architecture: body.architecture ?? "", requested: slots,
-                               clusterSize: body.clusterSize ?? 1, startupCommand: body.startupCommand, mounts: mounts)
+            let preopen = body.config?.preopenPorts ?? []
+            guard preopen.count <= 32, preopen.allSatisfy({ (1025...65535).contains($0) }), Set(preopen).count == preopen.count else {
+                throw StoreError(.invalid, "config.preopen_ports must be at most 32 distinct ports in 1025-65535, got \(preopen)")
+            }
+            var spec = SessionSpec(name: name, accessKey: caller.accessKey, userID: userID, domain: domain, projectID: project.id, resourceGroup: group,
+                                   type: type, image: image, architecture: body.architecture ?? "", requested: slots,
+                                   clusterSize: body.clusterSize ?? 1, startupCommand: body.startupCommand, mounts: mounts)
+            spec.preopenPorts = preopen
+            return spec
         }
         let created = try await store.run { try $0.createSession(spec) }
         Task { [lifecycle] in await lifecycle.tick() }
@@ -272,7 +287,8 @@ extension ManagerAPI {
             if status != .running && !status.isTerminal { status = .pending }
         }
         let reported = status == .pending && !(body.enqueueOnly ?? false) ? "TIMEOUT" : status.rawValue
-        return try io.response(CreateReply(sessionId: created.id, sessionName: name, status: reported, servicePorts: [], created: true),
+        let apps = status == .running ? try await store.run { try $0.servicePorts(session: created.id) }.map { AppPort(name: $0.name, protocol: $0.protocol, ports: $0.containerPorts) } : []
+        return try io.response(CreateReply(sessionId: created.id, sessionName: name, status: reported, servicePorts: apps, created: true),
                                status: .created, snakeCase: false)
     }
 }

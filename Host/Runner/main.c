@@ -23,7 +23,9 @@
 
 #include "runner.h"
 #include "sandbox.h"
+#include "services.h"
 #include "spawn.h"
+#include "ttyd.h"
 #include "util.h"
 
 #define RUNNER_VERSION "1"
@@ -34,6 +36,7 @@
 
 struct options {
     const char *socket_path;
+    const char *service_path; /* NULL: services.sock next to the socket */
     int runtime_python;
     const char *python;
     int python_explicit;
@@ -45,9 +48,10 @@ struct options {
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: hangar-runner [--socket PATH] [--runtime python|shell] [--python PATH] [--sandbox POLICY [--sandbox-log PATH]]\n"
+            "usage: hangar-runner [--socket PATH] [--service-socket PATH] [--runtime python|shell] [--python PATH] [--sandbox POLICY [--sandbox-log PATH]]\n"
             "                     [-- COMMAND...]\n"
             "  --socket PATH   unix socket to serve (default $HANGAR_RUNNER_SOCKET or " DEFAULT_SOCKET ")\n"
+            "  --service-socket PATH  tunnels and services (default services.sock next to the socket)\n"
             "  --runtime KIND  what a query runs in: python (one persistent interpreter, default) or shell\n"
             "  --python PATH   interpreter for the python runtime (default " DEFAULT_PYTHON
             ", else python3 on PATH)\n"
@@ -81,6 +85,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 {
     const char *env = getenv("HANGAR_RUNNER_SOCKET");
     o->socket_path = env && *env ? env : DEFAULT_SOCKET;
+    o->service_path = NULL;
     o->runtime_python = 1;
     o->python = DEFAULT_PYTHON;
     o->python_explicit = 0;
@@ -93,6 +98,8 @@ static void parse_args(int argc, char **argv, struct options *o)
             if (i + 1 < argc)
                 o->main_argv = argv + i + 1;
             break;
+        } else if (option(argc, argv, &i, "--service-socket", &v)) {
+            o->service_path = v;
         } else if (option(argc, argv, &i, "--socket", &v)) {
             o->socket_path = v;
         } else if (option(argc, argv, &i, "--runtime", &v)) {
@@ -132,7 +139,7 @@ static void parse_args(int argc, char **argv, struct options *o)
  * the interpreter's output before its events, and the signal pipe (reaping, which closes
  * descriptors watched above) last. Each handler checks that its descriptor is still the one
  * polled, since an earlier handler of the same wake-up may have closed it. */
-enum { T_LISTEN, T_CLIENT, T_X_IN, T_X_OUT, T_X_ERR, T_P_IN, T_P_CTL, T_P_EV, T_P_OUT, T_P_ERR, T_NOTIFY, T_SIG };
+enum { T_LISTEN, T_SERVICES, T_CLIENT, T_X_IN, T_X_OUT, T_X_ERR, T_P_IN, T_P_CTL, T_P_EV, T_P_OUT, T_P_ERR, T_NOTIFY, T_SIG };
 
 static void serve(struct runner *r, struct sandbox *box)
 {
@@ -148,8 +155,8 @@ static void serve(struct runner *r, struct sandbox *box)
         if (a->fd >= 0 && a->closing && (wake < 0 || a->close_deadline < wake))
             wake = a->close_deadline;
 
-        struct pollfd pf[13];
-        int tag[13];
+        struct pollfd pf[14];
+        int tag[14];
         int n = 0;
 #define WATCH(fd_, events_, tag_)                                                                                     \
     do {                                                                                                              \
@@ -160,6 +167,8 @@ static void serve(struct runner *r, struct sandbox *box)
     } while (0)
         if (a->fd < 0 && r->server.listen_fd >= 0)
             WATCH(r->server.listen_fd, POLLIN, T_LISTEN);
+        if (r->server.service_fd >= 0)
+            WATCH(r->server.service_fd, POLLIN, T_SERVICES);
         if (a->fd >= 0) {
             short ev = 0;
             if (!a->closing && buf_pending(&a->out) < HIGH_WATER)
@@ -215,6 +224,10 @@ static void serve(struct runner *r, struct sandbox *box)
                 if (r->server.listen_fd == fd && a->fd < 0)
                     server_accept(r);
                 break;
+            case T_SERVICES:
+                if (r->server.service_fd == fd)
+                    services_accept(fd);
+                break;
             case T_CLIENT:
                 if (a->fd == fd)
                     server_client_ready(r, re);
@@ -267,6 +280,8 @@ static void serve(struct runner *r, struct sandbox *box)
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "ttyd") == 0)
+        return ttyd_main(argc - 1, argv + 1);
     struct options opt;
     parse_args(argc, argv, &opt);
     struct runner r = {
@@ -285,6 +300,20 @@ int main(int argc, char **argv)
     become_subreaper();
     if (server_listen(&r.server) < 0)
         return EXIT_RUNNER_ERROR;
+    /* services.sock next to the socket unless named: the agent finds both in the ipc folder. */
+    static char service_default[4096];
+    if (!opt.service_path) {
+        const char *slash = strrchr(opt.socket_path, '/');
+        size_t dir = slash ? (size_t)(slash - opt.socket_path) + 1 : 0;
+        snprintf(service_default, sizeof service_default, "%.*sservices.sock", (int)dir, opt.socket_path);
+        opt.service_path = service_default;
+    }
+    r.server.service_path = opt.service_path;
+    r.server.service_fd = services_listen(opt.service_path);
+    if (r.server.service_fd < 0) {
+        server_close(&r.server);
+        return EXIT_RUNNER_ERROR;
+    }
     /* The filter goes on before the first child: everything the kernel runs inherits it. */
     struct sandbox box = SANDBOX_INIT;
     if (opt.sandbox && sandbox_install(&box, opt.sandbox, opt.sandbox_log) < 0) {

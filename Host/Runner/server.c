@@ -201,10 +201,17 @@ int server_listen(struct server *srv)
     return fd;
 }
 
-void server_stop_listening(struct server *srv) { close_fd(&srv->listen_fd); }
+void server_stop_listening(struct server *srv)
+{
+    close_fd(&srv->listen_fd);
+    close_fd(&srv->service_fd);
+}
 
 void server_close(struct server *srv)
 {
     close_fd(&srv->listen_fd);
     unlink(srv->socket_path);
+    close_fd(&srv->service_fd);
+    if (srv->service_path)
+        unlink(srv->service_path);
 }

@@ -8,9 +8,11 @@ struct server {
     const char *socket_path;
     int runtime_python; /* 'Q' runs in the interpreter; else in /bin/sh */
     int listen_fd;      /* -1 before listening and once shutdown began */
+    const char *service_path; /* the service socket (services.c) */
+    int service_fd;           /* -1 before listening and once shutdown began */
 };
 
-#define SERVER_INIT { .listen_fd = -1 }
+#define SERVER_INIT { .listen_fd = -1, .service_fd = -1 }
 
 /* Replaces a stale socket at the path, binds it with mode 0600 and listens: the descriptor
  * (also in srv->listen_fd), or -1, logged. */
@@ -23,7 +25,7 @@ void server_accept(struct runner *r);
 /* The connection is ready: writes queued frames, reads and handles requests. */
 void server_client_ready(struct runner *r, short revents);
 
-/* Shutdown: no more connections (the one served stays). */
+/* Shutdown: no more connections on either socket (the one served stays). */
 void server_stop_listening(struct server *srv);
 
 /* At exit: closes the listening socket and removes it from the file system. */

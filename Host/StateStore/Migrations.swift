@@ -214,6 +214,15 @@ public enum Migrations {
             // it ends for resource usage reports.
             "ALTER TABLE kernels ADD COLUMN last_stat TEXT",
         ],
+        // 10: interactive access. What each kernel offers (its service ports, as the agent
+        // reported them), the ports a session asked to preopen, and each keypair's SSH keypair
+        // (Backend.AI keeps it on the keypair too).
+        [
+            "ALTER TABLE kernels ADD COLUMN service_ports TEXT",
+            "ALTER TABLE sessions ADD COLUMN preopen_ports TEXT NOT NULL DEFAULT '[]'",
+            "ALTER TABLE keypairs ADD COLUMN ssh_public_key TEXT",
+            "ALTER TABLE keypairs ADD COLUMN ssh_private_key TEXT",
+        ],
     ]
 
     /// Brings the database to `latest`, one transaction per version.

@@ -31,6 +31,8 @@ public struct SessionSpec: Sendable, Equatable {
     public var priority: Int
     /// Virtual folders to bind-mount into every kernel.
     public var mounts: [SessionMount]
+    /// Ports to offer as `preopen` services (the user starts what listens there).
+    public var preopenPorts: [Int] = []
 
     public init(name: String, accessKey: String, userID: String, domain: String = "default", projectID: String, resourceGroup: String = "default",
                 type: String = "interactive", image: String, architecture: String = "x86_64", requested: ResourceSlots, clusterSize: Int = 1,
@@ -141,12 +143,14 @@ extension StateStore {
             let id = UUID().uuidString.lowercased()
             try c.execute("""
                 INSERT INTO sessions (id, name, access_key, user_id, domain_name, project_id, resource_group, session_type, status,
-                    status_changed, image, architecture, requested_slots, cluster_size, startup_command, priority, created_at, mounts)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'PENDING', $9, $10, $11, $12, $13, $14, $15, $9, $16)
+                    status_changed, image, architecture, requested_slots, cluster_size, startup_command, priority, created_at, mounts,
+                    preopen_ports)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'PENDING', $9, $10, $11, $12, $13, $14, $15, $9, $16, $17)
                 """, [.text(id), .text(spec.name), .text(spec.accessKey), .text(spec.userID), .text(spec.domain), .text(spec.projectID),
                       .text(spec.resourceGroup), .text(spec.type), .int(now), .text(spec.image), .text(spec.architecture),
                       .text(spec.requested.json), .int(Int64(spec.clusterSize)), SQLValue(spec.startupCommand), .int(Int64(spec.priority)),
-                      .text(String(decoding: try JSONEncoder().encode(spec.mounts), as: UTF8.self))])
+                      .text(String(decoding: try JSONEncoder().encode(spec.mounts), as: UTF8.self)),
+                      .text(String(decoding: try JSONEncoder().encode(spec.preopenPorts), as: UTF8.self))])
             for index in 0..<spec.clusterSize {
                 try c.execute("""
                     INSERT INTO kernels (id, session_id, cluster_role, cluster_idx, status, requested_slots, created_at)

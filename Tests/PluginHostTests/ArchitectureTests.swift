@@ -26,7 +26,7 @@ import Testing
         ("Host/StorageProxy", "StorageProxy", http.union(["PluginHost", "ConfigFile", "ClusterProtocol"])),
         ("Host/hangard", "hangard", ["Agent", "Manager", "StorageProxy", "StateStore", "PluginHost", "ConfigFile", "Identity", "ContainerEngine", "Sandbox",
                                      "ArgumentParser", "Logging"]),
-        ("Tools/hangar", "HangarCLI", http.union(["Identity", "ConfigFile", "ArgumentParser"])),
+        ("Tools/hangar", "HangarCLI", http.union(["Identity", "ConfigFile", "ClusterProtocol", "ArgumentParser"])),
         ("Tools/hangar-plugin", "HangarPluginCLI", ["PluginHost", "PluginConformance", "ArgumentParser", "Logging"]),
         ("Tools/hangar-bench", "HangarBench", ["PluginHost", "PluginAPI", "Manager", "StateStore", "ClusterProtocol"]),
     ]

@@ -333,6 +333,48 @@ check "service generate-token" "service. is not supported by Hangar" backend.ai 
 check "service update-traffic-ratio" "service. is not supported by Hangar" backend.ai service update-traffic-ratio $svc $svc 0.5
 check "service downscale-route (the client fails before sending anything)" "unexpected keyword argument 'ratio'" backend.ai service downscale-route $svc $svc 1
 
+# Interactive access: apps, app streams (the web terminal and Jupyter through a local port),
+# ssh and scp through the sshd app, and the session file commands `backend.ai ssh` uses.
+check "session create (interactive apps)" "app services: sshd, ttyd, jupyter" backend.ai session create -t compat-apps "$image"
+check "apps" "Information for service jupyter" backend.ai apps compat-apps
+check "apps (names only)" "following app services: sshd, ttyd, jupyter" backend.ai apps -l compat-apps
+# app_proxy APP PORT: `backend.ai app` in the background until it listens; its pid in $app_pid.
+app_proxy() {
+    backend.ai app compat-apps "$1" -b "127.0.0.1:$2" >"$work/app-$1.out" 2>&1 &
+    app_pid=$!
+    for _ in $(seq 100); do grep -q "127.0.0.1:$2" "$work/app-$1.out" 2>/dev/null && return 0; sleep 0.1; done
+    return 1
+}
+tport=$(freeport)
+if app_proxy ttyd "$tport"; then
+    check "app (ttyd: the web terminal's page)" "<title>Terminal" curl -sf -m 60 "http://127.0.0.1:$tport/"
+else
+    fail "app (ttyd): the local proxy did not start: $(cat "$work/app-ttyd.out")"
+fi
+kill -TERM $app_pid 2>/dev/null; wait $app_pid 2>/dev/null  # (SIGINT: ignored by background jobs of scripts)
+jport=$(freeport)
+if app_proxy jupyter "$jport"; then
+    check "app (jupyter: Jupyter's REST API runs code in a notebook kernel)" "^42 /home/work" \
+        "$venv/bin/python" "$repo/Tools/compat/jupyter_exec.py" "http://127.0.0.1:$jport/" 'import os; print(6 * 7, os.getcwd())'
+else
+    fail "app (jupyter): the local proxy did not start: $(cat "$work/app-jupyter.out")"
+fi
+kill -TERM $app_pid 2>/dev/null; wait $app_pid 2>/dev/null  # (SIGINT: ignored by background jobs of scripts)
+check "app (an unknown app)" 'The app "nosuch" is not supported by the session' backend.ai app compat-apps nosuch -b "127.0.0.1:$(freeport)"
+mkdir -p "$HOME/.ssh"
+check "ssh" "hello-from-the-session /home/work" backend.ai ssh compat-apps -p "$(freeport)" -- 'echo hello-from-the-session $PWD'
+check "session ssh" "^session-ssh-ok$" backend.ai session ssh compat-apps -p "$(freeport)" -- 'echo session-ssh-ok'
+head -c 2000000 /dev/urandom > "$work/up.bin"
+check "scp (upload)" "running a temporary sshd proxy" backend.ai scp compat-apps -p "$(freeport)" "$work/up.bin" work@localhost:up.bin
+check "session scp (download)" "running a temporary sshd proxy" backend.ai session scp compat-apps -p "$(freeport)" work@localhost:up.bin "$work/down.bin"
+if cmp -s "$work/up.bin" "$work/down.bin"; then pass "scp (both ways byte-identical)"; else fail "scp (both ways byte-identical): the copy differs or is missing"; fi
+check "session ls" "up.bin +1\.9 MiB" backend.ai session ls compat-apps
+check "session ls (a path outside the home)" "is not inside /home/work" backend.ai session ls compat-apps /etc
+mkdir -p "$work/dl"
+check "session download" "Downloaded to" backend.ai session download compat-apps up.bin --dest "$work/dl"
+if cmp -s "$work/up.bin" "$work/dl/up.bin"; then pass "session download (byte-identical)"; else fail "session download (byte-identical): the file differs or is missing"; fi
+backend.ai session destroy compat-apps >/dev/null 2>&1
+
 # COMPATIBILITY.md, the client's commands and the checks of this run must agree.
 "$venv/bin/python" "$repo/Tools/compat/compat_table.py" check "$results" || failures=$((failures + 1))
 # Hangar's own CLI: `hangar admin …` does the same administration (not part of the table).

@@ -13,7 +13,8 @@ struct Hangar: AsyncParsableCommand {
             Backend.AI client), or from ~/.config/hangar/client.toml ([client] endpoint, access_key, secret_key; \
             $HANGAR_CLIENT_CONFIG overrides the path). The environment wins over the file.
             """,
-        subcommands: [RunCommand.self, SessionCommand.self, VFolderCommand.self, AdminCommand.self, ConfigCommand.self])
+        subcommands: [RunCommand.self, SessionCommand.self, AppsCommand.self, AppCommand.self, SSHCommand.self, SCPCommand.self, SSHConfigCommand.self,
+                      TerminalCommand.self, VFolderCommand.self, AdminCommand.self, ConfigCommand.self])
 }
 
 /// Reports a CLIError as one line and exits 1 instead of printing a Swift error dump.
