@@ -119,6 +119,20 @@ import TestSupport
             try await outbound.close(.normalClosure, reason: nil)
         }
 
+        // Our CLI: ssh through the sshd app as ProxyCommand (no local port), scp both ways.
+        let ssh = try cluster.hangar(["ssh", "apps-s", "--", "echo", "via-hangar-ssh", "$PWD"])
+        #expect(ssh.status == 0 && ssh.stdout.contains("via-hangar-ssh /home/work"), "\(ssh)")
+        let local = cluster.dir + "/upload.bin"
+        try Data((0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }).write(to: URL(fileURLWithPath: local))
+        let up = try cluster.hangar(["scp", "apps-s", local, ":copied.bin"])
+        let down = try cluster.hangar(["scp", "apps-s", ":copied.bin", cluster.dir + "/back.bin"])
+        #expect(up.status == 0 && down.status == 0, "\(up) \(down)")
+        #expect(FileManager.default.contentsEqual(atPath: local, andPath: cluster.dir + "/back.bin"), "scp copies byte-identical both ways")
+        let bothRemote = try cluster.hangar(["scp", "apps-s", ":a", ":b"])
+        #expect(bothRemote.status != 0 && bothRemote.stderr.contains("exactly one of SRC and DST"), "\(bothRemote)")
+        let config = try cluster.hangar(["ssh-config", "apps-s"])
+        #expect(config.status == 0 && config.stdout.contains("Host hangar-apps-s") && config.stdout.contains("app apps-s sshd --stdio"), "\(config)")
+
         // Refusals, as plain HTTP answers before any upgrade.
         func plain(_ path: String, accessKey: String? = nil, secretKey: String? = nil) async throws -> (Int, String) {
             let (status, body) = try await SignedAPI.request(.GET, base: cluster.base, path: path, contentType: nil,
@@ -178,7 +192,27 @@ import TestSupport
             after = pids.map(Self.descriptors)
         }
         #expect(zip(after, before).allSatisfy { $0 <= $1 }, "descriptors (manager, agent, runner) before \(before), after \(after)")
+
+        // The session ends under an open stream: the stream closes with a code, nothing hangs.
+        let (sshURL, sshHeaders) = try Self.streamURL(cluster, "/stream/session/apps-s/tcpproxy?app=sshd")
+        let banner = TextBox()
+        let ended = Task {
+            try await WebSocketClient.connect(url: sshURL, configuration: .init(additionalHeaders: sshHeaders), logger: Self.logger) { inbound, _, _ in
+                for try await frame in inbound { banner.append(String(buffer: frame.data)) }
+            }
+        }
+        for _ in 0..<100 where !banner.text.contains("SSH-2.0") { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(banner.text.contains("SSH-2.0"), "sshd greets through the stream: \(banner.text)")
         _ = try cluster.hangar(["session", "rm", "apps-s"])
+        let closed = try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask { _ = try? await ended.value; return true }
+            group.addTask { try await Task.sleep(for: .seconds(30)); return false }
+            defer { group.cancelAll() }
+            return try await group.next() ?? false
+        }
+        #expect(closed, "the stream ended when the session did")
+        let gone = try await plain("/stream/session/apps-s/tcpproxy?app=ttyd")
+        #expect(gone.0 == 409 || gone.0 == 404, "a session that is not running opens no stream: \(gone)")
     }
 }
 

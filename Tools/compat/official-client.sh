@@ -356,11 +356,15 @@ jport=$(freeport)
 if app_proxy jupyter "$jport"; then
     check "app (jupyter: Jupyter's REST API runs code in a notebook kernel)" "^42 /home/work" \
         "$venv/bin/python" "$repo/Tools/compat/jupyter_exec.py" "http://127.0.0.1:$jport/" 'import os; print(6 * 7, os.getcwd())'
+    check "app (jupyter: a notebook saved into /home/work)" '"name": "compat.ipynb"' curl -sf -m 60 -X PUT "http://127.0.0.1:$jport/api/contents/compat.ipynb" \
+        -H 'Content-Type: application/json' -d '{"type": "notebook", "content": {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}}'
+    check "app (jupyter: its terminals)" '"name": "[0-9]+"' curl -sf -m 60 -X POST "http://127.0.0.1:$jport/api/terminals"
 else
     fail "app (jupyter): the local proxy did not start: $(cat "$work/app-jupyter.out")"
 fi
 kill -TERM $app_pid 2>/dev/null; wait $app_pid 2>/dev/null  # (SIGINT: ignored by background jobs of scripts)
-check "app (an unknown app)" 'The app "nosuch" is not supported by the session' backend.ai app compat-apps nosuch -b "127.0.0.1:$(freeport)"
+# (The client then waits for Ctrl-C, against Backend.AI too: the SIGINT ends it.)
+check "app (an unknown app)" 'The app "nosuch" is not supported by the session' timeout -s INT 10 backend.ai app compat-apps nosuch -b "127.0.0.1:$(freeport)"
 mkdir -p "$HOME/.ssh"
 check "ssh" "hello-from-the-session /home/work" backend.ai ssh compat-apps -p "$(freeport)" -- 'echo hello-from-the-session $PWD'
 check "session ssh" "^session-ssh-ok$" backend.ai session ssh compat-apps -p "$(freeport)" -- 'echo session-ssh-ok'
@@ -369,6 +373,7 @@ check "scp (upload)" "running a temporary sshd proxy" backend.ai scp compat-apps
 check "session scp (download)" "running a temporary sshd proxy" backend.ai session scp compat-apps -p "$(freeport)" work@localhost:up.bin "$work/down.bin"
 if cmp -s "$work/up.bin" "$work/down.bin"; then pass "scp (both ways byte-identical)"; else fail "scp (both ways byte-identical): the copy differs or is missing"; fi
 check "session ls" "up.bin +1\.9 MiB" backend.ai session ls compat-apps
+check "session ls (the notebook Jupyter saved)" "compat.ipynb" backend.ai session ls compat-apps
 check "session ls (a path outside the home)" "is not inside /home/work" backend.ai session ls compat-apps /etc
 mkdir -p "$work/dl"
 check "session download" "Downloaded to" backend.ai session download compat-apps up.bin --dest "$work/dl"
