@@ -74,6 +74,14 @@ import TestSupport
         let apps = try JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [[String: Any]] ?? []
         #expect(status == 200 && apps.compactMap { $0["name"] as? String } == ["sshd", "ttyd", "jupyter"], "\(apps)")
         #expect((apps.last?["allowed_arguments"] as? [String])?.contains("--NotebookApp.default_url") == true)
+        // GraphQL reports them as Backend.AI does (a JSON string on the session and its main kernel).
+        let sessionRecord = try #require(try cluster.store.findSession("apps-s", accessKey: nil, domain: nil))
+        let query = #"{"query": "query($id: UUID!) { compute_session(id: $id) { service_ports containers { service_ports } } }", "variables": {"id": "\#(sessionRecord.id)"}}"#
+        let (gqlStatus, gql) = try await SignedAPI.json(.POST, base: cluster.base, path: "/admin/gql", json: query, accessKey: cluster.accessKey, secretKey: cluster.secretKey)
+        let compute = (gql?["data"] as? [String: Any])?["compute_session"] as? [String: Any]
+        let reported = (compute?["service_ports"] as? String).flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [[String: Any]] } ?? []
+        #expect(gqlStatus == 200 && reported.compactMap { $0["name"] as? String } == ["sshd", "ttyd", "jupyter"], "\(gql ?? [:])")
+        #expect(reported.first?["container_ports"] as? [Int] == [2200] && reported.first?["protocol"] as? String == "tcp", "\(reported)")
         let cli = try cluster.hangar(["apps", "apps-s"])
         #expect(cli.status == 0 && cli.stdout.contains("jupyter") && cli.stdout.contains("8081"), "\(cli)")
 
