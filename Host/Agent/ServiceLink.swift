@@ -23,6 +23,8 @@ enum ServiceLink {
     static func connect(_ socketPath: String) async throws -> Channel {
         do {
             return try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                // Big reads: every read becomes one WebSocket frame of the app stream.
+                .channelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 16 << 10, initial: 256 << 10, maximum: 1 << 20))
                 .connect(unixDomainSocketPath: socketPath) { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try Channel(wrappingChannelSynchronously: channel)

@@ -47,6 +47,8 @@ address=$(curl -s --unix-socket "$socket" -H "Host: localhost" "http://d/v1.41/c
 import json, sys
 nets = json.load(sys.stdin)["NetworkSettings"]["Networks"]
 print(next(iter(nets.values()))["IPAddress"])')
+# The server starts in the background of the session: wait until it accepts connections.
+for _ in $(seq 100); do python3 -c "import socket; socket.create_connection(('$address', 9500), 1)" 2>/dev/null && break; sleep 0.1; done
 lport=$(freeport)
 "$bin/hangar" app bench-apps 9500 -b "127.0.0.1:$lport" >"$work/app.out" 2>&1 &
 for _ in $(seq 100); do grep -q "is at" "$work/app.out" && break; sleep 0.1; done

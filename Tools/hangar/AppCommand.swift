@@ -207,6 +207,8 @@ struct AppCommand: ClientCommand {
         guard let port = Int(parts.last ?? ""), (0...65535).contains(port) else { throw CLIError("--bind '\(bind)' must be [HOST:]PORT") }
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            // Big reads: every read becomes one WebSocket frame of the stream.
+            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 16 << 10, initial: 256 << 10, maximum: 1 << 20))
             .bind(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
             }
