@@ -286,6 +286,12 @@ extension ManagerAPI {
             }
             if status != .running && !status.isTerminal { status = .pending }
         }
+        // A session that started and already ended between two looks (a batch job of a few
+        // milliseconds) did start: the reply says RUNNING, as Backend.AI's does once the kernel
+        // started, and the events and session info tell how it ended.
+        if status.isTerminal, try await store.run({ try $0.statusHistory(session: created.id) }).contains(where: { $0.0 == .running }) {
+            status = .running
+        }
         let reported = status == .pending && !(body.enqueueOnly ?? false) ? "TIMEOUT" : status.rawValue
         let apps = status == .running ? try await store.run { try $0.servicePorts(session: created.id) }.map { AppPort(name: $0.name, protocol: $0.protocol, ports: $0.containerPorts) } : []
         return try io.response(CreateReply(sessionId: created.id, sessionName: name, status: reported, servicePorts: apps, created: true),

@@ -39,14 +39,24 @@ code=$(base64 -w0 Tools/bench/app_stream_bench.py)
 "$bin/hangar" run -t bench-apps "$image" -q -c "import base64, subprocess, sys
 open('/tmp/bench_server.py', 'wb').write(base64.b64decode('$code'))
 subprocess.Popen([sys.executable, '/tmp/bench_server.py', 'serve', '9500'], start_new_session=True)" >/dev/null
-kernel=$(curl -s -H "Host: localhost" --unix-socket "$socket" "http://d/v1.41/containers/json" | python3 -c '
-import json, sys
-for c in json.load(sys.stdin):
-    if c["Labels"].get("io.hangar.session-id"): print(c["Id"]); break')
-address=$(curl -s --unix-socket "$socket" -H "Host: localhost" "http://d/v1.41/containers/$kernel/json" | python3 -c '
-import json, sys
-nets = json.load(sys.stdin)["NetworkSettings"]["Networks"]
-print(next(iter(nets.values()))["IPAddress"])')
+# The session's container (other containers may be on this engine): its address on podman's bridge.
+address=$(python3 - "$socket" <<'PY'
+import http.client, json, socket, sys
+class Unix(http.client.HTTPConnection):
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.connect(sys.argv[1])
+def get(path):
+    c = Unix("localhost")
+    c.request("GET", "/v1.41" + path)
+    return json.loads(c.getresponse().read())
+for summary in get("/containers/json"):
+    details = get(f"/containers/{summary['Id']}/json")
+    if "BACKENDAI_SESSION_NAME=bench-apps" in (details["Config"].get("Env") or []):
+        print(next(iter(details["NetworkSettings"]["Networks"].values()))["IPAddress"])
+        break
+PY
+)
 # The server starts in the background of the session: wait until it accepts connections.
 for _ in $(seq 100); do python3 -c "import socket; socket.create_connection(('$address', 9500), 1)" 2>/dev/null && break; sleep 0.1; done
 lport=$(freeport)
