@@ -61,7 +61,7 @@ extension KernelRunner {
     /// Starts a kernel's service unless it already runs, and waits until its port accepts
     /// connections. Concurrent calls for one service share one start.
     public func startService(_ kernelID: String, _ request: ServiceStartRequest, defaultTimeout: Double) async throws(ServiceError) -> ServiceStartReply {
-        guard let record = kernels(kernelID) else { throw ServiceError(.unknownService, "no kernel '\(kernelID)' on this agent") }
+        guard let record = record(kernelID) else { throw ServiceError(.unknownService, "no kernel '\(kernelID)' on this agent") }
         let ports = record.servicePorts ?? []
         guard let port = ports.first(where: { $0.name == request.name }) else {
             throw ServiceError(.unknownService, "the session has no app '\(request.name)'; it has: \(ports.map(\.name).joined(separator: ", "))")
@@ -110,8 +110,6 @@ extension KernelRunner {
         defer { serviceStarts[key] = nil }
         return try await Self.outcome(task)
     }
-
-    private func kernels(_ id: String) -> KernelRecord? { record(id) }
 
     static func outcome(_ task: Task<ServiceStartReply, any Error>) async throws(ServiceError) -> ServiceStartReply {
         do {

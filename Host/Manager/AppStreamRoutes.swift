@@ -23,18 +23,18 @@ extension ManagerAPI {
                 let caller = try await auth.authenticate(request)
                 let session = try await resolve(try context.parameters.require("sessionId"), caller: caller)
                 let ports = try await store.run { try $0.servicePorts(session: session.id) }
-                return try Self.jsonResponse(ports.map(Self.appInfo))
+                return try Self.jsonObject(ports.map(Self.appInfo))
             },
             RouteSpec(method: .get, path: "/auth/ssh-keypair", summary: "The caller's SSH public key (made on first use)", access: .user, bodyKeys: nil) { request, _ in
                 let caller = try await auth.authenticate(request)
                 let keys = try await lifecycle.sshKeypair(accessKey: caller.accessKey)
-                return try Self.jsonResponse(["ssh_public_key": keys.publicKey])
+                return try Self.jsonObject(["ssh_public_key": keys.publicKey])
             },
             RouteSpec(method: .post, path: "/auth/ssh-keypair", summary: "Make a new SSH keypair for the caller (new sessions get it)", access: .user, bodyKeys: []) { request, _ in
                 let caller = try await auth.authenticate(request)
                 let made = SSHKeys.generateEd25519(comment: "work@hangar")
                 try await store.run { try $0.setSSHKeypair(accessKey: caller.accessKey, KernelSSHKeypair(publicKey: made.publicKey, privateKey: made.privateKey)) }
-                return try Self.jsonResponse(["ssh_public_key": made.publicKey, "ssh_private_key": made.privateKey])
+                return try Self.jsonObject(["ssh_public_key": made.publicKey, "ssh_private_key": made.privateKey])
             },
             RouteSpec(method: .patch, path: "/auth/ssh-keypair", summary: "Use your own SSH keypair (pubkey, privkey) in new sessions",
                       access: .user, bodyKeys: ["pubkey", "privkey"]) { request, _ in
@@ -44,10 +44,10 @@ extension ManagerAPI {
                     throw APIError.invalidParams("pubkey must be an OpenSSH public key line (e.g. the contents of ~/.ssh/id_ed25519.pub)")
                 }
                 guard let priv = body["privkey"] as? String, priv.contains("PRIVATE KEY-----") else {
-                    throw APIError.invalidParams("privkey must be the matching private key (PEM or OpenSSH format); it is written to /home/work/id_container")
+                    throw APIError.invalidParams("privkey must be the matching private key (PEM or OpenSSH format); it is written to \(KernelPaths.workDirectory)/id_container")
                 }
                 try await store.run { try $0.setSSHKeypair(accessKey: caller.accessKey, KernelSSHKeypair(publicKey: pub, privateKey: priv)) }
-                return try Self.jsonResponse(["ssh_public_key": pub])
+                return try Self.jsonObject(["ssh_public_key": pub])
             },
             RouteSpec(method: .get, path: "/session/:sessionName/files", summary: "List a directory of the session's home (JSON body {\"path\"})",
                       access: .user, bodyKeys: ["path"]) { request, context in
@@ -62,7 +62,7 @@ extension ManagerAPI {
                 }
                 let files = list.files.map { ["filename": $0.filename, "size": $0.size, "mode": $0.mode, "ctime": $0.ctime, "atime": $0.atime, "mtime": $0.mtime] as [String: Any] }
                 let filesJSON = String(decoding: try JSONSerialization.data(withJSONObject: files), as: UTF8.self)
-                return try Self.jsonResponse(["files": filesJSON, "errors": list.errors, "abspath": list.abspath])
+                return try Self.jsonObject(["files": filesJSON, "errors": list.errors, "abspath": list.abspath])
             },
             RouteSpec(method: .get, path: "/session/:sessionName/download",
                       summary: "Download files of the session's home (JSON body {\"files\": [...]}): multipart/mixed, one tar archive per file",
@@ -71,7 +71,7 @@ extension ManagerAPI {
                 let session = try await resolve(try context.parameters.require("sessionName"), caller: caller)
                 let body = try await object(request, allowed: ["files"])
                 guard let files = body["files"] as? [String], !files.isEmpty, files.count <= 100 else {
-                    throw APIError.invalidParams("files must list 1-100 paths inside the session (relative to /home/work, or absolute under it)")
+                    throw APIError.invalidParams("files must list 1-100 paths inside the session (relative to \(KernelPaths.workDirectory), or absolute under it)")
                 }
                 let target = try await lifecycle.mainKernel(session)
                 var call = HTTPClientRequest(url: target.address.trimmingCharacters(in: CharacterSet(charactersIn: "/")) + AgentAPI.downloadPath(target.kernel))
@@ -107,11 +107,6 @@ extension ManagerAPI {
     static func servicePortsJSON(_ ports: [ServicePort]) -> [[String: Any]] {
         ports.map { ["name": $0.name, "protocol": $0.protocol, "container_ports": $0.containerPorts, "host_ports": $0.containerPorts.map { _ in NSNull() },
                      "is_inference": false] }
-    }
-
-    static func jsonResponse(_ object: Any) throws -> Response {
-        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
-        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
     /// What an app stream asks for, checked before the upgrade so mistakes are plain HTTP

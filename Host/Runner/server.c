@@ -154,9 +154,8 @@ void server_accept(struct runner *r)
     a->closing = a->dead = 0;
 }
 
-int server_listen(struct server *srv)
+int unix_listen(const char *path, int backlog)
 {
-    const char *path = srv->socket_path;
     struct sockaddr_un addr;
     memset(&addr, 0, sizeof addr);
     addr.sun_family = AF_UNIX;
@@ -191,14 +190,19 @@ int server_listen(struct server *srv)
         return -1;
     }
     chmod(path, 0600);
-    if (listen(fd, 8) < 0) {
+    if (listen(fd, backlog) < 0) {
         logmsg("listen on %s: %s", path, strerror(errno));
         close(fd);
         unlink(path);
         return -1;
     }
-    srv->listen_fd = fd;
     return fd;
+}
+
+int server_listen(struct server *srv)
+{
+    srv->listen_fd = unix_listen(srv->socket_path, 8);
+    return srv->listen_fd;
 }
 
 void server_stop_listening(struct server *srv)

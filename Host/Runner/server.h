@@ -14,8 +14,11 @@ struct server {
 
 #define SERVER_INIT { .listen_fd = -1, .service_fd = -1 }
 
-/* Replaces a stale socket at the path, binds it with mode 0600 and listens: the descriptor
- * (also in srv->listen_fd), or -1, logged. */
+/* Replaces a stale socket at the path, binds it with mode 0600 and listens: the descriptor,
+ * or -1, logged. Used for the agent's socket and the service socket. */
+int unix_listen(const char *path, int backlog);
+
+/* unix_listen on srv->socket_path: the descriptor (also in srv->listen_fd), or -1. */
 int server_listen(struct server *srv);
 
 /* The listening socket is readable: accepts the next connection (only while none is served;

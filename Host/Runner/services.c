@@ -18,11 +18,11 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/un.h>
 #include <dirent.h>
 
 #include "buf.h"
 #include "framing.h"
+#include "server.h"
 #include "spawn.h"
 #include "util.h"
 
@@ -200,19 +200,24 @@ static void splice_both(int a, int b)
     }
 }
 
+/* A decimal number in 1..max filling the whole (NUL-terminated) payload: it, or -1. */
+static long payload_number(const char *payload, size_t len, long max)
+{
+    if (len == 0 || len > 15)
+        return -1;
+    char *end;
+    long n = strtol(payload, &end, 10);
+    return *end || n < 1 || n > max ? -1 : n;
+}
+
 static void tunnel(int conn, const char *payload, size_t len)
 {
-    char text[16];
-    if (len == 0 || len >= sizeof text) {
-        reply(conn, 'E', "T needs a port number (1-65535)");
-        return;
-    }
-    memcpy(text, payload, len);
-    text[len] = 0;
-    char *end;
-    long port = strtol(text, &end, 10);
-    if (*end || port < 1 || port > 65535) {
-        replyf(conn, 'E', "T needs a port number (1-65535), not '%s'", text);
+    long port = payload_number(payload, len, 65535);
+    if (port < 0) {
+        if (len == 0 || len > 15)
+            reply(conn, 'E', "T needs a port number (1-65535)");
+        else
+            replyf(conn, 'E', "T needs a port number (1-65535), not '%s'", payload);
         return;
     }
     int err = 0;
@@ -297,17 +302,12 @@ static void start_service(int conn, char *payload, size_t len)
 
 static void process_state(int conn, const char *payload, size_t len)
 {
-    char text[16];
-    if (len == 0 || len >= sizeof text) {
-        reply(conn, 'E', "Z needs a process id");
-        return;
-    }
-    memcpy(text, payload, len);
-    text[len] = 0;
-    char *end;
-    long pid = strtol(text, &end, 10);
-    if (*end || pid < 1) {
-        replyf(conn, 'E', "Z needs a process id, not '%s'", text);
+    long pid = payload_number(payload, len, 0x7fffffffL);
+    if (pid < 0) {
+        if (len == 0 || len > 15)
+            reply(conn, 'E', "Z needs a process id");
+        else
+            replyf(conn, 'E', "Z needs a process id, not '%s'", payload);
         return;
     }
     /* A zombie is as good as gone: PID 1 reaps it a moment later. */
@@ -453,37 +453,4 @@ void services_accept(int listen_fd)
     close(conn);
 }
 
-int services_listen(const char *path)
-{
-    struct sockaddr_un addr;
-    memset(&addr, 0, sizeof addr);
-    addr.sun_family = AF_UNIX;
-    if (strlen(path) >= sizeof addr.sun_path) {
-        logmsg("service socket path too long: %s", path);
-        return -1;
-    }
-    strcpy(addr.sun_path, path);
-    struct stat sb;
-    if (lstat(path, &sb) == 0) {
-        if (!S_ISSOCK(sb.st_mode)) {
-            logmsg("%s exists and is not a socket", path);
-            return -1;
-        }
-        unlink(path);
-    }
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0) {
-        logmsg("socket: %s", strerror(errno));
-        return -1;
-    }
-    mode_t old = umask(0177);
-    int rc = bind(fd, (struct sockaddr *)&addr, sizeof addr);
-    int e = errno;
-    umask(old);
-    if (rc < 0 || listen(fd, 128) < 0) {
-        logmsg("cannot serve %s: %s", path, strerror(rc < 0 ? e : errno));
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
+int services_listen(const char *path) { return unix_listen(path, 128); }
