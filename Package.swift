@@ -201,10 +201,28 @@ let package = Package(
             ],
             path: "Host/StorageProxy"
         ),
+        // The webserver role: the web UI (embedded, no build step) and login sessions; it
+        // forwards API calls to the manager signed with the logged-in user's keypair.
+        .target(
+            name: "WebServer",
+            dependencies: [
+                "ClusterProtocol", "Identity", "ConfigFile",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Host/WebServer",
+            resources: [.embedInCode("UI")]
+        ),
         .executableTarget(
             name: "hangard",
             dependencies: [
-                "Manager", "StateStore", "Agent", "PluginHost", "ConfigFile", "Identity", "ContainerEngine", "StorageProxy",
+                "Manager", "StateStore", "Agent", "PluginHost", "ConfigFile", "Identity", "ContainerEngine", "StorageProxy", "WebServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -331,6 +349,15 @@ let package = Package(
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ],
             path: "Tests/ManagerTests"
+        ),
+        .testTarget(
+            name: "WebServerTests",
+            dependencies: [
+                "WebServer", "Manager", "StateStore", "Identity", "ClusterProtocol", "TestSupport",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
+            path: "Tests/WebServerTests"
         ),
     ] + bundledPlugins.map {
         .target(name: $0.target, dependencies: ["PluginAPI", "PluginSupport"], path: $0.path, exclude: $0.exclude,

@@ -62,3 +62,19 @@ public enum KeyGenerator {
         return String((0..<20).map { _ in alphabet[Int(rng.next(upperBound: UInt32(alphabet.count)))] })
     }
 }
+
+/// Login session ids of the webserver: 32 random bytes, base64url. Only their SHA-256 is
+/// stored, so a copy of the database opens no browser session.
+public enum LoginSessionID {
+    public static func generate() -> String {
+        var rng = SystemRandomNumberGenerator()
+        let bytes = (0..<32).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        return Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+
+    /// The stored form of an id: hex SHA-256.
+    public static func hash(_ id: String) -> String {
+        hex(Array(SHA256.hash(data: Data(id.utf8))))
+    }
+}

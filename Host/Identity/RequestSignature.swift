@@ -59,6 +59,18 @@ public enum RequestSigner {
     }
 
     /// Signs a request as a client: returns the Authorization header value.
+    /// The headers that sign one request made now (`Date`, `X-BackendAI-Version`,
+    /// `Authorization`), as the official client sends them; the body is not signed.
+    public static func headers(accessKey: String, secretKey: String, method: String, requestTarget: String, host: String,
+                               contentType: String?, apiVersion: String, now: Date = Date()) -> [(name: String, value: String)] {
+        let date = CivilTime.iso8601(micros: Int64(now.timeIntervalSince1970 * 1_000_000)).replacingOccurrences(of: "Z", with: "+00:00")
+        let input = SignatureInput(method: method, requestTarget: requestTarget, date: date, host: host, contentType: contentType, apiVersion: apiVersion)
+        // The date was made here in the form RequestDate reads, so parsing cannot fail.
+        let stamp = (try? RequestDate.parse(date))?.dateStamp ?? ""
+        return [("Date", date), ("X-BackendAI-Version", apiVersion),
+                ("Authorization", authorization(accessKey: accessKey, signature: signature(secretKey: secretKey, input: input, dateStamp: stamp)))]
+    }
+
     public static func sign(accessKey: String, secretKey: String, input: SignatureInput) throws(SignatureError) -> String {
         let parsed = try RequestDate.parse(input.date)
         return authorization(accessKey: accessKey, signature: signature(secretKey: secretKey, input: input, dateStamp: parsed.dateStamp))

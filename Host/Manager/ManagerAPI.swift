@@ -183,7 +183,7 @@ public struct ManagerAPI: Sendable {
     // MARK: routes
 
     /// Every route the manager serves.
-    public var routes: [RouteSpec] { coreRoutes + sessionRoutes + executionRoutes + vfolderRoutes + graphQLRoutes + managerAdminRoutes + templateRoutes + dotfileRoutes + errorLogRoutes + usageRoutes + appStreamRoutes + unsupportedRoutes }
+    public var routes: [RouteSpec] { coreRoutes + sessionRoutes + executionRoutes + vfolderRoutes + graphQLRoutes + managerAdminRoutes + templateRoutes + dotfileRoutes + errorLogRoutes + usageRoutes + appStreamRoutes + webSessionRoutes + unsupportedRoutes }
 
     var coreRoutes: [RouteSpec] {
         [
@@ -363,7 +363,7 @@ public struct ManagerAPI: Sendable {
         return try io.response(Result(accessKey: accessKey, isActive: active))
     }
 
-    private func authenticateAgent(_ request: Request) throws {
+    func authenticateAgent(_ request: Request) throws {
         guard let header = request.headers[.authorization], header.hasPrefix(AgentAPI.authorizationScheme + " ") else {
             throw APIError.authFailed("agents authenticate with 'Authorization: Bearer <cluster secret>'")
         }

@@ -47,6 +47,12 @@ public struct ManagerConfig: Sendable {
     public var storageProxies: [String: StorageProxyLink] = [:]
     /// The vfolder host used when a request names none: "proxy:volume".
     public var defaultVFolderHost: String?
+    /// Failed web logins per user before that login is refused for `window` seconds
+    /// (`login_allowed_fail_count`, `login_block_time`: Backend.AI's 10 and 1,200 s).
+    public var loginThrottleUser = LoginThrottle(limit: 10, window: 1200)
+    /// Failed web logins per client address (`login_allowed_fail_count_per_address`): higher
+    /// than per user, because many people may share one address behind a NAT.
+    public var loginThrottleAddress = LoginThrottle(limit: 50, window: 1200)
 
     public init() {}
 
@@ -66,6 +72,9 @@ public struct ManagerConfig: Sendable {
             "keypair_cache_ttl": "number of seconds", "scheduling_interval": "number of seconds",
             "default_vfolder_host": "string proxy:volume", "metrics_listen": "string host:port (metrics only, e.g. 127.0.0.1:9464)",
             "metrics_token": "string (bearer token for /metrics on the API port)",
+            "login_allowed_fail_count": "integer (failed web logins per user before a block; 0: no limit)",
+            "login_allowed_fail_count_per_address": "integer (failed web logins per client address before a block; 0: no limit)",
+            "login_block_time": "number of seconds",
         ])
         (config.host, config.port) = try manager.hostPort("listen", default: config.host, config.port, ports: 1...65535)
         config.dataDirectory = try manager.string("data_dir", default: config.dataDirectory)
@@ -81,6 +90,11 @@ public struct ManagerConfig: Sendable {
             config.metricsListen = try manager.hostPort("metrics_listen", default: "127.0.0.1", 9464, ports: 1...65535)
         }
         config.metricsToken = try manager.string("metrics_token", default: "")
+        let window = try manager.double("login_block_time", default: config.loginThrottleUser.window, range: 1...604_800)
+        config.loginThrottleUser = LoginThrottle(limit: try manager.int("login_allowed_fail_count", default: config.loginThrottleUser.limit, range: 0...1_000_000),
+                                                 window: window)
+        config.loginThrottleAddress = LoginThrottle(limit: try manager.int("login_allowed_fail_count_per_address", default: config.loginThrottleAddress.limit,
+                                                                           range: 0...1_000_000), window: window)
         let proxies = try file.section("storage-proxies")
         if case .table(let entries) = proxies.table {
             for (name, value) in entries {

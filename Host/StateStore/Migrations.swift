@@ -223,6 +223,18 @@ public enum Migrations {
             "ALTER TABLE keypairs ADD COLUMN ssh_public_key TEXT",
             "ALTER TABLE keypairs ADD COLUMN ssh_private_key TEXT",
         ],
+        // 11: the webserver's login sessions, kept here so that several webservers share them
+        // and a restart logs no one out (only a SHA-256 of each session id is stored: a copy of
+        // the database opens no browser session), and failed logins per user and per address.
+        [
+            """
+            CREATE TABLE web_sessions (
+                id_hash TEXT PRIMARY KEY, user_id TEXT NOT NULL, access_key TEXT NOT NULL, created_at BIGINT NOT NULL,
+                expires_at BIGINT NOT NULL, last_seen BIGINT NOT NULL, client_address TEXT NOT NULL DEFAULT '')
+            """,
+            "CREATE INDEX web_sessions_user ON web_sessions (user_id)",
+            "CREATE TABLE login_failures (key TEXT PRIMARY KEY, failures BIGINT NOT NULL, last_failure BIGINT NOT NULL)",
+        ],
     ]
 
     /// Brings the database to `latest`, one transaction per version.

@@ -8,6 +8,7 @@ import Manager
 import PluginHost
 import StateStore
 import StorageProxy
+import WebServer
 
 /// `hangard dev`: a whole cluster on this machine in one process, on embedded defaults —
 /// the manager on SQLite in the data directory, an agent with the mock accelerator and any
@@ -37,6 +38,12 @@ struct DevCommand: AsyncParsableCommand {
 
     @Option(name: .customLong("storage-listen"), help: "host:port of the storage proxy (uploads and downloads).")
     var storageListen = "127.0.0.1:6021"
+
+    @Option(name: .customLong("web-listen"), help: "host:port of the webserver (the web UI and Backend.AI's session-mode API).")
+    var webListen = "127.0.0.1:8090"
+
+    @Option(name: .customLong("ui-dir"), help: "Serve the web UI from this folder instead of the built-in copy (for working on it).")
+    var uiDir: String?
 
     @Option(help: "The default image to make available.")
     var image = "hangar/python:3.11-bookworm"
@@ -78,7 +85,15 @@ struct DevCommand: AsyncParsableCommand {
         managerConfig.storageProxies = ["local": StorageProxyLink(name: "local", url: proxyConfig.advertisedURL, secret: secret)]
         managerConfig.defaultVFolderHost = "local:volume1"
         let endpoint = "http://\(managerConfig.host == "0.0.0.0" ? "127.0.0.1" : managerConfig.host):\(managerConfig.port)"
-        if let created { try DevClientConfig.write(created, endpoint: endpoint, dataDirectory: data, home: home) }
+        var webConfig = WebServerConfig()
+        let webParsed = try ConfigFile(toml: "[webserver]\nlisten = \"\(webListen.replacingOccurrences(of: "\"", with: ""))\"", path: "--web-listen").section("webserver")
+        (webConfig.host, webConfig.port) = try webParsed.hostPort("listen", default: webConfig.host, webConfig.port, ports: 1...65535)
+        webConfig.managerURL = endpoint
+        webConfig.clusterSecret = secret
+        webConfig.uiDirectory = uiDir
+        let webURL = "http://\(webConfig.host == "0.0.0.0" ? "127.0.0.1" : webConfig.host):\(webConfig.port)"
+        if let created { try DevClientConfig.write(created, endpoint: endpoint, webURL: webURL, dataDirectory: data, home: home) }
+        DevClientConfig.updateWebURL(webURL, dataDirectory: data)
 
         let engine = try DevEngine.locate(explicit: engineSocket, dataDirectory: data, logger: logger)
         defer { engine.stop() }
@@ -107,14 +122,16 @@ struct DevCommand: AsyncParsableCommand {
         print((try? String(contentsOfFile: data + "/client.env", encoding: .utf8)) ?? "(the keys were printed when \(data) was first initialised)\n", terminator: "")
         print("""
 
-            Hangar dev cluster: manager \(endpoint), agent \(agentConfig.advertisedAddress), storage \(proxyConfig.advertisedURL) (host local:volume1), engine \(engine.socket), data \(data)
+            Hangar dev cluster: web UI \(webURL), manager \(endpoint), agent \(agentConfig.advertisedAddress), storage \(proxyConfig.advertisedURL) (host local:volume1), engine \(engine.socket), data \(data)
             Try:  hangar run \(image) -c 'print(6*7)'
             Ctrl-C (or SIGTERM) stops it within seconds; running kernels keep running and the next start re-adopts them with all state.
             """)
         fflush(nil)
+        let web = WebServer(config: webConfig, logger: Logger(label: "hangar.webserver"))
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await server.run() }
             group.addTask { try await storage.run() }
+            group.addTask { try await web.run() }
             group.addTask {
                 // The agent starts once the manager answers, so its first heartbeat registers it.
                 try? await Task.sleep(for: .milliseconds(300))
@@ -130,12 +147,15 @@ struct DevCommand: AsyncParsableCommand {
 /// The superadmin's keys as a client configuration: export lines in the data directory,
 /// and `~/.config/hangar/client.toml` when the user has none yet.
 enum DevClientConfig {
-    static func write(_ result: StateStore.BootstrapResult, endpoint: String, dataDirectory: String, home: String) throws {
+    static func write(_ result: StateStore.BootstrapResult, endpoint: String, webURL: String, dataDirectory: String, home: String) throws {
         let exports = """
             export BACKEND_ENDPOINT=\(endpoint)
             export BACKEND_ENDPOINT_TYPE=api
             export BACKEND_ACCESS_KEY=\(result.accessKey)
             export BACKEND_SECRET_KEY=\(result.secretKey)
+            export HANGAR_WEB_URL=\(webURL)
+            export HANGAR_WEB_USER=\(result.email)
+            export HANGAR_WEB_PASSWORD=\(result.password)
 
             """
         _ = FileManager.default.createFile(atPath: dataDirectory + "/client.env", contents: Data(exports.utf8), attributes: [.posixPermissions: 0o600])
@@ -145,6 +165,24 @@ enum DevClientConfig {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let toml = "[client]\nendpoint = \"\(endpoint)\"\naccess_key = \"\(result.accessKey)\"\nsecret_key = \"\(result.secretKey)\"\n"
         _ = FileManager.default.createFile(atPath: path, contents: Data(toml.utf8), attributes: [.posixPermissions: 0o600])
+    }
+}
+
+extension DevClientConfig {
+    /// Keeps the web UI's address in client.env current when --web-listen changes between
+    /// starts (the other lines are written once, when the keys are made).
+    static func updateWebURL(_ webURL: String, dataDirectory: String) {
+        let path = dataDirectory + "/client.env"
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return }
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        let line = "export HANGAR_WEB_URL=\(webURL)"
+        if let index = lines.firstIndex(where: { $0.hasPrefix("export HANGAR_WEB_URL=") }) {
+            guard lines[index] != line else { return }
+            lines[index] = line
+        } else {
+            lines.insert(line, at: max(lines.count - 1, 0))
+        }
+        _ = FileManager.default.createFile(atPath: path, contents: Data(lines.joined(separator: "\n").utf8), attributes: [.posixPermissions: 0o600])
     }
 }
 

@@ -13,7 +13,7 @@ struct Hangard: AsyncParsableCommand {
         commandName: "hangard",
         abstract: "The Hangar server: run a role of the cluster.",
         version: HangarVersion.current,
-        subcommands: [ManagerCommand.self, AgentCommand.self, StorageProxyCommand.self, DevCommand.self, SandboxCommand.self])
+        subcommands: [ManagerCommand.self, AgentCommand.self, StorageProxyCommand.self, WebServerCommand.self, DevCommand.self, SandboxCommand.self])
 
     static func main() async {
         let level = ProcessInfo.processInfo.environment["HANGAR_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info

@@ -30,7 +30,8 @@ import TestSupport
         let port = try freeLoopbackPort(), agentPort = try freeLoopbackPort()
         func start(_ log: String) throws -> Process {
             try Hangard.launch(["dev", "--data-dir", data, "--listen", "127.0.0.1:\(port)", "--agent-listen", "127.0.0.1:\(agentPort)",
-                                "--engine-socket", socket, "--no-image", "--storage-listen", "127.0.0.1:\(try freeLoopbackPort())"],
+                                "--engine-socket", socket, "--no-image", "--storage-listen", "127.0.0.1:\(try freeLoopbackPort())",
+                                "--web-listen", "127.0.0.1:\(try freeLoopbackPort())"],
                                log: root + "/" + log, environment: ["HOME": home, "PATH": "/usr/bin:/bin"])
         }
         /// Runs code until the agent has registered (the first attempts may find no agent yet).
@@ -94,7 +95,7 @@ import TestSupport
         environment["CONTAINERS_CONF"] = ProcessInfo.processInfo.environment["CONTAINERS_CONF"]
         func start(_ log: String) throws -> Process {
             try Hangard.launch(["dev", "--data-dir", data, "--listen", "127.0.0.1:\(port)", "--agent-listen", "127.0.0.1:\(agentPort)",
-                                "--no-image", "--storage-listen", "127.0.0.1:\(storagePort)"], log: root + "/" + log, environment: environment)
+                                "--no-image", "--storage-listen", "127.0.0.1:\(storagePort)", "--web-listen", "127.0.0.1:\(try freeLoopbackPort())"], log: root + "/" + log, environment: environment)
         }
         func runKept(_ code: String) async throws -> (status: Int32, stdout: String, stderr: String) {
             var last: (status: Int32, stdout: String, stderr: String) = (1, "", "")

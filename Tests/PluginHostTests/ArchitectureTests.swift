@@ -24,7 +24,8 @@ import Testing
         ("Host/Agent", "Agent", http.union(["AgentResources", "ContainerEngine", "PluginHost", "ClusterProtocol", "ConfigFile", "Sandbox"])),
         ("Host/Manager", "Manager", http.union(["StateStore", "Identity", "ClusterProtocol", "ConfigFile", "PluginHost", "Sandbox", "Yams"])),
         ("Host/StorageProxy", "StorageProxy", http.union(["PluginHost", "ConfigFile", "ClusterProtocol"])),
-        ("Host/hangard", "hangard", ["Agent", "Manager", "StorageProxy", "StateStore", "PluginHost", "ConfigFile", "Identity", "ContainerEngine", "Sandbox",
+        ("Host/WebServer", "WebServer", http.union(["ClusterProtocol", "Identity", "ConfigFile"])),
+        ("Host/hangard", "hangard", ["Agent", "Manager", "StorageProxy", "WebServer", "StateStore", "PluginHost", "ConfigFile", "Identity", "ContainerEngine", "Sandbox",
                                      "ArgumentParser", "Logging"]),
         ("Tools/hangar", "HangarCLI", http.union(["Identity", "ConfigFile", "ClusterProtocol", "ArgumentParser"])),
         ("Tools/hangar-plugin", "HangarPluginCLI", ["PluginHost", "PluginConformance", "ArgumentParser", "Logging"]),
@@ -95,9 +96,9 @@ import Testing
         for (folder, module, imports) in Self.allowed where module != "StateStore" {
             #expect(imports.isDisjoint(with: ["CSQLite", "CLibpq"]), "\(folder)")
         }
-        for role in ["Agent", "Manager", "StorageProxy"] {
+        for role in ["Agent", "Manager", "StorageProxy", "WebServer"] {
             let imports = try #require(Self.allowed.first { $0.module == role }).imports
-            #expect(imports.isDisjoint(with: ["Agent", "Manager", "StorageProxy"]), "\(role) imports another role")
+            #expect(imports.isDisjoint(with: ["Agent", "Manager", "StorageProxy", "WebServer"]), "\(role) imports another role")
         }
     }
 

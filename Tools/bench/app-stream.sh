@@ -21,9 +21,9 @@ venv=${XDG_CACHE_HOME:-$HOME/.cache}/hangar/backendai-client-23.9.10
 work=$(mktemp -d /tmp/hangar-app-bench.XXXXXX)
 socket=$(Tools/scripts/podman-service.sh start "$work/engine")
 freeport() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-mport=$(freeport); aport=$(freeport); sport=$(freeport)
+mport=$(freeport); aport=$(freeport); sport=$(freeport); wport=$(freeport)
 HOME="$work/home" "$bin/hangard" dev --data-dir "$work/data" --listen "127.0.0.1:$mport" --agent-listen "127.0.0.1:$aport" \
-    --storage-listen "127.0.0.1:$sport" --engine-socket "$socket" --no-image >"$work/dev.out" 2>"$work/dev.err" &
+    --storage-listen "127.0.0.1:$sport" --web-listen "127.0.0.1:$wport" --engine-socket "$socket" --no-image >"$work/dev.out" 2>"$work/dev.err" &
 dev=$!
 trap 'pkill -f "hangar app bench-apps" 2>/dev/null; kill -INT $dev 2>/dev/null; wait $dev 2>/dev/null; Tools/scripts/podman-service.sh stop "$work/engine"; rm -rf "$work"' EXIT
 for _ in $(seq 150); do [ -f "$work/data/client.env" ] && curl -sf "http://127.0.0.1:$mport/" >/dev/null && break; sleep 0.2; done

@@ -8,9 +8,9 @@ work=$(mktemp -d /tmp/hangar-compat.XXXXXX)
 # Ports the kernel reports free: a guessed port in the ephemeral range can be taken by any
 # client connection of the test run, and the dev cluster would then fail to listen.
 freeport() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-mport=$(freeport); aport=$(freeport); sport=$(freeport)
+mport=$(freeport); aport=$(freeport); sport=$(freeport); wport=$(freeport)
 HOME="$work/home" "$bin/hangard" dev --data-dir "$work/data" --listen "127.0.0.1:$mport" --agent-listen "127.0.0.1:$aport" \
-    --storage-listen "127.0.0.1:$sport" ${socket:+--engine-socket "$socket"} ${HANGAR_COMPAT_DATABASE:+--database "$HANGAR_COMPAT_DATABASE"} \
+    --storage-listen "127.0.0.1:$sport" --web-listen "127.0.0.1:$wport" ${socket:+--engine-socket "$socket"} ${HANGAR_COMPAT_DATABASE:+--database "$HANGAR_COMPAT_DATABASE"} \
     --no-image >"$work/dev.out" 2>"$work/dev.err" &
 dev=$!
 # If the dev cluster died under the checks, say so with its log before it is removed.

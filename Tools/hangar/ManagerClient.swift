@@ -20,10 +20,8 @@ struct ManagerClient {
 
     /// The signed headers for one request (the body is never part of the signature).
     func signedHeaders(method: String, path: String, contentType: String?) throws -> [(String, String)] {
-        let date = CivilTime.iso8601(micros: Int64(Date().timeIntervalSince1970 * 1_000_000)).replacingOccurrences(of: "Z", with: "+00:00")
-        let input = SignatureInput(method: method, requestTarget: path, date: date, host: host, contentType: contentType, apiVersion: Self.apiVersion)
-        var headers = [("Date", date), ("X-BackendAI-Version", Self.apiVersion),
-                       ("Authorization", try RequestSigner.sign(accessKey: config.accessKey, secretKey: config.secretKey, input: input))]
+        var headers = RequestSigner.headers(accessKey: config.accessKey, secretKey: config.secretKey, method: method, requestTarget: path, host: host,
+                                            contentType: contentType, apiVersion: Self.apiVersion).map { ($0.name, $0.value) }
         if let contentType { headers.append(("Content-Type", contentType)) }
         return headers
     }

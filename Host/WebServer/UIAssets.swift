@@ -1,0 +1,125 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import Synchronization
+
+/// The web UI's files: plain ES modules, CSS and one HTML page, built into hangard (SwiftPM
+/// embeds `UI/` as code), or read from `ui_directory` while someone works on them. The
+/// terminal's xterm.js comes from Debian's node-xterm (3.8.1, the version Debian 12 ships and
+/// patches): its CommonJS modules are joined into one browser script here, when first asked
+/// for, so nothing is fetched from the internet and no Node toolchain is needed.
+final class UIAssets: Sendable {
+    let directory: String?
+    let xtermDirectory: String
+    private let xtermBundle = Mutex<String?>(nil)
+
+    /// The files built in, by name.
+    static let embedded: [String: [UInt8]] = [
+        "index.html": PackageResources.index_html,
+        "app.js": PackageResources.app_js,
+        "api.js": PackageResources.api_js,
+        "app.css": PackageResources.app_css,
+    ]
+
+    init(directory: String?, xtermDirectory: String) {
+        self.directory = directory
+        self.xtermDirectory = xtermDirectory
+    }
+
+    static func contentType(_ name: String) -> String {
+        switch (name as NSString).pathExtension {
+        case "html": "text/html; charset=utf-8"
+        case "js": "text/javascript; charset=utf-8"
+        case "css": "text/css; charset=utf-8"
+        case "svg": "image/svg+xml"
+        default: "application/octet-stream"
+        }
+    }
+
+    /// A UI file by its plain name (no folders: nothing outside the UI can be named).
+    func response(for name: String) throws -> Response {
+        guard !name.contains("/"), !name.hasPrefix("."), let bytes = bytes(of: name) else {
+            throw HTTPError(.notFound, message: "no UI file named '\(name)'")
+        }
+        // The page itself is never cached, so a new hangard's UI is picked up at once.
+        let cache = name.hasSuffix(".html") ? "no-store" : "no-cache"
+        return Response(status: .ok, headers: [.contentType: Self.contentType(name), .cacheControl: cache],
+                        body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+
+    func bytes(of name: String) -> [UInt8]? {
+        if let directory {
+            return FileManager.default.contents(atPath: directory + "/" + name).map { Array($0) }
+        }
+        return Self.embedded[name]
+    }
+
+    /// xterm.js as one script that defines `window.Terminal`.
+    func xtermScript() throws -> Response {
+        let script = try xtermBundle.withLock { cached -> String in
+            if let cached { return cached }
+            let built = try XtermBundle.build(directory: xtermDirectory)
+            cached = built
+            return built
+        }
+        return Response(status: .ok, headers: [.contentType: "text/javascript; charset=utf-8", .cacheControl: "max-age=86400"],
+                        body: .init(byteBuffer: ByteBuffer(string: script)))
+    }
+
+    func xtermStyle() throws -> Response {
+        guard let data = FileManager.default.contents(atPath: xtermDirectory + "/xterm.css") else {
+            throw HTTPError(.notFound, message: "xterm.css is not in \(xtermDirectory): install Debian's node-xterm, or set [webserver] xterm_directory")
+        }
+        return Response(status: .ok, headers: [.contentType: "text/css; charset=utf-8", .cacheControl: "max-age=86400"],
+                        body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}
+
+/// Joins a folder of CommonJS modules (xterm.js as Debian ships it) into one browser script:
+/// each module becomes a function in a table, and a small `require` resolves the relative
+/// names between them.
+enum XtermBundle {
+    static func build(directory: String) throws -> String {
+        guard let walker = FileManager.default.enumerator(atPath: directory) else {
+            throw HTTPError(.notFound, message: "xterm.js is not in \(directory): install Debian's node-xterm, or set [webserver] xterm_directory")
+        }
+        var modules: [String] = []
+        while let path = walker.nextObject() as? String {
+            guard path.hasSuffix(".js"), !path.hasSuffix(".test.js"), let source = try? String(contentsOfFile: directory + "/" + path, encoding: .utf8) else { continue }
+            let id = String(path.dropLast(3))
+            // Source maps point at files the browser cannot fetch.
+            let cleaned = source.split(separator: "\n", omittingEmptySubsequences: false).filter { !$0.hasPrefix("//# sourceMappingURL=") }.joined(separator: "\n")
+            modules.append("\"\(id)\": function (module, exports, require) {\n\(cleaned)\n}")
+        }
+        guard modules.contains(where: { $0.hasPrefix("\"public/Terminal\"") }) else {
+            throw HTTPError(.notFound, message: "\(directory) does not hold xterm.js 3.x (public/Terminal.js is missing)")
+        }
+        return """
+            // xterm.js (Debian node-xterm), joined into one script by hangard.
+            (function () {
+            "use strict";
+            var defs = {\n\(modules.joined(separator: ",\n"))\n};
+            var cache = {};
+            function resolve(from, name) {
+              var parts = from.split("/"); parts.pop();
+              name.replace(/\\.js$/, "").split("/").forEach(function (p) { if (p === "..") parts.pop(); else if (p !== ".") parts.push(p); });
+              var id = parts.join("/");
+              return defs[id] ? id : id + "/index";
+            }
+            function load(id) {
+              if (cache[id]) return cache[id].exports;
+              if (!defs[id]) throw new Error("xterm bundle: no module " + id);
+              var module = { exports: {} };
+              cache[id] = module;
+              defs[id].call(module.exports, module, module.exports, function (name) { return load(resolve(id, name)); });
+              return module.exports;
+            }
+            var Terminal = load("public/Terminal").Terminal;
+            if (defs["addons/fit/fit"]) Terminal.applyAddon(load("addons/fit/fit"));
+            window.Terminal = Terminal;
+            })();
+
+            """
+    }
+}

@@ -1,0 +1,247 @@
+@testable import WebServer
+import ClusterProtocol
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Identity
+import Manager
+import StateStore
+import Testing
+import TestSupport
+
+/// The webserver against a real manager (both on loopback ports, the manager on a real
+/// database): login, the session cookie, logout, expiry, deactivation, failed-login blocking,
+/// CSRF refusals, re-signing of forwarded calls, and that no answer carries the secret key.
+@Suite(.serialized)
+struct WebServerTests {
+    static let secret = "test-cluster-secret"
+
+    /// Runs `body` with a manager over a bootstrapped store and a webserver in front of it.
+    static func withWebServer(_ backend: Backend = .sqlite, manager configureManager: @escaping @Sendable (inout ManagerConfig) -> Void = { _ in },
+                              web configureWeb: @escaping @Sendable (inout WebServerConfig) -> Void = { _ in },
+                              _ body: @escaping @Sendable (WebClient, StateStore, StateStore.BootstrapResult) async throws -> Void) async throws {
+        let (db, store, admin) = try bootstrappedStore(backend)
+        defer { store.close(); _ = db }
+        var managerConfig = ManagerConfig()
+        managerConfig.keypairCacheTTL = 0
+        managerConfig.port = try freeLoopbackPort()
+        configureManager(&managerConfig)
+        let server = try ManagerServer(store: store, config: managerConfig, clusterSecret: secret)
+        let managerApp = Application(router: server.makeRouter(), configuration: .init(address: .hostname("127.0.0.1", port: managerConfig.port)))
+        try await managerApp.test(.live) { managerClient in
+            var webConfig = WebServerConfig()
+            webConfig.port = try freeLoopbackPort()
+            webConfig.managerURL = "http://127.0.0.1:\(try #require(managerClient.port))"
+            webConfig.clusterSecret = secret
+            webConfig.sessionCacheTTL = 0
+            configureWeb(&webConfig)
+            let finalConfig = webConfig
+            let web = WebServer(config: finalConfig)
+            try await web.makeApplication().test(.live) { client in
+                let recorder = WebClient(client: client, port: finalConfig.port)
+                recorder.managerURL = finalConfig.managerURL
+                try await body(recorder, store, admin)
+                // Whatever the test did, no answer to the browser carried a secret key.
+                for key in try store.keypairs() {
+                    #expect(!recorder.everything().contains(key.secretKey), "an answer carried the secret key of \(key.accessKey)")
+                }
+            }
+        }
+    }
+
+    @Test(arguments: Backend.allCases)
+    func loginCookieCheckAndLogout(backend: Backend) async throws {
+        try await Self.withWebServer(backend) { web, store, admin in
+            let wrong = try await web.post("/server/login", json: #"{"username": "admin@hangar.local", "password": "nope"}"#)
+            #expect(wrong.status == .ok && wrong.text.contains("\"authenticated\":false") && wrong.text.contains("invalid user ID or password"), "\(wrong.text)")
+            #expect(wrong.headers[.setCookie] == nil)
+            let unknownField = try await web.post("/server/login", json: #"{"username": "a", "password": "b", "tenant": "x"}"#)
+            #expect(unknownField.status == .badRequest && unknownField.text.contains("tenant"), "\(unknownField.text)")
+
+            let login = try await web.post("/server/login", json: #"{"username": "admin@hangar.local", "password": "admin-password"}"#)
+            #expect(login.status == .ok && login.text.contains("\"authenticated\":true") && login.text.contains(admin.accessKey), "\(login.text)")
+            let setCookie = try #require(login.headers[.setCookie])
+            #expect(setCookie.hasPrefix("\(WebServer.cookieName)=") && setCookie.contains("HttpOnly") && setCookie.contains("SameSite=Strict"), "\(setCookie)")
+            #expect(login.headers[HTTPField.Name("Content-Security-Policy")!]?.contains("script-src 'self'") == true)
+            let cookie = try #require(setCookie.split(separator: ";").first.map(String.init))
+            // Only a hash of the id is stored.
+            let id = String(cookie.dropFirst(WebServer.cookieName.count + 1))
+            #expect(try store.webSession(idHash: LoginSessionID.hash(id), ttl: 600) != nil)
+
+            let check = try await web.post("/server/login-check", json: "{}", cookie: cookie)
+            #expect(check.text.contains("\"authenticated\":true") && check.text.contains("superadmin"), "\(check.text)")
+            // The header the client's session mode may send instead of the cookie.
+            let byHeader = try await web.send("/server/login-check", method: .post, headers: [HTTPField.Name("X-BackendAI-SessionID")!: id])
+            #expect(byHeader.text.contains("\"authenticated\":true"), "\(byHeader.text)")
+
+            let logout = try await web.post("/server/logout", json: "{}", cookie: cookie)
+            #expect(logout.status == .created && logout.headers[.setCookie]?.contains("Max-Age=0") == true)
+            let after = try await web.post("/server/login-check", json: "{}", cookie: cookie)
+            #expect(after.text.contains("\"authenticated\":false"), "\(after.text)")
+            let refused = try await web.send("/func/auth/keypair", method: .get, cookie: cookie)
+            #expect(refused.status == .unauthorized, "\(refused.text)")
+            #expect(try store.webSession(idHash: LoginSessionID.hash(id), ttl: 600) == nil, "logout removes the stored session")
+        }
+    }
+
+    @Test
+    func forwardedCallsAreSignedForTheLoggedInUserAndNeverShowTheSecret() async throws {
+        try await Self.withWebServer { web, store, admin in
+            let user = try store.createUser(email: "alice@example.com", username: "alice", password: "alice-password", passwordRounds: 1000)
+            let aliceKey = try store.createKeypair(userID: user.id)
+            let cookie = try await web.logIn("alice@example.com", "alice-password")
+            // The version probe works without a login.
+            let probe = try await web.send("/func/", method: .get)
+            #expect(probe.status == .ok && probe.text.contains("v7."), "\(probe.text)")
+            // The manager accepts the webserver's signature and sees alice, whatever
+            // credential the browser tries to smuggle along.
+            let forged = RequestSigner.authorization(accessKey: admin.accessKey, signature: String(repeating: "0", count: 64))
+            let me = try await web.send("/func/auth/keypair", method: .get, cookie: cookie, headers: [.authorization: forged])
+            #expect(me.status == .ok && me.text.contains(aliceKey.accessKey) && !me.text.contains(admin.accessKey), "\(me.text)")
+            // GraphQL that asks for the secret key gets it masked.
+            let gql = try await web.post("/func/admin/gql", json: #"{"query": "{ keypair { access_key secret_key } }"}"#, cookie: cookie)
+            #expect(gql.status == .ok && gql.text.contains(aliceKey.accessKey) && gql.text.contains("****"), "\(gql.text)")
+            // The manager's routes for webservers are not reachable through the proxy.
+            let internalRoute = try await web.post("/func/webserver/session", json: #"{"sessionID": "x", "ttl": 60}"#, cookie: cookie)
+            #expect(internalRoute.status == .notFound, "\(internalRoute.text)")
+            // A user is refused admin calls by the manager, as with their own keys.
+            let admins = try await web.send("/func/admin/keypairs", method: .get, cookie: cookie)
+            #expect(admins.status == .forbidden, "\(admins.text)")
+        }
+    }
+
+    @Test
+    func crossSiteRequestsAreRefused() async throws {
+        try await Self.withWebServer { web, _, _ in
+            let cookie = try await web.logIn("admin@hangar.local", "admin-password")
+            let evil: HTTPFields = [.origin: "http://evil.example"]
+            let fromEvil = try await web.send("/func/folders", method: .post, body: #"{"name": "x"}"#, cookie: cookie, headers: evil)
+            #expect(fromEvil.status == .forbidden && fromEvil.text.contains("evil.example"), "\(fromEvil.text)")
+            let crossSite = try await web.send("/server/logout", method: .post, cookie: cookie, headers: [HTTPField.Name("Sec-Fetch-Site")!: "cross-site"])
+            #expect(crossSite.status == .forbidden, "\(crossSite.text)")
+            let loginCSRF = try await web.send("/server/login", method: .post, body: #"{"username": "admin@hangar.local", "password": "admin-password"}"#, headers: evil)
+            #expect(loginCSRF.status == .forbidden)
+            // The same request from the site itself goes through; the session was not ended.
+            let sameOrigin = try await web.send("/server/login-check", method: .post, cookie: cookie,
+                                                headers: [.origin: "http://127.0.0.1:\(web.port)", HTTPField.Name("Sec-Fetch-Site")!: "same-origin"])
+            #expect(sameOrigin.text.contains("\"authenticated\":true"), "\(sameOrigin.text)")
+        }
+    }
+
+    @Test
+    func failedLoginsAreBlockedPerUserAndPerAddress() async throws {
+        try await Self.withWebServer(manager: { config in
+            config.loginThrottleUser = LoginThrottle(limit: 3, window: 1200)
+            config.loginThrottleAddress = LoginThrottle(limit: 6, window: 1200)
+        }) { web, store, _ in
+            let bob = try store.createUser(email: "bob@example.com", password: "bob-password", passwordRounds: 1000)
+            _ = try store.createKeypair(userID: bob.id)
+            for _ in 0..<3 {
+                let wrong = try await web.post("/server/login", json: #"{"username": "admin@hangar.local", "password": "nope"}"#)
+                #expect(wrong.text.contains("\"authenticated\":false"))
+            }
+            // Blocked now, even with the right password: 429 with when to try again.
+            let blocked = try await web.post("/server/login", json: #"{"username": "admin@hangar.local", "password": "admin-password"}"#)
+            #expect(blocked.status == .tooManyRequests && blocked.text.contains("try again in"), "\(blocked.text)")
+            // Another user from the same address is not blocked yet...
+            _ = try await web.logIn("bob@example.com", "bob-password")
+            // ...until the address has its own limit of failures.
+            for _ in 0..<3 { _ = try await web.post("/server/login", json: #"{"username": "bob@example.com", "password": "nope"}"#) }
+            let byAddress = try await web.post("/server/login", json: #"{"username": "carol@example.com", "password": "whatever"}"#)
+            #expect(byAddress.status == .tooManyRequests, "\(byAddress.text)")
+        }
+    }
+
+    @Test
+    func deactivationEndsTheSessionAndSessionsOutliveTheWebserver() async throws {
+        try await Self.withWebServer { web, store, _ in
+            let user = try store.createUser(email: "dave@example.com", password: "dave-password", passwordRounds: 1000)
+            _ = try store.createKeypair(userID: user.id)
+            let cookie = try await web.logIn("dave@example.com", "dave-password")
+            // A second webserver (a restart, or another replica) knows the session: it lives in
+            // the manager's database.
+            var other = WebServerConfig()
+            other.managerURL = web.managerURL
+            other.clusterSecret = Self.secret
+            other.port = try freeLoopbackPort()
+            let second = WebServer(config: other)
+            try await second.makeApplication().test(.live) { client in
+                let check = try await client.execute(uri: "/server/login-check", method: .post, headers: [.cookie: cookie])
+                #expect(String(buffer: check.body).contains("\"authenticated\":true"), "\(String(buffer: check.body))")
+            }
+            _ = try store.updateUser(id: user.id, { var changes = UserChanges(); changes.status = "inactive"; return changes }(), passwordRounds: 1000)
+            let after = try await web.post("/server/login-check", json: "{}", cookie: cookie)
+            #expect(after.text.contains("\"authenticated\":false"), "a deactivated user is logged out: \(after.text)")
+            let again = try await web.post("/server/login", json: #"{"username": "dave@example.com", "password": "dave-password"}"#)
+            #expect(again.text.contains("\"authenticated\":false") && again.text.contains("inactive"), "\(again.text)")
+        }
+    }
+
+    @Test
+    func sessionsExpire() throws {
+        let (db, store, admin) = try bootstrappedStore(.sqlite)
+        defer { store.close(); _ = db }
+        let user = try #require(try store.user(email: admin.email))
+        let now = Clock.nowMicros()
+        try store.createWebSession(idHash: "h1", userID: user.id, accessKey: admin.accessKey, ttl: 120, clientAddress: "127.0.0.1", now: now)
+        #expect(try store.webSession(idHash: "h1", ttl: 120, now: now + 60_000_000) != nil)
+        // Used at +61 s: extended to 120 s from then.
+        #expect(try store.webSession(idHash: "h1", ttl: 120, now: now + 61_000_000) != nil)
+        #expect(try store.webSession(idHash: "h1", ttl: 120, now: now + 170_000_000) != nil, "the use at +61 s extended it")
+        #expect(try store.webSession(idHash: "h1", ttl: 120, now: now + 400_000_000) == nil, "unused for longer than the ttl: expired")
+    }
+
+    @Test
+    func redactionMasksEveryCopy() {
+        let secret = Array("S3cretKeyValue0123456789".utf8)
+        let text = Array("{\"a\": \"S3cretKeyValue0123456789\", \"b\": [\"xS3cretKeyValue0123456789y\"]}".utf8)
+        let out = String(decoding: WebServer.redact(text, secret: secret), as: UTF8.self)
+        #expect(!out.contains("S3cret") && out.contains("x************************y"), "\(out)")
+    }
+}
+
+/// A client of the webserver that keeps every answer, so a test can check that none carried
+/// a secret.
+final class WebClient: @unchecked Sendable {
+    let client: any TestClientProtocol
+    let port: Int
+    private let lock = NSLock()
+    private var seen: [String] = []
+
+    init(client: any TestClientProtocol, port: Int) {
+        self.client = client
+        self.port = port
+    }
+
+    var managerURL: String = ""
+
+    struct Answer {
+        let status: HTTPResponse.Status
+        let headers: HTTPFields
+        let text: String
+    }
+
+    func send(_ uri: String, method: HTTPRequest.Method, body: String? = nil, cookie: String? = nil, headers extra: HTTPFields = [:]) async throws -> Answer {
+        var headers = extra
+        if let cookie { headers[.cookie] = cookie }
+        if body != nil, headers[.contentType] == nil { headers[.contentType] = "application/json" }
+        let response = try await client.execute(uri: uri, method: method, headers: headers, body: body.map { ByteBuffer(string: $0) })
+        let answer = Answer(status: response.status, headers: response.headers, text: String(buffer: response.body))
+        lock.withLock { seen.append(answer.headers.map { "\($0.name): \($0.value)" }.joined(separator: "\n") + "\n" + answer.text) }
+        return answer
+    }
+
+    func post(_ uri: String, json: String, cookie: String? = nil) async throws -> Answer {
+        try await send(uri, method: .post, body: json, cookie: cookie)
+    }
+
+    /// Logs in and returns the `name=value` of the session cookie.
+    func logIn(_ user: String, _ password: String) async throws -> String {
+        let answer = try await post("/server/login", json: "{\"username\": \"\(user)\", \"password\": \"\(password)\"}")
+        #expect(answer.text.contains("\"authenticated\":true"), "\(answer.text)")
+        return try #require(answer.headers[.setCookie]?.split(separator: ";").first.map(String.init))
+    }
+
+    func everything() -> String { lock.withLock { seen.joined(separator: "\n") } }
+}
