@@ -82,8 +82,9 @@ extension ManagerAPI {
                 let caller = try await auth.authenticate(request)
                 let query = request.uri.queryParameters
                 guard let key = query.get("sessionId") ?? query.get("sessionName") else {
-                    throw APIError.invalidParams("give sessionId or sessionName")
+                    throw APIError.invalidParams("give sessionId or sessionName (\"*\": every session of the caller)")
                 }
+                if key == "*" { return allSessionsEvents(caller) }
                 let session = try await resolve(key, caller: caller)
                 return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
                                 body: ResponseBody { [store] writer in
@@ -160,6 +161,38 @@ extension ManagerAPI {
     }
 
     /// Backend.AI's event names for a status transition.
+    /// `GET /events/session?sessionName=*`: every change of status (or of the scheduler's
+    /// reason) of the caller's sessions, as `session_status` events with the session's name,
+    /// id, status and reason, first for each current session, then as they change; a comment
+    /// line every 15 s keeps the stream open through proxies. It ends when the client goes.
+    func allSessionsEvents(_ caller: Caller) -> Response {
+        let accessKey = caller.accessKey
+        return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
+                        body: ResponseBody { [store] writer in
+                            var known: [String: String] = [:]
+                            var quiet = 0
+                            while true {
+                                let (items, _) = try await store.run { try $0.listSessions(accessKey: accessKey, domain: nil, limit: 500) }
+                                for detail in items {
+                                    let s = detail.session
+                                    let state = "\(s.status.rawValue)\u{1}\(s.statusInfo)"
+                                    guard known[s.id] != state else { continue }
+                                    known[s.id] = state
+                                    let object: [String: Any] = ["sessionId": s.id, "sessionName": s.name, "status": s.status.rawValue, "reason": s.statusInfo]
+                                    let data = String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self)
+                                    try await writer.write(ByteBuffer(string: "event: session_status\ndata: \(data)\n\n"))
+                                    quiet = 0
+                                }
+                                quiet += 1
+                                if quiet >= 30 {
+                                    try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
+                                    quiet = 0
+                                }
+                                try await Task.sleep(for: .milliseconds(500))
+                            }
+                        })
+    }
+
     static func eventNames(_ status: SessionStatus, type: String, exitCode: Int64?) -> [String] {
         switch status {
         case .pending: ["session_enqueued"]

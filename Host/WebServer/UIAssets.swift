@@ -20,6 +20,7 @@ final class UIAssets: Sendable {
         "app.js": PackageResources.app_js,
         "api.js": PackageResources.api_js,
         "app.css": PackageResources.app_css,
+        "icon.svg": PackageResources.icon_svg,
     ]
 
     init(directory: String?, xtermDirectory: String) {
@@ -80,13 +81,32 @@ final class UIAssets: Sendable {
 /// each module becomes a function in a table, and a small `require` resolves the relative
 /// names between them.
 enum XtermBundle {
+    /// `.js` files below `directory`, following symbolic links (Debian links the addons in).
+    static func javaScriptFiles(in directory: String, under prefix: String) -> [String] {
+        let here = prefix.isEmpty ? directory : directory + "/" + prefix
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: here) else { return [] }
+        var out: [String] = []
+        for name in names.sorted() {
+            let relative = prefix.isEmpty ? name : prefix + "/" + name
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: here + "/" + name, isDirectory: &isDirectory) else { continue }
+            if isDirectory.boolValue {
+                // Bounded: Debian's tree is three levels deep; a link loop must not hang a request.
+                if relative.split(separator: "/").count < 6 { out += javaScriptFiles(in: directory, under: relative) }
+            } else if name.hasSuffix(".js") {
+                out.append(relative)
+            }
+        }
+        return out
+    }
+
     static func build(directory: String) throws -> String {
-        guard let walker = FileManager.default.enumerator(atPath: directory) else {
+        guard FileManager.default.fileExists(atPath: directory + "/public/Terminal.js") else {
             throw HTTPError(.notFound, message: "xterm.js is not in \(directory): install Debian's node-xterm, or set [webserver] xterm_directory")
         }
         var modules: [String] = []
-        while let path = walker.nextObject() as? String {
-            guard path.hasSuffix(".js"), !path.hasSuffix(".test.js"), let source = try? String(contentsOfFile: directory + "/" + path, encoding: .utf8) else { continue }
+        for path in javaScriptFiles(in: directory, under: "") where !path.hasSuffix(".test.js") {
+            guard let source = try? String(contentsOfFile: directory + "/" + path, encoding: .utf8) else { continue }
             let id = String(path.dropLast(3))
             // Source maps point at files the browser cannot fetch.
             let cleaned = source.split(separator: "\n", omittingEmptySubsequences: false).filter { !$0.hasPrefix("//# sourceMappingURL=") }.joined(separator: "\n")

@@ -56,11 +56,19 @@ public struct WebServer: Sendable {
     /// Used when a forwarded request names no API version.
     static let defaultAPIVersion = "v7.20230615"
 
+    /// One client for the process, never shut down (so no path can leak one), without a read
+    /// timeout: a blocking session create or an event stream may be quiet for minutes.
+    static let managerClient: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout = .init(connect: .seconds(10), read: nil)
+        configuration.decompression = .disabled
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }()
+
     public init(config: WebServerConfig, logger: Logger = Logger(label: "hangar.webserver")) {
         self.config = config
         self.logger = logger
-        // The process-wide client: it needs no shutdown, so no path can leak one.
-        client = HTTPClient.shared
+        client = Self.managerClient
         let base = config.managerURL.hasSuffix("/") ? String(config.managerURL.dropLast()) : config.managerURL
         link = ManagerLink(baseURL: base, clusterSecret: config.clusterSecret, client: client)
         cache = SessionCache(ttl: config.sessionCacheTTL)

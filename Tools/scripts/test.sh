@@ -5,7 +5,7 @@
 # podman's Docker-compatible service (agent tests run real containers) — builds or reuses
 # the Python test image, runs every test, runs the official Backend.AI client's commands
 # against `hangard dev` and fuzzes its APIs with Schemathesis (Tools/compat), and stops the
-# services again.
+# services again. The web UI is tested in headless Chromium (Tools/webui).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 Tools/scripts/install-deps.sh --server
@@ -30,6 +30,8 @@ HANGAR_TEST_ENGINE_SOCKET=$(Tools/scripts/podman-service.sh start "$enginedir")
 export HANGAR_TEST_POSTGRES_URL HANGAR_TEST_ENGINE_SOCKET
 export HANGAR_TEST_IMAGE=hangar/python:3.11-bookworm
 swift test --skip-build
+# The web UI in headless Chromium against `hangard dev` (screenshots in /tmp/hangar-artifacts/webui).
+Tools/webui/webui-test.sh "$HANGAR_TEST_ENGINE_SOCKET"
 # The official Backend.AI client, unchanged, against `hangard dev` on the same engine: once on
 # SQLite, once on a fresh PostgreSQL database.
 Tools/compat/official-client.sh "$HANGAR_TEST_ENGINE_SOCKET"

@@ -1,1 +1,475 @@
+// Hangar's web UI: one page, plain ES modules, no build step. Pages are drawn from data with
+// `h()` (text is always set as text, never parsed as HTML); the hash names the page.
+import * as api from "./api.js";
 
+const state = { user: null, stopPage: null };
+
+/** Makes an element: h("button", {class: "x", onclick: f}, "text", child, ...). */
+export function h(tag, props = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(props || {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
+    else if (key === "class") el.className = value;
+    else if (key === "dataset") Object.assign(el.dataset, value);
+    else el.setAttribute(key, value === true ? "" : value);
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return el;
+}
+
+const main = () => document.getElementById("main");
+
+function showError(where, error) {
+  where.replaceChildren(h("div", { class: "error", role: "alert" }, error.message || String(error)));
+}
+
+function badge(status) {
+  return h("span", { class: "badge status-" + String(status).toLowerCase() }, status);
+}
+
+function slotsText(json) {
+  let slots = {};
+  try { slots = typeof json === "string" ? JSON.parse(json || "{}") : (json || {}); } catch (_) { /* shown empty */ }
+  const parts = [];
+  if (slots.cpu !== undefined) parts.push(`${Number(slots.cpu)} CPU`);
+  if (slots.mem !== undefined) parts.push(humanBytes(Number(slots.mem)));
+  for (const [key, value] of Object.entries(slots)) {
+    if (key !== "cpu" && key !== "mem" && Number(value) > 0) parts.push(`${Number(value)} ${key}`);
+  }
+  return parts.join(" · ");
+}
+
+export function humanBytes(n) {
+  if (!isFinite(n)) return "";
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  return `${n >= 10 || i === 0 ? Math.round(n) : n.toFixed(1)} ${units[i]}`;
+}
+
+function when(iso) {
+  if (!iso) return "";
+  const d = new Date(iso);
+  return isNaN(d) ? iso : d.toLocaleString();
+}
+
+// MARK: - Shell
+
+function navigation() {
+  const links = [["#/sessions", "Sessions"], ["#/data", "Data"], ["#/summary", "Summary"]];
+  if (state.user && (state.user.role === "admin" || state.user.role === "superadmin")) links.push(["#/admin", "Admin"]);
+  const current = location.hash.split("?")[0] || "#/sessions";
+  return h("nav", { class: "sidebar", "aria-label": "Pages" },
+    h("div", { class: "brand" }, "Hangar"),
+    h("ul", {}, links.map(([href, label]) =>
+      h("li", {}, h("a", { href, "aria-current": current.startsWith(href) ? "page" : undefined }, label)))),
+    h("div", { class: "who" },
+      h("div", { class: "email", title: state.user.email }, state.user.email || state.user.access_key),
+      h("div", { class: "role" }, state.user.role),
+      h("button", { class: "link", id: "logout", onclick: async () => { await api.logout().catch(() => {}); state.user = null; route(); } }, "Log out")));
+}
+
+function frame(title, ...content) {
+  document.body.replaceChildren(
+    h("div", { class: "layout" }, navigation(),
+      h("main", { id: "main", tabindex: "-1" }, h("h1", {}, title), ...content)));
+}
+
+// MARK: - Login
+
+function loginPage(message) {
+  const error = h("div", { class: "error", role: "alert", hidden: !message }, message || "");
+  const user = h("input", { id: "username", name: "username", autocomplete: "username", required: true, autofocus: true });
+  const password = h("input", { id: "password", name: "password", type: "password", autocomplete: "current-password", required: true });
+  const submit = h("button", { type: "submit", class: "primary", id: "login" }, "Log in");
+  const form = h("form", { class: "login", onsubmit: async (event) => {
+    event.preventDefault();
+    submit.disabled = true;
+    error.hidden = true;
+    try {
+      await api.login(user.value.trim(), password.value);
+      state.user = (await api.loginCheck()).data;
+      if (!location.hash || location.hash === "#/login") location.hash = "#/sessions";
+      route();
+    } catch (e) {
+      error.textContent = e.status === 429 ? `Too many failed logins: ${e.message}` : e.message;
+      error.hidden = false;
+      password.select();
+    } finally {
+      submit.disabled = false;
+    }
+  } },
+    h("h1", {}, "Hangar"),
+    h("p", { class: "muted" }, "Log in with your email (or user name) and password."),
+    h("label", { for: "username" }, "Email or user name"), user,
+    h("label", { for: "password" }, "Password"), password,
+    error, submit);
+  document.body.replaceChildren(h("div", { class: "login-page" }, form));
+  user.focus();
+}
+
+// MARK: - Sessions
+
+const SESSION_FIELDS = "id name image type status status_info created_at occupied_slots requested_slots service_ports";
+
+async function sessionsPage() {
+  const filter = new URLSearchParams(location.hash.split("?")[1] || "");
+  const statusFilter = h("select", { id: "status-filter", "aria-label": "Show" },
+    [["live", "Running and pending"], ["finished", "Finished"], ["all", "All"]].map(([value, label]) =>
+      h("option", { value, selected: (filter.get("show") || "live") === value }, label)));
+  const search = h("input", { id: "search", type: "search", placeholder: "Filter by name", "aria-label": "Filter by name", value: filter.get("q") || "" });
+  const tableHost = h("div", { class: "table-host" }, h("p", { class: "muted" }, "Loading…"));
+  const launcherHost = h("div", {});
+  const panelHost = h("div", { id: "panel" });
+  const newButton = h("button", { class: "primary", id: "new-session", onclick: () => launcher(launcherHost, reload) }, "New session");
+  frame("Sessions", h("div", { class: "toolbar" }, newButton, statusFilter, search), launcherHost, tableHost, panelHost);
+
+  let sessions = [];
+  const statuses = { live: "PENDING,SCHEDULED,PREPARING,PULLING,RUNNING,TERMINATING", finished: "TERMINATED,CANCELLED,ERROR", all: null };
+
+  async function reload() {
+    try {
+      const wanted = statuses[statusFilter.value];
+      const data = await api.gql(`query($status: String) { compute_session_list(limit: 100, offset: 0, status: $status) { total_count items { ${SESSION_FIELDS} } } }`,
+        wanted ? { status: wanted } : {});
+      sessions = data.compute_session_list.items;
+      draw();
+    } catch (e) { showError(tableHost, e); }
+  }
+
+  function draw() {
+    const q = search.value.trim().toLowerCase();
+    const shown = sessions.filter((s) => !q || s.name.toLowerCase().includes(q));
+    if (!shown.length) {
+      tableHost.replaceChildren(h("p", { class: "empty" }, sessions.length ? "No session matches the filter." : "No sessions yet. Start one with New session."));
+      return;
+    }
+    tableHost.replaceChildren(h("table", { class: "sessions" },
+      h("thead", {}, h("tr", {}, ["Name", "Status", "Image", "Resources", "Created", ""].map((t) => h("th", { scope: "col" }, t)))),
+      h("tbody", {}, shown.map(sessionRow))));
+  }
+
+  function sessionRow(s) {
+    let apps = [];
+    try { apps = JSON.parse(s.service_ports || "[]"); } catch (_) { /* none */ }
+    const running = s.status === "RUNNING";
+    const actions = h("div", { class: "actions" },
+      running && h("button", { onclick: () => consolePanel(panelHost, s) , "data-action": "console" }, "Console"),
+      running && apps.some((a) => a.name === "ttyd") && h("button", { onclick: () => terminalPanel(panelHost, s), "data-action": "terminal" }, "Terminal"),
+      running && apps.filter((a) => a.name !== "ttyd" && a.name !== "sshd" && a.protocol === "http").map((a) =>
+        h("button", { title: `${a.name} opens in a new tab (not yet: use backend.ai app)`, disabled: true }, a.name)),
+      h("button", { onclick: () => logsPanel(panelHost, s), "data-action": "logs" }, "Logs"),
+      !["TERMINATED", "CANCELLED", "TERMINATING"].includes(s.status) && h("button", { class: "danger", "data-action": "terminate", onclick: async (event) => {
+        if (!confirm(`Terminate ${s.name}? Its processes end and unsaved work outside mounted folders is lost.`)) return;
+        event.target.disabled = true;
+        try { await api.call("DELETE", `/session/${encodeURIComponent(s.name)}`); } catch (e) { alert(e.message); event.target.disabled = false; }
+      } }, "Terminate"));
+    return h("tr", { dataset: { session: s.name } },
+      h("td", {}, h("span", { class: "name" }, s.name), h("div", { class: "muted small" }, s.type.toLowerCase())),
+      h("td", {}, badge(s.status), s.status === "PENDING" && s.status_info ? h("div", { class: "reason" }, s.status_info) : null),
+      h("td", { class: "mono" }, s.image),
+      h("td", {}, slotsText(s.occupied_slots !== "{}" ? s.occupied_slots : s.requested_slots)),
+      h("td", {}, when(s.created_at)),
+      h("td", {}, actions));
+  }
+
+  statusFilter.addEventListener("change", () => { history.replaceState(null, "", `#/sessions?show=${statusFilter.value}`); reload(); });
+  search.addEventListener("input", draw);
+  await reload();
+
+  // Live status: one server-sent event stream for all my sessions, no polling here.
+  const stream = api.events("/events/session?sessionName=*");
+  stream.addEventListener("session_status", (event) => {
+    const change = JSON.parse(event.data);
+    const known = sessions.find((s) => s.id === change.sessionId);
+    if (!known) { reload(); return; }
+    if (known.status === change.status && known.status_info === change.reason) return;
+    // A status change can bring service ports or occupied slots: read the session again.
+    reload();
+  });
+  return () => stream.close();
+}
+
+// MARK: - Launcher
+
+async function launcher(host, done) {
+  if (host.firstChild) { host.replaceChildren(); return; }
+  const form = h("form", { class: "card launcher", id: "launcher" }, h("p", { class: "muted" }, "Loading images…"));
+  host.replaceChildren(form);
+  let images = [], folders = [], limits = {};
+  try {
+    const data = await api.gql("{ images { name tag architecture } keypair { resource_policy } }");
+    images = data.images;
+    const policy = await api.gql("query($n: String) { keypair_resource_policy(name: $n) { total_resource_slots max_concurrent_sessions } }",
+      { n: data.keypair.resource_policy });
+    limits = JSON.parse(policy.keypair_resource_policy.total_resource_slots || "{}");
+    folders = await api.call("GET", "/folders");
+  } catch (e) { showError(form, e); return; }
+  const maxCPU = Number(limits.cpu) > 0 ? Number(limits.cpu) : 8;
+  const maxMemGiB = Number(limits.mem) > 0 ? Math.max(1, Math.floor(Number(limits.mem) / 2 ** 30)) : 32;
+  const image = h("select", { id: "image", required: true }, images.map((i) => h("option", { value: `${i.name}:${i.tag}` }, `${i.name}:${i.tag}`)));
+  const name = h("input", { id: "session-name", placeholder: "optional, e.g. train-resnet", pattern: "[A-Za-z0-9][A-Za-z0-9._\\-]{3,63}" });
+  const type = h("select", { id: "session-type" }, h("option", { value: "interactive" }, "Interactive"), h("option", { value: "batch" }, "Batch"));
+  const command = h("input", { id: "startup-command", placeholder: "python train.py", disabled: true });
+  type.addEventListener("change", () => { command.disabled = type.value !== "batch"; command.required = type.value === "batch"; });
+  const cpu = h("input", { id: "cpu", type: "range", min: 1, max: maxCPU, step: 1, value: 1 });
+  const cpuOut = h("output", { for: "cpu" }, "1");
+  cpu.addEventListener("input", () => { cpuOut.textContent = cpu.value; });
+  const mem = h("input", { id: "mem", type: "range", min: 1, max: maxMemGiB, step: 1, value: 1 });
+  const memOut = h("output", { for: "mem" }, "1 GiB");
+  mem.addEventListener("input", () => { memOut.textContent = `${mem.value} GiB`; });
+  const mounts = folders.map((f) => h("label", { class: "check" }, h("input", { type: "checkbox", value: f.name, name: "mount" }), f.name));
+  const environ = h("textarea", { id: "environ", rows: 2, placeholder: "KEY=value, one per line" });
+  const error = h("div", { class: "error", role: "alert", hidden: true });
+  const submit = h("button", { type: "submit", class: "primary", id: "launch" }, "Launch");
+  form.replaceChildren(
+    h("div", { class: "grid" },
+      h("label", { for: "image" }, "Image"), image,
+      h("label", { for: "session-name" }, "Name"), name,
+      h("label", { for: "session-type" }, "Type"), type,
+      h("label", { for: "startup-command" }, "Batch command"), command,
+      h("label", { for: "cpu" }, "CPU cores"), h("div", { class: "range" }, cpu, cpuOut),
+      h("label", { for: "mem" }, "Memory"), h("div", { class: "range" }, mem, memOut),
+      h("span", { class: "label" }, "Folders"), h("div", { class: "mounts" }, mounts.length ? mounts : h("span", { class: "muted" }, "No folders yet")),
+      h("label", { for: "environ" }, "Environment"), environ),
+    error, h("div", { class: "buttons" }, submit, h("button", { type: "button", onclick: () => host.replaceChildren() }, "Cancel")));
+  form.onsubmit = async (event) => {
+    event.preventDefault();
+    error.hidden = true;
+    const env = {};
+    for (const line of environ.value.split("\n").map((l) => l.trim()).filter(Boolean)) {
+      const at = line.indexOf("=");
+      if (at < 1) { error.textContent = `Environment line "${line}" is not KEY=value`; error.hidden = false; return; }
+      env[line.slice(0, at)] = line.slice(at + 1);
+    }
+    const body = {
+      image: image.value, type: type.value, enqueueOnly: true,
+      config: { resources: { cpu: cpu.value, mem: `${mem.value}g` }, mounts: mounts.map((l) => l.firstChild).filter((c) => c.checked).map((c) => c.value), environ: env },
+    };
+    if (name.value.trim()) body.name = name.value.trim();
+    if (type.value === "batch") body.startupCommand = command.value;
+    submit.disabled = true;
+    try {
+      await api.call("POST", "/session", body);
+      host.replaceChildren();
+      done();
+    } catch (e) {
+      error.textContent = e.message;
+      error.hidden = false;
+    } finally { submit.disabled = false; }
+  };
+  image.focus();
+}
+
+// MARK: - Panels: console, terminal, logs
+
+function panel(host, title, ...content) {
+  const close = h("button", { class: "link close", "aria-label": "Close", onclick: () => { host.dispatchEvent(new Event("panel:close")); host.replaceChildren(); } }, "Close");
+  host.dispatchEvent(new Event("panel:close"));
+  const box = h("section", { class: "card panel", "aria-label": title }, h("header", {}, h("h2", {}, title), close), ...content);
+  host.replaceChildren(box);
+  return box;
+}
+
+function consolePanel(host, s) {
+  const code = h("textarea", { id: "code", rows: 6, spellcheck: "false", placeholder: "print('hello')   (Ctrl+Enter runs)" });
+  const output = h("pre", { id: "console-output", class: "output", "aria-live": "polite" });
+  const run = h("button", { class: "primary", id: "run" }, "Run");
+  panel(host, `Console — ${s.name}`, code, h("div", { class: "buttons" }, run), output);
+  const execute = () => {
+    run.disabled = true;
+    output.replaceChildren();
+    const ws = api.socket(`/stream/session/${encodeURIComponent(s.name)}/execute`);
+    ws.onopen = () => ws.send(JSON.stringify({ code: code.value, mode: "query" }));
+    ws.onmessage = (event) => {
+      const result = JSON.parse(event.data);
+      for (const [stream, text] of result.console || []) {
+        if (stream === "stdout" || stream === "stderr") output.append(h("span", { class: stream }, text));
+        else if (stream === "media") output.append(h("span", { class: "muted" }, "[media output]\n"));
+      }
+      if (result.status === "waiting-input") ws.send(prompt(result.console?.map((c) => c[1]).join("") || "Input:") ?? "");
+      if (result.status === "error") output.append(h("span", { class: "stderr" }, (result.msg || "error") + "\n"));
+      if (result.status === "finished") {
+        output.append(h("span", { class: "muted exit" }, `\n(exit code ${result.exitCode ?? 0})`));
+        ws.close();
+      }
+    };
+    ws.onclose = () => { run.disabled = false; };
+    ws.onerror = () => { output.append(h("span", { class: "stderr" }, "The stream to the session failed.\n")); };
+  };
+  run.addEventListener("click", execute);
+  code.addEventListener("keydown", (event) => { if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) { event.preventDefault(); execute(); } });
+  code.focus();
+}
+
+function loadXterm() {
+  if (window.Terminal) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    document.head.append(h("link", { rel: "stylesheet", href: "/vendor/xterm.css" }));
+    const script = h("script", { src: "/vendor/xterm.js" });
+    script.onload = resolve;
+    script.onerror = () => reject(new Error("The terminal library could not be loaded (the webserver needs Debian's node-xterm)."));
+    document.head.append(script);
+  });
+}
+
+async function terminalPanel(host, s) {
+  const screen = h("div", { class: "term-box", id: "terminal" });
+  const status = h("div", { class: "muted small", id: "terminal-status" }, "Connecting…");
+  const box = panel(host, `Terminal — ${s.name}`, screen, status);
+  try { await loadXterm(); } catch (e) { showError(status, e); return; }
+  const term = new window.Terminal({ cursorBlink: true, fontSize: 14, scrollback: 5000 });
+  term.open(screen);
+  // What the terminal shows, as text (for tests and assistive tools; the canvas holds none).
+  screen.readText = () => { term.selectAll(); const text = term.getSelection(); term.clearSelection(); return text; };
+  const ws = api.socket(`/stream/session/${encodeURIComponent(s.name)}/pty`);
+  const encoder = new TextEncoder();
+  const toBase64 = (bytes) => btoa(String.fromCharCode(...bytes));
+  const fromBase64 = (text) => Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+  const decoder = new TextDecoder();
+  const resize = () => { if (term.fit) term.fit(); if (ws.readyState === 1) ws.send(JSON.stringify({ type: "resize", rows: term.rows, cols: term.cols })); };
+  // The renderer measures its font only once it is on screen: fit to the box after that.
+  ws.onopen = () => { status.textContent = "Connected. Ctrl-C, full-screen programs and resizing work."; requestAnimationFrame(resize); term.focus(); };
+  ws.onmessage = (event) => {
+    const message = JSON.parse(event.data);
+    if (message.type === "out") term.write(decoder.decode(fromBase64(message.data), { stream: true }));
+  };
+  ws.onclose = (event) => { status.textContent = `Disconnected${event.reason ? ": " + event.reason : ""}.`; };
+  term.on("data", (data) => { if (ws.readyState === 1) ws.send(JSON.stringify({ type: "stdin", chars: toBase64(encoder.encode(data)) })); });
+  window.addEventListener("resize", resize);
+  host.addEventListener("panel:close", () => { ws.close(); term.dispose(); window.removeEventListener("resize", resize); }, { once: true });
+  box.scrollIntoView({ block: "nearest" });
+}
+
+async function logsPanel(host, s) {
+  const output = h("pre", { class: "output", id: "logs" }, "Loading…");
+  panel(host, `Logs — ${s.name}`, output);
+  try {
+    const reply = await api.call("GET", `/session/${encodeURIComponent(s.name)}/logs`);
+    output.textContent = (reply.result && reply.result.logs) || "(no output yet)";
+  } catch (e) { showError(output, e); }
+}
+
+// MARK: - Data, summary, admin
+
+async function dataPage() {
+  const list = h("div", { class: "table-host" }, h("p", { class: "muted" }, "Loading…"));
+  const name = h("input", { id: "folder-name", placeholder: "new folder name", required: true, pattern: "[A-Za-z0-9._\\-]{1,64}" });
+  const error = h("div", { class: "error", role: "alert", hidden: true });
+  const create = h("form", { class: "toolbar", onsubmit: async (event) => {
+    event.preventDefault();
+    error.hidden = true;
+    try { await api.call("POST", "/folders", { name: name.value.trim() }); name.value = ""; reload(); } catch (e) { error.textContent = e.message; error.hidden = false; }
+  } }, name, h("button", { class: "primary", type: "submit" }, "Create folder"));
+  frame("Data", create, error, list);
+  async function reload() {
+    try {
+      const folders = await api.call("GET", "/folders");
+      if (!folders.length) { list.replaceChildren(h("p", { class: "empty" }, "No folders yet.")); return; }
+      list.replaceChildren(h("table", {},
+        h("thead", {}, h("tr", {}, ["Name", "Host", "Permission", "Owner", ""].map((t) => h("th", { scope: "col" }, t)))),
+        h("tbody", {}, folders.map((f) => h("tr", { dataset: { folder: f.name } },
+          h("td", {}, f.name), h("td", { class: "mono" }, f.host), h("td", {}, f.permission),
+          h("td", {}, f.is_owner ? "you" : (f.user_email || f.group_name || "")),
+          h("td", {}, f.is_owner && h("button", { class: "danger", onclick: async () => {
+            if (!confirm(`Move ${f.name} to the trash?`)) return;
+            try { await api.call("DELETE", `/folders/${encodeURIComponent(f.name)}`); reload(); } catch (e) { alert(e.message); }
+          } }, "Delete")))))));
+    } catch (e) { showError(list, e); }
+  }
+  await reload();
+}
+
+async function summaryPage() {
+  const body = h("div", {}, h("p", { class: "muted" }, "Loading…"));
+  frame("Summary", body);
+  try {
+    const data = await api.gql(`{ compute_session_list(limit: 100, offset: 0, status: "RUNNING") { total_count items { name occupied_slots } }
+      keypair { resource_policy concurrency_used } }`);
+    const policy = await api.gql("query($n: String) { keypair_resource_policy(name: $n) { total_resource_slots max_concurrent_sessions } }",
+      { n: data.keypair.resource_policy });
+    const used = { cpu: 0, mem: 0 };
+    for (const s of data.compute_session_list.items) {
+      const slots = JSON.parse(s.occupied_slots || "{}");
+      used.cpu += Number(slots.cpu || 0);
+      used.mem += Number(slots.mem || 0);
+    }
+    const limits = JSON.parse(policy.keypair_resource_policy.total_resource_slots || "{}");
+    const meter = (label, value, max, show) => h("div", { class: "meter" },
+      h("div", { class: "meter-label" }, label, h("span", {}, max > 0 ? `${show(value)} of ${show(max)}` : `${show(value)} (no limit)`)),
+      h("progress", { max: max > 0 ? max : 1, value: max > 0 ? value : 0, "aria-label": label }));
+    body.replaceChildren(
+      h("div", { class: "cards" },
+        h("div", { class: "card stat" }, h("div", { class: "big" }, String(data.compute_session_list.total_count)), "running sessions"),
+        h("div", { class: "card stat" }, h("div", { class: "big" }, String(data.keypair.concurrency_used ?? "")), `sessions of ${policy.keypair_resource_policy.max_concurrent_sessions || "∞"} allowed`)),
+      h("section", { class: "card" }, h("h2", {}, "My usage against my limits"),
+        meter("CPU cores", used.cpu, Number(limits.cpu || 0), (v) => String(v)),
+        meter("Memory", used.mem, Number(limits.mem || 0), humanBytes)));
+  } catch (e) { showError(body, e); }
+}
+
+async function adminPage() {
+  const agents = h("section", {}, h("p", { class: "muted" }, "Loading…"));
+  const users = h("section", {});
+  frame("Admin", agents, users);
+  try {
+    const data = await api.gql("{ agent_list(limit: 100, offset: 0) { items { id status schedulable scaling_group available_slots occupied_slots } } }");
+    agents.replaceChildren(h("h2", {}, "Agents"), h("div", { class: "table-host" }, h("table", {},
+      h("thead", {}, h("tr", {}, ["Agent", "Status", "Group", "Capacity", "Occupied", "Schedulable"].map((t) => h("th", { scope: "col" }, t)))),
+      h("tbody", {}, data.agent_list.items.map((a) => h("tr", {},
+        h("td", { class: "mono" }, a.id), h("td", {}, badge(a.status)), h("td", {}, a.scaling_group),
+        h("td", {}, slotsText(a.available_slots)), h("td", {}, slotsText(a.occupied_slots)), h("td", {}, a.schedulable ? "yes" : "no")))))));
+  } catch (e) { showError(agents, e); }
+  async function drawUsers() {
+    try {
+      const data = await api.gql("{ user_list(limit: 100, offset: 0) { items { email username role status domain_name } } }");
+      users.replaceChildren(h("h2", {}, "Users"), h("div", { class: "table-host" }, h("table", {},
+        h("thead", {}, h("tr", {}, ["Email", "Name", "Role", "Status", ""].map((t) => h("th", { scope: "col" }, t)))),
+        h("tbody", {}, data.user_list.items.map((u) => h("tr", { dataset: { user: u.email } },
+          h("td", {}, u.email), h("td", {}, u.username), h("td", {}, u.role), h("td", {}, badge(u.status)),
+          h("td", {}, u.email !== state.user.email && h("button", { "data-action": u.status === "active" ? "deactivate" : "activate", onclick: async () => {
+            const status = u.status === "active" ? "inactive" : "active";
+            try {
+              const reply = await api.gql("mutation($email: String!, $props: ModifyUserInput!) { modify_user(email: $email, props: $props) { ok msg } }",
+                { email: u.email, props: { status } });
+              if (!reply.modify_user.ok) throw new Error(reply.modify_user.msg);
+              drawUsers();
+            } catch (e) { alert(e.message); }
+          } }, u.status === "active" ? "Deactivate" : "Activate"))))))));
+    } catch (e) { showError(users, e); }
+  }
+  await drawUsers();
+}
+
+// MARK: - Routing
+
+async function route() {
+  if (state.stopPage) { state.stopPage(); state.stopPage = null; }
+  if (!state.user) {
+    try {
+      const check = await api.loginCheck();
+      if (check.authenticated) state.user = check.data;
+    } catch (_) { /* shown as the login page */ }
+  }
+  if (!state.user) { loginPage(); return; }
+  const page = (location.hash.split("?")[0] || "#/sessions").replace(/^#/, "");
+  const admin = state.user.role === "admin" || state.user.role === "superadmin";
+  try {
+    if (page === "/data") await dataPage();
+    else if (page === "/summary") await summaryPage();
+    else if (page === "/admin" && admin) await adminPage();
+    else if (page === "/admin") frame("Admin", h("div", { class: "error", role: "alert" }, "This page is for administrators."));
+    else state.stopPage = await sessionsPage();
+  } catch (e) {
+    frame("Error", h("div", { class: "error", role: "alert" }, e.message));
+  }
+  main()?.focus({ preventScroll: true });
+}
+
+window.addEventListener("hashchange", route);
+window.addEventListener("hangar:logged-out", () => { if (state.user) { state.user = null; loginPage("Your login session ended. Log in again."); } });
+route();
