@@ -42,7 +42,8 @@ struct GQLRescanResult: Sendable {
 extension GQLResolver {
     func agent(context: GQLContext, arguments: AgentIDArgument) async throws -> GQLAgent? {
         try context.requireAdmin("agent")
-        return try await context.read { try $0.agent(id: arguments.agent_id) }.map(Self.agent)
+        guard let found = try await context.read({ try $0.agent(id: arguments.agent_id) }) else { return nil }
+        return try await Self.agents([found], context: context).first
     }
 
     /// Every volume of every configured storage proxy (`proxy:volume`), as Backend.AI lists

@@ -53,13 +53,19 @@ struct GQLResolver: Sendable {
         let ports = try store.servicePorts(session: s.id)
         let portsJSON = String(decoding: try JSONSerialization.data(withJSONObject: ManagerAPI.servicePortsJSON(ports), options: [.sortedKeys]), as: UTF8.self)
         let preopen = try store.preopenPorts(session: s.id)
-        let containers = try store.kernels(session: s.id).map { k in
-            GQLKernel(id: k.id, cluster_role: k.clusterRole, cluster_idx: k.clusterIndex + 1,
+        let containers = try store.kernels(session: s.id).map { k -> GQLKernel in
+            // live_stat: the newest sample while it is fresh; last_stat: the newest at all.
+            let latest = try store.latestUtilisation(scope: "kernel", owner: k.id)
+            let slots = (try? ResourceSlots(json: k.occupiedSlotsJSON)) ?? ResourceSlots()
+            let cores = max(1, NSDecimalNumber(decimal: slots["cpu"]).doubleValue)
+            let fresh = latest.flatMap { Clock.nowMicros() - $0.at < 60_000_000 ? $0 : nil }
+            let live = fresh.map { ManagerAPI.liveStat($0, cpuCapacity: cores * 100) }
+            return GQLKernel(id: k.id, cluster_role: k.clusterRole, cluster_idx: k.clusterIndex + 1,
                       cluster_hostname: "\(k.clusterRole)\(k.clusterIndex + 1)", session_id: s.id,
                       image: s.image, registry: "local", status: k.status, status_info: k.statusInfo,
                       status_data: "{}", status_changed: Self.iso(d.statusChanged), agent: k.agentID,
                       container_id: k.containerID, resource_opts: "{}", occupied_slots: k.occupiedSlotsJSON,
-                      preopen_ports: preopen, service_ports: k.clusterIndex == 0 ? portsJSON : "[]", live_stat: nil, last_stat: nil)
+                      preopen_ports: preopen, service_ports: k.clusterIndex == 0 ? portsJSON : "[]", live_stat: live, last_stat: latest.map { ManagerAPI.liveStat($0, cpuCapacity: cores * 100) })
         }
         let result: String = switch s.status {
         case .terminated: d.exitCode.map { $0 == 0 ? "SUCCESS" : "FAILURE" } ?? "UNDEFINED"
@@ -123,14 +129,24 @@ struct GQLResolver: Sendable {
         let agents = try await context.read { store in
             try store.agents(resourceGroup: group).filter { wanted == nil || wanted!.contains($0.status.rawValue) }
         }
-        if Self.refines(arguments) { return try Self.page(agents.map(Self.agent), arguments, type: "Agent") }
+        if Self.refines(arguments) { return try Self.page(try await Self.agents(agents, context: context), arguments, type: "Agent") }
         // Only the page's rows are decoded (each carries JSON stats and device lists).
         try Self.checkPage(arguments)
         let items = Array(agents.dropFirst(arguments.offset).prefix(arguments.limit))
-        return GQLPage(items: items.map(Self.agent), total_count: agents.count)
+        return GQLPage(items: try await Self.agents(items, context: context), total_count: agents.count)
     }
 
-    static func agent(_ a: AgentRecord) -> GQLAgent {
+    /// Agents as GraphQL shows them, each with its live_stat from the newest fresh sample.
+    static func agents(_ agents: [AgentRecord], context: GQLContext) async throws -> [GQLAgent] {
+        let samples = try await context.read { store in try agents.map { try store.latestUtilisation(scope: "agent", owner: $0.id) } }
+        let now = Clock.nowMicros()
+        return zip(agents, samples).map { a, sample in
+            let cores = max(1.0, NSDecimalNumber(decimal: a.capacity["cpu"]).doubleValue)
+            return agent(a, liveStat: sample.flatMap { now - $0.at < 60_000_000 ? ManagerAPI.liveStat($0, cpuCapacity: cores * 100) : nil })
+        }
+    }
+
+    static func agent(_ a: AgentRecord, liveStat: String? = nil) -> GQLAgent {
         let stats = (try? JSONSerialization.jsonObject(with: Data(a.stats.utf8))) as? [String: Any] ?? [:]
         let kernels = stats["kernels"] as? [[String: Any]] ?? []
         let memory = kernels.reduce(0.0) { $0 + ((($1["memory_bytes"] as? NSNumber)?.doubleValue) ?? 0) }
@@ -141,7 +157,7 @@ struct GQLResolver: Sendable {
                         first_contact: CivilTime.iso8601(micros: a.firstContact), lost_at: iso(a.lostAt), cpu_cur_pct: cpu / cores,
                         mem_cur_bytes: memory, available_slots: a.capacity.json, occupied_slots: a.occupied.json,
                         hardware_metadata: json(["devices": (try? JSONSerialization.jsonObject(with: Data(a.devices.utf8))) ?? []]),
-                        compute_plugins: a.plugins, live_stat: nil, local_config: "{}")
+                        compute_plugins: a.plugins, live_stat: liveStat, local_config: "{}")
     }
 
     // MARK: users and keypairs

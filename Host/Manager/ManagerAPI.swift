@@ -183,7 +183,7 @@ public struct ManagerAPI: Sendable {
     // MARK: routes
 
     /// Every route the manager serves.
-    public var routes: [RouteSpec] { coreRoutes + sessionRoutes + executionRoutes + vfolderRoutes + graphQLRoutes + managerAdminRoutes + templateRoutes + dotfileRoutes + errorLogRoutes + usageRoutes + appStreamRoutes + webSessionRoutes + unsupportedRoutes }
+    public var routes: [RouteSpec] { coreRoutes + sessionRoutes + executionRoutes + vfolderRoutes + graphQLRoutes + managerAdminRoutes + templateRoutes + dotfileRoutes + errorLogRoutes + usageRoutes + appStreamRoutes + webSessionRoutes + utilisationRoutes + unsupportedRoutes }
 
     var coreRoutes: [RouteSpec] {
         [
@@ -329,6 +329,14 @@ public struct ManagerAPI: Sendable {
                 let problems = heartbeat.validationErrors()
                 guard problems.isEmpty else { throw APIError.invalidParams(problems.joined(separator: "; ")) }
                 let outcome = try await store.run { try $0.recordHeartbeat(heartbeat) }
+                // History for charts and live_stat; a failure here never fails the heartbeat.
+                let memory = UInt64(truncating: NSDecimalNumber(decimal: heartbeat.capacity["mem"]))
+                do {
+                    try await store.run { try $0.recordUtilisation(agent: heartbeat.agentID, capacityMemory: memory, kernels: heartbeat.kernelStats ?? [],
+                                                                   measures: heartbeat.measures ?? []) }
+                } catch {
+                    logger.warning("utilisation history not recorded", metadata: ["agent": .string(heartbeat.agentID), "error": "\(error)"])
+                }
                 if outcome.registered {
                     logger.info("agent registered", metadata: ["agent": .string(heartbeat.agentID), "address": .string(heartbeat.address)])
                 }

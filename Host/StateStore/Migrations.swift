@@ -235,6 +235,12 @@ public enum Migrations {
             "CREATE INDEX web_sessions_user ON web_sessions (user_id)",
             "CREATE TABLE login_failures (key TEXT PRIMARY KEY, failures BIGINT NOT NULL, last_failure BIGINT NOT NULL)",
         ],
+        // 12: utilisation history (the last hour of each kernel's and agent's heartbeat
+        // statistics, one sample per 10 s), for live charts and GraphQL live_stat.
+        [
+            "CREATE TABLE utilisation_samples (scope TEXT NOT NULL, owner TEXT NOT NULL, at BIGINT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (scope, owner, at))",
+            "CREATE INDEX utilisation_samples_at ON utilisation_samples (at)",
+        ],
     ]
 
     /// Brings the database to `latest`, one transaction per version.

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import ClusterProtocol
+import Crypto
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -44,6 +45,7 @@ public struct WebServer: Sendable {
     let cache: SessionCache
     let assets: UIAssets
     let client: HTTPClient
+    let gateway: AppGateway
     /// The manager's `Host` as requests to it carry it (part of every signature).
     let managerHost: String
 
@@ -73,6 +75,7 @@ public struct WebServer: Sendable {
         link = ManagerLink(baseURL: base, clusterSecret: config.clusterSecret, client: client)
         cache = SessionCache(ttl: config.sessionCacheTTL)
         assets = UIAssets(directory: config.uiDirectory, xtermDirectory: config.xtermDirectory)
+        gateway = AppGateway(host: config.host, logger: logger)
         let url = URL(string: base)
         managerHost = url.map { u in u.port.map { "\(u.host ?? ""):\($0)" } ?? (u.host ?? "") } ?? ""
     }
@@ -98,6 +101,7 @@ public struct WebServer: Sendable {
             response.headers[.setCookie] = cookie(value: "", maxAge: 0)
             return response
         }
+        router.post("/server/app-proxy") { request, _ in try await openApp(request) }
         router.get("/func/ping") { _, _ in Self.json(["version": "hangar-webserver", "details": "Success"]) }
         // The version probe is the only manager call made without a login.
         router.get("/func") { request, context in try await forward(request, context, path: "", anonymous: true) }
@@ -105,6 +109,11 @@ public struct WebServer: Sendable {
             router.on("/func/**", method: method) { request, context in
                 let path = String((request.uri.path).dropFirst("/func/".count))
                 return try await forward(request, context, path: path, anonymous: false)
+            }
+        }
+        for method in [HTTPRequest.Method.get, .head, .patch, .options] {
+            router.on("/storage-proxy/:signature/:target", method: method) { request, context in
+                try await forwardTransfer(request, signature: try context.parameters.require("signature"), target: try context.parameters.require("target"))
             }
         }
         router.get("/") { _, _ in try assets.response(for: "index.html") }
@@ -210,16 +219,62 @@ public struct WebServer: Sendable {
 
     /// The logged-in session of a request, or nil.
     func session(_ request: Request) async throws -> (String, WebSessionReply)? {
-        guard let id = Self.sessionID(request), id.count <= 200 else { return nil }
-        if let hit = cache.get(id) { return (id, hit) }
+        guard let id = Self.sessionID(request), let session = try await session(id: id) else { return nil }
+        return (id, session)
+    }
+
+    /// The login session an id names, or nil when there is none (any more).
+    func session(id: String) async throws -> WebSessionReply? {
+        guard id.count <= 200 else { return nil }
+        if let hit = cache.get(id) { return hit }
         do {
             let session = try await link.call(WebServerAPI.sessionPath, WebSessionLookup(sessionID: id, ttl: config.sessionTTL), as: WebSessionReply.self)
             cache.put(id, session)
-            return (id, session)
+            return session
         } catch let problem as ManagerProblem where problem.status == 401 {
             cache.remove(id)
             return nil
         }
+    }
+
+    /// `POST /server/app-proxy` `{"session", "app"}`: where the logged-in user's browser opens
+    /// a web app of their session (`{"url"}`); see `AppGateway`.
+    func openApp(_ request: Request) async throws -> Response {
+        if let refusal = Self.crossSiteRefusal(request) { return refusal }
+        guard let (_, session) = try await session(request) else {
+            return Self.problem(.unauthorized, "auth-failed", "Authentication required", "log in first (POST /server/login)")
+        }
+        var request = request
+        let body = try await request.collectBody(upTo: 16 << 10)
+        guard let object = (try? JSONSerialization.jsonObject(with: Data(body.readableBytesView))) as? [String: Any],
+              let name = object["session"] as? String, let app = object["app"] as? String, !name.isEmpty, !app.isEmpty else {
+            return Self.problem(.badRequest, "invalid-api-params", "Which app?", "send {\"session\": NAME, \"app\": APP}")
+        }
+        // The manager lists the session's apps only to its owner (404 for anyone else).
+        let path = "/stream/session/\(name.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? name)/apps"
+        var check = HTTPClientRequest(url: link.baseURL + path)
+        for header in RequestSigner.headers(accessKey: session.accessKey, secretKey: session.secretKey, method: "GET", requestTarget: path,
+                                            host: managerHost, contentType: nil, apiVersion: Self.defaultAPIVersion) {
+            check.headers.add(name: header.name, value: header.value)
+        }
+        let answer = try await client.execute(check, timeout: .seconds(30))
+        let data = Data(try await answer.body.collect(upTo: 1 << 20).readableBytesView)
+        guard answer.status.code == 200 else {
+            let problem = ManagerProblem(status: Int(answer.status.code), body: data)
+            return Self.problem(HTTPResponse.Status(code: problem.status), "object-not-found", problem.title, problem.details)
+        }
+        let apps = (try? JSONSerialization.jsonObject(with: data)) as? [[String: Any]] ?? []
+        guard let entry = apps.first(where: { $0["name"] as? String == app }) else {
+            let names = apps.compactMap { $0["name"] as? String }.joined(separator: ", ")
+            return Self.problem(.notFound, "object-not-found", "No such app", "\(name) offers \(names.isEmpty ? "no apps" : names), not '\(app)'")
+        }
+        guard entry["protocol"] as? String == "http" else {
+            return Self.problem(.badRequest, "invalid-api-params", "Not a web app",
+                                "\(app) speaks \(entry["protocol"] as? String ?? "?"), not HTTP: reach it with `backend.ai app \(name) \(app)` or `hangar app`")
+        }
+        let port = try await gateway.port(for: AppGateway.Key(accessKey: session.accessKey, session: name, app: app), server: self)
+        let host = (request.head.authority ?? config.host).split(separator: ":").first.map(String.init) ?? config.host
+        return Self.json(["url": "http://\(host):\(port)/"])
     }
 
     // MARK: - CSRF
@@ -274,35 +329,21 @@ public struct WebServer: Sendable {
             return Self.problem(.notFound, "generic-not-found", "Not Found", "/func/\(path) is not an API path")
         }
         let target = "/" + path + (request.uri.query.map { "?" + $0 } ?? "")
-        var outgoing = HTTPClientRequest(url: link.baseURL + target)
-        outgoing.method = HTTPMethod(rawValue: request.method.rawValue)
-        for field in request.headers where !Self.droppedRequestHeaders.contains(field.name.canonicalName) {
-            outgoing.headers.add(name: field.name.rawName, value: field.value)
-        }
-        outgoing.headers.add(name: "X-Forwarded-For", value: Self.address(context.remoteAddress))
         let version = request.headers[values: HTTPField.Name("X-BackendAI-Version")!].first ?? Self.defaultAPIVersion
+        var extra: [(name: String, value: String)] = [("X-Forwarded-For", Self.address(context.remoteAddress))]
         if let signing {
-            for header in RequestSigner.headers(accessKey: signing.accessKey, secretKey: signing.secretKey, method: request.method.rawValue,
-                                                requestTarget: target, host: managerHost, contentType: request.headers[.contentType], apiVersion: version) {
-                outgoing.headers.replaceOrAdd(name: header.name, value: header.value)
-            }
+            extra += RequestSigner.headers(accessKey: signing.accessKey, secretKey: signing.secretKey, method: request.method.rawValue,
+                                           requestTarget: target, host: managerHost, contentType: request.headers[.contentType], apiVersion: version)
         } else {
-            outgoing.headers.replaceOrAdd(name: "X-BackendAI-Version", value: version)
-        }
-        if request.method != .get, request.method != .head {
-            let length = request.headers[.contentLength].flatMap(Int64.init)
-            outgoing.body = .stream(request.body, length: length.map { .known($0) } ?? .unknown)
+            extra.append(("X-BackendAI-Version", version))
         }
         let upstream: HTTPClientResponse
         do {
-            upstream = try await client.execute(outgoing, deadline: .now() + .hours(24))
+            upstream = try await relayRequest(request, to: link.baseURL + target, adding: extra)
         } catch {
             return Self.problem(.badGateway, "bad-gateway", "The proxy target server is inaccessible.", "the manager at \(link.baseURL): \(error)")
         }
-        var headers = HTTPFields()
-        for (name, value) in upstream.headers where !Self.droppedResponseHeaders.contains(name.lowercased()) {
-            if let fieldName = HTTPField.Name(name) { headers.append(HTTPField(name: fieldName, value: value)) }
-        }
+        var headers = Self.responseHeaders(upstream)
         let status = HTTPResponse.Status(code: Int(upstream.status.code))
         let type = upstream.headers.first(name: "content-type")?.lowercased() ?? ""
         guard let signing, type.contains("json") else {
@@ -314,10 +355,81 @@ public struct WebServer: Sendable {
         } catch {
             return Self.problem(.badGateway, "bad-gateway", "The manager's answer is too large to pass", "JSON answers are passed up to \(config.maxCheckedBody) bytes")
         }
-        var bytes = Array(collected.readableBytesView)
-        bytes = Self.redact(bytes, secret: Array(signing.secretKey.utf8))
+        var bytes = Self.redact(Array(collected.readableBytesView), secret: Array(signing.secretKey.utf8))
+        // Transfer tickets name the storage proxy's own address, which a browser may not reach
+        // (and the UI's CSP does not allow): they are pointed at this webserver instead.
+        if upstream.status.code == 200, path.hasPrefix("folders/"), path.hasSuffix("/request-upload") || path.hasSuffix("/request-download"),
+           var ticket = (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any], let url = ticket["url"] as? String {
+            ticket["url"] = storageRoute(for: url, authority: request.head.authority ?? "\(config.host):\(config.port)")
+            bytes = Array((try? JSONSerialization.data(withJSONObject: ticket, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data(bytes))
+        }
         headers[.contentLength] = nil
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+
+    /// Sends `request` (method, body streamed, headers but the dropped ones) to `url` with
+    /// `extra` headers set.
+    func relayRequest(_ request: Request, to url: String, adding extra: [(name: String, value: String)]) async throws -> HTTPClientResponse {
+        var outgoing = HTTPClientRequest(url: url)
+        outgoing.method = HTTPMethod(rawValue: request.method.rawValue)
+        for field in request.headers where !Self.droppedRequestHeaders.contains(field.name.canonicalName) {
+            outgoing.headers.add(name: field.name.rawName, value: field.value)
+        }
+        for header in extra { outgoing.headers.replaceOrAdd(name: header.name, value: header.value) }
+        if request.method != .get, request.method != .head {
+            let length = request.headers[.contentLength].flatMap(Int64.init)
+            outgoing.body = .stream(request.body, length: length.map { .known($0) } ?? .unknown)
+        }
+        return try await client.execute(outgoing, deadline: .now() + .hours(24))
+    }
+
+    static func responseHeaders(_ upstream: HTTPClientResponse) -> HTTPFields {
+        var headers = HTTPFields()
+        for (name, value) in upstream.headers where !droppedResponseHeaders.contains(name.lowercased()) {
+            if let fieldName = HTTPField.Name(name) { headers.append(HTTPField(name: fieldName, value: value)) }
+        }
+        return headers
+    }
+
+    // MARK: - Transfers
+
+    /// The webserver's address for a storage proxy URL from a transfer ticket:
+    /// `/storage-proxy/SIGNATURE/TARGET`, the target base64url-encoded and signed with the
+    /// cluster secret, so this route forwards only to addresses a manager handed out (never
+    /// wherever a browser asks) and any webserver of the cluster accepts it. The ticket's token
+    /// still authorizes the transfer at the storage proxy.
+    func storageRoute(for url: String, authority: String) -> String {
+        let target = Self.base64url(Data(url.utf8))
+        return "http://\(authority)/storage-proxy/\(storageSignature(target))/\(target)"
+    }
+
+    func storageSignature(_ target: String) -> String {
+        let mac = HMAC<SHA256>.authenticationCode(for: Data(("storage-proxy:" + target).utf8), using: SymmetricKey(data: Data(config.clusterSecret.utf8)))
+        return Self.base64url(Data(mac))
+    }
+
+    static func base64url(_ data: Data) -> String {
+        data.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+    }
+
+    /// Uploads (tus HEAD/PATCH) and downloads through the webserver to a storage proxy.
+    func forwardTransfer(_ request: Request, signature: String, target: String) async throws -> Response {
+        guard constantTimeEqual(Array(signature.utf8), Array(storageSignature(target).utf8)) else {
+            return Self.problem(.forbidden, "forbidden", "Not a transfer address", "this address was not made by a Hangar webserver; ask the manager for a new transfer ticket")
+        }
+        var padded = target.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while padded.count % 4 != 0 { padded += "=" }
+        guard let decoded = Data(base64Encoded: padded), let url = String(data: decoded, encoding: .utf8) else {
+            return Self.problem(.badRequest, "invalid-api-params", "Damaged transfer address", "ask the manager for a new transfer ticket")
+        }
+        let upstream: HTTPClientResponse
+        do {
+            upstream = try await relayRequest(request, to: url + (request.uri.query.map { "?" + $0 } ?? ""), adding: [])
+        } catch {
+            return Self.problem(.badGateway, "bad-gateway", "The storage proxy is inaccessible.", "\(error)")
+        }
+        return Response(status: HTTPResponse.Status(code: Int(upstream.status.code)), headers: Self.responseHeaders(upstream),
+                        body: ResponseBody(asyncSequence: upstream.body))
     }
 
     /// Replaces every occurrence of `secret` in `bytes` with asterisks of the same length.

@@ -12,11 +12,13 @@ engine=${CONTAINER_ENGINE:-podman}
 # OpenSSH sftp-server for `backend.ai ssh`/scp/sftp; tmux for the web terminal.
 packages="python3,ca-certificates,python3-notebook,python3-ipykernel,dropbear-bin,openssh-sftp-server,tmux,procps,less,vim-tiny"
 # The service definition of Jupyter (Backend.AI's format, read by the agent from the image).
-# The token is off: the only way in is the session owner's authenticated app stream.
+# The token is off: the only way in is the session owner's authenticated app stream. Remote
+# access is allowed because the Host header a browser sends through the webserver's app port
+# names the webserver's host, not localhost.
 jupyter_def='{
   "command": ["{runtime_path}", "-m", "notebook", "--no-browser", "--allow-root", "--ip", "127.0.0.1", "--port", "{ports[0]}",
               "--notebook-dir", "/home/work", "--NotebookApp.token=", "--NotebookApp.password=",
-              "--NotebookApp.allow_origin=*", "--NotebookApp.disable_check_xsrf=True"],
+              "--NotebookApp.allow_origin=*", "--NotebookApp.disable_check_xsrf=True", "--NotebookApp.allow_remote_access=True"],
   "url_template": "{protocol}://{host}:{port}/",
   "allowed_arguments": ["--NotebookApp.default_url", "--NotebookApp.iopub_data_rate_limit"],
   "allowed_envs": ["JUPYTER_CONFIG_DIR"],

@@ -4,7 +4,9 @@ Run by Tools/webui/webui-test.sh, which starts the cluster and makes the users. 
 asserts what a person would see; screenshots of every page go to the artifacts folder.
     python webui_test.py URL ADMIN_EMAIL ADMIN_PASSWORD USER_EMAIL USER_PASSWORD BLOCKED_EMAIL ARTIFACTS
 """
+import hashlib
 import json
+import os
 import sys
 import time
 
@@ -17,6 +19,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 URL, ADMIN, ADMIN_PW, USER, USER_PW, BLOCKED, ARTIFACTS = sys.argv[1:8]
 failures = []
+DOWNLOADS = os.path.join(ARTIFACTS, "downloads")
+os.makedirs(DOWNLOADS, exist_ok=True)
 
 
 def browser(width=1280, height=800, phone=False):
@@ -27,6 +31,7 @@ def browser(width=1280, height=800, phone=False):
         # A window cannot be narrower than 500 px; a phone's viewport is emulated.
         options.add_experimental_option("mobileEmulation", {"deviceMetrics": {"width": width, "height": height, "pixelRatio": 2}})
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    options.add_experimental_option("prefs", {"download.default_directory": DOWNLOADS, "download.prompt_for_download": False})
     return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
 
 
@@ -131,6 +136,39 @@ try:
         assert size and int(size[-1].split()[1]) > 80, f"stty size after fitting: {size}"
         shot(d, "06-terminal")
 
+    app_url = {}
+
+    @step("jupyter opens in a new tab and runs a cell")
+    def jupyter(d):
+        main_tab = d.current_window_handle
+        row(d, "webui-a").find_element(By.CSS_SELECTOR, "button[data-app=jupyter]").click()
+        wait(d, lambda d: len(d.window_handles) > 1)
+        d.switch_to.window([h for h in d.window_handles if h != main_tab][0])
+        try:
+            # Jupyter starts on the first connection (cold: a few seconds).
+            wait(d, lambda d: d.current_url.startswith("http") and d.find_elements(By.ID, "notebook_list"), 120)
+            base = d.current_url.split("/tree")[0]
+            app_url["jupyter"] = base + "/tree"
+            shot(d, "08a-jupyter-tree")
+            created = d.execute_async_script(
+                "const done = arguments[0];"
+                "fetch('/api/contents', {method: 'POST', headers: {'Content-Type': 'application/json'}, body: JSON.stringify({type: 'notebook'})})"
+                ".then(r => r.json()).then(j => done(j.path)).catch(e => done('error: ' + e));")
+            assert created.endswith(".ipynb"), created
+            d.get(f"{base}/notebooks/{created}")
+            wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, "#kernel_indicator_icon.kernel_idle_icon"), 90)
+            cell = d.find_element(By.CSS_SELECTOR, ".cell .CodeMirror")
+            cell.click()
+            ActionChains(d).send_keys("print(6*7)").key_down(Keys.SHIFT).send_keys(Keys.ENTER).key_up(Keys.SHIFT).perform()
+            wait(d, lambda d: any("42" in e.text for e in d.find_elements(By.CSS_SELECTOR, ".output_subarea")), 60)
+            shot(d, "08b-jupyter-cell")
+        finally:
+            for handle in d.window_handles:
+                if handle != main_tab:
+                    d.switch_to.window(handle)
+                    d.close()
+            d.switch_to.window(main_tab)
+
     @step("logs")
     def logs(d):
         row(d, "webui-a").find_element(By.CSS_SELECTOR, "button[data-action=logs]").click()
@@ -153,6 +191,66 @@ try:
         assert "ALIVE" in d.find_element(By.ID, "main").text
         shot(d, "10-admin")
 
+    big = {}
+
+    @step("upload 50 MiB with progress, resumed after a network drop, and download it byte-identical")
+    def transfer(d):
+        path = os.path.join(DOWNLOADS, "..", "big.bin")
+        with open(path, "wb") as f:
+            f.write(os.urandom(50 << 20))
+        big["sha"] = hashlib.sha256(open(path, "rb").read()).hexdigest()
+        d.get(URL + "#/data?folder=webui-folder")
+        wait(d, lambda d: d.find_elements(By.ID, "upload-files"))
+        # Every state the progress label shows, recorded as it changes.
+        d.execute_script("window.uploadStates = []; new MutationObserver(() => document.querySelectorAll('.upload-state').forEach("
+                         "e => window.uploadStates.push(e.textContent))).observe(document.getElementById('uploads'), {subtree: true, childList: true, characterData: true});")
+        d.find_element(By.ID, "upload-files").send_keys(os.path.abspath(path))
+        wait(d, lambda d: any(s.endswith("%") and s != "0%" for s in d.execute_script("return window.uploadStates")), 60)
+        # The network drops for three seconds in the middle of the upload.
+        d.execute_cdp_cmd("Network.enable", {})
+        d.execute_cdp_cmd("Network.emulateNetworkConditions", {"offline": True, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
+        time.sleep(3)
+        d.execute_cdp_cmd("Network.emulateNetworkConditions", {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
+        wait(d, lambda d: "uploaded" in d.find_element(By.CSS_SELECTOR, "[data-upload='big.bin'] .upload-state").text, 180)
+        states = d.execute_script("return window.uploadStates")
+        middle = [s for s in states if s.endswith("%") and s not in ("0%", "100%")]
+        assert middle, f"no progress between 0 and 100%: {states[:20]}"
+        shot(d, "09a-uploaded")
+        wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, "tr[data-file='big.bin'] button[data-action=download]"))
+        target = os.path.join(DOWNLOADS, "big.bin")
+        if os.path.exists(target):
+            os.remove(target)
+        d.find_element(By.CSS_SELECTOR, "tr[data-file='big.bin'] button[data-action=download]").click()
+        deadline = time.time() + 120
+        while time.time() < deadline and not (os.path.exists(target) and os.path.getsize(target) == 50 << 20):
+            time.sleep(0.2)
+        got = hashlib.sha256(open(target, "rb").read()).hexdigest()
+        assert got == big["sha"], f"downloaded {os.path.getsize(target)} bytes, sha256 {got} != {big['sha']}"
+
+    @step("share a folder read-only; the other user accepts, reads, and cannot write")
+    def share(a, u):
+        a.get(URL + "#/data")
+        wait(a, lambda d: d.find_elements(By.CSS_SELECTOR, "tr[data-folder='webui-folder'] button[data-action=share]"))[0].click()
+        a.find_element(By.ID, "share-email").send_keys(USER)
+        a.find_element(By.ID, "share-send").click()
+        wait(a, lambda d: "Invited" in d.find_element(By.ID, "share-form").text)
+        shot(a, "09b-shared")
+        u.get(URL + "#/data")
+        wait(u, lambda d: d.find_elements(By.CSS_SELECTOR, "[data-folder='webui-folder'] button[data-action=accept]"))[0].click()
+        wait(u, lambda d: d.find_elements(By.CSS_SELECTOR, "tr[data-folder='webui-folder'] td.permission"))
+        assert "read-only" in u.find_element(By.CSS_SELECTOR, "tr[data-folder='webui-folder'] td.permission").text
+        shot(u, "09c-shared-folder-seen")
+        u.get(URL + "#/data?folder=webui-folder")
+        wait(u, lambda d: d.find_elements(By.CSS_SELECTOR, "tr[data-file='big.bin']"))
+        small = os.path.join(DOWNLOADS, "..", "small.txt")
+        with open(small, "w") as f:
+            f.write("not allowed\n")
+        u.find_element(By.ID, "upload-files").send_keys(os.path.abspath(small))
+        wait(u, lambda d: d.find_elements(By.CSS_SELECTOR, "[data-upload='small.txt'].failed"), 30)
+        shown = u.find_element(By.CSS_SELECTOR, "[data-upload='small.txt'] .upload-state").text
+        assert "needs 'rw'" in shown, shown
+        shot(u, "09d-read-only-upload-refused")
+
     @step("a user sees no admin page and cannot reach another user's session")
     def user_limits(d):
         log_in(d, USER, USER_PW)
@@ -166,6 +264,17 @@ try:
         assert status == 404, (status, body)
         status, body = fetch(d, "GET", "/func/admin/keypairs")
         assert status == 403, (status, body)
+        # The admin's Jupyter, opened by this user: refused, never relayed.
+        assert app_url.get("jupyter"), "the jupyter step did not run"
+        d.get(app_url["jupyter"])
+        wait(d, lambda d: "another user" in d.find_element(By.TAG_NAME, "body").text, 30)
+        shot(d, "11b-user-other-app-refused")
+        d.get(URL)
+        status, body = d.execute_async_script(
+            "const done = arguments[0];"
+            "fetch('/server/app-proxy', {method: 'POST', headers: {'Content-Type': 'application/json'}, body: JSON.stringify({session: 'webui-a', app: 'jupyter'})})"
+            ".then(async r => done([r.status, await r.text()])).catch(e => done([0, String(e)]));")
+        assert status == 404, (status, body)
         # The session list holds only the user's own sessions.
         d.get(URL + "#/sessions?show=all")
         wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, "table.sessions, p.empty"))
@@ -235,9 +344,12 @@ try:
     launch(admin)
     console(admin)
     terminal(admin)
+    jupyter(admin)
     logs(admin)
     pages(admin)
+    transfer(admin)
     user_limits(user)
+    share(admin, user)
     deactivate(admin, user)
     blocked(user)
     terminate(admin)

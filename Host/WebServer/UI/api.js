@@ -62,6 +62,8 @@ export async function login(username, password) {
 }
 
 export const loginCheck = () => server("login-check");
+/** Where the browser reaches a web app of a session: `{url}`. */
+export const openApp = (session, app) => server("app-proxy", { session, app });
 export const logout = () => server("logout");
 
 /** Server-sent events of the manager (EventSource sends the session cookie itself). */

@@ -160,8 +160,8 @@ async function sessionsPage() {
     const actions = h("div", { class: "actions" },
       running && h("button", { onclick: () => consolePanel(panelHost, s) , "data-action": "console" }, "Console"),
       running && apps.some((a) => a.name === "ttyd") && h("button", { onclick: () => terminalPanel(panelHost, s), "data-action": "terminal" }, "Terminal"),
-      running && apps.filter((a) => a.name !== "ttyd" && a.name !== "sshd" && a.protocol === "http").map((a) =>
-        h("button", { title: `${a.name} opens in a new tab (not yet: use backend.ai app)`, disabled: true }, a.name)),
+      running && apps.filter((a) => a.name !== "ttyd" && a.protocol === "http").map((a) =>
+        h("button", { title: `Open ${a.name} in a new tab`, "data-action": "app", "data-app": a.name, onclick: () => openApp(s.name, a.name) }, a.name)),
       h("button", { onclick: () => logsPanel(panelHost, s), "data-action": "logs" }, "Logs"),
       !["TERMINATED", "CANCELLED", "TERMINATING"].includes(s.status) && h("button", { class: "danger", "data-action": "terminate", onclick: async (event) => {
         if (!confirm(`Terminate ${s.name}? Its processes end and unsaved work outside mounted folders is lost.`)) return;
@@ -265,6 +265,22 @@ async function launcher(host, done) {
   image.focus();
 }
 
+/** Opens a web app of a session in a new tab, on its own origin (see the webserver's AppGateway). */
+async function openApp(session, app) {
+  // Opened now, while the click still counts, so no popup blocker stops it; pointed at the
+  // app once the webserver has its address, and cut off from this page first.
+  const tab = window.open("about:blank", "_blank");
+  try {
+    const reply = await api.openApp(session, app);
+    if (!tab) { location.assign(reply.url); return; }
+    tab.opener = null;
+    tab.location = reply.url;
+  } catch (e) {
+    if (tab) tab.close();
+    alert(e.message);
+  }
+}
+
 // MARK: - Panels: console, terminal, logs
 
 function panel(host, title, ...content) {
@@ -357,31 +373,211 @@ async function logsPanel(host, s) {
 // MARK: - Data, summary, admin
 
 async function dataPage() {
+  const query = new URLSearchParams(location.hash.split("?")[1] || "");
+  if (query.get("folder")) return folderPage(query.get("folder"), query.get("path") || "");
   const list = h("div", { class: "table-host" }, h("p", { class: "muted" }, "Loading…"));
-  const name = h("input", { id: "folder-name", placeholder: "new folder name", required: true, pattern: "[A-Za-z0-9._\\-]{1,64}" });
+  const invitations = h("div", {});
+  const name = h("input", { id: "folder-name", placeholder: "new folder name", required: true, pattern: "[A-Za-z0-9._\\-]{1,64}", "aria-label": "New folder name" });
   const error = h("div", { class: "error", role: "alert", hidden: true });
   const create = h("form", { class: "toolbar", onsubmit: async (event) => {
     event.preventDefault();
     error.hidden = true;
     try { await api.call("POST", "/folders", { name: name.value.trim() }); name.value = ""; reload(); } catch (e) { error.textContent = e.message; error.hidden = false; }
   } }, name, h("button", { class: "primary", type: "submit" }, "Create folder"));
-  frame("Data", create, error, list);
+  frame("Data", invitations, create, error, list);
   async function reload() {
     try {
+      const pending = await api.call("GET", "/folders/invitations/list");
+      const items = pending.invitations || [];
+      invitations.replaceChildren(...(items.length ? [h("section", { class: "card", id: "invitations" }, h("h2", {}, "Invitations"),
+        items.map((inv) => h("div", { class: "invitation", dataset: { folder: inv.vfolder_name } },
+          h("span", {}, `${inv.inviter} shares `, h("strong", {}, inv.vfolder_name), ` (${inv.perm === "ro" ? "read-only" : inv.perm}) `),
+          h("button", { class: "primary", "data-action": "accept", onclick: async () => {
+            try { await api.call("POST", "/folders/invitations/accept", { inv_id: inv.id }); reload(); } catch (e) { alert(e.message); }
+          } }, "Accept"),
+          h("button", { onclick: async () => {
+            try { await api.call("DELETE", "/folders/invitations/delete", { inv_id: inv.id }); reload(); } catch (e) { alert(e.message); }
+          } }, "Decline"))))] : []));
       const folders = await api.call("GET", "/folders");
       if (!folders.length) { list.replaceChildren(h("p", { class: "empty" }, "No folders yet.")); return; }
       list.replaceChildren(h("table", {},
         h("thead", {}, h("tr", {}, ["Name", "Host", "Permission", "Owner", ""].map((t) => h("th", { scope: "col" }, t)))),
         h("tbody", {}, folders.map((f) => h("tr", { dataset: { folder: f.name } },
-          h("td", {}, f.name), h("td", { class: "mono" }, f.host), h("td", {}, f.permission),
-          h("td", {}, f.is_owner ? "you" : (f.user_email || f.group_name || "")),
-          h("td", {}, f.is_owner && h("button", { class: "danger", onclick: async () => {
-            if (!confirm(`Move ${f.name} to the trash?`)) return;
-            try { await api.call("DELETE", `/folders/${encodeURIComponent(f.name)}`); reload(); } catch (e) { alert(e.message); }
-          } }, "Delete")))))));
+          h("td", {}, h("a", { href: `#/data?folder=${encodeURIComponent(f.name)}` }, f.name)), h("td", { class: "mono" }, f.host),
+          h("td", { class: "permission" }, f.permission === "ro" ? "read-only" : f.permission),
+          h("td", {}, f.is_owner ? "you" : (f.user_email || f.group_name || "shared with you")),
+          h("td", {}, h("div", { class: "actions" },
+            f.is_owner && h("button", { "data-action": "share", onclick: () => share(f) }, "Share"),
+            f.is_owner && h("button", { class: "danger", onclick: async () => {
+              if (!confirm(`Move ${f.name} to the trash?`)) return;
+              try { await api.call("DELETE", `/folders/${encodeURIComponent(f.name)}`); reload(); } catch (e) { alert(e.message); }
+            } }, "Delete"))))))));
     } catch (e) { showError(list, e); }
   }
+  function share(folder) {
+    const email = h("input", { id: "share-email", type: "email", required: true, placeholder: "user@example.com", "aria-label": "Email of the user" });
+    const perm = h("select", { id: "share-perm", "aria-label": "Permission" }, h("option", { value: "ro" }, "read-only"), h("option", { value: "rw" }, "read-write"));
+    const note = h("div", { role: "status" });
+    const form = h("form", { class: "card toolbar", id: "share-form", onsubmit: async (event) => {
+      event.preventDefault();
+      try {
+        await api.call("POST", `/folders/${encodeURIComponent(folder.name)}/invite`, { perm: perm.value, user_ids: [email.value.trim()] });
+        note.textContent = `Invited ${email.value.trim()} (${perm.value === "ro" ? "read-only" : "read-write"}).`;
+      } catch (e) { note.textContent = e.message; note.className = "error"; }
+    } }, h("strong", {}, `Share ${folder.name} with`), email, perm, h("button", { class: "primary", type: "submit", id: "share-send" }, "Invite"), note);
+    create.after(form);
+    email.focus();
+  }
   await reload();
+}
+
+/** One folder: its files, uploads (resumable, with progress), downloads. */
+async function folderPage(folder, path) {
+  const enc = encodeURIComponent(folder);
+  const list = h("div", { class: "table-host" }, h("p", { class: "muted" }, "Loading…"));
+  const files = h("input", { type: "file", id: "upload-files", multiple: true, "aria-label": "Files to upload" });
+  const tree = h("input", { type: "file", id: "upload-folder", webkitdirectory: true, "aria-label": "A folder to upload" });
+  const progress = h("div", { id: "uploads" });
+  const crumbs = [h("a", { href: "#/data" }, "Data"), " / ", h("a", { href: `#/data?folder=${enc}` }, folder)];
+  path.split("/").filter(Boolean).reduce((at, part) => {
+    const next = at ? `${at}/${part}` : part;
+    crumbs.push(" / ", h("a", { href: `#/data?folder=${enc}&path=${encodeURIComponent(next)}` }, part));
+    return next;
+  }, "");
+  frame(folder, h("p", { class: "crumbs" }, crumbs),
+    h("div", { class: "toolbar" }, h("label", { class: "button" }, "Upload files", files), h("label", { class: "button" }, "Upload a folder", tree),
+      h("button", { onclick: async () => {
+        const name = prompt("New directory name");
+        if (!name) return;
+        try { await api.call("POST", `/folders/${enc}/mkdir`, { path: join(path, name), parents: true }); reload(); } catch (e) { alert(e.message); }
+      } }, "New directory")),
+    progress, list);
+  function join(a, b) { return a ? `${a}/${b}` : b; }
+  async function reload() {
+    try {
+      const reply = await api.call("GET", `/folders/${enc}/files?path=${encodeURIComponent(path)}`);
+      const items = (typeof reply.files === "string" ? JSON.parse(reply.files) : reply.files) || [];
+      if (!items.length) { list.replaceChildren(h("p", { class: "empty" }, "This directory is empty.")); return; }
+      items.sort((a, b) => (a.type === "directory" ? 0 : 1) - (b.type === "directory" ? 0 : 1) || a.filename.localeCompare(b.filename));
+      list.replaceChildren(h("table", {},
+        h("thead", {}, h("tr", {}, ["Name", "Size", "Modified", ""].map((t) => h("th", { scope: "col" }, t)))),
+        h("tbody", {}, items.map((f) => {
+          const full = join(path, f.filename);
+          const directory = f.type === "directory";
+          return h("tr", { dataset: { file: f.filename } },
+            h("td", {}, directory ? h("a", { href: `#/data?folder=${enc}&path=${encodeURIComponent(full)}` }, f.filename + "/") : f.filename),
+            h("td", {}, directory ? "" : humanBytes(Number(f.size))), h("td", {}, f.mtime ? new Date(f.mtime * 1000).toLocaleString() : ""),
+            h("td", {}, h("div", { class: "actions" },
+              h("button", { "data-action": "download", onclick: () => download(full, directory) }, "Download"),
+              h("button", { onclick: async () => {
+                const to = prompt(`Rename or move ${f.filename} to (a path in ${folder})`, full);
+                if (!to || to === full) return;
+                try {
+                  if (to.includes("/") || full.includes("/")) await api.call("POST", `/folders/${enc}/move-file`, { src: full, dst: to });
+                  else await api.call("POST", `/folders/${enc}/rename-file`, { target_path: full, new_name: to });
+                  reload();
+                } catch (e) { alert(e.message); }
+              } }, "Move"),
+              h("button", { class: "danger", onclick: async () => {
+                if (!confirm(`Delete ${full}?`)) return;
+                try { await api.call("DELETE", `/folders/${enc}/delete-files`, { files: [full], recursive: directory }); reload(); } catch (e) { alert(e.message); }
+              } }, "Delete"))));
+        }))));
+    } catch (e) { showError(list, e); }
+  }
+  async function download(file, directory) {
+    try {
+      const ticket = await api.call("POST", `/folders/${enc}/request-download`, { path: file, archive: directory });
+      const link = h("a", { href: `${ticket.url}?token=${encodeURIComponent(ticket.token)}`, download: file.split("/").pop() + (directory ? ".tar" : "") });
+      document.body.append(link);
+      link.click();
+      link.remove();
+    } catch (e) { alert(e.message); }
+  }
+  async function uploadAll(list) {
+    for (const file of list) {
+      const relative = file.webkitRelativePath || file.name;
+      const bar = h("progress", { max: file.size || 1, value: 0 });
+      const label = h("span", { class: "upload-state" }, "starting");
+      const line = h("div", { class: "upload", dataset: { upload: relative } }, h("span", { class: "mono" }, relative), bar, label);
+      progress.append(line);
+      try {
+        if (relative.includes("/")) {
+          await api.call("POST", `/folders/${enc}/mkdir`, { path: join(path, relative.split("/").slice(0, -1).join("/")), parents: true, exist_ok: true });
+        }
+        await upload(file, join(path, relative), (sent) => { bar.value = sent; label.textContent = `${Math.floor((sent / (file.size || 1)) * 100)}%`; });
+        bar.value = file.size || 1;
+        label.textContent = "uploaded";
+        line.classList.add("done");
+      } catch (e) {
+        label.textContent = e.message;
+        line.classList.add("failed");
+      }
+    }
+    reload();
+  }
+  /** tus, as the storage proxy speaks it: PATCH chunks at the offset; after a failure, ask
+   *  the proxy where it stands (HEAD) and go on from there, with back-off. */
+  async function upload(file, target, onProgress) {
+    const ticket = await api.call("POST", `/folders/${enc}/request-upload`, { path: target, size: file.size });
+    const url = `${ticket.url}?token=${encodeURIComponent(ticket.token)}`;
+    const chunk = 8 << 20;
+    let offset = 0, failures = 0;
+    while (offset < file.size) {
+      try {
+        const end = Math.min(offset + chunk, file.size);
+        const response = await fetch(url, { method: "PATCH", body: file.slice(offset, end),
+          headers: { "Tus-Resumable": "1.0.0", "Upload-Offset": String(offset), "Content-Type": "application/offset+octet-stream" } });
+        if (response.status === 409 || response.status >= 500) throw new Error(`the storage proxy answered ${response.status}`);
+        if (!response.ok) { const text = await response.text(); throw Object.assign(new Error(JSON.parse(text || "{}").msg || text || response.statusText), { fatal: true }); }
+        offset = Number(response.headers.get("Upload-Offset") || end);
+        failures = 0;
+        onProgress(offset);
+      } catch (e) {
+        if (e.fatal || ++failures > 8) throw e;
+        await new Promise((r) => setTimeout(r, Math.min(500 * 2 ** failures, 8000)));
+        const head = await fetch(url, { method: "HEAD", headers: { "Tus-Resumable": "1.0.0" } }).catch(() => null);
+        if (head && head.ok) offset = Number(head.headers.get("Upload-Offset") || offset);
+      }
+    }
+  }
+  files.addEventListener("change", () => uploadAll([...files.files]));
+  tree.addEventListener("change", () => uploadAll([...tree.files]));
+  await reload();
+}
+
+/** A small line chart (SVG drawn through the DOM: no inline markup, CSP-clean). */
+function sparkline(values, max, label) {
+  const ns = "http://www.w3.org/2000/svg";
+  const width = 240, height = 48;
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  svg.setAttribute("class", "spark");
+  svg.setAttribute("role", "img");
+  const last = values.length ? values[values.length - 1] : null;
+  svg.setAttribute("aria-label", `${label}: ${values.length} samples${last === null ? "" : ", latest " + last}`);
+  const top = Math.max(max || 0, ...values, 1);
+  const points = values.map((v, i) => `${values.length < 2 ? width : (i / (values.length - 1)) * width},${height - 2 - (v / top) * (height - 4)}`);
+  const line = document.createElementNS(ns, "polyline");
+  line.setAttribute("points", points.join(" "));
+  svg.append(line);
+  return svg;
+}
+
+function utilisationCharts(samples, memCapacity) {
+  const cpu = samples.map((s) => s.cpu_pct);
+  const mem = samples.map((s) => s.mem_bytes);
+  const latest = samples[samples.length - 1];
+  const charts = [
+    h("figure", { class: "chart" }, sparkline(cpu, 100, "CPU"), h("figcaption", {}, `CPU ${latest ? latest.cpu_pct.toFixed(0) : "–"}%`)),
+    h("figure", { class: "chart" }, sparkline(mem, memCapacity || (latest && latest.mem_capacity_bytes), "Memory"),
+      h("figcaption", {}, `Memory ${latest ? humanBytes(latest.mem_bytes) : "–"}`)),
+  ];
+  for (const key of Object.keys((latest && latest.accelerators) || {})) {
+    charts.push(h("figure", { class: "chart" }, sparkline(samples.map((s) => (s.accelerators[key] || {}).current || 0), latest.accelerators[key].capacity, key),
+      h("figcaption", {}, `${key} ${latest.accelerators[key].current}`)));
+  }
+  return h("div", { class: "charts" }, charts, samples.length ? null : h("p", { class: "muted small" }, "No samples yet (one every 10 s)."));
 }
 
 async function summaryPage() {
@@ -408,7 +604,13 @@ async function summaryPage() {
         h("div", { class: "card stat" }, h("div", { class: "big" }, String(data.keypair.concurrency_used ?? "")), `sessions of ${policy.keypair_resource_policy.max_concurrent_sessions || "∞"} allowed`)),
       h("section", { class: "card" }, h("h2", {}, "My usage against my limits"),
         meter("CPU cores", used.cpu, Number(limits.cpu || 0), (v) => String(v)),
-        meter("Memory", used.mem, Number(limits.mem || 0), humanBytes)));
+        meter("Memory", used.mem, Number(limits.mem || 0), humanBytes)),
+      h("section", { id: "utilisation" }, h("h2", {}, "Running sessions, last hour"),
+        data.compute_session_list.items.length ? null : h("p", { class: "muted" }, "No session is running."),
+        await Promise.all(data.compute_session_list.items.map(async (s) => {
+          const history = await api.call("GET", `/session/${encodeURIComponent(s.name)}/utilisation`).catch(() => ({ samples: [] }));
+          return h("div", { class: "card", dataset: { session: s.name } }, h("h3", {}, s.name), utilisationCharts(history.samples));
+        }))));
   } catch (e) { showError(body, e); }
 }
 
@@ -418,11 +620,24 @@ async function adminPage() {
   frame("Admin", agents, users);
   try {
     const data = await api.gql("{ agent_list(limit: 100, offset: 0) { items { id status schedulable scaling_group available_slots occupied_slots } } }");
-    agents.replaceChildren(h("h2", {}, "Agents"), h("div", { class: "table-host" }, h("table", {},
+    const histories = await Promise.all(data.agent_list.items.map((a) =>
+      api.call("GET", `/admin/agents/${encodeURIComponent(a.id)}/utilisation`).catch(() => ({ samples: [] }))));
+    agents.replaceChildren(h("h2", {}, "Agents"),
+      h("div", { class: "cards" }, data.agent_list.items.map((a, i) => h("div", { class: "card", dataset: { agent: a.id } },
+        h("h3", {}, a.id), utilisationCharts(histories[i].samples)))),
+      h("div", { class: "table-host" }, h("table", {},
       h("thead", {}, h("tr", {}, ["Agent", "Status", "Group", "Capacity", "Occupied", "Schedulable"].map((t) => h("th", { scope: "col" }, t)))),
       h("tbody", {}, data.agent_list.items.map((a) => h("tr", {},
         h("td", { class: "mono" }, a.id), h("td", {}, badge(a.status)), h("td", {}, a.scaling_group),
-        h("td", {}, slotsText(a.available_slots)), h("td", {}, slotsText(a.occupied_slots)), h("td", {}, a.schedulable ? "yes" : "no")))))));
+        h("td", {}, slotsText(a.available_slots)), h("td", {}, slotsText(a.occupied_slots)),
+        h("td", {}, h("button", { "data-action": "schedulable", "aria-pressed": String(a.schedulable), onclick: async (event) => {
+          try {
+            await api.call("POST", `/admin/agents/${encodeURIComponent(a.id)}/schedulable`, { schedulable: !a.schedulable });
+            a.schedulable = !a.schedulable;
+            event.target.textContent = a.schedulable ? "yes" : "no (draining)";
+            event.target.setAttribute("aria-pressed", String(a.schedulable));
+          } catch (e) { alert(e.message); }
+        } }, a.schedulable ? "yes" : "no (draining)"))))))));
   } catch (e) { showError(agents, e); }
   async function drawUsers() {
     try {
