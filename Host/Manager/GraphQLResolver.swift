@@ -142,7 +142,7 @@ struct GQLResolver: Sendable {
         let now = Clock.nowMicros()
         return zip(agents, samples).map { a, sample in
             let cores = max(1.0, NSDecimalNumber(decimal: a.capacity["cpu"]).doubleValue)
-            return agent(a, liveStat: sample.flatMap { now - $0.at < 60_000_000 ? ManagerAPI.liveStat($0, cpuCapacity: cores * 100) : nil })
+            return agent(a, liveStat: sample.flatMap { now - $0.at < 60_000_000 ? ManagerAPI.agentLiveStat($0, cores: Int(cores)) : nil })
         }
     }
 

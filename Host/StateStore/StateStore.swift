@@ -269,7 +269,11 @@ public final class StateStore: Sendable {
                 }
                 updates.set("username", .text(username))
             }
-            if let hash { updates.set("password_hash", .text(hash)) }
+            if let hash {
+                updates.set("password_hash", .text(hash))
+                // A new password ends every web login of the user (an admin's reset included).
+                try c.execute("DELETE FROM web_sessions WHERE user_id = $1", [.text(id)])
+            }
             if let fullName = changes.fullName { updates.set("full_name", .text(fullName)) }
             if let role = changes.role { updates.set("role", .text(role.rawValue)) }
             if let status = changes.status { updates.set("status", .text(status)) }

@@ -49,6 +49,12 @@ import TestSupport
             try await client.execute(uri: "/admin/gql", method: .post, headers: gqlHeaders, body: ByteBuffer(string: query)) { response in
                 let text = String(buffer: response.body)
                 #expect(text.contains("cpu_util") && text.contains("unit_hint"), "\(text)")
+                // The official client's `admin agent info` reads node and devices (one cpu_util per core).
+                let data = try #require(try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any])
+                let items = ((data["data"] as? [String: Any])?["agent_list"] as? [String: Any])?["items"] as? [[String: Any]] ?? []
+                let stat = try #require(items.first?["live_stat"] as? String)
+                let object = try #require(try JSONSerialization.jsonObject(with: Data(stat.utf8)) as? [String: [String: Any]])
+                #expect(object["node"]?["mem"] != nil && (object["devices"]?["cpu_util"] as? [String: Any])?.count == 4, "\(stat)")
             }
         }
     }

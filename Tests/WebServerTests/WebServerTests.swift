@@ -50,6 +50,13 @@ struct WebServerTests {
         }
     }
 
+    /// A new user with a keypair, logged in: the user and the session cookie.
+    static func loggedIn(_ web: WebClient, _ store: StateStore, _ email: String, _ password: String) async throws -> (User, String) {
+        let user = try store.createUser(email: email, password: password, passwordRounds: 1000)
+        _ = try store.createKeypair(userID: user.id)
+        return (user, try await web.logIn(email, password))
+    }
+
     @Test(arguments: Backend.allCases)
     func loginCookieCheckAndLogout(backend: Backend) async throws {
         try await Self.withWebServer(backend) { web, store, admin in
@@ -156,9 +163,7 @@ struct WebServerTests {
     @Test
     func deactivationEndsTheSessionAndSessionsOutliveTheWebserver() async throws {
         try await Self.withWebServer { web, store, _ in
-            let user = try store.createUser(email: "dave@example.com", password: "dave-password", passwordRounds: 1000)
-            _ = try store.createKeypair(userID: user.id)
-            let cookie = try await web.logIn("dave@example.com", "dave-password")
+            let (user, cookie) = try await Self.loggedIn(web, store, "dave@example.com", "dave-password")
             // A second webserver (a restart, or another replica) knows the session: it lives in
             // the manager's database.
             var other = WebServerConfig()
@@ -175,6 +180,19 @@ struct WebServerTests {
             #expect(after.text.contains("\"authenticated\":false"), "a deactivated user is logged out: \(after.text)")
             let again = try await web.post("/server/login", json: #"{"username": "dave@example.com", "password": "dave-password"}"#)
             #expect(again.text.contains("\"authenticated\":false") && again.text.contains("inactive"), "\(again.text)")
+        }
+    }
+
+    @Test
+    func aNewPasswordEndsTheWebLogins() async throws {
+        try await Self.withWebServer { web, store, _ in
+            let (user, cookie) = try await Self.loggedIn(web, store, "erin@example.com", "erin-password")
+            var changes = UserChanges()
+            changes.password = "erin-new-password"
+            _ = try store.updateUser(id: user.id, changes, passwordRounds: 1000)
+            let after = try await web.post("/server/login-check", json: "{}", cookie: cookie)
+            #expect(after.text.contains("\"authenticated\":false"), "\(after.text)")
+            _ = try await web.logIn("erin@example.com", "erin-new-password")
         }
     }
 

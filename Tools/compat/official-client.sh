@@ -430,18 +430,19 @@ failures=$((failures + hfail))
 
 # Session mode: the same client through `hangard dev`'s webserver, logged in with a password
 # (a cookie, no keys), as Backend.AI's web-session users run it.
-smode() { env HOME="$work/session-home" BACKEND_ENDPOINT="http://127.0.0.1:$wport" BACKEND_ENDPOINT_TYPE=session BACKEND_ACCESS_KEY= BACKEND_SECRET_KEY= "$@"; }
+# (An array, not a function: check runs its command through timeout.)
+smode=(env HOME="$work/session-home" BACKEND_ENDPOINT="http://127.0.0.1:$wport" BACKEND_ENDPOINT_TYPE=session BACKEND_ACCESS_KEY= BACKEND_SECRET_KEY=)
 mkdir -p "$work/session-home"
-check "login (wrong password)" "Login failed" smode sh -c 'printf "%s\nnot-the-password\n" "$HANGAR_WEB_USER" | setsid backend.ai login'
-check "login" "Login succeeded" smode sh -c 'printf "%s\n%s\n" "$HANGAR_WEB_USER" "$HANGAR_WEB_PASSWORD" | setsid backend.ai login'
-check "run (session mode)" "web-42" smode backend.ai run --rm -t compat-web-run "$image" -c 'print("web-" + str(6*7))'
-check "session create (session mode)" "is created and ready" smode backend.ai session create -t compat-web "$image"
-check "session list (session mode)" "compat-web" smode backend.ai session list
-check "vfolder create (session mode)" "compat-webvf" smode backend.ai vfolder create compat-webvf local:volume1
-check "vfolder list (session mode)" "compat-webvf" smode backend.ai vfolder list
-check "session destroy (session mode)" "(Done|destroyed|terminated)" smode backend.ai session destroy compat-web
-check "logout" "Logout done" smode backend.ai logout
-check "session list (after logout)" "401|log in first" smode backend.ai session list
+check "login (wrong password)" "Login failed" "${smode[@]}" sh -c 'printf "%s\nnot-the-password\n" "$HANGAR_WEB_USER" | setsid backend.ai login'
+check "login" "Login succeeded" "${smode[@]}" sh -c 'printf "%s\n%s\n" "$HANGAR_WEB_USER" "$HANGAR_WEB_PASSWORD" | setsid backend.ai login'
+check "run (session mode)" "web-42" "${smode[@]}" backend.ai run --rm -t compat-web-run "$image" -c 'print("web-" + str(6*7))'
+check "session create (session mode)" "is created and ready" "${smode[@]}" backend.ai session create -t compat-web "$image"
+check "session list (session mode)" "compat-web" "${smode[@]}" backend.ai session list
+check "vfolder create (session mode)" "compat-webvf" "${smode[@]}" backend.ai vfolder create compat-webvf local:volume1
+check "vfolder list (session mode)" "compat-webvf" "${smode[@]}" backend.ai vfolder list
+check "session destroy (session mode)" "(Done|destroyed|terminated)" "${smode[@]}" backend.ai session destroy compat-web
+check "logout" "Logout done" "${smode[@]}" backend.ai logout
+check "session list (after logout)" "401|log in first" "${smode[@]}" backend.ai session list
 
 echo "$failures failure(s)"
 [ "$failures" = 0 ]

@@ -109,6 +109,9 @@ try:
         d.find_element(By.ID, "new-session").click()
         wait(d, lambda d: d.find_elements(By.ID, "launch"))
         d.find_element(By.ID, "session-name").send_keys("webui-a")
+        # The sliders are bounded by the policy and the free capacity (the dev agent has 2 cores).
+        note = d.find_element(By.ID, "capacity-note").text
+        assert "Up to 2 CPU cores" in note and d.find_element(By.ID, "cpu").get_attribute("max") == "2", note
         shot(d, "03-launcher")
         d.find_element(By.ID, "launch").click()
         # The row appears and turns RUNNING through the server-sent events, without a reload.
@@ -189,6 +192,10 @@ try:
         d.get(URL + "#/admin")
         wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, f"tr[data-user='{USER}']"))
         assert "ALIVE" in d.find_element(By.ID, "main").text
+        # Resource groups choose their scheduler from the plugins the manager can load.
+        choices = wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, "tr[data-group='default'] select[data-field=scheduler] option"))
+        names = {o.get_attribute("value") for o in choices}
+        assert {"fifo", "lifo", "drf"} <= names, names
         shot(d, "10-admin")
 
     big = {}

@@ -27,6 +27,13 @@ function showError(where, error) {
   where.replaceChildren(h("div", { class: "error", role: "alert" }, error.message || String(error)));
 }
 
+/** A table in its scrolling frame: column titles and rows (arrays of cells, or <tr>s). */
+function dataTable(titles, rows) {
+  return h("div", { class: "table-host" }, h("table", {},
+    h("thead", {}, h("tr", {}, titles.map((t) => h("th", { scope: "col" }, t)))),
+    h("tbody", {}, rows.map((r) => (r instanceof Node ? r : h("tr", {}, r.map((cell) => (cell instanceof Node ? cell : h("td", {}, cell)))))))));
+}
+
 function badge(status) {
   return h("span", { class: "badge status-" + String(status).toLowerCase() }, status);
 }
@@ -200,17 +207,23 @@ async function launcher(host, done) {
   if (host.firstChild) { host.replaceChildren(); return; }
   const form = h("form", { class: "card launcher", id: "launcher" }, h("p", { class: "muted" }, "Loading images…"));
   host.replaceChildren(form);
-  let images = [], folders = [], limits = {};
+  let images = [], folders = [], capacity = {};
   try {
-    const data = await api.gql("{ images { name tag architecture } keypair { resource_policy } }");
-    images = data.images;
-    const policy = await api.gql("query($n: String) { keypair_resource_policy(name: $n) { total_resource_slots max_concurrent_sessions } }",
-      { n: data.keypair.resource_policy });
-    limits = JSON.parse(policy.keypair_resource_policy.total_resource_slots || "{}");
+    images = (await api.gql("{ images { name tag architecture } }")).images;
+    capacity = await api.call("POST", "/resource/check-presets", {});
     folders = await api.call("GET", "/folders");
   } catch (e) { showError(form, e); return; }
-  const maxCPU = Number(limits.cpu) > 0 ? Number(limits.cpu) : 8;
-  const maxMemGiB = Number(limits.mem) > 0 ? Math.max(1, Math.floor(Number(limits.mem) / 2 ** 30)) : 32;
+  // The sliders reach what the policy still allows and what one agent has free now (a
+  // session's kernel runs on one agent); more would only wait in the queue.
+  const bound = (slot) => {
+    const left = Number(capacity.keypair_remaining?.[slot] ?? Infinity);
+    const free = Number(capacity.largest_agent_remaining?.[slot] ?? 0);
+    return Math.min(isNaN(left) ? Infinity : left, free);
+  };
+  const maxCPU = Math.max(1, Math.floor(bound("cpu")));
+  const maxMemGiB = Math.max(1, Math.floor(bound("mem") / 2 ** 30));
+  const capacityNote = h("p", { class: "muted small", id: "capacity-note" },
+    `Up to ${maxCPU} CPU cores and ${maxMemGiB} GiB now (your policy and the largest free agent); a bigger request waits in the queue.`);
   const image = h("select", { id: "image", required: true }, images.map((i) => h("option", { value: `${i.name}:${i.tag}` }, `${i.name}:${i.tag}`)));
   const name = h("input", { id: "session-name", placeholder: "optional, e.g. train-resnet", pattern: "[A-Za-z0-9][A-Za-z0-9._\\-]{3,63}" });
   const type = h("select", { id: "session-type" }, h("option", { value: "interactive" }, "Interactive"), h("option", { value: "batch" }, "Batch"));
@@ -236,7 +249,7 @@ async function launcher(host, done) {
       h("label", { for: "mem" }, "Memory"), h("div", { class: "range" }, mem, memOut),
       h("span", { class: "label" }, "Folders"), h("div", { class: "mounts" }, mounts.length ? mounts : h("span", { class: "muted" }, "No folders yet")),
       h("label", { for: "environ" }, "Environment"), environ),
-    error, h("div", { class: "buttons" }, submit, h("button", { type: "button", onclick: () => host.replaceChildren() }, "Cancel")));
+    capacityNote, error, h("div", { class: "buttons" }, submit, h("button", { type: "button", onclick: () => host.replaceChildren() }, "Cancel")));
   form.onsubmit = async (event) => {
     event.preventDefault();
     error.hidden = true;
@@ -639,6 +652,47 @@ async function adminPage() {
           } catch (e) { alert(e.message); }
         } }, a.schedulable ? "yes" : "no (draining)"))))))));
   } catch (e) { showError(agents, e); }
+  const groups = h("section", {});
+  const keypairs = h("section", {});
+  const images = h("section", {});
+  main().append(groups, keypairs, images);
+  async function drawGroups() {
+    try {
+      const [data, catalog] = await Promise.all([api.gql("{ scaling_groups { name description is_active scheduler agent_selector } }"),
+        api.call("GET", "/admin/plugins")]);
+      const of = (kind) => catalog.plugins.filter((p) => p.kind === kind);
+      const choose = (g, field, kind) => h("select", { "aria-label": `${field} of ${g.name}`, "data-field": field, onchange: async (event) => {
+        try {
+          const reply = await api.gql("mutation($name: String!, $props: ModifyScalingGroupInput!) { modify_scaling_group(name: $name, props: $props) { ok msg } }",
+            { name: g.name, props: { [field]: event.target.value } });
+          if (!reply.modify_scaling_group.ok) throw new Error(reply.modify_scaling_group.msg);
+        } catch (e) { alert(e.message); drawGroups(); }
+      } }, of(kind).map((p) => h("option", { value: p.name, selected: p.name === g[field] }, `${p.name} ${p.version}`)));
+      groups.replaceChildren(h("h2", {}, "Resource groups"), h("div", { class: "table-host" }, h("table", {},
+        h("thead", {}, h("tr", {}, ["Group", "Scheduler", "Agent selector", "Active"].map((t) => h("th", { scope: "col" }, t)))),
+        h("tbody", {}, data.scaling_groups.map((g) => h("tr", { dataset: { group: g.name } },
+          h("td", {}, g.name, h("div", { class: "muted small" }, g.description || "")),
+          h("td", {}, choose(g, "scheduler", "scheduler")), h("td", {}, choose(g, "agent_selector", "agent-selector")),
+          h("td", {}, g.is_active ? "yes" : "no")))))),
+        h("p", { class: "muted small" }, "Plugins the manager can load: ", catalog.plugins.map((p) => `${p.name} ${p.version} (${p.kind})`).join(", "),
+          catalog.broken.length ? ` — ${catalog.broken.length} library(ies) refused: ${catalog.broken.map((b) => b.error).join("; ")}` : ""));
+    } catch (e) { showError(groups, e); }
+  }
+  async function drawKeypairs() {
+    try {
+      const data = await api.gql("{ keypair_list(limit: 100, offset: 0) { items { access_key user_id is_active is_admin resource_policy rate_limit concurrency_used } } }");
+      keypairs.replaceChildren(h("h2", {}, "Keypairs"), dataTable(["Access key", "User", "Policy", "Sessions", "Active"],
+        data.keypair_list.items.map((k) => [h("td", { class: "mono" }, k.access_key), k.user_id, k.resource_policy, String(k.concurrency_used ?? 0),
+          k.is_active ? "yes" : "no"])));
+    } catch (e) { showError(keypairs, e); }
+  }
+  async function drawImages() {
+    try {
+      const data = await api.gql("{ images { name tag architecture size_bytes aliases installed } }");
+      images.replaceChildren(h("h2", {}, "Images"), dataTable(["Image", "Architecture", "Size", "Aliases"],
+        data.images.map((i) => [h("td", { class: "mono" }, `${i.name}:${i.tag}`), i.architecture, humanBytes(Number(i.size_bytes)), (i.aliases || []).join(", ")])));
+    } catch (e) { showError(images, e); }
+  }
   async function drawUsers() {
     try {
       const data = await api.gql("{ user_list(limit: 100, offset: 0) { items { email username role status domain_name } } }");
@@ -646,7 +700,16 @@ async function adminPage() {
         h("thead", {}, h("tr", {}, ["Email", "Name", "Role", "Status", ""].map((t) => h("th", { scope: "col" }, t)))),
         h("tbody", {}, data.user_list.items.map((u) => h("tr", { dataset: { user: u.email } },
           h("td", {}, u.email), h("td", {}, u.username), h("td", {}, u.role), h("td", {}, badge(u.status)),
-          h("td", {}, u.email !== state.user.email && h("button", { "data-action": u.status === "active" ? "deactivate" : "activate", onclick: async () => {
+          h("td", {}, h("div", { class: "actions" }, h("button", { "data-action": "reset-password", onclick: async () => {
+            const password = prompt(`New password for ${u.email} (at least 8 characters; they change it at the next login)`);
+            if (!password) return;
+            try {
+              const reply = await api.gql("mutation($email: String!, $props: ModifyUserInput!) { modify_user(email: $email, props: $props) { ok msg } }",
+                { email: u.email, props: { password, need_password_change: true } });
+              if (!reply.modify_user.ok) throw new Error(reply.modify_user.msg);
+              alert(`The password of ${u.email} was reset.`);
+            } catch (e) { alert(e.message); }
+          } }, "Reset password"), u.email !== state.user.email && h("button", { "data-action": u.status === "active" ? "deactivate" : "activate", onclick: async () => {
             const status = u.status === "active" ? "inactive" : "active";
             try {
               const reply = await api.gql("mutation($email: String!, $props: ModifyUserInput!) { modify_user(email: $email, props: $props) { ok msg } }",
@@ -654,10 +717,10 @@ async function adminPage() {
               if (!reply.modify_user.ok) throw new Error(reply.modify_user.msg);
               drawUsers();
             } catch (e) { alert(e.message); }
-          } }, u.status === "active" ? "Deactivate" : "Activate"))))))));
+          } }, u.status === "active" ? "Deactivate" : "Activate")))))))));
     } catch (e) { showError(users, e); }
   }
-  await drawUsers();
+  await Promise.all([drawUsers(), drawGroups(), drawKeypairs(), drawImages()]);
 }
 
 // MARK: - Routing
