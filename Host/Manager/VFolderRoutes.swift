@@ -183,10 +183,12 @@ extension ManagerAPI {
                 try await refuseWhileFrozen(caller)
                 return try await createFolder(body, caller: caller)
             },
-            RouteSpec(method: .get, path: "/folders", summary: "List the folders you can see", access: .user, bodyKeys: nil) { request, _ in
+            RouteSpec(method: .get, path: "/folders", summary: "List the folders you can see (?include_trash=true: your folders in the trash too)",
+                      access: .user, bodyKeys: nil) { request, _ in
                 let caller = try await auth.authenticate(request)
                 let userID = caller.identity.keypair.userID
-                let folders = try await store.run { try $0.visibleVFolders(userID: userID) }
+                let trash = ["true", "1", "yes"].contains(request.uri.queryParameters.get("include_trash")?.lowercased() ?? "")
+                let folders = try await store.run { try $0.visibleVFolders(userID: userID, includeTrash: trash) }
                 let data = try JSONSerialization.data(withJSONObject: folders.map { Self.folderInfo($0) }, options: [.sortedKeys, .withoutEscapingSlashes])
                 return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
             },

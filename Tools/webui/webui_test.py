@@ -11,6 +11,7 @@ import sys
 import time
 
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
@@ -54,6 +55,31 @@ def step(name):
 
 def wait(driver, condition, timeout=60):
     return WebDriverWait(driver, timeout, poll_frequency=0.2).until(lambda d: condition(d))
+
+
+def click(driver, selector, timeout=60):
+    """Clicks what `selector` finds, again if the page redrew it in between (pages draw their
+    sections as their data arrives)."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, selector), max(1, deadline - time.time()))[0].click()
+            return
+        except StaleElementReferenceException:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def text_of(driver, selector):
+    """The text of what `selector` finds, read again if the page redrew it."""
+    for _ in range(50):
+        try:
+            found = driver.find_elements(By.CSS_SELECTOR, selector)
+            return found[0].text if found else ""
+        except StaleElementReferenceException:
+            time.sleep(0.1)
+    return ""
 
 
 def shot(driver, name):
@@ -184,6 +210,14 @@ try:
         wait(d, lambda d: d.find_elements(By.ID, "folder-name"))
         d.find_element(By.ID, "folder-name").send_keys("webui-folder", Keys.ENTER)
         wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, "tr[data-folder='webui-folder']"))
+        # A folder goes to the trash and comes back.
+        d.find_element(By.ID, "folder-name").send_keys("webui-trash", Keys.ENTER)
+        click(d, "tr[data-folder='webui-trash'] button[data-action=trash]")
+        d.switch_to.alert.accept()
+        wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, "tr[data-trashed='webui-trash']"))
+        shot(d, "08-data-trash")
+        click(d, "tr[data-trashed='webui-trash'] button[data-action=restore]")
+        wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, "tr[data-folder='webui-trash']") and not d.find_elements(By.CSS_SELECTOR, "tr[data-trashed='webui-trash']"))
         shot(d, "08-data")
         d.get(URL + "#/summary")
         wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, "progress"))
@@ -196,6 +230,12 @@ try:
         choices = wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, "tr[data-group='default'] select[data-field=scheduler] option"))
         names = {o.get_attribute("value") for o in choices}
         assert {"fifo", "lifo", "drf"} <= names, names
+        wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, "tr[data-policy='default']"))
+        assert "mock" in text_of(d, "[data-agent] .plugins"), text_of(d, "[data-agent] .plugins")
+        # An admin adds a user from the page.
+        d.find_element(By.ID, "new-user-email").send_keys("newbie@example.com")
+        d.find_element(By.ID, "new-user-password").send_keys("newbie-password", Keys.ENTER)
+        wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, "tr[data-user='newbie@example.com']"))
         shot(d, "10-admin")
 
     big = {}
@@ -237,13 +277,13 @@ try:
     @step("share a folder read-only; the other user accepts, reads, and cannot write")
     def share(a, u):
         a.get(URL + "#/data")
-        wait(a, lambda d: d.find_elements(By.CSS_SELECTOR, "tr[data-folder='webui-folder'] button[data-action=share]"))[0].click()
+        click(a, "tr[data-folder='webui-folder'] button[data-action=share]")
         a.find_element(By.ID, "share-email").send_keys(USER)
         a.find_element(By.ID, "share-send").click()
         wait(a, lambda d: "Invited" in d.find_element(By.ID, "share-form").text)
         shot(a, "09b-shared")
         u.get(URL + "#/data")
-        wait(u, lambda d: d.find_elements(By.CSS_SELECTOR, "[data-folder='webui-folder'] button[data-action=accept]"))[0].click()
+        click(u, "[data-folder='webui-folder'] button[data-action=accept]")
         wait(u, lambda d: d.find_elements(By.CSS_SELECTOR, "tr[data-folder='webui-folder'] td.permission"))
         assert "read-only" in u.find_element(By.CSS_SELECTOR, "tr[data-folder='webui-folder'] td.permission").text
         shot(u, "09c-shared-folder-seen")
@@ -290,9 +330,8 @@ try:
     @step("an admin deactivates a user, who is logged out")
     def deactivate(a, u):
         a.get(URL + "#/admin")
-        button = wait(a, lambda d: d.find_elements(By.CSS_SELECTOR, f"tr[data-user='{USER}'] button[data-action=deactivate]"))[0]
-        button.click()
-        wait(a, lambda d: "inactive" in d.find_element(By.CSS_SELECTOR, f"tr[data-user='{USER}']").text.lower())
+        click(a, f"tr[data-user='{USER}'] button[data-action=deactivate]")
+        wait(a, lambda d: "inactive" in text_of(d, f"tr[data-user='{USER}']").lower())
         shot(a, "12-admin-deactivated")
         # The user's next request finds the login gone (the webserver trusts a session for
         # up to session_cache_ttl seconds).

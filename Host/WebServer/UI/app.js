@@ -27,6 +27,13 @@ function showError(where, error) {
   where.replaceChildren(h("div", { class: "error", role: "alert" }, error.message || String(error)));
 }
 
+/** Runs a mutation whose answer is `{ok, msg}` (Backend.AI's); a refusal becomes an error. */
+async function mutate(field, query, variables) {
+  const reply = await api.gql(query, variables);
+  if (!reply[field].ok) throw new Error(reply[field].msg);
+  return reply[field];
+}
+
 /** A table in its scrolling frame: column titles and rows (arrays of cells, or <tr>s). */
 function dataTable(titles, rows) {
   return h("div", { class: "table-host" }, h("table", {},
@@ -397,7 +404,8 @@ async function dataPage() {
     error.hidden = true;
     try { await api.call("POST", "/folders", { name: name.value.trim() }); name.value = ""; reload(); } catch (e) { error.textContent = e.message; error.hidden = false; }
   } }, name, h("button", { class: "primary", type: "submit" }, "Create folder"));
-  frame("Data", invitations, create, error, list);
+  const trash = h("section", { id: "trash" });
+  frame("Data", invitations, create, error, list, trash);
   async function reload() {
     try {
       const pending = await api.call("GET", "/folders/invitations/list");
@@ -411,7 +419,18 @@ async function dataPage() {
           h("button", { onclick: async () => {
             try { await api.call("DELETE", "/folders/invitations/delete", { inv_id: inv.id }); reload(); } catch (e) { alert(e.message); }
           } }, "Decline"))))] : []));
-      const folders = await api.call("GET", "/folders");
+      const all = await api.call("GET", "/folders?include_trash=true");
+      const trashed = all.filter((f) => f.is_owner && String(f.status).startsWith("delete"));
+      const folders = all.filter((f) => !String(f.status).startsWith("delete"));
+      trash.replaceChildren(...(trashed.length ? [h("h2", {}, "Trash"), dataTable(["Folder", ""], trashed.map((f) => h("tr", { dataset: { trashed: f.name } }, h("td", {}, f.name),
+        h("td", {}, h("div", { class: "actions" },
+          h("button", { "data-action": "restore", onclick: async () => {
+            try { await api.call("POST", "/folders/restore-from-trash", { id: f.id }); reload(); } catch (e) { alert(e.message); }
+          } }, "Restore"),
+          h("button", { class: "danger", onclick: async () => {
+            if (!confirm(`Delete ${f.name} for good? Its files cannot be recovered.`)) return;
+            try { await api.call("POST", "/folders/purge", { id: f.id }); reload(); } catch (e) { alert(e.message); }
+          } }, "Delete for good"))))))] : []));
       if (!folders.length) { list.replaceChildren(h("p", { class: "empty" }, "No folders yet.")); return; }
       list.replaceChildren(h("table", {},
         h("thead", {}, h("tr", {}, ["Name", "Host", "Permission", "Owner", ""].map((t) => h("th", { scope: "col" }, t)))),
@@ -421,7 +440,7 @@ async function dataPage() {
           h("td", {}, f.is_owner ? "you" : (f.user_email || f.group_name || "shared with you")),
           h("td", {}, h("div", { class: "actions" },
             f.is_owner && h("button", { "data-action": "share", onclick: () => share(f) }, "Share"),
-            f.is_owner && h("button", { class: "danger", onclick: async () => {
+            f.is_owner && h("button", { class: "danger", "data-action": "trash", onclick: async () => {
               if (!confirm(`Move ${f.name} to the trash?`)) return;
               try { await api.call("DELETE", `/folders/${encodeURIComponent(f.name)}`); reload(); } catch (e) { alert(e.message); }
             } }, "Delete"))))))));
@@ -632,12 +651,15 @@ async function adminPage() {
   const users = h("section", {});
   frame("Admin", agents, users);
   try {
-    const data = await api.gql("{ agent_list(limit: 100, offset: 0) { items { id status schedulable scaling_group available_slots occupied_slots } } }");
+    const data = await api.gql("{ agent_list(limit: 100, offset: 0) { items { id status schedulable scaling_group available_slots occupied_slots compute_plugins } } }");
     const histories = await Promise.all(data.agent_list.items.map((a) =>
       api.call("GET", `/admin/agents/${encodeURIComponent(a.id)}/utilisation`).catch(() => ({ samples: [] }))));
     agents.replaceChildren(h("h2", {}, "Agents"),
       h("div", { class: "cards" }, data.agent_list.items.map((a, i) => h("div", { class: "card", dataset: { agent: a.id } },
-        h("h3", {}, a.id), utilisationCharts(histories[i].samples)))),
+        h("h3", {}, a.id), utilisationCharts(histories[i].samples),
+        h("p", { class: "muted small plugins" }, "Plugins: ", (() => {
+          try { return JSON.parse(a.compute_plugins || "[]").map((p) => `${p.name} ${p.version}`).join(", ") || "none"; } catch (_) { return "unknown"; }
+        })())))),
       h("div", { class: "table-host" }, h("table", {},
       h("thead", {}, h("tr", {}, ["Agent", "Status", "Group", "Capacity", "Occupied", "Schedulable"].map((t) => h("th", { scope: "col" }, t)))),
       h("tbody", {}, data.agent_list.items.map((a) => h("tr", {},
@@ -663,9 +685,8 @@ async function adminPage() {
       const of = (kind) => catalog.plugins.filter((p) => p.kind === kind);
       const choose = (g, field, kind) => h("select", { "aria-label": `${field} of ${g.name}`, "data-field": field, onchange: async (event) => {
         try {
-          const reply = await api.gql("mutation($name: String!, $props: ModifyScalingGroupInput!) { modify_scaling_group(name: $name, props: $props) { ok msg } }",
+          await mutate("modify_scaling_group", "mutation($name: String!, $props: ModifyScalingGroupInput!) { modify_scaling_group(name: $name, props: $props) { ok msg } }",
             { name: g.name, props: { [field]: event.target.value } });
-          if (!reply.modify_scaling_group.ok) throw new Error(reply.modify_scaling_group.msg);
         } catch (e) { alert(e.message); drawGroups(); }
       } }, of(kind).map((p) => h("option", { value: p.name, selected: p.name === g[field] }, `${p.name} ${p.version}`)));
       groups.replaceChildren(h("h2", {}, "Resource groups"), h("div", { class: "table-host" }, h("table", {},
@@ -683,7 +704,13 @@ async function adminPage() {
       const data = await api.gql("{ keypair_list(limit: 100, offset: 0) { items { access_key user_id is_active is_admin resource_policy rate_limit concurrency_used } } }");
       keypairs.replaceChildren(h("h2", {}, "Keypairs"), dataTable(["Access key", "User", "Policy", "Sessions", "Active"],
         data.keypair_list.items.map((k) => [h("td", { class: "mono" }, k.access_key), k.user_id, k.resource_policy, String(k.concurrency_used ?? 0),
-          k.is_active ? "yes" : "no"])));
+          h("td", {}, h("button", { "aria-pressed": String(k.is_active), onclick: async () => {
+            try {
+              await mutate("modify_keypair", "mutation($key: String!, $props: ModifyKeyPairInput!) { modify_keypair(access_key: $key, props: $props) { ok msg } }",
+                { key: k.access_key, props: { is_active: !k.is_active } });
+              drawKeypairs();
+            } catch (e) { alert(e.message); }
+          } }, k.is_active ? "active — deactivate" : "inactive — activate"))])));
     } catch (e) { showError(keypairs, e); }
   }
   async function drawImages() {
@@ -693,10 +720,43 @@ async function adminPage() {
         data.images.map((i) => [h("td", { class: "mono" }, `${i.name}:${i.tag}`), i.architecture, humanBytes(Number(i.size_bytes)), (i.aliases || []).join(", ")])));
     } catch (e) { showError(images, e); }
   }
+  const policies = h("section", {});
+  main().append(policies);
+  async function drawPolicies() {
+    try {
+      const data = await api.gql("{ keypair_resource_policies { name total_resource_slots max_concurrent_sessions idle_timeout max_session_lifetime } }");
+      policies.replaceChildren(h("h2", {}, "Resource policies (keypairs)"), dataTable(["Policy", "Total slots", "Sessions", "Idle timeout", ""],
+        data.keypair_resource_policies.map((p) => h("tr", { dataset: { policy: p.name } }, h("td", {}, p.name), h("td", {}, slotsText(p.total_resource_slots) || "no limit"),
+          h("td", {}, String(p.max_concurrent_sessions || "no limit")), h("td", {}, p.idle_timeout ? `${p.idle_timeout} s` : "none"),
+          h("td", {}, h("button", { onclick: async () => {
+            const slots = prompt(`Total resource slots of ${p.name} (JSON, e.g. {"cpu": "4", "mem": "16g"}; {} for no limit)`, p.total_resource_slots);
+            if (slots === null) return;
+            const sessions = prompt("Concurrent sessions at most (0: no limit)", String(p.max_concurrent_sessions));
+            if (sessions === null) return;
+            try {
+              await mutate("modify_keypair_resource_policy", "mutation($name: String!, $props: ModifyKeyPairResourcePolicyInput!) { modify_keypair_resource_policy(name: $name, props: $props) { ok msg } }",
+                { name: p.name, props: { total_resource_slots: slots, max_concurrent_sessions: Number(sessions) } });
+              drawPolicies();
+            } catch (e) { alert(e.message); }
+          } }, "Edit"))))));
+    } catch (e) { showError(policies, e); }
+  }
+  drawPolicies();
   async function drawUsers() {
     try {
       const data = await api.gql("{ user_list(limit: 100, offset: 0) { items { email username role status domain_name } } }");
-      users.replaceChildren(h("h2", {}, "Users"), h("div", { class: "table-host" }, h("table", {},
+      const email = h("input", { type: "email", required: true, placeholder: "email", "aria-label": "Email of the new user", id: "new-user-email" });
+      const password = h("input", { type: "password", required: true, minlength: 8, placeholder: "initial password", "aria-label": "Initial password", id: "new-user-password" });
+      const role = h("select", { "aria-label": "Role" }, ["user", "admin"].map((r) => h("option", { value: r }, r)));
+      const add = h("form", { class: "toolbar", onsubmit: async (event) => {
+        event.preventDefault();
+        try {
+          await mutate("create_user", "mutation($email: String!, $props: UserInput!) { create_user(email: $email, props: $props) { ok msg } }",
+            { email: email.value.trim(), props: { password: password.value, username: email.value.trim().split("@")[0], role: role.value, status: "active", need_password_change: true } });
+          drawUsers();
+        } catch (e) { alert(e.message); }
+      } }, email, password, role, h("button", { class: "primary", type: "submit" }, "Add user"));
+      users.replaceChildren(h("h2", {}, "Users"), add, h("div", { class: "table-host" }, h("table", {},
         h("thead", {}, h("tr", {}, ["Email", "Name", "Role", "Status", ""].map((t) => h("th", { scope: "col" }, t)))),
         h("tbody", {}, data.user_list.items.map((u) => h("tr", { dataset: { user: u.email } },
           h("td", {}, u.email), h("td", {}, u.username), h("td", {}, u.role), h("td", {}, badge(u.status)),
@@ -704,17 +764,15 @@ async function adminPage() {
             const password = prompt(`New password for ${u.email} (at least 8 characters; they change it at the next login)`);
             if (!password) return;
             try {
-              const reply = await api.gql("mutation($email: String!, $props: ModifyUserInput!) { modify_user(email: $email, props: $props) { ok msg } }",
+              await mutate("modify_user", "mutation($email: String!, $props: ModifyUserInput!) { modify_user(email: $email, props: $props) { ok msg } }",
                 { email: u.email, props: { password, need_password_change: true } });
-              if (!reply.modify_user.ok) throw new Error(reply.modify_user.msg);
               alert(`The password of ${u.email} was reset.`);
             } catch (e) { alert(e.message); }
           } }, "Reset password"), u.email !== state.user.email && h("button", { "data-action": u.status === "active" ? "deactivate" : "activate", onclick: async () => {
             const status = u.status === "active" ? "inactive" : "active";
             try {
-              const reply = await api.gql("mutation($email: String!, $props: ModifyUserInput!) { modify_user(email: $email, props: $props) { ok msg } }",
+              await mutate("modify_user", "mutation($email: String!, $props: ModifyUserInput!) { modify_user(email: $email, props: $props) { ok msg } }",
                 { email: u.email, props: { status } });
-              if (!reply.modify_user.ok) throw new Error(reply.modify_user.msg);
               drawUsers();
             } catch (e) { alert(e.message); }
           } }, u.status === "active" ? "Deactivate" : "Activate")))))))));
