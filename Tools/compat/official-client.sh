@@ -35,7 +35,11 @@ check() {  # check NAME EXPECTED-REGEX COMMAND...
     local name=$1 expect=$2; shift 2
     local out
     out=$(timeout 120 "$@" 2>&1 </dev/null)
-    if grep -Eq -- "$expect" <<<"$out"; then pass "$name"; else fail "$name: expected /$expect/, got:"; sed 's/^/    /' <<<"$out" | tail -15; fi
+    if grep -Eq -- "$expect" <<<"$out"; then pass "$name"; else
+        fail "$name: expected /$expect/, got:"; sed 's/^/    /' <<<"$out" | tail -15
+        # What the cluster logged about it (a flaky failure cannot be run again to see).
+        echo "    hangard dev's latest errors and warnings:"; grep -E " (error|warning|critical) " "$work/dev.err" 2>/dev/null | tail -8 | sed 's/^/      /'
+    fi
 }
 # The agent registers a moment after the manager answers.
 for _ in $(seq 50); do backend.ai admin agent list 2>/dev/null | grep -q ALIVE && break; sleep 0.3; done
@@ -380,6 +384,22 @@ check "session download" "Downloaded to" backend.ai session download compat-apps
 if cmp -s "$work/up.bin" "$work/dl/up.bin"; then pass "session download (byte-identical)"; else fail "session download (byte-identical): the file differs or is missing"; fi
 backend.ai session destroy compat-apps >/dev/null 2>&1
 
+# Session mode: the same client through `hangard dev`'s webserver, logged in with a password
+# (a cookie, no keys), as Backend.AI's web-session users run it.
+# (An array, not a function: check runs its command through timeout.)
+smode=(env HOME="$work/session-home" BACKEND_ENDPOINT="http://127.0.0.1:$wport" BACKEND_ENDPOINT_TYPE=session BACKEND_ACCESS_KEY= BACKEND_SECRET_KEY=)
+mkdir -p "$work/session-home"
+check "login (wrong password)" "Login failed" "${smode[@]}" sh -c 'printf "%s\nnot-the-password\n" "$HANGAR_WEB_USER" | setsid backend.ai login'
+check "login" "Login succeeded" "${smode[@]}" sh -c 'printf "%s\n%s\n" "$HANGAR_WEB_USER" "$HANGAR_WEB_PASSWORD" | setsid backend.ai login'
+check "run (session mode)" "web-42" "${smode[@]}" backend.ai run --rm -t compat-web-run "$image" -c 'print("web-" + str(6*7))'
+check "session create (session mode)" "is created and ready" "${smode[@]}" backend.ai session create -t compat-web "$image"
+check "session list (session mode)" "compat-web" "${smode[@]}" backend.ai session list
+check "vfolder create (session mode)" "compat-webvf" "${smode[@]}" backend.ai vfolder create compat-webvf local:volume1
+check "vfolder list (session mode)" "compat-webvf" "${smode[@]}" backend.ai vfolder list
+check "session destroy (session mode)" "(Done|destroyed|terminated)" "${smode[@]}" backend.ai session destroy compat-web
+check "logout" "Logout done" "${smode[@]}" backend.ai logout
+check "session list (after logout)" "401|log in first" "${smode[@]}" backend.ai session list
+
 # COMPATIBILITY.md, the client's commands and the checks of this run must agree.
 "$venv/bin/python" "$repo/Tools/compat/compat_table.py" check "$results" || failures=$((failures + 1))
 # Hangar's own CLI: `hangar admin …` does the same administration (not part of the table).
@@ -427,22 +447,6 @@ hcheck "admin project purge" "purged" admin project purge h-team
 hcheck "admin domain purge" "purged" admin domain purge h-dom2
 hcheck "admin domain info (purged)" "no such domain" admin domain info h-dom2
 failures=$((failures + hfail))
-
-# Session mode: the same client through `hangard dev`'s webserver, logged in with a password
-# (a cookie, no keys), as Backend.AI's web-session users run it.
-# (An array, not a function: check runs its command through timeout.)
-smode=(env HOME="$work/session-home" BACKEND_ENDPOINT="http://127.0.0.1:$wport" BACKEND_ENDPOINT_TYPE=session BACKEND_ACCESS_KEY= BACKEND_SECRET_KEY=)
-mkdir -p "$work/session-home"
-check "login (wrong password)" "Login failed" "${smode[@]}" sh -c 'printf "%s\nnot-the-password\n" "$HANGAR_WEB_USER" | setsid backend.ai login'
-check "login" "Login succeeded" "${smode[@]}" sh -c 'printf "%s\n%s\n" "$HANGAR_WEB_USER" "$HANGAR_WEB_PASSWORD" | setsid backend.ai login'
-check "run (session mode)" "web-42" "${smode[@]}" backend.ai run --rm -t compat-web-run "$image" -c 'print("web-" + str(6*7))'
-check "session create (session mode)" "is created and ready" "${smode[@]}" backend.ai session create -t compat-web "$image"
-check "session list (session mode)" "compat-web" "${smode[@]}" backend.ai session list
-check "vfolder create (session mode)" "compat-webvf" "${smode[@]}" backend.ai vfolder create compat-webvf local:volume1
-check "vfolder list (session mode)" "compat-webvf" "${smode[@]}" backend.ai vfolder list
-check "session destroy (session mode)" "(Done|destroyed|terminated)" "${smode[@]}" backend.ai session destroy compat-web
-check "logout" "Logout done" "${smode[@]}" backend.ai logout
-check "session list (after logout)" "401|log in first" "${smode[@]}" backend.ai session list
 
 echo "$failures failure(s)"
 [ "$failures" = 0 ]
