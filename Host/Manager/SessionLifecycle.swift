@@ -120,12 +120,13 @@ public final class SessionLifecycle: Sendable {
             logger.info("session running", metadata: ["session": .string(id)])
         } catch {
             logger.warning("session failed to start", metadata: ["session": .string(id), "error": .string("\(error)")])
-            _ = try? await store.run { try $0.transition(session: id, to: .error, reason: "\(error)") }
+            // Agents release what they hold before the manager's books do (see handle(_:)).
             for placement in placements {
                 if let agent = try? await store.run({ try $0.agent(id: placement.agentID) }) {
                     _ = try? await callAgent(agent.address, .DELETE, AgentAPI.kernelPath(placement.kernelID))
                 }
             }
+            _ = try? await store.run { try $0.transition(session: id, to: .error, reason: "\(error)") }
         }
     }
 
@@ -142,8 +143,11 @@ public final class SessionLifecycle: Sendable {
                     (.terminated, "exited with status \(exit.exitCode.map(String.init) ?? "unknown")")
                 }
                 await keepLogs(kernel: exit.kernelID, agentAddress: heartbeat.address)
-                try await store.run { try $0.transition(session: sessionID, to: status, reason: reason, exitCode: exit.exitCode) }
+                // The agent frees the kernel's devices and cores first: the transition frees
+                // them in the manager's books, and a session scheduled onto them in between
+                // was refused by the agent ("not enough 'cpu'") and ended in ERROR.
                 _ = try? await callAgent(heartbeat.address, .DELETE, AgentAPI.kernelPath(exit.kernelID))
+                try await store.run { try $0.transition(session: sessionID, to: status, reason: reason, exitCode: exit.exitCode) }
             } catch {
                 logger.error("cannot record a kernel exit", metadata: ["kernel": .string(exit.kernelID), "error": .string("\(error)")])
             }
