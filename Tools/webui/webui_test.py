@@ -157,12 +157,20 @@ try:
         row(d, "webui-a").find_element(By.CSS_SELECTOR, "button[data-action=terminal]").click()
         wait(d, lambda d: "Connected" in d.find_element(By.ID, "terminal-status").text)
         wait(d, lambda d: "#" in (d.execute_script("return document.getElementById('terminal').readText()") or "") or "$" in (d.execute_script("return document.getElementById('terminal').readText()") or ""), 30)
-        d.find_element(By.CSS_SELECTOR, "#terminal textarea").send_keys("echo hangar-$((6*7)) && stty size\n")
+        # The page fits the terminal to its box once it is drawn, and tells the session.
+        size = wait(d, lambda d: d.find_element(By.ID, "terminal").get_attribute("data-size"), 30)
+        cols = int(size.split("x")[1])
+        assert cols > 80, f"fitted to {size}"
+        d.find_element(By.CSS_SELECTOR, "#terminal textarea").send_keys("echo hangar-$((6*7))\n")
         wait(d, lambda d: "hangar-42" in d.execute_script("return document.getElementById('terminal').readText()"), 30)
-        text = d.execute_script("return document.getElementById('terminal').readText()")
-        # The terminal was fitted to its box: far wider than the default 80 columns.
-        size = [line for line in text.splitlines() if line.strip() and line.split()[0].isdigit()]
-        assert size and int(size[-1].split()[1]) > 80, f"stty size after fitting: {size}"
+
+        # The session sees the new size (tmux applies a client's resize a moment later).
+        def sees_size(d):
+            d.find_element(By.CSS_SELECTOR, "#terminal textarea").send_keys("stty size\n")
+            time.sleep(0.5)
+            text = d.execute_script("return document.getElementById('terminal').readText()")
+            return any(line.split() == [size.split("x")[0], str(cols)] for line in text.splitlines())
+        wait(d, sees_size, 20)
         shot(d, "06-terminal")
 
     app_url = {}

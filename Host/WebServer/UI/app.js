@@ -367,7 +367,12 @@ async function terminalPanel(host, s) {
   const toBase64 = (bytes) => btoa(String.fromCharCode(...bytes));
   const fromBase64 = (text) => Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
   const decoder = new TextDecoder();
-  const resize = () => { if (term.fit) term.fit(); if (ws.readyState === 1) ws.send(JSON.stringify({ type: "resize", rows: term.rows, cols: term.cols })); };
+  const resize = () => {
+    if (term.fit) term.fit();
+    if (ws.readyState !== 1) return;
+    ws.send(JSON.stringify({ type: "resize", rows: term.rows, cols: term.cols }));
+    screen.dataset.size = `${term.rows}x${term.cols}`;
+  };
   // The renderer measures its font only once it is on screen: fit to the box after that.
   ws.onopen = () => { status.textContent = "Connected. Ctrl-C, full-screen programs and resizing work."; requestAnimationFrame(resize); term.focus(); };
   ws.onmessage = (event) => {
