@@ -445,6 +445,11 @@ async function dataPage() {
           h("td", {}, f.is_owner ? "you" : (f.user_email || f.group_name || "shared with you")),
           h("td", {}, h("div", { class: "actions" },
             f.is_owner && h("button", { "data-action": "share", onclick: () => share(f) }, "Share"),
+            f.is_owner && h("button", { "data-action": "rename", onclick: async () => {
+              const name = prompt(`New name for ${f.name}`, f.name);
+              if (!name || name === f.name) return;
+              try { await api.call("POST", `/folders/${encodeURIComponent(f.name)}/rename`, { new_name: name.trim() }); reload(); } catch (e) { alert(e.message); }
+            } }, "Rename"),
             f.is_owner && h("button", { class: "danger", "data-action": "trash", onclick: async () => {
               if (!confirm(`Move ${f.name} to the trash?`)) return;
               try { await api.call("DELETE", `/folders/${encodeURIComponent(f.name)}`); reload(); } catch (e) { alert(e.message); }
@@ -481,13 +486,18 @@ async function folderPage(folder, path) {
     crumbs.push(" / ", h("a", { href: `#/data?folder=${enc}&path=${encodeURIComponent(next)}` }, part));
     return next;
   }, "");
+  // A folder shared read-only offers no changes (the manager and the storage proxy refuse
+  // them anyway); its owner and read-write users get the tools.
+  const info = (await api.call("GET", "/folders").catch(() => [])).find((f) => f.name === folder);
+  const readOnly = info && info.permission === "ro";
   frame(folder, h("p", { class: "crumbs" }, crumbs),
-    h("div", { class: "toolbar" }, h("label", { class: "button" }, "Upload files", files), h("label", { class: "button" }, "Upload a folder", tree),
-      h("button", { onclick: async () => {
-        const name = prompt("New directory name");
-        if (!name) return;
-        try { await api.call("POST", `/folders/${enc}/mkdir`, { path: join(path, name), parents: true }); reload(); } catch (e) { alert(e.message); }
-      } }, "New directory")),
+    readOnly ? h("p", { class: "note", id: "read-only-note" }, "Shared with you read-only: you can browse and download.")
+      : h("div", { class: "toolbar" }, h("label", { class: "button" }, "Upload files", files), h("label", { class: "button" }, "Upload a folder", tree),
+        h("button", { onclick: async () => {
+          const name = prompt("New directory name");
+          if (!name) return;
+          try { await api.call("POST", `/folders/${enc}/mkdir`, { path: join(path, name), parents: true }); reload(); } catch (e) { alert(e.message); }
+        } }, "New directory")),
     progress, list);
   function join(a, b) { return a ? `${a}/${b}` : b; }
   async function reload() {
@@ -506,7 +516,7 @@ async function folderPage(folder, path) {
             h("td", {}, directory ? "" : humanBytes(Number(f.size))), h("td", {}, f.mtime ? new Date(f.mtime * 1000).toLocaleString() : ""),
             h("td", {}, h("div", { class: "actions" },
               h("button", { "data-action": "download", onclick: () => download(full, directory) }, "Download"),
-              h("button", { onclick: async () => {
+              !readOnly && h("button", { onclick: async () => {
                 const to = prompt(`Rename or move ${f.filename} to (a path in ${folder})`, full);
                 if (!to || to === full) return;
                 try {
@@ -515,7 +525,7 @@ async function folderPage(folder, path) {
                   reload();
                 } catch (e) { alert(e.message); }
               } }, "Move"),
-              h("button", { class: "danger", onclick: async () => {
+              !readOnly && h("button", { class: "danger", onclick: async () => {
                 if (!confirm(`Delete ${full}?`)) return;
                 try { await api.call("DELETE", `/folders/${enc}/delete-files`, { files: [full], recursive: directory }); reload(); } catch (e) { alert(e.message); }
               } }, "Delete"))));
