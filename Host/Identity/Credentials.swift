@@ -69,12 +69,16 @@ public enum LoginSessionID {
     public static func generate() -> String {
         var rng = SystemRandomNumberGenerator()
         let bytes = (0..<32).map { _ in UInt8.random(in: 0...255, using: &rng) }
-        return Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
+        return base64URL(Data(bytes))
     }
 
     /// The stored form of an id: hex SHA-256.
     public static func hash(_ id: String) -> String {
         hex(Array(SHA256.hash(data: Data(id.utf8))))
     }
+}
+
+/// Base64url without padding (RFC 4648 §5): safe in cookies, paths and query strings.
+public func base64URL(_ data: Data) -> String {
+    data.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
 }

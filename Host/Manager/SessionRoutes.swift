@@ -163,25 +163,36 @@ extension ManagerAPI {
     /// Backend.AI's event names for a status transition.
     /// `GET /events/session?sessionName=*`: every change of status (or of the scheduler's
     /// reason) of the caller's sessions, as `session_status` events with the session's name,
-    /// id, status and reason, first for each current session, then as they change; a comment
+    /// id, status and reason, first for each live session, then as they change (ending ones
+    /// with the status they ended in); a comment
     /// line every 15 s keeps the stream open through proxies. It ends when the client goes.
     func allSessionsEvents(_ caller: Caller) -> Response {
         let accessKey = caller.accessKey
         return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
                         body: ResponseBody { [store] writer in
+                            // Only live sessions are listed each round; one that left the list
+                            // is read once more for the status it ended in, then forgotten.
+                            let live = SessionStatus.allCases.filter { !$0.isTerminal }
                             var known: [String: String] = [:]
                             var quiet = 0
+                            func send(_ s: SessionRecord) async throws {
+                                let object: [String: Any] = ["sessionId": s.id, "sessionName": s.name, "status": s.status.rawValue, "reason": s.statusInfo]
+                                let data = String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self)
+                                try await writer.write(ByteBuffer(string: "event: session_status\ndata: \(data)\n\n"))
+                                quiet = 0
+                            }
                             while true {
-                                let (items, _) = try await store.run { try $0.listSessions(accessKey: accessKey, domain: nil, limit: 500) }
-                                for detail in items {
-                                    let s = detail.session
+                                let (items, _) = try await store.run { try $0.listSessions(accessKey: accessKey, domain: nil, statuses: live, limit: 500) }
+                                for s in items.map(\.session) {
                                     let state = "\(s.status.rawValue)\u{1}\(s.statusInfo)"
                                     guard known[s.id] != state else { continue }
                                     known[s.id] = state
-                                    let object: [String: Any] = ["sessionId": s.id, "sessionName": s.name, "status": s.status.rawValue, "reason": s.statusInfo]
-                                    let data = String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self)
-                                    try await writer.write(ByteBuffer(string: "event: session_status\ndata: \(data)\n\n"))
-                                    quiet = 0
+                                    try await send(s)
+                                }
+                                let current = Set(items.map(\.session.id))
+                                for id in known.keys where !current.contains(id) {
+                                    known[id] = nil
+                                    if let ended = try await store.run({ try $0.session(id: id) }) { try await send(ended) }
                                 }
                                 quiet += 1
                                 if quiet >= 30 {

@@ -2,7 +2,6 @@ import ClusterProtocol
 import Foundation
 import HTTPTypes
 import HummingbirdWSClient
-import Identity
 import Logging
 import NIOCore
 import NIOPosix
@@ -84,12 +83,7 @@ actor AppGateway {
             }
             let target = "/stream/session/\(key.session.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? key.session)/httpproxy?app="
                 + (key.app.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? key.app)
-            let url = server.link.baseURL.replacingOccurrences(of: "http://", with: "ws://").replacingOccurrences(of: "https://", with: "wss://") + target
-            var headers = HTTPFields()
-            for header in RequestSigner.headers(accessKey: session.accessKey, secretKey: session.secretKey, method: "GET", requestTarget: target,
-                                                host: server.managerHost, contentType: nil, apiVersion: WebServer.defaultAPIVersion) {
-                headers[HTTPField.Name(header.name)!] = header.value
-            }
+            let (url, headers) = server.managerWebSocket(target, as: session)
             var quiet = Logger(label: "hangar.webserver.app")
             quiet.logLevel = .critical
             let firstBytes = head

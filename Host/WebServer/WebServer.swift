@@ -253,10 +253,7 @@ public struct WebServer: Sendable {
         // The manager lists the session's apps only to its owner (404 for anyone else).
         let path = "/stream/session/\(name.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? name)/apps"
         var check = HTTPClientRequest(url: link.baseURL + path)
-        for header in RequestSigner.headers(accessKey: session.accessKey, secretKey: session.secretKey, method: "GET", requestTarget: path,
-                                            host: managerHost, contentType: nil, apiVersion: Self.defaultAPIVersion) {
-            check.headers.add(name: header.name, value: header.value)
-        }
+        for header in signature(session, method: "GET", target: path) { check.headers.add(name: header.name, value: header.value) }
         let answer = try await client.execute(check, timeout: .seconds(30))
         let data = Data(try await answer.body.collect(upTo: 1 << 20).readableBytesView)
         guard answer.status.code == 200 else {
@@ -332,8 +329,7 @@ public struct WebServer: Sendable {
         let version = request.headers[values: HTTPField.Name("X-BackendAI-Version")!].first ?? Self.defaultAPIVersion
         var extra: [(name: String, value: String)] = [("X-Forwarded-For", Self.address(context.remoteAddress))]
         if let signing {
-            extra += RequestSigner.headers(accessKey: signing.accessKey, secretKey: signing.secretKey, method: request.method.rawValue,
-                                           requestTarget: target, host: managerHost, contentType: request.headers[.contentType], apiVersion: version)
+            extra += signature(signing, method: request.method.rawValue, target: target, contentType: request.headers[.contentType], apiVersion: version)
         } else {
             extra.append(("X-BackendAI-Version", version))
         }
@@ -399,17 +395,13 @@ public struct WebServer: Sendable {
     /// wherever a browser asks) and any webserver of the cluster accepts it. The ticket's token
     /// still authorizes the transfer at the storage proxy.
     func storageRoute(for url: String, authority: String) -> String {
-        let target = Self.base64url(Data(url.utf8))
+        let target = base64URL(Data(url.utf8))
         return "http://\(authority)/storage-proxy/\(storageSignature(target))/\(target)"
     }
 
     func storageSignature(_ target: String) -> String {
         let mac = HMAC<SHA256>.authenticationCode(for: Data(("storage-proxy:" + target).utf8), using: SymmetricKey(data: Data(config.clusterSecret.utf8)))
-        return Self.base64url(Data(mac))
-    }
-
-    static func base64url(_ data: Data) -> String {
-        data.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+        return base64URL(Data(mac))
     }
 
     /// Uploads (tus HEAD/PATCH) and downloads through the webserver to a storage proxy.
@@ -448,14 +440,25 @@ public struct WebServer: Sendable {
         return out
     }
 
-    /// Relays a browser's WebSocket to the manager's at `target`, signed for the session.
-    func relay(_ inbound: WebSocketInboundStream, _ outbound: WebSocketOutboundWriter, target: String, session: WebSessionReply) async {
+    /// The headers that sign a request of `session`'s user to the manager.
+    func signature(_ session: WebSessionReply, method: String, target: String, contentType: String? = nil,
+                   apiVersion: String = defaultAPIVersion) -> [(name: String, value: String)] {
+        RequestSigner.headers(accessKey: session.accessKey, secretKey: session.secretKey, method: method, requestTarget: target,
+                              host: managerHost, contentType: contentType, apiVersion: apiVersion)
+    }
+
+    /// The manager's WebSocket at `target` (`ws://` or `wss://`, as the manager's URL says), and
+    /// the fields that sign its upgrade for `session`'s user.
+    func managerWebSocket(_ target: String, as session: WebSessionReply) -> (url: String, headers: HTTPFields) {
         let url = link.baseURL.replacingOccurrences(of: "http://", with: "ws://").replacingOccurrences(of: "https://", with: "wss://") + target
         var headers = HTTPFields()
-        for header in RequestSigner.headers(accessKey: session.accessKey, secretKey: session.secretKey, method: "GET", requestTarget: target,
-                                            host: managerHost, contentType: nil, apiVersion: Self.defaultAPIVersion) {
-            headers[HTTPField.Name(header.name)!] = header.value
-        }
+        for header in signature(session, method: "GET", target: target) { headers[HTTPField.Name(header.name)!] = header.value }
+        return (url, headers)
+    }
+
+    /// Relays a browser's WebSocket to the manager's at `target`, signed for the session.
+    func relay(_ inbound: WebSocketInboundStream, _ outbound: WebSocketOutboundWriter, target: String, session: WebSessionReply) async {
+        let (url, headers) = managerWebSocket(target, as: session)
         @Sendable func pass(_ frame: WebSocketDataFrame, to writer: WebSocketOutboundWriter) async throws {
             if frame.opcode == .text { try await writer.write(.text(String(buffer: frame.data))) } else { try await writer.write(.binary(frame.data)) }
         }

@@ -86,8 +86,7 @@ struct DevCommand: AsyncParsableCommand {
         managerConfig.defaultVFolderHost = "local:volume1"
         let endpoint = "http://\(managerConfig.host == "0.0.0.0" ? "127.0.0.1" : managerConfig.host):\(managerConfig.port)"
         var webConfig = WebServerConfig()
-        let webParsed = try ConfigFile(toml: "[webserver]\nlisten = \"\(webListen.replacingOccurrences(of: "\"", with: ""))\"", path: "--web-listen").section("webserver")
-        (webConfig.host, webConfig.port) = try webParsed.hostPort("listen", default: webConfig.host, webConfig.port, ports: 1...65535)
+        (webConfig.host, webConfig.port) = try WebServerConfig.listenAddress(webListen, flag: "--web-listen")
         webConfig.managerURL = endpoint
         webConfig.clusterSecret = secret
         webConfig.uiDirectory = uiDir

@@ -20,15 +20,20 @@ struct WebServerCommand: AsyncParsableCommand {
         let file = try ConfigFile(path: config)
         try file.checkSections(hangardSections)
         var webConfig = try WebServerConfig.load(file)
-        if let listen {
-            let parsed = try ConfigFile(toml: "[webserver]\nlisten = \"\(listen.replacingOccurrences(of: "\"", with: ""))\"", path: "--listen").section("webserver")
-            (webConfig.host, webConfig.port) = try parsed.hostPort("listen", default: webConfig.host, webConfig.port, ports: 1...65535)
-        }
+        if let listen { (webConfig.host, webConfig.port) = try WebServerConfig.listenAddress(listen, flag: "--listen") }
         guard !webConfig.clusterSecret.isEmpty else {
             throw ValidationError("\(config): [webserver] cluster_secret is required (the manager's cluster_secret: login sessions are kept by the manager)")
         }
         let logger = Logger(label: "hangar.webserver")
         logger.info("webserver listening", metadata: ["address": .string("\(webConfig.host):\(webConfig.port)"), "manager": .string(webConfig.managerURL)])
         try await WebServer(config: webConfig, logger: logger).run()
+    }
+}
+
+extension WebServerConfig {
+    /// host:port from a command-line flag, checked as `[webserver] listen` is.
+    static func listenAddress(_ value: String, flag: String) throws -> (host: String, port: Int) {
+        let section = try ConfigFile(toml: "[webserver]\nlisten = \"\(value.replacingOccurrences(of: "\"", with: ""))\"", path: flag).section("webserver")
+        return try section.hostPort("listen", default: "127.0.0.1", 8090, ports: 1...65535)
     }
 }
