@@ -108,18 +108,28 @@ import TestSupport
                 while ContinuousClock.now < deadline, !screen.text.contains(needle) { try await Task.sleep(for: .milliseconds(50)) }
                 return screen.text.contains(needle)
             }
+            // tmux applies a client's resize a moment after it arrives, so a command typed at once
+            // may still see the old size: ask again (up to 30 s) until the new size shows.
+            func sizeSeen(_ size: String) async throws -> Bool {
+                let deadline = ContinuousClock.now + .seconds(30)
+                while ContinuousClock.now < deadline {
+                    try await type("stty size\r")
+                    let shortWait = ContinuousClock.now + .seconds(2)
+                    while ContinuousClock.now < shortWait, !screen.text.contains(size) { try await Task.sleep(for: .milliseconds(50)) }
+                    if screen.text.contains(size) { return true }
+                }
+                return false
+            }
             try await send(["type": "resize", "rows": 33, "cols": 101])
             // Typing waits for the prompt: keys sent before tmux owns the terminal are lost.
             let prompted = try await waitFor("work#")
             #expect(prompted, "a shell prompt in /home/work: \(screen.text)")
-            try await type("stty size; echo size-$((6*7))\r")
-            let sized = try await waitFor("33 101")
+            try await type("echo size-$((6*7))\r")
             let ran = try await waitFor("size-42")
+            let sized = try await sizeSeen("33 101")
             #expect(sized && ran, "\(screen.text)")
             try await send(["type": "resize", "rows": 40, "cols": 120])
-            try await Task.sleep(for: .milliseconds(300))
-            try await type("stty size\r")
-            let resized = try await waitFor("40 120")
+            let resized = try await sizeSeen("40 120")
             #expect(resized, "the shell sees the new size: \(screen.text)")
             try await type("printf '\\303\\251t\\303\\251\\n'\r")
             let accented = try await waitFor("été")
