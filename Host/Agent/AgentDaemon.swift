@@ -16,6 +16,8 @@ import PluginHost
 public final class AgentDaemon: Sendable {
     public let config: AgentConfig
     public let runner: KernelRunner
+    /// Pulls kernels' images from registries, once per image.
+    let images: ImagePuller
     public let allocator: SlotAllocator
     let accelerators: [AcceleratorPlugin]
     let slotSpecs: [SlotSpec]
@@ -54,6 +56,7 @@ public final class AgentDaemon: Sendable {
         runner = KernelRunner(agentID: config.id, engine: engine ?? DockerEngineClient(socketPath: config.engineSocket), allocator: allocator,
                               scratchRoot: config.scratchDirectory, runnerBinary: config.resolvedRunnerPath, accelerators: accelerators,
                               defaultUlimits: config.defaultUlimits, sandbox: config.sandbox, logger: logger)
+        images = ImagePuller(engine: runner.engine, logger: logger)
         if runner.runnerBinary == nil {
             logger.warning("no in-container runner found (agent.runner_path); kernels run without code execution")
         }
@@ -88,7 +91,9 @@ public final class AgentDaemon: Sendable {
         let images: [ImageReport] = ((try? await runner.engine.images()) ?? []).flatMap { image -> [ImageReport] in
             image.tags.map { tag in
                 let (name, version) = ImageReference.split(tag)
-                return ImageReport(name: name, tag: version, digest: image.id, architecture: "", sizeBytes: image.sizeBytes)
+                // Only Backend.AI's labels travel: what the manager decides on, kept small.
+                return ImageReport(name: name, tag: version, digest: image.id, architecture: "", sizeBytes: image.sizeBytes,
+                                   labels: image.labels.filter { $0.key.hasPrefix("ai.backend.") })
             }
         }
         let records = await runner.running

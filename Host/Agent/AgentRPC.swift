@@ -1,5 +1,6 @@
 import AgentResources
 import ClusterProtocol
+import ContainerEngine
 import Foundation
 import Hummingbird
 import HummingbirdWebSocket
@@ -91,6 +92,35 @@ struct AgentRPC: Sendable {
             }
             return try json(record, status: .created)
         }
+        router.post(RouterPath(AgentAPI.imagePullPath)) { request, context in
+            try authenticate(request)
+            let pull = try await request.decode(as: ImagePullRequest.self, context: context)
+            guard !pull.image.isEmpty, pull.image.count <= 512, !pull.image.contains(where: { $0.isWhitespace }) else {
+                throw Failure(status: .badRequest, message: "image must be a reference such as cr.example.com/ns/name:tag")
+            }
+            let images = daemon.images
+            // One JSON object per line as the pull goes; the last says how it ended.
+            return Response(status: .ok, headers: [.contentType: "application/x-ndjson"], body: ResponseBody { writer in
+                @Sendable func line(_ p: ImagePullProgress) -> ByteBuffer {
+                    ByteBuffer(bytes: ((try? JSONEncoder().encode(p)) ?? Data("{}".utf8)) + Data("\n".utf8))
+                }
+                let (progress, pulling) = await images.start(pull.image, login: pull.login)
+                // Progress goes out at most 5 times a second.
+                var last = ContinuousClock.now - .seconds(1)
+                for await step in progress where ContinuousClock.now - last >= .milliseconds(200) {
+                    last = ContinuousClock.now
+                    try await writer.write(line(step))
+                }
+                let outcome: ImagePullProgress
+                do {
+                    outcome = ImagePullProgress(status: try await pulling.value)
+                } catch {
+                    outcome = ImagePullProgress(status: .failed, error: (error as? EngineError)?.message ?? "\(error)")
+                }
+                try await writer.write(line(outcome))
+                try await writer.finish(nil)
+            })
+        }
         router.get(RouterPath(AgentAPI.kernelsPath)) { request, _ in
             try authenticate(request)
             return try json(await runner.running.sorted { $0.request.kernelID < $1.request.kernelID })
@@ -153,6 +183,16 @@ struct AgentRPC: Sendable {
             }
             return try json(Written(written: written))
         }
+        router.post(RouterPath(AgentAPI.restartPath(":id"))) { request, context in
+            try authenticate(request)
+            let id = try context.parameters.require("id")
+            do throws(KernelError) {
+                try await runner.restart(id)
+            } catch {
+                throw Self.failure(error)
+            }
+            return Response(status: .noContent)
+        }
         addServiceRoutes(to: router)
         router.delete(RouterPath(AgentAPI.kernelPath(":id"))) { request, context in
             try authenticate(request)
@@ -166,3 +206,4 @@ struct AgentRPC: Sendable {
         return router
     }
 }
+

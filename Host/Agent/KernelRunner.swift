@@ -79,6 +79,8 @@ public actor KernelRunner {
     let logger: Logger
     private var kernels: [String: KernelRecord] = [:]
     private var executions: [String: KernelExecution] = [:]
+    /// Kernels whose containers are being restarted: their stop is not an exit to report.
+    private var restarting: Set<String> = []
     /// How far each kernel's watch-mode report file has been read.
     private var watchOffsets: [String: UInt64] = [:]
     /// Service starts in progress by "kernel/service": concurrent connections to a service that
@@ -546,6 +548,30 @@ public actor KernelRunner {
         return decoded.count
     }
 
+    /// Restarts a kernel's container in place (Backend.AI's session restart): its processes
+    /// get SIGTERM (then SIGKILL after 5 s) and the container starts again with the same
+    /// allocation, scratch and home folder; the interpreter's state and started services are
+    /// gone (services start again on their next connection). While it restarts, the kernel's
+    /// stop is not reported as an exit.
+    public func restart(_ kernelID: String) async throws(KernelError) {
+        guard let record = kernels[kernelID] else { throw .unknownKernel(kernelID) }
+        guard !restarting.contains(kernelID) else { throw .invalid("kernel '\(kernelID)' is already restarting") }
+        restarting.insert(kernelID)
+        defer { restarting.remove(kernelID) }
+        if let execution = executions.removeValue(forKey: kernelID) { await execution.close() }
+        do {
+            if (try await engine.inspect(record.containerID))?.state.running == true {
+                try await engine.stop(record.containerID, timeout: 5)
+            }
+            try await engine.start(record.containerID)
+        } catch let error as EngineError {
+            throw .engine(error)
+        } catch {
+            throw .invalid("\(error)")
+        }
+        logger.info("kernel restarted", metadata: ["kernel": .string(kernelID), "container": .string(String(record.containerID.prefix(12)))])
+    }
+
     /// Stops and removes a kernel, frees its slots exactly once, and removes its scratch.
     public func destroy(_ kernelID: String) async throws(KernelError) -> KernelExit {
         guard let record = kernels.removeValue(forKey: kernelID) else { throw .unknownKernel(kernelID) }
@@ -593,7 +619,7 @@ public actor KernelRunner {
 
     public func terminated() async -> [(kernelID: String, exit: KernelExit)] {
         var out: [(String, KernelExit)] = []
-        for id in kernels.keys.sorted() {
+        for id in kernels.keys.sorted() where !restarting.contains(id) {
             if let exit = try? await status(id), !exit.running { out.append((id, exit)) }
         }
         return out

@@ -73,12 +73,16 @@ public struct ImageReport: Codable, Sendable, Equatable {
     public var digest: String
     public var architecture: String
     public var sizeBytes: Int64
-    public init(name: String, tag: String, digest: String, architecture: String, sizeBytes: Int64) {
+    /// The image's Backend.AI labels (`ai.backend.*`: kernelspec, runtime, service ports,
+    /// resource minimums); absent from agents older than this field.
+    public var labels: [String: String]?
+    public init(name: String, tag: String, digest: String, architecture: String, sizeBytes: Int64, labels: [String: String]? = nil) {
         self.name = name
         self.tag = tag
         self.digest = digest
         self.architecture = architecture
         self.sizeBytes = sizeBytes
+        self.labels = labels
     }
 }
 

@@ -21,6 +21,9 @@ extension AgentAPI {
     public static func interruptPath(_ id: String) -> String { "\(kernelsPath)/\(id)/interrupt" }
     /// POST a `KernelUpload`.
     public static func filesPath(_ id: String) -> String { "\(kernelsPath)/\(id)/files" }
+    /// POST to restart a kernel's container in place (its scratch and home are kept; its
+    /// processes, the interpreter's state among them, start afresh). 204 once it runs again.
+    public static func restartPath(_ id: String) -> String { "\(kernelsPath)/\(id)/restart" }
 }
 
 /// What the agent answers when a call fails: `{"error": "..."}` with a 4xx or 5xx status.

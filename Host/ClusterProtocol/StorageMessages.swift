@@ -39,6 +39,8 @@ public enum StorageProxyAPI {
         case requestUpload = "folder/file/upload"
         /// `DownloadTicketRequest` → `TransferTicket`.
         case requestDownload = "folder/file/download"
+        /// `VolumeTarget` → `VolumePerformance` (what the volume's plugin measures).
+        case volumePerformance = "volume/performance"
 
         /// The call's path on the proxy.
         public var path: String { StorageProxyAPI.prefix + rawValue }
@@ -88,6 +90,36 @@ public struct VolumeSummary: Codable, Sendable, Equatable {
 public struct VolumeList: Codable, Sendable, Equatable {
     public var volumes: [VolumeSummary]
     public init(volumes: [VolumeSummary]) { self.volumes = volumes }
+}
+
+/// One volume of a proxy: the body of volume-wide calls.
+public struct VolumeTarget: Codable, Sendable, Equatable {
+    public var volume: String
+    public init(volume: String) { self.volume = volume }
+}
+
+/// One measure of a volume's performance as its storage plugin reports it.
+public struct VolumeMetric: Codable, Sendable, Equatable {
+    /// The plugin's key ("read_bytes", "write_ops", ...).
+    public var key: String
+    /// The plugin's unit ("bytes/s", "ops/s", "ms", ... or empty).
+    public var unit: String
+    public var value: Double
+    public init(key: String, unit: String, value: Double) {
+        self.key = key
+        self.unit = unit
+        self.value = value
+    }
+}
+
+/// The reply to `volumePerformance`: empty when the volume's plugin measures nothing.
+public struct VolumePerformance: Codable, Sendable, Equatable {
+    public var volume: String
+    public var metrics: [VolumeMetric]
+    public init(volume: String, metrics: [VolumeMetric]) {
+        self.volume = volume
+        self.metrics = metrics
+    }
 }
 
 /// One folder on one volume: the body of delete, mount and usage calls.

@@ -40,6 +40,39 @@ public protocol ContainerEngine: Sendable {
     /// container sees it (its image, its writes and its mounts); nil when the path does not
     /// exist. Bounded by `maxBytes`: a bigger archive throws rather than filling memory.
     func archive(_ id: String, path: String, maxBytes: Int) async throws -> [UInt8]?
+    /// Pulls an image from its registry (the reference names it: `cr.example.com/ns/name:tag`),
+    /// reporting the engine's progress as it comes; finishes when the image is present, or
+    /// throws `EngineError` with the registry's reason (unknown tag, refused credentials, ...).
+    func pull(_ reference: String, credentials: RegistryCredentials?) -> AsyncThrowingStream<PullProgress, Error>
+}
+
+/// A login to a registry, handed to the engine for one pull.
+public struct RegistryCredentials: Sendable, Equatable {
+    public var serverAddress: String
+    public var username: String
+    public var password: String
+    public init(serverAddress: String, username: String, password: String) {
+        self.serverAddress = serverAddress
+        self.username = username
+        self.password = password
+    }
+}
+
+/// One progress report of a pull, as the engine words it.
+public struct PullProgress: Sendable, Equatable {
+    /// "Pulling fs layer", "Downloading", "Download complete", ...
+    public var status: String
+    /// The layer it concerns, when it concerns one.
+    public var layer: String?
+    /// Bytes done and in all of the layer, when the engine says.
+    public var current: Int64?
+    public var total: Int64?
+    public init(status: String, layer: String? = nil, current: Int64? = nil, total: Int64? = nil) {
+        self.status = status
+        self.layer = layer
+        self.current = current
+        self.total = total
+    }
 }
 
 /// A container to create: everything the agent decides, nothing engine-specific.
@@ -139,10 +172,13 @@ public struct ImageSummary: Sendable, Equatable {
     /// "name:tag" references.
     public var tags: [String]
     public var sizeBytes: Int64
-    public init(id: String, tags: [String], sizeBytes: Int64) {
+    /// The image's labels (`Config.Labels`), as the engine lists them.
+    public var labels: [String: String]
+    public init(id: String, tags: [String], sizeBytes: Int64, labels: [String: String] = [:]) {
         self.id = id
         self.tags = tags
         self.sizeBytes = sizeBytes
+        self.labels = labels
     }
 }
 

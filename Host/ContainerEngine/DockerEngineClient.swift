@@ -84,7 +84,7 @@ public final class DockerEngineClient: ContainerEngine {
         let list = try await call(.GET, "/images/json", operation: "list images").json as? [[String: Any]] ?? []
         return list.map { image in
             ImageSummary(id: image["Id"] as? String ?? "", tags: image["RepoTags"] as? [String] ?? [],
-                         sizeBytes: (image["Size"] as? NSNumber)?.int64Value ?? 0)
+                         sizeBytes: (image["Size"] as? NSNumber)?.int64Value ?? 0, labels: image["Labels"] as? [String: String] ?? [:])
         }
     }
 
@@ -245,21 +245,56 @@ public final class DockerEngineClient: ContainerEngine {
     /// The engine's event stream, filtered to objects carrying every given label, from now on.
     /// Ends when the caller stops iterating (or the connection drops, with an error).
     public func events(labels: [String]) -> AsyncThrowingStream<EngineEvent, Error> {
+        let filters = String(decoding: (try? JSONSerialization.data(withJSONObject: ["label": labels])) ?? Data("{}".utf8), as: UTF8.self)
+        return lineStream(.GET, "/events", query: [URLQueryItem(name: "filters", value: filters)], operation: "events", timeout: .hours(24 * 365)) {
+            Self.event(from: $0)
+        }
+    }
+
+    /// `POST /images/create?fromImage=REFERENCE` with the login in `X-Registry-Auth`. The
+    /// engine answers 200 and then a JSON object per line: progress, or `{"error": ...}` when
+    /// the pull fails part-way (the status is already sent), which is thrown here.
+    public func pull(_ reference: String, credentials: RegistryCredentials?) -> AsyncThrowingStream<PullProgress, Error> {
+        var headers: [(String, String)] = []
+        if let credentials {
+            let login = ["username": credentials.username, "password": credentials.password, "serveraddress": credentials.serverAddress]
+            let json = (try? JSONSerialization.data(withJSONObject: login, options: [.sortedKeys])) ?? Data()
+            // Docker's API wants URL-safe base64 here.
+            headers.append(("X-Registry-Auth", json.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")))
+        }
+        return lineStream(.POST, "/images/create", query: [URLQueryItem(name: "fromImage", value: reference)], headers: headers,
+                          operation: "pull \(reference)", timeout: .hours(2)) { try Self.pullProgress(from: $0, reference: reference) }
+    }
+
+    /// A call whose answer is a stream of JSON lines (events, pull progress), each read by
+    /// `read` into an element (nil: skip it; a throw ends the stream with that error). A
+    /// non-200 answer ends it with the engine's message. Stops when the caller stops iterating.
+    private func lineStream<Element: Sendable>(_ method: HTTPMethod, _ path: String, query: [URLQueryItem], headers: [(String, String)] = [],
+                                               operation: String, timeout: TimeAmount,
+                                               read: @escaping @Sendable ([UInt8]) throws -> Element?) -> AsyncThrowingStream<Element, Error> {
         AsyncThrowingStream { continuation in
-            let task = Task {
+            let task = Task { [client, socketPath, apiVersion] in
                 do {
-                    let filters = String(decoding: try JSONSerialization.data(withJSONObject: ["label": labels]), as: UTF8.self)
                     var components = URLComponents()
-                    components.path = "/\(apiVersion)/events"
-                    components.queryItems = [URLQueryItem(name: "filters", value: filters)]
+                    components.path = "/\(apiVersion)\(path)"
+                    components.queryItems = query
                     guard let uri = components.string, let url = URL(httpURLWithSocketPath: socketPath, uri: uri) else {
-                        throw EngineError(status: 0, operation: "events", message: "cannot build the events URL")
+                        throw EngineError(status: 0, operation: operation, message: "cannot build a URL for \(path)")
                     }
                     var request = HTTPClientRequest(url: url.absoluteString)
+                    request.method = method
                     request.headers.add(name: "Host", value: "localhost")
-                    let response = try await client.execute(request, timeout: .hours(24 * 365))
+                    for (name, value) in headers { request.headers.add(name: name, value: value) }
+                    let response: HTTPClientResponse
+                    do {
+                        response = try await client.execute(request, timeout: timeout)
+                    } catch {
+                        throw EngineError(status: 0, operation: operation, message: "cannot reach the engine at \(socketPath): \(error)")
+                    }
                     guard response.status == .ok else {
-                        throw EngineError(status: Int(response.status.code), operation: "events", message: String(buffer: try await response.body.collect(upTo: 1 << 20)))
+                        let text = String(buffer: try await response.body.collect(upTo: 1 << 20))
+                        let message = ((try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any])?["message"] as? String ?? text
+                        throw EngineError(status: Int(response.status.code), operation: operation, message: message.trimmingCharacters(in: .whitespacesAndNewlines))
                     }
                     var pending = [UInt8]()
                     for try await chunk in response.body {
@@ -267,9 +302,10 @@ public final class DockerEngineClient: ContainerEngine {
                         while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
                             let line = Array(pending[..<newline])
                             pending.removeFirst(newline + 1)
-                            if let event = Self.event(from: line) { continuation.yield(event) }
+                            if let element = try read(line) { continuation.yield(element) }
                         }
                     }
+                    if !pending.isEmpty, let element = try read(pending) { continuation.yield(element) }
                     continuation.finish()
                 } catch {
                     continuation.finish(throwing: error)
@@ -277,6 +313,17 @@ public final class DockerEngineClient: ContainerEngine {
             }
             continuation.onTermination = { _ in task.cancel() }
         }
+    }
+
+    /// One line of a pull's answer; an `error` line throws it with the registry's words.
+    static func pullProgress(from line: [UInt8], reference: String) throws -> PullProgress? {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any] else { return nil }
+        if let error = object["error"] as? String ?? (object["errorDetail"] as? [String: Any])?["message"] as? String {
+            throw EngineError(status: 502, operation: "pull \(reference)", message: error.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        let detail = object["progressDetail"] as? [String: Any]
+        return PullProgress(status: object["status"] as? String ?? "", layer: object["id"] as? String,
+                            current: (detail?["current"] as? NSNumber)?.int64Value, total: (detail?["total"] as? NSNumber)?.int64Value)
     }
 
     static func event(from line: [UInt8]) -> EngineEvent? {

@@ -34,6 +34,10 @@ public final class InMemoryEngine: ContainerEngine {
         var containers: [String: Container] = [:]
         var subscribers: [UUID: (labels: [String], continuation: AsyncThrowingStream<EngineEvent, Error>.Continuation)] = [:]
         var created: [ContainerSpec] = []
+        /// Images a pull can fetch, with the login their registry wants (nil: anonymous).
+        var remote: [String: RegistryCredentials?] = [:]
+        /// Every pull asked for, in order.
+        var pulls: [String] = []
     }
 
     private let state: Mutex<State>
@@ -57,7 +61,9 @@ public final class InMemoryEngine: ContainerEngine {
     public func version() async throws -> EngineVersion { EngineVersion(name: "In-memory engine", version: "1", apiVersion: "1.41") }
 
     public func images() async throws -> [ImageSummary] {
-        state.withLock { s in s.images.sorted().map { ImageSummary(id: "sha256:" + String($0.hashValue.magnitude, radix: 16), tags: [$0], sizeBytes: 0) } }
+        state.withLock { s in
+            s.images.sorted().map { ImageSummary(id: "sha256:" + String($0.hashValue.magnitude, radix: 16), tags: [$0], sizeBytes: 0, labels: s.imageLabels[$0] ?? [:]) }
+        }
     }
 
     /// Adds an image with labels, as a pull of a labelled image would.
@@ -207,6 +213,39 @@ public final class InMemoryEngine: ContainerEngine {
         return AsyncThrowingStream { continuation in
             state.withLock { $0.subscribers[key] = (labels, continuation) }
             continuation.onTermination = { [weak self] _ in _ = self?.state.withLock { $0.subscribers.removeValue(forKey: key) } }
+        }
+    }
+
+    /// Makes an image pullable, as a registry holding it would (with that login, if any).
+    public func addRemoteImage(_ reference: String, credentials: RegistryCredentials? = nil) {
+        state.withLock { $0.remote[reference] = .some(credentials) }
+    }
+
+    /// The references pulled so far, in order.
+    public var pulls: [String] { state.withLock { $0.pulls } }
+
+    /// A pull: one progress report, then the image is present — or the registry's refusal.
+    public func pull(_ reference: String, credentials: RegistryCredentials?) -> AsyncThrowingStream<PullProgress, Error> {
+        let (repo, tag) = ImageReference.split(reference)
+        let outcome: Result<Void, EngineError> = state.withLock { s in
+            s.pulls.append(reference)
+            guard let wanted = s.remote["\(repo):\(tag)"] else {
+                return .failure(EngineError(status: 502, operation: "pull \(reference)", message: "manifest unknown: \(repo):\(tag)"))
+            }
+            if let wanted, wanted.username != credentials?.username || wanted.password != credentials?.password {
+                return .failure(EngineError(status: 502, operation: "pull \(reference)", message: "unauthorized: authentication required"))
+            }
+            s.images.insert("\(repo):\(tag)")
+            return .success(())
+        }
+        return AsyncThrowingStream { continuation in
+            switch outcome {
+            case .success:
+                continuation.yield(PullProgress(status: "Download complete", layer: "0", current: 1, total: 1))
+                continuation.finish()
+            case .failure(let error):
+                continuation.finish(throwing: error)
+            }
         }
     }
 

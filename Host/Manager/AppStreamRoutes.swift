@@ -213,7 +213,12 @@ extension ManagerServer {
             let closed = try await WebSocketClient.connect(url: url, configuration: .init(maxFrameSize: 1 << 20, additionalHeaders: headers),
                                                            logger: logger) { agentInbound, agentOutbound, _ in
                 try await withThrowingTaskGroup(of: Void.self) { group in
-                    group.addTask { for try await frame in inbound { try await forward(frame, to: agentOutbound) } }
+                    group.addTask {
+                        for try await frame in inbound { try await forward(frame, to: agentOutbound) }
+                        // The client is gone: close the agent's side too, so its reader ends
+                        // now rather than when the agent next sends (an idle terminal never does).
+                        try? await agentOutbound.close(.normalClosure, reason: nil)
+                    }
                     group.addTask { for try await frame in agentInbound { try await forward(frame, to: outbound) } }
                     try await group.next()
                     group.cancelAll()

@@ -414,3 +414,11 @@ struct AliasArguments: Codable, Sendable {
 struct DealiasArguments: Codable, Sendable {
     let alias: String
 }
+
+/// `vfolder_host_permissions`: the permissions a vfolder host can grant in
+/// `allowed_vfolder_hosts` (Backend.AI's names).
+struct GQLHostPermissions: Sendable {
+    let vfolder_host_permission_list: [String]
+    static let all = ["create-vfolder", "modify-vfolder", "delete-vfolder", "mount-in-session", "upload-file", "download-file",
+                      "invite-others", "set-user-specific-permission"]
+}

@@ -31,8 +31,8 @@ struct RescanArguments: Codable, Sendable {
     let registry: String?
 }
 
-/// `rescan_images`: Backend.AI answers with a background task id; Hangar's list is always
-/// current (agents report their images on every heartbeat), so there is no task.
+/// `rescan_images`: the background task that scans the registries (follow it through
+/// `/events/background-task?task_id=`).
 struct GQLRescanResult: Sendable {
     let ok: Bool
     let msg: String

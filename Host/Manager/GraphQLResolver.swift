@@ -79,7 +79,7 @@ struct GQLResolver: Sendable {
                           result: result, created_at: CivilTime.iso8601(micros: s.createdAt), terminated_at: Self.iso(d.terminatedAt),
                           scaling_group: s.resourceGroup, occupying_slots: d.occupied.json, occupied_slots: d.occupied.json,
                           requested_slots: s.requested.json, idle_checks: "{}", num_queries: BigInt(d.queries), service_ports: portsJSON, containers: containers,
-                          dependencies: [])
+                          dependencies: try store.dependencies(of: s.id).map { GQLDependency(name: $0.name, id: $0.id) })
     }
 
     func computeSessionList(context: GQLContext, arguments: PageArguments) async throws -> GQLPage<GQLSession> {
@@ -246,7 +246,7 @@ struct GQLResolver: Sendable {
     // MARK: images, policies, resource groups, vfolders
 
     func images(context: GQLContext, arguments: ImagesArguments) async throws -> [GQLImage] {
-        let (agents, aliases) = try await context.read { (try $0.agents(status: .alive), try $0.imageAliases()) }
+        let (agents, aliases, scanned) = try await context.read { (try $0.agents(status: .alive), try $0.imageAliases(), try $0.registryImages()) }
         var seen: [String: GQLImage] = [:]
         for agent in agents {
             let reports = (try? JSONSerialization.jsonObject(with: Data(agent.images.utf8))) as? [[String: Any]] ?? []
@@ -260,6 +260,22 @@ struct GQLResolver: Sendable {
                                                   resource_limits: "[]", installed: true)
             }
         }
+        // What the registries held at their last scan (rescan_images); an image an agent
+        // already holds is marked installed.
+        for i in scanned {
+            let name = "\(i.registry)/\(i.repository)"
+            let key = "\(name):\(i.tag)"
+            let labels = String(decoding: (try? JSONSerialization.data(withJSONObject: i.labels, options: [.sortedKeys])) ?? Data("{}".utf8), as: UTF8.self)
+            let limits = i.labels.filter { $0.key.hasPrefix("ai.backend.resource.min.") }.sorted { $0.key < $1.key }.map {
+                ["key": String($0.key.dropFirst("ai.backend.resource.min.".count)), "min": $0.value, "max": NSNull()] as [String: Any]
+            }
+            let limitsJSON = String(decoding: (try? JSONSerialization.data(withJSONObject: limits, options: [.sortedKeys])) ?? Data("[]".utf8), as: UTF8.self)
+            let installed = seen[key] != nil
+            seen[key] = GQLImage(name: name, humanized_name: i.repository, tag: i.tag, registry: i.registry, architecture: i.architecture,
+                                 digest: i.digest, size_bytes: BigInt(i.sizeBytes),
+                                 aliases: aliases.filter { Self.sameImage($0.value, name: name, tag: i.tag) }.keys.sorted(),
+                                 labels: labels, resource_limits: limitsJSON, installed: installed)
+        }
         return seen.keys.sorted().map { seen[$0]! }
     }
 
@@ -268,6 +284,12 @@ struct GQLResolver: Sendable {
     static func sameImage(_ target: String, name: String, tag: String) -> Bool {
         let short = name.hasPrefix("localhost/") ? String(name.dropFirst("localhost/".count)) : name
         return target == "\(name):\(tag)" || target == "\(short):\(tag)"
+    }
+
+    /// The permission names `allowed_vfolder_hosts` takes (admins; Backend.AI's `admin permission list`).
+    func vfolderHostPermissions(context: GQLContext, arguments: NoArguments) async throws -> GQLHostPermissions {
+        guard context.caller.isAdmin else { throw APIError.forbidden("vfolder_host_permissions is for admins") }
+        return GQLHostPermissions(vfolder_host_permission_list: GQLHostPermissions.all)
     }
 
     func keypairResourcePolicies(context: GQLContext, arguments: NoArguments) async throws -> [GQLPolicy] {
@@ -549,9 +571,18 @@ struct GQLResolver: Sendable {
         return GQLMutationResult(ok: removed, msg: removed ? "success" : "no alias '\(arguments.alias)'")
     }
 
+    /// Scans the configured registries (or the one named) in the background: their
+    /// catalogs, tags and image labels replace what the last scan recorded. Images on the
+    /// agents need no scan: agents report them on every heartbeat.
     func rescanImages(context: GQLContext, arguments: RescanArguments) async throws -> GQLRescanResult {
         try context.requireAdmin("rescan_images")
-        // There is no registry to scan: agents report the images they hold on every heartbeat.
-        return GQLRescanResult(ok: true, msg: "images are reported by the agents on every heartbeat; the list is current", task_id: nil)
+        let registries = try await context.read { try $0.containerRegistries() }.filter { arguments.registry == nil || $0.hostname == arguments.registry }
+        if let wanted = arguments.registry, registries.isEmpty {
+            return GQLRescanResult(ok: false, msg: "no registry '\(wanted)'; configured: \(try await context.read { try $0.containerRegistries() }.map(\.hostname).joined(separator: ", "))", task_id: nil)
+        }
+        let api = context.api
+        let task = try await context.read { try $0.createBackgroundTask(kind: "rescan_images", owner: context.caller.accessKey) }
+        Task.detached { await api.scanRegistries(registries, task: task) }
+        return GQLRescanResult(ok: true, msg: "", task_id: task)
     }
 }

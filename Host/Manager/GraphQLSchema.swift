@@ -170,6 +170,36 @@ enum GQLSchema {
                 Field("resource_limits", at: \.resource_limits)
                 Field("installed", at: \.installed)
             }
+            Type(GQLRegistryConfig.self, as: "ContainerRegistryConfig") {
+                Field("url", at: \.url)
+                Field("type", at: \.type)
+                Field("project", at: \.project)
+                Field("username", at: \.username)
+                Field("password", at: \.password)
+                Field("ssl_verify", at: \.ssl_verify)
+                Field("has_password", at: \.has_password)
+            }
+            Type(GQLContainerRegistry.self, as: "ContainerRegistry") {
+                Field("id", at: \.id)
+                Field("hostname", at: \.hostname)
+                Field("config", at: \.config)
+            }
+            Type(GQLRegistryResult.self, as: "ContainerRegistryResult") {
+                Field("ok", at: \.ok)
+                Field("msg", at: \.msg)
+                Field("container_registry", at: \.container_registry)
+            }
+            Input(RegistryInput.self, as: "ContainerRegistryInput") {
+                InputField("url", at: \.url)
+                InputField("type", at: \.type)
+                InputField("project", at: \.project)
+                InputField("username", at: \.username)
+                InputField("password", at: \.password)
+                InputField("ssl_verify", at: \.ssl_verify)
+            }
+            Type(GQLHostPermissions.self, as: "PredefinedAtomicPermission") {
+                Field("vfolder_host_permission_list", at: \.vfolder_host_permission_list)
+            }
             Type(GQLPolicy.self, as: "KeyPairResourcePolicy") {
                 Field("name", at: \.name)
                 Field("created_at", at: \.created_at)
@@ -451,6 +481,11 @@ enum GQLSchema {
                     Argument("is_installed", at: \.is_installed)
                     Argument("is_operation", at: \.is_operation)
                 }
+                Field("vfolder_host_permissions", at: GQLResolver.vfolderHostPermissions)
+                Field("container_registries", at: GQLResolver.containerRegistries)
+                Field("container_registry", at: GQLResolver.containerRegistry) {
+                    Argument("hostname", at: \.hostname)
+                }
                 Field("keypair_resource_policies", at: GQLResolver.keypairResourcePolicies)
                 Field("keypair_resource_policy", at: GQLResolver.keypairResourcePolicy) {
                     Argument("name", at: \.name)
@@ -561,6 +596,17 @@ enum GQLSchema {
                 }
                 Field("delete_keypair_resource_policy", at: GQLResolver.deletePolicy) {
                     Argument("name", at: \.name)
+                }
+                Field("create_container_registry", at: GQLResolver.createContainerRegistry) {
+                    Argument("hostname", at: \.hostname)
+                    Argument("props", at: \.props)
+                }
+                Field("modify_container_registry", at: GQLResolver.modifyContainerRegistry) {
+                    Argument("hostname", at: \.hostname)
+                    Argument("props", at: \.props)
+                }
+                Field("delete_container_registry", at: GQLResolver.deleteContainerRegistry) {
+                    Argument("hostname", at: \.hostname)
                 }
                 Field("alias_image", at: GQLResolver.aliasImage) {
                     Argument("alias", at: \.alias)

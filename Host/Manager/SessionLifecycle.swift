@@ -91,6 +91,7 @@ public final class SessionLifecycle: Sendable {
     func start(session id: String, placements: [KernelPlacement]) async {
         do {
             guard let session = try await store.run({ try $0.session(id: id) }) else { return }
+            try await pullImage(session, placements: placements)
             try await store.run { try $0.transition(session: id, to: .creating, reason: "creating kernels") }
             let command = try await store.run { try $0.startupCommand(session: id) }
             let mounts = try await store.run { try $0.sessionMounts(id) }
@@ -130,6 +131,103 @@ public final class SessionLifecycle: Sendable {
         }
     }
 
+    /// Makes every agent of a starting session hold its image when the image names a
+    /// registry (`cr.example.com/ns/name:tag`): the agent pulls it through its engine with the
+    /// registry's login, if one is configured (opened from its sealed copy here). While an
+    /// agent pulls, the session is PULLING and the engine's progress becomes
+    /// `kernel_pull_progress` events (at most one a second per agent).
+    /// - Throws: the registry's reason when a pull fails (the session then ends in ERROR).
+    func pullImage(_ session: SessionRecord, placements: [KernelPlacement]) async throws {
+        guard ImageName.registryHost(session.image) != nil else { return }
+        let login = try await registryLogin(for: session.image)
+        var kernelOnAgent: [String: String] = [:]
+        for p in placements where kernelOnAgent[p.agentID] == nil { kernelOnAgent[p.agentID] = p.kernelID }
+        var markedPulling = false
+        for (agentID, kernel) in kernelOnAgent.sorted(by: { $0.key < $1.key }) {
+            guard let agent = try await store.run({ try $0.agent(id: agentID) }) else { throw StoreError(.notFound, "agent \(agentID) vanished") }
+            var lastEvent = ContinuousClock.now - .seconds(2)
+            var outcome: ImagePullProgress?
+            for try await step in agentPull(agent, image: session.image, login: login) {
+                switch step.status {
+                case .pulling:
+                    if !markedPulling {
+                        try await store.run { try $0.transition(session: session.id, to: .pulling, reason: "pulling \(session.image)") }
+                        markedPulling = true
+                    }
+                    if ContinuousClock.now - lastEvent >= .seconds(1) {
+                        lastEvent = ContinuousClock.now
+                        try await store.run { try $0.addSessionEvents([Self.pullEvent(kernel: kernel, image: session.image, step)]) }
+                    }
+                case .present, .pulled, .failed:
+                    outcome = step
+                }
+            }
+            switch outcome?.status {
+            case .pulled?:
+                let done = Self.pullEvent(kernel: kernel, image: session.image, outcome!)
+                try await store.run { try $0.addSessionEvents([done]) }
+                logger.info("image pulled", metadata: ["session": .string(session.id), "agent": .string(agentID), "image": .string(session.image)])
+            case .present?:
+                break
+            default:
+                throw StoreError(.invalid, "pulling \(session.image) on agent \(agentID) failed: \(outcome?.error ?? "the agent's answer ended early")")
+            }
+        }
+    }
+
+    /// The login for the registry an image names, opened from its sealed copy; nil when the
+    /// image names no registry, or one configured without a username (anonymous pulls).
+    func registryLogin(for image: String) async throws -> RegistryLogin? {
+        guard let host = ImageName.registryHost(image),
+              let registry = try await store.run({ try $0.containerRegistries().first { $0.hostname == host } }), let username = registry.username else { return nil }
+        let password = try registry.sealedPassword.map { try SecretBox(clusterSecret: clusterSecret).open($0) } ?? ""
+        return RegistryLogin(serverAddress: host, username: username, password: password)
+    }
+
+    /// Asks an agent to make sure it holds `image`: its answer's lines as they come (the last
+    /// says how it ended). An agent that cannot be asked throws.
+    func agentPull(_ agent: AgentRecord, image: String, login: RegistryLogin?) -> AsyncThrowingStream<ImagePullProgress, Error> {
+        let secret = clusterSecret
+        return AsyncThrowingStream { continuation in
+            let task = Task {
+                do {
+                    var request = HTTPClientRequest(url: agent.address.trimmingCharacters(in: CharacterSet(charactersIn: "/")) + AgentAPI.imagePullPath)
+                    request.method = .POST
+                    request.headers.add(name: "Authorization", value: "\(AgentAPI.authorizationScheme) \(secret)")
+                    request.headers.add(name: "Content-Type", value: "application/json")
+                    request.body = .bytes(ByteBuffer(bytes: try JSONEncoder().encode(ImagePullRequest(image: image, login: login))))
+                    let response = try await HTTPClient.shared.execute(request, timeout: .hours(2))
+                    guard response.status == .ok else {
+                        throw StoreError(.invalid, "agent \(agent.id) could not pull \(image): \(Self.agentReason(String(buffer: try await response.body.collect(upTo: 1 << 20))))")
+                    }
+                    var pending = [UInt8]()
+                    for try await chunk in response.body {
+                        pending += chunk.readableBytesView
+                        while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                            let line = Data(pending[..<newline])
+                            pending.removeFirst(newline + 1)
+                            if let step = try? JSONDecoder().decode(ImagePullProgress.self, from: line) { continuation.yield(step) }
+                        }
+                    }
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+
+    /// A pull's progress as Backend.AI's `kernel_pull_progress` event.
+    static func pullEvent(kernel: String, image: String, _ step: ImagePullProgress) -> SessionEvent {
+        var data: [String: Any] = ["image": image, "status": step.status.rawValue]
+        if let detail = step.detail { data["message"] = detail }
+        if let current = step.current { data["current_progress"] = current }
+        if let total = step.total { data["total_progress"] = total }
+        let json = String(decoding: (try? JSONSerialization.data(withJSONObject: data, options: [.sortedKeys])) ?? Data("{}".utf8), as: UTF8.self)
+        return SessionEvent(kernelID: kernel, kind: "kernel_pull_progress", data: json, createdAt: Clock.nowMicros())
+    }
+
     /// Ends sessions whose kernels an agent reports as exited, and removes the containers.
     public func handle(_ heartbeat: AgentHeartbeat) async {
         for exit in heartbeat.terminatedKernels ?? [] {
@@ -163,7 +261,7 @@ public final class SessionLifecycle: Sendable {
 
     /// Ends a session on request: its kernels' containers are removed (logs kept) and its
     /// slots released; a pending session is cancelled.
-    public func destroy(session id: String, reason: String) async throws {
+    public func destroy(session id: String, reason: String, endingIn final: SessionStatus = .terminated) async throws {
         guard let session = try await store.run({ try $0.session(id: id) }) else { return }
         if session.status == .pending {
             try await store.run { try $0.transition(session: id, to: .cancelled, reason: reason) }
@@ -175,12 +273,41 @@ public final class SessionLifecycle: Sendable {
             await keepLogs(kernel: kernel, agentAddress: agent.address)
             _ = try? await callAgent(agent.address, .DELETE, AgentAPI.kernelPath(kernel))
         }
-        try await store.run { try $0.transition(session: id, to: .terminated, reason: reason) }
+        try await store.run { try $0.transition(session: id, to: final, reason: reason) }
+    }
+
+    /// Restarts a running session's containers in place (RUNNING → RESTARTING → RUNNING):
+    /// scratch and home folders stay, processes and the interpreter's state start afresh. A
+    /// kernel that fails to come back ends the session in ERROR with the agent's reason.
+    public func restart(session: SessionRecord) async throws {
+        guard session.status == .running else {
+            throw APIError(.conflict, "invalid-session-state", "The session is not running.",
+                           "session '\(session.name)' is \(session.status.rawValue); only RUNNING sessions restart")
+        }
+        guard session.type == "interactive" else {
+            throw APIError.invalidParams("session '\(session.name)' is a batch session: it runs its command once; create a new session to run it again")
+        }
+        try await store.run { try $0.transition(session: session.id, to: .restarting, reason: "restart requested") }
+        for (kernel, agentID) in try await store.run({ try $0.kernelAgents(session: session.id) }) {
+            do {
+                guard let agentID, let agent = try await store.run({ try $0.agent(id: agentID) }) else {
+                    throw APIError.internalError("kernel \(kernel) of session '\(session.name)' has no agent")
+                }
+                let (status, text) = try await callAgent(agent.address, .POST, AgentAPI.restartPath(kernel))
+                guard status == 204 else { throw Self.agentFailure(status, text, agent: agent.address) }
+            } catch {
+                let reason = "restart failed: \((error as? APIError)?.message ?? "\(error)")"
+                try? await destroy(session: session.id, reason: reason, endingIn: .error)
+                throw error
+            }
+        }
+        try await store.run { try $0.transition(session: session.id, to: .running) }
     }
 
     /// The main kernel's console output: live from the agent, or what was kept.
-    public func logs(session id: String) async throws -> String {
-        guard let (kernel, agentID) = try await store.run({ try $0.kernelAgents(session: id) }).first else { return "" }
+    public func logs(session id: String, kernel wanted: String? = nil) async throws -> String {
+        let kernels = try await store.run { try $0.kernelAgents(session: id) }
+        guard let (kernel, agentID) = wanted.map({ w in kernels.first { $0.0 == w } }) ?? kernels.first else { return "" }
         if let agentID, let agent = try await store.run({ try $0.agent(id: agentID) }),
            let (status, text) = try? await callAgent(agent.address, .GET, AgentAPI.logsPath(kernel)), status == 200,
            let logs = try? JSONDecoder().decode(KernelLogs.self, from: Data(text.utf8)) {

@@ -36,6 +36,8 @@ extension ManagerAPI {
         let maxWaitSeconds: Int?
         let reuseIfExists: Bool?
         let config: Config?
+        /// Sessions (ids or names) that must end successfully before this one is scheduled.
+        let dependencies: [String]?
     }
 
     static let createKeys = ["tag", "name", "config", "dependencies", "callback_url", "architecture", "clusterSize", "clusterMode", "starts_at",
@@ -73,6 +75,12 @@ extension ManagerAPI {
             RouteSpec(method: .delete, path: "/session/:sessionName", summary: "Destroy a session", access: .user, bodyKeys: nil) { request, context in
                 let caller = try await auth.authenticate(request)
                 let session = try await resolve(try context.parameters.require("sessionName"), caller: caller)
+                // ?recursive=true also ends the sessions that wait for this one (they could never run).
+                if request.uri.queryParameters.get("recursive") == "true" {
+                    for dependent in try await store.run({ try $0.dependents(of: session.id) }) {
+                        try await lifecycle.destroy(session: dependent, reason: "destroyed by \(caller.accessKey) with '\(session.name)', which it depended on")
+                    }
+                }
                 try await lifecycle.destroy(session: session.id, reason: "destroyed by \(caller.accessKey)")
                 struct Reply: Encodable { let stats: String? }
                 return try io.response(Reply(stats: nil))
@@ -149,15 +157,74 @@ extension ManagerAPI {
                 _ = try await resolve(try context.parameters.require("sessionName"), caller: caller)
                 throw APIError.notSupported("session commit", "Hangar does not commit session containers to images; build images from recipes (Tools/images) and push them to your registry")
             },
-            RouteSpec(method: .get, path: "/session/:sessionName/logs", summary: "The main kernel's console output", access: .user, bodyKeys: nil) { request, context in
+            RouteSpec(method: .patch, path: "/session/:sessionName", summary: "Restart a running interactive session's containers in place (home and scratch kept)",
+                      access: .user, bodyKeys: nil) { request, context in
                 let caller = try await auth.authenticate(request)
                 let session = try await resolve(try context.parameters.require("sessionName"), caller: caller)
+                try await lifecycle.restart(session: session)
+                return Response(status: .noContent)
+            },
+            RouteSpec(method: .get, path: "/session/:sessionName/dependency-graph",
+                      summary: "The sessions this one depends on, as a tree (session_id, session_name, status, status_changed, depends_on)",
+                      access: .user, bodyKeys: nil) { request, context in
+                let caller = try await auth.authenticate(request)
+                let session = try await resolve(try context.parameters.require("sessionName"), caller: caller)
+                let changed = try await store.run { try $0.sessionDetail(id: session.id)?.statusChanged } ?? session.createdAt
+                let root = StateStore.DependencyState(id: session.id, name: session.name, status: session.status, exitCode: nil, statusChanged: changed)
+                return try Self.jsonObject(try await dependencyNode(root, depth: 0))
+            },
+            RouteSpec(method: .get, path: "/session/:sessionName/abusing-report",
+                      summary: "What the session's kernels did that their sandbox policy denies (watch-mode reports, newest 20 per kernel)",
+                      access: .user, bodyKeys: nil) { request, context in
+                let caller = try await auth.authenticate(request)
+                let session = try await resolve(try context.parameters.require("sessionName"), caller: caller)
+                let reports = try await store.run { try $0.sessionEvents(session: session.id) }.filter { $0.kind == "sandbox_watch" }
+                var byKernel: [String: [Any]] = [:]
+                for event in reports {
+                    byKernel[event.kernelID, default: []].append((try? JSONSerialization.jsonObject(with: Data(event.data.utf8))) ?? event.data)
+                }
+                var result: [String: Any] = [:]
+                for (kernel, items) in byKernel {
+                    result[kernel] = ["reports": items.count, "latest": Array(items.suffix(20))] as [String: Any]
+                }
+                return try Self.jsonObject(result)
+            },
+            RouteSpec(method: .get, path: "/session/:sessionName/logs",
+                      summary: "The main kernel's console output (`/session/_/logs?taskId=KERNEL`: one kernel's, as text)", access: .user,
+                      bodyKeys: nil) { request, context in
+                let caller = try await auth.authenticate(request)
+                let reference = try context.parameters.require("sessionName")
+                if reference == "_" {
+                    // Backend.AI's task logs: one kernel's (or session's) output as plain text.
+                    guard let task = request.uri.queryParameters.get("taskId"), !task.isEmpty else {
+                        throw APIError.invalidParams("give the kernel (or session) id as ?taskId=ID")
+                    }
+                    let sessionID = try await store.run { try $0.sessionID(ofKernel: task) } ?? task
+                    let session = try await resolve(sessionID, caller: caller)
+                    let text = try await lifecycle.logs(session: session.id, kernel: sessionID == task ? nil : task)
+                    return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: text)))
+                }
+                let session = try await resolve(reference, caller: caller)
                 let logs = try await lifecycle.logs(session: session.id)
                 struct Logs: Encodable { let logs: String }
                 struct Reply: Encodable { let result: Logs }
                 return try io.response(Reply(result: Logs(logs: logs)))
             },
         ]
+    }
+
+    /// One node of a dependency graph in Backend.AI's shape (the client's tree printer wants
+    /// `KernelStatus.`-prefixed statuses and space-separated times), its dependencies below.
+    func dependencyNode(_ s: StateStore.DependencyState, depth: Int) async throws -> [String: Any] {
+        var below: [[String: Any]] = []
+        if depth < 16 {
+            for dependency in try await store.run({ try $0.dependencies(of: s.id) }) {
+                below.append(try await dependencyNode(dependency, depth: depth + 1))
+            }
+        }
+        let changed = CivilTime.iso8601(micros: s.statusChanged).replacingOccurrences(of: "T", with: " ").replacingOccurrences(of: "Z", with: "")
+        return ["session_id": s.id, "session_name": s.name, "status": "KernelStatus.\(s.status.rawValue)", "status_changed": changed,
+                "depends_on": below]
     }
 
     /// Backend.AI's event names for a status transition.
@@ -212,6 +279,7 @@ extension ManagerAPI {
         case .pulling: ["kernel_pulling"]
         case .creating: ["kernel_creating"]
         case .running: ["kernel_started", "session_started"]
+        case .restarting: ["kernel_restarting"]
         case .terminating: ["session_terminating"]
         case .terminated: ["session_terminated"] + (type == "batch" ? [exitCode == 0 ? "session_success" : "session_failure"] : [])
         case .cancelled: ["session_cancelled"]
@@ -246,6 +314,27 @@ extension ManagerAPI {
         String(decoding: (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8), as: UTF8.self)
     }
 
+    /// An image's Backend.AI labels as an agent holding it, or else the last scan of its
+    /// registry, reports them; nil when neither knows the image (a registry image not yet
+    /// scanned: its minimums are checked once it is).
+    func knownImageLabels(_ image: String) async throws -> [String: String]? {
+        let (agents, scanned) = try await store.run { (try $0.agents(status: .alive), try $0.registryImages()) }
+        for agent in agents {
+            guard let reports = try? JSONDecoder().decode([ImageReport].self, from: Data(agent.images.utf8)) else { continue }
+            if let report = reports.first(where: { GQLResolver.sameImage(image, name: $0.name, tag: $0.tag) }) { return report.labels ?? [:] }
+        }
+        return scanned.first { $0.reference == image }?.labels
+    }
+
+    /// The minimums `ai.backend.resource.min.SLOT` labels set (amounts as the API takes them:
+    /// "1", "0.5", "64m", "1g"); unreadable ones are ignored.
+    static func resourceMinimums(_ labels: [String: String]) -> [(slot: String, minimum: Decimal)] {
+        labels.compactMap { key, value in
+            guard key.hasPrefix("ai.backend.resource.min."), let amount = ResourceSlots.parseAmount(value) else { return nil }
+            return (String(key.dropFirst("ai.backend.resource.min.".count)), amount)
+        }.sorted { $0.slot < $1.slot }
+    }
+
     /// A session by name or id: the caller's own; for a domain admin, any in the domain; for
     /// a superadmin, any.
     func resolve(_ nameOrID: String, caller: Caller) async throws -> SessionRecord {
@@ -276,6 +365,18 @@ extension ManagerAPI {
         }
         // An alias names an image ("python" -> "hangar/python:3.11-bookworm").
         let image = try await store.run { try $0.imageAliases()[body.image] } ?? body.image
+        // The image's resource minimums (`ai.backend.resource.min.SLOT` labels): a slot left
+        // to the default is raised to the minimum; one asked for below it is refused.
+        if let labels = try await knownImageLabels(image) {
+            let explicit = Set((body.config?.resources ?? [:]).keys)
+            for (slot, minimum) in Self.resourceMinimums(labels) where requested[slot] < minimum {
+                guard !explicit.contains(slot) else {
+                    let bytes = slot == "mem" || slot.hasSuffix(".mem")
+                    throw APIError.invalidParams("image \(image) needs at least \(ResourceSlots.human(minimum, bytes: bytes)) of \(slot) (its label ai.backend.resource.min.\(slot)); the session asks for \(ResourceSlots.human(requested[slot], bytes: bytes)) — ask for more")
+                }
+                requested[slot] = minimum
+            }
+        }
         // Reuse a live session of the same name, as the reference manager does.
         if let existing = try await store.run({ try $0.findSession(name, accessKey: caller.accessKey) }), !existing.status.isTerminal {
             guard body.reuseIfExists ?? true, existing.image == image else {
@@ -287,6 +388,11 @@ extension ManagerAPI {
                                    status: .created, snakeCase: false)
         }
         let slots = requested
+        let dependencyRefs = body.dependencies ?? []
+        guard dependencyRefs.count <= 32 else { throw APIError.invalidParams("a session may depend on at most 32 sessions, got \(dependencyRefs.count)") }
+        var resolved: [String] = []
+        for ref in dependencyRefs { resolved.append(try await resolve(ref, caller: caller).id) }
+        let dependsOn = resolved
         let mounts = try await resolveMounts(body.config?.mounts ?? [], map: body.config?.mountMap ?? [:], caller: caller)
         let userID = caller.identity.keypair.userID
         let projectName = body.group ?? StateStore.defaultProject
@@ -315,6 +421,7 @@ extension ManagerAPI {
                                    type: type, image: image, architecture: body.architecture ?? "", requested: slots,
                                    clusterSize: body.clusterSize ?? 1, startupCommand: body.startupCommand, mounts: mounts)
             spec.preopenPorts = preopen
+            spec.dependsOn = dependsOn
             return spec
         }
         let created = try await store.run { try $0.createSession(spec) }

@@ -25,6 +25,8 @@ public struct SchedulingSnapshot: Sendable {
     public var sessionLimits: [String: Int64]
     /// What holds the agents' slots, for saying why a session waits.
     public var holders: [SlotHolder] = []
+    /// The sessions each pending session waits for (Backend.AI's `dependencies`).
+    public var dependencies: [String: [StateStore.DependencyState]] = [:]
 }
 
 /// What a pass decided, applied by `SessionScheduler.apply` (the reservations in one
@@ -134,6 +136,7 @@ public final class SessionScheduler: Sendable {
         }
         snapshot.kernelIDs = try store.pendingKernelIDs(resourceGroup: resourceGroup)
         snapshot.holders = try store.slotHolders(resourceGroup: resourceGroup)
+        snapshot.dependencies = try store.pendingDependencies(resourceGroup: resourceGroup)
         return snapshot
     }
 
@@ -175,8 +178,22 @@ public final class SessionScheduler: Sendable {
                     : "the session asks for \(ResourceSlots.human(total[slot] ?? 0, bytes: bytes.contains(slot))) of \(slot); the largest agent has \(ResourceSlots.human(largest, bytes: bytes.contains(slot))); it can never run here"))
             }
         }
+        // Sessions with dependencies run only after all of them ended successfully; one that
+        // failed (or was cancelled) means this session can never run, so it is cancelled
+        // instead of waiting for ever.
+        for s in pending where !plan.cancellations.contains(where: { $0.session == s.id }) {
+            guard let dependencies = snapshot.dependencies[s.id] else { continue }
+            if let failed = dependencies.first(where: \.failed) {
+                let how = failed.exitCode.map { "\(failed.status.rawValue) with exit status \($0)" } ?? failed.status.rawValue
+                plan.cancellations.append((s.id, "the session '\(failed.name)' it depends on ended \(how); it runs only after its dependencies succeed"))
+            } else if !dependencies.allSatisfy(\.succeeded) {
+                let open = dependencies.filter { !$0.succeeded }.map { "\($0.name) (\($0.status.rawValue))" }
+                plan.waiting.append((s.id, "waiting for the session\(open.count == 1 ? "" : "s") it depends on to end successfully: \(open.joined(separator: ", "))"))
+            }
+        }
         let cancelled = Set(plan.cancellations.map(\.session))
-        pending.removeAll { cancelled.contains($0.id) }
+        let blocked = Set(plan.waiting.map(\.session))
+        pending.removeAll { cancelled.contains($0.id) || blocked.contains($0.id) }
         plan.consideredUpTo = snapshot.pending.map(\.createdAt).max() ?? 0
         guard !pending.isEmpty, !agents.isEmpty else { return plan }
 

@@ -102,6 +102,34 @@ extension StateStore {
         try database.withConnection { c in try c.query("SELECT * FROM agents WHERE id = $1", [.text(id)]).first.map(Self.agent(from:)) }
     }
 
+    /// Sets every agent's occupied slots to the sum of what its kernels hold now (Backend.AI's
+    /// `recalculate-usage`): a repair for counts that drifted, e.g. after a database restore.
+    /// Runs in one transaction with the agents locked, so no reservation lands half-way.
+    /// - Returns: the agents whose count changed, with the old and the new value.
+    @discardableResult
+    public func recalculateOccupancy() throws -> [(agent: String, before: ResourceSlots, after: ResourceSlots)] {
+        try database.transaction { c in
+            let lock = database.dialect == .postgresql ? " FOR UPDATE" : ""
+            var held: [String: ResourceSlots] = [:]
+            // Only kernels whose slots were reserved and not yet released carry occupied_slots.
+            for k in try c.query("SELECT agent_id, occupied_slots FROM kernels WHERE agent_id IS NOT NULL AND occupied_slots <> '{}'") {
+                guard let agent = k.string("agent_id") else { continue }
+                held[agent] = (held[agent] ?? ResourceSlots()) + (try ResourceSlots(json: k.string("occupied_slots") ?? "{}"))
+            }
+            var changed: [(agent: String, before: ResourceSlots, after: ResourceSlots)] = []
+            for a in try c.query("SELECT id, occupied_slots FROM agents ORDER BY id" + lock) {
+                let id = a.string("id") ?? ""
+                let before = (try? ResourceSlots(json: a.string("occupied_slots") ?? "{}")) ?? ResourceSlots()
+                var after = held[id] ?? ResourceSlots()
+                for (slot, amount) in after.amounts where amount <= 0 { after.amounts[slot] = nil }
+                guard after != before else { continue }
+                try c.execute("UPDATE agents SET occupied_slots = $1 WHERE id = $2", [.text(after.json), .text(id)])
+                changed.append((id, before, after))
+            }
+            return changed
+        }
+    }
+
     /// Lets the scheduler use an agent, or keeps it away (draining).
     public func setAgentSchedulable(_ id: String, _ schedulable: Bool) throws {
         let changed = try database.transaction { c in

@@ -241,6 +241,32 @@ public enum Migrations {
             "CREATE TABLE utilisation_samples (scope TEXT NOT NULL, owner TEXT NOT NULL, at BIGINT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (scope, owner, at))",
             "CREATE INDEX utilisation_samples_at ON utilisation_samples (at)",
         ],
+        // 13: sessions that wait for others (Backend.AI's `dependencies`): a pending session
+        // is scheduled only once every session it depends on has ended successfully.
+        [
+            "CREATE TABLE session_dependencies (session_id TEXT NOT NULL, depends_on TEXT NOT NULL, PRIMARY KEY (session_id, depends_on))",
+            "CREATE INDEX session_dependencies_target ON session_dependencies (depends_on)",
+            // Container registries images are pulled from (Backend.AI keeps them in etcd);
+            // the password is sealed with a key derived from the cluster secret.
+            """
+            CREATE TABLE container_registries (
+                hostname TEXT PRIMARY KEY, url TEXT NOT NULL, registry_type TEXT NOT NULL, projects TEXT NOT NULL DEFAULT '[]',
+                username TEXT, sealed_password TEXT, ssl_verify BIGINT NOT NULL DEFAULT 1, created_at BIGINT NOT NULL)
+            """,
+            // What each registry held at its last scan (rescan_images), labels included.
+            """
+            CREATE TABLE registry_images (
+                registry TEXT NOT NULL, repository TEXT NOT NULL, tag TEXT NOT NULL, digest TEXT NOT NULL, architecture TEXT NOT NULL,
+                size_bytes BIGINT NOT NULL, labels TEXT NOT NULL, scanned_at BIGINT NOT NULL, PRIMARY KEY (registry, repository, tag))
+            """,
+            // Long operations (registry scans) clients follow through /events/background-task;
+            // kept here so any manager can answer for a task another one runs.
+            """
+            CREATE TABLE background_tasks (
+                id TEXT PRIMARY KEY, kind TEXT NOT NULL, owner TEXT NOT NULL, status TEXT NOT NULL, current BIGINT NOT NULL DEFAULT 0,
+                total BIGINT NOT NULL DEFAULT 0, message TEXT NOT NULL DEFAULT '', created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)
+            """,
+        ],
     ]
 
     /// Brings the database to `latest`, one transaction per version.

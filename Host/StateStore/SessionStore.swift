@@ -5,6 +5,8 @@ import Foundation
 public enum SessionStatus: String, Sendable, Codable, CaseIterable {
     case pending = "PENDING", scheduled = "SCHEDULED", preparing = "PREPARING", pulling = "PULLING", creating = "CREATING"
     case running = "RUNNING", terminating = "TERMINATING", terminated = "TERMINATED", cancelled = "CANCELLED", error = "ERROR"
+    /// A running session whose containers are being restarted in place (back to RUNNING after).
+    case restarting = "RESTARTING"
 
     /// Statuses after which nothing happens to the session any more.
     public var isTerminal: Bool { self == .terminated || self == .cancelled || self == .error }
@@ -33,6 +35,8 @@ public struct SessionSpec: Sendable, Equatable {
     public var mounts: [SessionMount]
     /// Ports to offer as `preopen` services (the user starts what listens there).
     public var preopenPorts: [Int] = []
+    /// Ids of sessions that must end successfully before this one is scheduled.
+    public var dependsOn: [String] = []
 
     public init(name: String, accessKey: String, userID: String, domain: String = "default", projectID: String, resourceGroup: String = "default",
                 type: String = "interactive", image: String, architecture: String = "x86_64", requested: ResourceSlots, clusterSize: Int = 1,
@@ -158,10 +162,82 @@ extension StateStore {
                     """, [.text(UUID().uuidString.lowercased()), .text(id), .text(index == 0 ? "main" : "sub"), .int(Int64(index)),
                           .text(spec.requested.json), .int(now)])
             }
+            for target in Set(spec.dependsOn).sorted() {
+                guard try !c.query("SELECT id FROM sessions WHERE id = $1", [.text(target)]).isEmpty else {
+                    throw StoreError(.notFound, "no session with id '\(target)' to depend on")
+                }
+                try c.execute("INSERT INTO session_dependencies (session_id, depends_on) VALUES ($1, $2)", [.text(id), .text(target)])
+            }
             try Self.history(c, id, .pending, now)
             return SessionRecord(id: id, name: spec.name, accessKey: spec.accessKey, resourceGroup: spec.resourceGroup, type: spec.type,
                                  status: .pending, statusInfo: "", image: spec.image, architecture: spec.architecture, requested: spec.requested,
                                  clusterSize: spec.clusterSize, priority: spec.priority, attempts: 0, createdAt: now)
+        }
+    }
+
+    /// A session another one depends on, as far as scheduling and the dependency graph need.
+    public struct DependencyState: Sendable, Equatable {
+        public var id: String
+        public var name: String
+        public var status: SessionStatus
+        public var exitCode: Int64?
+        /// When it entered its current status.
+        public var statusChanged: Int64
+        /// Ended successfully: TERMINATED without a failing exit status.
+        public var succeeded: Bool { status == .terminated && (exitCode ?? 0) == 0 }
+        /// Ended in a way that can never satisfy a dependency.
+        public var failed: Bool { status.isTerminal && !succeeded }
+
+        public init(id: String, name: String, status: SessionStatus, exitCode: Int64?, statusChanged: Int64) {
+            self.id = id
+            self.name = name
+            self.status = status
+            self.exitCode = exitCode
+            self.statusChanged = statusChanged
+        }
+    }
+
+    /// What the pending sessions of a resource group depend on (those without are absent).
+    public func pendingDependencies(resourceGroup: String) throws -> [String: [DependencyState]] {
+        try dependencies(where: "p.resource_group = $1 AND p.status = 'PENDING'", [.text(resourceGroup)])
+    }
+
+    /// What one session depends on, directly.
+    public func dependencies(of session: String) throws -> [DependencyState] {
+        try dependencies(where: "p.id = $1", [.text(session)])[session] ?? []
+    }
+
+    /// Ids of the sessions that depend on `session`, directly or through others (its
+    /// dependents first, breadth-first), for a recursive destroy.
+    public func dependents(of session: String) throws -> [String] {
+        try database.withConnection { c in
+            var found: [String] = []
+            var frontier = [session]
+            while let next = frontier.first, found.count < 1000 {
+                frontier.removeFirst()
+                for r in try c.query("SELECT session_id FROM session_dependencies WHERE depends_on = $1 ORDER BY session_id", [.text(next)]) {
+                    guard let id = r.string("session_id"), id != session, !found.contains(id) else { continue }
+                    found.append(id)
+                    frontier.append(id)
+                }
+            }
+            return found
+        }
+    }
+
+    private func dependencies(where condition: String, _ values: [SQLValue]) throws -> [String: [DependencyState]] {
+        try database.withConnection { c in
+            var result: [String: [DependencyState]] = [:]
+            for r in try c.query("""
+                SELECT d.session_id AS owner, s.id AS id, s.name AS name, s.status AS status, s.exit_code AS exit_code, s.status_changed AS changed
+                FROM session_dependencies d JOIN sessions p ON p.id = d.session_id JOIN sessions s ON s.id = d.depends_on
+                WHERE \(condition) ORDER BY s.created_at, s.id
+                """, values) {
+                result[r.string("owner") ?? "", default: []].append(DependencyState(
+                    id: r.string("id") ?? "", name: r.string("name") ?? "", status: SessionStatus(rawValue: r.string("status") ?? "") ?? .error,
+                    exitCode: r.int("exit_code"), statusChanged: r.int("changed") ?? 0))
+            }
+            return result
         }
     }
 

@@ -114,6 +114,13 @@ struct StorageProxyRoutes: Sendable {
             }
             return try Self.json(VolumeList(volumes: list))
         }
+        router.post(route(.volumePerformance)) { request, _ in
+            try self.authenticateManager(request)
+            let m = try await Self.decode(request, as: VolumeTarget.self)
+            let v = try self.volumes.volume(m.volume)
+            let metrics = try Self.plugin { () throws(PluginError) in try v.plugin.performance() }
+            return try Self.json(VolumePerformance(volume: v.name, metrics: metrics.map { VolumeMetric(key: $0.key, unit: $0.unit, value: $0.value) }))
+        }
         router.post(route(.createFolder)) { request, _ in
             try self.authenticateManager(request)
             let m = try await Self.decode(request, as: CreateFolderRequest.self)

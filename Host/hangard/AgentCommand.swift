@@ -58,6 +58,7 @@ struct AgentCommand: AsyncParsableCommand {
         let daemon = try AgentDaemon(config: agentConfig, accelerators: plugins.accelerators, logger: logger)
         logger.info("agent starting", metadata: ["id": .string(agentConfig.id), "rpc": .string(agentConfig.advertisedAddress),
                                                  "manager": .string(agentConfig.managerURL), "engine": .string(agentConfig.engineSocket)])
+        ShutdownDeadline.arm(role: "the agent", logger: logger)
         try await daemon.run()
     }
 }

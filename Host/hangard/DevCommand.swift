@@ -96,6 +96,7 @@ struct DevCommand: AsyncParsableCommand {
 
         let engine = try DevEngine.locate(explicit: engineSocket, dataDirectory: data, logger: logger)
         defer { engine.stop() }
+        ShutdownDeadline.arm(role: "the dev cluster", logger: logger) { [engine] in engine.stop() }
         do {
             _ = try await DockerEngineClient(socketPath: engine.socket).images()
         } catch {
@@ -187,7 +188,8 @@ extension DevClientConfig {
 
 /// The container engine for the dev cluster: an existing socket, or a podman service this
 /// process starts (and stops) with settings that work on cgroup v1 hosts.
-struct DevEngine {
+/// Sendable by hand: after start, `service` is only read for its pid (to signal and reap it).
+struct DevEngine: @unchecked Sendable {
     let socket: String
     let service: Process?
 

@@ -162,6 +162,7 @@ struct ServeManager: AsyncParsableCommand {
         if let created { printCredentials(created, config: config) }
         let server = try ManagerServer(store: store, config: config, clusterSecret: try clusterSecret(config), logger: logger)
         defer { server.plugins.shutdown() }
+        ShutdownDeadline.arm(role: "the manager", logger: logger)
         logger.info("manager listening", metadata: ["address": .string("\(config.host):\(config.port)")])
         try await server.run()
     }

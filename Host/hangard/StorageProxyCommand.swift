@@ -33,6 +33,7 @@ struct StorageProxyCommand: AsyncParsableCommand {
         defer { server.shutdown() }
         logger.info("storage proxy listening", metadata: ["address": .string("\(proxyConfig.host):\(proxyConfig.port)"),
                                                          "volumes": .string(server.volumes.keys.sorted().joined(separator: ","))])
+        ShutdownDeadline.arm(role: "the storage proxy", logger: logger)
         try await server.run()
     }
 }

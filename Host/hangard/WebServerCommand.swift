@@ -25,6 +25,7 @@ struct WebServerCommand: AsyncParsableCommand {
             throw ValidationError("\(config): [webserver] cluster_secret is required (the manager's cluster_secret: login sessions are kept by the manager)")
         }
         let logger = Logger(label: "hangar.webserver")
+        ShutdownDeadline.arm(role: "the webserver", logger: logger)
         logger.info("webserver listening", metadata: ["address": .string("\(webConfig.host):\(webConfig.port)"), "manager": .string(webConfig.managerURL)])
         try await WebServer(config: webConfig, logger: logger).run()
     }

@@ -234,7 +234,46 @@ import TestSupport
     }
 }
 
-/// Text gathered by a WebSocket handler.
+extension AppStreamTests {
+    /// SIGTERM ends the manager within seconds even while terminals and app streams are open
+    /// and idle (a peer that neither sends nor closes must not hold the shutdown), and the
+    /// clients see their streams end.
+    @Test func managerEndsWhenAskedWithIdleStreamsOpen() async throws {
+        let cluster = try await TestCluster(prefix: "apps-stop")
+        defer { cluster.stop() }
+        let made = try cluster.hangar(["run", TestEngine.image, "-t", "stop-s", "-q", "-c", "print('up')"])
+        try #require(made.status == 0, "\(made)")
+        let screen = TextBox()
+        let (ptyURL, ptyHeaders) = try Self.streamURL(cluster, "/stream/session/stop-s/pty")
+        let terminal = Task {
+            try await WebSocketClient.connect(url: ptyURL, configuration: .init(maxFrameSize: 1 << 20, additionalHeaders: ptyHeaders), logger: Self.logger) { inbound, _, _ in
+                for try await frame in inbound { screen.append(String(buffer: frame.data)) }
+            }
+        }
+        let banner = TextBox()
+        let (sshURL, sshHeaders) = try Self.streamURL(cluster, "/stream/session/stop-s/tcpproxy?app=sshd")
+        let ssh = Task {
+            try await WebSocketClient.connect(url: sshURL, configuration: .init(additionalHeaders: sshHeaders), logger: Self.logger) { inbound, _, _ in
+                for try await frame in inbound { banner.append(String(buffer: frame.data)) }
+            }
+        }
+        for _ in 0..<150 where screen.text.isEmpty || !banner.text.contains("SSH-2.0") { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(!screen.text.isEmpty && banner.text.contains("SSH-2.0"), "both streams are open: \(screen.text.suffix(80)) / \(banner.text)")
+        kill(cluster.manager.processIdentifier, SIGTERM)
+        let deadline = ContinuousClock.now + .seconds(20)
+        while cluster.manager.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(!cluster.manager.isRunning, "the manager ended within 20 s of SIGTERM with two idle streams open")
+        let streamsEnded = try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask { _ = try? await terminal.value; _ = try? await ssh.value; return true }
+            group.addTask { try await Task.sleep(for: .seconds(10)); return false }
+            defer { group.cancelAll() }
+            return try await group.next() ?? false
+        }
+        #expect(streamsEnded, "the clients' streams ended with the manager")
+    }
+}
+
+/// Text gathered by a WebSocket handler./// Text gathered by a WebSocket handler.
 final class TextBox: @unchecked Sendable {
     private let lock = NSLock()
     private var value = ""

@@ -158,6 +158,9 @@ import TestSupport
         let plain = try await probe()
         #expect(plain == ["setns": Int(EPERM), "perf": Int(EPERM)], "\(plain)")
         let label = try await probe(image: labelled)
+        // Removed now: a cleanup task left to `defer` may never run before the test process
+        // ends, and a leftover image shows in every later cluster's image list.
+        try? await Self.removeImage(labelled)
         #expect(label["setns"] == Int(EBADF) && label["perf"] == Int(EPERM), "the label allows setns only: \(label)")
         let device = try await probe(slots: ["mock.device": unit])
         #expect(device["perf"] == Int(EFAULT) && device["setns"] == Int(EPERM), "the mock device's plugin allows perf_event_open: \(device)")

@@ -259,6 +259,63 @@ import TestSupport
         }
     }
 
+    /// Container registries: superadmins add, modify and delete them; the password is sealed
+    /// in the database (not readable there), opens with the cluster secret, and is never
+    /// answered — by GraphQL or by `GET /config/docker-registries`; bad input is refused by name.
+    @Test(arguments: Backend.allCases)
+    func registriesKeepTheirPasswordSealed(backend: Backend) async throws {
+        let (db, store, admin) = try bootstrappedStore(backend)
+        _ = db
+        defer { store.close() }
+        let dana = try store.createUser(email: "dana@example.com", password: "dana-password", passwordRounds: 1000)
+        let danaKey = try store.createKeypair(userID: dana.id)
+        let create = "mutation($h: String!, $p: ContainerRegistryInput!) { create_container_registry(hostname: $h, props: $p) { ok msg container_registry { hostname config { url password has_password } } } }"
+        let keys = (admin.accessKey, admin.secretKey)
+        try await managerApp(store).test(.router) { client in
+            let (_, made) = try await Self.query(client, create, variables: #"{"h": "cr.example.com:5000", "p": {"url": "https://cr.example.com:5000", "type": "docker", "username": "robot", "password": "s3cret-Pass"}}"#, keys: keys)
+            #expect(made.contains("\"ok\": true") && made.contains("\"has_password\": true") && made.contains("\"password\": null"), "\(made)")
+            #expect(!made.contains("s3cret-Pass"))
+            let (_, again) = try await Self.query(client, create, variables: #"{"h": "cr.example.com:5000", "p": {"url": "https://cr.example.com:5000"}}"#, keys: keys)
+            #expect(again.contains("already exists"), "\(again)")
+            let (_, badURL) = try await Self.query(client, create, variables: #"{"h": "bad.example.com", "p": {"url": "ftp://bad.example.com", "type": "docker"}}"#, keys: keys)
+            #expect(badURL.contains("must be the registry's http:// or https:// address"), "\(badURL)")
+            let (_, badType) = try await Self.query(client, create, variables: #"{"h": "h.example.com", "p": {"url": "https://h.example.com", "type": "harbor"}}"#, keys: keys)
+            #expect(badType.contains("registry type 'harbor' is not supported"), "\(badType)")
+            let (_, badHost) = try await Self.query(client, create, variables: #"{"h": "no/slash", "p": {"url": "https://x.example.com"}}"#, keys: keys)
+            #expect(badHost.contains("must be a registry host name"), "\(badHost)")
+            let (_, refused) = try await Self.query(client, create, variables: #"{"h": "user.example.com", "p": {"url": "https://user.example.com"}}"#, keys: (danaKey.accessKey, danaKey.secretKey))
+            #expect(refused.contains("needs a superadmin keypair"), "\(refused)")
+
+            // At rest: sealed, and only the cluster secret opens it.
+            let stored = try #require(try store.containerRegistries().first)
+            let sealed = try #require(stored.sealedPassword)
+            #expect(!sealed.contains("s3cret-Pass") && sealed.hasPrefix("sealed-v1:"))
+            #expect(try SecretBox(clusterSecret: "test-cluster-secret").open(sealed) == "s3cret-Pass")
+            #expect(throws: SecretBoxError.self) { try SecretBox(clusterSecret: "another-secret").open(sealed) }
+
+            let modify = "mutation($h: String!, $p: ContainerRegistryInput!) { modify_container_registry(hostname: $h, props: $p) { ok msg } }"
+            let (_, modified) = try await Self.query(client, modify, variables: #"{"h": "cr.example.com:5000", "p": {"project": ["ml", "base"], "ssl_verify": false, "password": ""}}"#, keys: keys)
+            #expect(modified.contains("\"ok\": true"), "\(modified)")
+            let (status, rest) = try await client.execute(uri: "/config/docker-registries", method: .get,
+                                                          headers: try SignedAPI.headers(method: .get, path: "/config/docker-registries", accessKey: admin.accessKey, secretKey: admin.secretKey)) {
+                ($0.status, String(buffer: $0.body))
+            }
+            #expect(status == .ok && rest.contains("\"cr.example.com:5000\"") && rest.contains("\"ml\"") && rest.contains("\"has_password\":false"), "\(rest)")
+            #expect(!rest.contains("sealed-v1"))
+            let list = "query { container_registries { hostname config { project ssl_verify has_password } } }"
+            let (_, listed) = try await Self.query(client, list, keys: keys)
+            #expect(listed.contains("\"ssl_verify\": false") && listed.contains("\"has_password\": false"), "\(listed)")
+            let (_, hidden) = try await Self.query(client, list, keys: (danaKey.accessKey, danaKey.secretKey))
+            #expect(hidden.contains("for admins"), "users do not see registries: \(hidden)")
+            let delete = "mutation($h: String!) { delete_container_registry(hostname: $h) { ok msg } }"
+            let (_, deleted) = try await Self.query(client, delete, variables: #"{"h": "cr.example.com:5000"}"#, keys: keys)
+            #expect(deleted.contains("\"ok\": true"), "\(deleted)")
+            let (_, gone) = try await Self.query(client, delete, variables: #"{"h": "cr.example.com:5000"}"#, keys: keys)
+            #expect(gone.contains("no registry 'cr.example.com:5000'"), "\(gone)")
+        }
+        #expect(try store.containerRegistries().isEmpty)
+    }
+
     /// Each query text is parsed and validated once; the verdict is reused, refusals
     /// included, and the cache stays within its bound, evicting the oldest text.
     @Test func documentVerdictsAreReusedAndBounded() throws {

@@ -148,6 +148,53 @@ import TestSupport
         #expect(decisions.count == 5, "three impossible sessions cancelled, one scheduled, one waiting")
     }
 
+    /// Backend.AI's `dependencies`: a session waits (saying for which sessions) until every
+    /// session it depends on ended successfully; one whose dependency failed is cancelled
+    /// naming it; a recursive destroy finds the dependents; recalculation repairs occupancy.
+    @Test(arguments: Backend.allCases)
+    func dependentSessionsWaitForSuccessAndFailedOnesAreCancelled(backend: Backend) throws {
+        let (db, store, admin) = try bootstrappedStore(backend)
+        defer { store.close(); _ = db }
+        _ = try store.recordHeartbeat(StoreFixtures.heartbeat("node-d", cpu: 8))
+        let scheduler = SessionScheduler(store: store, plugins: try PluginHost(searchPaths: [Self.binDir]))
+        let first = try store.createSession(StoreFixtures.sessionSpec(store, admin, name: "dep-first"))
+        let doomed = try store.createSession(StoreFixtures.sessionSpec(store, admin, name: "dep-doomed"))
+        var waiter = try StoreFixtures.sessionSpec(store, admin, name: "dep-waiter")
+        waiter.dependsOn = [first.id]
+        let waiting = try store.createSession(waiter)
+        var loser = try StoreFixtures.sessionSpec(store, admin, name: "dep-loser")
+        loser.dependsOn = [doomed.id, first.id]
+        let losing = try store.createSession(loser)
+        var unknown = try StoreFixtures.sessionSpec(store, admin, name: "dep-unknown")
+        unknown.dependsOn = ["no-such-session"]
+        #expect(throws: StoreError.self) { try store.createSession(unknown) }
+        #expect(try store.sessions(resourceGroup: "default", status: .pending).count == 4, "a refused create leaves nothing behind")
+
+        _ = try scheduler.schedule(resourceGroup: "default")
+        #expect(try store.session(id: first.id)?.status == .scheduled)
+        let reason = try #require(try store.session(id: waiting.id)).statusInfo
+        #expect(try store.session(id: waiting.id)?.status == .pending)
+        #expect(reason.contains("depends on to end successfully: dep-first (PENDING)"), "as the pass found it: \(reason)")
+        #expect(try store.dependencies(of: losing.id).map(\.name) == ["dep-first", "dep-doomed"])
+        #expect(try store.dependents(of: first.id) == [waiting.id, losing.id].sorted())
+
+        // The doomed one fails: the session that needs it can never run.
+        try store.transition(session: doomed.id, to: .terminated, exitCode: 2)
+        try store.transition(session: first.id, to: .terminated, exitCode: 0)
+        _ = try scheduler.schedule(resourceGroup: "default")
+        #expect(try store.session(id: waiting.id)?.status == .scheduled, "all its dependencies succeeded")
+        let lost = try #require(try store.session(id: losing.id))
+        #expect(lost.status == .cancelled)
+        #expect(lost.statusInfo.contains("'dep-doomed' it depends on ended TERMINATED with exit status 2"), "\(lost.statusInfo)")
+
+        // Occupancy drifted (e.g. a restored database): recalculation derives it from the kernels.
+        try store.database.transaction { try $0.execute("UPDATE agents SET occupied_slots = '{\"cpu\": \"7\"}' WHERE id = 'node-d'") }
+        let changed = try store.recalculateOccupancy()
+        #expect(changed.map(\.agent) == ["node-d"])
+        #expect(try StoreFixtures.occupiedCPU(store) == ["node-d": 1], "only the scheduled waiter holds a core")
+        #expect(try store.recalculateOccupancy().isEmpty, "nothing left to repair")
+    }
+
     /// The pass decides from a snapshot alone: planning writes nothing, the same snapshot
     /// gives the same plan, and only `apply` changes the database.
     @Test func planningIsAFunctionOfTheSnapshot() throws {

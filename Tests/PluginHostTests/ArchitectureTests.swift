@@ -7,7 +7,7 @@ import Testing
     /// Modules importable by anyone: the standard library, the OS, and structured-concurrency helpers.
     static let everywhere: Set<String> = ["Foundation", "Dispatch", "Synchronization", "Glibc", "Darwin", "os", "Testing", "XCTest"]
     static let http: Set<String> = ["AsyncHTTPClient", "NIOCore", "NIOPosix", "NIOHTTP1", "NIOHTTPTypes", "HTTPTypes", "Hummingbird", "HummingbirdWebSocket",
-                                    "HummingbirdWSClient", "Logging", "Metrics", "Prometheus", "GraphQL", "Graphiti", "Crypto", "_CryptoExtras"]
+                                    "HummingbirdWSClient", "NIOSSL", "Logging", "Metrics", "Prometheus", "GraphQL", "Graphiti", "Crypto", "_CryptoExtras"]
 
     /// folder → (module, what it may import).
     static let allowed: [(folder: String, module: String, imports: Set<String>)] = [

@@ -169,7 +169,7 @@ check "admin vfolder list-hosts" "local:volume1" backend.ai admin vfolder list-h
 check "vfolder list-allowed-types" "user.*group" backend.ai vfolder list-allowed-types
 check "admin resource vfolder-types" "user" backend.ai admin resource vfolder-types
 check "admin resource query-slots" "cpu \(count\)" backend.ai admin resource query-slots
-check "admin image rescan" "ok|current|Done|rescan" backend.ai admin image rescan
+check "admin image rescan" "Finished registry scanning" backend.ai admin image rescan
 check "admin image alias" "alias" backend.ai admin image alias compat-py "$image"
 check "admin image list (alias shown)" "compat-py" backend.ai admin image list
 check "admin image dealias" "removed" backend.ai admin image dealias compat-py
@@ -384,6 +384,51 @@ check "session download" "Downloaded to" backend.ai session download compat-apps
 if cmp -s "$work/up.bin" "$work/dl/up.bin"; then pass "session download (byte-identical)"; else fail "session download (byte-identical): the file differs or is missing"; fi
 backend.ai session destroy compat-apps >/dev/null 2>&1
 
+# Dependencies (create --depends, show-graph, watch), restart, task logs, abuse history.
+check "session create (batch, a dependency)" "Session ID .* (is created|enqueued|is scheduled)" backend.ai session create -t compat-dep-a --type batch -c 'sleep 15; echo dep-a-out' "$image"
+check "session create (a dependency that ends when destroyed)" "is created and ready" backend.ai session create -t compat-dep-gate "$image"
+check "session create (depends on a running session)" "Session ID .* enqueued" backend.ai session create -t compat-dep-b --type batch --enqueue-only --depends compat-dep-a -c 'echo dep-b-out' "$image"
+check "session create (depends on two)" "Session ID .* enqueued" backend.ai session create -t compat-dep-c --type batch --enqueue-only --depends compat-dep-b --depends compat-dep-gate -c 'echo dep-c-out' "$image"
+check "session show-graph" 'dep \("(PENDING|RUNNING)' backend.ai session show-graph compat-dep-c
+check "session show-graph (table)" "compat-dep-a .*KernelStatus.RUNNING" backend.ai session show-graph -t compat-dep-c
+dep_b=$(timeout 60 backend.ai --output json session list -f name,session_id 2>/dev/null | python3 -c 'import json,sys; print([i["session_id"] for i in json.load(sys.stdin)["items"] if i["name"]=="compat-dep-b"][0])' 2>/dev/null)
+check "session info (waits for its dependencies)" "depends on to end successfully: compat-dep-a" backend.ai session info "$dep_b"
+check "session info (its dependencies)" "compat-dep-a" backend.ai session info "$dep_b"
+check "session watch" "session_(terminated|success)" backend.ai session watch compat-dep-b --max-wait 100
+(sleep 3; backend.ai session destroy compat-dep-gate >/dev/null 2>&1) &
+gate_pid=$!
+check "watch" "session_(terminated|success)" backend.ai watch compat-dep-c --max-wait 100
+wait "$gate_pid"
+check "session logs (ran after its dependencies)" "dep-c-out" backend.ai session logs compat-dep-c
+dep_kernel=$(timeout 60 backend.ai --output json session list --all -f name,main_kernel_id 2>/dev/null | python3 -c 'import json,sys; print([i["main_kernel_id"] for i in json.load(sys.stdin)["items"] if i["name"]=="compat-dep-a"][0])' 2>/dev/null)
+check "task-logs" "dep-a-out" backend.ai task-logs "$dep_kernel"
+check "session create (for restart)" "is created and ready" backend.ai session create -t compat-rs "$image"
+check "run (state before a restart)" "state-set" backend.ai run -t compat-rs "$image" -c 'x = 7; open("kept.txt", "w").write("kept-file"); print("state-set")'
+check "session restart" "Done" backend.ai session restart compat-rs
+check "run (after a restart: files kept, interpreter fresh)" "kept-file False" backend.ai run -t compat-rs "$image" -c 'print(open("kept.txt").read(), "x" in dir())'
+check "restart" "Done" backend.ai restart compat-rs
+check "session status-history (restarted)" "restarting" backend.ai session status-history compat-rs
+check "session abuse-history" "^\{\}" backend.ai session abuse-history compat-rs
+backend.ai session destroy compat-rs >/dev/null 2>&1
+
+# The client's local proxy: it signs what it forwards, so plain curl reaches the API.
+pport=$(freeport)
+backend.ai proxy --bind 127.0.0.1 --port "$pport" >"$work/proxy.out" 2>&1 &
+proxy_pid=$!
+for _ in $(seq 50); do curl -sf "http://127.0.0.1:$pport/" >/dev/null 2>&1 && break; sleep 0.2; done
+check "proxy" '"version"' curl -s "http://127.0.0.1:$pport/"
+check "proxy (signed GraphQL)" "compat-dep-a" curl -s -H 'Content-Type: application/json' -X POST "http://127.0.0.1:$pport/admin/gql" \
+    -d '{"query": "{ compute_session_list(limit: 50, offset: 0, status: \"TERMINATED\") { items { name } } }"}'
+kill "$proxy_pid" 2>/dev/null; wait "$proxy_pid" 2>/dev/null
+
+check "admin permission list" "mount-in-session" backend.ai admin permission list
+check "admin resource recalculate-usage" "re-calculated" backend.ai admin resource recalculate-usage
+check "admin vfolder list-mounts" "local:volume1" backend.ai admin vfolder list-mounts
+check "admin vfolder perf-metric" "Key +Value" backend.ai admin vfolder perf-metric local:volume1
+check "admin vfolder perf-metric (unknown host)" "no vfolder host 'local:nosuch'" backend.ai admin vfolder perf-metric local:nosuch
+printf 'compat-registry-pass\n' | timeout 60 "$bin/hangar" admin registry add localhost:5999 http://127.0.0.1:5999 --username compat --password-stdin >/dev/null 2>&1
+check "admin resource docker-registries" "localhost:5999" backend.ai admin resource docker-registries
+
 # Session mode: the same client through `hangard dev`'s webserver, logged in with a password
 # (a cookie, no keys), as Backend.AI's web-session users run it.
 # (An array, not a function: check runs its command through timeout.)
@@ -399,6 +444,11 @@ check "vfolder list (session mode)" "compat-webvf" "${smode[@]}" backend.ai vfol
 check "session destroy (session mode)" "(Done|destroyed|terminated)" "${smode[@]}" backend.ai session destroy compat-web
 check "logout" "Logout done" "${smode[@]}" backend.ai logout
 check "session list (after logout)" "401|log in first" "${smode[@]}" backend.ai session list
+check "login (again, to change the password)" "Login succeeded" "${smode[@]}" sh -c 'printf "%s\n%s\n" "$HANGAR_WEB_USER" "$HANGAR_WEB_PASSWORD" | setsid backend.ai login'
+check "update-password" "Password updated" "${smode[@]}" backend.ai update-password "$HANGAR_WEB_PASSWORD" compat-new-pass-1 compat-new-pass-1
+check "login (the old password no longer works)" "Login failed" "${smode[@]}" sh -c 'printf "%s\n%s\n" "$HANGAR_WEB_USER" "$HANGAR_WEB_PASSWORD" | setsid backend.ai login'
+check "login (the new password)" "Login succeeded" "${smode[@]}" sh -c 'printf "%s\ncompat-new-pass-1\n" "$HANGAR_WEB_USER" | setsid backend.ai login'
+check "logout (after the password change)" "Logout done" "${smode[@]}" backend.ai logout
 
 # COMPATIBILITY.md, the client's commands and the checks of this run must agree.
 "$venv/bin/python" "$repo/Tools/compat/compat_table.py" check "$results" || failures=$((failures + 1))
@@ -438,6 +488,11 @@ hcheck "admin resource-group associate" "opened to project" admin resource-group
 hcheck "admin project info (resource groups)" "h-rg" admin project info h-team
 hcheck "admin resource-group dissociate" "closed to project" admin resource-group dissociate h-rg --project h-team
 hcheck "admin resource-group delete" "deleted" admin resource-group delete h-rg
+hcheck "admin registry list" "localhost:5999.*compat.*true" admin registry list
+hcheck "admin registry update" "updated" admin registry update localhost:5999 --project ml --ssl-verify false
+hcheck "admin registry list (json, no password)" '"has_password" : true' admin registry list --json
+hcheck "admin registry delete" "deleted" admin registry delete localhost:5999
+hcheck "admin registry delete (gone)" "no registry 'localhost:5999'" admin registry delete localhost:5999
 hcheck "admin agent list" "ALIVE" admin agent list
 hcheck "admin image list" "hangar/python" admin image list
 hcheck "admin session list" "compat-" admin session list

@@ -7,7 +7,7 @@ import Foundation
 struct AdminCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "admin", abstract: "Administer domains, projects, users, keypairs, policies, resource groups, agents, images and sessions.",
-        subcommands: [Domains.self, Projects.self, Users.self, Keypairs.self, Policies.self, ResourceGroups.self, Agents.self, Images.self, Sessions.self])
+        subcommands: [Domains.self, Projects.self, Users.self, Keypairs.self, Policies.self, ResourceGroups.self, Agents.self, Images.self, Registries.self, Sessions.self])
 }
 
 /// `--json` on every admin command.

@@ -296,3 +296,90 @@ extension AdminCommand {
         }
     }
 }
+
+extension AdminCommand {
+    // MARK: container registries
+
+    struct Registries: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "registry", abstract: "Container registries images are pulled from (superadmins change them).",
+                                                        subcommands: [List.self, Add.self, Update.self, Delete.self])
+        static let selection = "hostname config { url type project username ssl_verify has_password }"
+
+        /// The settings add and update take; the password is read from standard input so it
+        /// stays out of the shell's history and the process list.
+        struct Settings: ParsableArguments {
+            @Option(help: "Registry type: docker (any Registry v2 / OCI registry).") var type: String?
+            @Option(name: .customLong("project"), help: "A project (namespace) to scan; repeat for more. None: the whole catalog.") var projects: [String] = []
+            @Option var username: String?
+            @Flag(help: "Read the password from standard input (an empty line removes it).") var passwordStdin = false
+            @Option(help: "Verify the registry's TLS certificate: true or false.") var sslVerify: String?
+
+            func input(url: String?) throws -> [String: Any] {
+                var input: [String: Any] = [:]
+                if let url { input["url"] = url }
+                if let type { input["type"] = type }
+                if !projects.isEmpty { input["project"] = projects }
+                if let username { input["username"] = username }
+                if passwordStdin { input["password"] = (readLine(strippingNewline: true) ?? "") }
+                if let verify = try flag(sslVerify) { input["ssl_verify"] = verify }
+                return input
+            }
+        }
+
+        static func rows(_ registries: [[String: Any]]) -> [[String: Any]] {
+            registries.map { r in
+                var row = r["config"] as? [String: Any] ?? [:]
+                row["hostname"] = r["hostname"]
+                return row
+            }
+        }
+
+        struct List: ClientCommand {
+            static let configuration = CommandConfiguration(commandName: "list")
+            @OptionGroup var output: OutputOptions
+            func perform() async throws {
+                let data = try await ManagerClient.load().graphQL("query { container_registries { \(selection) } }")
+                show(rows(data["container_registries"] as? [[String: Any]] ?? []), ["hostname", "url", "type", "project", "username", "has_password", "ssl_verify"],
+                     json: output.json)
+            }
+        }
+
+        struct Add: ClientCommand {
+            static let configuration = CommandConfiguration(commandName: "add")
+            @Argument(help: "The name images carry as their prefix (cr.example.com, localhost:5000).") var hostname: String
+            @Argument(help: "The registry's address (https://cr.example.com).") var url: String
+            @OptionGroup var settings: Settings
+            @OptionGroup var output: OutputOptions
+            func perform() async throws {
+                var input = try settings.input(url: url)
+                if input["type"] == nil { input["type"] = "docker" }
+                done(try await ManagerClient.load().mutate("create_container_registry", """
+                    mutation($h: String!, $p: ContainerRegistryInput!) { create_container_registry(hostname: $h, props: $p) { ok msg } }
+                    """, ["h": hostname, "p": input]), "registry \(hostname) added", json: output.json)
+            }
+        }
+
+        struct Update: ClientCommand {
+            static let configuration = CommandConfiguration(commandName: "update")
+            @Argument var hostname: String
+            @Option(help: "A new address.") var url: String?
+            @OptionGroup var settings: Settings
+            @OptionGroup var output: OutputOptions
+            func perform() async throws {
+                done(try await ManagerClient.load().mutate("modify_container_registry", """
+                    mutation($h: String!, $p: ContainerRegistryInput!) { modify_container_registry(hostname: $h, props: $p) { ok msg } }
+                    """, ["h": hostname, "p": try settings.input(url: url)]), "registry \(hostname) updated", json: output.json)
+            }
+        }
+
+        struct Delete: ClientCommand {
+            static let configuration = CommandConfiguration(commandName: "delete")
+            @Argument var hostname: String
+            @OptionGroup var output: OutputOptions
+            func perform() async throws {
+                done(try await ManagerClient.load().mutate("delete_container_registry", "mutation($h: String!) { delete_container_registry(hostname: $h) { ok msg } }",
+                                                           ["h": hostname]), "registry \(hostname) deleted", json: output.json)
+            }
+        }
+    }
+}

@@ -14,7 +14,7 @@ struct Hangar: AsyncParsableCommand {
             $HANGAR_CLIENT_CONFIG overrides the path). The environment wins over the file.
             """,
         subcommands: [RunCommand.self, SessionCommand.self, AppsCommand.self, AppCommand.self, SSHCommand.self, SCPCommand.self, SSHConfigCommand.self,
-                      TerminalCommand.self, VFolderCommand.self, AdminCommand.self, ConfigCommand.self])
+                      TerminalCommand.self, VFolderCommand.self, ImageCommand.self, AdminCommand.self, ConfigCommand.self])
 }
 
 /// Reports a CLIError as one line and exits 1 instead of printing a Swift error dump.

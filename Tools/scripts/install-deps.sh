@@ -4,11 +4,14 @@
 #   --server : also what the tests run: PostgreSQL's server, podman with runc, mmdebstrap
 #              (the test image is built from Debian packages), curl, btrfs-progs (the btrfs
 #              storage tests make a loopback filesystem), lxcfs (a kernel sees its own memory in /proc),
-#              chromium and chromium-driver (the web UI's tests drive a real browser)
+#              chromium and chromium-driver (the web UI's tests drive a real browser),
+#              docker-registry, apache2-utils (htpasswd), openssl and busybox-static (image
+#              pulls are tested against a real registry with a small image made per run)
 # node-xterm always: the webserver serves Debian's xterm.js to the web terminal.
 set -euo pipefail
 packages=(libltdl-dev libpq-dev libnuma-dev libseccomp-dev libsqlite3-dev pkg-config gcc make node-xterm)
-[ "${1:-}" = "--server" ] && packages+=(postgresql podman runc uidmap slirp4netns mmdebstrap curl btrfs-progs lxcfs chromium chromium-driver)
+[ "${1:-}" = "--server" ] && packages+=(postgresql podman runc uidmap slirp4netns mmdebstrap curl btrfs-progs lxcfs chromium chromium-driver
+    docker-registry apache2-utils openssl busybox-static)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

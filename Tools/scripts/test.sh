@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: installs dependencies, builds every product (plugins included: the
 # tests load them as .so files next to the test runner), starts the services the tests use —
-# a throwaway PostgreSQL on a loopback port (manager tests run on SQLite and PostgreSQL) and
-# podman's Docker-compatible service (agent tests run real containers) — builds or reuses
+# a throwaway PostgreSQL on a loopback port (manager tests run on SQLite and PostgreSQL), a
+# container registry with TLS and logins (image pulls), and podman's Docker-compatible
+# service (agent tests run real containers; it is told the registry is insecure) — builds or reuses
 # the Python test image, runs every test, runs the official Backend.AI client's commands
 # against `hangard dev` and fuzzes its APIs with Schemathesis (Tools/compat), and stops the
 # services again. The web UI is tested in headless Chromium (Tools/webui).
@@ -23,9 +24,13 @@ fi
 rm -f "$buildlog"
 pgdir=$(mktemp -d /tmp/hangar-test-pg.XXXXXX)
 enginedir=$(mktemp -d /tmp/hangar-test-engine.XXXXXX)
-trap 'Tools/scripts/postgres.sh stop "$pgdir"; Tools/scripts/podman-service.sh stop "$enginedir"' EXIT
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+registrydir=$(mktemp -d /tmp/hangar-test-registry.XXXXXX)
+trap 'Tools/scripts/postgres.sh stop "$pgdir"; Tools/scripts/podman-service.sh stop "$enginedir"; Tools/scripts/registry.sh stop "$registrydir"' EXIT
+freeport() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+port=$(freeport)
 HANGAR_TEST_POSTGRES_URL=$(Tools/scripts/postgres.sh start "$pgdir" "$port")
+# The registry first: its export lines name it insecure to the podman service started next.
+eval "$(Tools/scripts/registry.sh start "$registrydir" "$(freeport)")"
 HANGAR_TEST_ENGINE_SOCKET=$(Tools/scripts/podman-service.sh start "$enginedir")
 export HANGAR_TEST_POSTGRES_URL HANGAR_TEST_ENGINE_SOCKET
 export HANGAR_TEST_IMAGE=hangar/python:3.11-bookworm

@@ -25,4 +25,4 @@ for _ in $(seq 50); do "$client/bin/backend.ai" admin agent list 2>/dev/null | g
 "$client/bin/backend.ai" admin user add default blocked@example.com blocked-password -u blocked >/dev/null 2>&1 || { echo "cannot add the test user" >&2; exit 1; }
 echo "web UI at http://127.0.0.1:$wport (image $image); screenshots in $artifacts"
 "$selenium/bin/python" Tools/webui/webui_test.py "http://127.0.0.1:$wport" "$HANGAR_WEB_USER" "$HANGAR_WEB_PASSWORD" \
-    webuser@example.com webuser-password blocked@example.com "$artifacts"
+    webuser@example.com webuser-password blocked@example.com "$artifacts" "$image"

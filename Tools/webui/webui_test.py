@@ -2,7 +2,7 @@
 
 Run by Tools/webui/webui-test.sh, which starts the cluster and makes the users. Each step
 asserts what a person would see; screenshots of every page go to the artifacts folder.
-    python webui_test.py URL ADMIN_EMAIL ADMIN_PASSWORD USER_EMAIL USER_PASSWORD BLOCKED_EMAIL ARTIFACTS
+    python webui_test.py URL ADMIN_EMAIL ADMIN_PASSWORD USER_EMAIL USER_PASSWORD BLOCKED_EMAIL ARTIFACTS IMAGE
 """
 import hashlib
 import json
@@ -16,9 +16,9 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
-URL, ADMIN, ADMIN_PW, USER, USER_PW, BLOCKED, ARTIFACTS = sys.argv[1:8]
+URL, ADMIN, ADMIN_PW, USER, USER_PW, BLOCKED, ARTIFACTS, IMAGE = sys.argv[1:9]
 failures = []
 DOWNLOADS = os.path.join(ARTIFACTS, "downloads")
 os.makedirs(DOWNLOADS, exist_ok=True)
@@ -135,6 +135,8 @@ try:
         d.find_element(By.ID, "new-session").click()
         wait(d, lambda d: d.find_elements(By.ID, "launch"))
         d.find_element(By.ID, "session-name").send_keys("webui-a")
+        # The engine may hold other images (tests commit and pull some): pick the test image.
+        Select(d.find_element(By.ID, "image")).select_by_value(IMAGE)
         # The sliders are bounded by the policy and the free capacity (the dev agent has 2 cores).
         note = d.find_element(By.ID, "capacity-note").text
         assert "Up to 2 CPU cores" in note and d.find_element(By.ID, "cpu").get_attribute("max") == "2", note
