@@ -48,6 +48,8 @@ public actor KernelExecution {
 
     let socketPath: String
     let workDirectory: String
+    /// The image's language: how queries run and what a batch's `*` means.
+    let language: KernelLanguage
     /// How long a call waits for output before it returns `continued` with none.
     let longPoll: Duration
     /// After the first output, how long to wait for more (or the end) before returning it.
@@ -59,9 +61,11 @@ public actor KernelExecution {
     private var timers: [Task<Void, Never>] = []
     private(set) var lastActivity = Date()
 
-    init(socketPath: String, workDirectory: String, longPoll: Duration = .seconds(5), coalesce: Duration = .milliseconds(15)) {
+    init(socketPath: String, workDirectory: String, language: KernelLanguage = .python, longPoll: Duration = .seconds(5),
+         coalesce: Duration = .milliseconds(15)) {
         self.socketPath = socketPath
         self.workDirectory = workDirectory
+        self.language = language
         self.longPoll = longPoll
         self.coalesce = coalesce
     }
@@ -75,7 +79,7 @@ public actor KernelExecution {
             if let run, !run.isOver {
                 throw .busy("run '\(run.id)' is still executing: send mode 'continue' with its runId, or interrupt it")
             }
-            let steps = request.mode == "query" ? [Step(status: "finished", frame: "Q", code: request.code)] : try batchSteps(request)
+            let steps = request.mode == "query" ? [Step(status: "finished", frame: "Q", code: language.queryProgram(request.code))] : try batchSteps(request)
             run = Run(id: request.runId ?? Self.newRunID(), steps: steps)
             do throws(ExecutionError) {
                 try await connect()
@@ -120,20 +124,28 @@ public actor KernelExecution {
         }
     }
 
-    /// clean, build and exec as shell commands; `*` means the kernel's default (none for clean
-    /// and build; `python3 main.py` for exec when main.py was uploaded).
+    /// clean, build and exec as shell commands; `*` means the kernel's default for its language
+    /// and the uploaded files (KernelLanguage: none for clean; compiling every source for C,
+    /// C++ and Java builds; `python3 main.py`, `Rscript main.R`, `node main.js`, `./main` or
+    /// `java Main` for exec).
     private func batchSteps(_ request: ExecutionRequest) throws(ExecutionError) -> [Step] {
         let options = request.options ?? BatchOptions()
+        let files = Set((try? FileManager.default.contentsOfDirectory(atPath: workDirectory)) ?? [])
         var steps: [Step] = []
-        for (status, command) in [("clean-finished", options.clean), ("build-finished", options.build)] {
-            if let command, !command.isEmpty, command != "*" { steps.append(Step(status: status, frame: "B", code: command)) }
+        if let clean = options.clean, !clean.isEmpty, clean != "*" { steps.append(Step(status: "clean-finished", frame: "B", code: clean)) }
+        if let build = options.build, !build.isEmpty {
+            if build != "*" {
+                steps.append(Step(status: "build-finished", frame: "B", code: build))
+            } else if let standard = language.defaultBuild(files: files) {
+                steps.append(Step(status: "build-finished", frame: "B", code: standard))
+            }
         }
         var exec = options.exec ?? "*"
         if exec == "*" || exec.isEmpty {
-            guard FileManager.default.fileExists(atPath: workDirectory + "/main.py") else {
-                throw .invalid("batch mode needs an exec command (options.exec), or a main.py uploaded into the session to run by default")
+            switch language.defaultExec(files: files) {
+            case .success(let standard): exec = standard
+            case .failure(let missing): throw .invalid(missing.description)
             }
-            exec = "python3 main.py"
         }
         steps.append(Step(status: "finished", frame: "B", code: exec))
         return steps
@@ -289,6 +301,8 @@ public actor KernelExecution {
         switch kind {
         case "o": current.append("stdout", frame.text)
         case "e": current.append("stderr", frame.text)
+        // A plot: Backend.AI's ["media", JSON {"type", "data"}] record, one per image.
+        case "m": current.append("media", frame.text, merging: false)
         case "w": current.event = .waiting(frame.text)
         case "f": current.event = .finished(frame.text)
         case "c": current.append("stderr", "[hangar] " + frame.text + "\n")
@@ -321,10 +335,10 @@ extension KernelExecution.Run {
         }
     }
 
-    mutating func append(_ stream: String, _ text: String) {
+    mutating func append(_ stream: String, _ text: String, merging: Bool = true) {
         guard !text.isEmpty else { return }
         if firstOutput == nil { firstOutput = .now }
-        if let last = console.indices.last, console[last][0] == stream {
+        if merging, let last = console.indices.last, console[last][0] == stream {
             console[last][1] += text
         } else {
             console.append([stream, text])

@@ -23,6 +23,9 @@ public struct KernelRecord: Codable, Sendable, Equatable {
     public var serviceDefinitions: [String: ServiceDefinition]?
     /// The image's `ai.backend.runtime-path` (`{runtime_path}` in service commands).
     public var runtimePath: String?
+    /// The request's runtime, else the image's `ai.backend.runtime-type` (KernelLanguage);
+    /// nil in records of agents that predate it (python).
+    public var runtimeType: String?
 }
 
 /// How a kernel ended, as the engine reports it.
@@ -184,6 +187,7 @@ public actor KernelRunner {
                                                            jail: jail, imageLabels: labels))
             containerID = id
             var record = KernelRecord(request: request, containerID: id, allocation: allocation, cpuset: cpuset, memoryBytes: memory, createdAt: Date())
+            record.runtimeType = request.runtime ?? labels["ai.backend.runtime-type"]
             try persist(record, scratch: scratch)
             try await engine.start(id)
             let definitions = await serviceDefinitions(containerID: id, kernelID: request.kernelID)
@@ -382,7 +386,7 @@ public actor KernelRunner {
                 sandboxArguments = ["--sandbox", "/home/config/" + Self.sandboxPolicyFile]
                 if jail.mode == .watch { sandboxArguments += ["--sandbox-log", Self.runnerIPCDirectory + "/" + Self.sandboxLogFile] }
             }
-            spec.entrypoint = [Self.runnerPath, "--runtime", request.runtime ?? "python",
+            spec.entrypoint = [Self.runnerPath, "--runtime", KernelLanguage(runtimeType: request.runtime ?? imageLabels["ai.backend.runtime-type"]).runnerRuntime,
                                "--socket", Self.runnerIPCDirectory + "/runner.sock"] + sandboxArguments + (request.command.map { ["--"] + $0 } ?? [])
             spec.command = []
         } else if let command = request.command {
@@ -503,7 +507,8 @@ public actor KernelRunner {
         guard runnerBinary != nil else { throw .invalid("this agent runs kernels without the in-container runner (agent.runner_path), so it cannot execute code") }
         if let existing = executions[kernelID] { return existing }
         let scratch = "\(scratchRoot)/\(kernelID)"
-        let execution = KernelExecution(socketPath: scratch + "/ipc/runner.sock", workDirectory: scratch + "/work")
+        let execution = KernelExecution(socketPath: scratch + "/ipc/runner.sock", workDirectory: scratch + "/work",
+                                        language: KernelLanguage(runtimeType: kernels[kernelID]?.runtimeType))
         executions[kernelID] = execution
         return execution
     }

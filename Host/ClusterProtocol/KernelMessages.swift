@@ -68,7 +68,8 @@ public struct KernelRequest: Codable, Sendable, Equatable {
     public var mounts: [KernelMount]
     public var sharedMemoryBytes: Int64
     public var pidsLimit: Int64
-    /// What code queries run in: `python` (default) or `shell`.
+    /// What code queries run in (KernelLanguage: python, r, nodejs, cpp, c, java, shell);
+    /// nil: the image's `ai.backend.runtime-type` label, else python.
     public var runtime: String?
     /// The resource group's sandbox, set by an admin; nil: the agent's own settings.
     public var sandbox: KernelSandbox?

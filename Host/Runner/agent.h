@@ -15,7 +15,7 @@
 #define HIGH_WATER (4u * 1024u * 1024u) /* queued for the agent: stop reading child output */
 
 /* The one execution running (README: "One execution at a time"). */
-enum exec_kind { EX_NONE, EX_PYTHON, EX_SHELL, EX_BATCH };
+enum exec_kind { EX_NONE, EX_INTERP, EX_SHELL, EX_BATCH };
 
 struct agent {
     int fd;              /* the connection; -1 when none */

@@ -10,7 +10,7 @@
 
 #define MAX_FRAME (16u * 1024u * 1024u) /* largest N (type byte + payload) either way */
 
-/* Also used for the interpreter's code blocks and events (runtime_python.c), which carry
+/* Also used for the interpreter's code blocks and events (runtime_interp.c), which carry
  * their lengths the same way. */
 static inline uint32_t get_be32(const unsigned char *p)
 {

@@ -30,16 +30,14 @@
 
 #define RUNNER_VERSION "1"
 #define DEFAULT_SOCKET "/opt/hangar/ipc/runner.sock"
-#define DEFAULT_PYTHON "/usr/bin/python3"
 
 /* ------------------------------------------------------------------ arguments */
 
 struct options {
     const char *socket_path;
     const char *service_path; /* NULL: services.sock next to the socket */
-    int runtime_python;
-    const char *python;
-    int python_explicit;
+    const struct language *lang; /* NULL: the shell runtime */
+    const char *interpreter;     /* --interpreter, else NULL: the language's default */
     char **main_argv; /* NULL: no main command */
     const char *sandbox;     /* policy file, NULL: no filter from the runner */
     const char *sandbox_log; /* watch-mode reports */
@@ -48,13 +46,14 @@ struct options {
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: hangar-runner [--socket PATH] [--service-socket PATH] [--runtime python|shell] [--python PATH] [--sandbox POLICY [--sandbox-log PATH]]\n"
+            "usage: hangar-runner [--socket PATH] [--service-socket PATH] [--runtime python|r|nodejs|shell] [--interpreter PATH] [--sandbox POLICY [--sandbox-log PATH]]\n"
             "                     [-- COMMAND...]\n"
             "  --socket PATH   unix socket to serve (default $HANGAR_RUNNER_SOCKET or " DEFAULT_SOCKET ")\n"
             "  --service-socket PATH  tunnels and services (default services.sock next to the socket)\n"
-            "  --runtime KIND  what a query runs in: python (one persistent interpreter, default) or shell\n"
-            "  --python PATH   interpreter for the python runtime (default " DEFAULT_PYTHON
-            ", else python3 on PATH)\n"
+            "  --runtime KIND  what a query runs in: one persistent interpreter of python (default), r or\n"
+            "                  nodejs, or a new /bin/sh -c for each query (shell)\n"
+            "  --interpreter PATH  the interpreter (default /usr/bin/python3, /usr/bin/R or\n"
+            "                  /usr/bin/node, else python3, R or node on PATH); --python is the same\n"
             "  --sandbox POLICY  install this seccomp policy before anything runs (exit 125 if it cannot)\n"
             "  --sandbox-log PATH  watch mode: append what the policy would deny here, one JSON line each\n"
             "  -- COMMAND...   run COMMAND too, and exit with its status when it ends\n");
@@ -86,9 +85,8 @@ static void parse_args(int argc, char **argv, struct options *o)
     const char *env = getenv("HANGAR_RUNNER_SOCKET");
     o->socket_path = env && *env ? env : DEFAULT_SOCKET;
     o->service_path = NULL;
-    o->runtime_python = 1;
-    o->python = DEFAULT_PYTHON;
-    o->python_explicit = 0;
+    o->lang = language_named("python");
+    o->interpreter = NULL;
     o->main_argv = NULL;
     o->sandbox = NULL;
     o->sandbox_log = NULL;
@@ -103,21 +101,18 @@ static void parse_args(int argc, char **argv, struct options *o)
         } else if (option(argc, argv, &i, "--socket", &v)) {
             o->socket_path = v;
         } else if (option(argc, argv, &i, "--runtime", &v)) {
-            if (strcmp(v, "python") == 0)
-                o->runtime_python = 1;
-            else if (strcmp(v, "shell") == 0)
-                o->runtime_python = 0;
-            else {
-                logmsg("unknown runtime '%s' (python or shell)", v);
+            if (strcmp(v, "shell") == 0)
+                o->lang = NULL;
+            else if (!(o->lang = language_named(v))) {
+                logmsg("unknown runtime '%s' (python, r, nodejs or shell)", v);
                 exit(EXIT_RUNNER_ERROR);
             }
         } else if (option(argc, argv, &i, "--sandbox-log", &v)) {
             o->sandbox_log = v;
         } else if (option(argc, argv, &i, "--sandbox", &v)) {
             o->sandbox = v;
-        } else if (option(argc, argv, &i, "--python", &v)) {
-            o->python = v;
-            o->python_explicit = 1;
+        } else if (option(argc, argv, &i, "--interpreter", &v) || option(argc, argv, &i, "--python", &v)) {
+            o->interpreter = v;
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
             exit(0);
@@ -145,7 +140,7 @@ static void serve(struct runner *r, struct sandbox *box)
 {
     struct agent *a = &r->agent;
     struct shell *X = &r->shell;
-    struct python *P = &r->python;
+    struct interp *P = &r->interp;
     for (;;) {
         if (a->fd >= 0 && (a->dead || (a->closing && (buf_pending(&a->out) == 0 || now_ms() >= a->close_deadline))))
             agent_close(a);
@@ -262,7 +257,7 @@ static void serve(struct runner *r, struct sandbox *box)
                 break;
             case T_P_EV:
                 if (P->ev_fd == fd)
-                    python_read_events(P, a);
+                    interp_read_events(P, a);
                 break;
             case T_NOTIFY:
                 if (re & (POLLERR | POLLHUP | POLLNVAL))
@@ -288,12 +283,12 @@ int main(int argc, char **argv)
         .server = SERVER_INIT,
         .agent = AGENT_INIT,
         .shell = SHELL_INIT,
-        .python = PYTHON_INIT,
+        .interp = INTERP_INIT,
     };
     r.server.socket_path = opt.socket_path;
-    r.server.runtime_python = opt.runtime_python;
-    r.python.python = opt.python;
-    r.python.python_explicit = opt.python_explicit;
+    r.server.runtime_interp = opt.lang != NULL;
+    r.interp.lang = opt.lang ? opt.lang : language_named("python");
+    r.interp.interpreter = opt.interpreter;
 
     if (signals_setup() < 0)
         return EXIT_RUNNER_ERROR;
@@ -331,18 +326,18 @@ int main(int argc, char **argv)
         }
         r.sup.main_pid = pid;
     }
-    if (opt.runtime_python) {
-        int e = python_start(&r.python);
+    if (opt.lang) {
+        int e = interp_start(&r.interp);
         if (e)
-            logmsg("cannot start the python interpreter (%s): %s; retrying at the first query", opt.python,
-                   strerror(e));
+            logmsg("cannot start the %s interpreter (%s): %s; retrying at the first query", opt.lang->name,
+                   opt.interpreter ? opt.interpreter : opt.lang->path, strerror(e));
     }
 
     serve(&r, &box);
 
     agent_final_flush(&r.agent);
     agent_close(&r.agent);
-    python_close(&r.python, &r.agent);
+    interp_close(&r.interp, &r.agent);
     shell_close(&r.shell, &r.agent);
     server_close(&r.server);
     signals_close();

@@ -52,8 +52,8 @@ def _hangar_driver():
     # One event on fd 4. The payload is cut at 1 MiB (the prompt of 'W' is the only one that
     # can be long). Threads of user code may call input() too, hence the lock; an interrupt
     # must not cut an event in half, hence user[0] is off while it is written.
-    def emit(kind, text):
-        data = text.encode('utf-8', 'replace')[:1 << 20]
+    def emit(kind, text, limit=1 << 20):
+        data = text.encode('utf-8', 'replace')[:limit]
         msg = kind.encode('ascii') + struct.pack('>I', len(data)) + data
         with lock:
             saved = user[0]
@@ -219,6 +219,23 @@ def _hangar_driver():
             return 'error'
         return 'ok'
 
+    # Figures matplotlib's pyplot still holds when a query ends come back as PNG media ('M',
+    # a JSON object {"type", "data"} with the bytes in base64) and are closed. Without a
+    # display, pyplot draws with Agg (plt.show() shows nothing; this is how plots are seen).
+    os.environ.setdefault('MPLBACKEND', 'Agg')
+
+    def send_figures():
+        plt = sys.modules.get('matplotlib.pyplot')
+        if plt is None:
+            return
+        import base64, json
+        for number in plt.get_fignums():
+            data = io.BytesIO()
+            plt.figure(number).savefig(data, format='png')
+            flush()
+            emit('M', json.dumps({'type': 'image/png', 'data': base64.b64encode(data.getvalue()).decode('ascii')}), 8 << 20)
+        plt.close('all')
+
     pending = bytearray()
 
     # n bytes from fd 3, or None at end of file (the runner closed it: time to go).
@@ -247,6 +264,10 @@ def _hangar_driver():
         status = 'error'
         try:
             status = run(src.decode('utf-8', 'replace'))
+        except BaseException:
+            pass
+        try:
+            send_figures()
         except BaseException:
             pass
         flush()

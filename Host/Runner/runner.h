@@ -14,7 +14,7 @@ struct runner {
     struct server server;  /* the listening socket, and what 'Q' runs in */
     struct agent agent;    /* the connection served, and who owns the execution */
     struct shell shell;    /* the running /bin/sh -c, if any */
-    struct python python;  /* the interpreter (python runtime) */
+    struct interp interp;  /* the interpreter (python, r and nodejs runtimes) */
     struct supervisor sup; /* the main command, and the shutdown */
 };
 

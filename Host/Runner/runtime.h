@@ -1,8 +1,8 @@
 /* The children that run user code, and what the rest of the runner asks of them.
  *
- * There are two: the shell (`/bin/sh -c`, one per execution: every batch 'B', and every 'Q'
- * of the shell runtime) and the persistent Python interpreter (every 'Q' of the python
- * runtime). Both offer the same operations: start an execution, take input, interrupt it,
+ * There are two kinds: the shell (`/bin/sh -c`, one per execution: every batch 'B', and every
+ * 'Q' of the shell runtime) and a persistent interpreter (every 'Q' of the python, r and
+ * nodejs runtimes). Both offer the same operations: start an execution, take input, interrupt it,
  * learn that the child was reaped, close. server.c calls them for requests, supervise.c when
  * it reaps or shuts down, main.c when their descriptors are ready.
  *
@@ -47,12 +47,27 @@ void shell_exited(struct shell *sh, struct agent *a, int st);
 /* Closes its pipes (at exit, or once it was reaped). */
 void shell_close(struct shell *sh, struct agent *a);
 
-/* ------------------------------------------------------------------ runtime_python.c */
+/* ------------------------------------------------------------------ runtime_interp.c */
 
-/* The persistent Python interpreter and the driver in it (python_driver.py). */
-struct python {
-    const char *python;   /* --python, or the default */
-    int python_explicit;  /* --python was given: no fallback to python3 on PATH */
+/* A language with a persistent interpreter: how to start it and the driver to send it. */
+struct language {
+    const char *name;              /* the --runtime name: python, r, nodejs */
+    const char *path;              /* the default interpreter */
+    const char *fallback;          /* looked up on PATH when the default is missing */
+    const char *const *args;       /* between the interpreter and the bootstrap */
+    const char *bootstrap;         /* reads the driver from fd 3 and runs it */
+    const char *driver;            /* the first code block (python_driver.py, ...) */
+    size_t driver_len;
+    int spawn_flags;               /* SPAWN_* besides SPAWN_PGRP */
+};
+
+/* The language of a --runtime name, or NULL. */
+const struct language *language_named(const char *name);
+
+/* The persistent interpreter and the driver in it. */
+struct interp {
+    const struct language *lang;
+    const char *interpreter; /* --interpreter (or --python), else NULL: the language's default */
     pid_t pid;            /* also its process group; 0 when none runs */
     int in_fd, ctl_fd, ev_fd; /* its stdin, fd 3 (code blocks), fd 4 (events) */
     struct buf in, ctl, ev;
@@ -61,32 +76,33 @@ struct python {
     const char *path;     /* the interpreter actually started */
 };
 
-#define PYTHON_INIT                                                                                  \
+#define INTERP_INIT                                                                                  \
     { .in_fd = -1, .ctl_fd = -1, .ev_fd = -1, .out = STREAM_INIT('o'), .err = STREAM_INIT('e') }
 
 /* Starts the interpreter and queues the driver for it: 0, or the errno that kept it from
  * starting. */
-int python_start(struct python *py);
+int interp_start(struct interp *py);
 
-/* Queues code as the execution (EX_PYTHON) of the current connection, starting the
+/* Queues code as the execution (EX_INTERP) of the current connection, starting the
  * interpreter first if none runs; or answers 'E' if it cannot start. The caller has checked
  * that nothing runs. */
-void python_query(struct python *py, struct agent *a, const char *code, size_t len);
+void interp_query(struct interp *py, struct agent *a, const char *code, size_t len);
 
 /* 'I' while the driver waits for a line: 1 (queued for its stdin), or 0 (not waiting). */
-int python_input(struct python *py, const char *text, size_t len);
+int interp_input(struct interp *py, const char *text, size_t len);
 
 /* 'X': SIGINT to the interpreter process only (its driver raises KeyboardInterrupt). */
-void python_interrupt(struct python *py);
+void interp_interrupt(struct interp *py);
 
-/* Reads and handles the driver's events (fd 4): 'W' becomes 'w', 'D' becomes 'f'. */
-void python_read_events(struct python *py, struct agent *a);
+/* Reads and handles the driver's events (fd 4): 'W' becomes 'w', 'M' becomes 'm', 'D'
+ * becomes 'f'. */
+void interp_read_events(struct interp *py, struct agent *a);
 
 /* It was reaped (pid already 0): forwards what it wrote, then 'c' (and 'f' error if a query
  * ran); restarts it for a query that ran, unless the runner is shutting down. */
-void python_exited(struct python *py, struct agent *a, int st, int shutting_down);
+void interp_exited(struct interp *py, struct agent *a, int st, int shutting_down);
 
 /* Closes its pipes and drops what was queued for it (at exit, or once it was reaped). */
-void python_close(struct python *py, struct agent *a);
+void interp_close(struct interp *py, struct agent *a);
 
 #endif

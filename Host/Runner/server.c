@@ -34,7 +34,7 @@ static void protocol_error(struct agent *a, const char *fmt, ...)
 
 static void deliver_input(struct runner *r, const char *text, size_t len)
 {
-    if (python_input(&r->python, text, len))
+    if (interp_input(&r->interp, text, len))
         return;
     if (r->agent.busy == EX_SHELL || r->agent.busy == EX_BATCH) {
         shell_input(&r->shell, &r->agent, text, len);
@@ -45,8 +45,8 @@ static void deliver_input(struct runner *r, const char *text, size_t len)
 
 static void interrupt_execution(struct runner *r)
 {
-    if (r->agent.busy == EX_PYTHON)
-        python_interrupt(&r->python);
+    if (r->agent.busy == EX_INTERP)
+        interp_interrupt(&r->interp);
     else if (r->agent.busy == EX_SHELL || r->agent.busy == EX_BATCH)
         shell_interrupt(&r->shell);
     /* nothing running: nothing to do (an interrupt may cross an 'f' on the wire) */
@@ -67,8 +67,8 @@ static void handle_request(struct runner *r, unsigned char type, const char *pay
             agent_send_text(a, 'E', "busy");
         else if (type == 'B')
             shell_start(&r->shell, a, EX_BATCH, payload, len);
-        else if (r->server.runtime_python)
-            python_query(&r->python, a, payload, len);
+        else if (r->server.runtime_interp)
+            interp_query(&r->interp, a, payload, len);
         else
             shell_start(&r->shell, a, EX_SHELL, payload, len);
         break;

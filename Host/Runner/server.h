@@ -6,7 +6,7 @@ struct runner;
 
 struct server {
     const char *socket_path;
-    int runtime_python; /* 'Q' runs in the interpreter; else in /bin/sh */
+    int runtime_interp; /* 'Q' runs in the interpreter; else in /bin/sh */
     int listen_fd;      /* -1 before listening and once shutdown began */
     const char *service_path; /* the service socket (services.c) */
     int service_fd;           /* -1 before listening and once shutdown began */

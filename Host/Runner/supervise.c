@@ -81,7 +81,7 @@ void become_subreaper(void)
  * in the container (all orphans are our children then, and kill -1 signalled them). */
 static int children_alive(const struct runner *r)
 {
-    if (r->sup.main_pid > 0 || r->shell.pid > 0 || r->python.pid > 0)
+    if (r->sup.main_pid > 0 || r->shell.pid > 0 || r->interp.pid > 0)
         return 1;
     if (getpid() != 1)
         return 0;
@@ -108,7 +108,7 @@ static void begin_shutdown(struct runner *r, int code, int sig)
             kill(r->sup.main_pid, sig);
         kill_group(r->shell.pid, sig);
     }
-    kill_group(r->python.pid, SIGTERM);
+    kill_group(r->interp.pid, SIGTERM);
 }
 
 static void kill_everything(struct runner *r)
@@ -118,7 +118,7 @@ static void kill_everything(struct runner *r)
     if (r->sup.main_pid > 0)
         kill(r->sup.main_pid, SIGKILL);
     kill_group(r->shell.pid, SIGKILL);
-    kill_group(r->python.pid, SIGKILL);
+    kill_group(r->interp.pid, SIGKILL);
 }
 
 static void reap_children(struct runner *r)
@@ -136,9 +136,9 @@ static void reap_children(struct runner *r)
         } else if (pid == r->shell.pid) {
             r->shell.pid = 0;
             shell_exited(&r->shell, &r->agent, st);
-        } else if (pid == r->python.pid) {
-            r->python.pid = 0;
-            python_exited(&r->python, &r->agent, st, r->sup.shutting_down);
+        } else if (pid == r->interp.pid) {
+            r->interp.pid = 0;
+            interp_exited(&r->interp, &r->agent, st, r->sup.shutting_down);
         }
         /* anything else: an orphan reparented to us (PID 1 or subreaper); reaped */
     }

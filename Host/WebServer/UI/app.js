@@ -231,7 +231,9 @@ async function launcher(host, done) {
   const maxMemGiB = Math.max(1, Math.floor(bound("mem") / 2 ** 30));
   const capacityNote = h("p", { class: "muted small", id: "capacity-note" },
     `Up to ${maxCPU} CPU cores and ${maxMemGiB} GiB now (your policy and the largest free agent); a bigger request waits in the queue.`);
-  const image = h("select", { id: "image", required: true }, images.map((i) => h("option", { value: `${i.name}:${i.tag}` }, `${i.name}:${i.tag}`)));
+  // podman names images built here localhost/NAME; people (and the session API) write NAME.
+  const reference = (i) => `${i.name.replace(/^localhost\//, "")}:${i.tag}`;
+  const image = h("select", { id: "image", required: true }, images.map((i) => h("option", { value: reference(i) }, reference(i))));
   const name = h("input", { id: "session-name", placeholder: "optional, e.g. train-resnet", pattern: "[A-Za-z0-9][A-Za-z0-9._\\-]{3,63}" });
   const type = h("select", { id: "session-type" }, h("option", { value: "interactive" }, "Interactive"), h("option", { value: "batch" }, "Batch"));
   const command = h("input", { id: "startup-command", placeholder: "python train.py", disabled: true });
