@@ -130,7 +130,7 @@ public actor KernelExecution {
     /// `java Main` for exec).
     private func batchSteps(_ request: ExecutionRequest) throws(ExecutionError) -> [Step] {
         let options = request.options ?? BatchOptions()
-        let files = Set((try? FileManager.default.contentsOfDirectory(atPath: workDirectory)) ?? [])
+        let files = KernelLanguage.files(in: workDirectory)
         var steps: [Step] = []
         if let clean = options.clean, !clean.isEmpty, clean != "*" { steps.append(Step(status: "clean-finished", frame: "B", code: clean)) }
         if let build = options.build, !build.isEmpty {

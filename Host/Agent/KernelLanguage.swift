@@ -72,25 +72,30 @@ public enum KernelLanguage: String, Sendable, CaseIterable {
     }
 
     /// A batch's `build: "*"`: what builds the uploaded files, or nil when there is nothing
-    /// to build. `files` are the names in the working directory (top level).
+    /// to build. `files` are paths relative to the working directory (KernelLanguage.files).
     public func defaultBuild(files: Set<String>) -> String? {
+        let sources = { (extensions: Set<String>) in files.filter { extensions.contains(Self.fileExtension($0)) }.sorted().map(Self.quoted).joined(separator: " ") }
         switch language(for: files) {
-        case .cpp: files.contains("Makefile") ? "make" : #"g++ -std=c++17 -O2 -o main $(ls *.cpp *.cc *.cxx 2>/dev/null)"#
-        case .c: files.contains("Makefile") ? "make" : #"gcc -std=c17 -O2 -o main $(ls *.c 2>/dev/null) -lm"#
-        case .java: #"javac -d . $(ls *.java)"#
-        default: nil
+        case .cpp: return files.contains("Makefile") ? "make" : "g++ -std=c++17 -O2 -o main \(sources(["cpp", "cc", "cxx"]))"
+        case .c: return files.contains("Makefile") ? "make" : "gcc -std=c17 -O2 -o main \(sources(["c"])) -lm"
+        case .java: return "javac -d . \(sources(["java"]))"
+        default: return nil
         }
     }
 
-    /// A batch's `exec: "*"`: what runs the uploaded program, or nil (with why) when the
-    /// files name none.
+    /// A batch's `exec: "*"`: what runs the uploaded program, or why the files name none.
     public func defaultExec(files: Set<String>) -> Result<String, DefaultExecMissing> {
         let language = language(for: files)
-        func main(_ candidates: [String], _ command: (String) -> String) -> Result<String, DefaultExecMissing> {
-            if let found = candidates.first(where: files.contains) { return .success(command(found)) }
-            let sole = files.filter { name in candidates.contains { name.hasSuffix("." + ($0.split(separator: ".").last ?? "")) } }
-            if sole.count == 1, let only = sole.first { return .success(command(only)) }
-            return .failure(DefaultExecMissing(language: language, expected: candidates[0]))
+        // main.EXT at the top, else one file of that name below, else the only file of that
+        // kind anywhere.
+        func main(_ names: [String], _ command: (String) -> String) -> Result<String, DefaultExecMissing> {
+            if let found = names.first(where: files.contains) { return .success(command(found)) }
+            let named = files.filter { names.contains(($0 as NSString).lastPathComponent) }
+            if named.count == 1, let only = named.first { return .success(command(only)) }
+            let kinds = Set(names.map(Self.fileExtension))
+            let candidates = files.filter { kinds.contains(Self.fileExtension($0)) }
+            if candidates.count == 1, let only = candidates.first { return .success(command(only)) }
+            return .failure(DefaultExecMissing(language: language, expected: names[0]))
         }
         switch language {
         case .python: return main(["main.py"]) { "python3 \(Self.quoted($0))" }
@@ -98,29 +103,56 @@ public enum KernelLanguage: String, Sendable, CaseIterable {
         case .nodejs: return main(["main.js", "index.js"]) { "node \(Self.quoted($0))" }
         case .cpp, .c: return .success("./main")
         case .java:
-            // The class that has main: the file that declares `static void main`.
-            let sources = files.filter { $0.hasSuffix(".java") }.sorted()
-            guard let source = sources.first(where: { $0 == "Main.java" }) ?? (sources.count == 1 ? sources.first : nil) else {
-                return .failure(DefaultExecMissing(language: .java, expected: "Main.java"))
-            }
-            return .success("java -cp . \(source.dropLast(".java".count))")
+            // The default package's class named after the file: Main.java, else the only source.
+            return main(["Main.java"]) { "java -cp . \(Self.quoted(String(($0 as NSString).lastPathComponent.dropLast(".java".count))))" }
         case .shell:
             return .failure(DefaultExecMissing(language: .shell, expected: "main.py, main.R, main.js, *.cpp, *.c or *.java"))
         }
     }
 
     /// The language the uploaded files are in: this one, unless it is `shell` (then the
-    /// files' extensions decide, as the official client's `run FILE` expects).
+    /// files' extensions decide, as the official client's `run FILE` expects); C sources alone
+    /// on a C++ image are C, and C++ sources on a C image are C++ (one gcc builds both).
     func language(for files: Set<String>) -> KernelLanguage {
+        let extensions = Set(files.map(Self.fileExtension))
+        let cpp = !extensions.isDisjoint(with: ["cpp", "cc", "cxx"])
+        if self == .cpp || self == .c { return cpp ? .cpp : extensions.contains("c") ? .c : self }
         guard self == .shell else { return self }
-        let extensions = Set(files.compactMap { $0.split(separator: ".").last.map(String.init) })
-        if files.contains("main.py") || extensions.contains("py") { return .python }
+        if extensions.contains("py") { return .python }
         if extensions.contains("R") || extensions.contains("r") { return .r }
         if extensions.contains("js") { return .nodejs }
-        if !extensions.isDisjoint(with: ["cpp", "cc", "cxx"]) { return .cpp }
+        if cpp { return .cpp }
         if extensions.contains("c") { return .c }
         if extensions.contains("java") { return .java }
         return .shell
+    }
+
+    /// The files under a working directory, relative to it, for the defaults above: a few
+    /// levels deep, hidden entries and vfolder mounts' contents aside, at most `limit`.
+    public static func files(in directory: String, depth: Int = 3, limit: Int = 2000) -> Set<String> {
+        var found = Set<String>()
+        func walk(_ relative: String, _ level: Int) {
+            let path = relative.isEmpty ? directory : directory + "/" + relative
+            guard let names = try? FileManager.default.contentsOfDirectory(atPath: path) else { return }
+            for name in names.sorted() where !name.hasPrefix(".") && found.count < limit {
+                let child = relative.isEmpty ? name : relative + "/" + name
+                var isDirectory: ObjCBool = false
+                guard FileManager.default.fileExists(atPath: directory + "/" + child, isDirectory: &isDirectory) else { continue }
+                if isDirectory.boolValue {
+                    if level < depth { walk(child, level + 1) }
+                } else {
+                    found.insert(child)
+                }
+            }
+        }
+        walk("", 1)
+        return found
+    }
+
+    static func fileExtension(_ path: String) -> String {
+        let name = (path as NSString).lastPathComponent
+        guard let dot = name.lastIndex(of: "."), dot != name.startIndex else { return "" }
+        return String(name[name.index(after: dot)...])
     }
 
     static func quoted(_ name: String) -> String {

@@ -47,7 +47,7 @@ public enum KernelError: Error, Sendable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .allocation(let e): "cannot allocate the requested resources: \(e)"
-        case .imageNotFound(let image): "image '\(image)' is not present on this agent and could not be pulled; build or pull it first (e.g. Tools/images/python-image.sh)"
+        case .imageNotFound(let image): "image '\(image)' is not present on this agent and could not be pulled; build or pull it first (Tools/images/build.sh, or `hangar image pull`)"
         case .engine(let e): e.description
         case .accelerator(let message): "accelerator plugin: \(message)"
         case .unknownKernel(let id): "no kernel '\(id)' on this agent"

@@ -46,7 +46,10 @@ enum MultipartForm {
             var part = Part(name: "", filename: "", content: Data(body[contentStart..<next]))
             for line in headers.components(separatedBy: "\r\n") where line.lowercased().hasPrefix("content-disposition:") {
                 part.name = parameter("name", in: line) ?? ""
-                part.filename = parameter("filename", in: line) ?? ""
+                // Backend.AI's client (aiohttp) percent-encodes the name, "/" included:
+                // "langs%2Fmain.cpp" is langs/main.cpp, as Backend.AI's manager reads it.
+                let filename = parameter("filename", in: line) ?? ""
+                part.filename = filename.contains("%") ? (filename.removingPercentEncoding ?? filename) : filename
             }
             parts.append(part)
             position = next + 2

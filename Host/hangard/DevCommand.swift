@@ -45,11 +45,14 @@ struct DevCommand: AsyncParsableCommand {
     @Option(name: .customLong("ui-dir"), help: "Serve the web UI from this folder instead of the built-in copy (for working on it).")
     var uiDir: String?
 
-    @Option(help: "The default image to make available.")
-    var image = "hangar/python:3.11-bookworm"
+    @Option(help: ArgumentHelp("An image to make available, built from its recipe when missing: a recipe of Tools/images/build.sh (python, python-pytorch, python-tensorflow, r, nodejs, cpp, java) or the image it builds. Repeat for several; the first is the default.", valueName: "IMAGE"))
+    var image: [String] = []
 
-    @Flag(name: .customLong("no-image"), help: "Do not build the default image when it is missing.")
+    @Flag(name: .customLong("no-image"), help: "Do not build missing images.")
     var noImage = false
+
+    /// The images asked for, the default Python image when none was.
+    var images: [String] { image.isEmpty ? ["hangar/python:3.11-bookworm"] : image }
 
     @Option(name: .customLong("database"), help: "postgresql://user@host:port/db (or a SQLite path) instead of the data directory's SQLite file.")
     var database: String?
@@ -102,7 +105,10 @@ struct DevCommand: AsyncParsableCommand {
         } catch {
             throw DevEngine.Failure(description: "the container engine at \(engine.socket) does not answer (\(error)); start it, or pass another --engine-socket")
         }
-        if !noImage { try await DevEngine.ensureImage(image, socket: engine.socket, logger: logger) }
+        var available: [String] = []
+        for name in images {
+            available.append(noImage ? name : try await DevEngine.ensureImage(name, socket: engine.socket, logger: logger))
+        }
 
         var agentConfig = try AgentConfig.load(ConfigFile(toml: "[agent]\nlisten = \"\(agentListen.replacingOccurrences(of: "\"", with: ""))\"", path: "--agent-listen"))
         agentConfig.id = "dev"
@@ -123,7 +129,7 @@ struct DevCommand: AsyncParsableCommand {
         print("""
 
             Hangar dev cluster: web UI \(webURL), manager \(endpoint), agent \(agentConfig.advertisedAddress), storage \(proxyConfig.advertisedURL) (host local:volume1), engine \(engine.socket), data \(data)
-            Try:  hangar run \(image) -c 'print(6*7)'
+            Try:  hangar run \(available[0]) -c '\(DevEngine.sampleCode(available[0]))'
             Ctrl-C (or SIGTERM) stops it within seconds; running kernels keep running and the next start re-adopts them with all state.
             """)
         fflush(nil)
@@ -266,35 +272,72 @@ struct DevEngine: @unchecked Sendable {
         return DevEngine(socket: socket, service: process)
     }
 
-    /// Builds the default image from its recipe when the engine lacks it.
-    static func ensureImage(_ image: String, socket: String, logger: Logger) async throws {
-        if try await DockerEngineClient(socketPath: socket).imageExists(image) { return }
+    /// Makes an image available, building it with Tools/images/build.sh when the engine lacks
+    /// it: `name` is a recipe (its image is returned) or an image reference (a recipe that
+    /// builds it is looked up; the python recipe builds any other name, as python-image.sh does).
+    static func ensureImage(_ name: String, socket: String, logger: Logger) async throws -> String {
         let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-        // From a build folder (.build/<triple>/<config>/hangard) the recipe is in the checkout;
-        // an installation keeps it in share/hangar.
-        let candidates = [exe.deletingLastPathComponent().appendingPathComponent("../../../Tools/images/python-image.sh").standardized.path,
-                          exe.deletingLastPathComponent().appendingPathComponent("../share/hangar/images/python-image.sh").standardized.path,
-                          "/usr/local/share/hangar/images/python-image.sh"]
-        guard let recipe = candidates.first(where: FileManager.default.isExecutableFile(atPath:)) else {
-            logger.warning("the default image is missing and its recipe was not found; build it with Tools/images/python-image.sh", metadata: ["image": .string(image)])
-            return
-        }
-        print("building the default image \(image) from \(recipe) (about a minute the first time) ...")
-        fflush(nil)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = [recipe, image]
+        // From a build folder (.build/<triple>/<config>/hangard) the recipes are in the
+        // checkout; an installation keeps them in share/hangar.
+        let candidates = [exe.deletingLastPathComponent().appendingPathComponent("../../../Tools/images/build.sh").standardized.path,
+                          exe.deletingLastPathComponent().appendingPathComponent("../share/hangar/images/build.sh").standardized.path,
+                          "/usr/local/share/hangar/images/build.sh"]
+        let script = candidates.first(where: FileManager.default.isExecutableFile(atPath:))
         var environment = ProcessInfo.processInfo.environment
         if socket.hasSuffix("docker.sock") { environment["CONTAINER_ENGINE"] = "docker" }
         let conf = (socket as NSString).deletingLastPathComponent + "/containers.conf"
-        if FileManager.default.fileExists(atPath: conf) {
-            environment["CONTAINERS_CONF"] = environment["CONTAINERS_CONF"] ?? conf
+        if FileManager.default.fileExists(atPath: conf) { environment["CONTAINERS_CONF"] = environment["CONTAINERS_CONF"] ?? conf }
+        func recipeScript(_ arguments: [String], environment extra: [String: String] = [:], quiet: Bool) throws -> (Int32, String) {
+            guard let script else { return (127, "") }
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/bin/bash")
+            process.arguments = [script] + arguments
+            process.environment = environment.merging(extra) { $1 }
+            let pipe = Pipe()
+            if quiet {
+                process.standardOutput = pipe
+                process.standardError = FileHandle.nullDevice
+            }
+            try process.run()
+            let output = quiet ? String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) : ""
+            process.waitUntilExit()
+            return (process.terminationStatus, output.trimmingCharacters(in: .whitespacesAndNewlines))
         }
-        process.environment = environment
-        try process.run()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw Failure(description: "building \(image) failed (\(recipe) exited with \(process.terminationStatus)); install mmdebstrap, or pass --no-image")
+        let isReference = name.contains(":") || name.contains("/")
+        var (recipe, reference) = (name, name)
+        if isReference {
+            let (status, found) = try recipeScript(["--recipe", name], quiet: true)
+            recipe = status == 0 ? found : "python"
+        } else {
+            let (status, found) = try recipeScript(["--image", name], quiet: true)
+            guard status == 0 else {
+                throw Failure(description: script == nil ? "no image recipes were found (Tools/images/build.sh) to build '\(name)'"
+                                                         : "'\(name)' is neither an image reference nor a recipe; the recipes: `Tools/images/build.sh --list`")
+            }
+            reference = found
+        }
+        if try await DockerEngineClient(socketPath: socket).imageExists(reference) { return reference }
+        guard script != nil else {
+            logger.warning("the image is missing and the image recipes (Tools/images/build.sh) were not found", metadata: ["image": .string(reference)])
+            return reference
+        }
+        print("building \(reference) from the \(recipe) recipe (a minute or more the first time) ...")
+        fflush(nil)
+        let (status, _) = try recipeScript([recipe], environment: isReference ? ["HANGAR_IMAGE_AS": reference] : [:], quiet: false)
+        guard status == 0 else {
+            throw Failure(description: "building \(reference) failed (Tools/images/build.sh \(recipe) exited with \(status)); install mmdebstrap, or pass --no-image")
+        }
+        return reference
+    }
+
+    /// A first line of code in the image's language, for the welcome text.
+    static func sampleCode(_ image: String) -> String {
+        switch image.split(separator: "/").last.map({ String($0.split(separator: ":")[0]) }) ?? "" {
+        case "r": "cat(6*7)"
+        case "nodejs": "console.log(6*7)"
+        case "cpp": "cout << 6*7 << endl;"
+        case "java": "System.out.println(6*7);"
+        default: "print(6*7)"
         }
     }
 }

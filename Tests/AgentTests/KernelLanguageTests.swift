@@ -12,7 +12,8 @@ import TestSupport
 @Suite(.serialized) struct KernelLanguageTests {
     /// The images the recipes build (Tools/images/build.sh --image NAME).
     static let images = ["python": TestEngine.image, "r": "hangar/r:4.2-bookworm", "nodejs": "hangar/nodejs:18-bookworm",
-                         "cpp": "hangar/cpp:12-bookworm", "java": "hangar/java:17-bookworm"]
+                         "cpp": "hangar/cpp:12-bookworm", "java": "hangar/java:17-bookworm",
+                         "python-pytorch": "hangar/python-pytorch:1.13-bookworm", "python-tensorflow": "hangar/python-tensorflow:2.15-bookworm"]
 
     struct Outcome {
         var stdout = ""
@@ -151,6 +152,32 @@ import TestSupport
         }
     }
 
+    @Test func pyTorchMultipliesMatricesOnTheCPU() async throws {
+        try await Self.withKernel("python-pytorch") { _, _, py in
+            let product = try await Self.query(py, "import torch\na = torch.arange(6.).reshape(2, 3)\nprint((a @ a.T).tolist(), torch.cuda.is_available())")
+            #expect(product.stdout == "[[5.0, 14.0], [14.0, 50.0]] False\n" && product.exitCode == 0, "\(product)")
+        }
+    }
+
+    @Test func tensorFlowFitsASmallModelOnTheCPU() async throws {
+        try await Self.withKernel("python-tensorflow") { _, _, py in
+            // y = 2x - 1 learned by one dense unit; the loss must fall well below its start.
+            let code = """
+                import os
+                os.environ['TF_CPP_MIN_LOG_LEVEL'] = '3'
+                import numpy as np, tensorflow as tf
+                tf.random.set_seed(1)
+                x = np.arange(-4, 6, dtype='float32').reshape(-1, 1)
+                model = tf.keras.Sequential([tf.keras.Input(shape=(1,)), tf.keras.layers.Dense(1)])
+                model.compile(optimizer=tf.keras.optimizers.SGD(0.05), loss='mse')
+                history = model.fit(x, 2 * x - 1, epochs=300, verbose=0).history['loss']
+                print('fit', history[-1] < history[0] / 20, round(float(model.predict(np.array([[10.0]]), verbose=0)[0][0])))
+                """
+            let fitted = try await Self.query(py, code)
+            #expect(fitted.stdout == "fit True 19\n" && fitted.exitCode == 0, "\(fitted.stdout) \(fitted.stderr.suffix(800))")
+        }
+    }
+
     @Test func cAndCppCompileQueriesAndBatchBuildsByLanguage() async throws {
         try await Self.withKernel("cpp") { runner, id, cpp in
             let snippet = try await Self.query(cpp, "cout << 6 * 7 << endl;")
@@ -183,6 +210,39 @@ import TestSupport
         }
     }
 
+    /// Each image runs a one-line program in its language through `hangar run`: a query, or
+    /// uploaded files built and run by the image's defaults; a C++ build error is the
+    /// compiler's message and status.
+    @Test func everyImageRunsItsLanguageThroughHangarRun() async throws {
+        let cluster = try await TestCluster(prefix: "lang")
+        defer { cluster.stop() }
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        func file(_ name: String, _ text: String) throws -> String {
+            try FileManager.default.createDirectory(atPath: dir.path + "/" + name, withIntermediateDirectories: true)
+            let path = dir.path + "/" + name + "/" + name.split(separator: "-").last!
+            try text.write(toFile: path, atomically: true, encoding: .utf8)
+            return path
+        }
+        let cases: [(image: String, arguments: [String], stdout: String)] = [
+            (Self.images["python"]!, ["-c", "print(6 * 7)"], "42\n"),
+            (Self.images["r"]!, ["-c", "cat(6 * 7, '\\n')"], "42 \n"),
+            (Self.images["r"]!, [try file("r-main.R", "cat('from-file', 6 * 7, '\\n')\n")], "from-file 42 \n"),
+            (Self.images["nodejs"]!, ["-c", "console.log(6 * 7)"], "42\n"),
+            (Self.images["nodejs"]!, [try file("js-main.js", "console.log('from-file', 6 * 7)\n")], "from-file 42\n"),
+            (Self.images["cpp"]!, ["-c", "cout << 6 * 7 << endl;"], "42\n"),
+            (Self.images["cpp"]!, [try file("cpp-main.cpp", "#include <iostream>\nint main() { std::cout << 6 * 7 << std::endl; }\n")], "42\n"),
+            (Self.images["cpp"]!, [try file("c-prog.c", "#include <stdio.h>\nint main(void) { printf(\"c %d\\n\", 6 * 7); return 0; }\n")], "c 42\n"),
+            (Self.images["java"]!, [try file("java-Main.java", "public class Main { public static void main(String[] a) { System.out.println(6 * 7); } }\n")], "42\n"),
+        ]
+        for c in cases {
+            let out = try cluster.hangar(["run", c.image, "-q", "--rm"] + c.arguments)
+            #expect(out.status == 0 && out.stdout == c.stdout, "\(c.image) \(c.arguments): \(out)")
+        }
+        let broken = try cluster.hangar(["run", Self.images["cpp"]!, "-q", "--rm", try file("bad-main.cpp", "int main() { return undefined_name; }\n")])
+        #expect(broken.status == 1 && broken.stderr.contains("undefined_name") && broken.stderr.contains("error:"), "\(broken)")
+    }
+
     @Test func defaultsFollowTheLanguageAndTheUploadedFiles() throws {
         #expect(KernelLanguage(runtimeType: "r").runnerRuntime == "r")
         #expect(KernelLanguage(runtimeType: "cpp").runnerRuntime == "shell")
@@ -195,6 +255,11 @@ import TestSupport
         #expect(KernelLanguage.shell.defaultBuild(files: ["a.cpp", "b.cpp"])?.hasPrefix("g++") == true)
         #expect(KernelLanguage.cpp.defaultBuild(files: ["Makefile", "a.cpp"]) == "make")
         #expect(KernelLanguage.python.defaultBuild(files: ["main.py"]) == nil)
+        #expect(KernelLanguage.cpp.defaultBuild(files: ["prog.c"])?.hasPrefix("gcc") == true, "C sources on the C++ image are C")
+        // Files uploaded with a directory (the official client's `run langs/Main.java`).
+        #expect(KernelLanguage.java.defaultBuild(files: ["langs/Main.java", "langs/Util.java"]) == "javac -d . 'langs/Main.java' 'langs/Util.java'")
+        #expect(try KernelLanguage.java.defaultExec(files: ["langs/Main.java", "langs/Util.java"]).get() == "java -cp . 'Main'")
+        #expect(try KernelLanguage.nodejs.defaultExec(files: ["src/app.js"]).get() == "node 'src/app.js'")
         if case .failure(let missing) = KernelLanguage.r.defaultExec(files: ["a.R", "b.R"]) {
             #expect(missing.description.contains("main.R"), "\(missing)")
         } else {

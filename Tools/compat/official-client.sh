@@ -6,7 +6,8 @@
 # The manager runs on SQLite, or on the PostgreSQL database $HANGAR_COMPAT_DATABASE names.
 # Hangar's own `hangar admin` commands are checked against the same cluster at the end.
 # Needs the built binaries (swift build), PyPI reachable the first time (the venv is cached
-# in ~/.cache/hangar/backendai-client-23.9.10), and the image hangar/python:3.11-bookworm.
+# in ~/.cache/hangar/backendai-client-23.9.10), and the images of Tools/images/build.sh python r
+# nodejs cpp java.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 socket=${1:-${HANGAR_TEST_ENGINE_SOCKET:-}}
@@ -51,6 +52,22 @@ check "run (query)" "accept-42" backend.ai run --rm -t compat-run "$image" -c 'p
 check "run (query exit status)" "exit code = 3" backend.ai run --rm -t compat-exit "$image" -c 'raise SystemExit(3)'
 printf 'import sys\nprint("batch-file-ran", sys.argv[0])\n' >main.py
 check "run (batch with files)" "batch-file-ran main.py" backend.ai run --rm -t compat-run2 --exec 'python3 main.py' "$image" main.py
+# The other languages' images (Tools/images/build.sh): a query runs in the image's language (its
+# runtime-type label); FILES go with build and exec "*", which the image's defaults answer by
+# language (compile every C++ source into ./main, javac and the Main class, node main.js).
+mkdir -p langs && (
+    cd langs
+    printf '#include <iostream>\nint main() { std::cout << "cpp-file-" << 6 * 7 << std::endl; }\n' >main.cpp
+    printf 'int main() { return not_declared; }\n' >broken.cpp
+    printf 'public class Main { public static void main(String[] a) { System.out.println("java-file-" + 6 * 7); } }\n' >Main.java
+    printf 'console.log("node-file-" + 6 * 7)\n' >main.js
+)
+check "run (R query)" "r-query-42" backend.ai run --rm -t compat-r hangar/r:4.2-bookworm -c 'x <- 6 * 7; cat("r-query-", x, "\n", sep = "")'
+check "run (C++ file: the image builds and runs it)" "cpp-file-42" backend.ai run --rm -t compat-cpp hangar/cpp:12-bookworm langs/main.cpp
+check "run (C++ build error: the compiler's message)" "broken.cpp.*error: .not_declared" backend.ai run --rm -t compat-cpp2 hangar/cpp:12-bookworm langs/broken.cpp
+check "run (C++ build error: the compiler's status)" "exit code = 1" backend.ai run --rm -t compat-cpp3 hangar/cpp:12-bookworm langs/broken.cpp
+check "run (Java file)" "java-file-42" backend.ai run --rm -t compat-java hangar/java:17-bookworm langs/Main.java
+check "run (Node.js file)" "node-file-42" backend.ai run --rm -t compat-node hangar/nodejs:18-bookworm langs/main.js
 check "ps" "compat-int" backend.ai ps
 check "session list (json)" '"name": "compat-int"' backend.ai --output json session list
 sid=$(backend.ai --output json ps 2>/dev/null | python3 -c 'import json,sys; print([i["session_id"] for i in json.load(sys.stdin)["items"] if i["name"]=="compat-int"][0])')

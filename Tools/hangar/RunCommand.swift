@@ -8,9 +8,12 @@ struct RunCommand: ClientCommand {
         commandName: "run",
         abstract: "Run code in a session (created on demand) and stream its output.",
         discussion: """
-            Query mode (-c) runs Python in the session's persistent interpreter: a later run in the same \
-            session (--name) sees earlier variables. Batch mode (--exec, with FILES uploaded to /home/work first) \
-            runs shell commands. The exit status is the code's: 0, or 1 after an exception, or the command's status.
+            Query mode (-c) runs code in the image's language (its ai.backend.runtime-type label): Python, R and \
+            Node.js keep one interpreter, so a later run in the same session (--name) sees earlier variables; \
+            C, C++ and Java compile and run the snippet. Batch mode uploads FILES to /home/work first and runs \
+            --exec (after --build); without --exec, the image's defaults build and run the files by their language \
+            (main.py, main.R, main.js, every C/C++ source into ./main, javac and the Main class). The exit status \
+            is the code's: 0, 1 after an uncaught error, the status it exits with, or the command's.
             """)
 
     @Argument(help: "Image to run, e.g. hangar/python:3.11-bookworm.")
@@ -19,7 +22,7 @@ struct RunCommand: ClientCommand {
     @Option(name: [.customShort("c"), .customLong("code")], help: "Code to run in query mode ('-' reads it from stdin).")
     var code: String?
 
-    @Option(name: .customLong("exec"), help: "Batch mode: shell command to run after uploading FILES.")
+    @Option(name: .customLong("exec"), help: "Batch mode: shell command to run after uploading FILES (default: the image's, for the files' language).")
     var exec: String?
 
     @Option(name: .customLong("build"), help: "Batch mode: build command run before --exec.")
@@ -37,7 +40,10 @@ struct RunCommand: ClientCommand {
     @OptionGroup var spec: SessionSpecOptions
 
     func validate() throws {
-        guard (code == nil) != (exec == nil) else { throw ValidationError("give exactly one of -c CODE (query mode) or --exec COMMAND (batch mode)") }
+        guard code == nil || exec == nil else { throw ValidationError("give one of -c CODE (query mode) or --exec COMMAND (batch mode), not both") }
+        guard code != nil || exec != nil || !files.isEmpty else {
+            throw ValidationError("give -c CODE (query mode), or FILES to upload and run (batch mode, with --exec COMMAND or the image's default for their language)")
+        }
     }
 
     func perform() async throws {
@@ -66,7 +72,9 @@ struct RunCommand: ClientCommand {
             let first: [String: Any] = if let source {
                 ["mode": "query", "code": source, "options": [String: Any]()]
             } else {
-                ["mode": "batch", "code": "", "options": ["clean": "", "build": build ?? "", "exec": exec ?? "*"]]
+                // Without --exec, the kernel's defaults ("*") build and run the files, as the
+                // official client's `run FILE` asks.
+                ["mode": "batch", "code": "", "options": ["clean": "", "build": build ?? (exec == nil ? "*" : ""), "exec": exec ?? "*"]]
             }
             guard let code = try await client.execute(sessionID: started.id, first: first) else {
                 throw CLIError("the execution stream ended before the run finished")

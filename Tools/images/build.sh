@@ -7,6 +7,7 @@
 #   Tools/images/build.sh [NAME...|all]    build these (default: python)
 #   Tools/images/build.sh --list           the recipes, their image names and whether built
 #   Tools/images/build.sh --image NAME     print the image reference a recipe builds
+#   Tools/images/build.sh --recipe IMAGE   print the recipe that builds an image reference
 #
 # Each recipe is cached twice, by the hash of its text (with this script's common parts): an
 # image already labelled with that hash is kept, and the root filesystem tarball stays in
@@ -106,12 +107,12 @@ all="python python-pytorch python-tensorflow r nodejs cpp java"
 
 load() {
     local name=$1
-    image="" packages="" runtime="" runtime_path="" min_mem="" service_ports="" jupyter=0 pip="" hook="" labels="" size=""
+    image="" packages="" runtime="" runtime_path="" min_mem="" service_ports="" jupyter=0 pip="" hook="" labels="" size="" wheels=""
     case " $recipes " in *" $name "*) ;; *) echo "unknown image recipe '$name'; the recipes are: $recipes (or all)" >&2; exit 2 ;; esac
     "recipe_${name//-/_}"
     [ -z "${HANGAR_IMAGE_AS:-}" ] || image=$HANGAR_IMAGE_AS
     # What decides the image's bytes: this recipe's text and the common parts.
-    recipe_hash=$( (declare -f "recipe_${name//-/_}"; echo "$common_packages"; echo "$jupyter_def"; declare -f build_rootfs import_image) | sha256sum | cut -c1-16)
+    recipe_hash=$( (declare -f "recipe_${name//-/_}"; echo "$common_packages"; echo "$jupyter_def"; declare -f fetch_wheels build_rootfs import_image) | sha256sum | cut -c1-16)
 }
 
 built_hash() { $engine image inspect "$1" --format '{{ index .Config.Labels "io.hangar.recipe" }}' 2>/dev/null || true; }
@@ -140,6 +141,14 @@ progress() {
     echo "  $label: $((SECONDS - start)) s" >&2
 }
 
+fetch_wheels() {
+    command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1 || { echo "python3 -m pip is needed to fetch wheels" >&2; return 1; }
+    # shellcheck disable=SC2086
+    python3 -m pip download --quiet --disable-pip-version-check --no-cache-dir --dest "$1" --only-binary=:all: \
+        --implementation cp --python-version 3.11 --abi cp311 --abi abi3 --abi none \
+        --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 --platform any $pip
+}
+
 build_rootfs() {
     local out=$1
     local hooks=(
@@ -149,9 +158,11 @@ build_rootfs() {
         --customize-hook='echo "work:x:0:0:work:/home/work:/bin/bash" >> "$1/etc/passwd"; echo "work:*:19000:0:99999:7:::" >> "$1/etc/shadow"'
     )
     [ "$jupyter" != 1 ] || hooks+=(--customize-hook="printf '%s\n' '$jupyter_def' > \"\$1/etc/backend.ai/service-defs/jupyter.json\"")
-    # Wheels go in with the image's own pip, so they match its Python; Debian marks its
-    # Python as externally managed, which a kernel image may override.
-    [ -z "$pip" ] || hooks+=(--customize-hook="cp /etc/resolv.conf \"\$1/etc/resolv.conf\"; chroot \"\$1\" python3 -m pip install --no-cache-dir --break-system-packages --progress-bar off $pip")
+    # Wheels are fetched here (this machine's pip, index and certificates) for the image's
+    # Python (bookworm: CPython 3.11, x86_64), then installed with the image's own pip from
+    # that folder only. Debian marks its Python as externally managed, which a kernel image may
+    # override.
+    [ -z "$pip" ] || hooks+=(--customize-hook="mkdir -p \"\$1/tmp/wheels\" && cp \"$wheels\"/*.whl \"\$1/tmp/wheels/\" && chroot \"\$1\" python3 -m pip install --no-index --find-links /tmp/wheels --no-cache-dir --break-system-packages --progress-bar off $pip && rm -rf \"\$1/tmp/wheels\"")
     [ -z "$hook" ] || hooks+=(--customize-hook="$hook")
     hooks+=(--customize-hook='rm -rf "$1/var/cache/apt/archives/"*.deb "$1/var/lib/apt/lists/"* "$1/root/.cache"')
     mmdebstrap --quiet --format=tar --variant=essential --include="$common_packages,$packages" "${hooks[@]}" bookworm "$out"
@@ -190,6 +201,12 @@ build() {
     if [ ! -s "$tarball" ]; then
         command -v mmdebstrap >/dev/null || { echo "mmdebstrap is missing: apt-get install mmdebstrap" >&2; return 1; }
         rm -f "$tarball.tmp"
+        wheels="$cache/wheels-$name-$recipe_hash"
+        if [ -n "$pip" ] && [ ! -e "$wheels/.complete" ]; then
+            mkdir -p "$wheels"
+            progress "wheels from PyPI ($pip)" fetch_wheels "$wheels" || return 1
+            touch "$wheels/.complete"
+        fi
         progress "root filesystem (mmdebstrap${pip:+ and pip})" build_rootfs "$tarball.tmp" || { rm -f "$tarball.tmp"; return 1; }
         mv "$tarball.tmp" "$tarball"
     fi
@@ -210,8 +227,17 @@ case "${1:-}" in
     load "${2:?--image needs a recipe name}"
     echo "$image"
     exit 0 ;;
+--recipe)
+    # The recipe that builds an image reference (with or without podman's localhost/).
+    wanted=${2:?--recipe needs an image reference}
+    wanted=${wanted#localhost/}
+    for name in $recipes; do
+        load "$name"
+        [ "$image" != "$wanted" ] || { echo "$name"; exit 0; }
+    done
+    exit 1 ;;
 -h|--help)
-    sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
     exit 0 ;;
 esac
 names=("$@")

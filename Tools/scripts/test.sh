@@ -11,7 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 Tools/scripts/install-deps.sh --server
 export CONTAINERS_CONF="$PWD/Tools/scripts/containers.conf"
-Tools/images/python-image.sh
+# The kernel images the tests run (Debian packages and PyPI wheels, cached by recipe hash).
+Tools/images/build.sh python python-pytorch python-tensorflow r nodejs cpp java
 # The runner's embedded Python driver must be generated from its .py (Tools/scripts/embed-runner-driver.sh).
 Tools/scripts/embed-runner-driver.sh --check
 # Build once; a compiler warning in Hangar's own code (not in dependencies) fails the run.
