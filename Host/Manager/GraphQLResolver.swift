@@ -279,10 +279,15 @@ struct GQLResolver: Sendable {
         return seen.keys.sorted().map { seen[$0]! }
     }
 
-    /// Whether an alias target names this image: podman reports locally built images as
-    /// `localhost/NAME`, which users (and the session API) write as `NAME`.
+    /// Whether a reference names this image: podman reports locally built images as
+    /// `localhost/NAME` and committed or pulled ones as `docker.io/NAME` (`docker.io/library/NAME`),
+    /// which users (and the session API) write as `NAME`.
     static func sameImage(_ target: String, name: String, tag: String) -> Bool {
-        let short = name.hasPrefix("localhost/") ? String(name.dropFirst("localhost/".count)) : name
+        var short = name
+        for prefix in ["localhost/", "docker.io/library/", "docker.io/"] where short.hasPrefix(prefix) {
+            short = String(short.dropFirst(prefix.count))
+            break
+        }
         return target == "\(name):\(tag)" || target == "\(short):\(tag)"
     }
 

@@ -376,6 +376,18 @@ extension ManagerAPI {
                 }
                 requested[slot] = minimum
             }
+            // An accelerator image (a minimum of a device slot) runs only where that device is:
+            // said now, naming the label, rather than by a cancelled session.
+            let placement = body.config?.scalingGroup ?? StateStore.defaultResourceGroup
+            let devices = Self.resourceMinimums(labels).map(\.slot).filter { $0 != "cpu" && $0 != "mem" }
+            if !devices.isEmpty {
+                let offered = try await store.run { store in
+                    Set(try store.agents(resourceGroup: placement, status: .alive).flatMap { $0.capacity.amounts.filter { $0.value > 0 }.keys })
+                }
+                if let missing = devices.first(where: { !offered.contains($0) }) {
+                    throw APIError.invalidParams("image \(image) runs only where '\(missing)' is (its label ai.backend.resource.min.\(missing)\(labels["ai.backend.accelerators"].map { "; accelerators \($0)" } ?? "")), and no alive agent in resource group '\(placement)' offers it — choose an image without that accelerator or a resource group that has it")
+                }
+            }
         }
         // Reuse a live session of the same name, as the reference manager does.
         if let existing = try await store.run({ try $0.findSession(name, accessKey: caller.accessKey) }), !existing.status.isTerminal {

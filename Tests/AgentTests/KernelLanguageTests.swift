@@ -243,6 +243,28 @@ import TestSupport
         #expect(broken.status == 1 && broken.stderr.contains("undefined_name") && broken.stderr.contains("error:"), "\(broken)")
     }
 
+    /// An image labelled with a device minimum (a CUDA image) is refused at once, naming the
+    /// label, where no agent has that device; its CPU twin runs.
+    @Test func acceleratorImagesArePlacedOnlyWhereTheDeviceIs() async throws {
+        let cluster = try await TestCluster(prefix: "accel")
+        defer { cluster.stop() }
+        let cuda = "hangar/cuda-labelled:\(UUID().uuidString.prefix(6).lowercased())"
+        try await KernelSandboxTests.commitImage(cuda, labels: ["ai.backend.accelerators": "cuda", "ai.backend.resource.min.cuda.device": "1"])
+        defer { Task { try? await KernelSandboxTests.removeImage(cuda) } }
+        // The agent reports the new image (and its labels) with its next heartbeat.
+        for _ in 0..<50 where !((try cluster.store.agent(id: cluster.agentID)?.images ?? "").contains("cuda-labelled")) {
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        let (status, body) = try await SignedAPI.json(.POST, base: cluster.base, path: "/session",
+                                                      json: #"{"name": "accel-cuda", "image": "\#(cuda)", "type": "interactive"}"#,
+                                                      accessKey: cluster.accessKey, secretKey: cluster.secretKey)
+        let message = "\(body ?? [:])"
+        #expect(status == 400 && message.contains("cuda.device") && message.contains("ai.backend.resource.min.cuda.device"), "\(status) \(message)")
+        try await KernelSandboxTests.removeImage(cuda)
+        let plain = try cluster.hangar(["run", Self.images["python"]!, "-q", "--rm", "-c", "print('cpu-only')"])
+        #expect(plain.status == 0 && plain.stdout == "cpu-only\n", "\(plain)")
+    }
+
     @Test func defaultsFollowTheLanguageAndTheUploadedFiles() throws {
         #expect(KernelLanguage(runtimeType: "r").runnerRuntime == "r")
         #expect(KernelLanguage(runtimeType: "cpp").runnerRuntime == "shell")

@@ -245,8 +245,9 @@ import TestSupport
         let client = ContainerEngineProbe()
         let container = try await client.createStopped(image: TestEngine.image)
         let (repo, tag) = (reference.split(separator: ":").first.map(String.init) ?? reference, reference.split(separator: ":").last.map(String.init) ?? "latest")
-        let changes = labels.map { "LABEL \($0.key)=\($0.value)" }.joined(separator: "\n")
-        let query = "container=\(container)&repo=\(repo)&tag=\(tag)&changes=\(changes.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")"
+        // One `changes` parameter per label (podman reads `LABEL a=b c=d` as one label "a").
+        let changes = labels.sorted { $0.key < $1.key }.map { "&changes=" + ("LABEL \($0.key)=\($0.value)".addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "") }.joined()
+        let query = "container=\(container)&repo=\(repo)&tag=\(tag)\(changes)"
         let status = try await engineCall(.POST, "/commit?\(query)", body: "{}")
         _ = try await engineCall(.DELETE, "/containers/\(container)?force=true")
         #expect(status == 201 || status == 200, "commit answered \(status)")
