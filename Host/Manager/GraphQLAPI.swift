@@ -289,6 +289,21 @@ struct IDArgument: Codable, Sendable {
     let id: UUIDScalar
 }
 
+/// Backend.AI's `users` root (the SDK's User.list): every user the caller may see.
+struct UsersArguments: Codable, Sendable {
+    let domain_name: String?
+    let group_id: UUIDScalar?
+    let is_active: Bool?
+    let status: String?
+}
+
+/// Backend.AI's `keypairs` root (the SDK's KeyPair.list): keypairs, of one user by email.
+struct KeypairsArguments: Codable, Sendable {
+    let domain_name: String?
+    let email: String?
+    let is_active: Bool?
+}
+
 struct KeypairArgument: Codable, Sendable {
     let domain_name: String?
     let access_key: String?

@@ -205,6 +205,37 @@ struct GQLResolver: Sendable {
         return try Self.page(all, arguments, type: "User")
     }
 
+    /// `users` (unpaginated; admins): the users of the caller's domain (any, for superadmins).
+    func allUsers(context: GQLContext, arguments: UsersArguments) async throws -> [GQLUser] {
+        try context.requireAdmin("users")
+        let resolver = self
+        var all = try await context.read { store in try resolver.users(context, store: store) }
+        if let domain = arguments.domain_name, !domain.isEmpty { all = all.filter { $0.domain_name == domain } }
+        if let status = arguments.status, !status.isEmpty { all = all.filter { $0.status == status.lowercased() } }
+        if let active = arguments.is_active { all = all.filter { ($0.status == "active") == active } }
+        if let group = arguments.group_id?.value { all = all.filter { $0.groups.contains { $0.id == group } } }
+        return all
+    }
+
+    /// `keypairs` (unpaginated; admins): every keypair the caller may see, or one user's by email.
+    func allKeypairs(context: GQLContext, arguments: KeypairsArguments) async throws -> [GQLKeypair] {
+        try context.requireAdmin("keypairs")
+        let domain = context.isSuperadmin ? arguments.domain_name : context.caller.domain
+        return try await context.read { store in
+            var keys = try store.keypairs()
+            if let email = arguments.email {
+                guard let owner = try store.user(email: email) else { return [] }
+                keys = keys.filter { $0.userID == owner.id }
+            }
+            if let active = arguments.is_active { keys = keys.filter { $0.isActive == active } }
+            return try keys.compactMap { k -> GQLKeypair? in
+                let owner = try store.user(id: k.userID)
+                if let domain, owner?.domainName != domain { return nil }
+                return try Self.keypair(k, store: store)
+            }
+        }
+    }
+
     static func keypair(_ k: Keypair, store: StateStore) throws -> GQLKeypair {
         keypair(k, user: try store.user(id: k.userID), projects: try store.projects(ofUser: k.userID).map(\.name),
                 activeSessions: try store.activeSessionCount(accessKey: k.accessKey))

@@ -472,6 +472,17 @@ enum GQLSchema {
                     Argument("email", at: \.email)
                     Argument("domain_name", at: \.domain_name)
                 }
+                Field("users", at: GQLResolver.allUsers) {
+                    Argument("domain_name", at: \.domain_name)
+                    Argument("group_id", at: \.group_id)
+                    Argument("is_active", at: \.is_active)
+                    Argument("status", at: \.status)
+                }
+                Field("keypairs", at: GQLResolver.allKeypairs) {
+                    Argument("domain_name", at: \.domain_name)
+                    Argument("email", at: \.email)
+                    Argument("is_active", at: \.is_active)
+                }
                 Field("keypair_list", at: GQLResolver.keypairList, pageArguments)
                 Field("keypair", at: GQLResolver.keypair) {
                     Argument("domain_name", at: \.domain_name)
@@ -674,6 +685,7 @@ enum GQLSchema {
             "endpoint_list": ("service list", serving),
             "endpoint": ("service info", serving),
             "routing_list": ("service", serving),
+            "inference_session_list": ("session list --type inference", serving),
         ]
     }()
 

@@ -259,6 +259,28 @@ import TestSupport
         }
     }
 
+    /// The SDK's unpaginated `users` and `keypairs` roots: admins only, filtered as asked;
+    /// model serving's `inference_session_list` answers "not supported by Hangar".
+    @Test func unpaginatedUserAndKeypairRootsAndServingRefusal() async throws {
+        let (db, store, admin) = try bootstrappedStore(.sqlite)
+        _ = db
+        defer { store.close() }
+        let carol = try store.createUser(email: "carol@example.com", password: "carol-password", passwordRounds: 1000)
+        let carolKey = try store.createKeypair(userID: carol.id)
+        try await managerApp(store).test(.router) { client in
+            let adminKeys = (admin.accessKey, admin.secretKey)
+            let (_, users) = try await Self.query(client, "query($status: String) { users(status: $status) { email status } }", variables: #"{"status": "active"}"#, keys: adminKeys)
+            #expect(users.contains("carol@example.com") && users.contains("\"status\": \"active\""), "\(users)")
+            let (_, keys) = try await Self.query(client, "query($email: String) { keypairs(email: $email) { access_key } }",
+                                                 variables: #"{"email": "carol@example.com"}"#, keys: adminKeys)
+            #expect(keys.contains(carolKey.accessKey) && !keys.contains(admin.accessKey), "only carol's: \(keys)")
+            let (_, refused) = try await Self.query(client, "{ users { email } }", variables: "{}", keys: (carolKey.accessKey, carolKey.secretKey))
+            #expect(refused.contains("users needs an admin keypair"), "\(refused)")
+            let (_, serving) = try await Self.query(client, "{ inference_session_list { total_count } }", variables: "{}", keys: adminKeys)
+            #expect(serving.contains("not supported by Hangar") && serving.contains("inference_session_list"), "\(serving)")
+        }
+    }
+
     /// Container registries: superadmins add, modify and delete them; the password is sealed
     /// in the database (not readable there), opens with the cluster secret, and is never
     /// answered — by GraphQL or by `GET /config/docker-registries`; bad input is refused by name.

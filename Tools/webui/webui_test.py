@@ -152,6 +152,12 @@ try:
         d.find_element(By.ID, "code").send_keys("print(6*7)")
         d.find_element(By.ID, "run").click()
         wait(d, lambda d: "42" in d.find_element(By.ID, "console-output").text and "exit code 0" in d.find_element(By.ID, "console-output").text)
+        # A plot comes back as a media record and is drawn as an image.
+        d.find_element(By.ID, "code").clear()
+        d.find_element(By.ID, "code").send_keys("import matplotlib.pyplot as plt\nplt.plot([1, 4, 9, 16])")
+        d.find_element(By.ID, "run").click()
+        plot = wait(d, lambda d: [i for i in d.find_elements(By.CSS_SELECTOR, "#console-output img.media") if d.execute_script("return arguments[0].naturalWidth", i) > 100])
+        assert plot, "no plot drawn"
         shot(d, "05-console")
 
     @step("terminal shows a typed command's output")

@@ -313,6 +313,17 @@ function panel(host, title, ...content) {
   return box;
 }
 
+// A plot the code drew (Backend.AI's media record: {"type", "data"} with the bytes in base64).
+function mediaItem(text) {
+  try {
+    const media = JSON.parse(text);
+    if (/^image\/(png|jpeg|gif|svg\+xml)$/.test(media.type) && typeof media.data === "string") {
+      return h("img", { class: "media", alt: "Plot from the code", src: `data:${media.type};base64,${media.data}` });
+    }
+  } catch (_) { /* shown as text below */ }
+  return h("span", { class: "muted" }, "[media output]\n");
+}
+
 function consolePanel(host, s) {
   const code = h("textarea", { id: "code", rows: 6, spellcheck: "false", placeholder: "print('hello')   (Ctrl+Enter runs)" });
   const output = h("pre", { id: "console-output", class: "output", "aria-live": "polite" });
@@ -327,7 +338,7 @@ function consolePanel(host, s) {
       const result = JSON.parse(event.data);
       for (const [stream, text] of result.console || []) {
         if (stream === "stdout" || stream === "stderr") output.append(h("span", { class: stream }, text));
-        else if (stream === "media") output.append(h("span", { class: "muted" }, "[media output]\n"));
+        else if (stream === "media") output.append(mediaItem(text));
       }
       if (result.status === "waiting-input") ws.send(prompt(result.console?.map((c) => c[1]).join("") || "Input:") ?? "");
       if (result.status === "error") output.append(h("span", { class: "stderr" }, (result.msg || "error") + "\n"));
