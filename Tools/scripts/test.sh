@@ -11,10 +11,13 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 Tools/scripts/install-deps.sh --server
 export CONTAINERS_CONF="$PWD/Tools/scripts/containers.conf"
-# The kernel images the tests run (Debian packages and PyPI wheels, cached by recipe hash).
-Tools/images/build.sh python python-pytorch python-tensorflow r nodejs cpp java
-# The runner's embedded Python driver must be generated from its .py (Tools/scripts/embed-runner-driver.sh).
+# The runner's embedded drivers must be generated from their sources (Tools/scripts/embed-runner-driver.sh).
 Tools/scripts/embed-runner-driver.sh --check
+# The kernel images the tests run (Debian packages and PyPI wheels, cached by recipe hash) are
+# built while Swift compiles: mostly downloads and unpacking against the compiler's CPU.
+imagelog=$(mktemp /tmp/hangar-images.XXXXXX)
+Tools/images/build.sh python python-pytorch python-tensorflow r nodejs cpp java >"$imagelog" 2>&1 &
+images_pid=$!
 # Build once; a compiler warning in Hangar's own code (not in dependencies) fails the run.
 buildlog=$(mktemp /tmp/hangar-build.XXXXXX)
 swift build --build-tests 2>&1 | tee "$buildlog"
@@ -23,6 +26,13 @@ if grep -E "^$PWD/(Host|Tools|Tests|Plugins|PluginAPI)/[^:]+:[0-9]+:[0-9]+: warn
     exit 1
 fi
 rm -f "$buildlog"
+if ! wait "$images_pid"; then
+    cat "$imagelog" >&2
+    echo "building the kernel images failed (above)" >&2
+    exit 1
+fi
+cat "$imagelog"
+rm -f "$imagelog"
 pgdir=$(mktemp -d /tmp/hangar-test-pg.XXXXXX)
 enginedir=$(mktemp -d /tmp/hangar-test-engine.XXXXXX)
 registrydir=$(mktemp -d /tmp/hangar-test-registry.XXXXXX)
