@@ -62,6 +62,8 @@ mkdir -p langs && (
     printf 'public class Main { public static void main(String[] a) { System.out.println("java-file-" + 6 * 7); } }\n' >Main.java
     printf 'console.log("node-file-" + 6 * 7)\n' >main.js
 )
+check "run (PyTorch image)" "torch-ok 14.0" backend.ai run --rm -t compat-torch hangar/python-pytorch:1.13-bookworm -c 'import torch; a = torch.arange(6.).reshape(2, 3); print("torch-ok", (a @ a.T)[0, 1].item())'
+check "run (TensorFlow image)" "tf-ok 6.0" backend.ai run --rm -t compat-tf hangar/python-tensorflow:2.15-bookworm -c 'import os; os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"; import tensorflow as tf; print("tf-ok", float(tf.reduce_sum(tf.ones((2, 3)))))'
 check "run (R query)" "r-query-42" backend.ai run --rm -t compat-r hangar/r:4.2-bookworm -c 'x <- 6 * 7; cat("r-query-", x, "\n", sep = "")'
 check "run (C++ file: the image builds and runs it)" "cpp-file-42" backend.ai run --rm -t compat-cpp hangar/cpp:12-bookworm langs/main.cpp
 check "run (C++ build error: the compiler's message)" "broken.cpp.*error: .not_declared" backend.ai run --rm -t compat-cpp2 hangar/cpp:12-bookworm langs/broken.cpp
