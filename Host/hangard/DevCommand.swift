@@ -100,10 +100,18 @@ struct DevCommand: AsyncParsableCommand {
         let engine = try DevEngine.locate(explicit: engineSocket, dataDirectory: data, logger: logger)
         defer { engine.stop() }
         ShutdownDeadline.arm(role: "the dev cluster", logger: logger) { [engine] in engine.stop() }
-        do {
-            _ = try await DockerEngineClient(socketPath: engine.socket).images()
-        } catch {
-            throw DevEngine.Failure(description: "the container engine at \(engine.socket) does not answer (\(error)); start it, or pass another --engine-socket")
+        // A few tries: podman answers 500 while another client removes an image it is listing.
+        var answered = false
+        for attempt in 1...5 where !answered {
+            do {
+                _ = try await DockerEngineClient(socketPath: engine.socket).images()
+                answered = true
+            } catch {
+                guard attempt < 5 else {
+                    throw DevEngine.Failure(description: "the container engine at \(engine.socket) does not answer (\(error)); start it, or pass another --engine-socket")
+                }
+                try await Task.sleep(for: .milliseconds(500))
+            }
         }
         var available: [String] = []
         for name in images {

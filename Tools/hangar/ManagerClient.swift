@@ -45,9 +45,19 @@ struct ManagerClient {
         return data.isEmpty ? nil : try? JSONSerialization.jsonObject(with: data)
     }
 
+    /// The CLI's HTTP client. A refused or unreachable endpoint fails at once (after at most
+    /// 10 s of connecting): the shared client would retry the connection until the request's
+    /// deadline, minutes for long calls, and a command aimed at a stopped manager would hang.
+    static let http: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool.retryConnectionEstablishment = false
+        configuration.timeout.connect = .seconds(10)
+        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    }()
+
     func send(_ request: HTTPClientRequest, timeout: Int64) async throws -> HTTPClientResponse {
         do {
-            return try await HTTPClient.shared.execute(request, timeout: .seconds(timeout))
+            return try await Self.http.execute(request, timeout: .seconds(timeout))
         } catch {
             throw CLIError("cannot reach the manager at \(config.endpoint): \(error) (is it running? is BACKEND_ENDPOINT right?)")
         }

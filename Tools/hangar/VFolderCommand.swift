@@ -241,7 +241,7 @@ enum Transfer {
             request.headers.add(name: "Content-Type", value: "application/offset+octet-stream")
             request.body = .bytes(ByteBuffer(bytes: data))
             do {
-                let response = try await HTTPClient.shared.execute(request, timeout: .seconds(600))
+                let response = try await ManagerClient.http.execute(request, timeout: .seconds(600))
                 let body = try await response.body.collect(upTo: 1 << 20)
                 guard response.status == .noContent, let next = response.headers.first(name: "Upload-Offset").flatMap(Int64.init) else {
                     if response.status.code == 409, let current = try? await serverOffset(url) {
@@ -269,7 +269,7 @@ enum Transfer {
     static func serverOffset(_ url: String) async throws -> Int64 {
         var request = HTTPClientRequest(url: url)
         request.method = .HEAD
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        let response = try await ManagerClient.http.execute(request, timeout: .seconds(30))
         guard response.status == .ok, let offset = response.headers.first(name: "Upload-Offset").flatMap(Int64.init) else {
             throw CLIError("the storage proxy did not report an offset (\(response.status.code))")
         }
@@ -294,7 +294,7 @@ enum Transfer {
                 if let validator { request.headers.add(name: "If-Range", value: validator) }
             }
             do {
-                let response = try await HTTPClient.shared.execute(request, timeout: .seconds(86_400))
+                let response = try await ManagerClient.http.execute(request, timeout: .seconds(86_400))
                 if response.status == .ok, received > 0 {
                     // The file changed (or the server ignored the range): start over.
                     try handle.truncate(atOffset: 0)
