@@ -8,6 +8,7 @@ import HummingbirdWebSocket
 import Logging
 import NIOCore
 import PluginHost
+import Synchronization
 
 /// The agent role's composition root: builds the node's slots from its cores, memory and
 /// accelerator plugins, assembles the kernel runner over a container engine, and runs the
@@ -22,6 +23,10 @@ public final class AgentDaemon: Sendable {
     let accelerators: [AcceleratorPlugin]
     let slotSpecs: [SlotSpec]
     let logger: Logger
+    /// The image list of the last heartbeat that could read it: when listing fails (podman
+    /// answers 500 while another client removes an image) the heartbeat reports this one,
+    /// not none, so the manager does not forget the agent's images (and their labels) for a beat.
+    private let lastImages = Mutex<[ImageReport]?>(nil)
 
     /// - Parameters:
     ///   - accelerators: the accelerator plugins the agent's `[plugins]` section created.
@@ -88,13 +93,20 @@ public final class AgentDaemon: Sendable {
                                             extraInfoJSON: d.extraInfoJSON))
             }
         }
-        let images: [ImageReport] = ((try? await runner.engine.images()) ?? []).flatMap { image -> [ImageReport] in
-            image.tags.map { tag in
-                let (name, version) = ImageReference.split(tag)
-                // Only Backend.AI's labels travel: what the manager decides on, kept small.
-                return ImageReport(name: name, tag: version, digest: image.id, architecture: "", sizeBytes: image.sizeBytes,
-                                   labels: image.labels.filter { $0.key.hasPrefix("ai.backend.") })
+        let images: [ImageReport]
+        do {
+            images = try await runner.engine.images().flatMap { image -> [ImageReport] in
+                image.tags.map { tag in
+                    let (name, version) = ImageReference.split(tag)
+                    // Only Backend.AI's labels travel: what the manager decides on, kept small.
+                    return ImageReport(name: name, tag: version, digest: image.id, architecture: "", sizeBytes: image.sizeBytes,
+                                       labels: image.labels.filter { $0.key.hasPrefix("ai.backend.") })
+                }
             }
+            lastImages.withLock { $0 = images }
+        } catch {
+            logger.warning("cannot list the engine's images; reporting the last list", metadata: ["error": .string("\(error)")])
+            images = lastImages.withLock { $0 } ?? []
         }
         let records = await runner.running
         let kernelStats = await withTaskGroup(of: KernelStats?.self) { group in

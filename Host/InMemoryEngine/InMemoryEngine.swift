@@ -38,6 +38,8 @@ public final class InMemoryEngine: ContainerEngine {
         var remote: [String: RegistryCredentials?] = [:]
         /// Every pull asked for, in order.
         var pulls: [String] = []
+        /// Set: listing images fails with this (podman's 500 while another client removes one).
+        var listingFailure: EngineError?
     }
 
     private let state: Mutex<State>
@@ -60,8 +62,12 @@ public final class InMemoryEngine: ContainerEngine {
 
     public func version() async throws -> EngineVersion { EngineVersion(name: "In-memory engine", version: "1", apiVersion: "1.41") }
 
+    /// Makes image listing fail (nil: work again), as podman's does while an image is removed.
+    public func failImageListing(_ error: EngineError?) { state.withLock { $0.listingFailure = error } }
+
     public func images() async throws -> [ImageSummary] {
-        state.withLock { s in
+        if let failure = state.withLock({ $0.listingFailure }) { throw failure }
+        return state.withLock { s in
             s.images.sorted().map { ImageSummary(id: "sha256:" + String($0.hashValue.magnitude, radix: 16), tags: [$0], sizeBytes: 0, labels: s.imageLabels[$0] ?? [:]) }
         }
     }

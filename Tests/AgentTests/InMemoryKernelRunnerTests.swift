@@ -49,6 +49,10 @@ import TestSupport
         #expect(heartbeat.capacity["cpu"] == 4 && heartbeat.capacity["mock.device"] == 2)
         #expect(heartbeat.runningKernels == ["k-composed"])
         #expect(heartbeat.images.map { "\($0.name):\($0.tag)" } == [Self.image])
+        // A listing that fails for a beat reports the last list, not none.
+        engine.failImageListing(EngineError(status: 500, operation: "list images", message: "retrieving label for image: image not known"))
+        #expect(await daemon.heartbeat().images.map { "\($0.name):\($0.tag)" } == [Self.image])
+        engine.failImageListing(nil)
         #expect(heartbeat.devices.map(\.plugin) == ["mock", "mock"])
         _ = try await daemon.runner.destroy("k-composed")
         #expect(await daemon.heartbeat().runningKernels.isEmpty)
