@@ -42,10 +42,12 @@ public struct ResourceSlots: Sendable, Equatable, Codable, CustomStringConvertib
         self.amounts = amounts
     }
 
-    /// A decimal, or a binary size such as "16g" (for memory-like slots).
+    /// A decimal, or a binary size such as "16g" (for memory-like slots). `Decimal(string:)`
+    /// without a locale reads "." as the separator and loads no ICU locale data (a POSIX
+    /// Locale would, on every heartbeat).
     public static func parseAmount(_ text: String) -> Decimal? {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
-        if let d = Decimal(string: trimmed, locale: Locale(identifier: "en_US_POSIX")), d >= 0,
+        if let d = Decimal(string: trimmed), d >= 0,
            trimmed.allSatisfy({ $0.isNumber || $0 == "." }), trimmed.filter({ $0 == "." }).count <= 1, trimmed.first?.isNumber == true {
             return d
         }
@@ -56,13 +58,13 @@ public struct ResourceSlots: Sendable, Equatable, Codable, CustomStringConvertib
         if s.hasSuffix("ib") { s.removeLast(2) } else if s.hasSuffix("i") { s.removeLast() } else if s.hasSuffix("b") {
             s.removeLast()
             if let last = s.last, last.isNumber || last == "." {
-                guard let d = Decimal(string: s, locale: Locale(identifier: "en_US_POSIX")), d >= 0, s.allSatisfy({ $0.isNumber || $0 == "." }) else { return nil }
+                guard let d = Decimal(string: s), d >= 0, s.allSatisfy({ $0.isNumber || $0 == "." }) else { return nil }
                 return d
             }
         }
         guard let last = s.last, let factor = suffixes[last] else { return nil }
         s.removeLast()
-        guard let base = Decimal(string: s, locale: Locale(identifier: "en_US_POSIX")), base >= 0, s.allSatisfy({ $0.isNumber || $0 == "." }),
+        guard let base = Decimal(string: s), base >= 0, s.allSatisfy({ $0.isNumber || $0 == "." }),
               s.filter({ $0 == "." }).count <= 1, s.first?.isNumber == true else { return nil }
         return base * factor
     }

@@ -194,15 +194,34 @@ public struct RequestDate: Sendable, Equatable {
                            dateStamp: CivilTime.stamp(year: year, month: month, day: day))
     }
 
+    /// RFC 1123 (`Sun, 06 Nov 1994 08:49:37 GMT`), parsed by hand: a DateFormatter would load
+    /// ICU's locale data into every manager that ever sees such a header (megabytes of RSS).
+    /// The weekday is optional and not checked against the date; the zone is GMT, UTC, Z or a
+    /// numeric offset.
     private static func parseRFC1123(_ s: String) -> RequestDate? {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(secondsFromGMT: 0)
-        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
-        guard let date = formatter.date(from: s) else { return nil }
-        formatter.dateFormat = "yyyyMMdd"
-        return RequestDate(instant: date, dateStamp: formatter.string(from: date))
+        var words = s.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+        if let first = words.first, first.hasSuffix(",") { words.removeFirst() }
+        guard words.count == 5, let day = Int(words[0]), (1...31).contains(day), words[2].utf8.count == 4,
+              let year = Int(words[2]), let month = monthNames.firstIndex(of: words[1].lowercased()) else { return nil }
+        let clock = words[3].split(separator: ":", omittingEmptySubsequences: false)
+        guard clock.count == 3, clock.allSatisfy({ $0.utf8.count == 2 }), let hour = Int(clock[0]), let minute = Int(clock[1]),
+              let second = Int(clock[2]), hour < 24, minute < 60, second < 61 else { return nil }
+        var offsetSeconds = 0
+        switch words[4].uppercased() {
+        case "GMT", "UTC", "UT", "Z": break
+        case let zone:
+            let b = Array(zone.utf8).filter { $0 != UInt8(ascii: ":") }
+            guard b.count == 5, b[0] == UInt8(ascii: "+") || b[0] == UInt8(ascii: "-"), b[1...].allSatisfy({ $0 >= 48 && $0 <= 57 }) else { return nil }
+            let digits = b[1...].map { Int($0 - 48) }
+            offsetSeconds = (b[0] == UInt8(ascii: "-") ? -1 : 1) * ((digits[0] * 10 + digits[1]) * 3600 + (digits[2] * 10 + digits[3]) * 60)
+        }
+        let seconds = CivilTime.epochSeconds(year: year, month: month + 1, day: day) + Int64(hour * 3600 + minute * 60 + second - offsetSeconds)
+        let utc = CivilTime.civil(epochSeconds: seconds)
+        return RequestDate(instant: Date(timeIntervalSince1970: Double(seconds)),
+                           dateStamp: CivilTime.stamp(year: utc.year, month: utc.month, day: utc.day))
     }
+
+    private static let monthNames = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
 }
 
 /// Calendar arithmetic without Foundation's Calendar: it sits on the hot path of every

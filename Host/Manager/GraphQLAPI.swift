@@ -96,6 +96,7 @@ struct GQLSession: Sendable {
     let architecture: String
     let type: String
     let cluster_size: Int
+    let priority: Int
     let status: String
     let status_info: String
     let status_data: String
@@ -212,6 +213,7 @@ struct GQLPolicy: Sendable {
     let max_vfolder_size: BigInt
     let idle_timeout: BigInt
     let allowed_vfolder_hosts: String
+    let max_session_priority: Int
 }
 
 struct GQLScalingGroup: Sendable {

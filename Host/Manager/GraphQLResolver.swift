@@ -74,7 +74,7 @@ struct GQLResolver: Sendable {
         }
         return GQLSession(id: s.id, session_id: s.id, name: s.name, tag: nil, access_key: s.accessKey, domain_name: d.domain, group_id: d.projectID,
                           group_name: projects[d.projectID] ?? d.projectID, user_uuid: d.userID, main_kernel_id: containers.first?.id,
-                          image: s.image, architecture: s.architecture, type: s.type.uppercased(), cluster_size: s.clusterSize,
+                          image: s.image, architecture: s.architecture, type: s.type.uppercased(), cluster_size: s.clusterSize, priority: s.priority,
                           status: s.status.rawValue, status_info: s.statusInfo, status_data: "{}", status_changed: Self.iso(d.statusChanged),
                           result: result, created_at: CivilTime.iso8601(micros: s.createdAt), terminated_at: Self.iso(d.terminatedAt),
                           scaling_group: s.resourceGroup, occupying_slots: d.occupied.json, occupied_slots: d.occupied.json,

@@ -21,6 +21,8 @@ struct PolicyInput: Codable, Sendable {
     let max_vfolder_size: BigInt?
     let idle_timeout: BigInt?
     let allowed_vfolder_hosts: String?
+    /// Hangar's: the highest session priority (0-100) the keypair may ask for.
+    let max_session_priority: Int?
 }
 
 struct PolicyArguments: Codable, Sendable {
@@ -40,12 +42,14 @@ struct ModifyPolicyInput: Codable, Sendable {
     let max_vfolder_size: BigInt?
     let idle_timeout: BigInt?
     let allowed_vfolder_hosts: String?
+    /// Hangar's: the highest session priority (0-100) the keypair may ask for.
+    let max_session_priority: Int?
 
     var asCreateInput: PolicyInput {
         PolicyInput(default_for_unspecified: default_for_unspecified, total_resource_slots: total_resource_slots, max_session_lifetime: max_session_lifetime,
                     max_concurrent_sessions: max_concurrent_sessions, max_concurrent_sftp_sessions: max_concurrent_sftp_sessions,
                     max_containers_per_session: max_containers_per_session, max_vfolder_count: max_vfolder_count, max_vfolder_size: max_vfolder_size,
-                    idle_timeout: idle_timeout, allowed_vfolder_hosts: allowed_vfolder_hosts)
+                    idle_timeout: idle_timeout, allowed_vfolder_hosts: allowed_vfolder_hosts, max_session_priority: max_session_priority)
     }
 }
 
@@ -138,7 +142,8 @@ extension GQLResolver {
                   total_resource_slots: p.totalResourceSlots.json, max_session_lifetime: Int(p.maxSessionLifetime),
                   max_concurrent_sessions: Int(p.maxConcurrentSessions), max_containers_per_session: Int(p.maxContainersPerSession),
                   max_concurrent_sftp_sessions: Int(p.maxConcurrentSFTPSessions), max_vfolder_count: Int(p.maxVfolderCount),
-                  max_vfolder_size: BigInt(p.maxVfolderSize), idle_timeout: BigInt(p.idleTimeout), allowed_vfolder_hosts: p.allowedVFolderHosts)
+                  max_vfolder_size: BigInt(p.maxVfolderSize), idle_timeout: BigInt(p.idleTimeout), allowed_vfolder_hosts: p.allowedVFolderHosts,
+                  max_session_priority: Int(p.maxSessionPriority))
     }
 
     static func scalingGroup(_ g: ResourceGroup) -> GQLScalingGroup {
@@ -172,6 +177,10 @@ extension GQLResolver {
             if let value, value < 0 { throw StoreError(.invalid, "\(field) cannot be negative") }
         }
         if let value = p.max_containers_per_session, value < 1 { throw StoreError(.invalid, "max_containers_per_session must be at least 1") }
+        if let value = p.max_session_priority {
+            guard (0...100).contains(value) else { throw StoreError(.invalid, "max_session_priority must be 0-100, not \(value)") }
+            policy.maxSessionPriority = Int64(value)
+        }
         if let value = p.max_session_lifetime { policy.maxSessionLifetime = Int64(value) }
         if let value = p.max_concurrent_sessions { policy.maxConcurrentSessions = Int64(value) }
         if let value = p.max_concurrent_sftp_sessions { policy.maxConcurrentSFTPSessions = Int64(value) }

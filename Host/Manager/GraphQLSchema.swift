@@ -61,6 +61,7 @@ enum GQLSchema {
                 Field("architecture", at: \.architecture)
                 Field("type", at: \.type)
                 Field("cluster_size", at: \.cluster_size)
+                Field("priority", at: \.priority)
                 Field("status", at: \.status)
                 Field("status_info", at: \.status_info)
                 Field("status_data", at: \.status_data)
@@ -213,6 +214,7 @@ enum GQLSchema {
                 Field("max_vfolder_size", at: \.max_vfolder_size)
                 Field("idle_timeout", at: \.idle_timeout)
                 Field("allowed_vfolder_hosts", at: \.allowed_vfolder_hosts)
+                Field("max_session_priority", at: \.max_session_priority)
             }
             Type(GQLScalingGroup.self, as: "ScalingGroup") {
                 Field("name", at: \.name)
@@ -412,6 +414,7 @@ enum GQLSchema {
                 InputField("max_vfolder_size", at: \.max_vfolder_size)
                 InputField("idle_timeout", at: \.idle_timeout)
                 InputField("allowed_vfolder_hosts", at: \.allowed_vfolder_hosts)
+                InputField("max_session_priority", at: \.max_session_priority)
             }
             Input(ModifyPolicyInput.self, as: "ModifyKeyPairResourcePolicyInput") {
                 InputField("default_for_unspecified", at: \.default_for_unspecified)
@@ -424,6 +427,7 @@ enum GQLSchema {
                 InputField("max_vfolder_size", at: \.max_vfolder_size)
                 InputField("idle_timeout", at: \.idle_timeout)
                 InputField("allowed_vfolder_hosts", at: \.allowed_vfolder_hosts)
+                InputField("max_session_priority", at: \.max_session_priority)
             }
             Input(ScalingGroupInput.self, as: "CreateScalingGroupInput") {
                 InputField("description", at: \.description)

@@ -38,11 +38,16 @@ extension ManagerAPI {
         let config: Config?
         /// Sessions (ids or names) that must end successfully before this one is scheduled.
         let dependencies: [String]?
+        /// 0-100 (Backend.AI 24.03); higher is scheduled first. Default `defaultPriority`.
+        let priority: Int?
     }
+
+    /// Backend.AI's default session priority.
+    static let defaultPriority = 10
 
     static let createKeys = ["tag", "name", "config", "dependencies", "callback_url", "architecture", "clusterSize", "clusterMode", "starts_at",
                              "bootstrap_script", "owner_access_key", "domain", "group", "type", "enqueueOnly", "maxWaitSeconds",
-                             "reuseIfExists", "startupCommand", "image"]
+                             "reuseIfExists", "startupCommand", "image", "priority"]
 
     struct CreateReply: Encodable {
         let sessionId: String
@@ -356,6 +361,8 @@ extension ManagerAPI {
         if type == "batch", (body.startupCommand ?? "").isEmpty {
             throw APIError.invalidParams("a batch session needs a startupCommand")
         }
+        let priority = body.priority ?? Self.defaultPriority
+        guard (0...100).contains(priority) else { throw APIError.invalidParams("priority must be 0-100 (higher is scheduled first; default \(Self.defaultPriority)), not \(priority)") }
         var requested = ResourceSlots(["cpu": 1, "mem": Decimal(512 << 20)])
         for (slot, text) in body.config?.resources ?? [:] {
             guard let amount = ResourceSlots.parseAmount(slot == "mem" && Int64(text) != nil ? text + "m" : text) else {
@@ -421,9 +428,14 @@ extension ManagerAPI {
                 throw StoreError(.invalid, "resource group '\(group)' is not allowed for your projects")
             }
             let clusterSize = body.clusterSize ?? 1
-            if let policy = try store.resourcePolicy(scope: .keypair, name: caller.identity.keypair.resourcePolicy),
-               Int64(clusterSize) > policy.maxContainersPerSession {
+            let policy = try store.resourcePolicy(scope: .keypair, name: caller.identity.keypair.resourcePolicy)
+            if let policy, Int64(clusterSize) > policy.maxContainersPerSession {
                 throw StoreError(.invalid, "a cluster of \(clusterSize) containers is more than your policy '\(policy.name)' allows (max_containers_per_session \(policy.maxContainersPerSession))")
+            }
+            // Superadmins set any priority (they are who moves urgent work ahead); everyone
+            // else up to their keypair policy's max_session_priority.
+            if let policy, caller.role != .superadmin, Int64(priority) > policy.maxSessionPriority {
+                throw StoreError(.invalid, "priority \(priority) is above what your policy '\(policy.name)' allows (max_session_priority \(policy.maxSessionPriority)); ask for \(policy.maxSessionPriority) or less")
             }
             let preopen = body.config?.preopenPorts ?? []
             guard preopen.count <= 32, preopen.allSatisfy({ (1025...65535).contains($0) }), Set(preopen).count == preopen.count else {
@@ -431,7 +443,7 @@ extension ManagerAPI {
             }
             var spec = SessionSpec(name: name, accessKey: caller.accessKey, userID: userID, domain: domain, projectID: project.id, resourceGroup: group,
                                    type: type, image: image, architecture: body.architecture ?? "", requested: slots,
-                                   clusterSize: body.clusterSize ?? 1, startupCommand: body.startupCommand, mounts: mounts)
+                                   clusterSize: body.clusterSize ?? 1, startupCommand: body.startupCommand, priority: priority, mounts: mounts)
             spec.preopenPorts = preopen
             spec.dependsOn = dependsOn
             return spec

@@ -27,6 +27,10 @@ public struct SchedulingSnapshot: Sendable {
     public var holders: [SlotHolder] = []
     /// The sessions each pending session waits for (Backend.AI's `dependencies`).
     public var dependencies: [String: [StateStore.DependencyState]] = [:]
+    /// When the snapshot was taken (microseconds since the epoch): the pass's clock.
+    public var now: Int64 = Clock.nowMicros()
+    /// The group's `scheduler_opts`.
+    public var options = SchedulerOptions()
 }
 
 /// What a pass decided, applied by `SessionScheduler.apply` (the reservations in one
@@ -115,8 +119,10 @@ public final class SessionScheduler: Sendable {
         guard let group = try store.resourceGroups().first(where: { $0.name == resourceGroup }) else {
             throw StoreError(.notFound, "no resource group named '\(resourceGroup)'")
         }
-        let snapshot = try self.snapshot(resourceGroup: resourceGroup)
+        var snapshot = try self.snapshot(resourceGroup: resourceGroup)
         guard !snapshot.pending.isEmpty else { return [] }
+        // Options were checked when they were written; a row edited by hand falls back to none.
+        snapshot.options = (try? SchedulerOptions(json: group.schedulerOptions)) ?? SchedulerOptions()
         let (scheduler, selector) = try plugins(for: group)
         return try apply(try Self.plan(snapshot, scheduler: scheduler, selector: selector), snapshot: snapshot)
     }
@@ -176,6 +182,15 @@ public final class SessionScheduler: Sendable {
                 plan.cancellations.append((s.id, agents.isEmpty
                     ? "no alive, schedulable agent in resource group '\(resourceGroup)' (architecture \(s.architecture))"
                     : "the session asks for \(ResourceSlots.human(total[slot] ?? 0, bytes: bytes.contains(slot))) of \(slot); the largest agent has \(ResourceSlots.human(largest, bytes: bytes.contains(slot))); it can never run here"))
+            }
+        }
+        // A session pending for longer than the group's pending_timeout is cancelled, as
+        // Backend.AI does, rather than left queued for ever.
+        if snapshot.options.pendingTimeout > 0 {
+            let limit = Int64(snapshot.options.pendingTimeout * 1_000_000)
+            for s in pending where snapshot.now - s.createdAt > limit && !plan.cancellations.contains(where: { $0.session == s.id }) {
+                let waited = (snapshot.now - s.createdAt) / 1_000_000
+                plan.cancellations.append((s.id, "pending timeout: the session waited \(waited) s, longer than resource group '\(resourceGroup)' allows (scheduler_opts.pending_timeout \(Self.seconds(snapshot.options.pendingTimeout)) s)"))
             }
         }
         // Sessions with dependencies run only after all of them ended successfully; one that
@@ -249,6 +264,10 @@ public final class SessionScheduler: Sendable {
             }
         }
         return plan
+    }
+
+    static func seconds(_ value: Double) -> String {
+        value == value.rounded() ? String(Int64(value)) : String(value)
     }
 
     /// Writes a plan in one transaction: the cancellations, the reservations (each

@@ -10,7 +10,10 @@ extension StateStore {
     /// Applies `changes` to a resource group; the caller has checked plugin names.
     /// - Throws: `StoreError` `.notFound`, `.invalid` (options that are not a JSON object).
     public func updateResourceGroup(name: String, _ changes: ResourceGroupChanges) throws {
-        if let options = changes.schedulerOptions { try Self.checkJSONObject(options, "scheduler_opts") }
+        if let options = changes.schedulerOptions {
+            try Self.checkJSONObject(options, "scheduler_opts")
+            _ = try SchedulerOptions(json: options)
+        }
         try database.transaction { c in
             guard try !c.query("SELECT name FROM resource_groups WHERE name = $1", [.text(name)]).isEmpty else {
                 throw StoreError(.notFound, "no resource group named '\(name)'")

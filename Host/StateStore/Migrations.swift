@@ -267,6 +267,11 @@ public enum Migrations {
                 total BIGINT NOT NULL DEFAULT 0, message TEXT NOT NULL DEFAULT '', created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)
             """,
         ],
+        // 14: session priorities (Backend.AI 24.03's `priority`, 0-100, default 10): the
+        // highest a keypair's sessions may ask for is its resource policy's.
+        [
+            "ALTER TABLE resource_policies ADD COLUMN max_session_priority BIGINT NOT NULL DEFAULT 100",
+        ],
     ]
 
     /// Brings the database to `latest`, one transaction per version.

@@ -199,10 +199,14 @@ public struct ResourcePolicy: Sendable, Codable, Equatable {
     public var allowedVFolderHosts = "{}"
     /// `UNLIMITED` or `LIMITED`: what a slot the policy does not name allows.
     public var defaultForUnspecified = "UNLIMITED"
+    /// The highest session priority (0-100) the keypair's sessions may ask for.
+    public var maxSessionPriority: Int64 = 100
 
     public init(scope: PolicyScope, name: String, totalResourceSlots: ResourceSlots, maxConcurrentSessions: Int64, maxVfolderCount: Int64,
                 maxVfolderSize: Int64, idleTimeout: Int64, createdAt: Int64, maxSessionLifetime: Int64 = 0, maxContainersPerSession: Int64 = 1,
-                maxConcurrentSFTPSessions: Int64 = 1, allowedVFolderHosts: String = "{}", defaultForUnspecified: String = "UNLIMITED") {
+                maxConcurrentSFTPSessions: Int64 = 1, allowedVFolderHosts: String = "{}", defaultForUnspecified: String = "UNLIMITED",
+                maxSessionPriority: Int64 = 100) {
+        self.maxSessionPriority = maxSessionPriority
         (self.maxSessionLifetime, self.maxContainersPerSession, self.maxConcurrentSFTPSessions) = (maxSessionLifetime, maxContainersPerSession, maxConcurrentSFTPSessions)
         (self.allowedVFolderHosts, self.defaultForUnspecified) = (allowedVFolderHosts, defaultForUnspecified)
         self.scope = scope
@@ -339,4 +343,27 @@ public struct KeypairListing: Sendable {
     public let owner: User
     public let projectNames: [String]
     public let activeSessions: Int
+}
+
+/// What a resource group's `scheduler_opts` (a JSON object, Backend.AI's shape) says to the
+/// manager's scheduling pass. Keys the manager does not use (`allowed_session_types`,
+/// `config` for the plugins) are kept in the stored JSON as they are.
+public struct SchedulerOptions: Sendable, Equatable {
+    /// Seconds a session may stay PENDING before it is cancelled; 0: for ever.
+    public var pendingTimeout: Double = 0
+
+    public init(pendingTimeout: Double = 0) { self.pendingTimeout = pendingTimeout }
+
+    /// Reads the options.
+    /// - Throws: `StoreError(.invalid)` naming the key when a value has the wrong type.
+    public init(json: String) throws {
+        struct Stored: Decodable { let pending_timeout: Double? }
+        guard (try? JSONSerialization.jsonObject(with: Data(json.utf8))) is [String: Any] else {
+            throw StoreError(.invalid, "scheduler_opts must be a JSON object, e.g. {\"pending_timeout\": 600}; got '\(json.prefix(80))'")
+        }
+        guard let stored = try? JSONDecoder().decode(Stored.self, from: Data(json.utf8)), (stored.pending_timeout ?? 0) >= 0 else {
+            throw StoreError(.invalid, "scheduler_opts.pending_timeout must be a number of seconds >= 0 (0: no timeout), e.g. 600")
+        }
+        pendingTimeout = stored.pending_timeout ?? 0
+    }
 }

@@ -450,7 +450,8 @@ public final class StateStore: Sendable {
                                maxContainersPerSession: r.int("max_containers_per_session") ?? 1,
                                maxConcurrentSFTPSessions: r.int("max_concurrent_sftp_sessions") ?? 1,
                                allowedVFolderHosts: r.string("allowed_vfolder_hosts") ?? "{}",
-                               defaultForUnspecified: r.string("default_for_unspecified") ?? "UNLIMITED")
+                               defaultForUnspecified: r.string("default_for_unspecified") ?? "UNLIMITED",
+                               maxSessionPriority: r.int("max_session_priority") ?? 100)
             }
         }
     }
@@ -538,9 +539,9 @@ public final class StateStore: Sendable {
                       .int(p.maxVfolderSize), .int(p.idleTimeout), .int(p.createdAt)])
             try c.execute("""
                 UPDATE resource_policies SET max_session_lifetime = $1, max_containers_per_session = $2, max_concurrent_sftp_sessions = $3,
-                    allowed_vfolder_hosts = $4, default_for_unspecified = $5 WHERE scope = $6 AND name = $7
+                    allowed_vfolder_hosts = $4, default_for_unspecified = $5, max_session_priority = $6 WHERE scope = $7 AND name = $8
                 """, [.int(p.maxSessionLifetime), .int(p.maxContainersPerSession), .int(p.maxConcurrentSFTPSessions), .text(p.allowedVFolderHosts),
-                      .text(p.defaultForUnspecified), .text(p.scope.rawValue), .text(p.name)])
+                      .text(p.defaultForUnspecified), .int(p.maxSessionPriority), .text(p.scope.rawValue), .text(p.name)])
         }
     }
 

@@ -82,6 +82,9 @@ import TestSupport
         ("2024-03-01T12:34:56Z", "20240301", 1_709_296_496),
         ("2024-03-01T12:34:56", "20240301", 1_709_296_496),
         ("Fri, 01 Mar 2024 12:34:56 GMT", "20240301", 1_709_296_496),
+        ("01 mar 2024 12:34:56 UTC", "20240301", 1_709_296_496),
+        ("Sat, 02 Mar 2024 01:34:56 +1300", "20240301", 1_709_296_496),
+        ("Thu, 29 Feb 2024 23:34:56 -13:00", "20240301", 1_709_296_496),
     ])
     func datesParseLikeTheReferenceManager(text: String, stamp: String, epoch: Double) throws {
         let date = try RequestDate.parse(text)
@@ -90,7 +93,10 @@ import TestSupport
     }
 
     @Test func malformedHeadersAreRefused() {
-        #expect(throws: SignatureError.self) { try RequestDate.parse("yesterday") }
+        for bad in ["yesterday", "Fri, 01 Foo 2024 12:34:56 GMT", "Fri, 32 Mar 2024 12:34:56 GMT", "Fri, 01 Mar 2024 25:00:00 GMT",
+                    "Fri, 01 Mar 2024 12:34:56 CET", "Fri, 01 Mar 24 12:34:56 GMT", "Fri, 01 Mar 2024 12:34 GMT"] {
+            #expect(throws: SignatureError.self, "\(bad)") { try RequestDate.parse(bad) }
+        }
         #expect(throws: SignatureError.self) { try AuthorizationHeader.parse("Bearer xyz") }
         #expect(throws: SignatureError.self) { try AuthorizationHeader.parse("BackendAI signMethod=HMAC-MD5, credential=AK:sig") }
         #expect(throws: SignatureError.self) { try AuthorizationHeader.parse("BackendAI signMethod=HMAC-SHA256") }

@@ -64,6 +64,9 @@ struct SessionSpecOptions: ParsableArguments {
     @Option(name: [.customShort("v"), .customLong("mount")], help: "Mount a vfolder: NAME (at /home/work/NAME) or NAME:PATH[:ro] (repeatable).")
     var mounts: [String] = []
 
+    @Option(name: .customLong("priority"), help: "Scheduling priority 0-100, higher first (default 10; your policy may cap it).")
+    var priority: Int?
+
     func body(image: String, type: String, startupCommand: String?, enqueueOnly: Bool) throws -> [String: Any] {
         var resources: [String: String] = [:]
         for item in self.resources {
@@ -78,11 +81,14 @@ struct SessionSpecOptions: ParsableArguments {
             environ[parts[0]] = parts[1]
         }
         let name = self.name ?? "hangar-" + UUID().uuidString.lowercased().prefix(10)
-        return [
+        if let priority, !(0...100).contains(priority) { throw CLIError("--priority must be 0-100, got \(priority)") }
+        var body: [String: Any] = [
             "name": name, "image": image, "type": type, "group": project, "domain": "default", "clusterSize": 1, "clusterMode": "single-node",
             "enqueueOnly": enqueueOnly, "maxWaitSeconds": 0, "reuseIfExists": true, "startupCommand": startupCommand ?? NSNull(),
             "config": ["resources": resources, "environ": environ, "scalingGroup": resourceGroup.map { $0 as Any } ?? NSNull(), "mounts": mounts],
         ]
+        if let priority { body["priority"] = priority }
+        return body
     }
 }
 

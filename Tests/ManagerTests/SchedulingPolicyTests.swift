@@ -1,0 +1,134 @@
+import ClusterProtocol
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Manager
+import PluginHost
+import StateStore
+import Testing
+import TestSupport
+
+/// Session priorities and the resource group's pending timeout, through the real scheduler
+/// plugins and both databases.
+@Suite struct SchedulingPolicyTests {
+    static var binDir: String { PluginPaths.binDir }
+
+    /// Every bundled scheduler runs higher priorities first; within a priority each keeps its
+    /// own order (fifo oldest, lifo newest).
+    @Test(arguments: Backend.allCases)
+    func everyBundledSchedulerRunsHigherPrioritiesFirst(backend: Backend) throws {
+        let (db, store, admin) = try bootstrappedStore(backend)
+        defer { store.close(); _ = db }
+        _ = try store.recordHeartbeat(StoreFixtures.heartbeat("node-p", cpu: 2))
+        let plugins = try PluginHost(searchPaths: [Self.binDir])
+        defer { plugins.shutdown() }
+        let scheduler = SessionScheduler(store: store, plugins: plugins)
+        // Arrival order: low, high-a, mid, high-b.
+        var ids: [String: String] = [:]
+        for (name, priority) in [("low", 5), ("high-a", 50), ("mid", 10), ("high-b", 50)] {
+            var spec = try StoreFixtures.sessionSpec(store, admin, name: name)
+            spec.priority = priority
+            ids[name] = try store.createSession(spec).id
+        }
+        let expected = ["fifo": ["high-a", "high-b"], "lifo": ["high-b", "high-a"], "drf": ["high-a", "high-b"]]
+        for (name, first) in expected.sorted(by: { $0.key < $1.key }) {
+            var changes = ResourceGroupChanges()
+            changes.scheduler = name
+            try store.updateResourceGroup(name: "default", changes)
+            let group = try #require(try store.resourceGroups().first { $0.name == "default" })
+            let (picker, selector) = try scheduler.plugins(for: group)
+            let plan = try SessionScheduler.plan(try scheduler.snapshot(resourceGroup: "default"), scheduler: picker, selector: selector)
+            #expect(plan.reservations.map(\.session) == first.map { ids[$0]! }, "\(name): two 1-cpu sessions fit, the priority-50 ones")
+            #expect(Set(plan.waiting.map(\.session)) == [ids["low"]!, ids["mid"]!], "\(name)")
+        }
+        // Applied: the two high ones hold the cores; when one ends, mid (10) goes before low (5).
+        _ = try scheduler.schedule(resourceGroup: "default")
+        #expect(try store.sessions(resourceGroup: "default", status: .scheduled).map(\.name).sorted() == ["high-a", "high-b"])
+        try store.transition(session: ids["high-b"]!, to: .terminated)
+        _ = try scheduler.schedule(resourceGroup: "default")
+        #expect(try store.session(id: ids["mid"]!)?.status == .scheduled)
+        #expect(try store.session(id: ids["low"]!)?.status == .pending)
+    }
+
+    /// A session pending longer than the group's `pending_timeout` is cancelled with the
+    /// reason; younger ones and running ones are untouched; bad options are refused.
+    @Test(arguments: Backend.allCases)
+    func pendingTimeoutCancelsWithTheReason(backend: Backend) throws {
+        let (db, store, admin) = try bootstrappedStore(backend)
+        defer { store.close(); _ = db }
+        _ = try store.recordHeartbeat(StoreFixtures.heartbeat("node-t", cpu: 1))
+        let plugins = try PluginHost(searchPaths: [Self.binDir])
+        defer { plugins.shutdown() }
+        let scheduler = SessionScheduler(store: store, plugins: plugins)
+        for bad in [#"{"pending_timeout": -1}"#, #"{"pending_timeout": "ten"}"#, #"{"pending_timeout": true}"#, "[]"] {
+            var changes = ResourceGroupChanges()
+            changes.schedulerOptions = bad
+            #expect(throws: StoreError.self, "\(bad)") { try store.updateResourceGroup(name: "default", changes) }
+        }
+        var changes = ResourceGroupChanges()
+        changes.schedulerOptions = #"{"pending_timeout": 30, "allowed_session_types": ["interactive", "batch"]}"#
+        try store.updateResourceGroup(name: "default", changes)
+
+        let running = try store.createSession(StoreFixtures.sessionSpec(store, admin, name: "holds-it"))
+        let old = try store.createSession(StoreFixtures.sessionSpec(store, admin, name: "waits-long"))
+        _ = try scheduler.schedule(resourceGroup: "default")
+        #expect(try store.session(id: running.id)?.status == .scheduled)
+        #expect(try store.session(id: old.id)?.status == .pending, "not yet past the timeout")
+        let young = try store.createSession(StoreFixtures.sessionSpec(store, admin, name: "waits-short"))
+
+        // Forty seconds later for the old one (its enqueue time moved back), five for the young.
+        try store.database.transaction { try $0.execute("UPDATE sessions SET created_at = created_at - 40000000 WHERE id = $1", [.text(old.id)]) }
+        let decisions = try scheduler.schedule(resourceGroup: "default")
+        let cancelled = try #require(try store.session(id: old.id))
+        #expect(cancelled.status == .cancelled)
+        #expect(cancelled.statusInfo.hasPrefix("pending timeout: the session waited 4"), "\(cancelled.statusInfo)")
+        #expect(cancelled.statusInfo.contains("resource group 'default' allows (scheduler_opts.pending_timeout 30 s)"), "\(cancelled.statusInfo)")
+        #expect(decisions.contains(.cancelled(session: old.id, reason: cancelled.statusInfo)))
+        #expect(try store.session(id: young.id)?.status == .pending)
+        #expect(try store.session(id: running.id)?.status == .scheduled, "the timeout is about waiting, not running")
+        #expect(try StoreFixtures.occupiedCPU(store) == ["node-t": 1], "a cancelled pending session held nothing")
+    }
+
+    /// The API takes `priority` (0-100, default 10) up to the keypair policy's
+    /// `max_session_priority`; superadmins are not capped; session info shows it.
+    @Test func priorityIsCheckedAndCappedByThePolicy() async throws {
+        let (db, store, admin) = try bootstrappedStore(.sqlite)
+        _ = db
+        defer { store.close() }
+        let app = try managerApp(store)
+        let root = (admin.accessKey, admin.secretKey)
+        let user = try store.createUser(email: "prio@example.com", password: "priority-password", passwordRounds: 1000)
+        let keys = try store.createKeypair(userID: user.id)
+        let userKeys = (keys.accessKey, keys.secretKey)
+        @Sendable func session(_ name: String, _ priority: Int?) -> String {
+            #"{"name": "\#(name)", "image": "py", "enqueueOnly": true, "config": {"resources": {"cpu": "1"}}\#(priority.map { ", \"priority\": \($0)" } ?? "")}"#
+        }
+        try await app.test(.router) { client in
+            let modify = "mutation { modify_keypair_resource_policy(name: \"default\", props: {max_session_priority: 20}) { ok msg } }"
+            let (_, modified) = try await GraphQLTests.query(client, modify, keys: root)
+            #expect(modified.contains("\"ok\": true"), "\(modified)")
+            let (_, shown) = try await GraphQLTests.query(client, "{ keypair_resource_policies { name max_session_priority } }", keys: root)
+            #expect(shown.contains("\"max_session_priority\": 20"), "\(shown)")
+            let (_, refusedPolicy) = try await GraphQLTests.query(
+                client, "mutation { modify_keypair_resource_policy(name: \"default\", props: {max_session_priority: 101}) { ok msg } }", keys: root)
+            #expect(refusedPolicy.contains("\"ok\": false") && refusedPolicy.contains("max_session_priority must be 0-100"), "\(refusedPolicy)")
+
+            let (outOfRange, why) = try await AdministrationTests.rest(client, .post, "/session", body: session("prio-bad", 101), keys: root)
+            #expect(outOfRange == .badRequest && why.contains("priority must be 0-100"), "\(why)")
+            let (capped, cappedWhy) = try await AdministrationTests.rest(client, .post, "/session", body: session("prio-capped", 30), keys: userKeys)
+            #expect(capped == .badRequest && cappedWhy.contains("max_session_priority 20"), "\(cappedWhy)")
+            let (atCap, _) = try await AdministrationTests.rest(client, .post, "/session", body: session("prio-user", 20), keys: userKeys)
+            #expect(atCap == .created)
+            let (byDefault, _) = try await AdministrationTests.rest(client, .post, "/session", body: session("prio-default", nil), keys: userKeys)
+            #expect(byDefault == .created)
+            let (urgent, _) = try await AdministrationTests.rest(client, .post, "/session", body: session("prio-root", 90), keys: root)
+            #expect(urgent == .created, "superadmins are not capped")
+            for (name, keys, priority) in [("prio-user", userKeys, 20), ("prio-default", userKeys, 10), ("prio-root", root, 90)] {
+                let (_, info) = try await AdministrationTests.rest(client, .get, "/session/\(name)", keys: keys)
+                #expect(info.contains("\"priority\":\(priority)"), "\(name): \(info)")
+            }
+            let (_, listed) = try await GraphQLTests.query(client, "{ compute_session_list(limit: 10, offset: 0) { items { name priority } } }", keys: root)
+            #expect(listed.contains("\"name\": \"prio-root\"") && listed.contains("\"priority\": 90"), "\(listed)")
+        }
+    }
+}
