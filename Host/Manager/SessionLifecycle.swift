@@ -78,8 +78,14 @@ public final class SessionLifecycle: Sendable {
             let groups = try await store.run { try $0.resourceGroups().filter(\.isActive).map(\.name) }
             for group in groups {
                 let decisions = try await store.run { [scheduler] _ in try scheduler.schedule(resourceGroup: group) }
-                for case .scheduled(let session, let placements) in decisions {
-                    await start(session: session, placements: placements)
+                for decision in decisions {
+                    switch decision {
+                    case .scheduled(let session, let placements): await start(session: session, placements: placements)
+                    case .preempted(let session, let reason):
+                        // Ending kernels waits out their grace period: not on the scheduling loop.
+                        Task { try? await self.destroy(session: session, reason: reason) }
+                    case .pending, .cancelled: break
+                    }
                 }
             }
         } catch {

@@ -40,6 +40,9 @@ extension ManagerAPI {
         let dependencies: [String]?
         /// 0-100 (Backend.AI 24.03); higher is scheduled first. Default `defaultPriority`.
         let priority: Int?
+        /// Hangar's: whether a session of higher priority may end this one where the resource
+        /// group enables preemption (default: batch sessions may, interactive ones not).
+        let preemptible: Bool?
     }
 
     /// Backend.AI's default session priority.
@@ -47,7 +50,7 @@ extension ManagerAPI {
 
     static let createKeys = ["tag", "name", "config", "dependencies", "callback_url", "architecture", "clusterSize", "clusterMode", "starts_at",
                              "bootstrap_script", "owner_access_key", "domain", "group", "type", "enqueueOnly", "maxWaitSeconds",
-                             "reuseIfExists", "startupCommand", "image", "priority"]
+                             "reuseIfExists", "startupCommand", "image", "priority", "preemptible"]
 
     struct CreateReply: Encodable {
         let sessionId: String
@@ -446,6 +449,7 @@ extension ManagerAPI {
                                    clusterSize: body.clusterSize ?? 1, startupCommand: body.startupCommand, priority: priority, mounts: mounts)
             spec.preopenPorts = preopen
             spec.dependsOn = dependsOn
+            spec.preemptible = body.preemptible
             return spec
         }
         let created = try await store.run { try $0.createSession(spec) }

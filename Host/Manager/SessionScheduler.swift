@@ -10,6 +10,9 @@ public enum SchedulingDecision: Sendable, Equatable {
     case scheduled(session: String, placements: [KernelPlacement])
     case pending(session: String, reason: String)
     case cancelled(session: String, reason: String)
+    /// A running session ended to make room for one of higher priority (now TERMINATING;
+    /// the lifecycle removes its kernels).
+    case preempted(session: String, reason: String)
 }
 
 /// Everything one scheduling pass decides on, read from the store in one go: the pass itself
@@ -40,6 +43,8 @@ public struct SchedulingPlan: Sendable, Equatable {
     public var reservations: [(session: String, placements: [KernelPlacement])] = []
     /// Why a pending session still waits.
     public var waiting: [(session: String, reason: String)] = []
+    /// Running sessions to end so that a pending one of higher priority fits.
+    public var preemptions: [(session: String, reason: String)] = []
     /// The newest enqueue time the pass looked at.
     public var consideredUpTo: Int64 = 0
 
@@ -47,6 +52,7 @@ public struct SchedulingPlan: Sendable, Equatable {
         a.cancellations.map { "\($0.session)|\($0.reason)" } == b.cancellations.map { "\($0.session)|\($0.reason)" }
             && a.reservations.map { "\($0.session)|\($0.placements)" } == b.reservations.map { "\($0.session)|\($0.placements)" }
             && a.waiting.map { "\($0.session)|\($0.reason)" } == b.waiting.map { "\($0.session)|\($0.reason)" }
+            && a.preemptions.map { "\($0.session)|\($0.reason)" } == b.preemptions.map { "\($0.session)|\($0.reason)" }
             && a.consideredUpTo == b.consideredUpTo
     }
 }
@@ -235,6 +241,8 @@ public final class SessionScheduler: Sendable {
         // Within a pass capacity only shrinks, so a request at least as large as one that
         // found no agent cannot be placed either; those skip the selector.
         var unplaceable: [[Int64]] = []
+        // Sessions this pass chose to preempt: their slots count as coming back.
+        var preempted = Set<String>()
         while let index = try scheduler.pickNext(queue) {
             let picked = queue.sessions[index]
             queue.removeSession(at: index)
@@ -252,6 +260,21 @@ public final class SessionScheduler: Sendable {
                                            kernelRequests: Array(repeating: picked.requested, count: session.clusterSize), singleNode: true)
             switch try selector.selectAgents(prepared, request: request) {
             case .noAgent(let reason):
+                if snapshot.options.preemption,
+                   let choice = preemption(for: session, need: picked.requested.map { $0 * Int64(session.clusterSize) }, prepared: prepared,
+                                           holders: snapshot.holders, alreadyPreempted: preempted, names: slotNames, bytes: bytes) {
+                    switch choice {
+                    case .waitForRelease(let agent):
+                        plan.waiting.append((session.id, "waiting for preempted or ending sessions to release their slots on \(agent)"))
+                    case .preempt(let agent, let victims):
+                        for victim in victims {
+                            preempted.insert(victim.sessionID)
+                            plan.preemptions.append((victim.sessionID, "preempted: ended to place session '\(session.name)' (priority \(session.priority), above this session's \(victim.priority)) in resource group '\(resourceGroup)'"))
+                        }
+                        plan.waiting.append((session.id, "waiting for \(victims.count) preempted session\(victims.count == 1 ? "" : "s") on \(agent) to end: \(victims.map(\.sessionName).joined(separator: ", "))"))
+                    }
+                    continue
+                }
                 // Say what holds the capacity when the snapshot shows it; else the selector's reason.
                 let holding = waitingReason(session, snapshot: snapshot, bytes: bytes)
                 plan.waiting.append((session.id, holding.hasPrefix("waiting for ") ? holding : reason))
@@ -264,6 +287,71 @@ public final class SessionScheduler: Sendable {
             }
         }
         return plan
+    }
+
+    enum PreemptionChoice {
+        /// Slots already on their way back (ending or preempted sessions) will make it fit.
+        case waitForRelease(agent: String)
+        /// End these sessions (on one agent) and it fits.
+        case preempt(agent: String, victims: [SlotHolder])
+    }
+
+    /// Which running sessions to end so that `session` (all its kernels on one agent, `need`
+    /// in total) fits: only RUNNING, preemptible sessions of strictly lower priority; on the
+    /// agent where the fewest must go, lowest priorities first (then the newest, which lose
+    /// the least work), and none that the rest already make room without. Nil when no choice
+    /// makes it fit — nothing is preempted for a session that would still not fit.
+    static func preemption(for session: SessionRecord, need: [Int64], prepared: SelectionInput, holders: [SlotHolder],
+                           alreadyPreempted: Set<String>, names: [String], bytes: Set<String>) -> PreemptionChoice? {
+        struct Victim { var holder: SlotHolder; var amounts: [Int64]; var order: Int }
+        var perAgent: [String: [String: Victim]] = [:]
+        for (order, holder) in holders.enumerated() {
+            let amounts = fixed(holder.occupied, names: names, bytes: bytes)
+            if var existing = perAgent[holder.agentID]?[holder.sessionID] {
+                existing.amounts = zip(existing.amounts, amounts).map { $0 + $1 }
+                perAgent[holder.agentID]![holder.sessionID] = existing
+            } else {
+                perAgent[holder.agentID, default: [:]][holder.sessionID] = Victim(holder: holder, amounts: amounts, order: order)
+            }
+        }
+        let agents = prepared.candidates.enumerated().filter { session.architecture.isEmpty || $0.element.architecture == session.architecture }
+        func fits(_ index: Int, freed: [Int64]) -> Bool {
+            let capacity = prepared.candidates[index].capacity, occupied = prepared.occupied(agent: index)
+            return need.indices.allSatisfy { capacity[$0] - occupied[$0] + freed[$0] >= need[$0] }
+        }
+        func sum(_ victims: [Victim]) -> [Int64] {
+            victims.reduce(into: [Int64](repeating: 0, count: need.count)) { total, v in for k in total.indices { total[k] += v.amounts[k] } }
+        }
+        // Capacity already coming back makes room: wait for it rather than end more.
+        for (index, agent) in agents {
+            let releasing = (perAgent[agent.id] ?? [:]).values.filter { $0.holder.status == .terminating || alreadyPreempted.contains($0.holder.sessionID) }
+            if fits(index, freed: sum(Array(releasing))) { return .waitForRelease(agent: agent.id) }
+        }
+        var best: (victims: [Victim], agent: String)?
+        for (index, agent) in agents {
+            let onAgent = Array((perAgent[agent.id] ?? [:]).values)
+            var freed = sum(onAgent.filter { $0.holder.status == .terminating || alreadyPreempted.contains($0.holder.sessionID) })
+            let eligible = onAgent.filter {
+                $0.holder.status == .running && $0.holder.preemptible && $0.holder.priority < session.priority && !alreadyPreempted.contains($0.holder.sessionID)
+            }.sorted { ($0.holder.priority, -$0.order) < ($1.holder.priority, -$1.order) }
+            var chosen: [Victim] = []
+            for victim in eligible where !fits(index, freed: freed) {
+                chosen.append(victim)
+                for k in freed.indices { freed[k] += victim.amounts[k] }
+            }
+            guard fits(index, freed: freed), !chosen.isEmpty else { continue }
+            // Spare whoever the others already make room without (higher priorities first).
+            for victim in chosen.reversed() {
+                let without = zip(freed, victim.amounts).map { $0 - $1 }
+                if fits(index, freed: without) {
+                    freed = without
+                    chosen.removeAll { $0.holder.sessionID == victim.holder.sessionID }
+                }
+            }
+            let key = (chosen.count, chosen.map(\.holder.priority).max() ?? 0)
+            if best == nil || key < (best!.victims.count, best!.victims.map(\.holder.priority).max() ?? 0) { best = (chosen, agent.id) }
+        }
+        return best.map { .preempt(agent: $0.agent, victims: $0.victims.map(\.holder)) }
     }
 
     static func seconds(_ value: Double) -> String {
@@ -294,6 +382,14 @@ public final class SessionScheduler: Sendable {
             }
         }
         decisions += waiting.map { .pending(session: $0.session, reason: $0.reason) }
+        // Victims move to TERMINATING here, so the next pass counts their slots as coming
+        // back and preempts no more for the same session; the lifecycle then ends their
+        // kernels (SIGTERM, the engine's grace period, then SIGKILL) and releases the slots.
+        for (victim, reason) in plan.preemptions {
+            guard try store.session(id: victim)?.status == .running, try store.transition(session: victim, to: .terminating, reason: reason) else { continue }
+            logger.info("session preempted", metadata: ["session": .string(victim), "reason": .string(reason)])
+            decisions.append(.preempted(session: victim, reason: reason))
+        }
         return decisions
     }
 }

@@ -271,6 +271,9 @@ public enum Migrations {
         // highest a keypair's sessions may ask for is its resource policy's.
         [
             "ALTER TABLE resource_policies ADD COLUMN max_session_priority BIGINT NOT NULL DEFAULT 100",
+            // Whether a running session may be ended to place one of higher priority (where the
+            // resource group enables preemption); NULL: batch sessions may, interactive ones not.
+            "ALTER TABLE sessions ADD COLUMN preemptible BIGINT",
         ],
     ]
 

@@ -327,6 +327,11 @@ public struct SlotHolder: Sendable, Equatable {
     public var accessKey: String
     public var agentID: String
     public var occupied: ResourceSlots
+    public var sessionID = ""
+    public var priority = 0
+    public var status = SessionStatus.running
+    /// Whether the session may be preempted (its own choice, or its type's default).
+    public var preemptible = false
 
     public init(sessionName: String, accessKey: String, agentID: String, occupied: ResourceSlots) {
         self.sessionName = sessionName
@@ -351,19 +356,25 @@ public struct KeypairListing: Sendable {
 public struct SchedulerOptions: Sendable, Equatable {
     /// Seconds a session may stay PENDING before it is cancelled; 0: for ever.
     public var pendingTimeout: Double = 0
+    /// Whether a pending session may end running preemptible sessions of lower priority.
+    public var preemption = false
 
-    public init(pendingTimeout: Double = 0) { self.pendingTimeout = pendingTimeout }
+    public init(pendingTimeout: Double = 0, preemption: Bool = false) {
+        self.pendingTimeout = pendingTimeout
+        self.preemption = preemption
+    }
 
     /// Reads the options.
     /// - Throws: `StoreError(.invalid)` naming the key when a value has the wrong type.
     public init(json: String) throws {
-        struct Stored: Decodable { let pending_timeout: Double? }
+        struct Stored: Decodable { let pending_timeout: Double?; let preemption: Bool? }
         guard (try? JSONSerialization.jsonObject(with: Data(json.utf8))) is [String: Any] else {
             throw StoreError(.invalid, "scheduler_opts must be a JSON object, e.g. {\"pending_timeout\": 600}; got '\(json.prefix(80))'")
         }
         guard let stored = try? JSONDecoder().decode(Stored.self, from: Data(json.utf8)), (stored.pending_timeout ?? 0) >= 0 else {
-            throw StoreError(.invalid, "scheduler_opts.pending_timeout must be a number of seconds >= 0 (0: no timeout), e.g. 600")
+            throw StoreError(.invalid, "scheduler_opts.pending_timeout must be a number of seconds >= 0 (0: no timeout), e.g. 600; scheduler_opts.preemption true or false")
         }
         pendingTimeout = stored.pending_timeout ?? 0
+        preemption = stored.preemption ?? false
     }
 }

@@ -37,6 +37,9 @@ public struct SessionSpec: Sendable, Equatable {
     public var preopenPorts: [Int] = []
     /// Ids of sessions that must end successfully before this one is scheduled.
     public var dependsOn: [String] = []
+    /// Whether a session of higher priority may end this one where its resource group
+    /// enables preemption; nil: batch sessions may, interactive ones may not.
+    public var preemptible: Bool?
 
     public init(name: String, accessKey: String, userID: String, domain: String = "default", projectID: String, resourceGroup: String = "default",
                 type: String = "interactive", image: String, architecture: String = "x86_64", requested: ResourceSlots, clusterSize: Int = 1,
@@ -93,6 +96,8 @@ public struct SessionRecord: Sendable, Equatable {
     public var priority: Int
     public var attempts: Int
     public var createdAt: Int64
+    /// Whether it may be preempted (the stored choice, or its type's default).
+    public var preemptible: Bool = false
 }
 
 /// A session with its owner, usage and timing, for listings and info.
@@ -129,7 +134,8 @@ extension StateStore {
                       image: r.string("image") ?? "", architecture: r.string("architecture") ?? "",
                       requested: (try? ResourceSlots(json: r.string("requested_slots") ?? "{}")) ?? ResourceSlots(),
                       clusterSize: Int(r.int("cluster_size") ?? 1), priority: Int(r.int("priority") ?? 0),
-                      attempts: Int(r.int("attempts") ?? 0), createdAt: r.int("created_at") ?? 0)
+                      attempts: Int(r.int("attempts") ?? 0), createdAt: r.int("created_at") ?? 0,
+                      preemptible: r.int("preemptible").map { $0 != 0 } ?? (r.string("session_type") == "batch"))
     }
 
     private static func history(_ c: SQLConnection, _ id: String, _ status: SessionStatus, _ now: Int64) throws {
@@ -148,13 +154,14 @@ extension StateStore {
             try c.execute("""
                 INSERT INTO sessions (id, name, access_key, user_id, domain_name, project_id, resource_group, session_type, status,
                     status_changed, image, architecture, requested_slots, cluster_size, startup_command, priority, created_at, mounts,
-                    preopen_ports)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'PENDING', $9, $10, $11, $12, $13, $14, $15, $9, $16, $17)
+                    preopen_ports, preemptible)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'PENDING', $9, $10, $11, $12, $13, $14, $15, $9, $16, $17, $18)
                 """, [.text(id), .text(spec.name), .text(spec.accessKey), .text(spec.userID), .text(spec.domain), .text(spec.projectID),
                       .text(spec.resourceGroup), .text(spec.type), .int(now), .text(spec.image), .text(spec.architecture),
                       .text(spec.requested.json), .int(Int64(spec.clusterSize)), SQLValue(spec.startupCommand), .int(Int64(spec.priority)),
                       .text(String(decoding: try JSONEncoder().encode(spec.mounts), as: UTF8.self)),
-                      .text(String(decoding: try JSONEncoder().encode(spec.preopenPorts), as: UTF8.self))])
+                      .text(String(decoding: try JSONEncoder().encode(spec.preopenPorts), as: UTF8.self)),
+                      spec.preemptible.map { SQLValue($0) } ?? .null])
             for index in 0..<spec.clusterSize {
                 try c.execute("""
                     INSERT INTO kernels (id, session_id, cluster_role, cluster_idx, status, requested_slots, created_at)
@@ -171,7 +178,8 @@ extension StateStore {
             try Self.history(c, id, .pending, now)
             return SessionRecord(id: id, name: spec.name, accessKey: spec.accessKey, resourceGroup: spec.resourceGroup, type: spec.type,
                                  status: .pending, statusInfo: "", image: spec.image, architecture: spec.architecture, requested: spec.requested,
-                                 clusterSize: spec.clusterSize, priority: spec.priority, attempts: 0, createdAt: now)
+                                 clusterSize: spec.clusterSize, priority: spec.priority, attempts: 0, createdAt: now,
+                                 preemptible: spec.preemptible ?? (spec.type == "batch"))
         }
     }
 
@@ -456,13 +464,19 @@ extension StateStore {
     public func slotHolders(resourceGroup: String) throws -> [SlotHolder] {
         try database.withConnection { c in
             try c.query("""
-                SELECT s.name AS name, s.access_key AS access_key, k.agent_id AS agent_id, k.occupied_slots AS occupied
+                SELECT s.id AS session_id, s.name AS name, s.access_key AS access_key, k.agent_id AS agent_id, k.occupied_slots AS occupied,
+                       s.priority AS priority, s.status AS status, s.session_type AS session_type, s.preemptible AS preemptible
                 FROM kernels k JOIN sessions s ON s.id = k.session_id
                 WHERE s.resource_group = $1 AND k.agent_id IS NOT NULL AND s.status NOT IN ('PENDING', 'TERMINATED', 'CANCELLED', 'ERROR')
                 ORDER BY s.created_at, s.name
                 """, [.text(resourceGroup)]).map { r in
-                SlotHolder(sessionName: r.string("name") ?? "", accessKey: r.string("access_key") ?? "", agentID: r.string("agent_id") ?? "",
-                           occupied: (try? ResourceSlots(json: r.string("occupied") ?? "{}")) ?? ResourceSlots())
+                var holder = SlotHolder(sessionName: r.string("name") ?? "", accessKey: r.string("access_key") ?? "", agentID: r.string("agent_id") ?? "",
+                                        occupied: (try? ResourceSlots(json: r.string("occupied") ?? "{}")) ?? ResourceSlots())
+                holder.sessionID = r.string("session_id") ?? ""
+                holder.priority = Int(r.int("priority") ?? 0)
+                holder.status = SessionStatus(rawValue: r.string("status") ?? "") ?? .running
+                holder.preemptible = r.int("preemptible").map { $0 != 0 } ?? (r.string("session_type") == "batch")
+                return holder
             }
         }
     }

@@ -131,4 +131,76 @@ import TestSupport
             #expect(listed.contains("\"name\": \"prio-root\"") && listed.contains("\"priority\": 90"), "\(listed)")
         }
     }
+
+    /// Preemption, where the group enables it: exactly the expected sessions end (fewest,
+    /// lowest priority, never interactive ones by default), once; the pending session waits
+    /// for them instead of preempting more, then takes their slots; a session that would not
+    /// fit even then preempts nothing.
+    @Test(arguments: Backend.allCases)
+    func preemptionEndsTheFewestLowestAndOnlyPreemptibleSessions(backend: Backend) throws {
+        let (db, store, admin) = try bootstrappedStore(backend)
+        defer { store.close(); _ = db }
+        _ = try store.recordHeartbeat(StoreFixtures.heartbeat("node-x", cpu: 5))
+        let plugins = try PluginHost(searchPaths: [Self.binDir])
+        defer { plugins.shutdown() }
+        let scheduler = SessionScheduler(store: store, plugins: plugins)
+        func create(_ name: String, cpu: Decimal, priority: Int, type: String) throws -> String {
+            var spec = try StoreFixtures.sessionSpec(store, admin, name: name, cpu: cpu)
+            (spec.priority, spec.type) = (priority, type)
+            return try store.createSession(spec).id
+        }
+        var ids: [String: String] = [:]
+        for (name, cpu, priority, type) in [("b0", 1, 2, "batch"), ("b1", 1, 5, "batch"), ("b2", 2, 5, "batch"), ("i1", 1, 1, "interactive")] as [(String, Decimal, Int, String)] {
+            ids[name] = try create(name, cpu: cpu, priority: priority, type: type)
+            _ = try scheduler.schedule(resourceGroup: "default")
+            try store.transition(session: ids[name]!, to: .running)
+        }
+        #expect(try StoreFixtures.occupiedCPU(store) == ["node-x": 5])
+        let head = try create("urgent", cpu: 2, priority: 50, type: "batch")
+
+        // Off by default: the urgent session just waits.
+        var decisions = try scheduler.schedule(resourceGroup: "default")
+        #expect(!decisions.contains { if case .preempted = $0 { true } else { false } })
+        #expect(try store.sessions(resourceGroup: "default", status: .running).count == 4)
+
+        var changes = ResourceGroupChanges()
+        changes.schedulerOptions = #"{"preemption": true}"#
+        try store.updateResourceGroup(name: "default", changes)
+        decisions = try scheduler.schedule(resourceGroup: "default")
+        let preempted = decisions.compactMap { if case .preempted(let id, _) = $0 { id } else { nil } }
+        #expect(preempted == [ids["b2"]!], "b2 alone frees the 2 cores; b0 is spared, i1 is interactive: \(decisions)")
+        let victim = try #require(try store.session(id: ids["b2"]!))
+        #expect(victim.status == .terminating)
+        #expect(victim.statusInfo == "preempted: ended to place session 'urgent' (priority 50, above this session's 5) in resource group 'default'", "\(victim.statusInfo)")
+        #expect(try store.statusHistory(session: ids["b2"]!).map(\.0).suffix(2) == [.running, .terminating])
+        #expect(try store.session(id: head)?.statusInfo == "waiting for 1 preempted session on node-x to end: b2")
+
+        // While b2 ends, nothing more is preempted for the same session.
+        decisions = try scheduler.schedule(resourceGroup: "default")
+        #expect(!decisions.contains { if case .preempted = $0 { true } else { false } }, "\(decisions)")
+        #expect(try store.sessions(resourceGroup: "default", status: .running).map(\.name).sorted() == ["b0", "b1", "i1"])
+
+        // b2 ended (the lifecycle removes its kernels): its slots come back once, and the
+        // urgent session takes them.
+        #expect(try store.transition(session: ids["b2"]!, to: .terminated, reason: victim.statusInfo))
+        #expect(try StoreFixtures.occupiedCPU(store) == ["node-x": 3])
+        _ = try scheduler.schedule(resourceGroup: "default")
+        #expect(try store.session(id: head)?.status == .scheduled)
+        #expect(try StoreFixtures.occupiedCPU(store) == ["node-x": 5])
+        try store.transition(session: head, to: .running)
+
+        // 5 cores, 1 held by the non-preemptible i1: a 5-core session can never get room by
+        // preemption, so nothing ends for it.
+        let huge = try create("huge", cpu: 5, priority: 90, type: "batch")
+        decisions = try scheduler.schedule(resourceGroup: "default")
+        #expect(!decisions.contains { if case .preempted = $0 { true } else { false } }, "\(decisions)")
+        #expect(try store.session(id: huge)?.status == .pending)
+        #expect(try store.sessions(resourceGroup: "default", status: .running).map(\.name).sorted() == ["b0", "b1", "i1", "urgent"])
+        // An equal priority preempts nothing either.
+        try store.transition(session: huge, to: .cancelled)
+        _ = try create("peer", cpu: 1, priority: 50, type: "batch")
+        decisions = try scheduler.schedule(resourceGroup: "default")
+        let ended = decisions.compactMap { if case .preempted(let id, _) = $0 { id } else { nil } }
+        #expect(ended == [ids["b0"]!], "priority 50 may end b0 (2) but never urgent (50): \(decisions)")
+    }
 }
