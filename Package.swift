@@ -35,6 +35,7 @@ let bundledPlugins: [BundledPlugin] = [
     BundledPlugin(product: "hangar-scheduler-fifo", target: "FIFOScheduler", path: "Plugins/Schedulers/FIFO"),
     BundledPlugin(product: "hangar-scheduler-lifo", target: "LIFOScheduler", path: "Plugins/Schedulers/LIFO"),
     BundledPlugin(product: "hangar-scheduler-drf", target: "DRFScheduler", path: "Plugins/Schedulers/DRF"),
+    BundledPlugin(product: "hangar-scheduler-fairshare", target: "FairShareScheduler", path: "Plugins/Schedulers/FairShare"),
     BundledPlugin(product: "hangar-selector-concentrated", target: "ConcentratedSelector",
                   path: "Plugins/AgentSelectors/Concentrated"),
     BundledPlugin(product: "hangar-selector-dispersed", target: "DispersedSelector", path: "Plugins/AgentSelectors/Dispersed"),

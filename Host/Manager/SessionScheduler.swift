@@ -1,4 +1,5 @@
 import ClusterProtocol
+import ConfigFile
 import Foundation
 import Logging
 import PluginHost
@@ -34,6 +35,8 @@ public struct SchedulingSnapshot: Sendable {
     public var now: Int64 = Clock.nowMicros()
     /// The group's `scheduler_opts`.
     public var options = SchedulerOptions()
+    /// Each pending session's fair-share factor (where the group's scheduler is `fairshare`).
+    public var fairshare: [String: Double] = [:]
 }
 
 /// What a pass decided, applied by `SessionScheduler.apply` (the reservations in one
@@ -92,9 +95,10 @@ public final class SessionScheduler: Sendable {
 
     /// The group's scheduler and selector, created once and replaced when the group's choice changes.
     public func plugins(for group: ResourceGroup) throws -> (SchedulerPlugin, AgentSelectorPlugin) {
-        let key = "\(group.scheduler)|\(group.agentSelector)"
+        let config = (try? SchedulerOptions(json: group.schedulerOptions))?.pluginConfig ?? "{}"
+        let key = "\(group.scheduler)|\(group.agentSelector)|\(config)"
         if let cached = instances.withLock({ $0[group.name] }), cached.key == key { return (cached.scheduler, cached.selector) }
-        let scheduler = try plugins.makeScheduler(group.scheduler)
+        let scheduler = try plugins.makeScheduler(group.scheduler, config: ConfigValue(jsonText: config))
         let selector: AgentSelectorPlugin
         do {
             selector = try plugins.makeAgentSelector(group.agentSelector)
@@ -125,12 +129,37 @@ public final class SessionScheduler: Sendable {
         guard let group = try store.resourceGroups().first(where: { $0.name == resourceGroup }) else {
             throw StoreError(.notFound, "no resource group named '\(resourceGroup)'")
         }
+        // Options were checked when they were written; a row edited by hand falls back to none.
+        let options = (try? SchedulerOptions(json: group.schedulerOptions)) ?? SchedulerOptions()
+        let now = Clock.nowMicros()
+        if Self.accountsUsage(group) {
+            try store.accountUsage(resourceGroup: resourceGroup, now: now, halfLife: options.fairshareHalfLife, weights: options.usageWeights)
+        }
         var snapshot = try self.snapshot(resourceGroup: resourceGroup)
         guard !snapshot.pending.isEmpty else { return [] }
-        // Options were checked when they were written; a row edited by hand falls back to none.
-        snapshot.options = (try? SchedulerOptions(json: group.schedulerOptions)) ?? SchedulerOptions()
+        snapshot.options = options
+        snapshot.now = now
+        if Self.accountsUsage(group) {
+            let report = try fairshareReport(resourceGroup: resourceGroup, options: options, now: now)
+            let associations = try store.pendingAssociations(resourceGroup: resourceGroup)
+            snapshot.fairshare = associations.compactMapValues { report.factors[$0] }
+        }
         let (scheduler, selector) = try plugins(for: group)
         return try apply(try Self.plan(snapshot, scheduler: scheduler, selector: selector), snapshot: snapshot)
+    }
+
+    /// Usage is recorded, and fair-share factors computed, for groups scheduled by `fairshare`.
+    static func accountsUsage(_ group: ResourceGroup) -> Bool { group.scheduler == "fairshare" }
+
+    /// The group's fair-share tree now: usage decayed to `now`, every association with usage
+    /// or a pending session.
+    public func fairshareReport(resourceGroup: String, options: SchedulerOptions, now: Int64 = Clock.nowMicros()) throws -> FairShare.Report {
+        var usage: [FairShareAssociation: Double] = [:]
+        for row in try store.fairshareUsage(resourceGroup: resourceGroup) {
+            usage[row.association] = UsageMeter.decayed(row.usage, from: row.updatedAt, to: now, halfLife: options.fairshareHalfLife)
+        }
+        let pending = Set(try store.pendingAssociations(resourceGroup: resourceGroup).values)
+        return FairShare.compute(associations: pending, usage: usage, shares: try store.fairshareShares())
     }
 
     /// Reads what a pass over the group needs.
@@ -226,17 +255,7 @@ public final class SessionScheduler: Sendable {
                            occupied: fixed($0.occupied, names: slotNames, bytes: bytes))
         }
         let prepared = SelectionInput(slots: slots, candidates: candidates)
-        var ownerIndex: [String: Int] = [:]
-        for s in pending where ownerIndex[s.accessKey] == nil { ownerIndex[s.accessKey] = ownerIndex.count }
-        let zero = [Int64](repeating: 0, count: slotNames.count)
-        let queue = SchedulerInput(
-            slots: slots, total: zero, free: zero,
-            sessions: pending.map {
-                PendingSession(id: $0.id, ownerIndex: ownerIndex[$0.accessKey]!, priority: Int32($0.priority), createdAtMicros: $0.createdAt,
-                               kernelCount: UInt32($0.clusterSize), requested: fixed($0.requested, names: slotNames, bytes: bytes),
-                               attempts: UInt32($0.attempts))
-            },
-            owners: ownerIndex.sorted { $0.value < $1.value }.map { SchedulingOwner(accessKey: $0.key, occupied: zero) })
+        let queue = queueInput(snapshot, pending: pending, slots: slots, bytes: bytes)
         let byID = Dictionary(uniqueKeysWithValues: pending.map { ($0.id, $0) })
         // Within a pass capacity only shrinks, so a request at least as large as one that
         // found no agent cannot be placed either; those skip the selector.
@@ -282,11 +301,41 @@ public final class SessionScheduler: Sendable {
             case .placed(let indices):
                 let placements = zip(snapshot.kernelIDs[session.id] ?? [], indices).map { KernelPlacement(kernelID: $0, agentID: candidates[$1].id) }
                 for i in indices { prepared.charge(agent: i, amounts: picked.requested) }
+                queue.charge(ownerIndex: picked.ownerIndex, amounts: picked.requested.map { $0 * Int64(indices.count) })
                 active[session.accessKey, default: 0] += 1
                 plan.reservations.append((session.id, placements))
             }
         }
         return plan
+    }
+
+    /// The scheduler's view of a queue: the group's total and free capacity, each owner's
+    /// (access key's) occupancy from what holds the agents' slots, the snapshot's clock and
+    /// each session's fair-share factor.
+    static func queueInput(_ snapshot: SchedulingSnapshot, pending: [SessionRecord], slots: SchedulingSlots, bytes: Set<String>) -> SchedulerInput {
+        let names = slots.names
+        var total = [Int64](repeating: 0, count: names.count), used = total
+        for agent in snapshot.agents {
+            let capacity = fixed(agent.capacity, names: names, bytes: bytes), occupied = fixed(agent.occupied, names: names, bytes: bytes)
+            for k in names.indices { total[k] += capacity[k]; used[k] += occupied[k] }
+        }
+        var ownerIndex: [String: Int] = [:]
+        for s in pending where ownerIndex[s.accessKey] == nil { ownerIndex[s.accessKey] = ownerIndex.count }
+        var occupied = Array(repeating: [Int64](repeating: 0, count: names.count), count: ownerIndex.count)
+        for holder in snapshot.holders {
+            guard let index = ownerIndex[holder.accessKey] else { continue }
+            let amounts = fixed(holder.occupied, names: names, bytes: bytes)
+            for k in names.indices { occupied[index][k] += amounts[k] }
+        }
+        return SchedulerInput(
+            slots: slots, total: total, free: zip(total, used).map { max(0, $0 - $1) },
+            sessions: pending.map {
+                PendingSession(id: $0.id, ownerIndex: ownerIndex[$0.accessKey]!, priority: Int32($0.priority), createdAtMicros: $0.createdAt,
+                               kernelCount: UInt32($0.clusterSize), requested: fixed($0.requested, names: names, bytes: bytes),
+                               attempts: UInt32($0.attempts), fairshare: snapshot.fairshare[$0.id] ?? 1)
+            },
+            owners: ownerIndex.sorted { $0.value < $1.value }.map { SchedulingOwner(accessKey: $0.key, occupied: occupied[$0.value]) },
+            now: snapshot.now)
     }
 
     enum PreemptionChoice {

@@ -107,6 +107,7 @@ public enum ConformanceRules {
         r("scheduler.deterministic", ["scheduler"], "scheduler.h", "the same snapshot gives the same pick"),
         r("scheduler.priority", ["scheduler"], "scheduler.h", "higher priority runs first: sessions of lower priority wait while higher ones are pending"),
         r("scheduler.null_input", ["scheduler"], "scheduler.h", "a NULL input or out_index is refused with HANGAR_E_INVALID_ARGUMENT"),
+        r("scheduler.explain", ["scheduler"], "scheduler.h", "explain (optional, 1.3) reports factors in [0, 1] that pick_next orders by: the picked session has the highest total of its priority; an index out of range is refused with HANGAR_E_INVALID_ARGUMENT"),
         r("selector.place", ["agent selector"], "scheduler.h", "a kernel that fits one agent only is placed there"),
         r("selector.too_big", ["agent selector"], "scheduler.h", "kernels that do not fit give HANGAR_E_NO_AGENT, with a reason in last_error"),
         r("selector.multi_kernel", ["agent selector"], "scheduler.h", "several kernels are placed without over-committing any agent (occupied + placed <= capacity)"),

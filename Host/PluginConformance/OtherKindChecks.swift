@@ -145,6 +145,13 @@ extension ConformanceSuite {
         } catch {
             record("scheduler.priority", false, passed: "", failed: "pick_next: \(error)")
         }
+        // One priority, different ages, sizes and fair-share factors: a multifactor order.
+        let mixed = zip([0.9, 0.2, 0.5, 0.7], 0...).map { fairshare, i in
+            PendingSession(id: "m\(i)", ownerIndex: i % 2, createdAtMicros: 1_700_000_000_000_000 + Int64(i) * 600_000_000,
+                           requested: [Int64(1 + i) * amountScale, 1 << 28], fairshare: fairshare)
+        }
+        checkExplain(plugin, inputs: [SchedulerInput(slots: Self.slots, total: total, free: total, sessions: mixed, owners: owners, now: 1_700_000_900_000_000),
+                                      SchedulerInput(slots: Self.slots, total: total, free: total, sessions: ranked, owners: owners, now: 1_700_000_100_000_000)])
         let fns = SchedulerTable(library.functions).raw
         var index = 0
         let nullInput = (try? plugin.instance.withHandle("pick_next") { h in fns.pick_next!(h, nil, &index) }) ?? HANGAR_E_INTERNAL
@@ -152,6 +159,33 @@ extension ConformanceSuite {
         record("scheduler.null_input", nullInput == HANGAR_E_INVALID_ARGUMENT && nullOut == HANGAR_E_INVALID_ARGUMENT,
                passed: "a NULL input or out_index gives HANGAR_E_INVALID_ARGUMENT",
                failed: "a NULL input gave \(PluginStatus(nullInput).name) and a NULL out_index \(PluginStatus(nullOut).name); both must give HANGAR_E_INVALID_ARGUMENT")
+    }
+
+    func checkExplain(_ plugin: SchedulerPlugin, inputs: [SchedulerInput]) {
+        guard plugin.explains else { return notApplicable("scheduler.explain", "the scheduler has no explain (optional)") }
+        do {
+            for input in inputs {
+                guard let pick = try plugin.pickNext(input) else { continue }
+                let factors = try input.sessions.indices.map { try plugin.explain(input, index: $0)! }
+                if let bad = factors.firstIndex(where: { f in [f.age, f.fairshare, f.priority, f.size].contains { !(0...1).contains($0) } }) {
+                    return record("scheduler.explain", false, passed: "", failed: "explain of session \(bad) gave factors outside [0, 1]: \(factors[bad])")
+                }
+                let peers = input.sessions.indices.filter { input.sessions[$0].priority == input.sessions[pick].priority }
+                if let better = peers.first(where: { factors[$0].total > factors[pick].total }) {
+                    return record("scheduler.explain", false, passed: "",
+                                  failed: "pick_next chose session \(pick) (total \(factors[pick].total)) but explain gives session \(better) of the same priority a higher total (\(factors[better].total))")
+                }
+            }
+            let input = inputs[0]
+            var out = hangar_sched_factors()
+            out.struct_size = UInt32(MemoryLayout<hangar_sched_factors>.size)
+            let fns = SchedulerTable(library.functions).raw
+            let status = (try? plugin.instance.withHandle("explain") { h in fns.explain!(h, input.raw, input.sessions.count, &out) }) ?? HANGAR_E_INTERNAL
+            record("scheduler.explain", status == HANGAR_E_INVALID_ARGUMENT, passed: "explain's factors are in [0, 1] and agree with pick_next; an index out of range is refused",
+                   failed: "explain of index \(input.sessions.count) (out of range) gave \(PluginStatus(status).name), not HANGAR_E_INVALID_ARGUMENT")
+        } catch {
+            record("scheduler.explain", false, passed: "", failed: "explain: \(error)")
+        }
     }
 
     func checkSelector() {

@@ -23,8 +23,11 @@ public struct PendingSession: Sendable, Equatable {
     public var requested: [Int64]
     /// Passes that picked the session but could not place it.
     public var attempts: UInt32
+    /// Fair-share factor of its association in [0, 1] (ABI 1.3; 1 = no usage).
+    public var fairshare: Double = 1
     public init(id: String, ownerIndex: Int, priority: Int32 = 0, createdAtMicros: Int64, kernelCount: UInt32 = 1,
-                requested: [Int64], attempts: UInt32 = 0) {
+                requested: [Int64], attempts: UInt32 = 0, fairshare: Double = 1) {
+        self.fairshare = fairshare
         self.id = id
         self.ownerIndex = ownerIndex
         self.priority = priority
@@ -85,7 +88,7 @@ public final class SchedulerInput: @unchecked Sendable {
     public private(set) var sessions: [PendingSession]
     private let slotCount: Int
 
-    public init(slots: SchedulingSlots, total: [Int64], free: [Int64], sessions: [PendingSession], owners: [SchedulingOwner]) {
+    public init(slots: SchedulingSlots, total: [Int64], free: [Int64], sessions: [PendingSession], owners: [SchedulingOwner], now: Int64 = 0) {
         let n = slots.names.count
         precondition(total.count == n && free.count == n, "capacity vectors must have one amount per slot")
         let arena = CArena()
@@ -108,6 +111,7 @@ public final class SchedulerInput: @unchecked Sendable {
             c.kernel_count = s.kernelCount
             c.requested = arena.array(s.requested)
             c.attempts = s.attempts
+            c.fairshare = s.fairshare
             return c
         })
         input.session_count = sessions.count
@@ -121,6 +125,7 @@ public final class SchedulerInput: @unchecked Sendable {
         })
         input.owner_count = owners.count
         input.owner_stride = MemoryLayout<hangar_sched_owner>.stride
+        input.now_us = now
         raw = arena.value(input)
     }
 
@@ -192,6 +197,7 @@ public final class SelectionInput: @unchecked Sendable {
 public final class SchedulerPlugin: @unchecked Sendable {
     public let instance: PluginInstance
     @usableFromInline let pick: @convention(c) (UnsafeMutableRawPointer?, UnsafePointer<hangar_sched_input>?, UnsafeMutablePointer<Int>?) -> hangar_status
+    let explainFunction: (@convention(c) (UnsafeMutableRawPointer?, UnsafePointer<hangar_sched_input>?, Int, UnsafeMutablePointer<hangar_sched_factors>?) -> hangar_status)?
 
     /// - Throws: `PluginError` (`.kindMismatch`, `.invalidConfig`, `.createFailed`).
     public init(library: PluginLibrary, config: ConfigValue = .emptyTable) throws(PluginError) {
@@ -199,8 +205,25 @@ public final class SchedulerPlugin: @unchecked Sendable {
             throw PluginError(.kindMismatch, plugin: library.descriptor.name, file: library.path,
                               reason: "is a \(library.descriptor.kind) plugin, not a scheduler")
         }
-        pick = SchedulerTable(library.functions).raw.pick_next!
+        let table = SchedulerTable(library.functions).raw
+        pick = table.pick_next!
+        explainFunction = table.explain
         instance = try PluginInstance(library: library, config: config)
+    }
+
+    /// Whether the scheduler reports the factors behind its order (ABI 1.3 `explain`).
+    public var explains: Bool { explainFunction != nil }
+
+    /// The factors behind session `index` of `input`, or nil for a scheduler without them.
+    public func explain(_ input: SchedulerInput, index: Int) throws(PluginError) -> SchedulingFactors? {
+        guard let explainFunction else { return nil }
+        guard input.sessions.indices.contains(index) else {
+            throw PluginError(.contractViolation, plugin: name, file: instance.library.path, call: "explain", reason: "no pending session at \(index)")
+        }
+        var out = hangar_sched_factors()
+        out.struct_size = UInt32(MemoryLayout<hangar_sched_factors>.size)
+        _ = try instance.invoke("explain") { h in explainFunction(h, input.raw, index, &out) }
+        return SchedulingFactors(age: out.age, fairshare: out.fairshare, priority: out.priority, size: out.size, total: out.total)
     }
 
     public var name: String { instance.name }
@@ -338,5 +361,18 @@ extension PluginInstance {
         var buf = [CChar](repeating: 0, count: 1024)
         _ = buf.withUnsafeMutableBufferPointer { LifecycleFunctions(library: library).lastError(h, $0.baseAddress, $0.count) }
         return buf.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+    }
+}
+
+/// The factors behind a pending session's place in a multifactor queue (Slurm's sprio).
+public struct SchedulingFactors: Sendable, Equatable, Codable {
+    public var age: Double
+    public var fairshare: Double
+    public var priority: Double
+    public var size: Double
+    /// The weighted sum the queue is ordered by.
+    public var total: Double
+    public init(age: Double, fairshare: Double, priority: Double, size: Double, total: Double) {
+        (self.age, self.fairshare, self.priority, self.size, self.total) = (age, fairshare, priority, size, total)
     }
 }

@@ -274,6 +274,17 @@ public enum Migrations {
             // Whether a running session may be ended to place one of higher priority (where the
             // resource group enables preemption); NULL: batch sessions may, interactive ones not.
             "ALTER TABLE sessions ADD COLUMN preemptible BIGINT",
+            // Fair share: each association's (user in project in domain) decayed usage per
+            // resource group in milli slot-seconds as of updated_at, the shares admins give
+            // domains, projects and users (1 when not set), and how far each kernel's use has
+            // been counted (so that several managers never count it twice).
+            """
+            CREATE TABLE fairshare_usage (
+                resource_group TEXT NOT NULL, domain_name TEXT NOT NULL, project_id TEXT NOT NULL, user_id TEXT NOT NULL,
+                usage_milli BIGINT NOT NULL, updated_at BIGINT NOT NULL, PRIMARY KEY (resource_group, domain_name, project_id, user_id))
+            """,
+            "CREATE TABLE fairshare_shares (kind TEXT NOT NULL, name TEXT NOT NULL, shares BIGINT NOT NULL, PRIMARY KEY (kind, name))",
+            "ALTER TABLE kernels ADD COLUMN usage_accounted_at BIGINT",
         ],
     ]
 

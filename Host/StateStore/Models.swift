@@ -358,6 +358,13 @@ public struct SchedulerOptions: Sendable, Equatable {
     public var pendingTimeout: Double = 0
     /// Whether a pending session may end running preemptible sessions of lower priority.
     public var preemption = false
+    /// Fair-share usage halves every this many seconds (Slurm's PriorityDecayHalfLife, 7 days).
+    public var fairshareHalfLife: Double = 604_800
+    /// What a second of each slot costs in fair-share usage (memory-like slots per GiB);
+    /// unlisted slots weigh 1 per unit, memory 0.
+    public var usageWeights: [String: Double] = [:]
+    /// The scheduler plugin's own configuration (Backend.AI's `scheduler_opts.config`), JSON.
+    public var pluginConfig = "{}"
 
     public init(pendingTimeout: Double = 0, preemption: Bool = false) {
         self.pendingTimeout = pendingTimeout
@@ -367,14 +374,30 @@ public struct SchedulerOptions: Sendable, Equatable {
     /// Reads the options.
     /// - Throws: `StoreError(.invalid)` naming the key when a value has the wrong type.
     public init(json: String) throws {
-        struct Stored: Decodable { let pending_timeout: Double?; let preemption: Bool? }
+        struct Stored: Decodable {
+            let pending_timeout: Double?
+            let preemption: Bool?
+            let fairshare_half_life: Double?
+            let usage_weights: [String: Double]?
+        }
         guard (try? JSONSerialization.jsonObject(with: Data(json.utf8))) is [String: Any] else {
             throw StoreError(.invalid, "scheduler_opts must be a JSON object, e.g. {\"pending_timeout\": 600}; got '\(json.prefix(80))'")
         }
         guard let stored = try? JSONDecoder().decode(Stored.self, from: Data(json.utf8)), (stored.pending_timeout ?? 0) >= 0 else {
-            throw StoreError(.invalid, "scheduler_opts.pending_timeout must be a number of seconds >= 0 (0: no timeout), e.g. 600; scheduler_opts.preemption true or false")
+            throw StoreError(.invalid, "scheduler_opts: pending_timeout must be a number of seconds >= 0 (0: no timeout), e.g. 600; preemption true or false; fairshare_half_life seconds > 0; usage_weights an object of numbers >= 0, e.g. {\"cpu\": 1, \"mem\": 0.25}")
+        }
+        guard (stored.fairshare_half_life ?? 1) > 0, (stored.usage_weights ?? [:]).values.allSatisfy({ $0 >= 0 && $0.isFinite }) else {
+            throw StoreError(.invalid, "scheduler_opts: fairshare_half_life must be > 0 seconds and usage_weights numbers >= 0")
         }
         pendingTimeout = stored.pending_timeout ?? 0
         preemption = stored.preemption ?? false
+        fairshareHalfLife = stored.fairshare_half_life ?? fairshareHalfLife
+        usageWeights = stored.usage_weights ?? [:]
+        if let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any], let config = object["config"] {
+            guard config is [String: Any], let data = try? JSONSerialization.data(withJSONObject: config) else {
+                throw StoreError(.invalid, "scheduler_opts.config must be a JSON object (the scheduler plugin's configuration)")
+            }
+            pluginConfig = String(decoding: data, as: UTF8.self)
+        }
     }
 }

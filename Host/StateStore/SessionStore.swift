@@ -513,8 +513,8 @@ extension StateStore {
                 try c.execute("UPDATE agents SET occupied_slots = $1 WHERE id = $2", [.text(occupied.json), .text(agentID)])
             }
             for p in placements {
-                try c.execute("UPDATE kernels SET agent_id = $1, status = 'SCHEDULED', occupied_slots = $2 WHERE id = $3 AND session_id = $4",
-                              [.text(p.agentID), .text(request.json), .text(p.kernelID), .text(id)])
+                try c.execute("UPDATE kernels SET agent_id = $1, status = 'SCHEDULED', occupied_slots = $2, usage_accounted_at = $5 WHERE id = $3 AND session_id = $4",
+                              [.text(p.agentID), .text(request.json), .text(p.kernelID), .text(id), .int(now)])
             }
             try c.execute("UPDATE sessions SET status = 'SCHEDULED', status_info = '', status_changed = $1, occupied_slots = $2 WHERE id = $3",
                           [.int(now), .text(placements.reduce(ResourceSlots()) { total, _ in total + request }.json), .text(id)])
@@ -617,8 +617,8 @@ extension StateStore {
                     touched.insert(agentID)
                 }
                 for p in placements {
-                    try c.execute("UPDATE kernels SET agent_id = $1, status = 'SCHEDULED', occupied_slots = $2 WHERE id = $3 AND session_id = $4",
-                                  [.text(p.agentID), .text(request.json), .text(p.kernelID), .text(id)])
+                    try c.execute("UPDATE kernels SET agent_id = $1, status = 'SCHEDULED', occupied_slots = $2, usage_accounted_at = $5 WHERE id = $3 AND session_id = $4",
+                                  [.text(p.agentID), .text(request.json), .text(p.kernelID), .text(id), .int(now)])
                 }
                 try c.execute("UPDATE sessions SET status = 'SCHEDULED', status_info = '', status_changed = $1, occupied_slots = $2 WHERE id = $3",
                               [.int(now), .text(placements.reduce(ResourceSlots()) { total, _ in total + request }.json), .text(id)])

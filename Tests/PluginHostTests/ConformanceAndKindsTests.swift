@@ -10,7 +10,7 @@ import Testing
     /// Every bundled plugin with no config: on this machine the vendor plugins find no hardware
     /// and must say why; VendorPluginTests verifies them again on their fake machines.
     @Test(arguments: ["hangar-accel-mock", "hangar-accel-cuda", "hangar-storage-vfs", "hangar-scheduler-fifo", "hangar-scheduler-lifo",
-                      "hangar-scheduler-drf", "hangar-selector-concentrated", "hangar-selector-dispersed", "hangar-selector-roundrobin",
+                      "hangar-scheduler-drf", "hangar-scheduler-fairshare", "hangar-selector-concentrated", "hangar-selector-dispersed", "hangar-selector-roundrobin",
                       "hangar-accel-rocm", "hangar-accel-gaudi", "hangar-accel-tpu", "hangar-accel-warboy", "hangar-accel-rngd",
                       "hangar-accel-tenstorrent", "hangar-accel-ipu", "hangar-accel-atom", "hangar-accel-hyperaccel-lpu"])
     func bundledPluginConforms(product: String) throws {

@@ -15,6 +15,7 @@ import TestSupport
         ("hangar-selector-concentrated", "concentrated", .agentSelector),
         ("hangar-scheduler-lifo", "lifo", .scheduler),
         ("hangar-scheduler-drf", "drf", .scheduler),
+        ("hangar-scheduler-fairshare", "fairshare", .scheduler),
         ("hangar-selector-dispersed", "dispersed", .agentSelector),
         ("hangar-selector-roundrobin", "roundrobin", .agentSelector),
         ("hangar-accel-rocm", "rocm", .accelerator),

@@ -26,7 +26,9 @@
  * added the measurement units HANGAR_UNIT_CELSIUS..HANGAR_UNIT_HERTZ and
  * appended hangar_accel_measure.measure_kind, the device facts
  * hangar_accel_device.firmware_version..parent_device_id and
- * hangar_accelerator_functions.prepare (accelerator.h).
+ * hangar_accelerator_functions.prepare (accelerator.h); 1.3 appended
+ * hangar_sched_session.fairshare, hangar_sched_input.now_us and the optional
+ * hangar_scheduler_functions.explain with hangar_sched_factors (scheduler.h).
  *
  * Out of memory inside a plugin is reported as HANGAR_E_INSUFFICIENT.
  *
@@ -54,7 +56,7 @@ extern "C" {
 /** Major version of this ABI. A change here means existing plugins must be rebuilt. */
 #define HANGAR_ABI_MAJOR 1u
 /** Minor version of this ABI. Bumped when fields or functions are appended. */
-#define HANGAR_ABI_MINOR 2u
+#define HANGAR_ABI_MINOR 3u
 /** Major and minor packed as (major << 16) | minor, as passed to the entry symbol. */
 #define HANGAR_ABI_VERSION ((HANGAR_ABI_MAJOR << 16) | HANGAR_ABI_MINOR)
 /** Extracts the major version from a packed version. */

@@ -60,6 +60,18 @@ typedef struct hangar_sched_session {
 
     /** Scheduling passes that picked this session but could not place it (for skip-after-N policies). */
     uint32_t attempts;
+
+    /* ---- added in ABI 1.3 ---- */
+
+    /**
+     * Fair-share factor of the session's association (its user within its
+     * project within its domain), in [0, 1]: 1 = has used nothing, 0.5 = has
+     * used exactly its configured share, toward 0 = far over it. The host
+     * computes it from decayed usage and configured shares (Slurm's classic
+     * 2^(-effective usage / normalised shares)). Read it with a default of 1
+     * (HS_FIELD_OR): a 1.2 host does no accounting.
+     */
+    double fairshare;
 } hangar_sched_session;
 
 /** One access key's current use of the resource group (for fairness policies such as DRF). */
@@ -90,7 +102,32 @@ typedef struct hangar_sched_input {
     const hangar_sched_owner *owners;
     size_t owner_count;
     size_t owner_stride;
+
+    /* ---- added in ABI 1.3 ---- */
+
+    /** The snapshot's time, microseconds since the Unix epoch (for age factors); 0 from a 1.2 host. */
+    int64_t now_us;
 } hangar_sched_input;
+
+/**
+ * The factors behind one pending session's place in a multifactor queue, as
+ * `explain` reports them (Slurm's sprio): each factor in [0, 1] and the
+ * weighted total the scheduler orders by.
+ */
+typedef struct hangar_sched_factors {
+    /** sizeof(hangar_sched_factors) as the host compiled it; the plugin writes only fields within it. */
+    uint32_t struct_size;
+    /** How long it has waited, against the scheduler's maximum age. */
+    double age;
+    /** The session's fair-share factor as the scheduler used it. */
+    double fairshare;
+    /** The session's priority, 0-100 scaled to [0, 1]. */
+    double priority;
+    /** Its size factor (small or large sessions favoured, as configured). */
+    double size;
+    /** The weighted sum the queue is ordered by (within a priority when priorities are strict). */
+    double total;
+} hangar_sched_factors;
 
 /**
  * The scheduler function table. All functions required.
@@ -114,6 +151,16 @@ typedef struct hangar_scheduler_functions {
      * ABI 1.0 size of the element struct and keep its alignment.
      */
     hangar_status (*pick_next)(void *instance, const hangar_sched_input *input, size_t *out_index);
+
+    /* ---- added in ABI 1.3 ---- */
+
+    /**
+     * Optional (NULL, or beyond struct_size, for schedulers without factors):
+     * fills *out with the factors behind session `index` of `input`, the same
+     * ones pick_next orders by. The host shows them to users and operators.
+     * Out-of-range index or NULL arguments give HANGAR_E_INVALID_ARGUMENT.
+     */
+    hangar_status (*explain)(void *instance, const hangar_sched_input *input, size_t index, hangar_sched_factors *out);
 } hangar_scheduler_functions;
 
 /** A candidate agent as the selector sees it. */

@@ -5,7 +5,10 @@
  * file wraps its function table and descriptor.
  */
 #define hangar_plugin_entry_v1 wrapped_entry_v1
-#ifdef FX_SCHEDULER
+#if defined(FX_FAIRSHARE)
+#include "../../../Plugins/Schedulers/FairShare/fairshare.c"
+#define FX_WRAPPED_DESCRIPTOR fs_descriptor
+#elif defined(FX_SCHEDULER)
 #include "../../../Plugins/Schedulers/FIFO/fifo.c"
 #define FX_WRAPPED_DESCRIPTOR fifo_descriptor
 #else
@@ -16,7 +19,20 @@
 
 static hangar_plugin_descriptor fx_descriptor;
 
-#ifdef FX_SCHEDULER
+#if defined(FX_FAIRSHARE)
+static hangar_scheduler_functions fx_functions;
+
+/* BREAK_EXPLAIN: reports a total that disagrees with pick_next's order. */
+static hangar_status fx_explain(void *instance, const hangar_sched_input *input, size_t index, hangar_sched_factors *out)
+{
+    hangar_status st = fs_explain(instance, input, index, out);
+#ifdef BREAK_EXPLAIN
+    if (st == HANGAR_OK)
+        out->total = -out->total;
+#endif
+    return st;
+}
+#elif defined(FX_SCHEDULER)
 static hangar_scheduler_functions fx_functions;
 
 static hangar_status fx_pick_next(void *instance, const hangar_sched_input *input, size_t *out)
@@ -128,7 +144,11 @@ HANGAR_EXPORT const hangar_plugin_descriptor *hangar_plugin_entry_v1(uint32_t ho
         return NULL;
     if (fx_descriptor.struct_size == 0) {
         fx_descriptor = FX_WRAPPED_DESCRIPTOR;
-#ifdef FX_SCHEDULER
+#if defined(FX_FAIRSHARE)
+        fx_functions = fs_functions;
+        fx_functions.explain = fx_explain;
+        fx_descriptor.name = "fairshare-broken";
+#elif defined(FX_SCHEDULER)
         fx_functions = fifo_functions;
         fx_functions.pick_next = fx_pick_next;
         fx_descriptor.name = "fifo-broken";
