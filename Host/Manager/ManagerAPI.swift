@@ -183,7 +183,7 @@ public struct ManagerAPI: Sendable {
     // MARK: routes
 
     /// Every route the manager serves.
-    public var routes: [RouteSpec] { coreRoutes + sessionRoutes + executionRoutes + vfolderRoutes + graphQLRoutes + managerAdminRoutes + templateRoutes + dotfileRoutes + errorLogRoutes + usageRoutes + appStreamRoutes + webSessionRoutes + utilisationRoutes + capacityRoutes + pluginCatalogRoutes + operatorRoutes + registryRoutes + backgroundTaskRoutes + unsupportedRoutes }
+    public var routes: [RouteSpec] { coreRoutes + sessionRoutes + executionRoutes + vfolderRoutes + graphQLRoutes + managerAdminRoutes + templateRoutes + dotfileRoutes + errorLogRoutes + usageRoutes + appStreamRoutes + webSessionRoutes + utilisationRoutes + capacityRoutes + schedulingRoutes + pluginCatalogRoutes + operatorRoutes + registryRoutes + backgroundTaskRoutes + unsupportedRoutes }
 
     var coreRoutes: [RouteSpec] {
         [

@@ -191,16 +191,8 @@ public final class SessionScheduler: Sendable {
         var plan = SchedulingPlan()
         guard !pending.isEmpty else { return plan }
 
-        // The slot universe of this pass, with byte slots told apart by the agents' slot types.
-        var bytes: Set<String> = []
-        var names = Set<String>()
-        for a in agents {
-            names.formUnion(a.capacity.amounts.keys)
-            if let types = try? JSONDecoder().decode([String: String].self, from: Data(a.slotTypes.utf8)) {
-                bytes.formUnion(types.filter { $0.value == "bytes" }.keys)
-            }
-        }
-        bytes.insert("mem")
+        let (slots, bytes) = self.slots(of: agents)
+        let names = Set(slots.names)
         // Impossible requests are cancelled at once: a slot no agent has, or more than the
         // largest agent offers in total (single-node sessions need it all on one agent).
         for s in pending {
@@ -248,8 +240,7 @@ public final class SessionScheduler: Sendable {
         guard !pending.isEmpty, !agents.isEmpty else { return plan }
 
         var active = snapshot.activeSessions
-        let slotNames = names.sorted()
-        let slots = SchedulingSlots(names: slotNames, types: slotNames.map { bytes.contains($0) ? .bytes : .count })
+        let slotNames = slots.names
         let candidates = agents.map {
             AgentCandidate(id: $0.id, architecture: $0.architecture, capacity: fixed($0.capacity, names: slotNames, bytes: bytes),
                            occupied: fixed($0.occupied, names: slotNames, bytes: bytes))
@@ -307,6 +298,21 @@ public final class SessionScheduler: Sendable {
             }
         }
         return plan
+    }
+
+    /// The slot universe of a pass (sorted names), with byte slots told apart by the agents'
+    /// slot types.
+    static func slots(of agents: [AgentRecord]) -> (SchedulingSlots, Set<String>) {
+        var bytes: Set<String> = ["mem"]
+        var names = Set<String>()
+        for a in agents {
+            names.formUnion(a.capacity.amounts.keys)
+            if let types = try? JSONDecoder().decode([String: String].self, from: Data(a.slotTypes.utf8)) {
+                bytes.formUnion(types.filter { $0.value == "bytes" }.keys)
+            }
+        }
+        let sorted = names.sorted()
+        return (SchedulingSlots(names: sorted, types: sorted.map { bytes.contains($0) ? .bytes : .count }), bytes)
     }
 
     /// The scheduler's view of a queue: the group's total and free capacity, each owner's

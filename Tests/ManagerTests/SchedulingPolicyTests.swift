@@ -203,4 +203,86 @@ import TestSupport
         let ended = decisions.compactMap { if case .preempted(let id, _) = $0 { id } else { nil } }
         #expect(ended == [ids["b0"]!], "priority 50 may end b0 (2) but never urgent (50): \(decisions)")
     }
+
+    /// Fair share end to end: usage counted once per second of holding (however often and by
+    /// however many managers the accounting runs), up to when a kernel ended; decay at the
+    /// half-life; factors from usage and shares; the fairshare scheduler and `sprio` put the
+    /// user who used less first; shares set through the API change the factors.
+    @Test(arguments: Backend.allCases)
+    func fairShareCountsUsageOnceAndOrdersByIt(backend: Backend) async throws {
+        let (db, store, admin) = try bootstrappedStore(backend)
+        defer { store.close(); _ = db }
+        _ = try store.recordHeartbeat(StoreFixtures.heartbeat("node-f", cpu: 4))
+        var changes = ResourceGroupChanges()
+        changes.scheduler = "fairshare"
+        changes.schedulerOptions = #"{"fairshare_half_life": 1000000, "usage_weights": {"cpu": 1}}"#
+        try store.updateResourceGroup(name: "default", changes)
+        let other = try store.createUser(email: "fair@example.com", password: "fair-password", passwordRounds: 1000)
+        let otherKey = try store.createKeypair(userID: other.id)
+
+        // Admin's session holds 2 cores from t0; accounting runs repeatedly (and concurrently).
+        let t0 = Clock.nowMicros() - 10_000_000_000
+        let used = try store.createSession(StoreFixtures.sessionSpec(store, admin, name: "fs-used", cpu: 2))
+        let kernels = try #require(try store.pendingKernelIDs(resourceGroup: "default")[used.id])
+        #expect(try store.reserve(session: used.id, placements: kernels.map { KernelPlacement(kernelID: $0, agentID: "node-f") }, now: t0))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<4 {
+                group.addTask { try await store.run { try $0.accountUsage(resourceGroup: "default", now: t0 + 100_000_000, halfLife: 1e12, weights: ["cpu": 1]) } }
+            }
+            try await group.waitForAll()
+        }
+        let adminUser = try #require(try store.user(email: admin.email))
+        func usage() throws -> Double { try store.fairshareUsage(resourceGroup: "default").first { $0.association.userID == adminUser.id }?.usage ?? -1 }
+        let counted = try usage()
+        #expect(abs(counted - 200) < 0.01, "2 cores x 100 s, counted once: \(counted)")
+        try store.transition(session: used.id, to: .terminated, now: t0 + 150_000_000)
+        try store.accountUsage(resourceGroup: "default", now: t0 + 1_000_000_000, halfLife: 1e12, weights: ["cpu": 1])
+        try store.accountUsage(resourceGroup: "default", now: t0 + 2_000_000_000, halfLife: 1e12, weights: ["cpu": 1])
+        let total = try usage()
+        #expect(abs(total - 300) < 0.01, "counted up to when it ended: \(total)")
+        #expect(abs(UsageMeter.decayed(300, from: 0, to: 3_600_000_000, halfLife: 3600) - 150) < 1e-9, "halved at the half-life")
+        #expect(abs(UsageMeter.decayed(300, from: 0, to: 7_200_000_000, halfLife: 3600) - 75) < 1e-9)
+
+        // Both users wait for one core each: the one who used nothing goes first.
+        let mine = try store.createSession(StoreFixtures.sessionSpec(store, admin, name: "fs-admin", cpu: 1))
+        let theirs = try store.createSession(StoreFixtures.sessionSpec(store, admin, name: "fs-other", cpu: 1, accessKey: otherKey.accessKey))
+        try store.database.transaction { c in
+            try c.execute("UPDATE sessions SET user_id = $1 WHERE id = $2", [.text(other.id), .text(theirs.id)])
+        }
+        let plugins = try PluginHost(searchPaths: [Self.binDir])
+        defer { plugins.shutdown() }
+        let scheduler = SessionScheduler(store: store, plugins: plugins)
+        let ranked = try scheduler.priorities(resourceGroup: "default")
+        #expect(ranked.map(\.name) == ["fs-other", "fs-admin"], "\(ranked)")
+        #expect(ranked.first?.fairshare == 1, "no usage: factor 1")
+        let adminFactor = try #require(ranked.last?.fairshare)
+        #expect(abs(adminFactor - 0.25) < 1e-6, "all of the usage on half the shares: 2^-2, got \(adminFactor)")
+        #expect(ranked.first?.factors?.fairshare == 1 && ranked.first?.factors?.total ?? 0 > ranked.last?.factors?.total ?? 0)
+
+        // Through the API: sprio for each user, the tree, and shares that change the factors.
+        try await managerApp(store).test(.router) { client in
+            let root = (admin.accessKey, admin.secretKey)
+            let (_, listed) = try await AdministrationTests.rest(client, .get, "/scheduler/priorities?resource_group=default", keys: (otherKey.accessKey, otherKey.secretKey))
+            #expect(listed.contains("fs-other") && !listed.contains("fs-admin"), "users see their own: \(listed)")
+            let (_, all) = try await AdministrationTests.rest(client, .get, "/scheduler/priorities", keys: root)
+            #expect(all.contains("\"rank\":1") && all.contains("\"score\""), "\(all)")
+            let (refused, why) = try await AdministrationTests.rest(client, .put, "/scheduler/fairshare/shares", body: #"{"user": "fair@example.com", "shares": -1}"#, keys: root)
+            #expect(refused == .badRequest && why.contains("shares must be"), "\(why)")
+            let (set, _) = try await AdministrationTests.rest(client, .put, "/scheduler/fairshare/shares", body: "{\"user\": \"\(admin.email)\", \"shares\": 3}", keys: root)
+            #expect(set == .noContent)
+            let (_, tree) = try await AdministrationTests.rest(client, .get, "/scheduler/fairshare?resource_group=default", keys: root)
+            #expect(tree.contains("\"level\":\"user\"") && tree.contains("\"shares\":3"), "\(tree)")
+            let (denied, _) = try await AdministrationTests.rest(client, .get, "/scheduler/fairshare", keys: (otherKey.accessKey, otherKey.secretKey))
+            #expect(denied == .forbidden)
+        }
+        let reweighted = try scheduler.priorities(resourceGroup: "default")
+        let newFactor = try #require(reweighted.first { $0.name == "fs-admin" }?.fairshare)
+        #expect(abs(newFactor - pow(2, -1 / 0.75)) < 1e-6, "shares 3:1 give the admin 0.75 of the project: \(newFactor)")
+
+        // The pass itself: one core free, the fairshare scheduler places the other user's first.
+        _ = try store.recordHeartbeat(StoreFixtures.heartbeat("node-f", cpu: 1))
+        _ = try scheduler.schedule(resourceGroup: "default")
+        #expect(try store.session(id: theirs.id)?.status == .scheduled)
+        #expect(try store.session(id: mine.id)?.status == .pending)
+    }
 }
