@@ -37,6 +37,8 @@ public struct SchedulingSnapshot: Sendable {
     public var options = SchedulerOptions()
     /// Each pending session's fair-share factor (where the group's scheduler is `fairshare`).
     public var fairshare: [String: Double] = [:]
+    /// Whether the plan says why each waiting session waits (the simulator needs no reasons).
+    public var explainsWaits = true
 }
 
 /// What a pass decided, applied by `SessionScheduler.apply` (the reservations in one
@@ -263,7 +265,7 @@ public final class SessionScheduler: Sendable {
             }
             if session.clusterSize == 1, session.architecture.isEmpty,
                unplaceable.contains(where: { failed in zip(picked.requested, failed).allSatisfy { $0 >= $1 } }) {
-                plan.waiting.append((session.id, waitingReason(session, snapshot: snapshot, bytes: bytes)))
+                plan.waiting.append((session.id, snapshot.explainsWaits ? waitingReason(session, snapshot: snapshot, bytes: bytes) : ""))
                 continue
             }
             let request = PlacementRequest(sessionID: session.id, architecture: session.architecture.isEmpty ? nil : session.architecture,
@@ -286,7 +288,7 @@ public final class SessionScheduler: Sendable {
                     continue
                 }
                 // Say what holds the capacity when the snapshot shows it; else the selector's reason.
-                let holding = waitingReason(session, snapshot: snapshot, bytes: bytes)
+                let holding = snapshot.explainsWaits ? waitingReason(session, snapshot: snapshot, bytes: bytes) : ""
                 plan.waiting.append((session.id, holding.hasPrefix("waiting for ") ? holding : reason))
                 if session.clusterSize == 1, session.architecture.isEmpty, unplaceable.count < 64 { unplaceable.append(picked.requested) }
             case .placed(let indices):
@@ -305,8 +307,12 @@ public final class SessionScheduler: Sendable {
     static func slots(of agents: [AgentRecord]) -> (SchedulingSlots, Set<String>) {
         var bytes: Set<String> = ["mem"]
         var names = Set<String>()
+        // Agents of one cluster mostly report the same slot types: each distinct text is
+        // decoded once per pass.
+        var decoded = Set<String>()
         for a in agents {
             names.formUnion(a.capacity.amounts.keys)
+            guard decoded.insert(a.slotTypes).inserted else { continue }
             if let types = try? JSONDecoder().decode([String: String].self, from: Data(a.slotTypes.utf8)) {
                 bytes.formUnion(types.filter { $0.value == "bytes" }.keys)
             }

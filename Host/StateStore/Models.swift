@@ -321,6 +321,18 @@ public struct AgentRecord: Sendable, Codable, Equatable {
     public var stats: String
 }
 
+extension AgentRecord {
+    /// An agent as a scheduling snapshot needs it (simulations, tests): alive, schedulable,
+    /// no devices or images.
+    public init(id: String, resourceGroup: String = "default", architecture: String = "x86_64", capacity: ResourceSlots,
+                occupied: ResourceSlots = ResourceSlots(), slotTypes: String = "{}") {
+        (self.id, self.status, self.schedulable, self.address, self.resourceGroup) = (id, .alive, true, "", resourceGroup)
+        (self.architecture, self.version, self.capacity, self.occupied, self.slotTypes) = (architecture, "", capacity, occupied, slotTypes)
+        (self.devices, self.plugins, self.images, self.runningKernels, self.firstContact, self.lastHeartbeat, self.lostAt, self.stats) =
+            ("[]", "[]", "[]", "[]", 0, 0, nil, "{}")
+    }
+}
+
 /// A live session's kernel and the slots it holds on an agent.
 public struct SlotHolder: Sendable, Equatable {
     public var sessionName: String

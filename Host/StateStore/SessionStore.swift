@@ -100,6 +100,17 @@ public struct SessionRecord: Sendable, Equatable {
     public var preemptible: Bool = false
 }
 
+extension SessionRecord {
+    /// A session as a scheduling snapshot needs it (simulations, tests).
+    public init(scheduling id: String, name: String, accessKey: String, resourceGroup: String = "default", type: String = "batch", status: SessionStatus = .pending,
+                statusInfo: String = "", image: String = "", architecture: String = "", requested: ResourceSlots, clusterSize: Int = 1,
+                priority: Int = 10, attempts: Int = 0, createdAt: Int64, preemptible: Bool = false) {
+        (self.id, self.name, self.accessKey, self.resourceGroup, self.type, self.status) = (id, name, accessKey, resourceGroup, type, status)
+        (self.statusInfo, self.image, self.architecture, self.requested, self.clusterSize) = (statusInfo, image, architecture, requested, clusterSize)
+        (self.priority, self.attempts, self.createdAt, self.preemptible) = (priority, attempts, createdAt, preemptible)
+    }
+}
+
 /// A session with its owner, usage and timing, for listings and info.
 public struct SessionDetail: Sendable, Equatable {
     public var session: SessionRecord

@@ -8,6 +8,8 @@
 //       times, a 1,000-session pass, and agreement with Backend.AI's own decisions
 //   hangar-bench pass [--sessions N] [--agents N] [--database postgresql://...]
 //       the manager's whole scheduling pass (database included) over N pending sessions
+//   hangar-bench simulate [--trace FILE | --synthetic N] [--agents N] [--scheduler NAME] ... (SimulateBench.swift)
+//       a job trace replayed through the plugins and the manager's pass on a virtual clock
 import Foundation
 import PluginAPI
 import PluginHost
@@ -68,6 +70,18 @@ func measure(_ label: String, iterations: Int, _ body: (Int) throws -> Int?) ret
     return perCall
 }
 
+if CommandLine.arguments.dropFirst().first == "simulate" {
+    let defaultDir = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().path
+    let args = Array(CommandLine.arguments.dropFirst(2))
+    let dir = args.firstIndex(of: "--plugin-dir").flatMap { args.indices.contains($0 + 1) ? args[$0 + 1] : nil } ?? defaultDir
+    do {
+        try runSimulateBench(args, pluginDir: dir)
+    } catch {
+        FileHandle.standardError.write(Data("simulate: \(error)\n".utf8))
+        exit(1)
+    }
+    exit(0)
+}
 let options = Options(CommandLine.arguments)
 if options.mode == "scheduler" {
     try runSchedulerBench(options)
