@@ -80,7 +80,7 @@ extension ManagerAPI {
             "sessionId": s.id, "sessionName": s.name, "domainName": d.domain, "groupId": d.projectID, "userId": d.userID,
             "accessKey": s.accessKey, "image": s.image, "lang": s.image, "architecture": s.architecture, "type": s.type.uppercased(),
             "resourceGroup": s.resourceGroup, "scalingGroup": s.resourceGroup, "status": s.status.rawValue, "statusInfo": s.statusInfo,
-            "requestedSlots": s.requested.stringAmounts, "occupiedSlots": d.occupied.stringAmounts, "clusterSize": s.clusterSize, "priority": s.priority, "preemptible": s.preemptible,
+            "requestedSlots": s.requested.stringAmounts, "occupiedSlots": d.occupied.stringAmounts, "clusterSize": s.clusterSize, "priority": s.priority, "preemptible": s.preemptible, "batchTimeout": s.timeLimit.map { $0 as Any } ?? NSNull(),
             "creationTime": CivilTime.iso8601(micros: s.createdAt), "age": max(0, (end - s.createdAt) / 1_000_000),
             "statusChanged": CivilTime.iso8601(micros: d.statusChanged), "numQueriesExecuted": d.queries,
             "terminationTime": d.terminatedAt.map { CivilTime.iso8601(micros: $0) as Any } ?? NSNull(),

@@ -193,6 +193,11 @@ public struct SimulationReport: Sendable, Codable {
         public var targetShare: Double
     }
     public var jobs: Int
+    /// Sessions that started later than the reservation computed when they were first in
+    /// line (and stayed first until they started), beyond one pass interval.
+    public var headDelays: Int
+    /// Backfilled sessions that had no time limit (must be 0).
+    public var backfilledWithoutLimit: Int
     public var completed: Int
     public var cancelled: Int
     public var preempted: Int
@@ -256,7 +261,9 @@ public final class SchedulingSimulator {
         var waits = [Double](repeating: -1, count: jobs.count)
         var ends: [Int64] = []
         var busy = 0.0
-        var (cancelled, preempted, passes) = (0, 0, 0)
+        var (cancelled, preempted, passes, backfilled, headDelays, unlimitedBackfills) = (0, 0, 0, 0, 0, 0)
+        // The session first in line and the start its reservation promised.
+        var promise: (job: Int, start: Int64)?
         let start = micros(jobs[0].arrival)
         let halfLife = config.options.fairshareHalfLife
         let lastArrival = micros(jobs[jobs.count - 1].arrival)
@@ -315,15 +322,31 @@ public final class SchedulingSimulator {
                     release(id, at: now)
                     preempted += 1
                 }
+                backfilled += plan.backfilled.count
+                unlimitedBackfills += plan.backfilled.filter { jobs[Int($0.dropFirst())!].timeLimit == nil }.count
                 for (session, placements) in plan.reservations {
                     let id = Int(session.dropFirst())!
                     let agent = agentIndex[placements[0].agentID]!
                     agents[agent].occupied = agents[agent].occupied + requested[id]
-                    running[id] = Running(job: id, agent: agent, start: now, end: now + micros(jobs[id].runtime), counted: now)
+                    // A job that would outrun its declared limit is ended at the limit.
+                    let runs = min(jobs[id].runtime, jobs[id].timeLimit ?? .infinity)
+                    running[id] = Running(job: id, agent: agent, start: now, end: now + micros(runs), counted: now)
+                    if let p = promise, p.job == id {
+                        if now > p.start + step { headDelays += 1 }
+                        promise = nil
+                    }
                     waits[id] = Double(now - micros(jobs[id].arrival)) / 1_000_000
                     removed.insert(id)
                 }
                 pending.removeAll { removed.contains($0) }
+                // A new first-in-line session replaces the promise (a higher priority arrived);
+                // the same one keeps its first, earliest promise.
+                if let reservation = plan.headReservation, let start = reservation.start {
+                    let id = Int(reservation.session.dropFirst())!
+                    if promise?.job != id { promise = (id, start) }
+                } else if let head = plan.headReservation, promise?.job != Int(head.session.dropFirst())! {
+                    promise = nil
+                }
                 changed = !plan.preemptions.isEmpty
             } else {
                 changed = false
@@ -361,7 +384,8 @@ public final class SchedulingSimulator {
         let ratios = perUser.values.filter { $0.targetShare > 0 }.map { $0.usageShare / $0.targetShare }
         let jain = ratios.isEmpty ? 1 : pow(ratios.reduce(0, +), 2) / (Double(ratios.count) * ratios.reduce(0) { $0 + $1 * $1 })
         return SimulationReport(
-            jobs: jobs.count, completed: ends.count - preempted, cancelled: cancelled, preempted: preempted, backfilled: 0, passes: passes,
+            jobs: jobs.count, headDelays: headDelays, backfilledWithoutLimit: unlimitedBackfills, completed: ends.count - preempted, cancelled: cancelled,
+            preempted: preempted, backfilled: backfilled, passes: passes,
             makespan: makespan, utilisation: makespan > 0 ? busy / (config.agentCPU * Double(config.agents) * makespan) : 0,
             waits: .of(started.map(\.element)), perUser: perUser, perPriority: perPriority,
             fairShareError: perUser.values.map { abs($0.usageShare - $0.targetShare) }.max() ?? 0, jainIndex: jain,
@@ -373,7 +397,7 @@ public final class SchedulingSimulator {
                       usage: [FairShareAssociation: (value: Double, at: Int64)]) -> SchedulingSnapshot {
         let sessions = pending.map { id in
             SessionRecord(scheduling: "j\(id)", name: "j\(id)", accessKey: jobs[id].user, requested: requested[id], priority: jobs[id].priority,
-                          createdAt: Int64((jobs[id].arrival * 1_000_000).rounded()))
+                          createdAt: Int64((jobs[id].arrival * 1_000_000).rounded()), timeLimit: jobs[id].timeLimit.map { Int64($0.rounded(.up)) })
         }
         var snapshot = SchedulingSnapshot(resourceGroup: "default", agents: agents, pending: sessions,
                                           kernelIDs: Dictionary(uniqueKeysWithValues: pending.map { ("j\($0)", ["j\($0)-k0"]) }),
@@ -381,10 +405,11 @@ public final class SchedulingSimulator {
         snapshot.now = now
         snapshot.options = config.options
         snapshot.explainsWaits = false
-        if config.options.preemption {
+        if config.options.preemption || config.options.backfill {
             snapshot.holders = running.values.sorted { $0.start < $1.start }.map { r in
                 var holder = SlotHolder(sessionName: "j\(r.job)", accessKey: jobs[r.job].user, agentID: agents[r.agent].id, occupied: requested[r.job])
                 (holder.sessionID, holder.priority, holder.status, holder.preemptible) = ("j\(r.job)", jobs[r.job].priority, .running, true)
+                holder.expectedEnd = jobs[r.job].timeLimit.map { r.start + Int64(($0.rounded(.up)) * 1_000_000) }
                 return holder
             }
         }

@@ -396,6 +396,14 @@ public final class SessionLifecycle: Sendable {
     /// Ends interactive sessions idle past their resource policy's idle timeout, and any live
     /// session past its policy's lifetime.
     public func reapIdle() async {
+        // Sessions past their declared time limit (batchTimeout) end, as Slurm ends a job at
+        // its --time: backfill counted on it.
+        if let late = try? await store.run({ try $0.sessionsPastTimeLimit() }) {
+            for session in late {
+                logger.info("session reached its time limit", metadata: ["session": .string(session.id), "limit": .stringConvertible(session.limit)])
+                try? await destroy(session: session.id, reason: "time-limit: the session ran \(session.ranSeconds) s, its declared time limit (batchTimeout) is \(session.limit) s")
+            }
+        }
         if let idle = try? await store.run({ try $0.idleSessions() }) {
             for session in idle {
                 logger.info("idle session ends", metadata: ["session": .string(session.id), "idle": .stringConvertible(session.idleSeconds)])

@@ -43,6 +43,9 @@ extension ManagerAPI {
         /// Hangar's: whether a session of higher priority may end this one where the resource
         /// group enables preemption (default: batch sessions may, interactive ones not).
         let preemptible: Bool?
+        /// Seconds the session may run once it has its slots (Backend.AI's batchTimeout); it
+        /// is ended after that, and lets backfill start it ahead of a blocked session.
+        let batchTimeout: Int?
     }
 
     /// Backend.AI's default session priority.
@@ -50,7 +53,7 @@ extension ManagerAPI {
 
     static let createKeys = ["tag", "name", "config", "dependencies", "callback_url", "architecture", "clusterSize", "clusterMode", "starts_at",
                              "bootstrap_script", "owner_access_key", "domain", "group", "type", "enqueueOnly", "maxWaitSeconds",
-                             "reuseIfExists", "startupCommand", "image", "priority", "preemptible"]
+                             "reuseIfExists", "startupCommand", "image", "priority", "preemptible", "batchTimeout"]
 
     struct CreateReply: Encodable {
         let sessionId: String
@@ -364,6 +367,9 @@ extension ManagerAPI {
         if type == "batch", (body.startupCommand ?? "").isEmpty {
             throw APIError.invalidParams("a batch session needs a startupCommand")
         }
+        if let limit = body.batchTimeout, limit <= 0 {
+            throw APIError.invalidParams("batchTimeout must be a number of seconds > 0 (the most the session may run), not \(limit)")
+        }
         let priority = body.priority ?? Self.defaultPriority
         guard (0...100).contains(priority) else { throw APIError.invalidParams("priority must be 0-100 (higher is scheduled first; default \(Self.defaultPriority)), not \(priority)") }
         var requested = ResourceSlots(["cpu": 1, "mem": Decimal(512 << 20)])
@@ -450,6 +456,7 @@ extension ManagerAPI {
             spec.preopenPorts = preopen
             spec.dependsOn = dependsOn
             spec.preemptible = body.preemptible
+            spec.timeLimit = body.batchTimeout.map(Int64.init)
             return spec
         }
         let created = try await store.run { try $0.createSession(spec) }

@@ -1,5 +1,6 @@
 import ClusterProtocol
 import ConfigFile
+import Identity
 import Foundation
 import Logging
 import PluginHost
@@ -50,6 +51,11 @@ public struct SchedulingPlan: Sendable, Equatable {
     public var waiting: [(session: String, reason: String)] = []
     /// Running sessions to end so that a pending one of higher priority fits.
     public var preemptions: [(session: String, reason: String)] = []
+    /// The first session the pass could not place and when (at the latest, from running
+    /// sessions' time limits) it can start where; nil start: not known (a holder has no limit).
+    public var headReservation: (session: String, agent: String?, start: Int64?)?
+    /// Sessions started while the head waits (backfill).
+    public var backfilled: [String] = []
     /// The newest enqueue time the pass looked at.
     public var consideredUpTo: Int64 = 0
 
@@ -255,10 +261,19 @@ public final class SessionScheduler: Sendable {
         var unplaceable: [[Int64]] = []
         // Sessions this pass chose to preempt: their slots count as coming back.
         var preempted = Set<String>()
+        // The first session that could not be placed, with its reservation, and when the
+        // sessions this pass placed will have ended (for its earliest start).
+        var head: (session: SessionRecord, need: [Int64], start: Int64?, agent: Int?)?
+        var passEnds: [(agent: Int, end: Int64?, amounts: [Int64])] = []
+        let backfill = snapshot.options.backfill
         while let index = try scheduler.pickNext(queue) {
             let picked = queue.sessions[index]
             queue.removeSession(at: index)
             let session = byID[picked.id]!
+            if backfill, let blocked = head, session.timeLimit == nil {
+                plan.waiting.append((session.id, "waiting behind session '\(blocked.session.name)', which is first and cannot start yet: with backfill only sessions with a time limit (batchTimeout) that do not delay it start ahead of it"))
+                continue
+            }
             if let limit = snapshot.sessionLimits[session.accessKey], limit > 0, (active[session.accessKey] ?? 0) >= limit {
                 plan.waiting.append((session.id, "keypair \(session.accessKey) already runs \(active[session.accessKey]!) sessions, its policy's limit (max_concurrent_sessions \(limit))"))
                 continue
@@ -290,8 +305,30 @@ public final class SessionScheduler: Sendable {
                 // Say what holds the capacity when the snapshot shows it; else the selector's reason.
                 let holding = snapshot.explainsWaits ? waitingReason(session, snapshot: snapshot, bytes: bytes) : ""
                 plan.waiting.append((session.id, holding.hasPrefix("waiting for ") ? holding : reason))
+                if head == nil {
+                    let need = picked.requested.map { $0 * Int64(session.clusterSize) }
+                    let (start, agent) = earliestStart(session, need: need, prepared: prepared, holders: snapshot.holders, passEnds: passEnds,
+                                                       now: snapshot.now, names: slotNames, bytes: bytes)
+                    head = (session, need, start, agent)
+                    plan.headReservation = (session.id, agent.map { candidates[$0].id }, start)
+                }
                 if session.clusterSize == 1, session.architecture.isEmpty, unplaceable.count < 64 { unplaceable.append(picked.requested) }
             case .placed(let indices):
+                let end = session.timeLimit.map { snapshot.now + $0 * 1_000_000 }
+                if backfill, let blocked = head {
+                    // It may start ahead of the head only if the head still fits at its
+                    // reserved start: it ends by then, or the head's agent keeps room for both.
+                    if let start = blocked.start, let agent = blocked.agent, end.map({ $0 > start }) ?? true, indices.contains(agent) {
+                        let extra = picked.requested.map { $0 * Int64(indices.filter { $0 == agent }.count) }
+                        if !fitsAt(start, agent: agent, need: zip(blocked.need, extra).map { $0 + $1 }, prepared: prepared, holders: snapshot.holders,
+                                   passEnds: passEnds, now: snapshot.now, names: slotNames, bytes: bytes) {
+                            plan.waiting.append((session.id, "waiting: starting now would delay session '\(blocked.session.name)', first in line and reserved on \(candidates[agent].id) from \(CivilTime.iso8601(micros: start))"))
+                            continue
+                        }
+                    }
+                    plan.backfilled.append(session.id)
+                }
+                for i in indices { passEnds.append((i, end, picked.requested)) }
                 let placements = zip(snapshot.kernelIDs[session.id] ?? [], indices).map { KernelPlacement(kernelID: $0, agentID: candidates[$1].id) }
                 for i in indices { prepared.charge(agent: i, amounts: picked.requested) }
                 queue.charge(ownerIndex: picked.ownerIndex, amounts: picked.requested.map { $0 * Int64(indices.count) })
@@ -300,6 +337,53 @@ public final class SessionScheduler: Sendable {
             }
         }
         return plan
+    }
+
+    /// What comes back on `agent` by `time`: slots of holders (and of this pass's placements)
+    /// whose time limit ends by then, and of sessions already ending.
+    static func released(by time: Int64, agent: Int, prepared: SelectionInput, holders: [SlotHolder], passEnds: [(agent: Int, end: Int64?, amounts: [Int64])],
+                         now: Int64, names: [String], bytes: Set<String>) -> [Int64] {
+        var back = [Int64](repeating: 0, count: names.count)
+        let id = prepared.candidates[agent].id
+        for holder in holders where holder.agentID == id {
+            let end = holder.status == .terminating ? now : holder.expectedEnd
+            guard let end, end <= time else { continue }
+            let amounts = fixed(holder.occupied, names: names, bytes: bytes)
+            for k in back.indices { back[k] += amounts[k] }
+        }
+        for placed in passEnds where placed.agent == agent {
+            guard let end = placed.end, end <= time else { continue }
+            for k in back.indices { back[k] += placed.amounts[k] }
+        }
+        return back
+    }
+
+    static func fitsAt(_ time: Int64, agent: Int, need: [Int64], prepared: SelectionInput, holders: [SlotHolder],
+                       passEnds: [(agent: Int, end: Int64?, amounts: [Int64])], now: Int64, names: [String], bytes: Set<String>) -> Bool {
+        let back = released(by: time, agent: agent, prepared: prepared, holders: holders, passEnds: passEnds, now: now, names: names, bytes: bytes)
+        let capacity = prepared.candidates[agent].capacity, occupied = prepared.occupied(agent: agent)
+        return need.indices.allSatisfy { capacity[$0] - occupied[$0] + back[$0] >= need[$0] }
+    }
+
+    /// The earliest time (and agent) at which `need` fits on one agent, counting only
+    /// releases that time limits guarantee; nil when no agent is sure to have room.
+    static func earliestStart(_ session: SessionRecord, need: [Int64], prepared: SelectionInput, holders: [SlotHolder],
+                              passEnds: [(agent: Int, end: Int64?, amounts: [Int64])], now: Int64, names: [String], bytes: Set<String>) -> (Int64?, Int?) {
+        var best: (Int64, Int)?
+        for (index, agent) in prepared.candidates.enumerated() where session.architecture.isEmpty || agent.architecture == session.architecture {
+            guard need.indices.allSatisfy({ agent.capacity[$0] >= need[$0] }) else { continue }
+            let id = agent.id
+            var times = Set(holders.filter { $0.agentID == id }.compactMap { $0.status == .terminating ? now : $0.expectedEnd })
+            times.formUnion(passEnds.filter { $0.agent == index }.compactMap(\.end))
+            times.insert(now)
+            for time in times.sorted() where best.map({ time < $0.0 }) ?? true {
+                if fitsAt(time, agent: index, need: need, prepared: prepared, holders: holders, passEnds: passEnds, now: now, names: names, bytes: bytes) {
+                    best = (time, index)
+                    break
+                }
+            }
+        }
+        return (best?.0, best?.1)
     }
 
     /// The slot universe of a pass (sorted names), with byte slots told apart by the agents'

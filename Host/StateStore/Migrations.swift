@@ -285,6 +285,10 @@ public enum Migrations {
             """,
             "CREATE TABLE fairshare_shares (kind TEXT NOT NULL, name TEXT NOT NULL, shares BIGINT NOT NULL, PRIMARY KEY (kind, name))",
             "ALTER TABLE kernels ADD COLUMN usage_accounted_at BIGINT",
+            // A declared time limit (seconds; Backend.AI's batchTimeout) that ends the session
+            // and lets backfill plan around it, and when the session got its slots.
+            "ALTER TABLE sessions ADD COLUMN time_limit BIGINT",
+            "ALTER TABLE sessions ADD COLUMN scheduled_at BIGINT",
         ],
     ]
 

@@ -344,6 +344,9 @@ public struct SlotHolder: Sendable, Equatable {
     public var status = SessionStatus.running
     /// Whether the session may be preempted (its own choice, or its type's default).
     public var preemptible = false
+    /// When it will have ended at the latest (its time limit from when it got its slots);
+    /// nil: no limit.
+    public var expectedEnd: Int64?
 
     public init(sessionName: String, accessKey: String, agentID: String, occupied: ResourceSlots) {
         self.sessionName = sessionName
@@ -377,6 +380,9 @@ public struct SchedulerOptions: Sendable, Equatable {
     public var usageWeights: [String: Double] = [:]
     /// The scheduler plugin's own configuration (Backend.AI's `scheduler_opts.config`), JSON.
     public var pluginConfig = "{}"
+    /// EASY backfill: once the first session in the scheduler's order is blocked, later ones
+    /// start only when they declared a time limit and do not delay its earliest start.
+    public var backfill = false
 
     public init(pendingTimeout: Double = 0, preemption: Bool = false) {
         self.pendingTimeout = pendingTimeout
@@ -391,6 +397,7 @@ public struct SchedulerOptions: Sendable, Equatable {
             let preemption: Bool?
             let fairshare_half_life: Double?
             let usage_weights: [String: Double]?
+            let backfill: Bool?
         }
         guard (try? JSONSerialization.jsonObject(with: Data(json.utf8))) is [String: Any] else {
             throw StoreError(.invalid, "scheduler_opts must be a JSON object, e.g. {\"pending_timeout\": 600}; got '\(json.prefix(80))'")
@@ -403,6 +410,7 @@ public struct SchedulerOptions: Sendable, Equatable {
         }
         pendingTimeout = stored.pending_timeout ?? 0
         preemption = stored.preemption ?? false
+        backfill = stored.backfill ?? false
         fairshareHalfLife = stored.fairshare_half_life ?? fairshareHalfLife
         usageWeights = stored.usage_weights ?? [:]
         if let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any], let config = object["config"] {

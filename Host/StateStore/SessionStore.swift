@@ -40,6 +40,9 @@ public struct SessionSpec: Sendable, Equatable {
     /// Whether a session of higher priority may end this one where its resource group
     /// enables preemption; nil: batch sessions may, interactive ones may not.
     public var preemptible: Bool?
+    /// Seconds the session may run once it has its slots; it is ended after that, and
+    /// backfill may start it ahead of a blocked session when it ends in time.
+    public var timeLimit: Int64?
 
     public init(name: String, accessKey: String, userID: String, domain: String = "default", projectID: String, resourceGroup: String = "default",
                 type: String = "interactive", image: String, architecture: String = "x86_64", requested: ResourceSlots, clusterSize: Int = 1,
@@ -98,13 +101,16 @@ public struct SessionRecord: Sendable, Equatable {
     public var createdAt: Int64
     /// Whether it may be preempted (the stored choice, or its type's default).
     public var preemptible: Bool = false
+    /// Declared seconds it may run once it has its slots; nil: none.
+    public var timeLimit: Int64?
 }
 
 extension SessionRecord {
     /// A session as a scheduling snapshot needs it (simulations, tests).
     public init(scheduling id: String, name: String, accessKey: String, resourceGroup: String = "default", type: String = "batch", status: SessionStatus = .pending,
                 statusInfo: String = "", image: String = "", architecture: String = "", requested: ResourceSlots, clusterSize: Int = 1,
-                priority: Int = 10, attempts: Int = 0, createdAt: Int64, preemptible: Bool = false) {
+                priority: Int = 10, attempts: Int = 0, createdAt: Int64, preemptible: Bool = false, timeLimit: Int64? = nil) {
+        self.timeLimit = timeLimit
         (self.id, self.name, self.accessKey, self.resourceGroup, self.type, self.status) = (id, name, accessKey, resourceGroup, type, status)
         (self.statusInfo, self.image, self.architecture, self.requested, self.clusterSize) = (statusInfo, image, architecture, requested, clusterSize)
         (self.priority, self.attempts, self.createdAt, self.preemptible) = (priority, attempts, createdAt, preemptible)
@@ -146,7 +152,8 @@ extension StateStore {
                       requested: (try? ResourceSlots(json: r.string("requested_slots") ?? "{}")) ?? ResourceSlots(),
                       clusterSize: Int(r.int("cluster_size") ?? 1), priority: Int(r.int("priority") ?? 0),
                       attempts: Int(r.int("attempts") ?? 0), createdAt: r.int("created_at") ?? 0,
-                      preemptible: r.int("preemptible").map { $0 != 0 } ?? (r.string("session_type") == "batch"))
+                      preemptible: r.int("preemptible").map { $0 != 0 } ?? (r.string("session_type") == "batch"),
+                      timeLimit: r.int("time_limit"))
     }
 
     private static func history(_ c: SQLConnection, _ id: String, _ status: SessionStatus, _ now: Int64) throws {
@@ -165,14 +172,14 @@ extension StateStore {
             try c.execute("""
                 INSERT INTO sessions (id, name, access_key, user_id, domain_name, project_id, resource_group, session_type, status,
                     status_changed, image, architecture, requested_slots, cluster_size, startup_command, priority, created_at, mounts,
-                    preopen_ports, preemptible)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'PENDING', $9, $10, $11, $12, $13, $14, $15, $9, $16, $17, $18)
+                    preopen_ports, preemptible, time_limit)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'PENDING', $9, $10, $11, $12, $13, $14, $15, $9, $16, $17, $18, $19)
                 """, [.text(id), .text(spec.name), .text(spec.accessKey), .text(spec.userID), .text(spec.domain), .text(spec.projectID),
                       .text(spec.resourceGroup), .text(spec.type), .int(now), .text(spec.image), .text(spec.architecture),
                       .text(spec.requested.json), .int(Int64(spec.clusterSize)), SQLValue(spec.startupCommand), .int(Int64(spec.priority)),
                       .text(String(decoding: try JSONEncoder().encode(spec.mounts), as: UTF8.self)),
                       .text(String(decoding: try JSONEncoder().encode(spec.preopenPorts), as: UTF8.self)),
-                      spec.preemptible.map { SQLValue($0) } ?? .null])
+                      spec.preemptible.map { SQLValue($0) } ?? .null, spec.timeLimit.map { SQLValue.int($0) } ?? .null])
             for index in 0..<spec.clusterSize {
                 try c.execute("""
                     INSERT INTO kernels (id, session_id, cluster_role, cluster_idx, status, requested_slots, created_at)
@@ -190,7 +197,7 @@ extension StateStore {
             return SessionRecord(id: id, name: spec.name, accessKey: spec.accessKey, resourceGroup: spec.resourceGroup, type: spec.type,
                                  status: .pending, statusInfo: "", image: spec.image, architecture: spec.architecture, requested: spec.requested,
                                  clusterSize: spec.clusterSize, priority: spec.priority, attempts: 0, createdAt: now,
-                                 preemptible: spec.preemptible ?? (spec.type == "batch"))
+                                 preemptible: spec.preemptible ?? (spec.type == "batch"), timeLimit: spec.timeLimit)
         }
     }
 
@@ -365,6 +372,19 @@ extension StateStore {
         }
     }
 
+    /// Sessions that have held their slots longer than their declared time limit.
+    public func sessionsPastTimeLimit(now: Int64 = Clock.nowMicros()) throws -> [(id: String, ranSeconds: Int64, limit: Int64)] {
+        try database.withConnection { c in
+            try c.query("""
+                SELECT id, scheduled_at, time_limit FROM sessions
+                WHERE status IN ('SCHEDULED', 'PREPARING', 'PULLING', 'CREATING', 'RUNNING') AND time_limit IS NOT NULL
+                  AND scheduled_at IS NOT NULL AND scheduled_at + time_limit * 1000000 <= $1
+                """, [.int(now)]).map { r in
+                (r.string("id") ?? "", (now - (r.int("scheduled_at") ?? now)) / 1_000_000, r.int("time_limit") ?? 0)
+            }
+        }
+    }
+
     /// One kernel as listings show it.
     public struct KernelSummary: Sendable, Equatable {
         public var id: String
@@ -476,7 +496,8 @@ extension StateStore {
         try database.withConnection { c in
             try c.query("""
                 SELECT s.id AS session_id, s.name AS name, s.access_key AS access_key, k.agent_id AS agent_id, k.occupied_slots AS occupied,
-                       s.priority AS priority, s.status AS status, s.session_type AS session_type, s.preemptible AS preemptible
+                       s.priority AS priority, s.status AS status, s.session_type AS session_type, s.preemptible AS preemptible,
+                       s.scheduled_at AS scheduled_at, s.time_limit AS time_limit
                 FROM kernels k JOIN sessions s ON s.id = k.session_id
                 WHERE s.resource_group = $1 AND k.agent_id IS NOT NULL AND s.status NOT IN ('PENDING', 'TERMINATED', 'CANCELLED', 'ERROR')
                 ORDER BY s.created_at, s.name
@@ -487,6 +508,7 @@ extension StateStore {
                 holder.priority = Int(r.int("priority") ?? 0)
                 holder.status = SessionStatus(rawValue: r.string("status") ?? "") ?? .running
                 holder.preemptible = r.int("preemptible").map { $0 != 0 } ?? (r.string("session_type") == "batch")
+                if let start = r.int("scheduled_at"), let limit = r.int("time_limit") { holder.expectedEnd = start + limit * 1_000_000 }
                 return holder
             }
         }
@@ -527,7 +549,7 @@ extension StateStore {
                 try c.execute("UPDATE kernels SET agent_id = $1, status = 'SCHEDULED', occupied_slots = $2, usage_accounted_at = $5 WHERE id = $3 AND session_id = $4",
                               [.text(p.agentID), .text(request.json), .text(p.kernelID), .text(id), .int(now)])
             }
-            try c.execute("UPDATE sessions SET status = 'SCHEDULED', status_info = '', status_changed = $1, occupied_slots = $2 WHERE id = $3",
+            try c.execute("UPDATE sessions SET status = 'SCHEDULED', status_info = '', status_changed = $1, scheduled_at = $1, occupied_slots = $2 WHERE id = $3",
                           [.int(now), .text(placements.reduce(ResourceSlots()) { total, _ in total + request }.json), .text(id)])
             try Self.history(c, id, .scheduled, now)
             return true
@@ -631,7 +653,7 @@ extension StateStore {
                     try c.execute("UPDATE kernels SET agent_id = $1, status = 'SCHEDULED', occupied_slots = $2, usage_accounted_at = $5 WHERE id = $3 AND session_id = $4",
                                   [.text(p.agentID), .text(request.json), .text(p.kernelID), .text(id), .int(now)])
                 }
-                try c.execute("UPDATE sessions SET status = 'SCHEDULED', status_info = '', status_changed = $1, occupied_slots = $2 WHERE id = $3",
+                try c.execute("UPDATE sessions SET status = 'SCHEDULED', status_info = '', status_changed = $1, scheduled_at = $1, occupied_slots = $2 WHERE id = $3",
                               [.int(now), .text(placements.reduce(ResourceSlots()) { total, _ in total + request }.json), .text(id)])
                 try Self.history(c, id, .scheduled, now)
                 results.append(true)

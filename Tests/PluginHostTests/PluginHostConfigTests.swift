@@ -54,7 +54,7 @@ import Testing
         #expect(host.loaded.map(\.instance.name) == ["mock"])
         #expect(host.skipped.count == 1)
         #expect(host.skipped[0].code == .notFound)
-        #expect(host.skipped[0].reason.contains("found: atom, btrfs, concentrated, cuda, dispersed, drf, fifo, gaudi, hyperaccel-lpu, ipu, lifo, mock, rngd, rocm, roundrobin, tenstorrent, tpu, vfs, warboy"),
+        #expect(host.skipped[0].reason.contains("found: atom, btrfs, concentrated, cuda, dispersed, drf, fairshare, fifo, gaudi, hyperaccel-lpu, ipu, lifo, mock, rngd, rocm, roundrobin, tenstorrent, tpu, vfs, warboy"),
                 "the reason lists what is available")
     }
 

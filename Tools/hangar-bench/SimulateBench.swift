@@ -36,6 +36,7 @@ func runSimulateBench(_ arguments: [String], pluginDir: String) throws {
         case "--scheduler-config": config.schedulerConfig = value(arg)
         case "--interval": config.interval = max(0.001, number(arg))
         case "--preemption": config.options.preemption = true
+        case "--backfill": config.options.backfill = true
         case "--pending-timeout": config.options.pendingTimeout = number(arg)
         case "--half-life": config.options.fairshareHalfLife = max(1, number(arg))
         case "--shares":
@@ -71,8 +72,8 @@ func runSimulateBench(_ arguments: [String], pluginDir: String) throws {
         return
     }
     print("simulated \(report.jobs) jobs on \(config.agents) agents x \(Int(config.agentCPU)) cores, \(config.scheduler) + \(config.selector), pass every \(config.interval) s: \(report.passes) passes in \(String(format: "%.1f", report.wallSeconds)) s")
-    print(String(format: "makespan %.0f s, utilisation %.1f %%, completed %d, cancelled %d, preempted %d, backfilled %d",
-                 report.makespan, report.utilisation * 100, report.completed, report.cancelled, report.preempted, report.backfilled))
+    print(String(format: "makespan %.0f s, utilisation %.1f %%, completed %d, cancelled %d, preempted %d, backfilled %d, first-in-line sessions started after their reservation %d",
+                 report.makespan, report.utilisation * 100, report.completed, report.cancelled, report.preempted, report.backfilled, report.headDelays))
     print(String(format: "wait p50 %.0f s, p90 %.0f s, p99 %.0f s", report.waits.p50, report.waits.p90, report.waits.p99))
     for (priority, w) in report.perPriority.sorted(by: { Int($0.key)! > Int($1.key)! }) {
         print(String(format: "  priority %@: %d jobs, wait p50 %.0f s, p99 %.0f s", priority, w.jobs, w.p50, w.p99))

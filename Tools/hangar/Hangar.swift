@@ -67,6 +67,9 @@ struct SessionSpecOptions: ParsableArguments {
     @Option(name: .customLong("priority"), help: "Scheduling priority 0-100, higher first (default 10; your policy may cap it).")
     var priority: Int?
 
+    @Option(name: .customLong("time-limit"), help: "Seconds the session may run once started (ended after that; lets backfill start it early).")
+    var timeLimit: Int?
+
     func body(image: String, type: String, startupCommand: String?, enqueueOnly: Bool) throws -> [String: Any] {
         var resources: [String: String] = [:]
         for item in self.resources {
@@ -88,6 +91,10 @@ struct SessionSpecOptions: ParsableArguments {
             "config": ["resources": resources, "environ": environ, "scalingGroup": resourceGroup.map { $0 as Any } ?? NSNull(), "mounts": mounts],
         ]
         if let priority { body["priority"] = priority }
+        if let timeLimit {
+            guard timeLimit > 0 else { throw CLIError("--time-limit takes seconds > 0, got \(timeLimit)") }
+            body["batchTimeout"] = timeLimit
+        }
         return body
     }
 }
