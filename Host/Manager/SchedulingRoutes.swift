@@ -97,14 +97,8 @@ extension SessionScheduler {
         guard let group = try store.resourceGroups().first(where: { $0.name == resourceGroup }) else {
             throw StoreError(.notFound, "no resource group named '\(resourceGroup)'")
         }
-        var snapshot = try self.snapshot(resourceGroup: resourceGroup)
+        let snapshot = try preparedSnapshot(group)
         guard !snapshot.pending.isEmpty else { return [] }
-        let options = (try? SchedulerOptions(json: group.schedulerOptions)) ?? SchedulerOptions()
-        snapshot.options = options
-        if Self.accountsUsage(group) {
-            let report = try fairshareReport(resourceGroup: resourceGroup, options: options, now: snapshot.now)
-            snapshot.fairshare = try store.pendingAssociations(resourceGroup: resourceGroup).compactMapValues { report.factors[$0] }
-        }
         let (picker, _) = try plugins(for: group)
         let (slots, bytes) = Self.slots(of: snapshot.agents)
         let queue = Self.queueInput(snapshot, pending: snapshot.pending, slots: slots, bytes: bytes)

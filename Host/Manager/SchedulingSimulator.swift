@@ -392,6 +392,30 @@ public final class SchedulingSimulator {
             wallSeconds: Double(DispatchTime.now().uptimeNanoseconds - clock) / 1e9)
     }
 
+    /// One pass's decisions for a given state, as `run` makes them: `pending` and `running`
+    /// index `jobs`, running ones placed on agent `agent` (0-based, agents a0, a1, …) since
+    /// `start` (µs); `usage` per association, decayed to `now`.
+    public func plan(jobs: [TraceJob], now: Int64, pending: [Int], running: [(job: Int, agent: Int, start: Int64)],
+                     usage: [FairShareAssociation: Double] = [:]) throws -> SchedulingPlan {
+        var capacity = ResourceSlots(["cpu": Decimal(config.agentCPU), "mem": Decimal(Int64(config.agentMemGiB * Double(1 << 30)))])
+        if config.agentGPU > 0 { capacity["cuda.device"] = Decimal(config.agentGPU) }
+        let types = config.agentGPU > 0 ? #"{"cpu":"count","mem":"bytes","cuda.device":"count"}"# : #"{"cpu":"count","mem":"bytes"}"#
+        var agents = (0..<config.agents).map { AgentRecord(id: "a\($0)", capacity: capacity, slotTypes: types) }
+        let requested = jobs.map { j -> ResourceSlots in
+            var s = ResourceSlots(["cpu": Decimal(j.cpu), "mem": Decimal(Int64(j.memGiB * Double(1 << 30)))])
+            if j.gpu > 0 { s["cuda.device"] = Decimal(j.gpu) }
+            return s
+        }
+        var state: [Int: Running] = [:]
+        for r in running {
+            agents[r.agent].occupied = agents[r.agent].occupied + requested[r.job]
+            state[r.job] = Running(job: r.job, agent: r.agent, start: r.start, end: .max, counted: r.start)
+        }
+        let snapshot = makeSnapshot(now: now, pending: pending, running: state, agents: agents, jobs: jobs, requested: requested,
+                                    usage: usage.mapValues { ($0, now) })
+        return try SessionScheduler.plan(snapshot, scheduler: scheduler, selector: selector)
+    }
+
     /// The snapshot the manager would read at `now` for this state.
     func makeSnapshot(now: Int64, pending: [Int], running: [Int: Running], agents: [AgentRecord], jobs: [TraceJob], requested: [ResourceSlots],
                       usage: [FairShareAssociation: (value: Double, at: Int64)]) -> SchedulingSnapshot {
@@ -405,13 +429,13 @@ public final class SchedulingSimulator {
         snapshot.now = now
         snapshot.options = config.options
         snapshot.explainsWaits = false
-        if config.options.preemption || config.options.backfill {
-            snapshot.holders = running.values.sorted { $0.start < $1.start }.map { r in
-                var holder = SlotHolder(sessionName: "j\(r.job)", accessKey: jobs[r.job].user, agentID: agents[r.agent].id, occupied: requested[r.job])
-                (holder.sessionID, holder.priority, holder.status, holder.preemptible) = ("j\(r.job)", jobs[r.job].priority, .running, true)
-                holder.expectedEnd = jobs[r.job].timeLimit.map { r.start + Int64(($0.rounded(.up)) * 1_000_000) }
-                return holder
-            }
+        // Holders always (they are the owners' occupancy DRF weighs), in the manager's order:
+        // by enqueue time, then name.
+        snapshot.holders = running.values.sorted { (jobs[$0.job].arrival, "j\($0.job)") < (jobs[$1.job].arrival, "j\($1.job)") }.map { r in
+            var holder = SlotHolder(sessionName: "j\(r.job)", accessKey: jobs[r.job].user, agentID: agents[r.agent].id, occupied: requested[r.job])
+            (holder.sessionID, holder.priority, holder.status, holder.preemptible) = ("j\(r.job)", jobs[r.job].priority, .running, true)
+            holder.expectedEnd = jobs[r.job].timeLimit.map { r.start + Int64(($0.rounded(.up)) * 1_000_000) }
+            return holder
         }
         if config.scheduler == "fairshare" {
             var decayed: [FairShareAssociation: Double] = [:]

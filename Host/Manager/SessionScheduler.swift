@@ -143,15 +143,8 @@ public final class SessionScheduler: Sendable {
         if Self.accountsUsage(group) {
             try store.accountUsage(resourceGroup: resourceGroup, now: now, halfLife: options.fairshareHalfLife, weights: options.usageWeights)
         }
-        var snapshot = try self.snapshot(resourceGroup: resourceGroup)
+        let snapshot = try preparedSnapshot(group, now: now)
         guard !snapshot.pending.isEmpty else { return [] }
-        snapshot.options = options
-        snapshot.now = now
-        if Self.accountsUsage(group) {
-            let report = try fairshareReport(resourceGroup: resourceGroup, options: options, now: now)
-            let associations = try store.pendingAssociations(resourceGroup: resourceGroup)
-            snapshot.fairshare = associations.compactMapValues { report.factors[$0] }
-        }
         let (scheduler, selector) = try plugins(for: group)
         return try apply(try Self.plan(snapshot, scheduler: scheduler, selector: selector), snapshot: snapshot)
     }
@@ -168,6 +161,22 @@ public final class SessionScheduler: Sendable {
         }
         let pending = Set(try store.pendingAssociations(resourceGroup: resourceGroup).values)
         return FairShare.compute(associations: pending, usage: usage, shares: try store.fairshareShares())
+    }
+
+    /// The snapshot a pass at `now` decides on: the store's state, the group's options and,
+    /// for `fairshare`, each pending session's factor.
+    public func preparedSnapshot(_ group: ResourceGroup, now: Int64 = Clock.nowMicros()) throws -> SchedulingSnapshot {
+        var snapshot = try self.snapshot(resourceGroup: group.name)
+        guard !snapshot.pending.isEmpty else { return snapshot }
+        // Options were checked when they were written; a row edited by hand falls back to none.
+        let options = (try? SchedulerOptions(json: group.schedulerOptions)) ?? SchedulerOptions()
+        snapshot.options = options
+        snapshot.now = now
+        if Self.accountsUsage(group) {
+            let report = try fairshareReport(resourceGroup: group.name, options: options, now: now)
+            snapshot.fairshare = try store.pendingAssociations(resourceGroup: group.name).compactMapValues { report.factors[$0] }
+        }
+        return snapshot
     }
 
     /// Reads what a pass over the group needs.
