@@ -41,7 +41,8 @@ public enum FairShare {
     /// already decayed to now and the configured shares (1 where none is set).
     public static func compute(associations: Set<FairShareAssociation>, usage: [FairShareAssociation: Double],
                                shares: [FairShareLevel: [String: Double]]) -> Report {
-        let active = associations.union(usage.filter { $0.value > 0 }.keys)
+        // Sorted, so that sums (and so ties between factors) come out the same in every process.
+        let active = associations.union(usage.filter { $0.value > 0 }.keys).sorted()
         let total = active.reduce(0.0) { $0 + (usage[$1] ?? 0) }
         func share(_ level: FairShareLevel, _ name: String) -> Double { shares[level]?[name] ?? 1 }
         func factor(_ normalizedUsage: Double, _ normalizedShares: Double) -> Double {

@@ -134,21 +134,6 @@ public enum JobTrace {
     }
 }
 
-/// A small, fast, seedable generator (Steele, Lea and Flood's SplitMix64).
-public struct SplitMix64: RandomNumberGenerator, Sendable {
-    var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    /// Uniform in [0, 1).
-    public mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
-}
-
 /// The cluster and policies a trace is replayed against.
 public struct SimulationConfig: Sendable {
     public var agents = 1_000
@@ -250,6 +235,7 @@ public final class SchedulingSimulator {
         var agents = (0..<config.agents).map { AgentRecord(id: "a\($0)", capacity: capacity, slotTypes: types) }
         let agentIndex = Dictionary(uniqueKeysWithValues: agents.enumerated().map { ($0.element.id, $0.offset) })
         let requested = jobs.map(slots)
+        let names = jobs.indices.map { "j\($0)" }
         let weights = jobs.map { UsageMeter.weight(slots($0), weights: config.options.usageWeights) }
         func association(_ j: TraceJob) -> FairShareAssociation { FairShareAssociation(domain: j.domain, projectID: j.project, userID: j.user) }
 
@@ -302,14 +288,16 @@ public final class SchedulingSimulator {
                 nextArrival += 1
                 changed = true
             }
-            for (id, r) in running where r.end <= now {
-                release(id, at: r.end)
+            // In job order, not the dictionary's (which varies by process): usage sums, and so
+            // fair-share ties, must come out the same in every run.
+            for id in running.keys.sorted() where running[id]!.end <= now {
+                release(id, at: running[id]!.end)
                 changed = true
             }
             if changed && !pending.isEmpty {
                 passes += 1
-                for id in Array(running.keys) { account(&running[id]!, to: now) }
-                let snapshot = makeSnapshot(now: now, pending: pending, running: running, agents: agents, jobs: jobs, requested: requested, usage: usage)
+                for id in running.keys.sorted() { account(&running[id]!, to: now) }
+                let snapshot = makeSnapshot(now: now, pending: pending, running: running, agents: agents, jobs: jobs, requested: requested, usage: usage, names: names)
                 let plan = try SessionScheduler.plan(snapshot, scheduler: scheduler, selector: selector)
                 var removed = Set<Int>()
                 for (session, _) in plan.cancellations {
@@ -412,28 +400,30 @@ public final class SchedulingSimulator {
             state[r.job] = Running(job: r.job, agent: r.agent, start: r.start, end: .max, counted: r.start)
         }
         let snapshot = makeSnapshot(now: now, pending: pending, running: state, agents: agents, jobs: jobs, requested: requested,
-                                    usage: usage.mapValues { ($0, now) })
+                                    usage: usage.mapValues { ($0, now) }, names: jobs.indices.map { "j\($0)" })
         return try SessionScheduler.plan(snapshot, scheduler: scheduler, selector: selector)
     }
 
     /// The snapshot the manager would read at `now` for this state.
     func makeSnapshot(now: Int64, pending: [Int], running: [Int: Running], agents: [AgentRecord], jobs: [TraceJob], requested: [ResourceSlots],
-                      usage: [FairShareAssociation: (value: Double, at: Int64)]) -> SchedulingSnapshot {
+                      usage: [FairShareAssociation: (value: Double, at: Int64)], names: [String]) -> SchedulingSnapshot {
         let sessions = pending.map { id in
-            SessionRecord(scheduling: "j\(id)", name: "j\(id)", accessKey: jobs[id].user, requested: requested[id], priority: jobs[id].priority,
+            SessionRecord(scheduling: names[id], name: names[id], accessKey: jobs[id].user, requested: requested[id], priority: jobs[id].priority,
                           createdAt: Int64((jobs[id].arrival * 1_000_000).rounded()), timeLimit: jobs[id].timeLimit.map { Int64($0.rounded(.up)) })
         }
         var snapshot = SchedulingSnapshot(resourceGroup: "default", agents: agents, pending: sessions,
-                                          kernelIDs: Dictionary(uniqueKeysWithValues: pending.map { ("j\($0)", ["j\($0)-k0"]) }),
+                                          kernelIDs: Dictionary(uniqueKeysWithValues: pending.map { (names[$0], [names[$0] + "-k0"]) }),
                                           activeSessions: [:], sessionLimits: [:])
         snapshot.now = now
         snapshot.options = config.options
         snapshot.explainsWaits = false
         // Holders always (they are the owners' occupancy DRF weighs), in the manager's order:
         // by enqueue time, then name.
-        snapshot.holders = running.values.sorted { (jobs[$0.job].arrival, "j\($0.job)") < (jobs[$1.job].arrival, "j\($1.job)") }.map { r in
-            var holder = SlotHolder(sessionName: "j\(r.job)", accessKey: jobs[r.job].user, agentID: agents[r.agent].id, occupied: requested[r.job])
-            (holder.sessionID, holder.priority, holder.status, holder.preemptible) = ("j\(r.job)", jobs[r.job].priority, .running, true)
+        snapshot.holders = running.values.sorted { a, b in
+            jobs[a.job].arrival != jobs[b.job].arrival ? jobs[a.job].arrival < jobs[b.job].arrival : names[a.job] < names[b.job]
+        }.map { r in
+            var holder = SlotHolder(sessionName: names[r.job], accessKey: jobs[r.job].user, agentID: agents[r.agent].id, occupied: requested[r.job])
+            (holder.sessionID, holder.priority, holder.status, holder.preemptible) = (names[r.job], jobs[r.job].priority, .running, true)
             holder.expectedEnd = jobs[r.job].timeLimit.map { r.start + Int64(($0.rounded(.up)) * 1_000_000) }
             return holder
         }
@@ -443,7 +433,7 @@ public final class SchedulingSimulator {
             let associations = Set(pending.map { FairShareAssociation(domain: jobs[$0].domain, projectID: jobs[$0].project, userID: jobs[$0].user) })
             let report = FairShare.compute(associations: associations, usage: decayed, shares: config.shares)
             for id in pending {
-                snapshot.fairshare["j\(id)"] = report.factors[FairShareAssociation(domain: jobs[id].domain, projectID: jobs[id].project, userID: jobs[id].user)] ?? 1
+                snapshot.fairshare[names[id]] = report.factors[FairShareAssociation(domain: jobs[id].domain, projectID: jobs[id].project, userID: jobs[id].user)] ?? 1
             }
         }
         return snapshot

@@ -1,3 +1,4 @@
+import ClusterProtocol
 import Foundation
 
 /// Where the built products and the repository are, for every test target. SwiftPM puts the
@@ -98,14 +99,4 @@ public enum FixtureCompiler {
 
 /// A small deterministic random generator (SplitMix64) so that randomised tests reproduce
 /// from their seed.
-public struct SplitMix: RandomNumberGenerator {
-    public var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+public typealias SplitMix = SplitMix64
