@@ -274,6 +274,8 @@ public final class SessionScheduler: Sendable {
         // sessions this pass placed will have ended (for its earliest start).
         var head: (session: SessionRecord, need: [Int64], start: Int64?, agent: Int?)?
         var passEnds: [(agent: Int, end: Int64?, amounts: [Int64])] = []
+        var releases: [Int: [Release]]?
+        var victims: [String: [String: Victim]]?
         let backfill = snapshot.options.backfill
         while let index = try scheduler.pickNext(queue) {
             let picked = queue.sessions[index]
@@ -298,7 +300,8 @@ public final class SessionScheduler: Sendable {
             case .noAgent(let reason):
                 if snapshot.options.preemption,
                    let choice = preemption(for: session, need: picked.requested.map { $0 * Int64(session.clusterSize) }, prepared: prepared,
-                                           holders: snapshot.holders, alreadyPreempted: preempted, names: slotNames, bytes: bytes) {
+                                           perAgent: victims ?? { victims = Self.victims(snapshot.holders, names: slotNames, bytes: bytes); return victims! }(),
+                                           alreadyPreempted: preempted) {
                     switch choice {
                     case .waitForRelease(let agent):
                         plan.waiting.append((session.id, "waiting for preempted or ending sessions to release their slots on \(agent)"))
@@ -316,8 +319,8 @@ public final class SessionScheduler: Sendable {
                 plan.waiting.append((session.id, holding.hasPrefix("waiting for ") ? holding : reason))
                 if head == nil {
                     let need = picked.requested.map { $0 * Int64(session.clusterSize) }
-                    let (start, agent) = earliestStart(session, need: need, prepared: prepared, holders: snapshot.holders, passEnds: passEnds,
-                                                       now: snapshot.now, names: slotNames, bytes: bytes)
+                    if releases == nil { releases = Self.releases(holders: snapshot.holders, prepared: prepared, now: snapshot.now, names: slotNames, bytes: bytes) }
+                    let (start, agent) = earliestStart(session, need: need, prepared: prepared, releases: releases!, passEnds: passEnds, now: snapshot.now)
                     head = (session, need, start, agent)
                     plan.headReservation = (session.id, agent.map { candidates[$0].id }, start)
                 }
@@ -329,8 +332,8 @@ public final class SessionScheduler: Sendable {
                     // reserved start: it ends by then, or the head's agent keeps room for both.
                     if let start = blocked.start, let agent = blocked.agent, end.map({ $0 > start }) ?? true, indices.contains(agent) {
                         let extra = picked.requested.map { $0 * Int64(indices.filter { $0 == agent }.count) }
-                        if !fitsAt(start, agent: agent, need: zip(blocked.need, extra).map { $0 + $1 }, prepared: prepared, holders: snapshot.holders,
-                                   passEnds: passEnds, now: snapshot.now, names: slotNames, bytes: bytes) {
+                        if !fitsAt(start, agent: agent, need: zip(blocked.need, extra).map { $0 + $1 }, prepared: prepared,
+                                   releases: releases?[agent] ?? [], passEnds: passEnds) {
                             plan.waiting.append((session.id, "waiting: starting now would delay session '\(blocked.session.name)', first in line and reserved on \(candidates[agent].id) from \(CivilTime.iso8601(micros: start))"))
                             continue
                         }
@@ -348,45 +351,48 @@ public final class SessionScheduler: Sendable {
         return plan
     }
 
-    /// What comes back on `agent` by `time`: slots of holders (and of this pass's placements)
-    /// whose time limit ends by then, and of sessions already ending.
-    static func released(by time: Int64, agent: Int, prepared: SelectionInput, holders: [SlotHolder], passEnds: [(agent: Int, end: Int64?, amounts: [Int64])],
-                         now: Int64, names: [String], bytes: Set<String>) -> [Int64] {
-        var back = [Int64](repeating: 0, count: names.count)
-        let id = prepared.candidates[agent].id
-        for holder in holders where holder.agentID == id {
-            let end = holder.status == .terminating ? now : holder.expectedEnd
-            guard let end, end <= time else { continue }
-            let amounts = fixed(holder.occupied, names: names, bytes: bytes)
-            for k in back.indices { back[k] += amounts[k] }
+    /// Slots coming back on one agent: when (nil: no time limit) and how much.
+    typealias Release = (end: Int64?, amounts: [Int64])
+
+    /// Each agent's coming releases (by candidate index): holders' slots at their time limit's
+    /// end, ending sessions' now. Built once per pass, only when a session is blocked.
+    static func releases(holders: [SlotHolder], prepared: SelectionInput, now: Int64, names: [String], bytes: Set<String>) -> [Int: [Release]] {
+        let index = Dictionary(prepared.candidates.enumerated().map { ($0.element.id, $0.offset) }, uniquingKeysWith: { a, _ in a })
+        var out: [Int: [Release]] = [:]
+        for holder in holders {
+            guard let agent = index[holder.agentID] else { continue }
+            out[agent, default: []].append((holder.status == .terminating ? now : holder.expectedEnd, fixed(holder.occupied, names: names, bytes: bytes)))
         }
-        for placed in passEnds where placed.agent == agent {
-            guard let end = placed.end, end <= time else { continue }
-            for k in back.indices { back[k] += placed.amounts[k] }
-        }
-        return back
+        return out
     }
 
-    static func fitsAt(_ time: Int64, agent: Int, need: [Int64], prepared: SelectionInput, holders: [SlotHolder],
-                       passEnds: [(agent: Int, end: Int64?, amounts: [Int64])], now: Int64, names: [String], bytes: Set<String>) -> Bool {
-        let back = released(by: time, agent: agent, prepared: prepared, holders: holders, passEnds: passEnds, now: now, names: names, bytes: bytes)
+    /// Whether `need` fits on `agent` at `time`, counting what comes back by then (releases
+    /// and this pass's placements with a time limit).
+    static func fitsAt(_ time: Int64, agent: Int, need: [Int64], prepared: SelectionInput, releases: [Release], passEnds: [(agent: Int, end: Int64?, amounts: [Int64])]) -> Bool {
+        var back = [Int64](repeating: 0, count: need.count)
+        for release in releases where release.end.map({ $0 <= time }) ?? false {
+            for k in back.indices { back[k] += release.amounts[k] }
+        }
+        for placed in passEnds where placed.agent == agent && (placed.end.map { $0 <= time } ?? false) {
+            for k in back.indices { back[k] += placed.amounts[k] }
+        }
         let capacity = prepared.candidates[agent].capacity, occupied = prepared.occupied(agent: agent)
         return need.indices.allSatisfy { capacity[$0] - occupied[$0] + back[$0] >= need[$0] }
     }
 
     /// The earliest time (and agent) at which `need` fits on one agent, counting only
     /// releases that time limits guarantee; nil when no agent is sure to have room.
-    static func earliestStart(_ session: SessionRecord, need: [Int64], prepared: SelectionInput, holders: [SlotHolder],
-                              passEnds: [(agent: Int, end: Int64?, amounts: [Int64])], now: Int64, names: [String], bytes: Set<String>) -> (Int64?, Int?) {
+    static func earliestStart(_ session: SessionRecord, need: [Int64], prepared: SelectionInput, releases: [Int: [Release]],
+                              passEnds: [(agent: Int, end: Int64?, amounts: [Int64])], now: Int64) -> (Int64?, Int?) {
         var best: (Int64, Int)?
         for (index, agent) in prepared.candidates.enumerated() where session.architecture.isEmpty || agent.architecture == session.architecture {
             guard need.indices.allSatisfy({ agent.capacity[$0] >= need[$0] }) else { continue }
-            let id = agent.id
-            var times = Set(holders.filter { $0.agentID == id }.compactMap { $0.status == .terminating ? now : $0.expectedEnd })
+            let mine = releases[index] ?? []
+            var times = Set(mine.compactMap(\.end))
             times.formUnion(passEnds.filter { $0.agent == index }.compactMap(\.end))
             times.insert(now)
             for time in times.sorted() where best.map({ time < $0.0 }) ?? true {
-                if fitsAt(time, agent: index, need: need, prepared: prepared, holders: holders, passEnds: passEnds, now: now, names: names, bytes: bytes) {
+                if fitsAt(time, agent: index, need: need, prepared: prepared, releases: mine, passEnds: passEnds) {
                     best = (time, index)
                     break
                 }
@@ -455,9 +461,11 @@ public final class SessionScheduler: Sendable {
     /// agent where the fewest must go, lowest priorities first (then the newest, which lose
     /// the least work), and none that the rest already make room without. Nil when no choice
     /// makes it fit — nothing is preempted for a session that would still not fit.
-    static func preemption(for session: SessionRecord, need: [Int64], prepared: SelectionInput, holders: [SlotHolder],
-                           alreadyPreempted: Set<String>, names: [String], bytes: Set<String>) -> PreemptionChoice? {
-        struct Victim { var holder: SlotHolder; var amounts: [Int64]; var order: Int }
+    /// A running session as preemption weighs it: what it holds on one agent.
+    struct Victim { var holder: SlotHolder; var amounts: [Int64]; var order: Int }
+
+    /// Each agent's sessions (by agent id, then session id), built once per pass.
+    static func victims(_ holders: [SlotHolder], names: [String], bytes: Set<String>) -> [String: [String: Victim]] {
         var perAgent: [String: [String: Victim]] = [:]
         for (order, holder) in holders.enumerated() {
             let amounts = fixed(holder.occupied, names: names, bytes: bytes)
@@ -468,6 +476,11 @@ public final class SessionScheduler: Sendable {
                 perAgent[holder.agentID, default: [:]][holder.sessionID] = Victim(holder: holder, amounts: amounts, order: order)
             }
         }
+        return perAgent
+    }
+
+    static func preemption(for session: SessionRecord, need: [Int64], prepared: SelectionInput, perAgent: [String: [String: Victim]],
+                           alreadyPreempted: Set<String>) -> PreemptionChoice? {
         let agents = prepared.candidates.enumerated().filter { session.architecture.isEmpty || $0.element.architecture == session.architecture }
         func fits(_ index: Int, freed: [Int64]) -> Bool {
             let capacity = prepared.candidates[index].capacity, occupied = prepared.occupied(agent: index)
