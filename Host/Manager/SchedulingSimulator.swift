@@ -99,11 +99,12 @@ public enum JobTrace {
         return jobs.map { String(decoding: (try? encoder.encode($0)) ?? Data(), as: UTF8.self) }.joined(separator: "\n") + "\n"
     }
 
-    /// A synthetic trace: bursty arrivals (a Poisson process whose rate is five times higher
-    /// during bursts, which take a fifth of the time), heavy-tailed runtimes (log-normal,
-    /// median `medianRuntime`, σ 1.5, capped at 50× the median), sizes of 1, 2, 4 or 8 cores
-    /// (mostly small), 10 % at priority 50; users drawn with the given weights. The same seed
-    /// gives the same trace.
+    /// A synthetic trace: bursty arrivals (exponential gaps, one in five drawn at ten times the
+    /// rate of the others, so jobs come in clumps; the mean gap is 1.64 × `meanInterarrival`),
+    /// heavy-tailed runtimes (log-normal, median `medianRuntime`, σ 1.5, capped at 50× the
+    /// median; mean ≈ 3 × the median), sizes of 1, 2, 4 or 8 cores (mean 2.5), 10 % at
+    /// priority 50, 70 % with a time limit of 1.5 × the runtime; users drawn with the given
+    /// weights. The same seed gives the same trace.
     public static func synthetic(jobs count: Int, users: [(user: String, project: String, weight: Double)], meanInterarrival: Double,
                                  medianRuntime: Double, seed: UInt64) -> [TraceJob] {
         var rng = SplitMix64(seed: seed)

@@ -275,6 +275,17 @@ public final class SessionScheduler: Sendable {
         var head: (session: SessionRecord, need: [Int64], start: Int64?, agent: Int?)?
         var passEnds: [(agent: Int, end: Int64?, amounts: [Int64])] = []
         var releases: [Int: [Release]]?
+        // Why a session waits depends only on its request and its owner (whose own holders it
+        // names): a stuck queue of thousands has a few dozen distinct reasons, computed once.
+        var reasons: [String: String] = [:]
+        func waitReason(_ session: SessionRecord) -> String {
+            guard snapshot.explainsWaits else { return "" }
+            let key = session.accessKey + "|" + session.requested.json
+            if let known = reasons[key] { return known }
+            let text = waitingReason(session, snapshot: snapshot, bytes: bytes)
+            reasons[key] = text
+            return text
+        }
         var victims: [String: [String: Victim]]?
         let backfill = snapshot.options.backfill
         while let index = try scheduler.pickNext(queue) {
@@ -291,7 +302,7 @@ public final class SessionScheduler: Sendable {
             }
             if session.clusterSize == 1, session.architecture.isEmpty,
                unplaceable.contains(where: { failed in zip(picked.requested, failed).allSatisfy { $0 >= $1 } }) {
-                plan.waiting.append((session.id, snapshot.explainsWaits ? waitingReason(session, snapshot: snapshot, bytes: bytes) : ""))
+                plan.waiting.append((session.id, waitReason(session)))
                 continue
             }
             let request = PlacementRequest(sessionID: session.id, architecture: session.architecture.isEmpty ? nil : session.architecture,
@@ -315,7 +326,7 @@ public final class SessionScheduler: Sendable {
                     continue
                 }
                 // Say what holds the capacity when the snapshot shows it; else the selector's reason.
-                let holding = snapshot.explainsWaits ? waitingReason(session, snapshot: snapshot, bytes: bytes) : ""
+                let holding = waitReason(session)
                 plan.waiting.append((session.id, holding.hasPrefix("waiting for ") ? holding : reason))
                 if head == nil {
                     let need = picked.requested.map { $0 * Int64(session.clusterSize) }

@@ -5,13 +5,13 @@ import StateStore
 
 /// `hangar-bench simulate`: replays a job trace (or a synthetic one) through the real
 /// scheduler plugins and the manager's pass on a virtual clock, and prints what it measured.
-///   --trace FILE (JSONL or CSV, see JobTrace) | --synthetic N [--users N] [--seed N] [--write-trace FILE]
+///   --trace FILE (JSONL or CSV, see JobTrace) | --synthetic N [--users N] [--seed N] [--load X] [--write-trace FILE]
 ///   --agents N --agent-cpu N --scheduler NAME --selector NAME --scheduler-config JSON
 ///   --interval SECONDS --preemption --pending-timeout SECONDS --half-life SECONDS --shares user=N,... --json
 func runSimulateBench(_ arguments: [String], pluginDir: String) throws {
     var config = SimulationConfig()
     var tracePath: String?, writePath: String?, synthetic: Int?
-    var users = 8, seed: UInt64 = 1, json = false
+    var users = 8, seed: UInt64 = 1, json = false, load = 1.0
     var it = arguments.makeIterator()
     func value(_ flag: String) -> String {
         guard let v = it.next() else { FileHandle.standardError.write(Data("\(flag) needs a value\n".utf8)); exit(2) }
@@ -45,6 +45,7 @@ func runSimulateBench(_ arguments: [String], pluginDir: String) throws {
                 guard parts.count == 2, let n = Double(parts[1]) else { FileHandle.standardError.write(Data("--shares takes user=N,user=N\n".utf8)); exit(2) }
                 config.shares[.user, default: [:]][String(parts[0])] = n
             }
+        case "--load": load = max(0.01, number(arg))
         case "--json": json = true
         case "--plugin-dir": _ = value(arg)
         default:
@@ -57,10 +58,12 @@ func runSimulateBench(_ arguments: [String], pluginDir: String) throws {
         jobs = try JobTrace.read(String(contentsOfFile: tracePath, encoding: .utf8))
     } else {
         let count = synthetic ?? 10_000
-        // Enough load to queue: mean interarrival from the cluster's size and the mean job.
+        // Offered load `load` × the cluster's cores: a job is 2.5 cores × ~3.08 × the median
+        // runtime core-seconds on average, and the generator's mean gap is 1.64 × its parameter.
         let cores = Double(config.agents) * config.agentCPU
+        let meanJob = 2.5 * 600 * exp(1.125)
         jobs = JobTrace.synthetic(jobs: count, users: (0..<users).map { ("user\($0)", "project\($0 % 2)", 1.0) },
-                                  meanInterarrival: 600 * 2.5 / cores * 1.1, medianRuntime: 600, seed: seed)
+                                  meanInterarrival: meanJob / (load * cores) / 1.64, medianRuntime: 600, seed: seed)
     }
     if let writePath { try JobTrace.jsonLines(jobs).write(toFile: writePath, atomically: true, encoding: .utf8) }
     let simulator = try SchedulingSimulator(config: config, plugins: try PluginHost(searchPaths: [pluginDir]))
