@@ -34,12 +34,19 @@ import TestSupport
                                 "--web-listen", "127.0.0.1:\(try freeLoopbackPort())"],
                                log: root + "/" + log, environment: ["HOME": home, "PATH": "/usr/bin:/bin"])
         }
-        /// Runs code until the agent has registered (the first attempts may find no agent yet).
-        func runCode(_ code: String) async throws -> (status: Int32, stdout: String, stderr: String) {
+        /// Runs code until the agent has registered (the first attempts may find no manager or
+        /// agent yet: on a loaded machine the start takes a while). If the dev cluster exits
+        /// meanwhile, its log comes back with the failure.
+        func runCode(_ code: String, dev: Process, log: String) async throws -> (status: Int32, stdout: String, stderr: String) {
             var last: (status: Int32, stdout: String, stderr: String) = (1, "", "")
-            for _ in 0..<30 {
+            let deadline = Date().addingTimeInterval(120)
+            while Date() < deadline {
                 last = try Self.run("hangar", ["run", TestEngine.image, "-q", "--rm", "-c", code], home: home)
                 if last.status == 0 { return last }
+                if !dev.isRunning {
+                    let text = (try? String(contentsOfFile: root + "/" + log, encoding: .utf8)) ?? "(no log)"
+                    return (last.status, last.stdout, last.stderr + "\nhangard dev exited with \(dev.terminationStatus); its log ends:\n" + text.suffix(4000))
+                }
                 try await Task.sleep(for: .milliseconds(500))
             }
             return last
@@ -47,7 +54,7 @@ import TestSupport
 
         let first = try start("dev1.out")
         defer { if first.isRunning { first.terminate() } }
-        let answer = try await runCode("print(6*7)")
+        let answer = try await runCode("print(6*7)", dev: first, log: "dev1.out")
         #expect(answer.status == 0 && answer.stdout == "42\n", "\(answer)")
         let printed = try String(contentsOfFile: root + "/dev1.out", encoding: .utf8)
         #expect(printed.contains("export BACKEND_ACCESS_KEY=") && printed.contains("hangar run"), "the dev cluster prints the client setup: \(printed)")
@@ -60,7 +67,7 @@ import TestSupport
 
         let second = try start("dev2.out")
         defer { if second.isRunning { second.terminate() } }
-        let again = try await runCode("print('resumed')")
+        let again = try await runCode("print('resumed')", dev: second, log: "dev2.out")
         #expect(again.status == 0 && again.stdout == "resumed\n", "\(again)")
         let history = try Self.run("hangar", ["session", "ls", "--every", "--json"], home: home)
         let items = (try? JSONSerialization.jsonObject(with: Data(history.stdout.utf8)) as? [String: Any])?["items"] as? [[String: Any]] ?? []
