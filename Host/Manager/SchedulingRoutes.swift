@@ -35,7 +35,7 @@ extension ManagerAPI {
                     guard let found = try store.resourceGroups().first(where: { $0.name == group }) else {
                         throw StoreError(.notFound, "no resource group named '\(group)'")
                     }
-                    let options = (try? SchedulerOptions(json: found.schedulerOptions)) ?? SchedulerOptions()
+                    let options = SchedulerOptions(of: found)
                     return (try scheduler.fairshareReport(resourceGroup: group, options: options), options)
                 }
                 return try Self.jsonObject(["resource_group": group, "half_life_seconds": options.fairshareHalfLife, "rows": report.rows.map { row -> [String: Any] in

@@ -225,19 +225,11 @@ public final class SchedulingSimulator {
         let jobs = trace.enumerated().sorted { ($0.element.arrival, $0.offset) < ($1.element.arrival, $1.offset) }.map(\.element)
         guard !jobs.isEmpty else { throw JobTrace.ReadError(description: "the trace has no jobs") }
         func micros(_ seconds: Double) -> Int64 { Int64((seconds * 1_000_000).rounded()) }
-        func slots(_ j: TraceJob) -> ResourceSlots {
-            var s = ResourceSlots(["cpu": Decimal(j.cpu), "mem": Decimal(Int64(j.memGiB * Double(1 << 30)))])
-            if j.gpu > 0 { s["cuda.device"] = Decimal(j.gpu) }
-            return s
-        }
-        var capacity = ResourceSlots(["cpu": Decimal(config.agentCPU), "mem": Decimal(Int64(config.agentMemGiB * Double(1 << 30)))])
-        if config.agentGPU > 0 { capacity["cuda.device"] = Decimal(config.agentGPU) }
-        let types = config.agentGPU > 0 ? #"{"cpu":"count","mem":"bytes","cuda.device":"count"}"# : #"{"cpu":"count","mem":"bytes"}"#
-        var agents = (0..<config.agents).map { AgentRecord(id: "a\($0)", capacity: capacity, slotTypes: types) }
+        var agents = idleAgents()
         let agentIndex = Dictionary(uniqueKeysWithValues: agents.enumerated().map { ($0.element.id, $0.offset) })
-        let requested = jobs.map(slots)
+        let requested = jobs.map(Self.slots)
         let names = jobs.indices.map { "j\($0)" }
-        let weights = jobs.map { UsageMeter.weight(slots($0), weights: config.options.usageWeights) }
+        let weights = requested.map { UsageMeter.weight($0, weights: config.options.usageWeights) }
         func association(_ j: TraceJob) -> FairShareAssociation { FairShareAssociation(domain: j.domain, projectID: j.project, userID: j.user) }
 
         var nextArrival = 0
@@ -381,20 +373,28 @@ public final class SchedulingSimulator {
             wallSeconds: Double(DispatchTime.now().uptimeNanoseconds - clock) / 1e9)
     }
 
+    /// What a job asks for, as a session's slots.
+    static func slots(_ job: TraceJob) -> ResourceSlots {
+        var s = ResourceSlots(["cpu": Decimal(job.cpu), "mem": Decimal(Int64(job.memGiB * Double(1 << 30)))])
+        if job.gpu > 0 { s["cuda.device"] = Decimal(job.gpu) }
+        return s
+    }
+
+    /// The configured agents, a0, a1, …, with nothing placed.
+    func idleAgents() -> [AgentRecord] {
+        var capacity = ResourceSlots(["cpu": Decimal(config.agentCPU), "mem": Decimal(Int64(config.agentMemGiB * Double(1 << 30)))])
+        if config.agentGPU > 0 { capacity["cuda.device"] = Decimal(config.agentGPU) }
+        let types = config.agentGPU > 0 ? #"{"cpu":"count","mem":"bytes","cuda.device":"count"}"# : #"{"cpu":"count","mem":"bytes"}"#
+        return (0..<config.agents).map { AgentRecord(id: "a\($0)", capacity: capacity, slotTypes: types) }
+    }
+
     /// One pass's decisions for a given state, as `run` makes them: `pending` and `running`
     /// index `jobs`, running ones placed on agent `agent` (0-based, agents a0, a1, …) since
     /// `start` (µs); `usage` per association, decayed to `now`.
     public func plan(jobs: [TraceJob], now: Int64, pending: [Int], running: [(job: Int, agent: Int, start: Int64)],
                      usage: [FairShareAssociation: Double] = [:]) throws -> SchedulingPlan {
-        var capacity = ResourceSlots(["cpu": Decimal(config.agentCPU), "mem": Decimal(Int64(config.agentMemGiB * Double(1 << 30)))])
-        if config.agentGPU > 0 { capacity["cuda.device"] = Decimal(config.agentGPU) }
-        let types = config.agentGPU > 0 ? #"{"cpu":"count","mem":"bytes","cuda.device":"count"}"# : #"{"cpu":"count","mem":"bytes"}"#
-        var agents = (0..<config.agents).map { AgentRecord(id: "a\($0)", capacity: capacity, slotTypes: types) }
-        let requested = jobs.map { j -> ResourceSlots in
-            var s = ResourceSlots(["cpu": Decimal(j.cpu), "mem": Decimal(Int64(j.memGiB * Double(1 << 30)))])
-            if j.gpu > 0 { s["cuda.device"] = Decimal(j.gpu) }
-            return s
-        }
+        var agents = idleAgents()
+        let requested = jobs.map(Self.slots)
         var state: [Int: Running] = [:]
         for r in running {
             agents[r.agent].occupied = agents[r.agent].occupied + requested[r.job]

@@ -103,7 +103,7 @@ public final class SessionScheduler: Sendable {
 
     /// The group's scheduler and selector, created once and replaced when the group's choice changes.
     public func plugins(for group: ResourceGroup) throws -> (SchedulerPlugin, AgentSelectorPlugin) {
-        let config = (try? SchedulerOptions(json: group.schedulerOptions))?.pluginConfig ?? "{}"
+        let config = SchedulerOptions(of: group).pluginConfig
         let key = "\(group.scheduler)|\(group.agentSelector)|\(config)"
         if let cached = instances.withLock({ $0[group.name] }), cached.key == key { return (cached.scheduler, cached.selector) }
         let scheduler = try plugins.makeScheduler(group.scheduler, config: ConfigValue(jsonText: config))
@@ -137,8 +137,7 @@ public final class SessionScheduler: Sendable {
         guard let group = try store.resourceGroups().first(where: { $0.name == resourceGroup }) else {
             throw StoreError(.notFound, "no resource group named '\(resourceGroup)'")
         }
-        // Options were checked when they were written; a row edited by hand falls back to none.
-        let options = (try? SchedulerOptions(json: group.schedulerOptions)) ?? SchedulerOptions()
+        let options = SchedulerOptions(of: group)
         let now = Clock.nowMicros()
         if Self.accountsUsage(group) {
             try store.accountUsage(resourceGroup: resourceGroup, now: now, halfLife: options.fairshareHalfLife, weights: options.usageWeights)
@@ -154,13 +153,15 @@ public final class SessionScheduler: Sendable {
 
     /// The group's fair-share tree now: usage decayed to `now`, every association with usage
     /// or a pending session.
-    public func fairshareReport(resourceGroup: String, options: SchedulerOptions, now: Int64 = Clock.nowMicros()) throws -> FairShare.Report {
+    /// `pending` (each pending session's association) is read from the store when not given.
+    public func fairshareReport(resourceGroup: String, options: SchedulerOptions, now: Int64 = Clock.nowMicros(),
+                                pending: [String: FairShareAssociation]? = nil) throws -> FairShare.Report {
         var usage: [FairShareAssociation: Double] = [:]
         for row in try store.fairshareUsage(resourceGroup: resourceGroup) {
             usage[row.association] = UsageMeter.decayed(row.usage, from: row.updatedAt, to: now, halfLife: options.fairshareHalfLife)
         }
-        let pending = Set(try store.pendingAssociations(resourceGroup: resourceGroup).values)
-        return FairShare.compute(associations: pending, usage: usage, shares: try store.fairshareShares())
+        let associations = try pending ?? store.pendingAssociations(resourceGroup: resourceGroup)
+        return FairShare.compute(associations: Set(associations.values), usage: usage, shares: try store.fairshareShares())
     }
 
     /// The snapshot a pass at `now` decides on: the store's state, the group's options and,
@@ -168,13 +169,13 @@ public final class SessionScheduler: Sendable {
     public func preparedSnapshot(_ group: ResourceGroup, now: Int64 = Clock.nowMicros()) throws -> SchedulingSnapshot {
         var snapshot = try self.snapshot(resourceGroup: group.name)
         guard !snapshot.pending.isEmpty else { return snapshot }
-        // Options were checked when they were written; a row edited by hand falls back to none.
-        let options = (try? SchedulerOptions(json: group.schedulerOptions)) ?? SchedulerOptions()
+        let options = SchedulerOptions(of: group)
         snapshot.options = options
         snapshot.now = now
         if Self.accountsUsage(group) {
-            let report = try fairshareReport(resourceGroup: group.name, options: options, now: now)
-            snapshot.fairshare = try store.pendingAssociations(resourceGroup: group.name).compactMapValues { report.factors[$0] }
+            let pending = try store.pendingAssociations(resourceGroup: group.name)
+            let report = try fairshareReport(resourceGroup: group.name, options: options, now: now, pending: pending)
+            snapshot.fairshare = pending.compactMapValues { report.factors[$0] }
         }
         return snapshot
     }
@@ -467,11 +468,6 @@ public final class SessionScheduler: Sendable {
         case preempt(agent: String, victims: [SlotHolder])
     }
 
-    /// Which running sessions to end so that `session` (all its kernels on one agent, `need`
-    /// in total) fits: only RUNNING, preemptible sessions of strictly lower priority; on the
-    /// agent where the fewest must go, lowest priorities first (then the newest, which lose
-    /// the least work), and none that the rest already make room without. Nil when no choice
-    /// makes it fit — nothing is preempted for a session that would still not fit.
     /// A running session as preemption weighs it: what it holds on one agent.
     struct Victim { var holder: SlotHolder; var amounts: [Int64]; var order: Int }
 
@@ -490,6 +486,11 @@ public final class SessionScheduler: Sendable {
         return perAgent
     }
 
+    /// Which running sessions to end so that `session` (all its kernels on one agent, `need`
+    /// in total) fits: only RUNNING, preemptible sessions of strictly lower priority; on the
+    /// agent where the fewest must go, lowest priorities first (then the newest, which lose
+    /// the least work), and none that the rest already make room without. Nil when no choice
+    /// makes it fit — nothing is preempted for a session that would still not fit.
     static func preemption(for session: SessionRecord, need: [Int64], prepared: SelectionInput, perAgent: [String: [String: Victim]],
                            alreadyPreempted: Set<String>) -> PreemptionChoice? {
         let agents = prepared.candidates.enumerated().filter { session.architecture.isEmpty || $0.element.architecture == session.architecture }

@@ -389,6 +389,12 @@ public struct SchedulerOptions: Sendable, Equatable {
         self.preemption = preemption
     }
 
+    /// A resource group's options as a pass uses them. They were checked when written; a row
+    /// edited by hand that no longer reads falls back to none.
+    public init(of group: ResourceGroup) {
+        self = (try? SchedulerOptions(json: group.schedulerOptions)) ?? SchedulerOptions()
+    }
+
     /// Reads the options.
     /// - Throws: `StoreError(.invalid)` naming the key when a value has the wrong type.
     public init(json: String) throws {
@@ -399,7 +405,7 @@ public struct SchedulerOptions: Sendable, Equatable {
             let usage_weights: [String: Double]?
             let backfill: Bool?
         }
-        guard (try? JSONSerialization.jsonObject(with: Data(json.utf8))) is [String: Any] else {
+        guard let object = (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: Any] else {
             throw StoreError(.invalid, "scheduler_opts must be a JSON object, e.g. {\"pending_timeout\": 600}; got '\(json.prefix(80))'")
         }
         guard let stored = try? JSONDecoder().decode(Stored.self, from: Data(json.utf8)), (stored.pending_timeout ?? 0) >= 0 else {
@@ -413,7 +419,7 @@ public struct SchedulerOptions: Sendable, Equatable {
         backfill = stored.backfill ?? false
         fairshareHalfLife = stored.fairshare_half_life ?? fairshareHalfLife
         usageWeights = stored.usage_weights ?? [:]
-        if let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any], let config = object["config"] {
+        if let config = object["config"] {
             guard config is [String: Any], let data = try? JSONSerialization.data(withJSONObject: config) else {
                 throw StoreError(.invalid, "scheduler_opts.config must be a JSON object (the scheduler plugin's configuration)")
             }
