@@ -61,7 +61,15 @@ final class TestCluster {
         agent = try Hangard.launch(["agent", "--config", dir + "/agent.toml", "--cluster-secret-file", dir + "/data/cluster-secret"], log: dir + "/agent.out")
         store = try StateStore(location: .sqlite(path: dir + "/data/manager.db"))
         for _ in 0..<100 where try store.agent(id: agentID)?.status != .alive { try await Task.sleep(for: .milliseconds(100)) }
-        try #require(try store.agent(id: agentID)?.status == .alive, "the agent did not register")
+        guard try store.agent(id: agentID)?.status == .alive else {
+            // Leave no process behind for the rest of the suite, and say why (a port another
+            // test took between choosing it and binding it shows in the manager's log).
+            for process in [storageProxy, agent, manager].compactMap({ $0 }) where process.isRunning { process.terminate() }
+            store.close()
+            let log = (try? String(contentsOfFile: dir + "/manager.out.err", encoding: .utf8)) ?? ""
+            try #require(Bool(false), "the agent did not register; the manager's log ends: \(log.suffix(2000))")
+            return
+        }
     }
 
     /// Stops both processes and removes every container the agent left.
