@@ -87,8 +87,10 @@ public enum JobTrace {
                                      gpu: try number("gpu") ?? 0, runtime: runtime, priority: Int(try number("priority") ?? 10), timeLimit: try number("time_limit")))
             }
         }
-        for (i, job) in jobs.enumerated() where job.runtime <= 0 || job.cpu <= 0 || !(0...100).contains(job.priority) {
-            throw ReadError(description: "job \(i + 1): cpu and runtime must be > 0 and priority 0-100")
+        // Times become microseconds: bounded (about 300 years) so that nothing overflows.
+        for (i, job) in jobs.enumerated() where job.runtime <= 0 || job.cpu <= 0 || !(0...100).contains(job.priority)
+            || ![job.arrival, job.runtime, job.timeLimit ?? 0, job.cpu, job.memGiB, job.gpu].allSatisfy({ (0...1e10).contains($0) }) {
+            throw ReadError(description: "job \(i + 1): cpu and runtime must be > 0, priority 0-100, and every number 0-1e10 (seconds, cores, GiB)")
         }
         return jobs
     }

@@ -367,8 +367,9 @@ extension ManagerAPI {
         if type == "batch", (body.startupCommand ?? "").isEmpty {
             throw APIError.invalidParams("a batch session needs a startupCommand")
         }
-        if let limit = body.batchTimeout, limit <= 0 {
-            throw APIError.invalidParams("batchTimeout must be a number of seconds > 0 (the most the session may run), not \(limit)")
+        // Bounded (ten years): the scheduler turns it into microseconds, where a larger one would overflow.
+        if let limit = body.batchTimeout, !(1...315_360_000).contains(limit) {
+            throw APIError.invalidParams("batchTimeout must be a number of seconds from 1 to 315360000 (ten years; the most the session may run), not \(limit)")
         }
         let priority = body.priority ?? Self.defaultPriority
         guard (0...100).contains(priority) else { throw APIError.invalidParams("priority must be 0-100 (higher is scheduled first; default \(Self.defaultPriority)), not \(priority)") }

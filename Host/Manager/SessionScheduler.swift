@@ -338,7 +338,7 @@ public final class SessionScheduler: Sendable {
                 }
                 if session.clusterSize == 1, session.architecture.isEmpty, unplaceable.count < 64 { unplaceable.append(picked.requested) }
             case .placed(let indices):
-                let end = session.timeLimit.map { snapshot.now + $0 * 1_000_000 }
+                let end = session.timeLimit.map { snapshot.now + min(max($0, 0), 315_360_000) * 1_000_000 }
                 if backfill, let blocked = head {
                     // It may start ahead of the head only if the head still fits at its
                     // reserved start: it ends by then, or the head's agent keeps room for both.

@@ -408,11 +408,14 @@ public struct SchedulerOptions: Sendable, Equatable {
         guard let object = (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: Any] else {
             throw StoreError(.invalid, "scheduler_opts must be a JSON object, e.g. {\"pending_timeout\": 600}; got '\(json.prefix(80))'")
         }
-        guard let stored = try? JSONDecoder().decode(Stored.self, from: Data(json.utf8)), (stored.pending_timeout ?? 0) >= 0 else {
-            throw StoreError(.invalid, "scheduler_opts: pending_timeout must be a number of seconds >= 0 (0: no timeout), e.g. 600; preemption true or false; fairshare_half_life seconds > 0; usage_weights an object of numbers >= 0, e.g. {\"cpu\": 1, \"mem\": 0.25}")
+        // Seconds are bounded (ten years): a pass turns them into microseconds.
+        let tenYears = 315_360_000.0
+        guard let stored = try? JSONDecoder().decode(Stored.self, from: Data(json.utf8)), (0...tenYears).contains(stored.pending_timeout ?? 0) else {
+            throw StoreError(.invalid, "scheduler_opts: pending_timeout must be a number of seconds from 0 (no timeout) to 315360000, e.g. 600; preemption true or false; fairshare_half_life seconds > 0; usage_weights an object of numbers >= 0, e.g. {\"cpu\": 1, \"mem\": 0.25}")
         }
-        guard (stored.fairshare_half_life ?? 1) > 0, (stored.usage_weights ?? [:]).values.allSatisfy({ $0 >= 0 && $0.isFinite }) else {
-            throw StoreError(.invalid, "scheduler_opts: fairshare_half_life must be > 0 seconds and usage_weights numbers >= 0")
+        guard (stored.fairshare_half_life ?? 1) > 0, (stored.fairshare_half_life ?? 1) <= tenYears,
+              (stored.usage_weights ?? [:]).values.allSatisfy({ $0 >= 0 && $0 <= 1e9 }) else {
+            throw StoreError(.invalid, "scheduler_opts: fairshare_half_life must be 1-315360000 seconds and usage_weights numbers from 0 to 1e9")
         }
         pendingTimeout = stored.pending_timeout ?? 0
         preemption = stored.preemption ?? false

@@ -508,7 +508,8 @@ extension StateStore {
                 holder.priority = Int(r.int("priority") ?? 0)
                 holder.status = SessionStatus(rawValue: r.string("status") ?? "") ?? .running
                 holder.preemptible = r.int("preemptible").map { $0 != 0 } ?? (r.string("session_type") == "batch")
-                if let start = r.int("scheduled_at"), let limit = r.int("time_limit") { holder.expectedEnd = start + limit * 1_000_000 }
+                // The API bounds limits to ten years; the clamp keeps a hand-edited row from overflowing.
+                if let start = r.int("scheduled_at"), let limit = r.int("time_limit") { holder.expectedEnd = start + min(max(limit, 0), 315_360_000) * 1_000_000 }
                 return holder
             }
         }

@@ -60,7 +60,8 @@ import TestSupport
         let plugins = try PluginHost(searchPaths: [Self.binDir])
         defer { plugins.shutdown() }
         let scheduler = SessionScheduler(store: store, plugins: plugins)
-        for bad in [#"{"pending_timeout": -1}"#, #"{"pending_timeout": "ten"}"#, #"{"pending_timeout": true}"#, "[]"] {
+        for bad in [#"{"pending_timeout": -1}"#, #"{"pending_timeout": "ten"}"#, #"{"pending_timeout": true}"#, "[]", #"{"pending_timeout": 1e300}"#,
+                    #"{"fairshare_half_life": 0}"#, #"{"usage_weights": {"cpu": -1}}"#] {
             var changes = ResourceGroupChanges()
             changes.schedulerOptions = bad
             #expect(throws: StoreError.self, "\(bad)") { try store.updateResourceGroup(name: "default", changes) }
@@ -115,6 +116,9 @@ import TestSupport
 
             let (outOfRange, why) = try await AdministrationTests.rest(client, .post, "/session", body: session("prio-bad", 101), keys: root)
             #expect(outOfRange == .badRequest && why.contains("priority must be 0-100"), "\(why)")
+            let endless = #"{"name": "limit-bad", "image": "py", "enqueueOnly": true, "batchTimeout": 9223372036854775807}"#
+            let (tooLong, longWhy) = try await AdministrationTests.rest(client, .post, "/session", body: endless, keys: root)
+            #expect(tooLong == .badRequest && longWhy.contains("batchTimeout must be a number of seconds from 1 to 315360000"), "\(longWhy)")
             let (capped, cappedWhy) = try await AdministrationTests.rest(client, .post, "/session", body: session("prio-capped", 30), keys: userKeys)
             #expect(capped == .badRequest && cappedWhy.contains("max_session_priority 20"), "\(cappedWhy)")
             let (atCap, _) = try await AdministrationTests.rest(client, .post, "/session", body: session("prio-user", 20), keys: userKeys)

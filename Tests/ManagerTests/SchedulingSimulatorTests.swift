@@ -62,7 +62,8 @@ import TestSupport
                                            TraceJob(arrival: 5.5, user: "bob", project: "ml", cpu: 1, runtime: 30)])
         for (bad, says) in [("arrival,user,cpu\n0,a,1\n", "lacks 'runtime'"), ("arrival,user,cpu,runtime\n0,a,x,1\n", "line 2: cpu 'x'"),
                             ("arrival,user,cpu,runtime\n0,a,1\n", "3 fields"), ("{\"arrival\": 0}\n", "trace line 1"),
-                            ("arrival,user,cpu,runtime,priority\n0,a,1,1,101\n", "priority 0-100")] {
+                            ("arrival,user,cpu,runtime,priority\n0,a,1,1,101\n", "priority 0-100"),
+                            ("arrival,user,cpu,runtime\n1e300,a,1,1\n", "every number 0-1e10")] {
             #expect { _ = try JobTrace.read(bad) } throws: { "\($0)".contains(says) }
         }
     }

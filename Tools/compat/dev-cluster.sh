@@ -14,7 +14,8 @@ HOME="$work/home" "$bin/hangard" dev --data-dir "$work/data" --listen "127.0.0.1
     --no-image >"$work/dev.out" 2>"$work/dev.err" &
 dev=$!
 # If the dev cluster died under the checks, say so with its log before it is removed.
-trap 'if ! kill -0 $dev 2>/dev/null; then echo "hangard dev exited before the checks ended; its log:" >&2; tail -40 "$work/dev.err" >&2; tail -40 "$work/dev.out" >&2; fi
+# A crash report starts with the reason and the crashing thread: the head of the log shows it.
+trap 'if ! kill -0 $dev 2>/dev/null; then echo "hangard dev exited before the checks ended; its log:" >&2; grep -m1 -B5 -A60 -E "Fatal error|Crash|crashed" "$work/dev.err" >&2 || tail -40 "$work/dev.err" >&2; tail -40 "$work/dev.out" >&2; fi
       kill -INT $dev 2>/dev/null; wait $dev 2>/dev/null; rm -rf "$work"' EXIT
 for _ in $(seq 150); do [ -f "$work/data/client.env" ] && curl -sf "http://127.0.0.1:$mport/" >/dev/null && break; sleep 0.2; done
 [ -f "$work/data/client.env" ] || { echo "hangard dev did not start:" >&2; cat "$work/dev.err" >&2; exit 1; }
