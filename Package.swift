@@ -132,6 +132,7 @@ let package = Package(
         // resource next to the agent: a SwiftPM library would link the Swift runtime.
         .plugin(name: "BuildCPUCountHook", capability: .buildTool(), path: "Tools/BuildCPUCountHook"),
         .systemLibrary(name: "CSeccomp", path: "Host/CSeccomp", providers: [.apt(["libseccomp-dev"])]),
+        .systemLibrary(name: "CZlib", path: "Host/CZlib", providers: [.apt(["zlib1g-dev"])]),
         // Kernel sandbox policies: the default, TOML layers, syscall names checked with libseccomp.
         .target(name: "Sandbox", dependencies: ["CSeccomp", "ConfigFile"], path: "Host/Sandbox"),
         // The agent's resource model: devices, slots, NUMA-aware allocation maps.
@@ -209,7 +210,7 @@ let package = Package(
         .target(
             name: "WebServer",
             dependencies: [
-                "ClusterProtocol", "Identity", "ConfigFile",
+                "ClusterProtocol", "Identity", "ConfigFile", "CZlib",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
@@ -357,7 +358,7 @@ let package = Package(
         .testTarget(
             name: "WebServerTests",
             dependencies: [
-                "WebServer", "Manager", "StateStore", "Identity", "ClusterProtocol", "TestSupport",
+                "WebServer", "ConfigFile", "Manager", "StateStore", "Identity", "ClusterProtocol", "TestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ],

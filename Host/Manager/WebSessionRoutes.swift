@@ -35,6 +35,10 @@ extension ManagerAPI {
                 let ended = try await store.run { try $0.deleteWebSession(idHash: LoginSessionID.hash(lookup.sessionID)) }
                 return try io.response(["ended": ended])
             },
+            RouteSpec(method: .post, path: "/auth/authorize", summary: "Trade a user's password for their keypair (type keypair), unsigned",
+                      access: .public, bodyKeys: ["type", "domain", "username", "password", "otp"]) { request, _ in
+                try await authorize(request)
+            },
         ]
     }
 
@@ -43,45 +47,80 @@ extension ManagerAPI {
 
     /// Checks a login against the throttles, then the password; a success opens a session.
     func logIn(_ login: WebLoginRequest) async throws -> WebLoginReply {
-        let name = login.username.trimmingCharacters(in: .whitespaces)
-        guard !name.isEmpty, !login.password.isEmpty else { throw APIError.invalidParams("username and password are required") }
-        let userKey = "user:\(login.domain)/\(name.lowercased())"
-        let addressKey = "address:\(login.clientAddress)"
+        let (user, _) = try await checkCredentials(username: login.username, domain: login.domain, password: login.password,
+                                                   clientAddress: login.clientAddress)
+        let id = LoginSessionID.generate()
+        let ttl = Self.sessionTTL(login.ttl)
+        let keypair = try await store.run { store -> Keypair? in
+            guard let keypair = try store.loginKeypair(userID: user.id) else { return nil }
+            try store.createWebSession(idHash: LoginSessionID.hash(id), userID: user.id, accessKey: keypair.accessKey, ttl: ttl,
+                                       clientAddress: login.clientAddress)
+            return keypair
+        }
+        guard let keypair else { throw Self.noKeypair(user) }
+        logger.info("web login", metadata: ["user": .string(user.email), "address": .string(login.clientAddress)])
+        return WebLoginReply(sessionID: id, accessKey: keypair.accessKey, role: user.role.rawValue, status: user.status,
+                             expiresAt: Date().timeIntervalSince1970 + ttl)
+    }
+
+    /// Backend.AI's `POST /auth/authorize` (`{"type": "keypair", "domain", "username",
+    /// "password"}` → `{"data": {access_key, secret_key, role, status}}`): a password traded
+    /// for the user's keypair, unsigned, as the official client's `User.authorize` and
+    /// Backend.AI's own webserver call it.
+    func authorize(_ request: Request) async throws -> Response {
+        struct Authorize: Decodable { let type: String; let domain: String?; let username: String; let password: String; let otp: String? }
+        let asked = try await io.decode(Authorize.self, from: request, allowed: ["type", "domain", "username", "password", "otp"])
+        guard asked.type == "keypair" else {
+            throw APIError.invalidParams("type '\(asked.type)' is not supported; the only authorization type is \"keypair\"")
+        }
+        // Counted per user only: callers of this route are often a webserver acting for many
+        // people from one address, which a per-address count would block for everyone.
+        let (user, keypair) = try await checkCredentials(username: asked.username, domain: asked.domain ?? StateStore.defaultDomain,
+                                                         password: asked.password, clientAddress: nil)
+        logger.info("authorize", metadata: ["user": .string(user.email)])
+        struct Reply: Encodable { let data: [String: String] }
+        return try io.response(Reply(data: ["access_key": keypair.accessKey, "secret_key": keypair.secretKey, "role": user.role.rawValue,
+                                            "status": user.status]))
+    }
+
+    /// The user and the keypair a password stands for, after the failed-login throttles
+    /// (per user, and per address when `clientAddress` is given); a failure is counted.
+    /// - Throws: `APIError` 429 while blocked, 401 for a wrong password, an inactive account or
+    ///   no active keypair, 400 for an empty name or password.
+    func checkCredentials(username: String, domain: String, password: String, clientAddress: String?) async throws -> (User, Keypair) {
+        let name = username.trimmingCharacters(in: .whitespaces)
+        guard !name.isEmpty, !password.isEmpty else { throw APIError.invalidParams("username and password are required") }
+        let userKey = "user:\(domain)/\(name.lowercased())"
+        let addressKey = clientAddress.map { "address:\($0)" }
         let (userThrottle, addressThrottle) = (config.loginThrottleUser, config.loginThrottleAddress)
         let blocked = try await store.run { store in
-            [try store.loginBlocked(key: userKey, throttle: userThrottle), try store.loginBlocked(key: addressKey, throttle: addressThrottle)]
+            [try store.loginBlocked(key: userKey, throttle: userThrottle), try addressKey.flatMap { try store.loginBlocked(key: $0, throttle: addressThrottle) }]
                 .compactMap { $0 }.max()
         }
         if let blocked {
             throw APIError(.tooManyRequests, "too-many-requests", "Too many failed login attempts",
                            "too many failed logins for this user or from this address; try again in \(Int(blocked.rounded(.up) / 60) + 1) min")
         }
-        let (domain, password) = (login.domain, login.password)
         let user = try await store.run { try $0.user(login: name, domain: domain, password: password) }
         guard let user else {
             try await store.run { store in
                 try store.recordLoginFailure(key: userKey, window: userThrottle.window)
-                try store.recordLoginFailure(key: addressKey, window: addressThrottle.window)
+                if let addressKey { try store.recordLoginFailure(key: addressKey, window: addressThrottle.window) }
             }
             throw APIError(.unauthorized, "auth-failed", "Login failed.", "invalid user ID or password")
         }
         guard user.status == "active" else {
             throw APIError.authFailed("the account \(user.email) is \(user.status.replacingOccurrences(of: "-", with: " ")); an admin activates it")
         }
-        let id = LoginSessionID.generate()
-        let ttl = Self.sessionTTL(login.ttl)
         let keypair = try await store.run { store -> Keypair? in
             try store.clearLoginFailures(key: userKey)
-            guard let keypair = try store.loginKeypair(userID: user.id) else { return nil }
-            try store.createWebSession(idHash: LoginSessionID.hash(id), userID: user.id, accessKey: keypair.accessKey, ttl: ttl,
-                                       clientAddress: login.clientAddress)
-            return keypair
+            return try store.loginKeypair(userID: user.id)
         }
-        guard let keypair else {
-            throw APIError.authFailed("\(user.email) has no active keypair to act with; an admin creates one (`backend.ai admin keypair add \(user.email)`)")
-        }
-        logger.info("web login", metadata: ["user": .string(user.email), "address": .string(login.clientAddress)])
-        return WebLoginReply(sessionID: id, accessKey: keypair.accessKey, role: user.role.rawValue, status: user.status,
-                             expiresAt: Date().timeIntervalSince1970 + ttl)
+        guard let keypair else { throw Self.noKeypair(user) }
+        return (user, keypair)
+    }
+
+    static func noKeypair(_ user: User) -> APIError {
+        APIError.authFailed("\(user.email) has no active keypair to act with; an admin creates one (`backend.ai admin keypair add \(user.email)`)")
     }
 }

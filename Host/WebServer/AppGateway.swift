@@ -20,40 +20,117 @@ actor AppGateway {
         let app: String
     }
 
-    private var ports: [Key: Int] = [:]
-    private var listeners: [Key: any Channel] = [:]
+    /// An open app port: its listener, the connections it is serving and when it last saw one.
+    struct Entry {
+        let port: Int
+        let channel: any Channel
+        let id: Int
+        var active = 0
+        var lastUsed: Double
+    }
+
+    private var entries: [Key: Entry] = [:]
+    private var nextID = 0
     let host: String
+    let range: ClosedRange<Int>?
+    let idleTimeout: Double
     let logger: Logger
 
-    init(host: String, logger: Logger) {
+    /// - Parameters:
+    ///   - range: the ports to open apps on (nil: any free port).
+    ///   - idleTimeout: seconds a port with no connection stays open (0: until `closeAll`).
+    init(host: String, range: ClosedRange<Int>? = nil, idleTimeout: Double = 900, logger: Logger) {
         self.host = host
+        self.range = range
+        self.idleTimeout = idleTimeout
         self.logger = logger
     }
 
+    /// The ports open now, by app (for tests and logs).
+    var openPorts: [Key: Int] { entries.mapValues(\.port) }
+
     /// The port serving `app` of `session` for the user of `owner`, opened on first use.
+    /// - Throws: `AppGatewayError.noFreePort` when every port of the configured range is taken.
     func port(for key: Key, server: WebServer) async throws -> Int {
-        if let port = ports[key] { return port }
-        let listener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 16 << 10, initial: 64 << 10, maximum: 1 << 20))
-            .bind(host: host, port: 0) { channel in
-                channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
-            }
+        if var entry = entries[key] {
+            entry.lastUsed = Self.now()
+            entries[key] = entry
+            return entry.port
+        }
+        let listener = try await bind()
         let port = listener.channel.localAddress?.port ?? 0
-        ports[key] = port
-        listeners[key] = listener.channel
+        nextID += 1
+        let id = nextID
+        entries[key] = Entry(port: port, channel: listener.channel, id: id, lastUsed: Self.now())
         logger.info("app port opened", metadata: ["session": .string(key.session), "app": .string(key.app), "port": .stringConvertible(port)])
         Task {
             try? await withThrowingDiscardingTaskGroup { group in
                 try await listener.executeThenClose { connections in
                     for try await connection in connections {
-                        group.addTask { await Self.serve(connection, key: key, server: server) }
+                        group.addTask {
+                            await self.connection(key, id: id, opened: true)
+                            await Self.serve(connection, key: key, server: server)
+                            await self.connection(key, id: id, opened: false)
+                        }
                     }
                 }
             }
+            self.forget(key, id: id)
         }
+        if idleTimeout > 0 { Task { await self.closeWhenIdle(key, id: id) } }
         return port
     }
+
+    typealias Listener = NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>
+
+    /// A listener on the configured range's first free port, or on any free port.
+    private func bind() async throws -> Listener {
+        let host = host
+        @Sendable func attempt(_ port: Int) async throws -> Listener {
+            try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 16 << 10, initial: 64 << 10, maximum: 1 << 20))
+                .bind(host: host, port: port) { channel in
+                channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
+            }
+        }
+        guard let range else { return try await attempt(0) }
+        let taken = Set(entries.values.map(\.port))
+        for port in range where !taken.contains(port) {
+            // A port something else holds is skipped; any other failure is the answer.
+            do { return try await attempt(port) } catch let error as IOError where error.errnoCode == EADDRINUSE { continue }
+        }
+        throw AppGatewayError.noFreePort(range: range, open: entries.count)
+    }
+
+    private func connection(_ key: Key, id: Int, opened: Bool) {
+        guard var entry = entries[key], entry.id == id else { return }
+        entry.active += opened ? 1 : -1
+        entry.lastUsed = Self.now()
+        entries[key] = entry
+    }
+
+    private func forget(_ key: Key, id: Int) {
+        if entries[key]?.id == id { entries[key] = nil }
+    }
+
+    /// Closes the port once it has had no connection for `idleTimeout` seconds.
+    private func closeWhenIdle(_ key: Key, id: Int) async {
+        while true {
+            guard let entry = entries[key], entry.id == id else { return }
+            let idle = Self.now() - entry.lastUsed
+            if entry.active == 0, idle >= idleTimeout {
+                entries[key] = nil
+                try? await entry.channel.close()
+                logger.info("app port closed (idle)", metadata: ["session": .string(key.session), "app": .string(key.app), "port": .stringConvertible(entry.port)])
+                return
+            }
+            let wait = entry.active > 0 ? idleTimeout : idleTimeout - idle
+            try? await Task.sleep(for: .milliseconds(Int64(max(0.05, min(wait, 60)) * 1000)))
+        }
+    }
+
+    static func now() -> Double { Date().timeIntervalSince1970 }
 
     /// Reads the first request's head, checks its login cookie belongs to the port's user, then
     /// relays the connection (the head included) through the app stream.
@@ -126,8 +203,21 @@ actor AppGateway {
 
     /// Closes every app port (the webserver is stopping).
     func closeAll() async {
-        for channel in listeners.values { try? await channel.close() }
-        listeners.removeAll()
-        ports.removeAll()
+        let open = entries.values.map(\.channel)
+        entries.removeAll()
+        for channel in open { try? await channel.close() }
+    }
+}
+
+/// Why the app gateway could not open a port.
+enum AppGatewayError: Error, CustomStringConvertible {
+    case noFreePort(range: ClosedRange<Int>, open: Int)
+
+    var description: String {
+        switch self {
+        case .noFreePort(let range, let open):
+            "every port of app_port_range \(range.lowerBound)-\(range.upperBound) is taken (\(open) app ports open here); "
+                + "widen the range in [webserver], or wait until idle app ports close (app_idle_timeout)"
+        }
     }
 }

@@ -12,7 +12,9 @@ import Synchronization
 final class UIAssets: Sendable {
     let directory: String?
     let xtermDirectory: String
-    private let xtermBundle = Mutex<String?>(nil)
+    private let xtermBundle = Mutex<[UInt8]?>(nil)
+    /// gzip copies of the files built in and of the xterm bundle, made on first request.
+    private let compressed = Mutex<[String: [UInt8]]>([:])
 
     /// The files built in, by name.
     static let embedded: [String: [UInt8]] = [
@@ -38,15 +40,39 @@ final class UIAssets: Sendable {
         }
     }
 
-    /// A UI file by its plain name (no folders: nothing outside the UI can be named).
-    func response(for name: String) throws -> Response {
+    /// A UI file by its plain name (no folders: nothing outside the UI can be named), gzipped
+    /// when the client accepts it.
+    func response(for name: String, acceptEncoding: String? = nil) throws -> Response {
         guard !name.contains("/"), !name.hasPrefix("."), let bytes = bytes(of: name) else {
             throw HTTPError(.notFound, message: "no UI file named '\(name)'")
         }
         // The page itself is never cached, so a new hangard's UI is picked up at once.
         let cache = name.hasSuffix(".html") ? "no-store" : "no-cache"
-        return Response(status: .ok, headers: [.contentType: Self.contentType(name), .cacheControl: cache],
-                        body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+        // A working copy (ui_directory) changes under us: compressed each time, never kept.
+        return answer(bytes, key: directory == nil ? name : nil, contentType: Self.contentType(name), cacheControl: cache, acceptEncoding: acceptEncoding)
+    }
+
+    /// `bytes` as an answer, gzipped (and the gzip copy kept under `key`) when the client
+    /// accepts it and it is worth it.
+    func answer(_ bytes: [UInt8], key: String?, contentType: String, cacheControl: String, acceptEncoding: String?) -> Response {
+        var headers: HTTPFields = [.contentType: contentType, .cacheControl: cacheControl, .vary: "Accept-Encoding"]
+        // Below a kilobyte the header costs about what gzip saves.
+        guard bytes.count >= 1024, Gzip.accepted(acceptEncoding) else {
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+        }
+        let gzipped: [UInt8]? = if let key {
+            compressed.withLock { cache in
+                if let hit = cache[key] { return hit }
+                let made = Gzip.compress(bytes)
+                cache[key] = made
+                return made
+            }
+        } else {
+            Gzip.compress(bytes)
+        }
+        guard let gzipped else { return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes))) }
+        headers[.contentEncoding] = "gzip"
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: gzipped)))
     }
 
     func bytes(of name: String) -> [UInt8]? {
@@ -57,23 +83,23 @@ final class UIAssets: Sendable {
     }
 
     /// xterm.js as one script that defines `window.Terminal`.
-    func xtermScript() throws -> Response {
-        let script = try xtermBundle.withLock { cached -> String in
+    func xtermScript(acceptEncoding: String? = nil) throws -> Response {
+        let script = try xtermBundle.withLock { cached -> [UInt8] in
             if let cached { return cached }
-            let built = try XtermBundle.build(directory: xtermDirectory)
+            let built = Array(try XtermBundle.build(directory: xtermDirectory).utf8)
             cached = built
             return built
         }
-        return Response(status: .ok, headers: [.contentType: "text/javascript; charset=utf-8", .cacheControl: "max-age=86400"],
-                        body: .init(byteBuffer: ByteBuffer(string: script)))
+        return answer(script, key: "/vendor/xterm.js", contentType: "text/javascript; charset=utf-8", cacheControl: "max-age=86400",
+                      acceptEncoding: acceptEncoding)
     }
 
-    func xtermStyle() throws -> Response {
+    func xtermStyle(acceptEncoding: String? = nil) throws -> Response {
         guard let data = FileManager.default.contents(atPath: xtermDirectory + "/xterm.css") else {
             throw HTTPError(.notFound, message: "xterm.css is not in \(xtermDirectory): install Debian's node-xterm, or set [webserver] xterm_directory")
         }
-        return Response(status: .ok, headers: [.contentType: "text/css; charset=utf-8", .cacheControl: "max-age=86400"],
-                        body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        return answer(Array(data), key: "/vendor/xterm.css", contentType: "text/css; charset=utf-8", cacheControl: "max-age=86400",
+                      acceptEncoding: acceptEncoding)
     }
 }
 

@@ -75,7 +75,7 @@ public struct WebServer: Sendable {
         link = ManagerLink(baseURL: base, clusterSecret: config.clusterSecret, client: client)
         cache = SessionCache(ttl: config.sessionCacheTTL)
         assets = UIAssets(directory: config.uiDirectory, xtermDirectory: config.xtermDirectory)
-        gateway = AppGateway(host: config.host, logger: logger)
+        gateway = AppGateway(host: config.host, range: config.appPortRange, idleTimeout: config.appIdleTimeout, logger: logger)
         let url = URL(string: base)
         managerHost = url.map { u in u.port.map { "\(u.host ?? ""):\($0)" } ?? (u.host ?? "") } ?? ""
     }
@@ -116,10 +116,12 @@ public struct WebServer: Sendable {
                 try await forwardTransfer(request, signature: try context.parameters.require("signature"), target: try context.parameters.require("target"))
             }
         }
-        router.get("/") { _, _ in try assets.response(for: "index.html") }
-        router.get("/ui/:name") { _, context in try assets.response(for: try context.parameters.require("name")) }
-        router.get("/vendor/xterm.js") { _, _ in try assets.xtermScript() }
-        router.get("/vendor/xterm.css") { _, _ in try assets.xtermStyle() }
+        router.get("/") { request, _ in try assets.response(for: "index.html", acceptEncoding: request.headers[.acceptEncoding]) }
+        router.get("/ui/:name") { request, context in
+            try assets.response(for: try context.parameters.require("name"), acceptEncoding: request.headers[.acceptEncoding])
+        }
+        router.get("/vendor/xterm.js") { request, _ in try assets.xtermScript(acceptEncoding: request.headers[.acceptEncoding]) }
+        router.get("/vendor/xterm.css") { request, _ in try assets.xtermStyle(acceptEncoding: request.headers[.acceptEncoding]) }
         return router
     }
 
@@ -152,6 +154,7 @@ public struct WebServer: Sendable {
     public func run() async throws {
         let app = makeApplication()
         try await app.runService()
+        await gateway.closeAll()
     }
 
     // MARK: - Login
@@ -174,7 +177,7 @@ public struct WebServer: Sendable {
         guard let password = object["password"] as? String, !password.isEmpty else {
             return Self.problem(.badRequest, "invalid-api-params", "You must provide the password field.", "password is missing or empty")
         }
-        let address = Self.address(context.remoteAddress)
+        let address = clientAddress(request, context)
         let reply: WebLoginReply
         do {
             reply = try await link.call(WebServerAPI.loginPath, WebLoginRequest(username: username, password: password, domain: config.domain,
@@ -269,7 +272,12 @@ public struct WebServer: Sendable {
             return Self.problem(.badRequest, "invalid-api-params", "Not a web app",
                                 "\(app) speaks \(entry["protocol"] as? String ?? "?"), not HTTP: reach it with `backend.ai app \(name) \(app)` or `hangar app`")
         }
-        let port = try await gateway.port(for: AppGateway.Key(accessKey: session.accessKey, session: name, app: app), server: self)
+        let port: Int
+        do {
+            port = try await gateway.port(for: AppGateway.Key(accessKey: session.accessKey, session: name, app: app), server: self)
+        } catch let error as AppGatewayError {
+            return Self.problem(.serviceUnavailable, "service-unavailable", "No app port is free", error.description)
+        }
         let host = (request.head.authority ?? config.host).split(separator: ":").first.map(String.init) ?? config.host
         return Self.json(["url": "http://\(host):\(port)/"])
     }
@@ -292,6 +300,12 @@ public struct WebServer: Sendable {
     static func sameOrigin(_ origin: String, _ request: Request) -> Bool {
         guard let authority = request.head.authority else { return false }
         return origin == "http://\(authority)" || origin == "https://\(authority)"
+    }
+
+    /// The client's address: the TCP peer, or what trusted proxies say it is (`ClientAddress`).
+    func clientAddress(_ request: Request, _ context: WebServerRequestContext) -> String {
+        ClientAddress.resolve(peer: Self.address(context.remoteAddress), forwardedFor: request.headers[values: .xForwardedFor],
+                              trusted: config.trustedProxies)
     }
 
     static func address(_ address: SocketAddress?) -> String {
@@ -327,7 +341,7 @@ public struct WebServer: Sendable {
         }
         let target = "/" + path + (request.uri.query.map { "?" + $0 } ?? "")
         let version = request.headers[values: HTTPField.Name("X-BackendAI-Version")!].first ?? Self.defaultAPIVersion
-        var extra: [(name: String, value: String)] = [("X-Forwarded-For", Self.address(context.remoteAddress))]
+        var extra: [(name: String, value: String)] = [("X-Forwarded-For", clientAddress(request, context))]
         if let signing {
             extra += signature(signing, method: request.method.rawValue, target: target, contentType: request.headers[.contentType], apiVersion: version)
         } else {

@@ -1,10 +1,12 @@
 @testable import WebServer
 import ClusterProtocol
+import ConfigFile
 import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import Identity
+import Logging
 import Manager
 import StateStore
 import Testing
@@ -158,6 +160,158 @@ struct WebServerTests {
             let byAddress = try await web.post("/server/login", json: #"{"username": "carol@example.com", "password": "whatever"}"#)
             #expect(byAddress.status == .tooManyRequests, "\(byAddress.text)")
         }
+    }
+
+    @Test
+    func forwardedForIsBelievedOnlyFromTrustedProxies() async throws {
+        let blocks = ["127.0.0.1", "10.0.0.0/8", "fd00::/8"].compactMap(AddressBlock.init)
+        #expect(blocks.map(\.description) == ["127.0.0.1", "10.0.0.0/8", "fd00::/8"])
+        #expect(AddressBlock("10.0.0.0/33") == nil && AddressBlock("proxy.example") == nil && AddressBlock("::1/129") == nil)
+        #expect(blocks[1].contains("10.200.3.4") && !blocks[1].contains("11.0.0.1") && blocks[0].contains("::ffff:127.0.0.1"))
+        #expect(blocks[2].contains("fd12::1") && !blocks[2].contains("fe80::1") && !blocks[2].contains("10.0.0.1"))
+        // Untrusted peer: its own address, whatever the header claims.
+        #expect(ClientAddress.resolve(peer: "198.51.100.7", forwardedFor: ["203.0.113.9"], trusted: blocks) == "198.51.100.7")
+        // Trusted peer: read from the right past trusted hops; what the client prepended is ignored.
+        #expect(ClientAddress.resolve(peer: "127.0.0.1", forwardedFor: ["1.2.3.4, 203.0.113.9", "10.1.1.1"], trusted: blocks) == "203.0.113.9")
+        #expect(ClientAddress.resolve(peer: "127.0.0.1", forwardedFor: ["[2001:db8::5]:443"], trusted: blocks) == "2001:db8::5")
+        #expect(ClientAddress.resolve(peer: "127.0.0.1", forwardedFor: ["203.0.113.9:8080, garbage"], trusted: blocks) == "127.0.0.1")
+        #expect(ClientAddress.resolve(peer: "127.0.0.1", forwardedFor: [], trusted: blocks) == "127.0.0.1")
+
+        // Through the webserver: behind a trusted proxy, failures count per forwarded address.
+        try await Self.withWebServer(manager: { config in
+            config.loginThrottleAddress = LoginThrottle(limit: 2, window: 1200)
+        }, web: { $0.trustedProxies = [AddressBlock("127.0.0.1")!] }) { web, _, _ in
+            func attempt(_ from: String, _ user: String) async throws -> WebClient.Answer {
+                try await web.send("/server/login", method: .post, body: "{\"username\": \"\(user)\", \"password\": \"nope\"}",
+                                   headers: [.xForwardedFor: from])
+            }
+            _ = try await attempt("203.0.113.1", "u1@example.com")
+            _ = try await attempt("203.0.113.1", "u2@example.com")
+            #expect(try await attempt("203.0.113.1", "u3@example.com").status == .tooManyRequests, "the forwarded address has its two failures")
+            #expect(try await attempt("203.0.113.2", "u4@example.com").status == .ok, "another client behind the same proxy is not blocked")
+        }
+        // Without trusted proxies the header changes nothing: the peer is blocked.
+        try await Self.withWebServer(manager: { config in
+            config.loginThrottleAddress = LoginThrottle(limit: 2, window: 1200)
+        }) { web, _, _ in
+            for (index, from) in ["203.0.113.1", "203.0.113.2"].enumerated() {
+                _ = try await web.send("/server/login", method: .post, body: "{\"username\": \"v\(index)@example.com\", \"password\": \"nope\"}",
+                                       headers: [.xForwardedFor: from])
+            }
+            let third = try await web.send("/server/login", method: .post, body: #"{"username": "v9@example.com", "password": "nope"}"#,
+                                           headers: [.xForwardedFor: "203.0.113.3"])
+            #expect(third.status == .tooManyRequests, "\(third.text)")
+        }
+    }
+
+    @Test
+    func proxyAndAppPortSettingsAreCheckedWhenRead() throws {
+        let good = try WebServerConfig.load(ConfigFile(toml: """
+            [webserver]
+            trusted_proxies = ["127.0.0.1", "10.0.0.0/8"]
+            app_port_range = "30000-30099"
+            app_idle_timeout = 60
+            """, path: "w.toml"))
+        #expect(good.trustedProxies.map(\.description) == ["127.0.0.1", "10.0.0.0/8"] && good.appPortRange == 30000...30099 && good.appIdleTimeout == 60)
+        let defaults = try WebServerConfig.load(ConfigFile(toml: "[webserver]\n", path: "w.toml"))
+        #expect(defaults.trustedProxies.isEmpty && defaults.appPortRange == nil && defaults.appIdleTimeout == 900)
+        for (line, expected) in [("trusted_proxies = [\"proxy.local\"]", "'proxy.local' is not an address or a CIDR block"),
+                                 ("trusted_proxies = \"127.0.0.1\"", "expected an array of strings"),
+                                 ("app_port_range = \"30099-30000\"", "is not a port range"),
+                                 ("app_port_range = \"80-90\"", "1024 < FIRST"),
+                                 ("app_idle_timeout = -1", "app_idle_timeout")] {
+            #expect { try WebServerConfig.load(ConfigFile(toml: "[webserver]\n\(line)\n", path: "w.toml")) } throws: { error in
+                "\(error)".contains(expected)
+            }
+        }
+    }
+
+    @Test
+    func filesAreGzippedForClientsThatAcceptIt() async throws {
+        try await Self.withWebServer { web, _, _ in
+            let plain = try await web.send("/ui/app.js", method: .get)
+            #expect(plain.status == .ok && plain.headers[.contentEncoding] == nil && plain.headers[.vary] == "Accept-Encoding")
+            #expect(Array(plain.text.utf8) == UIAssets.embedded["app.js"])
+            for accept in ["gzip, deflate, br", "br;q=1.0, gzip;q=0.8", "*"] {
+                let zipped = try await web.client.execute(uri: "/ui/app.js", method: .get, headers: [.acceptEncoding: accept]) { $0 }
+                #expect(zipped.headers[.contentEncoding] == "gzip", "Accept-Encoding: \(accept)")
+                let body = Array(zipped.body.readableBytesView)
+                #expect(body.count < plain.text.utf8.count / 2, "\(body.count) bytes gzipped of \(plain.text.utf8.count)")
+                #expect(try Self.gunzip(body) == UIAssets.embedded["app.js"], "gzip -d gives the file back")
+            }
+            let refused = try await web.client.execute(uri: "/ui/app.js", method: .get, headers: [.acceptEncoding: "gzip;q=0, identity"]) { $0 }
+            #expect(refused.headers[.contentEncoding] == nil)
+            // Tiny files are not worth it.
+            let icon = try await web.client.execute(uri: "/ui/icon.svg", method: .get, headers: [.acceptEncoding: "gzip"]) { $0 }
+            #expect(icon.status == .ok && icon.headers[.contentEncoding] == nil)
+            // The terminal's library, the largest file, when Debian's node-xterm is installed.
+            if FileManager.default.fileExists(atPath: WebServerConfig().xtermDirectory + "/public/Terminal.js") {
+                let xterm = try await web.client.execute(uri: "/vendor/xterm.js", method: .get, headers: [.acceptEncoding: "gzip"]) { $0 }
+                let bytes = Array(xterm.body.readableBytesView)
+                let script = try Self.gunzip(bytes)
+                #expect(xterm.headers[.contentEncoding] == "gzip" && String(decoding: script, as: UTF8.self).contains("window.Terminal = Terminal"))
+                #expect(bytes.count < script.count / 3, "xterm.js: \(bytes.count) bytes gzipped of \(script.count)")
+            }
+        }
+    }
+
+    /// `gzip -d` of `bytes` (the real tool, not our code).
+    static func gunzip(_ bytes: [UInt8]) throws -> [UInt8] {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("hangar-gz-\(UUID().uuidString).gz")
+        try Data(bytes).write(to: file)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let (status, output) = try run(["/bin/sh", "-c", "gzip -dc \"$0\" > \"$0.out\"", file.path])
+        defer { try? FileManager.default.removeItem(atPath: file.path + ".out") }
+        #expect(status == 0, "gzip -d: \(output)")
+        return Array(try Data(contentsOf: URL(fileURLWithPath: file.path + ".out")))
+    }
+
+    /// A TCP connection to 127.0.0.1:`port` (its descriptor), or an error when refused.
+    static func connectLoopback(port: Int) throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+        guard connected else {
+            close(fd)
+            throw CocoaError(.fileReadUnknown)
+        }
+        return fd
+    }
+
+    @Test
+    func appPortsComeFromTheRangeAndCloseWhenIdle() async throws {
+        let first = try freeLoopbackPort()
+        var config = WebServerConfig()
+        config.managerURL = "http://127.0.0.1:9"
+        let web = WebServer(config: config)
+        let gateway = AppGateway(host: "127.0.0.1", range: first...(first + 1), idleTimeout: 1, logger: Logger(label: "test"))
+        let keys = (0..<3).map { AppGateway.Key(accessKey: "AK", session: "s\($0)", app: "jupyter") }
+        let a = try await gateway.port(for: keys[0], server: web)
+        let b = try await gateway.port(for: keys[1], server: web)
+        #expect(Set([a, b]).isSubset(of: Set([first, first + 1])) && a != b)
+        #expect(try await gateway.port(for: keys[0], server: web) == a, "the same app keeps its port")
+        do {
+            _ = try await gateway.port(for: keys[2], server: web)
+            Issue.record("a third app got a port of a two-port range")
+        } catch let error as AppGatewayError {
+            #expect(error.description.contains("app_port_range \(first)-\(first + 1)"), "\(error)")
+        }
+        // A connection keeps its port open past the idle timeout; the other port closes.
+        let held = try Self.connectLoopback(port: a)
+        defer { close(held) }
+        try await Task.sleep(for: .milliseconds(2500))
+        let open = await gateway.openPorts
+        #expect(open == [keys[0]: a], "\(open)")
+        #expect((try? Self.connectLoopback(port: b)).map { close($0); return false } ?? true, "the idle port refuses connections")
+        // Its port is free again for the next app.
+        #expect(try await gateway.port(for: keys[2], server: web) == b)
+        await gateway.closeAll()
+        #expect(await gateway.openPorts.isEmpty)
     }
 
     @Test

@@ -448,6 +448,23 @@ check "admin vfolder perf-metric (unknown host)" "no vfolder host 'local:nosuch'
 printf 'compat-registry-pass\n' | timeout 60 "$bin/hangar" admin registry add localhost:5999 http://127.0.0.1:5999 --username compat --password-stdin >/dev/null 2>&1
 check "admin resource docker-registries" "localhost:5999" backend.ai admin resource docker-registries
 
+# The client's User.authorize: a password traded for the user's keypair at the manager's
+# /auth/authorize (what Backend.AI's own webserver calls); a wrong password is refused.
+check "login (User.authorize at the manager's /auth/authorize)" "authorized superadmin signs-as-itself True" "$venv/bin/python" -c 'import os
+from ai.backend.client.config import APIConfig
+from ai.backend.client.session import Session
+with Session() as s:
+    t = s.User.authorize(os.environ["HANGAR_WEB_USER"], os.environ["HANGAR_WEB_PASSWORD"])
+# The keys it gave sign requests as that keypair.
+with Session(config=APIConfig(access_key=t.content["access_key"], secret_key=t.content["secret_key"])) as s:
+    me = s.Admin.query("{ keypair { access_key } }")["keypair"]["access_key"]
+print("authorized", t.content["role"], "signs-as-itself", me == t.content["access_key"])'
+check "login (User.authorize with a wrong password)" "401.*invalid user ID or password" "$venv/bin/python" -c 'import os
+from ai.backend.client.session import Session
+with Session() as s:
+    try: s.User.authorize(os.environ["HANGAR_WEB_USER"], "not-the-password")
+    except Exception as e: print(e)'
+
 # Session mode: the same client through `hangard dev`'s webserver, logged in with a password
 # (a cookie, no keys), as Backend.AI's web-session users run it.
 # (An array, not a function: check runs its command through timeout.)

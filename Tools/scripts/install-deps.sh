@@ -9,7 +9,7 @@
 #              pulls are tested against a real registry with a small image made per run)
 # node-xterm always: the webserver serves Debian's xterm.js to the web terminal.
 set -euo pipefail
-packages=(libltdl-dev libpq-dev libnuma-dev libseccomp-dev libsqlite3-dev pkg-config gcc make node-xterm)
+packages=(libltdl-dev libpq-dev libnuma-dev libseccomp-dev libsqlite3-dev zlib1g-dev pkg-config gcc make node-xterm)
 [ "${1:-}" = "--server" ] && packages+=(postgresql podman runc uidmap slirp4netns mmdebstrap curl btrfs-progs lxcfs chromium chromium-driver
     docker-registry apache2-utils openssl busybox-static)
 missing=()
