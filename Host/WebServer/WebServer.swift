@@ -348,8 +348,9 @@ public struct WebServer: Sendable {
             extra.append(("X-BackendAI-Version", version))
         }
         let upstream: HTTPClientResponse
+        let pump: RequestBodyPump?
         do {
-            upstream = try await relayRequest(request, to: link.baseURL + target, adding: extra)
+            (upstream, pump) = try await relayRequest(request, to: link.baseURL + target, adding: extra)
         } catch {
             return Self.problem(.badGateway, "bad-gateway", "The proxy target server is inaccessible.", "the manager at \(link.baseURL): \(error)")
         }
@@ -357,12 +358,14 @@ public struct WebServer: Sendable {
         let status = HTTPResponse.Status(code: Int(upstream.status.code))
         let type = upstream.headers.first(name: "content-type")?.lowercased() ?? ""
         guard let signing, type.contains("json") else {
-            return Response(status: status, headers: headers, body: ResponseBody(asyncSequence: upstream.body))
+            return Self.streamed(upstream, status: status, headers: headers, pump: pump)
         }
         let collected: ByteBuffer
         do {
             collected = try await upstream.body.collect(upTo: config.maxCheckedBody)
+            await pump?.stop()
         } catch {
+            await pump?.stop()
             return Self.problem(.badGateway, "bad-gateway", "The manager's answer is too large to pass", "JSON answers are passed up to \(config.maxCheckedBody) bytes")
         }
         var bytes = Self.redact(Array(collected.readableBytesView), secret: Array(signing.secretKey.utf8))
@@ -378,19 +381,43 @@ public struct WebServer: Sendable {
     }
 
     /// Sends `request` (method, body streamed, headers but the dropped ones) to `url` with
-    /// `extra` headers set.
-    func relayRequest(_ request: Request, to url: String, adding extra: [(name: String, value: String)]) async throws -> HTTPClientResponse {
+    /// `extra` headers set. The caller must `stop()` the returned pump (when there is one)
+    /// before its answer to the browser completes: see `RequestBodyPump`.
+    func relayRequest(_ request: Request, to url: String, adding extra: [(name: String, value: String)]) async throws -> (HTTPClientResponse, RequestBodyPump?) {
         var outgoing = HTTPClientRequest(url: url)
         outgoing.method = HTTPMethod(rawValue: request.method.rawValue)
         for field in request.headers where !Self.droppedRequestHeaders.contains(field.name.canonicalName) {
             outgoing.headers.add(name: field.name.rawName, value: field.value)
         }
         for header in extra { outgoing.headers.replaceOrAdd(name: header.name, value: header.value) }
+        var pump: RequestBodyPump?
         if request.method != .get, request.method != .head {
             let length = request.headers[.contentLength].flatMap(Int64.init)
-            outgoing.body = .stream(request.body, length: length.map { .known($0) } ?? .unknown)
+            let body = RequestBodyPump(request.body)
+            pump = body
+            outgoing.body = .stream(body, length: length.map { .known($0) } ?? .unknown)
         }
-        return try await client.execute(outgoing, deadline: .now() + .hours(24))
+        do {
+            return (try await client.execute(outgoing, deadline: .now() + .hours(24)), pump)
+        } catch {
+            await pump?.stop()
+            throw error
+        }
+    }
+
+    /// A streamed answer with `upstream`'s body, after which the request body's pump stops.
+    static func streamed(_ upstream: HTTPClientResponse, status: HTTPResponse.Status, headers: HTTPFields, pump: RequestBodyPump?) -> Response {
+        guard let pump else { return Response(status: status, headers: headers, body: ResponseBody(asyncSequence: upstream.body)) }
+        return Response(status: status, headers: headers, body: ResponseBody { writer in
+            do {
+                for try await chunk in upstream.body { try await writer.write(chunk) }
+            } catch {
+                await pump.stop()
+                throw error
+            }
+            await pump.stop()
+            try await writer.finish(nil)
+        })
     }
 
     static func responseHeaders(_ upstream: HTTPClientResponse) -> HTTPFields {
@@ -429,13 +456,13 @@ public struct WebServer: Sendable {
             return Self.problem(.badRequest, "invalid-api-params", "Damaged transfer address", "ask the manager for a new transfer ticket")
         }
         let upstream: HTTPClientResponse
+        let pump: RequestBodyPump?
         do {
-            upstream = try await relayRequest(request, to: url + (request.uri.query.map { "?" + $0 } ?? ""), adding: [])
+            (upstream, pump) = try await relayRequest(request, to: url + (request.uri.query.map { "?" + $0 } ?? ""), adding: [])
         } catch {
             return Self.problem(.badGateway, "bad-gateway", "The storage proxy is inaccessible.", "\(error)")
         }
-        return Response(status: HTTPResponse.Status(code: Int(upstream.status.code)), headers: Self.responseHeaders(upstream),
-                        body: ResponseBody(asyncSequence: upstream.body))
+        return Self.streamed(upstream, status: HTTPResponse.Status(code: Int(upstream.status.code)), headers: Self.responseHeaders(upstream), pump: pump)
     }
 
     /// Replaces every occurrence of `secret` in `bytes` with asterisks of the same length.

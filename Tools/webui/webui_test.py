@@ -11,7 +11,7 @@ import sys
 import time
 
 from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException
+from selenium.common.exceptions import NoAlertPresentException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
@@ -80,6 +80,18 @@ def text_of(driver, selector):
         except StaleElementReferenceException:
             time.sleep(0.1)
     return ""
+
+
+def alert(driver, timeout=30):
+    """The alert (or confirm) the page opens, once it is open."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            return driver.switch_to.alert
+        except NoAlertPresentException:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 def shot(driver, name):
@@ -261,6 +273,67 @@ try:
         wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, "tr[data-user='newbie@example.com']"))
         shot(d, "10-admin")
 
+    @step("admin creates and edits policies, keypairs, resource groups and image aliases")
+    def administer(d):
+        d.get(URL + "#/admin")
+        wait(d, lambda d: d.find_elements(By.ID, "policy-name"))
+        # A policy from the form, then edited through the same form.
+        d.find_element(By.ID, "policy-name").send_keys("webui-small")
+        d.find_element(By.ID, "policy-cpu").send_keys("1")
+        d.find_element(By.ID, "policy-mem").send_keys("2")
+        d.find_element(By.ID, "policy-sessions").send_keys("3", Keys.ENTER)
+        wait(d, lambda d: "1 CPU" in text_of(d, "tr[data-policy='webui-small']") and "2.0 GiB" in text_of(d, "tr[data-policy='webui-small']"))
+        click(d, "tr[data-policy='webui-small'] button[data-action=edit]")
+        wait(d, lambda d: d.find_element(By.ID, "policy-sessions").get_attribute("value") == "3")
+        d.find_element(By.ID, "policy-sessions").clear()
+        d.find_element(By.ID, "policy-sessions").send_keys("5", Keys.ENTER)
+        wait(d, lambda d: text_of(d, "tr[data-policy='webui-small'] td:nth-child(3)") == "5")
+        # A keypair for the second user on that policy: its keys are shown once.
+        wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, "#new-keypair-policy option[value='webui-small']"))
+        d.find_element(By.ID, "new-keypair-user").send_keys(USER)
+        Select(d.find_element(By.ID, "new-keypair-policy")).select_by_value("webui-small")
+        d.find_element(By.CSS_SELECTOR, "#new-keypair button[type=submit]").click()
+        wait(d, lambda d: d.find_elements(By.ID, "new-keypair-keys"))
+        new_key = d.find_element(By.CSS_SELECTOR, "#new-keypair-keys .mono").text
+        assert new_key.startswith("AK"), new_key
+        wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, f"tr[data-keypair='{new_key}']"))
+        assert Select(d.find_element(By.CSS_SELECTOR, f"tr[data-keypair='{new_key}'] select")).first_selected_option.get_attribute("value") == "webui-small"
+        shot(d, "10b-admin-keypair")
+        # A policy in use cannot be deleted: the API's reason is shown.
+        click(d, "tr[data-policy='webui-small'] button[data-action=delete]")
+        alert(d).accept()
+        refusal = alert(d)
+        assert "still use" in refusal.text, refusal.text
+        refusal.accept()
+        # The keypair goes, then the policy.
+        click(d, f"tr[data-keypair='{new_key}'] button[data-action=delete]")
+        alert(d).accept()
+        wait(d, lambda d: not d.find_elements(By.CSS_SELECTOR, f"tr[data-keypair='{new_key}']"))
+        click(d, "tr[data-policy='webui-small'] button[data-action=delete]")
+        alert(d).accept()
+        wait(d, lambda d: not d.find_elements(By.CSS_SELECTOR, "tr[data-policy='webui-small']"))
+        # A resource group with a scheduler from the catalog, then deleted.
+        d.find_element(By.ID, "new-group-name").send_keys("webui-rg")
+        d.find_element(By.ID, "new-group-description").send_keys("made in the browser")
+        Select(d.find_element(By.ID, "new-group-scheduler")).select_by_value("lifo")
+        d.find_element(By.CSS_SELECTOR, "#new-group button[type=submit]").click()
+        wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, "tr[data-group='webui-rg']"))
+        assert Select(d.find_element(By.CSS_SELECTOR, "tr[data-group='webui-rg'] select[data-field=scheduler]")).first_selected_option.get_attribute("value") == "lifo"
+        status, body = fetch(d, "GET", "/func/scaling-groups?group=default")
+        assert status == 200 and "webui-rg" in body, (status, body)
+        shot(d, "10c-admin-groups")
+        click(d, "tr[data-group='webui-rg'] button[data-action=delete]")
+        alert(d).accept()
+        wait(d, lambda d: not d.find_elements(By.CSS_SELECTOR, "tr[data-group='webui-rg']"))
+        # An alias for the test image, then removed.
+        d.find_element(By.ID, "new-alias").send_keys("webui-py")
+        Select(d.find_element(By.ID, "new-alias-target")).select_by_value(IMAGE)
+        d.find_element(By.CSS_SELECTOR, "#new-alias-form button[type=submit]").click()
+        wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, f"tr[data-image='{IMAGE}'] button[data-alias='webui-py']"))
+        shot(d, "10d-admin-images")
+        click(d, "button[data-alias='webui-py']")
+        wait(d, lambda d: not d.find_elements(By.CSS_SELECTOR, "button[data-alias='webui-py']"))
+
     big = {}
 
     @step("upload 50 MiB with progress, resumed after a network drop, and download it byte-identical")
@@ -416,6 +489,7 @@ try:
     jupyter(admin)
     logs(admin)
     pages(admin)
+    administer(admin)
     transfer(admin)
     user_limits(user)
     share(admin, user)

@@ -57,6 +57,12 @@ function slotsText(json) {
   return parts.join(" · ");
 }
 
+/** An image as people (and the session API) write it: podman names images built here
+ * localhost/NAME. */
+function imageReference(i) {
+  return `${i.name.replace(/^localhost\//, "")}:${i.tag}`;
+}
+
 export function humanBytes(n) {
   if (!isFinite(n)) return "";
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -231,9 +237,7 @@ async function launcher(host, done) {
   const maxMemGiB = Math.max(1, Math.floor(bound("mem") / 2 ** 30));
   const capacityNote = h("p", { class: "muted small", id: "capacity-note" },
     `Up to ${maxCPU} CPU cores and ${maxMemGiB} GiB now (your policy and the largest free agent); a bigger request waits in the queue.`);
-  // podman names images built here localhost/NAME; people (and the session API) write NAME.
-  const reference = (i) => `${i.name.replace(/^localhost\//, "")}:${i.tag}`;
-  const image = h("select", { id: "image", required: true }, images.map((i) => h("option", { value: reference(i) }, reference(i))));
+  const image = h("select", { id: "image", required: true }, images.map((i) => h("option", { value: imageReference(i) }, imageReference(i))));
   const name = h("input", { id: "session-name", placeholder: "optional, e.g. train-resnet", pattern: "[A-Za-z0-9][A-Za-z0-9._\\-]{3,63}" });
   const type = h("select", { id: "session-type" }, h("option", { value: "interactive" }, "Interactive"), h("option", { value: "batch" }, "Batch"));
   const command = h("input", { id: "startup-command", placeholder: "python train.py", disabled: true });
@@ -711,41 +715,117 @@ async function adminPage() {
       const [data, catalog] = await Promise.all([api.gql("{ scaling_groups { name description is_active scheduler agent_selector } }"),
         api.call("GET", "/admin/plugins")]);
       const of = (kind) => catalog.plugins.filter((p) => p.kind === kind);
+      const options = (kind, chosen) => of(kind).map((p) => h("option", { value: p.name, selected: p.name === chosen }, `${p.name} ${p.version}`));
       const choose = (g, field, kind) => h("select", { "aria-label": `${field} of ${g.name}`, "data-field": field, onchange: async (event) => {
         try {
           await mutate("modify_scaling_group", "mutation($name: String!, $props: ModifyScalingGroupInput!) { modify_scaling_group(name: $name, props: $props) { ok msg } }",
             { name: g.name, props: { [field]: event.target.value } });
         } catch (e) { alert(e.message); drawGroups(); }
-      } }, of(kind).map((p) => h("option", { value: p.name, selected: p.name === g[field] }, `${p.name} ${p.version}`)));
-      groups.replaceChildren(h("h2", {}, "Resource groups"), h("div", { class: "table-host" }, h("table", {},
-        h("thead", {}, h("tr", {}, ["Group", "Scheduler", "Agent selector", "Active"].map((t) => h("th", { scope: "col" }, t)))),
+      } }, options(kind, g[field]));
+      const name = h("input", { required: true, pattern: "[A-Za-z0-9][A-Za-z0-9._\\-]*", placeholder: "name", "aria-label": "Name of the new resource group", id: "new-group-name" });
+      const description = h("input", { placeholder: "description", "aria-label": "Description of the new resource group", id: "new-group-description" });
+      const scheduler = h("select", { "aria-label": "Scheduler of the new resource group", id: "new-group-scheduler" }, options("scheduler", "fifo"));
+      const selector = h("select", { "aria-label": "Agent selector of the new resource group", id: "new-group-selector" }, options("agent-selector", "concentrated"));
+      const create = h("form", { class: "toolbar", id: "new-group", onsubmit: async (event) => {
+        event.preventDefault();
+        const group = name.value.trim();
+        try {
+          await mutate("create_scaling_group", "mutation($name: String!, $props: CreateScalingGroupInput!) { create_scaling_group(name: $name, props: $props) { ok msg } }",
+            { name: group, props: { description: description.value.trim(), is_active: true, is_public: true, driver: "static", driver_opts: "{}",
+              scheduler: scheduler.value, agent_selector: selector.value, scheduler_opts: "{}" } });
+          // Open to the admin's domain, so its users can launch there.
+          await mutate("associate_scaling_group_with_domain", "mutation($group: String!, $domain: String!) { associate_scaling_group_with_domain(scaling_group: $group, domain: $domain) { ok msg } }",
+            { group, domain: state.user.domain || "default" });
+          drawGroups();
+        } catch (e) { alert(e.message); }
+      } }, name, description, scheduler, selector, h("button", { class: "primary", type: "submit" }, "Add resource group"));
+      groups.replaceChildren(h("h2", {}, "Resource groups"), create, h("div", { class: "table-host" }, h("table", {},
+        h("thead", {}, h("tr", {}, ["Group", "Scheduler", "Agent selector", "Active", ""].map((t) => h("th", { scope: "col" }, t)))),
         h("tbody", {}, data.scaling_groups.map((g) => h("tr", { dataset: { group: g.name } },
           h("td", {}, g.name, h("div", { class: "muted small" }, g.description || "")),
           h("td", {}, choose(g, "scheduler", "scheduler")), h("td", {}, choose(g, "agent_selector", "agent-selector")),
-          h("td", {}, g.is_active ? "yes" : "no")))))),
+          h("td", {}, g.is_active ? "yes" : "no"),
+          h("td", {}, h("button", { class: "danger", "data-action": "delete", onclick: async () => {
+            if (!confirm(`Delete resource group ${g.name}? Only a group without agents or sessions can go.`)) return;
+            try {
+              await mutate("delete_scaling_group", "mutation($name: String!) { delete_scaling_group(name: $name) { ok msg } }", { name: g.name });
+              drawGroups();
+            } catch (e) { alert(e.message); }
+          } }, "Delete"))))))),
         h("p", { class: "muted small" }, "Plugins the manager can load: ", catalog.plugins.map((p) => `${p.name} ${p.version} (${p.kind})`).join(", "),
           catalog.broken.length ? ` — ${catalog.broken.length} library(ies) refused: ${catalog.broken.map((b) => b.error).join("; ")}` : ""));
     } catch (e) { showError(groups, e); }
   }
   async function drawKeypairs() {
     try {
-      const data = await api.gql("{ keypair_list(limit: 100, offset: 0) { items { access_key user_id is_active is_admin resource_policy rate_limit concurrency_used } } }");
-      keypairs.replaceChildren(h("h2", {}, "Keypairs"), dataTable(["Access key", "User", "Policy", "Sessions", "Active"],
-        data.keypair_list.items.map((k) => [h("td", { class: "mono" }, k.access_key), k.user_id, k.resource_policy, String(k.concurrency_used ?? 0),
+      const [data, policyNames] = await Promise.all([
+        api.gql("{ keypair_list(limit: 100, offset: 0) { items { access_key user_id is_active is_admin resource_policy rate_limit concurrency_used } } }"),
+        api.gql("{ keypair_resource_policies { name } }").then((d) => d.keypair_resource_policies.map((p) => p.name))]);
+      const policySelect = (chosen, label, props = {}) => h("select", { "aria-label": label, ...props }, policyNames.map((n) => h("option", { value: n, selected: n === chosen }, n)));
+      const email = h("input", { type: "email", required: true, placeholder: "user's email", "aria-label": "Email of the keypair's user", id: "new-keypair-user" });
+      const policy = policySelect("default", "Resource policy of the new keypair", { id: "new-keypair-policy" });
+      const isAdmin = h("input", { type: "checkbox", id: "new-keypair-admin" });
+      const created = h("div", { "aria-live": "polite" });
+      const create = h("form", { class: "toolbar", id: "new-keypair", onsubmit: async (event) => {
+        event.preventDefault();
+        try {
+          const reply = await mutate("create_keypair", "mutation($user: String!, $props: KeyPairInput!) { create_keypair(user_id: $user, props: $props) { ok msg keypair { access_key secret_key } } }",
+            { user: email.value.trim(), props: { is_active: true, is_admin: isAdmin.checked, resource_policy: policy.value, rate_limit: 0 } });
+          await drawKeypairs();
+          keypairs.querySelector("[aria-live]").replaceChildren(h("div", { class: "note", id: "new-keypair-keys" },
+            `New keypair of ${email.value.trim()}: access key `, h("span", { class: "mono" }, reply.keypair.access_key),
+            ", secret key ", h("span", { class: "mono" }, reply.keypair.secret_key), " — give both to the user over a safe channel."));
+        } catch (e) { alert(e.message); }
+      } }, email, policy, h("label", { class: "check" }, isAdmin, "admin"), h("button", { class: "primary", type: "submit" }, "Create keypair"));
+      keypairs.replaceChildren(h("h2", {}, "Keypairs"), create, created, dataTable(["Access key", "User", "Policy", "Sessions", "Active", ""],
+        data.keypair_list.items.map((k) => h("tr", { dataset: { keypair: k.access_key } }, h("td", { class: "mono" }, k.access_key, k.is_admin ? h("div", { class: "muted small" }, "admin") : null),
+          h("td", {}, k.user_id),
+          h("td", {}, policySelect(k.resource_policy, `Resource policy of ${k.access_key}`, { "data-field": "resource_policy", onchange: async (event) => {
+            try {
+              await mutate("modify_keypair", "mutation($key: String!, $props: ModifyKeyPairInput!) { modify_keypair(access_key: $key, props: $props) { ok msg } }",
+                { key: k.access_key, props: { resource_policy: event.target.value } });
+            } catch (e) { alert(e.message); drawKeypairs(); }
+          } })),
+          h("td", {}, String(k.concurrency_used ?? 0)),
           h("td", {}, h("button", { "aria-pressed": String(k.is_active), onclick: async () => {
             try {
               await mutate("modify_keypair", "mutation($key: String!, $props: ModifyKeyPairInput!) { modify_keypair(access_key: $key, props: $props) { ok msg } }",
                 { key: k.access_key, props: { is_active: !k.is_active } });
               drawKeypairs();
             } catch (e) { alert(e.message); }
-          } }, k.is_active ? "active — deactivate" : "inactive — activate"))])));
+          } }, k.is_active ? "active — deactivate" : "inactive — activate")),
+          h("td", {}, h("button", { class: "danger", "data-action": "delete", onclick: async () => {
+            if (!confirm(`Delete keypair ${k.access_key} of ${k.user_id}? Clients using it stop working.`)) return;
+            try {
+              await mutate("delete_keypair", "mutation($key: String!) { delete_keypair(access_key: $key) { ok msg } }", { key: k.access_key });
+              drawKeypairs();
+            } catch (e) { alert(e.message); }
+          } }, "Delete"))))));
     } catch (e) { showError(keypairs, e); }
   }
   async function drawImages() {
     try {
       const data = await api.gql("{ images { name tag architecture size_bytes aliases installed } }");
-      images.replaceChildren(h("h2", {}, "Images"), dataTable(["Image", "Architecture", "Size", "Aliases"],
-        data.images.map((i) => [h("td", { class: "mono" }, `${i.name}:${i.tag}`), i.architecture, humanBytes(Number(i.size_bytes)), (i.aliases || []).join(", ")])));
+      const refs = data.images.map(imageReference);
+      const alias = h("input", { required: true, placeholder: "alias, e.g. python", "aria-label": "New alias", id: "new-alias" });
+      const target = h("select", { "aria-label": "Image the alias names", id: "new-alias-target" }, refs.map((r) => h("option", { value: r }, r)));
+      const add = h("form", { class: "toolbar", id: "new-alias-form", onsubmit: async (event) => {
+        event.preventDefault();
+        try {
+          await mutate("alias_image", "mutation($alias: String!, $target: String!) { alias_image(alias: $alias, target: $target) { ok msg } }",
+            { alias: alias.value.trim(), target: target.value });
+          drawImages();
+        } catch (e) { alert(e.message); }
+      } }, alias, target, h("button", { class: "primary", type: "submit" }, "Add alias"));
+      images.replaceChildren(h("h2", {}, "Images"), add, dataTable(["Image", "Architecture", "Size", "Aliases"],
+        data.images.map((i) => h("tr", { dataset: { image: imageReference(i) } }, h("td", { class: "mono" }, imageReference(i)), h("td", {}, i.architecture),
+          h("td", {}, humanBytes(Number(i.size_bytes))),
+          h("td", {}, h("div", { class: "actions" }, (i.aliases || []).map((a) => h("button", { "data-alias": a, "aria-label": `Remove alias ${a}`, onclick: async () => {
+            try {
+              await mutate("dealias_image", "mutation($alias: String!) { dealias_image(alias: $alias) { ok msg } }", { alias: a });
+              drawImages();
+            } catch (e) { alert(e.message); }
+          } }, `${a} ×`))))))));
     } catch (e) { showError(images, e); }
   }
   const policies = h("section", {});
@@ -753,20 +833,60 @@ async function adminPage() {
   async function drawPolicies() {
     try {
       const data = await api.gql("{ keypair_resource_policies { name total_resource_slots max_concurrent_sessions idle_timeout max_session_lifetime } }");
-      policies.replaceChildren(h("h2", {}, "Resource policies (keypairs)"), dataTable(["Policy", "Total slots", "Sessions", "Idle timeout", ""],
+      // One form creates a policy, or edits the one whose Edit was pressed.
+      const name = h("input", { required: true, placeholder: "name", "aria-label": "Policy name", id: "policy-name" });
+      const cpu = h("input", { type: "number", min: 0, step: "any", placeholder: "no limit", "aria-label": "CPU cores in all sessions", id: "policy-cpu" });
+      const mem = h("input", { type: "number", min: 0, step: "any", placeholder: "no limit", "aria-label": "Memory in GiB in all sessions", id: "policy-mem" });
+      const sessions = h("input", { type: "number", min: 0, step: 1, placeholder: "no limit", "aria-label": "Concurrent sessions at most", id: "policy-sessions" });
+      const idle = h("input", { type: "number", min: 0, step: 1, placeholder: "none", "aria-label": "Idle timeout in seconds", id: "policy-idle" });
+      const submit = h("button", { class: "primary", type: "submit" }, "Create policy");
+      let editing = null;
+      const form = h("form", { class: "card", id: "policy-form", onsubmit: async (event) => {
+        event.preventDefault();
+        const slots = {};
+        if (cpu.value !== "") slots.cpu = String(Number(cpu.value));
+        if (mem.value !== "") slots.mem = `${Number(mem.value)}g`;
+        const props = { total_resource_slots: JSON.stringify(slots), max_concurrent_sessions: Number(sessions.value || 0), idle_timeout: Number(idle.value || 0) };
+        try {
+          if (editing) {
+            await mutate("modify_keypair_resource_policy", "mutation($name: String!, $props: ModifyKeyPairResourcePolicyInput!) { modify_keypair_resource_policy(name: $name, props: $props) { ok msg } }",
+              { name: editing, props });
+          } else {
+            await mutate("create_keypair_resource_policy", "mutation($name: String!, $props: CreateKeyPairResourcePolicyInput!) { create_keypair_resource_policy(name: $name, props: $props) { ok msg } }",
+              { name: name.value.trim(), props: { ...props, default_for_unspecified: "UNLIMITED" } });
+            drawKeypairs();
+          }
+          drawPolicies();
+        } catch (e) { alert(e.message); }
+      } }, h("div", { class: "toolbar" }, h("label", { for: "policy-name" }, "Name"), name, h("label", { for: "policy-cpu" }, "CPU"), cpu,
+        h("label", { for: "policy-mem" }, "Memory (GiB)"), mem, h("label", { for: "policy-sessions" }, "Sessions"), sessions,
+        h("label", { for: "policy-idle" }, "Idle timeout (s)"), idle, submit,
+        h("button", { type: "button", onclick: () => { editing = null; form.reset(); name.disabled = false; submit.textContent = "Create policy"; } }, "Clear")));
+      const edit = (p) => {
+        let slots = {};
+        try { slots = JSON.parse(p.total_resource_slots || "{}"); } catch (_) { /* edited as empty */ }
+        editing = p.name;
+        name.value = p.name;
+        name.disabled = true;
+        cpu.value = slots.cpu !== undefined ? Number(slots.cpu) : "";
+        mem.value = slots.mem !== undefined ? Math.round(Number(slots.mem) / 2 ** 30 * 100) / 100 : "";
+        sessions.value = p.max_concurrent_sessions || "";
+        idle.value = p.idle_timeout || "";
+        submit.textContent = `Save ${p.name}`;
+        cpu.focus();
+      };
+      policies.replaceChildren(h("h2", {}, "Resource policies (keypairs)"), form, dataTable(["Policy", "Total slots", "Sessions", "Idle timeout", ""],
         data.keypair_resource_policies.map((p) => h("tr", { dataset: { policy: p.name } }, h("td", {}, p.name), h("td", {}, slotsText(p.total_resource_slots) || "no limit"),
           h("td", {}, String(p.max_concurrent_sessions || "no limit")), h("td", {}, p.idle_timeout ? `${p.idle_timeout} s` : "none"),
-          h("td", {}, h("button", { onclick: async () => {
-            const slots = prompt(`Total resource slots of ${p.name} (JSON, e.g. {"cpu": "4", "mem": "16g"}; {} for no limit)`, p.total_resource_slots);
-            if (slots === null) return;
-            const sessions = prompt("Concurrent sessions at most (0: no limit)", String(p.max_concurrent_sessions));
-            if (sessions === null) return;
-            try {
-              await mutate("modify_keypair_resource_policy", "mutation($name: String!, $props: ModifyKeyPairResourcePolicyInput!) { modify_keypair_resource_policy(name: $name, props: $props) { ok msg } }",
-                { name: p.name, props: { total_resource_slots: slots, max_concurrent_sessions: Number(sessions) } });
-              drawPolicies();
-            } catch (e) { alert(e.message); }
-          } }, "Edit"))))));
+          h("td", {}, h("div", { class: "actions" }, h("button", { "data-action": "edit", onclick: () => edit(p) }, "Edit"),
+            h("button", { class: "danger", "data-action": "delete", onclick: async () => {
+              if (!confirm(`Delete policy ${p.name}? Only a policy no keypair uses can go.`)) return;
+              try {
+                await mutate("delete_keypair_resource_policy", "mutation($name: String!) { delete_keypair_resource_policy(name: $name) { ok msg } }", { name: p.name });
+                drawPolicies();
+                drawKeypairs();
+              } catch (e) { alert(e.message); }
+            } }, "Delete")))))));
     } catch (e) { showError(policies, e); }
   }
   drawPolicies();
