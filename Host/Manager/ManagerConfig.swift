@@ -36,6 +36,10 @@ public struct ManagerConfig: Sendable {
     public var pluginSearchPaths: [String] = PluginHostConfig.defaultSearchPaths()
     /// Seconds between scheduling rounds (new sessions are also scheduled on the next round).
     public var schedulingInterval: Double = 1
+    /// Seconds after which PostgreSQL drops a silent scheduling leader's connection, and with
+    /// it the lead (`leader_timeout`): another manager takes over within about this long
+    /// after the leader stops (crashed managers lose it at once, their connection closes).
+    public var leaderTimeout: Double = 10
     /// A listener that serves only `/metrics`, without authentication (`metrics_listen`, e.g.
     /// "127.0.0.1:9464": keep it on loopback or a monitoring network); nil: none.
     public var metricsListen: (host: String, port: Int)?
@@ -69,7 +73,7 @@ public struct ManagerConfig: Sendable {
         try manager.checkKeys([
             "listen": "string host:port", "data_dir": "string", "cluster_secret": "string", "agent_lost_timeout": "number of seconds",
             "heartbeat_interval": "number of seconds", "max_body_size": "size", "max_clock_skew": "number of seconds",
-            "keypair_cache_ttl": "number of seconds", "scheduling_interval": "number of seconds",
+            "keypair_cache_ttl": "number of seconds", "scheduling_interval": "number of seconds", "leader_timeout": "number of seconds",
             "default_vfolder_host": "string proxy:volume", "metrics_listen": "string host:port (metrics only, e.g. 127.0.0.1:9464)",
             "metrics_token": "string (bearer token for /metrics on the API port)",
             "login_allowed_fail_count": "integer (failed web logins per user before a block; 0: no limit)",
@@ -85,6 +89,7 @@ public struct ManagerConfig: Sendable {
         config.maxClockSkew = try manager.double("max_clock_skew", default: config.maxClockSkew, range: 1...86_400)
         config.keypairCacheTTL = try manager.double("keypair_cache_ttl", default: config.keypairCacheTTL, range: 0...300)
         config.schedulingInterval = try manager.double("scheduling_interval", default: config.schedulingInterval, range: 0.05...3600)
+        config.leaderTimeout = try manager.double("leader_timeout", default: config.leaderTimeout, range: 2...600)
         config.defaultVFolderHost = try manager.optionalString("default_vfolder_host")
         if try manager.optionalString("metrics_listen") != nil {
             config.metricsListen = try manager.hostPort("metrics_listen", default: "127.0.0.1", 9464, ports: 1...65535)

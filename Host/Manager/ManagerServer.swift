@@ -22,6 +22,9 @@ public enum ManagerMetrics {
             done = true
         }
     }
+
+    /// Times this manager became or stopped being the scheduling leader.
+    static let leadershipChanges = Counter(label: "hangar_scheduler_leadership_changes_total")
 }
 
 /// The manager's composition root: it assembles the plugin host, the session lifecycle
@@ -39,7 +42,9 @@ public struct ManagerServer: Sendable {
         self.config = config
         self.logger = logger
         plugins = try PluginHost(searchPaths: config.pluginSearchPaths, logger: logger)
-        let lifecycle = SessionLifecycle(store: store, plugins: plugins, clusterSecret: clusterSecret, logger: logger)
+        let holder = "\(ProcessInfo.processInfo.hostName) pid \(getpid()) \(config.host):\(config.port)"
+        let leadership = SchedulerLeadership(store: store, holder: holder, sessionTimeout: max(config.leaderTimeout, config.schedulingInterval * 3))
+        let lifecycle = SessionLifecycle(store: store, plugins: plugins, clusterSecret: clusterSecret, leadership: leadership, logger: logger)
         api = ManagerAPI(store: store, lifecycle: lifecycle, config: config, clusterSecret: clusterSecret, logger: logger)
     }
 
@@ -99,7 +104,11 @@ public struct ManagerServer: Sendable {
     }
 
     /// Serves until SIGINT/SIGTERM, marking silent agents LOST in the background.
+    /// - Throws: `StoreError(.configuration)` when another manager serves the same SQLite database.
     public func run() async throws {
+        // Held while serving: one manager per SQLite database (several need PostgreSQL).
+        let sqliteLock = try api.store.managerLock()
+        defer { withExtendedLifetime(sqliteLock) {}; api.lifecycle.leadership?.resign() }
         let app = makeApplication()
         let metrics = makeMetricsApplication()
         try await withThrowingTaskGroup(of: Void.self) { group in

@@ -1,6 +1,7 @@
 import ClusterProtocol
 import Foundation
 import Hummingbird
+import Identity
 import PluginHost
 import StateStore
 
@@ -25,6 +26,19 @@ extension ManagerAPI {
                     }
                     return item
                 }])
+            },
+            RouteSpec(method: .get, path: "/scheduler/leader",
+                      summary: "Which manager schedules now (epoch, holder, since) and whether it is the one answering (admin)",
+                      access: .admin, bodyKeys: nil) { request, _ in
+                _ = try await auth.authenticateAdmin(request)
+                let leader = try await store.run { try $0.schedulerLeader() }
+                var answer: [String: Any] = ["epoch": leader.epoch, "holder": leader.holder,
+                                             "since": leader.since > 0 ? CivilTime.iso8601(micros: leader.since) : NSNull()]
+                if let leadership = lifecycle.leadership {
+                    answer["this_manager"] = leadership.holder
+                    answer["this_manager_leads"] = leadership.isLeading
+                }
+                return try Self.jsonObject(answer)
             },
             RouteSpec(method: .get, path: "/scheduler/fairshare",
                       summary: "The fair-share tree of a resource group: shares, decayed usage and factors per domain, project and user (admin)",

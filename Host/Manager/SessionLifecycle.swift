@@ -15,6 +15,8 @@ import Synchronization
 public final class SessionLifecycle: Sendable {
     let store: StateStore
     let scheduler: SessionScheduler
+    /// Which manager schedules (nil: this one, unfenced — tests that drive one lifecycle).
+    let leadership: SchedulerLeadership?
     let clusterSecret: String
     let logger: Logger
     /// When each session's activity was last written: `continue` polls of a streaming run
@@ -22,9 +24,11 @@ public final class SessionLifecycle: Sendable {
     private let activityWritten = Mutex<[String: ContinuousClock.Instant]>([:])
     static let activityInterval: Duration = .seconds(10)
 
-    public init(store: StateStore, plugins: PluginHost, clusterSecret: String, logger: Logger = Logger(label: "hangar.sessions")) {
+    public init(store: StateStore, plugins: PluginHost, clusterSecret: String, leadership: SchedulerLeadership? = nil,
+                logger: Logger = Logger(label: "hangar.sessions")) {
         self.store = store
         self.scheduler = SessionScheduler(store: store, plugins: plugins, logger: logger)
+        self.leadership = leadership
         self.clusterSecret = clusterSecret
         self.logger = logger
     }
@@ -73,11 +77,13 @@ public final class SessionLifecycle: Sendable {
 
     /// One round: a scheduling pass per resource group, then kernel creation for what it placed.
     public func tick() async {
+        // Only the scheduling leader schedules and reaps; the other managers serve the API.
+        guard let epoch = await leaderEpoch() else { return }
         await reapIdle()
         do {
             let groups = try await store.run { try $0.resourceGroups().filter(\.isActive).map(\.name) }
             for group in groups {
-                let decisions = try await store.run { [scheduler] _ in try scheduler.schedule(resourceGroup: group) }
+                let decisions = try await store.run { [scheduler] _ in try scheduler.schedule(resourceGroup: group, epoch: epoch) }
                 for decision in decisions {
                     switch decision {
                     case .scheduled(let session, let placements): await start(session: session, placements: placements)
@@ -88,8 +94,32 @@ public final class SessionLifecycle: Sendable {
                     }
                 }
             }
+        } catch let error as StoreError where error.code == .leadershipLost {
+            logger.warning("scheduling pass fenced off", metadata: ["reason": .string(error.message)])
         } catch {
             logger.error("scheduling round failed", metadata: ["error": .string("\(error)")])
+        }
+    }
+
+    /// Whether this manager schedules now: `.some(epoch)` while it leads (`.some(nil)` when
+    /// unfenced), nil while another manager does. Keeps or seeks the lead each call, and logs
+    /// and counts every change.
+    func leaderEpoch() async -> Int64?? {
+        guard let leadership else { return .some(nil) }
+        let change = (try? await store.run { _ in leadership.refresh() }) ?? .follower
+        switch change {
+        case .kept(let epoch):
+            return .some(epoch)
+        case .acquired(let epoch):
+            logger.notice("this manager is now the scheduling leader", metadata: ["epoch": .stringConvertible(epoch), "holder": .string(leadership.holder)])
+            ManagerMetrics.leadershipChanges.increment()
+            return .some(epoch)
+        case .lost(let reason):
+            logger.warning("this manager is no longer the scheduling leader", metadata: ["reason": .string(reason)])
+            ManagerMetrics.leadershipChanges.increment()
+            return nil
+        case .follower:
+            return nil
         }
     }
 

@@ -133,7 +133,9 @@ public final class SessionScheduler: Sendable {
     }
 
     /// Runs one pass over a resource group: snapshot, plan, apply. Returns what it decided.
-    public func schedule(resourceGroup: String) throws -> [SchedulingDecision] {
+    /// - Parameter epoch: the scheduling leader's epoch this manager holds (`SchedulerLeadership`);
+    ///   the pass's writes are refused if another manager has taken the lead since. nil: unfenced.
+    public func schedule(resourceGroup: String, epoch: Int64? = nil) throws -> [SchedulingDecision] {
         guard let group = try store.resourceGroups().first(where: { $0.name == resourceGroup }) else {
             throw StoreError(.notFound, "no resource group named '\(resourceGroup)'")
         }
@@ -145,7 +147,7 @@ public final class SessionScheduler: Sendable {
         let snapshot = try preparedSnapshot(group, now: now)
         guard !snapshot.pending.isEmpty else { return [] }
         let (scheduler, selector) = try plugins(for: group)
-        return try apply(try Self.plan(snapshot, scheduler: scheduler, selector: selector), snapshot: snapshot)
+        return try apply(try Self.plan(snapshot, scheduler: scheduler, selector: selector), snapshot: snapshot, epoch: epoch)
     }
 
     /// Usage is recorded, and fair-share factors computed, for groups scheduled by `fairshare`.
@@ -540,12 +542,12 @@ public final class SessionScheduler: Sendable {
     /// Writes a plan in one transaction: the cancellations, the reservations (each
     /// re-checked against the agents; one another pass beat is noted and retried next pass)
     /// and the reasons of sessions that still wait.
-    public func apply(_ plan: SchedulingPlan, snapshot: SchedulingSnapshot) throws -> [SchedulingDecision] {
+    public func apply(_ plan: SchedulingPlan, snapshot: SchedulingSnapshot, epoch: Int64? = nil) throws -> [SchedulingDecision] {
         let stored = Dictionary(snapshot.pending.map { ($0.id, $0.statusInfo) }, uniquingKeysWith: { a, _ in a })
         let lostRace = "the chosen agent filled up before the reservation; retrying next pass"
         let made = try store.applyPass(
             resourceGroup: snapshot.resourceGroup, cancellations: plan.cancellations, reservations: plan.reservations,
-            consideredUpTo: plan.consideredUpTo,
+            consideredUpTo: plan.consideredUpTo, epoch: epoch,
             reasons: { made in
                 let lost = zip(plan.reservations, made).filter { !$1 }.map { ($0.0.session, lostRace) }
                 return (plan.waiting + lost).filter { stored[$0.session] != $0.reason }
@@ -565,7 +567,8 @@ public final class SessionScheduler: Sendable {
         // back and preempts no more for the same session; the lifecycle then ends their
         // kernels (SIGTERM, the engine's grace period, then SIGKILL) and releases the slots.
         for (victim, reason) in plan.preemptions {
-            guard try store.session(id: victim)?.status == .running, try store.transition(session: victim, to: .terminating, reason: reason) else { continue }
+            guard try store.session(id: victim)?.status == .running,
+                  try store.transition(session: victim, to: .terminating, reason: reason, fencedBy: epoch) else { continue }
             logger.info("session preempted", metadata: ["session": .string(victim), "reason": .string(reason)])
             decisions.append(.preempted(session: victim, reason: reason))
         }

@@ -290,6 +290,13 @@ public enum Migrations {
             "ALTER TABLE sessions ADD COLUMN time_limit BIGINT",
             "ALTER TABLE sessions ADD COLUMN scheduled_at BIGINT",
         ],
+        // 15: one scheduling leader among several managers. The epoch grows each time a
+        // manager becomes leader; the scheduler's writes check it in their transaction, so a
+        // former leader (paused, partitioned) can never commit after another took over.
+        [
+            "CREATE TABLE scheduler_leadership (id BIGINT PRIMARY KEY, epoch BIGINT NOT NULL, holder TEXT NOT NULL, since BIGINT NOT NULL)",
+            "INSERT INTO scheduler_leadership (id, epoch, holder, since) VALUES (1, 0, '', 0)",
+        ],
     ]
 
     /// Brings the database to `latest`, one transaction per version.

@@ -6,7 +6,8 @@ import Foundation
 /// per pooled connection.
 public final class PostgresDatabase: SQLDatabase, @unchecked Sendable {
     public let dialect = SQLDialect.postgresql
-    private let url: String
+    /// The server's URL (the scheduling leader opens a connection of its own with it).
+    let url: String
     private let condition = NSCondition()
     private var idle: [PostgresConnection] = []
     private var total = 0

@@ -596,13 +596,17 @@ extension StateStore {
     /// nothing, since pending sessions hold nothing), the reservations (each re-checked as in
     /// `reserve(_:)`), and the pass's notes, whose reasons may depend on which reservations
     /// were made. Either all of it is written or none of it.
-    /// - Parameter reasons: given whether each reservation was made, the pending sessions'
-    ///   reasons that differ from the stored ones.
+    /// - Parameters:
+    ///   - epoch: the scheduling leader's epoch the pass was planned under; the whole pass is
+    ///     refused (`StoreError.Code.leadershipLost`) when another manager leads now. nil: unfenced.
+    ///   - reasons: given whether each reservation was made, the pending sessions' reasons that
+    ///     differ from the stored ones.
     /// - Returns: per reservation, whether it was made.
     public func applyPass(resourceGroup: String, cancellations: [(session: String, reason: String)],
-                          reservations: [(session: String, placements: [KernelPlacement])], consideredUpTo: Int64,
+                          reservations: [(session: String, placements: [KernelPlacement])], consideredUpTo: Int64, epoch: Int64? = nil,
                           reasons: ([Bool]) throws -> [(session: String, reason: String)], now: Int64 = Clock.nowMicros()) throws -> [Bool] {
         try database.transaction { c in
+            try Self.fence(c, dialect: database.dialect, epoch: epoch)
             for (session, reason) in cancellations {
                 _ = try Self.transition(c, dialect: database.dialect, session: session, to: .cancelled, reason: reason, exitCode: nil, now: now)
             }
@@ -687,6 +691,15 @@ extension StateStore {
     public func transition(session id: String, to status: SessionStatus, reason: String = "", exitCode: Int? = nil,
                            now: Int64 = Clock.nowMicros()) throws -> Bool {
         try database.transaction { c in try Self.transition(c, dialect: database.dialect, session: id, to: status, reason: reason, exitCode: exitCode, now: now) }
+    }
+
+    /// A transition the scheduler makes (preempting a session), refused unless `epoch` is
+    /// still the scheduling leader's (see `SchedulerLeadership`).
+    public func transition(session id: String, to status: SessionStatus, reason: String, fencedBy epoch: Int64?, now: Int64 = Clock.nowMicros()) throws -> Bool {
+        try database.transaction { c in
+            try Self.fence(c, dialect: database.dialect, epoch: epoch)
+            return try Self.transition(c, dialect: database.dialect, session: id, to: status, reason: reason, exitCode: nil, now: now)
+        }
     }
 
     private static func transition(_ c: SQLConnection, dialect: SQLDialect, session id: String, to status: SessionStatus, reason: String,

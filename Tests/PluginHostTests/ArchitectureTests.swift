@@ -24,7 +24,7 @@ import Testing
         ("Host/Agent", "Agent", http.union(["AgentResources", "ContainerEngine", "PluginHost", "ClusterProtocol", "ConfigFile", "Sandbox"])),
         ("Host/Manager", "Manager", http.union(["StateStore", "Identity", "ClusterProtocol", "ConfigFile", "PluginHost", "Sandbox", "Yams"])),
         ("Host/StorageProxy", "StorageProxy", http.union(["PluginHost", "ConfigFile", "ClusterProtocol"])),
-        ("Host/WebServer", "WebServer", http.union(["ClusterProtocol", "Identity", "ConfigFile"])),
+        ("Host/WebServer", "WebServer", http.union(["ClusterProtocol", "Identity", "ConfigFile", "CZlib"])),
         ("Host/hangard", "hangard", ["Agent", "Manager", "StorageProxy", "WebServer", "StateStore", "PluginHost", "ConfigFile", "Identity", "ContainerEngine", "Sandbox",
                                      "ArgumentParser", "Logging"]),
         ("Tools/hangar", "HangarCLI", http.union(["Identity", "ConfigFile", "ClusterProtocol", "ArgumentParser"])),

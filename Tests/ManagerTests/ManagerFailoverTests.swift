@@ -1,0 +1,96 @@
+import Foundation
+import StateStore
+import Testing
+import TestSupport
+
+/// Real `hangard manager serve` processes: two on one PostgreSQL database, one leads the
+/// scheduling, and killing it (SIGKILL) moves the lead to the other; two on one SQLite
+/// database, the second refused with what to do instead.
+@Suite(.serialized) struct ManagerFailoverTests {
+    struct Manager {
+        let process: Process
+        let base: String
+        let log: String
+    }
+
+    static func start(_ name: String, database: String?, dataDir: String) throws -> Manager {
+        let port = try freeLoopbackPort()
+        var arguments = ["manager", "serve", "--data-dir", dataDir, "--listen", "127.0.0.1:\(port)"]
+        if let database { arguments += ["--database", database] }
+        try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
+        let log = dataDir + "/\(name).log"
+        let process = try Hangard.launch(arguments, log: log)
+        return Manager(process: process, base: "http://127.0.0.1:\(port)", log: log)
+    }
+
+    /// Waits for a process to end without `waitUntilExit` (which can hang in async code).
+    static func reaped(_ process: Process) async {
+        for _ in 0..<400 where process.isRunning { try? await Task.sleep(for: .milliseconds(50)) }
+    }
+
+    static func leader(_ manager: Manager, _ admin: StateStore.BootstrapResult) async -> [String: Any]? {
+        guard let (status, body) = try? await SignedAPI.json(.GET, base: manager.base, path: "/scheduler/leader", accessKey: admin.accessKey,
+                                                             secretKey: admin.secretKey), status == 200 else { return nil }
+        return body
+    }
+
+    @Test
+    func killingTheSchedulingLeaderMovesTheLead() async throws {
+        let (db, store, admin) = try bootstrappedStore(.postgresql)
+        defer { store.close(); _ = db }
+        guard case .postgresql(let url) = db.location else { return }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hangar-failover-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let managers = [try Self.start("a", database: url, dataDir: dir + "/a"), try Self.start("b", database: url, dataDir: dir + "/b")]
+        defer { for m in managers where m.process.isRunning { kill(m.process.processIdentifier, SIGKILL) } }
+        // Both serve; exactly one leads.
+        var views: [[String: Any]] = []
+        let settled = await Readiness.wait(upTo: .seconds(30), every: .milliseconds(200)) {
+            views = []
+            for m in managers { if let view = await Self.leader(m, admin) { views.append(view) } }
+            return views.count == 2 && views.filter { $0["this_manager_leads"] as? Bool == true }.count == 1
+                && views[0]["holder"] as? String == views[1]["holder"] as? String
+        }
+        #expect(settled, "two managers answer, one leads, both name it: \(views)")
+        guard settled, let leading = views.firstIndex(where: { $0["this_manager_leads"] as? Bool == true }),
+              let epoch = views[leading]["epoch"] as? Int else { return }
+        let survivor = managers[1 - leading]
+
+        kill(managers[leading].process.processIdentifier, SIGKILL)
+        await Self.reaped(managers[leading].process)
+        let killed = ContinuousClock.now
+        var after: [String: Any]?
+        let moved = await Readiness.wait(upTo: .seconds(20), every: .milliseconds(50)) {
+            after = await Self.leader(survivor, admin)
+            return after?["this_manager_leads"] as? Bool == true
+        }
+        let failover = ContinuousClock.now - killed
+        #expect(moved, "the surviving manager took the lead: \(after ?? [:])")
+        #expect(after?["epoch"] as? Int == epoch + 1 && after?["holder"] as? String == after?["this_manager"] as? String, "before: \(views), after: \(after ?? [:])")
+        print("scheduling leader failover after SIGKILL: \(failover)")
+        let log = ((try? String(contentsOfFile: survivor.log, encoding: .utf8)) ?? "") + ((try? String(contentsOfFile: survivor.log + ".err", encoding: .utf8)) ?? "")
+        #expect(log.contains("this manager is now the scheduling leader"), "\(log.suffix(2000))")
+    }
+
+    @Test
+    func aSecondManagerOnOneSQLiteDatabaseIsRefused() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hangar-sqlite-two-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let first = try Self.start("first", database: nil, dataDir: dir)
+        defer { if first.process.isRunning { kill(first.process.processIdentifier, SIGKILL) } }
+        let keys = try await Readiness.managerCredentials(log: first.log, dataDir: dir)
+        #expect(await Readiness.wait(upTo: .seconds(20)) { (try? await SignedAPI.text(.GET, base: first.base, path: "/auth/role", accessKey: keys.accessKey, secretKey: keys.secretKey))?.0 == 200 })
+        let second = try Self.start("second", database: nil, dataDir: dir)
+        #expect(await Readiness.wait(upTo: .seconds(20)) { !second.process.isRunning }, "the second manager exits")
+        if second.process.isRunning { kill(second.process.processIdentifier, SIGKILL) }
+        await Self.reaped(second.process)
+        let errors = (try? String(contentsOfFile: second.log + ".err", encoding: .utf8)) ?? ""
+        #expect(second.process.terminationStatus != 0)
+        #expect(errors.contains("already serves the SQLite database") && errors.contains("(pid \(first.process.processIdentifier))") && errors.contains("PostgreSQL"),
+                "\(errors.suffix(1500))")
+        // The first one is untouched.
+        #expect((try await SignedAPI.text(.GET, base: first.base, path: "/auth/role", accessKey: keys.accessKey, secretKey: keys.secretKey)).0 == 200)
+    }
+}
