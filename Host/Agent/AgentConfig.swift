@@ -27,6 +27,9 @@ import PluginHost
 public struct AgentConfig: Sendable {
     public var id: String = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "agent"
     public var managerURL: String = "http://127.0.0.1:8091"
+    /// Several managers on one PostgreSQL (`managers`): heartbeats go to the one that answered
+    /// last and fail over to the next. Empty: `managerURL` alone.
+    public var managerURLs: [String] = []
     public var clusterSecret: String = ""
     public var resourceGroup: String = "default"
     public var host: String = "127.0.0.1"
@@ -72,7 +75,7 @@ public struct AgentConfig: Sendable {
         var c = AgentConfig()
         let s = try file.section("agent")
         try s.checkKeys([
-            "id": "string", "manager": "URL string", "cluster_secret": "string", "resource_group": "string", "listen": "string host:port",
+            "id": "string", "manager": "URL string", "managers": "array of URL strings (managers sharing one PostgreSQL)", "cluster_secret": "string", "resource_group": "string", "listen": "string host:port",
             "advertise": "URL string", "scratch_dir": "string", "engine_socket": "string", "reserved_cpu": "integer", "reserved_mem": "size",
             "affinity_policy": "\"interleaved\" or \"prefer-single-node\"", "allocation_strategy": "\"evenly\" or \"fill\"",
             "heartbeat_interval": "number of seconds", "orphan_grace": "number of seconds", "runner_path": "string (file path)",
@@ -80,6 +83,11 @@ public struct AgentConfig: Sendable {
         ])
         c.id = try s.string("id", default: c.id)
         c.managerURL = try s.string("manager", default: c.managerURL)
+        c.managerURLs = try s.strings("managers", default: [])
+        for url in c.managerURLs where URL(string: url)?.host == nil {
+            throw ConfigFileError(file: file.path, key: "agent.managers", "'\(url)' is not a URL such as \"http://10.0.0.5:8091\"")
+        }
+        if let first = c.managerURLs.first { c.managerURL = first }
         c.clusterSecret = try s.string("cluster_secret", default: c.clusterSecret)
         c.resourceGroup = try s.string("resource_group", default: c.resourceGroup)
         (c.host, c.port) = try s.hostPort("listen", default: c.host, c.port)

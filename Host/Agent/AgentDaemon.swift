@@ -186,23 +186,30 @@ public final class AgentDaemon: Sendable {
     /// agent retries with exponential backoff (up to 30 s).
     func heartbeatLoop() async {
         let client = HTTPClient.shared
+        let managers = ManagerEndpoints(config.managerURLs.isEmpty ? [config.managerURL] : config.managerURLs)
         var backoff = 1.0
+        var lastManager = managers.active
         while !Task.isCancelled {
             var delay = config.heartbeatInterval
             do {
-                let message = await heartbeat()
-                var request = HTTPClientRequest(url: config.managerURL.trimmingCharacters(in: CharacterSet(charactersIn: "/")) + AgentAPI.heartbeatPath)
-                request.method = .POST
-                request.headers.add(name: "Authorization", value: "\(AgentAPI.authorizationScheme) \(config.clusterSecret)")
-                request.headers.add(name: "Content-Type", value: "application/json")
-                request.body = .bytes(ByteBuffer(bytes: try JSONEncoder().encode(message)))
-                let response = try await client.execute(request, timeout: .seconds(10))
-                let body = try await response.body.collect(upTo: 1 << 20)
-                guard response.status == .ok else {
-                    throw AgentLinkError(message: "manager answered \(response.status.code): \(String(buffer: body))")
+                let message = try JSONEncoder().encode(await heartbeat())
+                let (url, status, body) = try await managers.send({ base in
+                    var request = HTTPClientRequest(url: base + AgentAPI.heartbeatPath)
+                    request.method = .POST
+                    request.headers.add(name: "Authorization", value: "\(AgentAPI.authorizationScheme) \(config.clusterSecret)")
+                    request.headers.add(name: "Content-Type", value: "application/json")
+                    request.body = .bytes(ByteBuffer(bytes: message))
+                    return request
+                }, client: client, timeout: .seconds(10))
+                if url != lastManager {
+                    logger.warning("heartbeats now go to another manager", metadata: ["from": .string(lastManager), "to": .string(url)])
+                    lastManager = url
+                }
+                guard status == 200 else {
+                    throw AgentLinkError(message: "manager \(url) answered \(status): \(String(buffer: body))")
                 }
                 if let reply = try? JSONDecoder().decode(HeartbeatReply.self, from: Data(body.readableBytesView)) {
-                    if reply.registered { logger.info("registered with the manager", metadata: ["manager": .string(config.managerURL)]) }
+                    if reply.registered { logger.info("registered with the manager", metadata: ["manager": .string(url)]) }
                     delay = reply.heartbeatInterval
                 }
                 backoff = 1

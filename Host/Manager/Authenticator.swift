@@ -19,6 +19,8 @@ public struct ManagerRequestContext: RequestContext, WebSocketRequestContext {
 
 extension HTTPField.Name {
     static let backendAIVersion = Self("X-BackendAI-Version")!
+    /// Where a reconnecting event-stream client left off.
+    static let lastEventID = Self("Last-Event-ID")!
     static let backendAIDate = Self("X-BackendAI-Date")!
     static let backendAIDomain = Self("X-BackendAI-Domain")!
     static let sornaDate = Self("X-Sorna-Date")!

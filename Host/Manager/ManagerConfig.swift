@@ -40,6 +40,10 @@ public struct ManagerConfig: Sendable {
     /// it the lead (`leader_timeout`): another manager takes over within about this long
     /// after the leader stops (crashed managers lose it at once, their connection closes).
     public var leaderTimeout: Double = 10
+    /// How the scheduling leader reconciles the database with the agents
+    /// (`reconcile_interval`, `reconcile_scheduled_after`, `reconcile_starting_after`,
+    /// `reconcile_terminating_after`, seconds).
+    public var reconcile = ReconcileLimits()
     /// A listener that serves only `/metrics`, without authentication (`metrics_listen`, e.g.
     /// "127.0.0.1:9464": keep it on loopback or a monitoring network); nil: none.
     public var metricsListen: (host: String, port: Int)?
@@ -74,6 +78,8 @@ public struct ManagerConfig: Sendable {
             "listen": "string host:port", "data_dir": "string", "cluster_secret": "string", "agent_lost_timeout": "number of seconds",
             "heartbeat_interval": "number of seconds", "max_body_size": "size", "max_clock_skew": "number of seconds",
             "keypair_cache_ttl": "number of seconds", "scheduling_interval": "number of seconds", "leader_timeout": "number of seconds",
+            "reconcile_interval": "number of seconds", "reconcile_scheduled_after": "number of seconds",
+            "reconcile_starting_after": "number of seconds", "reconcile_terminating_after": "number of seconds",
             "default_vfolder_host": "string proxy:volume", "metrics_listen": "string host:port (metrics only, e.g. 127.0.0.1:9464)",
             "metrics_token": "string (bearer token for /metrics on the API port)",
             "login_allowed_fail_count": "integer (failed web logins per user before a block; 0: no limit)",
@@ -90,6 +96,10 @@ public struct ManagerConfig: Sendable {
         config.keypairCacheTTL = try manager.double("keypair_cache_ttl", default: config.keypairCacheTTL, range: 0...300)
         config.schedulingInterval = try manager.double("scheduling_interval", default: config.schedulingInterval, range: 0.05...3600)
         config.leaderTimeout = try manager.double("leader_timeout", default: config.leaderTimeout, range: 2...600)
+        config.reconcile.interval = try manager.double("reconcile_interval", default: config.reconcile.interval, range: 1...86_400)
+        config.reconcile.scheduled = try manager.double("reconcile_scheduled_after", default: config.reconcile.scheduled, range: 5...86_400)
+        config.reconcile.starting = try manager.double("reconcile_starting_after", default: config.reconcile.starting, range: 30...604_800)
+        config.reconcile.terminating = try manager.double("reconcile_terminating_after", default: config.reconcile.terminating, range: 10...86_400)
         config.defaultVFolderHost = try manager.optionalString("default_vfolder_host")
         if try manager.optionalString("metrics_listen") != nil {
             config.metricsListen = try manager.hostPort("metrics_listen", default: "127.0.0.1", 9464, ports: 1...65535)

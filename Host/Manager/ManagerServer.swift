@@ -44,7 +44,8 @@ public struct ManagerServer: Sendable {
         plugins = try PluginHost(searchPaths: config.pluginSearchPaths, logger: logger)
         let holder = "\(ProcessInfo.processInfo.hostName) pid \(getpid()) \(config.host):\(config.port)"
         let leadership = SchedulerLeadership(store: store, holder: holder, sessionTimeout: max(config.leaderTimeout, config.schedulingInterval * 3))
-        let lifecycle = SessionLifecycle(store: store, plugins: plugins, clusterSecret: clusterSecret, leadership: leadership, logger: logger)
+        let lifecycle = SessionLifecycle(store: store, plugins: plugins, clusterSecret: clusterSecret, leadership: leadership,
+                                         reconcileLimits: config.reconcile, logger: logger)
         api = ManagerAPI(store: store, lifecycle: lifecycle, config: config, clusterSecret: clusterSecret, logger: logger)
     }
 

@@ -23,10 +23,17 @@ public final class SessionLifecycle: Sendable {
     /// refresh the idle clock at most every `activityInterval`, not on every poll.
     private let activityWritten = Mutex<[String: ContinuousClock.Instant]>([:])
     static let activityInterval: Duration = .seconds(10)
+    /// When and how the leader reconciles (see `reconcile`).
+    let reconcileLimits: ReconcileLimits
+    let lastReconcile = Mutex<ContinuousClock.Instant?>(nil)
+    /// Kernels of RUNNING sessions that their agent's last report did not list (repaired when
+    /// still missing at the next reconciliation).
+    let suspects = Mutex<Set<String>>([])
 
     public init(store: StateStore, plugins: PluginHost, clusterSecret: String, leadership: SchedulerLeadership? = nil,
-                logger: Logger = Logger(label: "hangar.sessions")) {
+                reconcileLimits: ReconcileLimits = ReconcileLimits(), logger: Logger = Logger(label: "hangar.sessions")) {
         self.store = store
+        self.reconcileLimits = reconcileLimits
         self.scheduler = SessionScheduler(store: store, plugins: plugins, logger: logger)
         self.leadership = leadership
         self.clusterSecret = clusterSecret
@@ -80,6 +87,7 @@ public final class SessionLifecycle: Sendable {
         // Only the scheduling leader schedules and reaps; the other managers serve the API.
         guard let epoch = await leaderEpoch() else { return }
         await reapIdle()
+        await reconcileIfDue()
         do {
             let groups = try await store.run { try $0.resourceGroups().filter(\.isActive).map(\.name) }
             for group in groups {
@@ -113,6 +121,8 @@ public final class SessionLifecycle: Sendable {
         case .acquired(let epoch):
             logger.notice("this manager is now the scheduling leader", metadata: ["epoch": .stringConvertible(epoch), "holder": .string(leadership.holder)])
             ManagerMetrics.leadershipChanges.increment()
+            // A new leader first repairs what the previous one may have left half-done.
+            await reconcileIfDue(force: true)
             return .some(epoch)
         case .lost(let reason):
             logger.warning("this manager is no longer the scheduling leader", metadata: ["reason": .string(reason)])

@@ -105,28 +105,32 @@ extension ManagerAPI {
                 }
                 if key == "*" { return allSessionsEvents(caller) }
                 let session = try await resolve(key, caller: caller)
+                // Every event carries `id: H-E` (status changes and reports sent so far); a client
+                // that reconnects — to this manager or another one, all read the same database —
+                // with `Last-Event-ID` gets only what came after.
+                let resumeFrom = Self.eventPosition(request.headers[values: .lastEventID].first)
                 return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
                                 body: ResponseBody { [store] writer in
-                                    var sent = 0, sentEvents = 0
+                                    var (sent, sentEvents) = resumeFrom
                                     var waitingSaid = ""
                                     while true {
                                         // Sandbox watch reports (what the policy would have denied).
                                         let events = try await store.run { try $0.sessionEvents(session: session.id) }
-                                        for event in events.dropFirst(sentEvents) {
+                                        for (index, event) in events.enumerated().dropFirst(sentEvents) {
                                             let data = Self.withSession(event.data, current: session)
-                                            try await writer.write(ByteBuffer(string: "event: \(event.kind)\ndata: \(data)\n\n"))
+                                            try await writer.write(ByteBuffer(string: "id: \(sent)-\(index + 1)\nevent: \(event.kind)\ndata: \(data)\n\n"))
                                         }
-                                        sentEvents = events.count
+                                        sentEvents = max(sentEvents, events.count)
                                         let history = try await store.run { try $0.statusHistory(session: session.id) }
                                         let current = try await store.run { try $0.session(id: session.id) } ?? session
                                         let exitCode = try await store.run { try $0.exitCode(session: session.id) }
-                                        for (status, _) in history.dropFirst(sent) {
+                                        for (index, (status, _)) in history.enumerated().dropFirst(sent) {
                                             for name in Self.eventNames(status, type: current.type, exitCode: exitCode) {
                                                 let data = Self.eventData(current, status: status, exitCode: exitCode)
-                                                try await writer.write(ByteBuffer(string: "event: \(name)\ndata: \(data)\n\n"))
+                                                try await writer.write(ByteBuffer(string: "id: \(index + 1)-\(sentEvents)\nevent: \(name)\ndata: \(data)\n\n"))
                                             }
                                         }
-                                        sent = history.count
+                                        sent = max(sent, history.count)
                                         // A pending session says why it waits, again whenever the scheduler's
                                         // reason changes (what holds the capacity, and what to do about it).
                                         if current.status == .pending, !current.statusInfo.isEmpty, current.statusInfo != waitingSaid {
@@ -280,6 +284,14 @@ extension ManagerAPI {
                                 try await Task.sleep(for: .milliseconds(500))
                             }
                         })
+    }
+
+    /// Where a reconnecting client left off: `Last-Event-ID` "H-E" (status changes, reports);
+    /// (0, 0) when absent or malformed (everything again).
+    static func eventPosition(_ lastEventID: String?) -> (Int, Int) {
+        let parts = (lastEventID ?? "").split(separator: "-").map { Int($0) }
+        guard parts.count == 2, let h = parts[0], let e = parts[1], (0...1_000_000).contains(h), (0...1_000_000).contains(e) else { return (0, 0) }
+        return (h, e)
     }
 
     static func eventNames(_ status: SessionStatus, type: String, exitCode: Int64?) -> [String] {

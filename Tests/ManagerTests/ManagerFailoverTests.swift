@@ -42,6 +42,12 @@ import TestSupport
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hangar-failover-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
+        // Both managers share the cluster secret, as managers of one cluster do.
+        let secret = UUID().uuidString
+        for name in ["a", "b"] {
+            try FileManager.default.createDirectory(atPath: dir + "/" + name, withIntermediateDirectories: true)
+            try secret.write(toFile: dir + "/\(name)/cluster-secret", atomically: true, encoding: .utf8)
+        }
         let managers = [try Self.start("a", database: url, dataDir: dir + "/a"), try Self.start("b", database: url, dataDir: dir + "/b")]
         defer { for m in managers where m.process.isRunning { kill(m.process.processIdentifier, SIGKILL) } }
         // Both serve; exactly one leads.
@@ -57,6 +63,21 @@ import TestSupport
               let epoch = views[leading]["epoch"] as? Int else { return }
         let survivor = managers[1 - leading]
 
+        // An agent that knows both managers, the leader first.
+        let agentID = "failover-\(UUID().uuidString.prefix(8).lowercased())"
+        try """
+            [agent]
+            id = "\(agentID)"
+            managers = ["\(managers[leading].base)", "\(survivor.base)"]
+            listen = "127.0.0.1:\(try freeLoopbackPort())"
+            scratch_dir = "\(dir)/scratch"
+            engine_socket = "\(try TestEngine.socket())"
+            heartbeat_interval = 0.3
+            """.write(toFile: dir + "/agent.toml", atomically: true, encoding: .utf8)
+        let agent = try Hangard.launch(["agent", "--config", dir + "/agent.toml", "--cluster-secret-file", dir + "/a/cluster-secret"], log: dir + "/agent.log")
+        defer { if agent.isRunning { kill(agent.processIdentifier, SIGTERM) } }
+        #expect(await Readiness.wait(upTo: .seconds(20)) { (try? store.agent(id: agentID))??.status == .alive }, "the agent registers")
+
         kill(managers[leading].process.processIdentifier, SIGKILL)
         await Self.reaped(managers[leading].process)
         let killed = ContinuousClock.now
@@ -69,6 +90,13 @@ import TestSupport
         #expect(moved, "the surviving manager took the lead: \(after ?? [:])")
         #expect(after?["epoch"] as? Int == epoch + 1 && after?["holder"] as? String == after?["this_manager"] as? String, "before: \(views), after: \(after ?? [:])")
         print("scheduling leader failover after SIGKILL: \(failover)")
+        // The agent's heartbeats now reach the surviving manager: its record keeps advancing.
+        let before = try #require(try store.agent(id: agentID)).lastHeartbeat
+        #expect(await Readiness.wait(upTo: .seconds(15)) { ((try? store.agent(id: agentID))??.lastHeartbeat ?? 0) > before + 500_000 },
+                "heartbeats continue through the other manager")
+        #expect(try store.agent(id: agentID)?.status == .alive)
+        let agentLog = ((try? String(contentsOfFile: dir + "/agent.log.err", encoding: .utf8)) ?? "") + ((try? String(contentsOfFile: dir + "/agent.log", encoding: .utf8)) ?? "")
+        #expect(agentLog.contains("heartbeats now go to another manager"), "\(agentLog.suffix(1500))")
         let log = ((try? String(contentsOfFile: survivor.log, encoding: .utf8)) ?? "") + ((try? String(contentsOfFile: survivor.log + ".err", encoding: .utf8)) ?? "")
         #expect(log.contains("this manager is now the scheduling leader"), "\(log.suffix(2000))")
     }

@@ -1,5 +1,6 @@
 import ClusterProtocol
 import Foundation
+import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import Manager
@@ -117,6 +118,43 @@ import TestSupport
             #expect(names == ["session_enqueued", "session_waiting", "session_cancelled", "server_close"], "\(text)")
             #expect(text.contains("\"reason\":\"waiting for cpu: 2 of 2 on node-w are held by your session hold-a"), "\(text)")
         }
+    }
+
+    /// Every event of a session's stream carries an id; a client reconnecting with
+    /// `Last-Event-ID` (to any manager: they all read the database) gets only what followed.
+    @Test(arguments: Backend.allCases)
+    func eventStreamsResumeAfterTheLastEventID(backend: Backend) async throws {
+        let (db, store, admin) = try bootstrappedStore(backend)
+        defer { store.close(); _ = db }
+        _ = try store.recordHeartbeat(StoreFixtures.heartbeat("node-e", cpu: 2))
+        let session = try store.createSession(StoreFixtures.sessionSpec(store, admin, name: "resume-me"))
+        let kernel = try #require(try store.kernels(session: session.id).first)
+        #expect(try store.reserve(session: session.id, placements: [KernelPlacement(kernelID: kernel.id, agentID: "node-e")]))
+        for status in [SessionStatus.creating, .running, .terminated] { _ = try store.transition(session: session.id, to: status, reason: "test") }
+        let path = "/events/session?sessionName=resume-me"
+        func stream(_ last: String?) async throws -> [(id: String, name: String)] {
+            var headers = try SignedAPI.headers(method: .get, path: path, accessKey: admin.accessKey, secretKey: admin.secretKey)
+            if let last { headers[HTTPField.Name("Last-Event-ID")!] = last }
+            let signed = headers
+            let text = try await managerApp(store).test(.router) { client in
+                try await client.execute(uri: path, method: .get, headers: signed) { String(buffer: $0.body) }
+            }
+            var out: [(String, String)] = []
+            var id = ""
+            for line in text.split(separator: "\n") {
+                if line.hasPrefix("id: ") { id = String(line.dropFirst(4)) }
+                if line.hasPrefix("event: ") { out.append((id, String(line.dropFirst(7)))); id = "" }
+            }
+            return out
+        }
+        let all = try await stream(nil)
+        #expect(all.map(\.name) == ["session_enqueued", "session_scheduled", "kernel_creating", "kernel_started", "session_started",
+                                    "session_terminated", "server_close"], "\(all)")
+        #expect(all.map(\.id) == ["1-0", "2-0", "3-0", "4-0", "4-0", "5-0", ""], "\(all)")
+        let resumed = try await stream("3-0")
+        #expect(resumed.map(\.name) == ["kernel_started", "session_started", "session_terminated", "server_close"], "\(resumed)")
+        let garbage = try await stream("not-an-id")
+        #expect(garbage.count == all.count, "an id it cannot read replays everything")
     }
 
     @Test(arguments: Backend.allCases)
