@@ -56,3 +56,6 @@ psql -q "$HANGAR_TEST_POSTGRES_URL" -c "CREATE DATABASE $compatdb"
 HANGAR_COMPAT_DATABASE="${HANGAR_TEST_POSTGRES_URL%/*}/$compatdb" Tools/compat/official-client.sh "$HANGAR_TEST_ENGINE_SOCKET"
 # Schemathesis over the REST API (/openapi.json) and GraphQL: no request may cause a 5xx.
 Tools/compat/fuzz.sh "$HANGAR_TEST_ENGINE_SOCKET" 25
+# The control plane under SIGKILL (Tools/chaos/chaos.py): 3 managers on PostgreSQL, 2 agents,
+# 100 clients for 60 s while managers, an agent, the leader and the storage proxy are killed.
+Tools/scripts/chaos --managers 3 --agents 2 --clients 100 --duration 60 --kill-every 5
