@@ -48,13 +48,16 @@ public final class Authenticator: Sendable {
     let cacheTTL: Double
     private struct CacheEntry { var identity: KeypairIdentity?; var expires: Double }
     private let cache = Mutex<[String: CacheEntry]>([:])
-    private let limiter = RateLimiter()
+    let limiter = RateLimiter()
 
     init(store: StateStore, maxClockSkew: Double, cacheTTL: Double) {
         self.store = store
         self.maxClockSkew = maxClockSkew
         self.cacheTTL = cacheTTL
     }
+
+    /// Shares this manager's rate-limit counts with the others on the database (`RateLimiter.share`).
+    func shareRateLimits(manager: String) async throws { try await limiter.share(store, manager: manager) }
 
     /// Forgets a cached keypair (after it was changed through this manager).
     func invalidate(_ accessKey: String) { _ = cache.withLock { $0.removeValue(forKey: accessKey) } }
@@ -148,17 +151,21 @@ public final class Authenticator: Sendable {
 /// minute; 0 = unlimited), over a sliding minute: the previous minute's count, weighted by how
 /// much of it still lies within the last 60 seconds, plus this minute's. A fixed window would
 /// reset at every minute boundary and let a client send twice the limit across one (and made
-/// tests that straddle a boundary flaky). Counters live in this manager's memory: with several
-/// managers each enforces the limit on what it serves.
+/// tests that straddle a boundary flaky). Each manager counts what it serves in memory; with
+/// several managers (PostgreSQL) they share their counts every second (`share`), and each
+/// counts the others' too, so the limit holds for the cluster: at most what the other
+/// managers admitted in the last second can pass over it.
 final class RateLimiter: Sendable {
     private struct Window { var start: Int64; var count: Int64; var previous: Int64 }
     private let windows = Mutex<[String: Window]>([:])
+    /// The other managers' counts as of the last `share`: access key → minute → requests.
+    private let others = Mutex<[String: [Int64: Int64]]>([:])
 
-    func check(_ keypair: Keypair) throws {
+    func check(_ keypair: Keypair, now: Double = Date().timeIntervalSince1970) throws {
         guard keypair.rateLimit > 0 else { return }
-        let now = Date().timeIntervalSince1970
         let minute = Int64(now) / 60
         let elapsed = (now - Double(minute * 60)) / 60
+        let theirs = others.withLock { $0[keypair.accessKey] } ?? [:]
         let weighted = windows.withLock { windows -> Double in
             var w = windows[keypair.accessKey] ?? Window(start: minute, count: 0, previous: 0)
             if w.start != minute {
@@ -166,7 +173,7 @@ final class RateLimiter: Sendable {
             }
             w.count += 1
             windows[keypair.accessKey] = w
-            return Double(w.previous) * (1 - elapsed) + Double(w.count)
+            return Double(w.previous + (theirs[minute - 1] ?? 0)) * (1 - elapsed) + Double(w.count + (theirs[minute] ?? 0))
         }
         if weighted > Double(keypair.rateLimit) {
             var error = APIError(.tooManyRequests, "too-many-requests", "Too many requests.",
@@ -176,5 +183,17 @@ final class RateLimiter: Sendable {
             error.extraHeaders[.retryAfter] = String(max(1, 60 - Int(now) % 60))
             throw error
         }
+    }
+
+    /// Records this manager's counts of this and the previous minute in the database and
+    /// takes the other managers' (`manager` names this one).
+    func share(_ store: StateStore, manager: String, now: Double = Date().timeIntervalSince1970) async throws {
+        let minute = Int64(now) / 60
+        let mine = windows.withLock { windows -> [(accessKey: String, minute: Int64, count: Int64)] in
+            windows = windows.filter { $0.value.start >= minute - 1 }
+            return windows.flatMap { key, w in [(key, w.start, w.count)] + (w.previous > 0 ? [(key, w.start - 1, w.previous)] : []) }
+        }
+        let theirs = try await store.run { try $0.shareRateLimitCounts(manager: manager, counts: mine, oldestMinute: minute - 1) }
+        others.withLock { $0 = theirs }
     }
 }

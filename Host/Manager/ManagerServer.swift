@@ -117,6 +117,10 @@ public struct ManagerServer: Sendable {
             if let metrics { group.addTask { try await metrics.runService() } }
             group.addTask { await monitorAgents() }
             group.addTask { await scheduleSessions() }
+            // Several managers (PostgreSQL): keypair rate limits hold for the cluster.
+            if !api.store.answersInProcess, let name = api.lifecycle.leadership?.holder {
+                group.addTask { await shareRateLimits(as: name) }
+            }
             try await group.next()
             group.cancelAll()
         }
@@ -127,6 +131,19 @@ public struct ManagerServer: Sendable {
         while !Task.isCancelled {
             try? await Task.sleep(for: .seconds(config.schedulingInterval))
             await api.lifecycle.tick()
+        }
+    }
+
+    /// Every second, this manager's keypair request counts go to the database and the other
+    /// managers' come back (`RateLimiter.share`).
+    public func shareRateLimits(as name: String) async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(1))
+            do {
+                try await api.auth.shareRateLimits(manager: name)
+            } catch {
+                logger.warning("cannot share rate-limit counts", metadata: ["error": .string("\(error)")])
+            }
         }
     }
 

@@ -58,7 +58,7 @@ extension SessionLifecycle {
             repaired(&report.finishedTerminations, "stuck_terminating", session.id, reason)
         }
         let scheduled = (try? await store.run { try $0.sessionsStuck(in: [.scheduled], changedBefore: now - micros(limits.scheduled)) }) ?? []
-        for (session, changed) in scheduled {
+        for (session, changed) in scheduled where !startsInFlight.withLock({ $0.contains(session.id) }) {
             guard let placements = try? await store.run({ try $0.kernelAgents(session: session.id) }),
                   placements.allSatisfy({ $0.1 != nil }) else { continue }
             repaired(&report.restartedSchedules, "stuck_scheduled", session.id,
@@ -66,7 +66,7 @@ extension SessionLifecycle {
             await start(session: session.id, placements: placements.map { KernelPlacement(kernelID: $0.0, agentID: $0.1 ?? "") })
         }
         let starting = (try? await store.run { try $0.sessionsStuck(in: [.preparing, .pulling, .creating], changedBefore: now - micros(limits.starting)) }) ?? []
-        for (session, changed) in starting {
+        for (session, changed) in starting where !startsInFlight.withLock({ $0.contains(session.id) }) {
             let reason = "ended by reconciliation: it was \(session.status.rawValue) for \(since(changed)) s (the manager starting it stopped, "
                 + "or the start hung); its kernels were removed and its slots released — create it again"
             guard (try? await destroy(session: session.id, reason: reason, endingIn: .error)) != nil else { continue }

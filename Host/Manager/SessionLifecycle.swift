@@ -29,6 +29,8 @@ public final class SessionLifecycle: Sendable {
     /// Kernels of RUNNING sessions that their agent's last report did not list (repaired when
     /// still missing at the next reconciliation).
     let suspects = Mutex<Set<String>>([])
+    /// Sessions this manager is starting now (their kernels being created).
+    let startsInFlight = Mutex<Set<String>>([])
 
     public init(store: StateStore, plugins: PluginHost, clusterSecret: String, leadership: SchedulerLeadership? = nil,
                 reconcileLimits: ReconcileLimits = ReconcileLimits(), logger: Logger = Logger(label: "hangar.sessions")) {
@@ -135,6 +137,9 @@ public final class SessionLifecycle: Sendable {
 
     /// Creates a scheduled session's kernels; any failure ends it in ERROR with the agent's reason.
     func start(session id: String, placements: [KernelPlacement]) async {
+        // Reconciliation leaves a session alone while this manager is still starting it.
+        guard startsInFlight.withLock({ $0.insert(id).inserted }) else { return }
+        defer { _ = startsInFlight.withLock { $0.remove(id) } }
         do {
             guard let session = try await store.run({ try $0.session(id: id) }) else { return }
             try await pullImage(session, placements: placements)

@@ -297,6 +297,15 @@ public enum Migrations {
             "CREATE TABLE scheduler_leadership (id BIGINT PRIMARY KEY, epoch BIGINT NOT NULL, holder TEXT NOT NULL, since BIGINT NOT NULL)",
             "INSERT INTO scheduler_leadership (id, epoch, holder, since) VALUES (1, 0, '', 0)",
         ],
+        // 16: keypair rate limits across managers: each manager's request count per keypair and
+        // minute, shared every second, so the limit holds for the cluster, not per manager.
+        [
+            """
+            CREATE TABLE rate_limit_counts (
+                access_key TEXT NOT NULL, minute BIGINT NOT NULL, manager TEXT NOT NULL, count BIGINT NOT NULL,
+                PRIMARY KEY (access_key, minute, manager))
+            """,
+        ],
     ]
 
     /// Brings the database to `latest`, one transaction per version.

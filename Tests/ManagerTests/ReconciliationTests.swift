@@ -41,6 +41,7 @@ import TestSupport
             let ending = try session("stuck-ending", [.creating, .running, .terminating], age: 300)
             let starting = try session("stuck-starting", [.creating], age: 2000)
             let reserved = try session("stuck-reserved", [], age: 120)
+            let busy = try session("slow-start", [], age: 120)
             let gone = try session("gone", [.creating, .running], age: 100)
             let fine = try session("fine", [.creating, .running], age: 100)
             let young = try session("young-ending", [.creating, .running, .terminating], age: 5)
@@ -54,6 +55,8 @@ import TestSupport
             }())
 
             let lifecycle = SessionLifecycle(store: store, plugins: try PluginHost(searchPaths: []), clusterSecret: "test-cluster-secret")
+            // One this manager is still starting (a long pull) is not started a second time.
+            lifecycle.startsInFlight.withLock { _ = $0.insert(busy.id) }
             let first = await lifecycle.reconcile()
             #expect(first.finishedTerminations == 1 && first.failedStarts == 1 && first.restartedSchedules == 1, "\(first)")
             #expect(first.orphanKernels == 2 && first.vanishedKernels == 0, "a missing kernel waits for a second look: \(first)")
@@ -64,6 +67,7 @@ import TestSupport
             // Started again: the stand-in agent cannot create kernels, so the start fails with the agent's answer.
             #expect(try store.session(id: reserved.id)?.status != .scheduled)
             #expect(try store.session(id: young.id)?.status == .terminating, "a session ending for 5 s is left alone")
+            #expect(try store.session(id: busy.id)?.status == .scheduled, "a session this manager is starting is left alone")
             #expect(try store.session(id: fine.id)?.status == .running)
             #expect(Set(removed.withLock { $0 }).isSuperset(of: [ended.kernel, "k-nobody-knows", ending.kernel, starting.kernel]), "\(removed.withLock { $0 })")
             #expect(!removed.withLock { $0 }.contains(fine.kernel) && !removed.withLock { $0 }.contains(young.kernel))
@@ -74,8 +78,8 @@ import TestSupport
             #expect(try store.session(id: gone.id)?.status == .error)
             #expect(try store.session(id: gone.id)?.statusInfo.contains("no longer on agent node-r") == true)
             #expect(try store.session(id: fine.id)?.status == .running)
-            // Only the live sessions hold slots now: fine and young (one core each).
-            #expect(try store.agents().first { $0.id == "node-r" }?.occupied["cpu"] == 2)
+            // Only the live sessions hold slots now: fine, young and the one still starting (one core each).
+            #expect(try store.agents().first { $0.id == "node-r" }?.occupied["cpu"] == 3)
             let third = await lifecycle.reconcile()
             #expect(third.total == 2, "the agent still reports the two orphans (it has not sent a new heartbeat): \(third)")
         }
