@@ -44,6 +44,9 @@ for managers in 1 3; do
         "$managers" "$(printf '"http://127.0.0.1:%s",' "${ports[@]}" | sed 's/,$//')" "$aport" "$work" "$managers" "$engine" >"$work/agent$managers.toml"
     "$bin/hangard" agent --config "$work/agent$managers.toml" --cluster-secret-file "$work/m$managers-1/cluster-secret" >"$work/agent$managers.log" 2>&1 &
     pids+=($!)
+    for port in "${ports[@]}"; do
+        for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/" >/dev/null && break; sleep 0.2; done
+    done
     python3 Tools/bench/managers_bench.py "$managers" "$clients" "$seconds" "$ak" "$sk" "${ports[@]}"
     kill "${pids[@]}" 2>/dev/null; wait "${pids[@]}" 2>/dev/null || true
     pids=()
