@@ -5,7 +5,8 @@ import StateStore
 import Synchronization
 
 /// How long a session may sit in a transitional state before the leader repairs it, and how
-/// often it looks (`[manager] reconcile_interval`, `reconcile_stuck_after`).
+/// often it looks (`[manager] reconcile_interval`, `reconcile_scheduled_after`,
+/// `reconcile_starting_after`, `reconcile_terminating_after`).
 public struct ReconcileLimits: Sendable, Equatable {
     /// Seconds between reconciliations (the leader also reconciles when it takes the lead).
     public var interval: Double = 30
@@ -74,22 +75,23 @@ extension SessionLifecycle {
         }
 
         let agents = (try? await store.run { try $0.agents(status: .alive) }) ?? []
-        var reported: [String: Set<String>] = [:]
+        // What each alive agent last reported running, and when it reported it.
+        let reported = Dictionary(agents.map { agent in
+            (agent.id, (kernels: Set((try? JSONDecoder().decode([String].self, from: Data(agent.runningKernels.utf8))) ?? []), at: agent.lastHeartbeat))
+        }, uniquingKeysWith: { first, _ in first })
+        let everyReported = Array(reported.values.flatMap(\.kernels))
+        let orphans = Set((try? await store.run { try $0.kernelsWithoutLiveSession(everyReported) }) ?? [])
         for agent in agents {
-            let running = (try? JSONDecoder().decode([String].self, from: Data(agent.runningKernels.utf8))) ?? []
-            reported[agent.id] = Set(running)
-            let orphans = (try? await store.run { try $0.kernelsWithoutLiveSession(running) }) ?? []
-            for kernel in orphans {
+            for kernel in (reported[agent.id]?.kernels ?? []).sorted() where orphans.contains(kernel) {
                 guard let (status, _) = try? await callAgent(agent.address, .DELETE, AgentAPI.kernelPath(kernel)), status < 300 || status == 404 else { continue }
                 repaired(&report.orphanKernels, "orphan_kernel", kernel, "agent \(agent.id) ran kernel \(kernel), whose session has ended or is unknown; removed it")
             }
         }
         let placements = (try? await store.run { try $0.runningKernelPlacements() }) ?? []
-        let heartbeats = Dictionary(agents.map { ($0.id, $0.lastHeartbeat) }, uniquingKeysWith: { a, _ in a })
         var missing = Set<String>()
         for p in placements {
             // Only against a report made after the kernel was running.
-            guard let seen = reported[p.agent], let beat = heartbeats[p.agent], beat > p.runningSince, !seen.contains(p.kernel) else { continue }
+            guard let seen = reported[p.agent], seen.at > p.runningSince, !seen.kernels.contains(p.kernel) else { continue }
             missing.insert(p.kernel)
             guard suspects.withLock({ $0.contains(p.kernel) }) else { continue }
             let reason = "ended by reconciliation: its kernel \(p.kernel) is no longer on agent \(p.agent) (its reports no longer list it); its slots were released"
