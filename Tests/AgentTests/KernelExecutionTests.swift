@@ -67,7 +67,7 @@ import TestSupport
         #expect(failed.exitCode == 1 && failed.stderr.contains("ZeroDivisionError"), "\(failed)")
 
         // A long-running query streams: the first output arrives before it finishes.
-        let streaming = try await execution.execute(ExecutionRequest(mode: "query", code: "import time\nprint('tick', flush=True)\ntime.sleep(1.5)\nprint('tock')"))
+        let streaming = try await execution.execute(ExecutionRequest(mode: "query", code: "import time\nprint('tick', flush=True)\ntime.sleep(4)\nprint('tock')"))
         #expect(streaming.status == "continued" && streaming.console.first?[1] == "tick\n", "\(streaming)")
         var rest = Outcome()
         var result = streaming
