@@ -112,6 +112,9 @@ public struct ManagerServer: Sendable {
         defer { withExtendedLifetime(sqliteLock) {}; api.lifecycle.leadership?.resign() }
         let app = makeApplication()
         let metrics = makeMetricsApplication()
+        // Sessions accepted or ended by the other managers wake this one while it leads, as
+        // its own do through their route (PostgreSQL NOTIFY; nothing on SQLite).
+        api.lifecycle.leadership?.listenForWakes { [lifecycle = api.lifecycle] in Task { await lifecycle.tick() } }
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await app.runService() }
             if let metrics { group.addTask { try await metrics.runService() } }

@@ -112,6 +112,23 @@ final class PostgresConnection: SQLConnection {
 
     var isHealthy: Bool { conn.map { PQstatus($0) == CONNECTION_OK && PQtransactionStatus($0) == PQTRANS_IDLE } ?? false }
 
+    /// The connection's socket, for waiting on notifications (-1 when closed).
+    var socket: Int32 { conn.map { PQsocket($0) } ?? -1 }
+
+    /// Reads what the server sent without blocking and returns the channels of the
+    /// notifications (`LISTEN`) that arrived, oldest first; those already read by a query are
+    /// included. Empty when nothing came.
+    func takeNotifications() -> [String] {
+        guard let conn else { return [] }
+        _ = PQconsumeInput(conn)
+        var channels: [String] = []
+        while let notification = PQnotifies(conn) {
+            channels.append(String(cString: notification.pointee.relname))
+            PQfreemem(notification)
+        }
+        return channels
+    }
+
     func close() {
         if let conn { PQfinish(conn) }
         conn = nil

@@ -24,6 +24,8 @@ public final class SchedulerLeadership: @unchecked Sendable {
     private let lock = NSLock()
     private var connection: PostgresConnection?
     private var epoch: Int64?
+    /// Set by `resign()`: the wake listener ends.
+    private var stopped = false
 
     /// - Parameters:
     ///   - holder: a name for this manager (host, pid, address).
@@ -74,6 +76,9 @@ public final class SchedulerLeadership: @unchecked Sendable {
                 let got = try connection.query("SELECT CASE WHEN pg_try_advisory_lock($1::bigint) THEN 1 ELSE 0 END AS got", [.int(Self.lockKey)]).first?.int("got")
                 guard got == 1 else { return .follower }
                 let taken = try inTransaction(connection) { c in try Self.takeOver(c, holder: holder, now: now) }
+                // Managers that accept a session or end one notify this channel (`wakeScheduler`),
+                // so the leader schedules at once instead of at its next round.
+                _ = try connection.execute("LISTEN \(Self.wakeChannel)")
                 epoch = taken
                 return .acquired(epoch: taken)
             } catch {
@@ -88,10 +93,41 @@ public final class SchedulerLeadership: @unchecked Sendable {
     /// Gives the lead up (the manager is stopping), so another manager takes over at once.
     public func resign() {
         lock.withLock {
+            stopped = true
             connection?.close()
             connection = nil
             epoch = nil
         }
+    }
+
+    /// The notification channel through which any manager wakes the scheduling leader.
+    public static let wakeChannel = "hangar_scheduler_wake"
+
+    /// While this manager leads on PostgreSQL, calls `onWake` soon after another manager (or
+    /// this one) notifies `wakeChannel`; several notifications that arrive together wake it
+    /// once. The wait runs on a thread of its own (it blocks in `poll`), which ends with
+    /// `resign()`. Nothing happens on SQLite, where the only manager wakes itself.
+    public func listenForWakes(_ onWake: @escaping @Sendable () -> Void) {
+        guard url != nil else { return }
+        let thread = Thread { [self] in
+            while true {
+                let (fd, woken, done): (Int32, Bool, Bool) = lock.withLock {
+                    guard !stopped else { return (-1, false, true) }
+                    guard epoch != nil, let connection else { return (-1, false, false) }
+                    // Notifications a refresh's query already read wait in libpq's queue.
+                    return (connection.socket, !connection.takeNotifications().isEmpty, false)
+                }
+                if done { return }
+                if woken { onWake(); continue }
+                guard fd >= 0 else { Thread.sleep(forTimeInterval: 0.25); continue }
+                var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                let ready = poll(&descriptor, 1, 250)
+                // A closed or replaced connection: look again after the next refresh.
+                if ready < 0 || descriptor.revents & Int16(POLLNVAL | POLLERR | POLLHUP) != 0 { Thread.sleep(forTimeInterval: 0.25) }
+            }
+        }
+        thread.name = "scheduler-wake"
+        thread.start()
     }
 
     /// Raises the epoch for a new leader and returns it.
@@ -111,17 +147,37 @@ extension StateStore {
         return (row?.int("epoch") ?? 0, row?.string("holder") ?? "", row?.int("since") ?? 0)
     }
 
+    /// How long a fenced scheduler transaction may sit idle (its manager paused or cut off)
+    /// before PostgreSQL aborts it: a bound on how long a new leader's takeover waits for it.
+    static let fencedIdleLimitSeconds = 15
+
     /// Refuses a scheduler write made under an epoch that is no longer the leader's (nil:
     /// unfenced, for tests and the simulator). On PostgreSQL the row is share-locked, so a
     /// new leader's epoch increment waits for transactions already checked and every later
     /// one sees the new epoch.
     static func fence(_ c: SQLConnection, dialect: SQLDialect, epoch: Int64?) throws {
         guard let epoch else { return }
+        if dialect == .postgresql {
+            // A leader paused inside this transaction keeps the share lock, which holds up the
+            // next leader's epoch increment; the server ends such a transaction after this
+            // long, so a takeover waits at most that (the paused pass then commits nothing).
+            _ = try c.query("SELECT set_config('idle_in_transaction_session_timeout', $1, true) AS set", [.text("\(fencedIdleLimitSeconds * 1000)")])
+        }
         let current = try c.query("SELECT epoch FROM scheduler_leadership WHERE id = 1" + (dialect == .postgresql ? " FOR SHARE" : "")).first?.int("epoch") ?? 0
         guard current == epoch else {
             throw StoreError(.leadershipLost, "this manager is no longer the scheduling leader (its epoch \(epoch), the current one \(current)); "
                 + "the new leader schedules, nothing of this pass was written")
         }
+    }
+}
+
+extension StateStore {
+    /// Inside a transaction: tells the scheduling leader (on PostgreSQL, whichever manager it
+    /// is) that there is something to schedule, when the transaction commits. On SQLite the
+    /// only manager wakes itself, so nothing is sent.
+    static func wakeScheduler(_ c: SQLConnection, dialect: SQLDialect) throws {
+        guard dialect == .postgresql else { return }
+        _ = try c.query("SELECT pg_notify($1, '') IS NULL AS sent", [.text(SchedulerLeadership.wakeChannel)])
     }
 }
 

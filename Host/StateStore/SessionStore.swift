@@ -194,6 +194,7 @@ extension StateStore {
                 try c.execute("INSERT INTO session_dependencies (session_id, depends_on) VALUES ($1, $2)", [.text(id), .text(target)])
             }
             try Self.history(c, id, .pending, now)
+            try Self.wakeScheduler(c, dialect: database.dialect)
             return SessionRecord(id: id, name: spec.name, accessKey: spec.accessKey, resourceGroup: spec.resourceGroup, type: spec.type,
                                  status: .pending, statusInfo: "", image: spec.image, architecture: spec.architecture, requested: spec.requested,
                                  clusterSize: spec.clusterSize, priority: spec.priority, attempts: 0, createdAt: now,
@@ -730,6 +731,8 @@ extension StateStore {
                               [.text(status.rawValue), .int(now), exitCode.map { .int(Int64($0)) } ?? .null, .text(k.string("id") ?? "")])
             }
             try c.execute("UPDATE sessions SET occupied_slots = '{}' WHERE id = $1", [.text(id)])
+            // Capacity came free: a pending session may fit now.
+            try wakeScheduler(c, dialect: dialect)
             return true
         }
     }
