@@ -330,11 +330,15 @@ public struct UploadTicketRequest: Codable, Sendable, Equatable {
     public var folder: String
     public var path: String
     public var size: UInt64
-    public init(volume: String, folder: String, path: String, size: UInt64) {
+    /// The upload is a tar archive (`size` its length) to unpack into the directory at
+    /// `path` ("" or "." for the folder's root) as it arrives.
+    public var archive: Bool?
+    public init(volume: String, folder: String, path: String, size: UInt64, archive: Bool? = nil) {
         self.volume = volume
         self.folder = folder
         self.path = path
         self.size = size
+        self.archive = archive
     }
 }
 

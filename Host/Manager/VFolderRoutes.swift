@@ -290,14 +290,17 @@ extension ManagerAPI {
                     volume: v.folder.volumeName, folder: v.folder.id, paths: files, recursive: body["recursive"] as? Bool ?? false))
                 return try Self.jsonObject([:])
             },
-            RouteSpec(method: .post, path: "/folders/:name/request-upload", summary: "A token to upload one file to the storage proxy (tus)", access: .user,
-                      bodyKeys: ["path", "size"]) { request, context in
+            RouteSpec(method: .post, path: "/folders/:name/request-upload",
+                      summary: "A token to upload one file to the storage proxy (tus), or a tar archive to unpack into a directory (archive: true)", access: .user,
+                      bodyKeys: ["path", "size", "archive"]) { request, context in
                 let caller = try await auth.authenticate(request)
                 let v = try await visibleFolder(try context.parameters.require("name"), caller: caller, need: .readWrite)
-                let body = try await object(request, allowed: ["path", "size"])
+                let body = try await object(request, allowed: ["path", "size", "archive"])
                 guard let size = UInt64(exactly: try Self.bytes(body["size"])) else { throw APIError.invalidParams("'size' must be a non-negative number of bytes") }
+                if body["archive"] != nil, !(body["archive"] is Bool) { throw APIError.invalidParams("'archive' must be true or false") }
                 let reply = try await storageProxies.call(v.folder.proxyName, .requestUpload, UploadTicketRequest(
-                    volume: v.folder.volumeName, folder: v.folder.id, path: try Self.required(body, "path"), size: size), reply: TransferTicket.self)
+                    volume: v.folder.volumeName, folder: v.folder.id, path: try Self.required(body, "path"), size: size,
+                    archive: body["archive"] as? Bool), reply: TransferTicket.self)
                 return try Self.jsonObject(["token": reply.token, "url": reply.url])
             },
             RouteSpec(method: .post, path: "/folders/:name/request-download", summary: "A token to download a file (or a directory as tar)", access: .user,

@@ -196,9 +196,17 @@ struct StorageProxyRoutes: Sendable {
         router.post(route(.requestUpload)) { request, _ in
             let (m, v, fs) = try await self.folderCall(request, UploadTicketRequest.self, volume: \.volume, folder: \.folder)
             let path = try Self.path(m.path)
-            guard !path.isRoot else { throw StorageProxyError(.badRequest, "give the path of a file to upload, not the folder root") }
-            if let kind = try Self.run({ () throws(FolderPathError) in try fs.kind(path) }), kind != S_IFREG {
-                throw StorageProxyError.from(kind == S_IFDIR ? .isADirectory(path.raw) : .symlink(path.raw))
+            let archive = m.archive ?? false
+            if archive {
+                // An archive unpacks into a directory (made when missing), the root included.
+                if let kind = try Self.run({ () throws(FolderPathError) in try fs.kind(path) }), kind != S_IFDIR {
+                    throw StorageProxyError.from(kind == S_IFREG ? .notADirectory(path.raw) : .symlink(path.raw))
+                }
+            } else {
+                guard !path.isRoot else { throw StorageProxyError(.badRequest, "give the path of a file to upload, not the folder root (or send a tar with archive: true)") }
+                if let kind = try Self.run({ () throws(FolderPathError) in try fs.kind(path) }), kind != S_IFREG {
+                    throw StorageProxyError.from(kind == S_IFDIR ? .isADirectory(path.raw) : .symlink(path.raw))
+                }
             }
             let size = m.size
             guard size <= self.config.maxUploadBytes else {
@@ -213,14 +221,15 @@ struct StorageProxyRoutes: Sendable {
             }
             let session = UploadLocks.newSession()
             // An empty file needs no PATCH (the official client sends none): it exists at once.
-            if size == 0 {
+            if size == 0, !archive {
                 try Self.run { () throws(FolderPathError) in
                     close(try fs.openStaging(session).fd)
                     try fs.commitStaging(session, to: path)
                 }
             }
             let exp = Int64(Date().timeIntervalSince1970 + self.config.tokenTTL)
-            let token = try self.tokens.issue(TransferClaims(op: "upload", volume: v.name, folder: m.folder, path: path.raw, exp: exp, size: Int64(size), session: session))
+            let token = try self.tokens.issue(TransferClaims(op: "upload", volume: v.name, folder: m.folder, path: path.raw, exp: exp, size: Int64(size), session: session,
+                                                             archive: archive ? true : nil))
             return try Self.json(TransferTicket(token: token, url: self.config.advertisedURL + "/upload", session: session))
         }
         router.post(route(.requestDownload)) { request, _ in
@@ -293,6 +302,10 @@ struct StorageProxyRoutes: Sendable {
         let fs = try self.volumes.fileSystem(v, claims.folder)
         let target = try Self.path(claims.path)
         guard await uploads.acquire(session) else { throw StorageProxyError(.conflict, "another PATCH of this upload is in progress") }
+        if claims.archive == true {
+            defer { Task { await uploads.release(session) } }
+            return try await unpack(request, into: target, fs: fs, size: size, offset: offset, session: session, folder: claims.folder)
+        }
         let staging = try Self.run { () throws(FolderPathError) in try fs.openStaging(session) }
         var written = staging.size
         var closed = false
@@ -369,6 +382,45 @@ struct StorageProxyRoutes: Sendable {
         headers[Self.uploadOffset] = String(written)
         return Response(status: .noContent, headers: headers)
     }
+
+    /// An archive upload's PATCH: the whole tar in one request, unpacked into `target` while
+    /// it arrives and synced before the answer. Not resumable (a broken one is sent again
+    /// from 0: complete files it wrote stay and are replaced).
+    func unpack(_ request: Request, into target: FolderPath, fs: FolderFileSystem, size: Int64, offset: Int64, session: String, folder: String) async throws -> Response {
+        guard offset == 0 else {
+            throw StorageProxyError(.conflict, "an archive upload is not resumable: send the whole archive again from Upload-Offset 0")
+        }
+        if let length = request.headers[.contentLength].flatMap(Int64.init), length != size {
+            throw StorageProxyError(.badRequest, "the request carries \(length) bytes but the archive was declared with \(size); ask for a new upload with its real size")
+        }
+        var extractor = ArchiveExtractor(fs: fs, base: target, tag: session)
+        var received: Int64 = 0
+        do {
+            for try await chunk in request.body {
+                received += Int64(chunk.readableBytes)
+                guard received <= size else {
+                    throw StorageProxyError(.contentTooLarge, "the upload sent more than the archive's declared size of \(size) bytes")
+                }
+                try extractor.feed(chunk)
+            }
+            guard received == size else {
+                throw StorageProxyError(.badRequest, "the archive stopped after \(received) of its \(size) bytes; send it again from Upload-Offset 0")
+            }
+            try extractor.finish()
+        } catch {
+            extractor.abandon()
+            throw error
+        }
+        logger.info("archive unpacked", metadata: ["folder": .string(folder), "bytes": .stringConvertible(size),
+                                                   "files": .stringConvertible(extractor.files), "directories": .stringConvertible(extractor.directoriesMade)])
+        var headers = Self.tusHeaders
+        headers[Self.uploadOffset] = String(size)
+        headers[Self.extractedFiles] = String(extractor.files)
+        return Response(status: .noContent, headers: headers)
+    }
+
+    /// How many files an archive upload wrote.
+    static let extractedFiles = HTTPField.Name("Hangar-Extracted-Files")!
 
     /// Streams a file (Content-Length; Range and If-Range for resuming) or a directory as tar.
     func download(_ request: Request, headOnly: Bool = false) throws -> Response {

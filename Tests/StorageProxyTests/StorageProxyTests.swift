@@ -343,6 +343,77 @@ func fileSHA256(_ path: String) throws -> String {
         #expect(try FileManager.default.destinationOfSymbolicLink(atPath: out + "/tree/escape") == "/etc/passwd", "a link is archived as a link")
     }
 
+    /// A tar sent with `archive: true` is unpacked into the directory while it arrives
+    /// (GNU and pax long names, empty files, many small files), and an archive holding a
+    /// link, a `..` or absolute name, or no tar at all is refused with what was wrong,
+    /// writing nothing outside the folder.
+    @Test func archivesUploadUnpackedAndBadOnesAreRefused() async throws {
+        let proxy = try await ProxyHarness()
+        defer { proxy.stop() }
+        let (folder, root) = try await proxy.folder()
+        let source = proxy.dir + "/source"
+        let long = String(repeating: "n", count: 120)
+        try FileManager.default.createDirectory(atPath: source + "/sub/\(long)", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: source + "/many", withIntermediateDirectories: true)
+        try "top\n".write(toFile: source + "/a.txt", atomically: true, encoding: .utf8)
+        try Data().write(to: URL(fileURLWithPath: source + "/empty"))
+        try Data(TestData(size: 3 << 20).bytes(from: 0, count: 3 << 20)).write(to: URL(fileURLWithPath: source + "/sub/blob.bin"))
+        try "deep\n".write(toFile: source + "/sub/\(long)/file.txt", atomically: true, encoding: .utf8)
+        for i in 0..<300 { try "file \(i)\n".write(toFile: source + "/many/f\(i).txt", atomically: false, encoding: .utf8) }
+
+        func upload(_ archive: [UInt8], into path: String) async throws -> (Int, Int64?, String) {
+            let (status, ticket) = try await proxy.manager("folder/file/upload", ["volume": "v1", "folder": folder, "path": path, "size": archive.count, "archive": true])
+            try #require(status == 200, "\(ticket)")
+            var request = HTTPClientRequest(url: (ticket["url"] as? String ?? "") + "?token=" + (ticket["token"] as? String ?? ""))
+            request.method = .PATCH
+            request.headers.add(name: "Tus-Resumable", value: "1.0.0")
+            request.headers.add(name: "Upload-Offset", value: "0")
+            request.headers.add(name: "Content-Type", value: "application/offset+octet-stream")
+            request.body = .bytes(ByteBuffer(bytes: archive))
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(120))
+            let body = String(buffer: try await response.body.collect(upTo: 1 << 20))
+            return (Int(response.status.code), response.headers.first(name: "Hangar-Extracted-Files").flatMap(Int64.init), body)
+        }
+        for format in ["gnu", "pax"] {
+            let tarball = proxy.dir + "/\(format).tar"
+            let (tarStatus, tarOutput) = try TestSupport.run(["/usr/bin/tar", "--format=\(format)", "-cf", tarball, "-C", source, "."])
+            try #require(tarStatus == 0, "\(tarOutput)")
+            let (status, files, body) = try await upload(Array(try Data(contentsOf: URL(fileURLWithPath: tarball))), into: "in-\(format)")
+            #expect(status == 204 && files == 304, "\(format): \(status) \(files ?? -1) \(body)")
+            let out = root + "/in-\(format)"
+            #expect(try String(contentsOfFile: out + "/a.txt", encoding: .utf8) == "top\n")
+            #expect(try String(contentsOfFile: out + "/sub/\(long)/file.txt", encoding: .utf8) == "deep\n", "\(format) long names")
+            #expect(try fileSHA256(out + "/sub/blob.bin") == (try fileSHA256(source + "/sub/blob.bin")))
+            #expect((try FileManager.default.attributesOfItem(atPath: out + "/empty")[.size] as? Int) == 0)
+            #expect(try String(contentsOfFile: out + "/many/f299.txt", encoding: .utf8) == "file 299\n")
+            let left = try FileManager.default.subpathsOfDirectory(atPath: out).filter { $0.contains(".hangar-") }
+            #expect(left.isEmpty, "no temporary files stay: \(left)")
+        }
+        // The folder's root is a target too.
+        let small = TarArchive.archive([.init(path: "rooted.txt", kind: .file, mode: 0o644, size: 3, modified: Date(), data: Array("hi\n".utf8))])
+        #expect(try await upload(small, into: ".").0 == 204)
+        #expect(try String(contentsOfFile: root + "/rooted.txt", encoding: .utf8) == "hi\n")
+
+        let refusals: [(String, [UInt8], String)] = [
+            ("symlink", TarArchive.archive([.init(path: "link", kind: .symlink, mode: 0o777, size: 0, modified: Date(), linkTarget: "/etc/passwd")]), "symbolic link"),
+            ("traversal", TarArchive.archive([.init(path: "../escaped.txt", kind: .file, mode: 0o644, size: 2, modified: Date(), data: [0x6f, 0x6b])]), "'..' is not allowed"),
+            ("absolute", TarArchive.archive([.init(path: "/etc/escaped.txt", kind: .file, mode: 0o644, size: 2, modified: Date(), data: [0x6f, 0x6b])]), "absolute"),
+            ("garbage", Array(repeating: 0x41, count: 2048), "not a tar archive"),
+            ("truncated", Array(TarArchive.archive([.init(path: "cut.bin", kind: .file, mode: 0o644, size: 4000, modified: Date(), data: Array(repeating: 1, count: 4000))]).prefix(1500)), "ends inside 'bad-truncated"),
+        ]
+        for (name, archive, reason) in refusals {
+            let (status, _, body) = try await upload(archive, into: "bad-\(name)")
+            #expect(status == 400 && body.contains(reason), "\(name): \(status) \(body)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: root + "/../escaped.txt") && !FileManager.default.fileExists(atPath: proxy.dir + "/escaped.txt"))
+        #expect(!FileManager.default.fileExists(atPath: root + "/bad-truncated/cut.bin"), "a file cut short is not left under its name")
+        let leftovers = try FileManager.default.subpathsOfDirectory(atPath: root).filter { $0.contains(".hangar-") }
+        #expect(leftovers.isEmpty, "\(leftovers)")
+        // An archive cannot replace a file by a directory of the same name.
+        let (onFile, _) = try await proxy.manager("folder/file/upload", ["volume": "v1", "folder": folder, "path": "rooted.txt", "size": 1024, "archive": true])
+        #expect(onFile == 400 || onFile == 409, "\(onFile)")
+    }
+
     /// Tokens are bound to one operation, folder and path, cannot be altered, and expire.
     @Test func tokensAreBoundAndExpire() async throws {
         let proxy = try await ProxyHarness(tokenTTL: 1)

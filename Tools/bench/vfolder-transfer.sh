@@ -1,17 +1,29 @@
 #!/usr/bin/env bash
-# Benchmark: vfolder upload (tus PATCH, 16 MiB chunks) and download (one GET) through a release
-# storage proxy on loopback, against a plain local copy of the same file on the same
-# filesystem; also the proxy's peak resident memory, which must stay flat whatever the size.
-#   Tools/bench/vfolder-transfer.sh [size in MiB, default 1024]
+# Benchmark: vfolder transfers through a release storage proxy on loopback, side by side in one
+# run with a local `cp` on the same filesystem and with curl against nginx (a static file
+# server: PUT through its dav module, GET with sendfile) on the same disk.
+#   Tools/bench/vfolder-transfer.sh [size in MiB, default 1024] [small files, default 10000] [rounds, default 3]
+# Rows: one big file up (one tus PATCH by curl; 16 MiB tus chunks from Python) and down (one
+# GET); many small files up as one archive upload (`tar c | curl`, unpacked by the proxy) and
+# down as a tar (`curl | tar x`). Every timing ends with sync(1), so each side pays for its
+# writes reaching the disk (the proxy also fsyncs before answering). Medians of the rounds;
+# percentages are of the same round's `cp` (`cp -r` for small files).
+# HANGAR_BENCH_PEAK_MIB=10240 adds one transfer of that size each way and reports the proxy's
+# peak RSS afterwards (VmHWM). Needs nginx (apt-get install nginx-light). Loopback only.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 mib=${1:-1024}
+files=${2:-10000}
+rounds=${3:-3}
 # shellcheck source=Tools/bench/common.sh
 source Tools/bench/common.sh
+command -v nginx >/dev/null || { echo "nginx is needed for the static-server baseline: apt-get install nginx-light" >&2; exit 1; }
 work=$(mktemp -d /tmp/hangar-transfer-bench.XXXXXX)
-port=$((36000 + RANDOM % 3000))
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+port=$(free_port)
+nginx_port=$(free_port)
 secret=bench-$RANDOM
-mkdir -p "$work/volume"
+mkdir -p "$work/volume" "$work/static" "$work/nginx-body"
 cat >"$work/storage.toml" <<TOML
 [storage-proxy]
 listen = "127.0.0.1:$port"
@@ -23,58 +35,29 @@ root = "$work/volume"
 [plugins]
 search_paths = ["$plugins"]
 TOML
+cat >"$work/nginx.conf" <<NGINX
+daemon off;
+worker_processes 2;
+pid $work/nginx.pid;
+error_log $work/nginx.err;
+events { worker_connections 64; }
+http {
+    access_log off;
+    sendfile on;
+    client_max_body_size 0;
+    client_body_temp_path $work/nginx-body;
+    server {
+        listen 127.0.0.1:$nginx_port;
+        root $work/static;
+        location / { dav_methods PUT; create_full_put_path on; }
+    }
+}
+NGINX
 "$bin/hangard" storage-proxy --config "$work/storage.toml" >"$work/proxy.log" 2>&1 &
 pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$work"' EXIT
+nginx -c "$work/nginx.conf" -e "$work/nginx.err" &
+nginx_pid=$!
+trap 'kill $pid $nginx_pid 2>/dev/null; wait $pid $nginx_pid 2>/dev/null; rm -rf "$work"' EXIT
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/" >/dev/null && break; sleep 0.1; done
-head -c $((mib << 20)) /dev/urandom >"$work/source.bin"
-sync
-PROXY_PID=$pid python3 - "$port" "$secret" "$work" "$mib" <<'PY'
-import hashlib, json, os, subprocess, sys, time, urllib.request
-port, secret, work, mib = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-base = f"http://127.0.0.1:{port}"
-size = mib << 20
-def manager(path, body):
-    req = urllib.request.Request(f"{base}/manager/{path}", data=json.dumps(body).encode(), method="POST",
-                                 headers={"X-Hangar-Storage-Secret": secret, "Content-Type": "application/json"})
-    with urllib.request.urlopen(req) as r:
-        return json.loads(r.read() or b"{}")
-def peak_rss():
-    for line in open(f"/proc/{os.environ['PROXY_PID']}/status"):
-        if line.startswith("VmHWM"):
-            return int(line.split()[1]) / 1024
-folder = "bench" + str(int(time.time()))
-manager("folder/create", {"volume": "v1", "folder": folder})
-t = time.monotonic(); subprocess.run(["cp", f"{work}/source.bin", f"{work}/copy.bin"], check=True); os.sync(); cp = time.monotonic() - t
-ticket = manager("folder/file/upload", {"volume": "v1", "folder": folder, "path": "big.bin", "size": size})
-url = ticket["url"] + "?token=" + ticket["token"]
-t = time.monotonic()
-offset = 0
-with open(f"{work}/source.bin", "rb") as f:
-    while offset < size:
-        chunk = f.read(16 << 20)
-        req = urllib.request.Request(url, data=chunk, method="PATCH", headers={"Upload-Offset": str(offset), "Tus-Resumable": "1.0.0",
-                                                                                  "Content-Type": "application/offset+octet-stream"})
-        with urllib.request.urlopen(req) as r:
-            offset = int(r.headers["Upload-Offset"])
-os.sync()
-up = time.monotonic() - t
-# The same upload as one PATCH sent by curl, to separate the server from the Python client.
-ticket = manager("folder/file/upload", {"volume": "v1", "folder": folder, "path": "big2.bin", "size": size})
-t = time.monotonic()
-subprocess.run(["curl", "-sf", "-X", "PATCH", "-H", "Upload-Offset: 0", "-H", "Tus-Resumable: 1.0.0", "-H", "Content-Type: application/offset+octet-stream",
-                "-T", f"{work}/source.bin", ticket["url"] + "?token=" + ticket["token"]], check=True)
-os.sync()
-up_curl = time.monotonic() - t
-ticket = manager("folder/file/download", {"volume": "v1", "folder": folder, "path": "big.bin"})
-t = time.monotonic()
-subprocess.run(["curl", "-sf", "-o", f"{work}/downloaded.bin", ticket["url"] + "?token=" + ticket["token"]], check=True)
-os.sync()
-down = time.monotonic() - t
-same = subprocess.run(["cmp", f"{work}/source.bin", f"{work}/downloaded.bin"]).returncode == 0
-print(f"{mib} MiB; plain cp: {cp:.2f} s ({mib/cp:.0f} MiB/s)")
-print(f"upload (tus PATCH, 16 MiB chunks): {up:.2f} s ({mib/up:.0f} MiB/s, {cp/up*100:.0f}% of cp)")
-print(f"upload (one PATCH by curl): {up_curl:.2f} s ({mib/up_curl:.0f} MiB/s, {cp/up_curl*100:.0f}% of cp)")
-print(f"download (one GET): {down:.2f} s ({mib/down:.0f} MiB/s, {cp/down*100:.0f}% of cp); byte-identical: {same}")
-print(f"storage proxy peak RSS: {peak_rss():.1f} MiB")
-PY
+echo "build: $bin; $mib MiB file, $files small files, $rounds rounds; nginx $(nginx -v 2>&1 | sed 's/.*\///')"
+PROXY_PID=$pid python3 Tools/bench/vfolder_transfer_bench.py "$port" "$secret" "$nginx_port" "$work" "$mib" "$files" "$rounds" "${HANGAR_BENCH_PEAK_MIB:-0}"
