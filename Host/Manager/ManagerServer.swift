@@ -114,7 +114,7 @@ public struct ManagerServer: Sendable {
         let metrics = makeMetricsApplication()
         // Sessions accepted or ended by the other managers wake this one while it leads, as
         // its own do through their route (PostgreSQL NOTIFY; nothing on SQLite).
-        api.lifecycle.leadership?.listenForWakes { [lifecycle = api.lifecycle] in Task { await lifecycle.tick() } }
+        api.lifecycle.leadership?.listenForWakes { [lifecycle = api.lifecycle] in Task { await lifecycle.wake() } }
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await app.runService() }
             if let metrics { group.addTask { try await metrics.runService() } }
@@ -133,7 +133,7 @@ public struct ManagerServer: Sendable {
     public func scheduleSessions() async {
         while !Task.isCancelled {
             try? await Task.sleep(for: .seconds(config.schedulingInterval))
-            await api.lifecycle.tick()
+            await api.lifecycle.wake()
         }
     }
 

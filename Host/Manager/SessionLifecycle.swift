@@ -84,8 +84,29 @@ public final class SessionLifecycle: Sendable {
         return (Int(response.status.code), String(buffer: try await response.body.collect(upTo: 4 << 20)))
     }
 
-    /// One round: a scheduling pass per resource group, then kernel creation for what it placed.
-    public func tick() async {
+    /// Whether a round is running, and whether another was asked for meanwhile.
+    private let rounds = Mutex<(running: Bool, again: Bool)>((false, false))
+
+    /// Runs a round now, or — when one is running — once more right after it: however many
+    /// wake-ups arrive together (a burst of created sessions, NOTIFYs from other managers,
+    /// the periodic round), passes never overlap and the last request is always served.
+    public func wake() async {
+        let first = rounds.withLock { state -> Bool in
+            if state.running { state.again = true; return false }
+            state.running = true
+            return true
+        }
+        guard first else { return }
+        repeat { await tick() } while rounds.withLock { state -> Bool in
+            if state.again { state.again = false; return true }
+            state.running = false
+            return false
+        }
+    }
+
+    /// One round: a scheduling pass per resource group; kernel creation for what it placed
+    /// runs on its own (a pull can take minutes; the next pass need not wait for it).
+    func tick() async {
         // Only the scheduling leader schedules and reaps; the other managers serve the API.
         guard let epoch = await leaderEpoch() else { return }
         await reapIdle()
@@ -96,7 +117,7 @@ public final class SessionLifecycle: Sendable {
                 let decisions = try await store.run { [scheduler] _ in try scheduler.schedule(resourceGroup: group, epoch: epoch) }
                 for decision in decisions {
                     switch decision {
-                    case .scheduled(let session, let placements): await start(session: session, placements: placements)
+                    case .scheduled(let session, let placements): Task { await self.start(session: session, placements: placements) }
                     case .preempted(let session, let reason):
                         // Ending kernels waits out their grace period: not on the scheduling loop.
                         Task { try? await self.destroy(session: session, reason: reason) }

@@ -473,7 +473,7 @@ extension ManagerAPI {
             return spec
         }
         let created = try await store.run { try $0.createSession(spec) }
-        Task { [lifecycle] in await lifecycle.tick() }
+        Task { [lifecycle] in await lifecycle.wake() }
         var status = created.status
         if !(body.enqueueOnly ?? false) {
             let limit = Double(body.maxWaitSeconds ?? 0) > 0 ? Double(body.maxWaitSeconds!) : 600

@@ -262,8 +262,6 @@ struct StorageProxyRoutes: Sendable {
     static let tusHeaders: HTTPFields = [HTTPField.Name("Tus-Resumable")!: "1.0.0", HTTPField.Name("Tus-Version")!: "1.0.0",
                                          HTTPField.Name("Tus-Extension")!: "", .cacheControl: "no-store"]
     static let uploadOffset = HTTPField.Name("Upload-Offset")!
-    /// Bytes gathered before each write to the staging file, and read per download step.
-    static let writeBatch = 4 << 20
     /// Downloads read 1 MiB at a time: large enough that syscalls cost nothing measurable,
     /// small enough that two in flight keep the proxy's memory flat.
     static let readBatch = 1 << 20
@@ -320,15 +318,17 @@ struct StorageProxyRoutes: Sendable {
             if let length = request.headers[.contentLength].flatMap(Int64.init), offset + length > size {
                 throw StorageProxyError(.contentTooLarge, "the chunk would take the file past its declared size of \(size) bytes")
             }
-            // Network reads arrive in small buffers; writing them in 4 MiB batches keeps the
-            // syscall count low while memory stays bounded by the batch size.
-            var pending = ByteBufferAllocator().buffer(capacity: Self.writeBatch)
-            func flush() throws {
-                var remaining = pending.readableBytesView[...]
+            // Each network read is written as it comes, straight from NIO's buffer. Measured
+            // (1 GiB on this 2-core VM): gathering reads into 4 MiB batches first cost 4.5-6 s
+            // of CPU — the extra copy, and a kernel copy into the page cache from memory that
+            // had left the CPU cache — against about half that written read by read.
+            func write(_ chunk: ByteBuffer) throws {
+                var remaining = chunk.readableBytesView[...]
                 while !remaining.isEmpty {
                     let n = remaining.withUnsafeBytes { pwrite(staging.fd, $0.baseAddress, $0.count, off_t(written)) }
                     guard n > 0 else {
                         let code = errno
+                        if n < 0, code == EINTR { continue }
                         if code == EDQUOT || code == ENOSPC {
                             finish()
                             // Out of quota or space: the upload can never complete, so none of it stays.
@@ -342,26 +342,21 @@ struct StorageProxyRoutes: Sendable {
                     written += Int64(n)
                     remaining = remaining.dropFirst(n)
                 }
-                pending.clear()
             }
             do {
                 for try await chunk in request.body {
-                    guard written + Int64(pending.readableBytes + chunk.readableBytes) <= size else {
+                    guard written + Int64(chunk.readableBytes) <= size else {
                         ftruncate(staging.fd, off_t(offset))
                         throw StorageProxyError(.contentTooLarge, "the upload sent more than its declared size of \(size) bytes")
                     }
-                    var chunk = chunk
-                    pending.writeBuffer(&chunk)
-                    if pending.readableBytes >= Self.writeBatch { try flush() }
+                    try write(chunk)
                 }
             } catch let error as StorageProxyError {
                 throw error
             } catch {
-                // The connection dropped: keep what arrived, so the client resumes from there.
-                try? flush()
+                // The connection dropped: what arrived is written, so the client resumes from there.
                 throw error
             }
-            try flush()
             // Durability before the final answer: the file's data, then (in commitStaging)
             // the directory entry the rename made. A crash before this point leaves the
             // staged part, which the client resumes; after it, the whole file under its name.

@@ -37,6 +37,8 @@ search_paths = ["$plugins"]
 TOML
 cat >"$work/nginx.conf" <<NGINX
 daemon off;
+# The benchmark runs as root; workers write into its private temporary folder.
+user root;
 worker_processes 2;
 pid $work/nginx.pid;
 error_log $work/nginx.err;

@@ -17,7 +17,6 @@ port, secret, nginx_port, work = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv
 mib, files, rounds, peak_mib = int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7]), int(sys.argv[8])
 base = f"http://127.0.0.1:{port}"
 static = f"http://127.0.0.1:{nginx_port}"
-volume = f"{work}/volume"
 
 
 def manager(path, body):
@@ -43,7 +42,9 @@ def timed(action):
 
 
 def sh(command):
-    subprocess.run(command, shell=True, check=True, stdout=subprocess.DEVNULL)
+    done = subprocess.run(command, shell=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if done.returncode != 0:
+        sys.exit(f"failed ({done.returncode}): {command}\n{done.stdout.decode(errors='replace')[-2000:]}")
 
 
 def ticket(path, kind, **extra):
@@ -75,8 +76,7 @@ def tree_digest(root):
 
 
 folder = "bench" + str(int(time.time()))
-manager("folder/create", {"volume": "v1", "folder": folder})
-home = f"{volume}/{folder}"
+home = manager("folder/create", {"volume": "v1", "folder": folder})["path"]
 size = mib << 20
 source = f"{work}/source.bin"
 sh(f"head -c {size} /dev/urandom > {source}")
@@ -103,17 +103,17 @@ def record(name, seconds):
 for r in range(rounds):
     # One file, up: cp, nginx PUT, the proxy (one PATCH; 16 MiB tus chunks).
     record("big cp", timed(lambda: sh(f"cp {source} {work}/copy.bin")))
-    record("big up nginx", timed(lambda: sh(f"curl -sf -T {source} {static}/big{r}.bin")))
+    record("big up nginx", timed(lambda: sh(f"curl -sS --fail-with-body -T {source} {static}/big{r}.bin")))
     url = ticket(f"big{r}.bin", "upload", size=size)
-    record("big up proxy", timed(lambda: sh(f"curl -sf -X PATCH -H 'Upload-Offset: 0' -H 'Tus-Resumable: 1.0.0' "
+    record("big up proxy", timed(lambda: sh(f"curl -sS --fail-with-body -X PATCH -H 'Upload-Offset: 0' -H 'Tus-Resumable: 1.0.0' "
                                             f"-H 'Content-Type: application/offset+octet-stream' -T {source} '{url}'")))
     url = ticket(f"chunked{r}.bin", "upload", size=size)
     record("big up proxy tus16", timed(lambda: tus_chunks(url, source, size)))
     # Down: cp out of the volume, nginx GET, the proxy GET.
     record("big down cp", timed(lambda: sh(f"cp {home}/big{r}.bin {work}/copy-down.bin")))
-    record("big down nginx", timed(lambda: sh(f"curl -sf -o {work}/nginx-down.bin {static}/big{r}.bin")))
+    record("big down nginx", timed(lambda: sh(f"curl -sS --fail-with-body -o {work}/nginx-down.bin {static}/big{r}.bin")))
     url = ticket(f"big{r}.bin", "download")
-    record("big down proxy", timed(lambda: sh(f"curl -sf -o {work}/proxy-down.bin '{url}'")))
+    record("big down proxy", timed(lambda: sh(f"curl -sS --fail-with-body -o {work}/proxy-down.bin '{url}'")))
     if r == 0:
         assert subprocess.run(["cmp", source, f"{work}/proxy-down.bin"]).returncode == 0, "the download differs"
         assert subprocess.run(["cmp", source, f"{home}/chunked0.bin"]).returncode == 0, "the chunked upload differs"
@@ -123,19 +123,19 @@ for r in range(rounds):
 
     # Many small files, up: cp -r, the tar to nginx (stored, not unpacked), the proxy's archive upload.
     record("small cp", timed(lambda: sh(f"cp -r {small} {work}/small-copy")))
-    record("small up nginx", timed(lambda: sh(f"tar -C {small} -cf - . | curl -sf -T - {static}/small{r}.tar")))
+    record("small up nginx", timed(lambda: sh(f"tar -C {small} -cf - . | curl -sS --fail-with-body -T - {static}/small{r}.tar")))
     url = ticket(f"small{r}", "upload", size=tar_size, archive=True)
-    record("small up proxy", timed(lambda: sh(f"tar -C {small} -cf - . | curl -sf -X PATCH -H 'Upload-Offset: 0' -H 'Tus-Resumable: 1.0.0' "
-                                              f"-H 'Content-Type: application/offset+octet-stream' -H 'Content-Length: {tar_size}' -T - '{url}'")))
+    record("small up proxy", timed(lambda: sh(f"tar -C {small} -cf - . | curl -sS --fail-with-body -X PATCH -H 'Upload-Offset: 0' -H 'Tus-Resumable: 1.0.0' "
+                                              f"-H 'Content-Type: application/offset+octet-stream' -H 'Content-Length: {tar_size}' -H 'Transfer-Encoding:' -T - '{url}'")))
     if r == 0:
         assert tree_digest(f"{home}/small0") == small_digest, "the unpacked archive differs"
     # Down: cp -r out of the volume, nginx's tar unpacked, the proxy's tar unpacked.
     record("small down cp", timed(lambda: sh(f"cp -r {home}/small{r} {work}/small-down-cp")))
     os.makedirs(f"{work}/small-down-nginx")
-    record("small down nginx", timed(lambda: sh(f"curl -sf {static}/small{r}.tar | tar -C {work}/small-down-nginx -xf -")))
+    record("small down nginx", timed(lambda: sh(f"curl -sS --fail-with-body {static}/small{r}.tar | tar -C {work}/small-down-nginx -xf -")))
     os.makedirs(f"{work}/small-down-proxy")
     url = ticket(f"small{r}", "download", archive=True)
-    record("small down proxy", timed(lambda: sh(f"curl -sf '{url}' | tar -C {work}/small-down-proxy -xf -")))
+    record("small down proxy", timed(lambda: sh(f"curl -sS --fail-with-body '{url}' | tar -C {work}/small-down-proxy -xf -")))
     if r == 0:
         assert tree_digest(f"{work}/small-down-proxy/small0") == small_digest, "the downloaded archive differs"
     for p in [f"{work}/small-copy", f"{work}/small-down-cp", f"{work}/small-down-nginx", f"{work}/small-down-proxy", f"{home}/small{r}"]:
@@ -170,10 +170,10 @@ if peak_mib:
     big = f"{work}/peak.bin"
     sh(f"head -c {peak_mib << 20} /dev/urandom > {big}")
     url = ticket("peak.bin", "upload", size=peak_mib << 20)
-    up = timed(lambda: sh(f"curl -sf -X PATCH -H 'Upload-Offset: 0' -H 'Tus-Resumable: 1.0.0' "
+    up = timed(lambda: sh(f"curl -sS --fail-with-body -X PATCH -H 'Upload-Offset: 0' -H 'Tus-Resumable: 1.0.0' "
                           f"-H 'Content-Type: application/offset+octet-stream' -T {big} '{url}'"))
     os.remove(big)
     url = ticket("peak.bin", "download")
-    down = timed(lambda: sh(f"curl -sf -o /dev/null '{url}'"))
+    down = timed(lambda: sh(f"curl -sS --fail-with-body -o /dev/null '{url}'"))
     print(f"{peak_mib} MiB up in {up:.1f} s ({peak_mib / up:.0f} MiB/s), down in {down:.1f} s ({peak_mib / down:.0f} MiB/s); "
           f"storage proxy peak RSS: {peak_rss():.1f} MiB")
