@@ -20,7 +20,14 @@ actor ImagePuller {
     /// progress. Returns the progress to relay (the engine's, for the request that started
     /// the pull; one "waiting" step for one that joined) and how it ends: `.present` (nothing
     /// pulled) or `.pulled`, or `EngineError` with the registry's reason.
-    func start(_ reference: String, login: RegistryLogin?) -> (progress: AsyncStream<ImagePullProgress>, outcome: Task<ImagePullProgress.Status, any Error>) {
+    func start(_ reference: String, login: RegistryLogin?) async -> (progress: AsyncStream<ImagePullProgress>, outcome: Task<ImagePullProgress.Status, any Error>) {
+        // A present image is answered at once, before any in-flight pull is joined: a request
+        // must not report "waiting for a pull" when another one only checked for the image.
+        if inFlight[reference] == nil, (try? await engine.imageExists(reference)) == true, inFlight[reference] == nil {
+            let (stream, continuation) = AsyncStream<ImagePullProgress>.makeStream()
+            continuation.finish()
+            return (stream, Task { .present })
+        }
         if let running = inFlight[reference] {
             let (stream, continuation) = AsyncStream<ImagePullProgress>.makeStream()
             continuation.yield(ImagePullProgress(status: .pulling, detail: "waiting for a pull of the same image already in progress"))

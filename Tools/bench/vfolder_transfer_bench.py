@@ -32,12 +32,26 @@ def peak_rss():
             return int(line.split()[1]) / 1024
 
 
-def timed(action):
-    """Seconds for action() and the sync that makes its writes durable."""
+peaks = {}
+
+
+def reset_peak():
+    # Writing 5 to clear_refs resets VmHWM, so each transfer's own peak can be read.
+    with open(f"/proc/{os.environ['PROXY_PID']}/clear_refs", "w") as f:
+        f.write("5")
+
+
+def timed(action, name=None):
+    """Seconds for action() and the sync that makes its writes durable; with a name, the
+    proxy's peak RSS during it is kept too."""
     os.sync()
+    if name:
+        reset_peak()
     t = time.monotonic()
     action()
     os.sync()
+    if name:
+        peaks[name] = max(peaks.get(name, 0), peak_rss())
     return time.monotonic() - t
 
 
@@ -106,14 +120,14 @@ for r in range(rounds):
     record("big up nginx", timed(lambda: sh(f"curl -sS --fail-with-body -T {source} {static}/big{r}.bin")))
     url = ticket(f"big{r}.bin", "upload", size=size)
     record("big up proxy", timed(lambda: sh(f"curl -sS --fail-with-body -X PATCH -H 'Upload-Offset: 0' -H 'Tus-Resumable: 1.0.0' "
-                                            f"-H 'Content-Type: application/offset+octet-stream' -T {source} '{url}'")))
+                                            f"-H 'Content-Type: application/offset+octet-stream' -T {source} '{url}'"), "big up proxy"))
     url = ticket(f"chunked{r}.bin", "upload", size=size)
-    record("big up proxy tus16", timed(lambda: tus_chunks(url, source, size)))
+    record("big up proxy tus16", timed(lambda: tus_chunks(url, source, size), "big up proxy tus16"))
     # Down: cp out of the volume, nginx GET, the proxy GET.
     record("big down cp", timed(lambda: sh(f"cp {home}/big{r}.bin {work}/copy-down.bin")))
     record("big down nginx", timed(lambda: sh(f"curl -sS --fail-with-body -o {work}/nginx-down.bin {static}/big{r}.bin")))
     url = ticket(f"big{r}.bin", "download")
-    record("big down proxy", timed(lambda: sh(f"curl -sS --fail-with-body -o {work}/proxy-down.bin '{url}'")))
+    record("big down proxy", timed(lambda: sh(f"curl -sS --fail-with-body -o {work}/proxy-down.bin '{url}'"), "big down proxy"))
     if r == 0:
         assert subprocess.run(["cmp", source, f"{work}/proxy-down.bin"]).returncode == 0, "the download differs"
         assert subprocess.run(["cmp", source, f"{home}/chunked0.bin"]).returncode == 0, "the chunked upload differs"
@@ -126,7 +140,7 @@ for r in range(rounds):
     record("small up nginx", timed(lambda: sh(f"tar -C {small} -cf - . | curl -sS --fail-with-body -T - {static}/small{r}.tar")))
     url = ticket(f"small{r}", "upload", size=tar_size, archive=True)
     record("small up proxy", timed(lambda: sh(f"tar -C {small} -cf - . | curl -sS --fail-with-body -X PATCH -H 'Upload-Offset: 0' -H 'Tus-Resumable: 1.0.0' "
-                                              f"-H 'Content-Type: application/offset+octet-stream' -H 'Content-Length: {tar_size}' -H 'Transfer-Encoding:' -T - '{url}'")))
+                                              f"-H 'Content-Type: application/offset+octet-stream' -H 'Content-Length: {tar_size}' -H 'Transfer-Encoding:' -T - '{url}'"), "small up proxy"))
     if r == 0:
         assert tree_digest(f"{home}/small0") == small_digest, "the unpacked archive differs"
     # Down: cp -r out of the volume, nginx's tar unpacked, the proxy's tar unpacked.
@@ -135,7 +149,7 @@ for r in range(rounds):
     record("small down nginx", timed(lambda: sh(f"curl -sS --fail-with-body {static}/small{r}.tar | tar -C {work}/small-down-nginx -xf -")))
     os.makedirs(f"{work}/small-down-proxy")
     url = ticket(f"small{r}", "download", archive=True)
-    record("small down proxy", timed(lambda: sh(f"curl -sS --fail-with-body '{url}' | tar -C {work}/small-down-proxy -xf -")))
+    record("small down proxy", timed(lambda: sh(f"curl -sS --fail-with-body '{url}' | tar -C {work}/small-down-proxy -xf -"), "small down proxy"))
     if r == 0:
         assert tree_digest(f"{work}/small-down-proxy/small0") == small_digest, "the downloaded archive differs"
     for p in [f"{work}/small-copy", f"{work}/small-down-cp", f"{work}/small-down-nginx", f"{work}/small-down-proxy", f"{home}/small{r}"]:
@@ -162,14 +176,16 @@ for label, name, baseline, amount in [
 ]:
     t = median(name)
     ratio = median(baseline) / t * 100
-    print(f"  {label:38s} {t:7.2f} s  {amount / t:7.0f} MiB/s  {ratio:5.0f}% of cp   (rounds: {', '.join(f'{x:.2f}' for x in rows[name])})")
+    peak = f"  proxy peak RSS {peaks[name]:.1f} MiB" if name in peaks else ""
+    print(f"  {label:38s} {t:7.2f} s  {amount / t:7.0f} MiB/s  {ratio:5.0f}% of cp   (rounds: {', '.join(f'{x:.2f}' for x in rows[name])}){peak}")
 print(f"  byte-identical: file up/down and files up/down checked in round 1")
-print(f"storage proxy peak RSS over these: {peak_rss():.1f} MiB")
+print(f"storage proxy peak RSS over all of these: {max(peaks.values()):.1f} MiB")
 
 if peak_mib:
     big = f"{work}/peak.bin"
     sh(f"head -c {peak_mib << 20} /dev/urandom > {big}")
     url = ticket("peak.bin", "upload", size=peak_mib << 20)
+    reset_peak()
     up = timed(lambda: sh(f"curl -sS --fail-with-body -X PATCH -H 'Upload-Offset: 0' -H 'Tus-Resumable: 1.0.0' "
                           f"-H 'Content-Type: application/offset+octet-stream' -T {big} '{url}'"))
     os.remove(big)
