@@ -104,13 +104,40 @@ public final class SessionLifecycle: Sendable {
         }
     }
 
+    /// Whether reaping and reconciliation are running, and whether a forced reconciliation
+    /// (a new leader's) waits for the next turn.
+    private let chores = Mutex<(running: Bool, forceNext: Bool)>((false, false))
+
+    /// Reaps idle and expired sessions and reconciles when due, on a task of its own: both
+    /// wait on agents (kernel grace periods, restarting stuck sessions), and a scheduling
+    /// round must not wait for them. One such task at a time.
+    func doChores(forceReconcile: Bool = false) {
+        let first = chores.withLock { state -> Bool in
+            if state.running { state.forceNext = state.forceNext || forceReconcile; return false }
+            state.running = true
+            return true
+        }
+        guard first else { return }
+        Task {
+            var force = forceReconcile
+            repeat {
+                await reapIdle()
+                await reconcileIfDue(force: force)
+                force = true
+            } while chores.withLock { state -> Bool in
+                if state.forceNext { state.forceNext = false; return true }
+                state.running = false
+                return false
+            }
+        }
+    }
+
     /// One round: a scheduling pass per resource group; kernel creation for what it placed
     /// runs on its own (a pull can take minutes; the next pass need not wait for it).
     func tick() async {
         // Only the scheduling leader schedules and reaps; the other managers serve the API.
         guard let epoch = await leaderEpoch() else { return }
-        await reapIdle()
-        await reconcileIfDue()
+        doChores()
         do {
             let groups = try await store.run { try $0.resourceGroups().filter(\.isActive).map(\.name) }
             for group in groups {
@@ -144,8 +171,9 @@ public final class SessionLifecycle: Sendable {
         case .acquired(let epoch):
             logger.notice("this manager is now the scheduling leader", metadata: ["epoch": .stringConvertible(epoch), "holder": .string(leadership.holder)])
             ManagerMetrics.leadershipChanges.increment()
-            // A new leader first repairs what the previous one may have left half-done.
-            await reconcileIfDue(force: true)
+            // A new leader repairs what the previous one may have left half-done, beside its
+            // first passes (they place only PENDING sessions; repairs touch the others).
+            doChores(forceReconcile: true)
             return .some(epoch)
         case .lost(let reason):
             logger.warning("this manager is no longer the scheduling leader", metadata: ["reason": .string(reason)])
