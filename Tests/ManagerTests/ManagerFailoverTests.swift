@@ -222,9 +222,14 @@ import TestSupport
         let afterPause = try await Self.enqueue("paused-2", through: paused, admin)
         #expect(await Readiness.wait(upTo: .seconds(30)) { ((try? store.session(id: afterPause))??.status ?? .pending) != .pending }, "scheduled by the leader")
         try await Task.sleep(for: .seconds(1))
+        // The paused epoch never comes back. (On a loaded machine the new leader may itself go
+        // silent past the 2 s timeout and lose the lead, to either manager, but always under a
+        // new epoch.)
         let leader = try store.schedulerLeader()
-        #expect(leader.epoch == Int64(epoch + 1), "nobody took the lead back: \(leader)")
-        #expect(leader.holder == after?["holder"] as? String, "\(leader) vs \(after ?? [:])")
+        #expect(leader.epoch >= Int64(epoch + 1), "the lead never returned to the paused epoch: \(leader)")
+        if leader.holder != after?["holder"] as? String {
+            #expect(leader.epoch >= Int64(epoch + 2), "a manager that leads again does so under a new epoch: \(leader)")
+        }
         // Every session placed once: when they have ended, the agent holds nothing.
         for id in [duringPause, afterPause] {
             _ = try? await SignedAPI.json(.DELETE, base: survivor.base, path: "/session/\(try #require(try store.session(id: id)).name)", accessKey: admin.accessKey, secretKey: admin.secretKey)
