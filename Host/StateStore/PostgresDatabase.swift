@@ -115,18 +115,17 @@ final class PostgresConnection: SQLConnection {
     /// The connection's socket, for waiting on notifications (-1 when closed).
     var socket: Int32 { conn.map { PQsocket($0) } ?? -1 }
 
-    /// Reads what the server sent without blocking and returns the channels of the
-    /// notifications (`LISTEN`) that arrived, oldest first; those already read by a query are
-    /// included. Empty when nothing came.
-    func takeNotifications() -> [String] {
-        guard let conn else { return [] }
+    /// Reads what the server sent without blocking and drops the notifications (`LISTEN`)
+    /// that arrived, those already read by a query included; returns whether there were any.
+    func takeNotifications() -> Bool {
+        guard let conn else { return false }
         _ = PQconsumeInput(conn)
-        var channels: [String] = []
+        var any = false
         while let notification = PQnotifies(conn) {
-            channels.append(String(cString: notification.pointee.relname))
+            any = true
             PQfreemem(notification)
         }
-        return channels
+        return any
     }
 
     func close() {

@@ -115,7 +115,7 @@ public final class SchedulerLeadership: @unchecked Sendable {
                     guard !stopped else { return (-1, false, true) }
                     guard epoch != nil, let connection else { return (-1, false, false) }
                     // Notifications a refresh's query already read wait in libpq's queue.
-                    return (connection.socket, !connection.takeNotifications().isEmpty, false)
+                    return (connection.socket, connection.takeNotifications(), false)
                 }
                 if done { return }
                 if woken { onWake(); continue }

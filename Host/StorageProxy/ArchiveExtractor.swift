@@ -169,10 +169,10 @@ struct ArchiveExtractor {
         let name = paxPath ?? longName ?? memberName()
         paxPath = nil
         longName = nil
-        let kind: String
+        let isDirectory: Bool
         switch type {
-        case 0, UInt8(ascii: "0"), UInt8(ascii: "7"): kind = "file"
-        case UInt8(ascii: "5"): kind = "directory"
+        case 0, UInt8(ascii: "0"), UInt8(ascii: "7"): isDirectory = false
+        case UInt8(ascii: "5"): isDirectory = true
         case UInt8(ascii: "1"): throw StorageProxyError(.badRequest, "'\(name)' in the archive is a hard link; an archive uploaded to a folder may hold only files and directories")
         case UInt8(ascii: "2"): throw StorageProxyError(.badRequest, "'\(name)' in the archive is a symbolic link; an archive uploaded to a folder may hold only files and directories")
         default: throw StorageProxyError(.badRequest, "'\(name)' in the archive is a device, FIFO or unknown member (type '\(Character(Unicode.Scalar(type)))'); only files and directories are accepted")
@@ -184,10 +184,10 @@ struct ArchiveExtractor {
         let path = try StorageProxyRoutes.path(prefix.isEmpty ? name : prefix + "/" + name)
         guard path.components.count > base.components.count else {
             // The archive's own root ("./").
-            state = kind == "file" && size > 0 ? .skip(size + Int64(padding)) : .header
+            state = !isDirectory && size > 0 ? .skip(size + Int64(padding)) : .header
             return
         }
-        if kind == "directory" {
+        if isDirectory {
             _ = try directory(path.components)
             directoriesMade += 1
             state = size + Int64(padding) == 0 ? .header : .skip(size + Int64(padding))
