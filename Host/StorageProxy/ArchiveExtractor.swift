@@ -311,7 +311,7 @@ struct ArchiveExtractor {
         return 0
     }
 
-    nonisolated(unsafe) private static let syncfsFunction: (@convention(c) (Int32) -> Int32)? = {
+    private static let syncfsFunction: (@convention(c) (Int32) -> Int32)? = {
         guard let symbol = dlsym(nil, "syncfs") else { return nil }
         return unsafeBitCast(symbol, to: (@convention(c) (Int32) -> Int32).self)
     }()
