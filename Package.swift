@@ -112,6 +112,21 @@ let package = Package(
         .systemLibrary(name: "CLibpq", path: "Host/CLibpq", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         // Shared manager <-> agent contract (messages, resource slots).
         .target(name: "ClusterProtocol", path: "Host/ClusterProtocol"),
+        // WebSocket byte streams: masking a word at a time, the servers' unmasking extension, and
+        // the client app streams and agent tunnels use.
+        .target(
+            name: "StreamTunnel",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+            ],
+            path: "Host/StreamTunnel"
+        ),
         // Password hashing, key generation, Backend.AI request signing.
         .target(
             name: "Identity",
@@ -154,7 +169,7 @@ let package = Package(
         .target(
             name: "Agent",
             dependencies: [
-                "Sandbox",
+                "Sandbox", "StreamTunnel",
                 "AgentResources", "ContainerEngine", "PluginHost", "ClusterProtocol", "ConfigFile",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -169,7 +184,7 @@ let package = Package(
         .target(
             name: "Manager",
             dependencies: [
-                "Sandbox",
+                "Sandbox", "StreamTunnel",
                 "StateStore", "Identity", "ClusterProtocol", "ConfigFile", "PluginHost",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
@@ -210,7 +225,7 @@ let package = Package(
         .target(
             name: "WebServer",
             dependencies: [
-                "ClusterProtocol", "Identity", "ConfigFile", "CZlib",
+                "ClusterProtocol", "Identity", "ConfigFile", "CZlib", "StreamTunnel",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
@@ -246,7 +261,7 @@ let package = Package(
         .executableTarget(
             name: "HangarCLI",
             dependencies: [
-                "Identity", "ConfigFile", "ClusterProtocol",
+                "Identity", "ConfigFile", "ClusterProtocol", "StreamTunnel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
@@ -303,6 +318,18 @@ let package = Package(
             dependencies: ["Identity", "TestSupport"],
             path: "Tests/IdentityTests",
             exclude: ["Fixtures"]
+        ),
+        .testTarget(
+            name: "StreamTunnelTests",
+            dependencies: [
+                "StreamTunnel",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+            ],
+            path: "Tests/StreamTunnelTests"
         ),
         .testTarget(
             name: "ClusterProtocolTests",

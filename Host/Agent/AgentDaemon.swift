@@ -8,6 +8,7 @@ import HummingbirdWebSocket
 import Logging
 import NIOCore
 import PluginHost
+import StreamTunnel
 import Synchronization
 
 /// The agent role's composition root: builds the node's slots from its cores, memory and
@@ -171,7 +172,7 @@ public final class AgentDaemon: Sendable {
             }
         }
         let router = AgentRPC(daemon: self).makeRouter()
-        let app = Application(router: router, server: .http1WebSocketUpgrade(webSocketRouter: router, configuration: .init(ws: .init(maxFrameSize: 1 << 20))),
+        let app = Application(router: router, server: .http1WebSocketUpgrade(webSocketRouter: router, configuration: .init(ws: .init(maxFrameSize: 1 << 20, extensions: [FastUnmaskingExtension.factory]))),
                               configuration: .init(address: .hostname(config.host, port: config.port), serverName: "hangar-agent"),
                               logger: logger)
         try await withThrowingTaskGroup(of: Void.self) { group in

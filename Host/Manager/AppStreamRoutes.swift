@@ -2,12 +2,12 @@ import AsyncHTTPClient
 import ClusterProtocol
 import Foundation
 import Hummingbird
-import HummingbirdWSClient
 import HummingbirdWebSocket
 import Identity
 import Logging
 import NIOCore
 import StateStore
+import StreamTunnel
 import Synchronization
 
 /// Interactive access to sessions, Backend.AI 23.09's way (no separate app proxy): the apps a
@@ -197,7 +197,8 @@ extension ManagerServer {
 
     /// Relays a client's stream to the agent's stream at `path`, frame by frame (text stays
     /// text), until either side closes; the agent's close code is passed on. Traffic resets
-    /// the session's idle clock.
+    /// the session's idle clock. The agent hop uses `ByteStreamWebSocket`, which masks a word
+    /// at a time (HummingbirdWSClient's byte loop was the stream's main cost).
     static func relay(_ inbound: WebSocketInboundStream, _ outbound: WebSocketOutboundWriter, toAgent address: String, path: String,
                       session sessionID: String, api: ManagerAPI, logger: Logger) async {
         let url = address.replacingOccurrences(of: "http://", with: "ws://").replacingOccurrences(of: "https://", with: "wss://")
@@ -205,27 +206,33 @@ extension ManagerServer {
         var headers = HTTPFields()
         headers[.authorization] = "\(AgentAPI.authorizationScheme) \(api.lifecycle.clusterSecret)"
         let activity = ActivityClock()
-        @Sendable func forward(_ frame: WebSocketDataFrame, to writer: WebSocketOutboundWriter) async throws {
-            if frame.opcode == .text { try await writer.write(.text(String(buffer: frame.data))) } else { try await writer.write(.binary(frame.data)) }
+        @Sendable func noteActivity() async {
             if activity.due() { try? await api.store.run { try $0.noteActivity(session: sessionID, query: false) } }
         }
         do {
-            let closed = try await WebSocketClient.connect(url: url, configuration: .init(maxFrameSize: 1 << 20, additionalHeaders: headers),
-                                                           logger: logger) { agentInbound, agentOutbound, _ in
+            let closed = try await ByteStreamWebSocket.connect(url: url, headers: headers) { agentInbound, agentOutbound in
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask {
-                        for try await frame in inbound { try await forward(frame, to: agentOutbound) }
+                        for try await frame in inbound {
+                            if frame.opcode == .text { try await agentOutbound.write(text: String(buffer: frame.data)) } else { try await agentOutbound.write(binary: frame.data) }
+                            await noteActivity()
+                        }
                         // The client is gone: close the agent's side too, so its reader ends
                         // now rather than when the agent next sends (an idle terminal never does).
-                        try? await agentOutbound.close(.normalClosure, reason: nil)
+                        try? await agentOutbound.close(code: 1000)
                     }
-                    group.addTask { for try await frame in agentInbound { try await forward(frame, to: outbound) } }
+                    group.addTask {
+                        for try await frame in agentInbound {
+                            if frame.opcode == .text { try await outbound.write(.text(String(buffer: frame.data))) } else { try await outbound.write(.binary(frame.data)) }
+                            await noteActivity()
+                        }
+                    }
                     try await group.next()
                     group.cancelAll()
                 }
             }
-            let code = closed.map(Self.closeCode) ?? Int(TunnelClose.upstreamClosed)
-            try? await outbound.close(.init(codeNumber: code), reason: closed?.reason.map(Self.closeReason))
+            let code = closed.map(\.code) ?? Int(TunnelClose.upstreamClosed)
+            try? await outbound.close(.init(codeNumber: code == 1005 ? 1000 : code), reason: closed?.reason.map(Self.closeReason))
         } catch {
             try? await outbound.close(.init(codeNumber: Int(TunnelClose.error)), reason: Self.closeReason("the session's agent: \(error)"))
         }
@@ -254,17 +261,6 @@ extension ManagerServer {
             }
             await Self.relay(inbound, outbound, toAgent: target.address, path: AgentAPI.ptyPath(target.kernel), session: target.session.id, api: api, logger: logger)
         })
-    }
-
-    /// The agent's close code, passed on (its own codes are Backend.AI's already).
-    static func closeCode(_ frame: WebSocketCloseFrame) -> Int {
-        switch frame.closeCode {
-        case .normalClosure: 1000
-        case .goingAway: Int(TunnelClose.upstreamClosed)
-        case .unexpectedServerError: Int(TunnelClose.error)
-        case .unknown(let n): Int(n)
-        default: Int(TunnelClose.error)
-        }
     }
 
     /// Close reasons must fit a control frame (123 bytes).

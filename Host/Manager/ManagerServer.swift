@@ -6,6 +6,7 @@ import Metrics
 import PluginHost
 import Prometheus
 import StateStore
+import StreamTunnel
 import Synchronization
 
 /// Process-wide Prometheus registry behind swift-metrics (MetricsSystem can be bootstrapped
@@ -100,7 +101,7 @@ public struct ManagerServer: Sendable {
     /// The application, listening where the config says.
     public func makeApplication() -> some ApplicationProtocol {
         let router = makeRouter()
-        return Application(router: router, server: .http1WebSocketUpgrade(webSocketRouter: router, configuration: .init(ws: .init(maxFrameSize: 16 << 20))),
+        return Application(router: router, server: .http1WebSocketUpgrade(webSocketRouter: router, configuration: .init(ws: .init(maxFrameSize: 16 << 20, extensions: [FastUnmaskingExtension.factory]))),
                            configuration: .init(address: .hostname(config.host, port: config.port), serverName: "hangar-manager"), logger: logger)
     }
 

@@ -10,6 +10,7 @@ import Identity
 import Logging
 import NIOCore
 import NIOHTTP1
+import StreamTunnel
 
 /// The request context of the webserver's routes: the peer's address (for failed-login
 /// counting) and the WebSocket upgrade of `/func/stream/*`.
@@ -146,7 +147,7 @@ public struct WebServer: Sendable {
 
     /// The application, listening where the config says.
     public func makeApplication() -> some ApplicationProtocol {
-        Application(router: makeRouter(), server: .http1WebSocketUpgrade(webSocketRouter: makeWebSocketRouter(), configuration: .init(ws: .init(maxFrameSize: 16 << 20))),
+        Application(router: makeRouter(), server: .http1WebSocketUpgrade(webSocketRouter: makeWebSocketRouter(), configuration: .init(ws: .init(maxFrameSize: 16 << 20, extensions: [FastUnmaskingExtension.factory]))),
                     configuration: .init(address: .hostname(config.host, port: config.port), serverName: "hangar-webserver"), logger: logger)
     }
 

@@ -6,6 +6,7 @@ import HummingbirdWSClient
 import Logging
 import NIOCore
 import NIOPosix
+import StreamTunnel
 
 /// App streams: one WebSocket per TCP connection to a service in a session
 /// (`/stream/session/NAME/tcpproxy`), as the official client's `app` command opens them.
@@ -71,11 +72,10 @@ enum AppRelay {
     static func relay(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>, url: String, headers: HTTPFields) async {
         do {
             try await connection.executeThenClose { localIn, localOut in
-                let closed = try await WebSocketClient.connect(url: url, configuration: .init(maxFrameSize: 1 << 20, additionalHeaders: headers),
-                                                               logger: quietLogger) { inbound, outbound, _ in
+                let closed = try await ByteStreamWebSocket.connect(url: url, headers: headers) { inbound, outbound in
                     try await withThrowingTaskGroup(of: Void.self) { group in
                         group.addTask {
-                            for try await chunk in localIn { try await outbound.write(.binary(chunk)) }
+                            for try await chunk in localIn { try await outbound.write(binary: chunk) }
                         }
                         group.addTask {
                             for try await frame in inbound { try await localOut.write(frame.data) }
@@ -84,8 +84,8 @@ enum AppRelay {
                         group.cancelAll()
                     }
                 }
-                if let closed, ![1000, 1001].contains(closeNumber(closed)) {
-                    FileHandle.standardError.write(Data("✗ the app stream closed: \(closed.reason ?? "code \(closeNumber(closed))")\n".utf8))
+                if let closed, ![1000, 1001].contains(closed.code) {
+                    FileHandle.standardError.write(Data("✗ the app stream closed: \(closed.reason ?? "code \(closed.code)")\n".utf8))
                 }
             }
         } catch {
@@ -114,11 +114,10 @@ enum AppRelay {
                 continuation.finish()
             }
         }
-        let closed = try await WebSocketClient.connect(url: url, configuration: .init(maxFrameSize: 1 << 20, additionalHeaders: headers),
-                                                       logger: quietLogger) { inbound, outbound, _ in
+        let closed = try await ByteStreamWebSocket.connect(url: url, headers: headers) { inbound, outbound in
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
-                    for await data in input { try await outbound.write(.binary(ByteBuffer(bytes: data))) }
+                    for await data in input { try await outbound.write(binary: ByteBuffer(bytes: data)) }
                 }
                 group.addTask {
                     for try await frame in inbound { FileHandle.standardOutput.write(Data(frame.data.readableBytesView)) }
@@ -127,8 +126,8 @@ enum AppRelay {
                 group.cancelAll()
             }
         }
-        if let closed, ![1000, 1001].contains(closeNumber(closed)) {
-            throw CLIError("the app stream closed: \(closed.reason ?? "code \(closeNumber(closed))")")
+        if let closed, ![1000, 1001].contains(closed.code) {
+            throw CLIError("the app stream closed: \(closed.reason ?? "code \(closed.code)")")
         }
     }
 }
