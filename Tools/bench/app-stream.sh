@@ -22,7 +22,7 @@ work=$(mktemp -d /tmp/hangar-app-bench.XXXXXX)
 socket=$(Tools/scripts/podman-service.sh start "$work/engine")
 freeport() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 mport=$(freeport); aport=$(freeport); sport=$(freeport); wport=$(freeport)
-HOME="$work/home" "$bin/hangard" dev --data-dir "$work/data" --listen "127.0.0.1:$mport" --agent-listen "127.0.0.1:$aport" \
+HOME="$work/home" HANGAR_PLUGIN_PATH="$plugins" "$bin/hangard" dev --data-dir "$work/data" --listen "127.0.0.1:$mport" --agent-listen "127.0.0.1:$aport" \
     --storage-listen "127.0.0.1:$sport" --web-listen "127.0.0.1:$wport" --engine-socket "$socket" --no-image >"$work/dev.out" 2>"$work/dev.err" &
 dev=$!
 trap 'pkill -f "hangar app bench-apps" 2>/dev/null; kill -INT $dev 2>/dev/null; wait $dev 2>/dev/null; Tools/scripts/podman-service.sh stop "$work/engine"; rm -rf "$work"' EXIT
@@ -63,7 +63,23 @@ lport=$(freeport)
 "$bin/hangar" app bench-apps 9500 -b "127.0.0.1:$lport" >"$work/app.out" 2>&1 &
 for _ in $(seq 100); do grep -q "is at" "$work/app.out" && break; sleep 0.1; done
 echo "container address $address; stream through 127.0.0.1:$lport"
-python3 Tools/bench/app_stream_bench.py measure "$address" 9500 "127.0.0.1" "$lport" "$mib"
+# A reference with the stream's hops and none of its protocol: four plain socat relays in a row
+# (hangar app → manager → agent over TCP, agent → runner over a unix socket, runner → the
+# server over TCP), each moving blocks as large as the stream's frames.
+chain=()
+if command -v socat >/dev/null; then
+    c1=$(freeport); c2=$(freeport); c3=$(freeport)
+    socat -b 262144 UNIX-LISTEN:"$work/relay.sock",fork TCP:"$address":9500 &
+    socat -b 262144 TCP-LISTEN:"$c3",bind=127.0.0.1,fork,reuseaddr UNIX-CONNECT:"$work/relay.sock" &
+    socat -b 262144 TCP-LISTEN:"$c2",bind=127.0.0.1,fork,reuseaddr TCP:127.0.0.1:"$c3" &
+    socat -b 262144 TCP-LISTEN:"$c1",bind=127.0.0.1,fork,reuseaddr TCP:127.0.0.1:"$c2" &
+    sleep 0.5
+    chain=(127.0.0.1 "$c1")
+else
+    echo "(socat is not installed: no relay-chain reference)"
+fi
+python3 Tools/bench/app_stream_bench.py measure "$address" 9500 "127.0.0.1" "$lport" "$mib" "${chain[@]}"
+pkill -f "socat -b 262144" 2>/dev/null || true
 
 # Jupyter: from the official client's `app` command to the first 200, in a session whose Jupyter
 # has not started yet.

@@ -2,8 +2,10 @@
 
     app_stream_bench.py create NAME IMAGE PORT     a session with PORT preopened (official client library)
     app_stream_bench.py serve PORT                 the server, inside the session
-    app_stream_bench.py measure HOST PORT SHOST SPORT MIB
-                                                   direct (HOST:PORT) against the stream (SHOST:SPORT)
+    app_stream_bench.py measure HOST PORT SHOST SPORT MIB [CHOST CPORT]
+                                                   direct (HOST:PORT) against the stream (SHOST:SPORT),
+                                                   and against a chain of plain relays with the
+                                                   stream's hops (CHOST:CPORT) when given
 
 Protocol: the client's first byte says what it wants. 'S': an 8-byte big-endian length N, then
 N bytes; the server answers b'OK' once it has them all (no half-close needed, which a
@@ -101,14 +103,21 @@ def main():
     elif mode == "measure":
         host, port, shost, sport, mib = sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5]), int(sys.argv[6])
         size = mib << 20
-        print(f"one connection moving {mib} MiB client -> container (two runs each, alternating):")
-        direct, stream = [], []
-        for _ in range(2):
+        chain = (sys.argv[7], int(sys.argv[8])) if len(sys.argv) > 8 else None
+        print(f"one connection moving {mib} MiB client -> container (three runs each, alternating):")
+        direct, stream, relays = [], [], []
+        for _ in range(3):
             direct.append(throughput(host, port, size))
             stream.append(throughput(shost, sport, size))
+            if chain:
+                relays.append(throughput(chain[0], chain[1], size))
         print(f"  direct TCP to the container: {' / '.join(f'{v:.0f}' for v in direct)} MiB/s")
         print(f"  through the app stream:      {' / '.join(f'{v:.0f}' for v in stream)} MiB/s")
+        if chain:
+            print(f"  through four socat relays:   {' / '.join(f'{v:.0f}' for v in relays)} MiB/s (the stream's hops, no WebSocket)")
         print(f"  stream / direct (best runs): {max(stream) / max(direct) * 100:.0f}% (goal >= 70%)")
+        if chain:
+            print(f"  socat chain / direct:        {max(relays) / max(direct) * 100:.0f}%; stream / socat chain: {max(stream) / max(relays) * 100:.0f}%")
         d50, d99 = round_trips(host, port)
         s50, s99 = round_trips(shost, sport)
         print("64-byte round trips (2,000, after 100 to warm up):")
