@@ -11,7 +11,7 @@
 set -euo pipefail
 packages=(libltdl-dev libpq-dev libnuma-dev libseccomp-dev libsqlite3-dev zlib1g-dev pkg-config gcc make node-xterm)
 [ "${1:-}" = "--server" ] && packages+=(postgresql podman runc uidmap slirp4netns mmdebstrap curl btrfs-progs lxcfs chromium chromium-driver
-    docker-registry apache2-utils openssl busybox-static)
+    docker-registry apache2-utils openssl busybox-static socat iproute2 util-linux)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

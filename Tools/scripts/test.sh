@@ -59,3 +59,6 @@ Tools/compat/fuzz.sh "$HANGAR_TEST_ENGINE_SOCKET" 25
 # The control plane under SIGKILL (Tools/chaos/chaos.py): 3 managers on PostgreSQL, 2 agents,
 # 100 clients for 60 s while managers, an agent, the leader and the storage proxy are killed.
 Tools/scripts/chaos --managers 3 --agents 2 --clients 100 --duration 60 --kill-every 5
+# Several hosts on one machine (Tools/scripts/cluster): network namespaces with their own engine
+# and agent each, sessions placed on each host, a vfolder shared across hosts, clean teardown.
+Tools/scripts/cluster-test
