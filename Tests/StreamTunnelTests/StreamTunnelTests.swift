@@ -1,6 +1,9 @@
+import Crypto
+import Foundation
 import Hummingbird
 import HummingbirdWebSocket
 import NIOCore
+import NIOPosix
 import NIOWebSocket
 import StreamTunnel
 import Testing
@@ -26,13 +29,10 @@ import Testing
 }
 
 /// The client against a real Hummingbird WebSocket server that uses the unmasking extension.
-/// One test at a time: the ping test's server closes a client whose pong is late, and a
-/// neighbour moving megabytes in a debug build can make it late.
-@Suite(.serialized) struct ByteStreamWebSocketTests {
+@Suite struct ByteStreamWebSocketTests {
     /// Runs a server with `/echo` (each data frame back, same opcode), `/close` (closes at once
-    /// with 4001 "bye"), `/refuse` (the upgrade refused). The server pings every `ping` and closes a client that has not
-    /// answered the previous ping.
-    static func withServer(pingEvery ping: Duration = .seconds(30), _ body: @Sendable @escaping (Int) async throws -> Void) async throws {
+    /// with 4001 "bye") and `/refuse` (the upgrade refused).
+    static func withServer(_ body: @Sendable @escaping (Int) async throws -> Void) async throws {
         let router = Router(context: BasicWebSocketRequestContext.self)
         router.ws("/echo") { inbound, outbound, _ in
             for try await frame in inbound {
@@ -47,7 +47,7 @@ import Testing
         let app = Application(router: router,
                               server: .http1WebSocketUpgrade(webSocketRouter: router,
                                                              configuration: .init(ws: .init(maxFrameSize: 4 << 20, extensions: [FastUnmaskingExtension.factory],
-                                                                                            autoPing: .enabled(timePeriod: ping)))),
+                                                                                            autoPing: .disabled))),
                               configuration: .init(address: .hostname("127.0.0.1", port: 0)),
                               onServerRunning: { channel in portStream.yield(channel.localAddress?.port ?? 0); portStream.finish() })
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -86,19 +86,47 @@ import Testing
         }
     }
 
-    @Test func pingsAreAnsweredWhileTheStreamIsRead() async throws {
-        try await Self.withServer(pingEvery: .milliseconds(300)) { port in
-            _ = try await ByteStreamWebSocket.connect(url: "ws://127.0.0.1:\(port)/echo") { inbound, outbound in
-                async let echoed: String? = {
-                    for try await frame in inbound { return String(buffer: frame.data) }
-                    return nil
-                }()
-                // Several ping periods: a ping left unanswered makes the server close the stream
-                // ("Ping timeout") and the echo below never comes.
-                try await Task.sleep(for: .milliseconds(1100))
-                try await outbound.write(binary: ByteBuffer(string: "still here"))
-                #expect(try await echoed == "still here")
+    /// A hand-written server (no timing involved): it upgrades, sends a ping with a payload,
+    /// reads the client's next frame and checks that it is a masked pong with that payload,
+    /// then sends one data frame saying what it saw.
+    @Test func aPingIsAnsweredWithItsPayload() async throws {
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .bind(host: "127.0.0.1", port: 0) { channel in
+                channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
             }
+        let port = try #require(server.channel.localAddress?.port)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                try await server.executeThenClose { connections in
+                    for try await connection in connections {
+                        try await connection.executeThenClose { inbound, outbound in
+                            var pending = ByteBuffer()
+                            var iterator = inbound.makeAsyncIterator()
+                            while !String(buffer: pending).contains("\r\n\r\n"), var chunk = try await iterator.next() { pending.writeBuffer(&chunk) }
+                            let head = String(buffer: pending)
+                            let key = head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("sec-websocket-key:") }
+                                .map { $0.split(separator: ":", maxSplits: 1)[1].trimmingCharacters(in: .whitespaces) } ?? ""
+                            let accept = Data(Insecure.SHA1.hash(data: Data((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").utf8))).base64EncodedString()
+                            try await outbound.write(ByteBuffer(string: "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: \(accept)\r\n\r\n"))
+                            try await outbound.write(ByteBuffer(bytes: [0x89, 4] + Array("abcd".utf8)))
+                            pending = ByteBuffer()
+                            while pending.readableBytes < 10, var chunk = try await iterator.next() { pending.writeBuffer(&chunk) }
+                            let bytes = Array(pending.readableBytesView)
+                            let masked = bytes.count >= 10 && bytes[1] & 0x80 != 0
+                            let payload = masked ? (0..<4).map { bytes[6 + $0] ^ bytes[2 + $0 % 4] } : []
+                            let verdict = bytes.first == 0x8A && masked && bytes[1] & 0x7F == 4 && payload == Array("abcd".utf8) ? "pong ok" : "bad: \(bytes)"
+                            try await outbound.write(ByteBuffer(bytes: [0x82, UInt8(verdict.utf8.count)] + Array(verdict.utf8)))
+                        }
+                        return
+                    }
+                }
+            }
+            _ = try await ByteStreamWebSocket.connect(url: "ws://127.0.0.1:\(port)/") { inbound, _ in
+                var iterator = inbound.makeAsyncIterator()
+                let frame = try #require(try await iterator.next())
+                #expect(String(buffer: frame.data) == "pong ok")
+            }
+            try await group.next()
         }
     }
 
