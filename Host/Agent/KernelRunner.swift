@@ -323,6 +323,7 @@ public actor KernelRunner {
     func containerSpec(_ request: KernelRequest, cpuset: [Int], memory: Int64, scratch: String, edits: [ContainerEdits],
                        jail: KernelJail = KernelJail(mode: .none, policyText: nil), imageLabels: [String: String] = [:]) -> ContainerSpec {
         var spec = ContainerSpec(name: "hangar-\(request.kernelID)", image: request.image)
+        spec.hostname = request.hostname
         var env = ["BACKENDAI_KERNEL_ID=\(request.kernelID)", "BACKENDAI_SESSION_ID=\(request.sessionID)",
                    "BACKENDAI_KERNEL_IMAGE=\(request.image)", "HANGAR_KERNEL_ID=\(request.kernelID)"]
         if !cpuset.isEmpty {

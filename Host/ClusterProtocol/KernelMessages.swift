@@ -81,6 +81,9 @@ public struct KernelRequest: Codable, Sendable, Equatable {
     /// The owner's SSH keypair: the public key goes into `.ssh/authorized_keys`, the private
     /// one into `id_container` (Backend.AI's layout, which `backend.ai ssh` downloads); nil: none.
     public var sshKeypair: KernelSSHKeypair?
+    /// The container's host name: the kernel's name in its cluster (`main1`, `sub1`, ...);
+    /// nil from managers that predate it (the engine's default, the container id).
+    public var hostname: String?
 
     public init(kernelID: String, sessionID: String, image: String, slots: [String: Int64], environment: [String: String] = [:],
                 command: [String]? = nil, mounts: [KernelMount] = [], sharedMemoryBytes: Int64 = 64 << 20, pidsLimit: Int64 = 4096,

@@ -147,6 +147,8 @@ public struct ContainerSpec: Sendable, Equatable, Codable {
     public var cdiDevices: [String] = []
     /// Engine networks to attach.
     public var networks: [String] = []
+    /// The container's host name (nil: the engine's default).
+    public var hostname: String?
 
     public init(name: String, image: String) {
         self.name = name

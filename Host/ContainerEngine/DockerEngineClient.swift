@@ -159,6 +159,7 @@ public final class DockerEngineClient: ContainerEngine {
         if !spec.cdiDevices.isEmpty { host["DeviceRequests"] = [["Driver": "cdi", "DeviceIDs": spec.cdiDevices]] }
         var body: [String: Any] = ["Image": spec.image, "Env": spec.environment, "Labels": spec.labels, "HostConfig": host]
         if let dir = spec.workingDirectory { body["WorkingDir"] = dir }
+        if let hostname = spec.hostname { body["Hostname"] = hostname }
         if let entrypoint = spec.entrypoint { body["Entrypoint"] = entrypoint }
         if let command = spec.command { body["Cmd"] = command }
         if !spec.networks.isEmpty {

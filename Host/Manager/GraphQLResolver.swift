@@ -60,8 +60,8 @@ struct GQLResolver: Sendable {
             let cores = max(1, NSDecimalNumber(decimal: slots["cpu"]).doubleValue)
             let fresh = latest.flatMap { Clock.nowMicros() - $0.at < 60_000_000 ? $0 : nil }
             let live = fresh.map { ManagerAPI.liveStat($0, cpuCapacity: cores * 100) }
-            return GQLKernel(id: k.id, cluster_role: k.clusterRole, cluster_idx: k.clusterIndex + 1,
-                      cluster_hostname: "\(k.clusterRole)\(k.clusterIndex + 1)", session_id: s.id,
+            return GQLKernel(id: k.id, cluster_role: k.clusterRole, cluster_idx: k.roleIndex,
+                      cluster_hostname: k.clusterHostname, session_id: s.id,
                       image: s.image, registry: "local", status: k.status, status_info: k.statusInfo,
                       status_data: "{}", status_changed: Self.iso(d.statusChanged), agent: k.agentID,
                       container_id: k.containerID, resource_opts: "{}", occupied_slots: k.occupiedSlotsJSON,

@@ -45,18 +45,22 @@ public final class SessionLifecycle: Sendable {
     /// The agent-side request for one kernel: slot amounts in the agent's fixed point.
     static func kernelRequest(kernelID: String, session: SessionRecord, command: String?, slotTypes: [String: String],
                               mounts: [SessionMount] = [], sandbox: KernelSandbox? = nil, dotfiles: [KernelDotfile] = [],
-                              preopenPorts: [Int] = [], sshKeypair: KernelSSHKeypair? = nil) -> KernelRequest {
+                              preopenPorts: [Int] = [], sshKeypair: KernelSSHKeypair? = nil, cluster: ClusterPlace? = nil) -> KernelRequest {
         var slots: [String: Int64] = [:]
         for (slot, amount) in session.requested.amounts where amount > 0 {
             let bytes = slotTypes[slot] == "bytes" || slot == "mem"
             slots[slot] = SlotAmount.fixed(amount, bytes: bytes)
         }
-        return KernelRequest(kernelID: kernelID, sessionID: session.id, image: session.image, slots: slots,
-                             environment: ["BACKENDAI_SESSION_NAME": session.name, "BACKENDAI_ACCESS_KEY": session.accessKey],
+        var environment = ["BACKENDAI_SESSION_NAME": session.name, "BACKENDAI_ACCESS_KEY": session.accessKey]
+        if let cluster { environment.merge(cluster.environment) { _, new in new } }
+        var request = KernelRequest(kernelID: kernelID, sessionID: session.id, image: session.image, slots: slots,
+                             environment: environment,
                              command: command.map { ["/bin/sh", "-c", $0] },
                              mounts: mounts.map { KernelMount(hostPath: $0.hostPath, containerPath: $0.containerPath, readOnly: $0.readOnly) },
                              sharedMemoryBytes: 64 << 20, pidsLimit: 4096, sandbox: sandbox, dotfiles: dotfiles.isEmpty ? nil : dotfiles,
                              preopenPorts: preopenPorts.isEmpty ? nil : preopenPorts, sshKeypair: sshKeypair)
+        request.hostname = cluster?.hostname
+        return request
     }
 
     /// The owner's SSH keypair, made on first use (Backend.AI gives every keypair one).
@@ -201,21 +205,39 @@ public final class SessionLifecycle: Sendable {
             // The group's sandbox, as a superadmin set it; users have no say.
             let group = try await store.run { try $0.resourceGroups().first { $0.name == session.resourceGroup } }
             let sandbox = group.flatMap { $0.sandbox == nil && $0.sandboxPolicy == nil ? nil : KernelSandbox(mode: $0.sandbox, policy: $0.sandboxPolicy) }
-            for placement in placements {
-                guard let agent = try await store.run({ try $0.agent(id: placement.agentID) }) else {
-                    throw StoreError(.notFound, "agent \(placement.agentID) vanished")
+            let places = ClusterPlace.places(try await store.run { try $0.kernels(session: id) }, mode: session.clusterMode)
+            // Every kernel is asked for at once (a cluster of 8 starts in the time of its
+            // slowest kernel), and every answer is awaited before a failure is acted on, so the
+            // clean-up below never races a kernel still being created.
+            let outcomes = await withTaskGroup(of: (String, Result<[ServicePort]?, any Error>).self) { group in
+                for placement in placements {
+                    group.addTask {
+                        do {
+                            guard let agent = try await self.store.run({ try $0.agent(id: placement.agentID) }) else {
+                                throw StoreError(.notFound, "agent \(placement.agentID) vanished")
+                            }
+                            let types = (try? JSONDecoder().decode([String: String].self, from: Data(agent.slotTypes.utf8))) ?? [:]
+                            let body = try JSONEncoder().encode(Self.kernelRequest(kernelID: placement.kernelID, session: session,
+                                                                                    command: command, slotTypes: types, mounts: mounts, sandbox: sandbox,
+                                                                                    dotfiles: dotfiles, preopenPorts: preopen, sshKeypair: keys,
+                                                                                    cluster: places[placement.kernelID]))
+                            let (status, text) = try await self.callAgent(agent.address, .POST, AgentAPI.kernelsPath, body: body)
+                            guard status == 201 else {
+                                throw StoreError(.invalid, "agent \(agent.id) could not create the kernel\(places.count > 1 ? " \(places[placement.kernelID]?.hostname ?? "")" : ""): \(Self.agentReason(text))")
+                            }
+                            return (placement.kernelID, .success((try? JSONDecoder().decode(KernelCreated.self, from: Data(text.utf8)))?.servicePorts))
+                        } catch {
+                            return (placement.kernelID, .failure(error))
+                        }
+                    }
                 }
-                let types = (try? JSONDecoder().decode([String: String].self, from: Data(agent.slotTypes.utf8))) ?? [:]
-                let body = try JSONEncoder().encode(Self.kernelRequest(kernelID: placement.kernelID, session: session,
-                                                                        command: command, slotTypes: types, mounts: mounts, sandbox: sandbox,
-                                                                        dotfiles: dotfiles, preopenPorts: preopen, sshKeypair: keys))
-                let (status, text) = try await callAgent(agent.address, .POST, AgentAPI.kernelsPath, body: body)
-                guard status == 201 else {
-                    throw StoreError(.invalid, "agent \(agent.id) could not create the kernel: \(Self.agentReason(text))")
-                }
-                if let ports = (try? JSONDecoder().decode(KernelCreated.self, from: Data(text.utf8)))?.servicePorts {
-                    try await store.run { try $0.setServicePorts(kernel: placement.kernelID, ports) }
-                }
+                var all: [(String, Result<[ServicePort]?, any Error>)] = []
+                for await outcome in group { all.append(outcome) }
+                return all
+            }
+            for (_, outcome) in outcomes { if case .failure(let error) = outcome { throw error } }
+            for case (let kernel, .success(let ports?)) in outcomes {
+                try await store.run { try $0.setServicePorts(kernel: kernel, ports) }
             }
             try await store.run { try $0.transition(session: id, to: .running) }
             logger.info("session running", metadata: ["session": .string(id)])
@@ -522,5 +544,37 @@ public final class SessionLifecycle: Sendable {
                 _ = try? await store.run { try $0.transition(session: id, to: .error, reason: "agent \(agentID) was lost") }
             }
         }
+    }
+}
+
+/// A kernel's place in its session's cluster, as Backend.AI's kernel environment describes it:
+/// its role (`main` or `sub`), its index within the role, its host name (`main1`, `sub1`, ...)
+/// and every host name of the session.
+struct ClusterPlace: Sendable, Equatable {
+    var role: String
+    var roleIndex: Int
+    var hostname: String
+    var hosts: [String]
+    /// The kernel's position in the cluster, 0-based (the main kernel is 0).
+    var rank: Int
+    var mode: ClusterMode
+
+    /// The variables every kernel gets (`BACKENDAI_CLUSTER_*`).
+    var environment: [String: String] {
+        let subs = hosts.count - 1
+        return ["BACKENDAI_CLUSTER_MODE": mode.rawValue, "BACKENDAI_CLUSTER_SIZE": String(hosts.count),
+                "BACKENDAI_CLUSTER_ROLE": role, "BACKENDAI_CLUSTER_IDX": String(roleIndex),
+                "BACKENDAI_CLUSTER_HOST": hostname, "BACKENDAI_CLUSTER_HOSTS": hosts.joined(separator: ","),
+                "BACKENDAI_CLUSTER_LOCAL_RANK": String(rank),
+                "BACKENDAI_CLUSTER_REPLICAS": subs > 0 ? "main:1,sub:\(subs)" : "main:1"]
+    }
+
+    /// Each kernel's place, by kernel id, from the session's kernels in cluster order.
+    static func places(_ kernels: [StateStore.KernelSummary], mode: ClusterMode) -> [String: ClusterPlace] {
+        let hosts = kernels.map(\.clusterHostname)
+        return Dictionary(uniqueKeysWithValues: kernels.enumerated().map { rank, kernel in
+            (kernel.id, ClusterPlace(role: kernel.clusterRole, roleIndex: kernel.roleIndex, hostname: kernel.clusterHostname,
+                                     hosts: hosts, rank: rank, mode: mode))
+        })
     }
 }

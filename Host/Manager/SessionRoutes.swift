@@ -450,6 +450,9 @@ extension ManagerAPI {
                 throw StoreError(.invalid, "resource group '\(group)' is not allowed for your projects")
             }
             let clusterSize = body.clusterSize ?? 1
+            guard let clusterMode = ClusterMode(rawValue: (body.clusterMode ?? ClusterMode.singleNode.rawValue).lowercased()) else {
+                throw StoreError(.invalid, "clusterMode '\(body.clusterMode ?? "")' is not one Hangar knows: use 'single-node' (every kernel on one agent) or 'multi-node' (kernels spread over agents)")
+            }
             let policy = try store.resourcePolicy(scope: .keypair, name: caller.identity.keypair.resourcePolicy)
             if let policy, Int64(clusterSize) > policy.maxContainersPerSession {
                 throw StoreError(.invalid, "a cluster of \(clusterSize) containers is more than your policy '\(policy.name)' allows (max_containers_per_session \(policy.maxContainersPerSession))")
@@ -470,6 +473,7 @@ extension ManagerAPI {
             spec.dependsOn = dependsOn
             spec.preemptible = body.preemptible
             spec.timeLimit = body.batchTimeout.map(Int64.init)
+            spec.clusterMode = clusterMode
             return spec
         }
         let created = try await store.run { try $0.createSession(spec) }

@@ -214,7 +214,9 @@ public final class SessionScheduler: Sendable {
         let (slots, bytes) = self.slots(of: agents)
         let names = Set(slots.names)
         // Impossible requests are cancelled at once: a slot no agent has, or more than the
-        // largest agent offers in total (single-node sessions need it all on one agent).
+        // largest agent offers in total (single-node sessions need it all on one agent; a
+        // multi-node gang needs each kernel to fit some agent and all of them to fit the
+        // group's whole capacity).
         for s in pending {
             let needs = s.requested.amounts.filter { $0.value > 0 }
             if let missing = needs.keys.sorted().first(where: { !names.contains($0) }) {
@@ -222,8 +224,14 @@ public final class SessionScheduler: Sendable {
                 continue
             }
             let total = needs.mapValues { $0 * Decimal(s.clusterSize) }
-            let fitsSomewhere = agents.contains { a in total.allSatisfy { a.capacity[$0.key] >= $0.value } && (s.architecture.isEmpty || a.architecture == s.architecture) }
-            if !fitsSomewhere {
+            let eligible = agents.filter { s.architecture.isEmpty || $0.architecture == s.architecture }
+            let fitsSomewhere = s.clusterMode == .multiNode && s.clusterSize > 1
+                ? eligible.contains { a in needs.allSatisfy { a.capacity[$0.key] >= $0.value } }
+                    && total.allSatisfy { slot, amount in eligible.reduce(Decimal(0)) { $0 + $1.capacity[slot] } >= amount }
+                : eligible.contains { a in total.allSatisfy { a.capacity[$0.key] >= $0.value } }
+            if !fitsSomewhere, s.clusterMode == .multiNode, s.clusterSize > 1, !agents.isEmpty {
+                plan.cancellations.append((s.id, "the multi-node session's \(s.clusterSize) kernels need more than every agent of resource group '\(resourceGroup)' offers together (or one kernel more than the largest agent has); it can never run here"))
+            } else if !fitsSomewhere {
                 let slot = total.keys.sorted().first { slot in !agents.contains { $0.capacity[slot] >= total[slot]! } } ?? total.keys.sorted().first ?? "?"
                 let largest = agents.map { $0.capacity[slot] }.max() ?? 0
                 plan.cancellations.append((s.id, agents.isEmpty
@@ -309,10 +317,13 @@ public final class SessionScheduler: Sendable {
                 continue
             }
             let request = PlacementRequest(sessionID: session.id, architecture: session.architecture.isEmpty ? nil : session.architecture,
-                                           kernelRequests: Array(repeating: picked.requested, count: session.clusterSize), singleNode: true)
+                                           kernelRequests: Array(repeating: picked.requested, count: session.clusterSize),
+                                           singleNode: session.clusterMode == .singleNode)
             switch try selector.selectAgents(prepared, request: request) {
             case .noAgent(let reason):
-                if snapshot.options.preemption,
+                // Preemption makes room on one agent, so it serves sessions whose kernels all go
+                // to one agent; a multi-node gang waits for capacity instead.
+                if snapshot.options.preemption, session.clusterMode == .singleNode || session.clusterSize == 1,
                    let choice = preemption(for: session, need: picked.requested.map { $0 * Int64(session.clusterSize) }, prepared: prepared,
                                            perAgent: victims ?? { victims = Self.victims(snapshot.holders, names: slotNames, bytes: bytes); return victims! }(),
                                            alreadyPreempted: preempted) {

@@ -306,6 +306,11 @@ public enum Migrations {
                 PRIMARY KEY (access_key, minute, manager))
             """,
         ],
+        // 17: multi-node sessions: a session's kernels may be spread over several agents
+        // ('multi-node') or share one ('single-node', what every earlier session was).
+        [
+            "ALTER TABLE sessions ADD COLUMN cluster_mode TEXT NOT NULL DEFAULT 'single-node'",
+        ],
     ]
 
     /// Brings the database to `latest`, one transaction per version.

@@ -29,6 +29,9 @@ public struct SessionSpec: Sendable, Equatable {
     /// Per kernel.
     public var requested: ResourceSlots
     public var clusterSize: Int
+    /// Where the kernels may run: one agent (`single-node`) or spread over several
+    /// (`multi-node`, placed as a gang: all or none).
+    public var clusterMode: ClusterMode = .singleNode
     public var startupCommand: String?
     public var priority: Int
     /// Virtual folders to bind-mount into every kernel.
@@ -103,14 +106,26 @@ public struct SessionRecord: Sendable, Equatable {
     public var preemptible: Bool = false
     /// Declared seconds it may run once it has its slots; nil: none.
     public var timeLimit: Int64?
+    /// One agent for all kernels, or several.
+    public var clusterMode: ClusterMode = .singleNode
+}
+
+/// Backend.AI's cluster modes.
+public enum ClusterMode: String, Sendable, Codable, CaseIterable {
+    /// Every kernel on one agent.
+    case singleNode = "single-node"
+    /// Kernels spread over agents as the selector places them, reserved together.
+    case multiNode = "multi-node"
 }
 
 extension SessionRecord {
     /// A session as a scheduling snapshot needs it (simulations, tests).
     public init(scheduling id: String, name: String, accessKey: String, resourceGroup: String = "default", type: String = "batch", status: SessionStatus = .pending,
                 statusInfo: String = "", image: String = "", architecture: String = "", requested: ResourceSlots, clusterSize: Int = 1,
-                priority: Int = 10, attempts: Int = 0, createdAt: Int64, preemptible: Bool = false, timeLimit: Int64? = nil) {
+                priority: Int = 10, attempts: Int = 0, createdAt: Int64, preemptible: Bool = false, timeLimit: Int64? = nil,
+                clusterMode: ClusterMode = .singleNode) {
         self.timeLimit = timeLimit
+        self.clusterMode = clusterMode
         (self.id, self.name, self.accessKey, self.resourceGroup, self.type, self.status) = (id, name, accessKey, resourceGroup, type, status)
         (self.statusInfo, self.image, self.architecture, self.requested, self.clusterSize) = (statusInfo, image, architecture, requested, clusterSize)
         (self.priority, self.attempts, self.createdAt, self.preemptible) = (priority, attempts, createdAt, preemptible)
@@ -153,7 +168,7 @@ extension StateStore {
                       clusterSize: Int(r.int("cluster_size") ?? 1), priority: Int(r.int("priority") ?? 0),
                       attempts: Int(r.int("attempts") ?? 0), createdAt: r.int("created_at") ?? 0,
                       preemptible: r.int("preemptible").map { $0 != 0 } ?? (r.string("session_type") == "batch"),
-                      timeLimit: r.int("time_limit"))
+                      timeLimit: r.int("time_limit"), clusterMode: ClusterMode(rawValue: r.string("cluster_mode") ?? "") ?? .singleNode)
     }
 
     private static func history(_ c: SQLConnection, _ id: String, _ status: SessionStatus, _ now: Int64) throws {
@@ -172,14 +187,15 @@ extension StateStore {
             try c.execute("""
                 INSERT INTO sessions (id, name, access_key, user_id, domain_name, project_id, resource_group, session_type, status,
                     status_changed, image, architecture, requested_slots, cluster_size, startup_command, priority, created_at, mounts,
-                    preopen_ports, preemptible, time_limit)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'PENDING', $9, $10, $11, $12, $13, $14, $15, $9, $16, $17, $18, $19)
+                    preopen_ports, preemptible, time_limit, cluster_mode)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'PENDING', $9, $10, $11, $12, $13, $14, $15, $9, $16, $17, $18, $19, $20)
                 """, [.text(id), .text(spec.name), .text(spec.accessKey), .text(spec.userID), .text(spec.domain), .text(spec.projectID),
                       .text(spec.resourceGroup), .text(spec.type), .int(now), .text(spec.image), .text(spec.architecture),
                       .text(spec.requested.json), .int(Int64(spec.clusterSize)), SQLValue(spec.startupCommand), .int(Int64(spec.priority)),
                       .text(String(decoding: try JSONEncoder().encode(spec.mounts), as: UTF8.self)),
                       .text(String(decoding: try JSONEncoder().encode(spec.preopenPorts), as: UTF8.self)),
-                      spec.preemptible.map { SQLValue($0) } ?? .null, spec.timeLimit.map { SQLValue.int($0) } ?? .null])
+                      spec.preemptible.map { SQLValue($0) } ?? .null, spec.timeLimit.map { SQLValue.int($0) } ?? .null,
+                      .text(spec.clusterMode.rawValue)])
             for index in 0..<spec.clusterSize {
                 try c.execute("""
                     INSERT INTO kernels (id, session_id, cluster_role, cluster_idx, status, requested_slots, created_at)
@@ -198,7 +214,7 @@ extension StateStore {
             return SessionRecord(id: id, name: spec.name, accessKey: spec.accessKey, resourceGroup: spec.resourceGroup, type: spec.type,
                                  status: .pending, statusInfo: "", image: spec.image, architecture: spec.architecture, requested: spec.requested,
                                  clusterSize: spec.clusterSize, priority: spec.priority, attempts: 0, createdAt: now,
-                                 preemptible: spec.preemptible ?? (spec.type == "batch"), timeLimit: spec.timeLimit)
+                                 preemptible: spec.preemptible ?? (spec.type == "batch"), timeLimit: spec.timeLimit, clusterMode: spec.clusterMode)
         }
     }
 
@@ -398,6 +414,11 @@ extension StateStore {
         public var containerID: String?
         /// The occupied slots as stored (a JSON object).
         public var occupiedSlotsJSON: String
+        /// Backend.AI's 1-based index within the role: the main kernel is 1, the sub kernels
+        /// 1, 2, ... (stored indices are the 0-based position in the cluster).
+        public var roleIndex: Int { clusterRole == "main" ? 1 : max(clusterIndex, 1) }
+        /// The kernel's name in its cluster: `main1`, `sub1`, `sub2`, ...
+        public var clusterHostname: String { "\(clusterRole)\(roleIndex)" }
     }
 
     /// The kernels of a session, in cluster order.

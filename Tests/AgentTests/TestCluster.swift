@@ -72,9 +72,40 @@ final class TestCluster {
         }
     }
 
-    /// Stops both processes and removes every container the agent left.
+    /// Agents started by `addAgent`, stopped with the others.
+    var extraAgents: [Process] = []
+
+    /// Starts one more agent on the same engine (`extra` is appended to its `[agent]` table)
+    /// and waits until the manager has it ALIVE; answers its id.
+    @discardableResult
+    func addAgent(_ suffix: String, extra: String = "", engineSocket: String? = nil) async throws -> String {
+        let socket = try engineSocket ?? TestEngine.socket()
+        let id = "\(agentID)-\(suffix)"
+        let port = try freeLoopbackPort()
+        try """
+            [agent]
+            id = "\(id)"
+            manager = "http://127.0.0.1:\(managerPort)"
+            listen = "127.0.0.1:\(port)"
+            scratch_dir = "\(dir)/scratch-\(suffix)"
+            engine_socket = "\(socket)"
+            heartbeat_interval = 0.3
+            \(extra)
+            """.write(toFile: dir + "/agent-\(suffix).toml", atomically: true, encoding: .utf8)
+        extraAgents.append(try Hangard.launch(["agent", "--config", dir + "/agent-\(suffix).toml", "--cluster-secret-file", dir + "/data/cluster-secret"],
+                                              log: dir + "/agent-\(suffix).out"))
+        for _ in 0..<100 where try store.agent(id: id)?.status != .alive { try await Task.sleep(for: .milliseconds(100)) }
+        try #require(try store.agent(id: id)?.status == .alive, "agent \(id) did not register")
+        return id
+    }
+
+    /// Stops every process and removes every container the agents left.
     func stop() {
         storageProxy?.terminate()
+        for extra in extraAgents {
+            extra.terminate()
+            if extra.isRunning { extra.waitUntilExit() }
+        }
         agent.terminate()
         manager.terminate()
         if agent.isRunning { agent.waitUntilExit() }
