@@ -61,7 +61,8 @@ public final class AgentDaemon: Sendable {
         allocator = SlotAllocator(devices: devices, slots: slots, capacity: capacity, policy: config.affinityPolicy, strategy: config.strategy)
         runner = KernelRunner(agentID: config.id, engine: engine ?? DockerEngineClient(socketPath: config.engineSocket), allocator: allocator,
                               scratchRoot: config.scratchDirectory, runnerBinary: config.resolvedRunnerPath, accelerators: accelerators,
-                              defaultUlimits: config.defaultUlimits, sandbox: config.sandbox, logger: logger)
+                              defaultUlimits: config.defaultUlimits, sandbox: config.sandbox,
+                              clusterAddress: URLComponents(string: config.advertisedAddress)?.host ?? config.host, logger: logger)
         images = ImagePuller(engine: runner.engine, logger: logger)
         if runner.runnerBinary == nil {
             logger.warning("no in-container runner found (agent.runner_path); kernels run without code execution")

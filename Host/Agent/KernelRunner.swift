@@ -125,7 +125,8 @@ public actor KernelRunner {
 
     public init(agentID: String, engine: any ContainerEngine, allocator: SlotAllocator, scratchRoot: String, runnerBinary: String? = nil,
                 accelerators: [AcceleratorPlugin] = [], defaultUlimits: [ContainerEdits.Ulimit] = [], sandbox: SandboxSettings = .disabled,
-                logger: Logger = Logger(label: "hangar.agent")) {
+                clusterAddress: String = "127.0.0.1", logger: Logger = Logger(label: "hangar.agent")) {
+        self.clusterAddress = clusterAddress
         self.defaultUlimits = defaultUlimits
         self.sandbox = sandbox
         self.agentID = agentID
@@ -138,6 +139,21 @@ public actor KernelRunner {
     }
 
     public var running: [KernelRecord] { Array(kernels.values) }
+
+    /// This host's address as the other agents reach it: the source of cluster sessions'
+    /// VXLAN tunnels.
+    public let clusterAddress: String
+
+    /// Joins a started kernel to its cluster session's network (nothing for other kernels).
+    func attachSessionNetwork(_ request: KernelRequest, containerID: String) async throws {
+        guard let network = request.network else { return }
+        let pid = try await engine.inspect(containerID)?.pid ?? 0
+        do {
+            try SessionNetworks.attach(network, kernelID: request.kernelID, pid: pid, localAddress: clusterAddress)
+        } catch let failure as SessionNetworks.Failure {
+            throw KernelError.invalid("the session's network: \(failure.description)")
+        }
+    }
 
     public func record(_ kernelID: String) -> KernelRecord? { kernels[kernelID] }
 
@@ -190,6 +206,7 @@ public actor KernelRunner {
             record.runtimeType = request.runtime ?? labels["ai.backend.runtime-type"]
             try persist(record, scratch: scratch)
             try await engine.start(id)
+            try await attachSessionNetwork(request, containerID: id)
             let definitions = await serviceDefinitions(containerID: id, kernelID: request.kernelID)
             record.serviceDefinitions = definitions
             record.servicePorts = try KernelServices.servicePorts(label: labels[KernelServices.label], definitions: definitions, preopen: request.preopenPorts ?? [])
@@ -203,6 +220,7 @@ public actor KernelRunner {
             // The container goes first: its devices' driver state (partitions) and its slots
             // must not be handed to another kernel while it may still exist.
             if let containerID { try? await engine.remove(containerID, force: true) }
+            if let network = request.network { SessionNetworks.release(network, kernelID: request.kernelID) }
             releaseAccelerators(allocation, kernelID: request.kernelID)
             allocator.free(allocation)
             try? FileManager.default.removeItem(atPath: scratch)
@@ -324,6 +342,7 @@ public actor KernelRunner {
                        jail: KernelJail = KernelJail(mode: .none, policyText: nil), imageLabels: [String: String] = [:]) -> ContainerSpec {
         var spec = ContainerSpec(name: "hangar-\(request.kernelID)", image: request.image)
         spec.hostname = request.hostname
+        spec.extraHosts = (request.network?.hosts ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }
         var env = ["BACKENDAI_KERNEL_ID=\(request.kernelID)", "BACKENDAI_SESSION_ID=\(request.sessionID)",
                    "BACKENDAI_KERNEL_IMAGE=\(request.image)", "HANGAR_KERNEL_ID=\(request.kernelID)"]
         if !cpuset.isEmpty {
@@ -570,8 +589,12 @@ public actor KernelRunner {
                 try await engine.stop(record.containerID, timeout: 5)
             }
             try await engine.start(record.containerID)
+            // A new start is a new network namespace: join the session's network again.
+            try await attachSessionNetwork(record.request, containerID: record.containerID)
         } catch let error as EngineError {
             throw .engine(error)
+        } catch let error as KernelError {
+            throw error
         } catch {
             throw .invalid("\(error)")
         }
@@ -590,6 +613,7 @@ public actor KernelRunner {
             exit = Self.exit(from: final, containerID: record.containerID)
         }
         try? await engine.remove(record.containerID, force: true)
+        if let network = record.request.network { SessionNetworks.release(network, kernelID: kernelID) }
         allocator.free(record.allocation)
         releaseAccelerators(record.allocation, kernelID: kernelID)
         try? FileManager.default.removeItem(atPath: "\(scratchRoot)/\(kernelID)")

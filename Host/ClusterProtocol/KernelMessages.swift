@@ -54,6 +54,33 @@ public struct KernelExitState: Codable, Sendable, Equatable {
     }
 }
 
+/// A cluster session's own network as one kernel's agent builds it: a bridge on each of the
+/// session's agents joined by a VXLAN (multi-node), and the kernel's interface with its address.
+/// Only the session's kernels are on it, and every kernel resolves the others by host name.
+public struct KernelNetwork: Codable, Sendable, Equatable {
+    /// The session's network number, unique among the cluster's live sessions.
+    public var index: Int
+    /// The bridge's name on every agent of the session (unique per cluster and session).
+    public var bridge: String
+    /// The VXLAN port's name (multi-node sessions).
+    public var vxlan: String
+    /// The VXLAN id (multi-node sessions).
+    public var vni: Int
+    /// The kernel's address with its prefix length ("198.18.3.10/24").
+    public var address: String
+    /// Every kernel of the session: host name → address ("main1" → "198.18.3.10").
+    public var hosts: [String: String]
+    /// The other agents of the session, as the VXLAN reaches them (their host addresses);
+    /// empty when every kernel is on this agent.
+    public var peers: [String]
+    /// The interface MTU (VXLAN takes 50 bytes of the hosts' 1500).
+    public var mtu: Int
+
+    public init(index: Int, bridge: String, vxlan: String, vni: Int, address: String, hosts: [String: String], peers: [String], mtu: Int) {
+        (self.index, self.bridge, self.vxlan, self.vni, self.address, self.hosts, self.peers, self.mtu) = (index, bridge, vxlan, vni, address, hosts, peers, mtu)
+    }
+}
+
 /// What the manager asks an agent to run.
 public struct KernelRequest: Codable, Sendable, Equatable {
     public var kernelID: String
@@ -81,6 +108,9 @@ public struct KernelRequest: Codable, Sendable, Equatable {
     /// The owner's SSH keypair: the public key goes into `.ssh/authorized_keys`, the private
     /// one into `id_container` (Backend.AI's layout, which `backend.ai ssh` downloads); nil: none.
     public var sshKeypair: KernelSSHKeypair?
+    /// The session's own network, for a cluster session's kernels; nil: none (a session of one
+    /// kernel, or a manager that predates them).
+    public var network: KernelNetwork?
     /// The container's host name: the kernel's name in its cluster (`main1`, `sub1`, ...);
     /// nil from managers that predate it (the engine's default, the container id).
     public var hostname: String?

@@ -149,6 +149,8 @@ public struct ContainerSpec: Sendable, Equatable, Codable {
     public var networks: [String] = []
     /// The container's host name (nil: the engine's default).
     public var hostname: String?
+    /// Extra /etc/hosts lines, "name:address".
+    public var extraHosts: [String] = []
 
     public init(name: String, image: String) {
         self.name = name
@@ -204,11 +206,15 @@ public struct ContainerDetails: Sendable, Equatable {
     public var name: String
     public var labels: [String: String]
     public var state: ContainerState
-    public init(id: String, name: String, labels: [String: String], state: ContainerState) {
+    /// The container's first process on the host (0 when it is not running): its namespaces
+    /// are under /proc/PID/ns.
+    public var pid: Int32
+    public init(id: String, name: String, labels: [String: String], state: ContainerState, pid: Int32 = 0) {
         self.id = id
         self.name = name
         self.labels = labels
         self.state = state
+        self.pid = pid
     }
 }
 

@@ -156,6 +156,7 @@ public final class DockerEngineClient: ContainerEngine {
         } else if let shm = spec.sharedMemoryBytes {
             host["ShmSize"] = shm
         }
+        if !spec.extraHosts.isEmpty { host["ExtraHosts"] = spec.extraHosts }
         if !spec.cdiDevices.isEmpty { host["DeviceRequests"] = [["Driver": "cdi", "DeviceIDs": spec.cdiDevices]] }
         var body: [String: Any] = ["Image": spec.image, "Env": spec.environment, "Labels": spec.labels, "HostConfig": host]
         if let dir = spec.workingDirectory { body["WorkingDir"] = dir }
@@ -196,7 +197,8 @@ public final class DockerEngineClient: ContainerEngine {
         return ContainerDetails(id: object["Id"] as? String ?? id, name: (object["Name"] as? String ?? "").trimmingCharacters(in: CharacterSet(charactersIn: "/")),
                                 labels: (object["Config"] as? [String: Any])?["Labels"] as? [String: String] ?? [:],
                                 state: ContainerState(running: running, exitCode: running ? nil : state["ExitCode"] as? Int,
-                                                      oomKilled: state["OOMKilled"] as? Bool ?? false))
+                                                      oomKilled: state["OOMKilled"] as? Bool ?? false),
+                                pid: Int32(truncatingIfNeeded: state["Pid"] as? Int ?? 0))
     }
 
     /// Waits for the container to exit; returns its exit code.

@@ -44,6 +44,8 @@ public struct ManagerConfig: Sendable {
     /// (`reconcile_interval`, `reconcile_scheduled_after`, `reconcile_starting_after`,
     /// `reconcile_terminating_after`, seconds).
     public var reconcile = ReconcileLimits()
+    /// Where cluster sessions' own networks take their /24s (`session_network_pool`).
+    public var sessionNetworks = SessionNetworkPool()
     /// A listener that serves only `/metrics`, without authentication (`metrics_listen`, e.g.
     /// "127.0.0.1:9464": keep it on loopback or a monitoring network); nil: none.
     public var metricsListen: (host: String, port: Int)?
@@ -80,7 +82,8 @@ public struct ManagerConfig: Sendable {
             "keypair_cache_ttl": "number of seconds", "scheduling_interval": "number of seconds", "leader_timeout": "number of seconds",
             "reconcile_interval": "number of seconds", "reconcile_scheduled_after": "number of seconds",
             "reconcile_starting_after": "number of seconds", "reconcile_terminating_after": "number of seconds",
-            "default_vfolder_host": "string proxy:volume", "metrics_listen": "string host:port (metrics only, e.g. 127.0.0.1:9464)",
+            "default_vfolder_host": "string proxy:volume",
+            "session_network_pool": "string IPv4 CIDR of /24 or larger (cluster sessions' networks, one /24 each)", "metrics_listen": "string host:port (metrics only, e.g. 127.0.0.1:9464)",
             "metrics_token": "string (bearer token for /metrics on the API port)",
             "login_allowed_fail_count": "integer (failed web logins per user before a block; 0: no limit)",
             "login_allowed_fail_count_per_address": "integer (failed web logins per client address before a block; 0: no limit)",
@@ -105,6 +108,12 @@ public struct ManagerConfig: Sendable {
             config.metricsListen = try manager.hostPort("metrics_listen", default: "127.0.0.1", 9464, ports: 1...65535)
         }
         config.metricsToken = try manager.string("metrics_token", default: "")
+        if let pool = try manager.optionalString("session_network_pool") {
+            guard let parsed = SessionNetworkPool(cidr: pool) else {
+                throw ConfigFileError(file: file.path, key: "manager.session_network_pool", "'\(pool)' is not an IPv4 block of /24 or larger such as \"10.213.0.0/16\"")
+            }
+            config.sessionNetworks = parsed
+        }
         let window = try manager.double("login_block_time", default: config.loginThrottleUser.window, range: 1...604_800)
         config.loginThrottleUser = LoginThrottle(limit: try manager.int("login_allowed_fail_count", default: config.loginThrottleUser.limit, range: 0...1_000_000),
                                                  window: window)
@@ -143,5 +152,42 @@ public struct StorageProxyLink: Sendable, Equatable {
         self.name = name
         self.url = url
         self.secret = secret
+    }
+}
+
+/// The block cluster sessions' networks come from: one /24 per live cluster session (at most
+/// 512), kernels at .10, .11, ... of it. The default, 198.18.0.0/15 (512 networks), is the range RFC 2544
+/// sets aside for benchmarks, which no site routes.
+public struct SessionNetworkPool: Sendable, Equatable {
+    /// The block's first address, host order.
+    public var base: UInt32 = 0xC612_0000
+    /// How many /24s it holds.
+    public var count: Int = 512
+
+    public init() {}
+
+    /// "a.b.c.d/n" with n from 8 to 24 (the address is rounded down to the block).
+    public init?(cidr: String) {
+        let parts = cidr.split(separator: "/")
+        guard parts.count == 2, let bits = Int(parts[1]), (8...24).contains(bits), let address = Self.parse(String(parts[0])) else { return nil }
+        let mask: UInt32 = bits == 0 ? 0 : ~UInt32(0) << (32 - bits)
+        base = address & mask
+        // At most 512 networks: the VXLAN id holds the network's number in 9 bits.
+        count = min(1 << (24 - bits), 512)
+    }
+
+    static func parse(_ text: String) -> UInt32? {
+        let octets = text.split(separator: ".", omittingEmptySubsequences: false).compactMap { UInt8($0) }
+        guard octets.count == 4 else { return nil }
+        return octets.reduce(0) { $0 << 8 | UInt32($1) }
+    }
+
+    static func format(_ address: UInt32) -> String {
+        [24, 16, 8, 0].map { String((address >> UInt32($0)) & 0xFF) }.joined(separator: ".")
+    }
+
+    /// The address of kernel `rank` in network `index`.
+    public func kernelAddress(network index: Int, rank: Int) -> String {
+        Self.format(base + UInt32(index) << 8 + UInt32(10 + rank))
     }
 }

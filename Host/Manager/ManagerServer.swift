@@ -46,7 +46,7 @@ public struct ManagerServer: Sendable {
         let holder = "\(ProcessInfo.processInfo.hostName) pid \(getpid()) \(config.host):\(config.port)"
         let leadership = SchedulerLeadership(store: store, holder: holder, sessionTimeout: max(config.leaderTimeout, config.schedulingInterval * 3))
         let lifecycle = SessionLifecycle(store: store, plugins: plugins, clusterSecret: clusterSecret, leadership: leadership,
-                                         reconcileLimits: config.reconcile, logger: logger)
+                                         reconcileLimits: config.reconcile, sessionNetworks: config.sessionNetworks, logger: logger)
         api = ManagerAPI(store: store, lifecycle: lifecycle, config: config, clusterSecret: clusterSecret, logger: logger)
     }
 

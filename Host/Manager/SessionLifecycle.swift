@@ -25,6 +25,15 @@ public final class SessionLifecycle: Sendable {
     static let activityInterval: Duration = .seconds(10)
     /// When and how the leader reconciles (see `reconcile`).
     let reconcileLimits: ReconcileLimits
+    /// Where cluster sessions' networks come from.
+    let sessionNetworks: SessionNetworkPool
+    /// 16 bits that tell this cluster's session networks from another's (FNV-1a of the
+    /// cluster secret).
+    var clusterTag: UInt16 {
+        var hash: UInt32 = 2_166_136_261
+        for byte in clusterSecret.utf8 { hash = (hash ^ UInt32(byte)) &* 16_777_619 }
+        return UInt16(truncatingIfNeeded: hash ^ hash >> 16)
+    }
     let lastReconcile = Mutex<ContinuousClock.Instant?>(nil)
     /// Kernels of RUNNING sessions that their agent's last report did not list (repaired when
     /// still missing at the next reconciliation).
@@ -33,8 +42,10 @@ public final class SessionLifecycle: Sendable {
     let startsInFlight = Mutex<Set<String>>([])
 
     public init(store: StateStore, plugins: PluginHost, clusterSecret: String, leadership: SchedulerLeadership? = nil,
-                reconcileLimits: ReconcileLimits = ReconcileLimits(), logger: Logger = Logger(label: "hangar.sessions")) {
+                reconcileLimits: ReconcileLimits = ReconcileLimits(), sessionNetworks: SessionNetworkPool = SessionNetworkPool(),
+                logger: Logger = Logger(label: "hangar.sessions")) {
         self.store = store
+        self.sessionNetworks = sessionNetworks
         self.reconcileLimits = reconcileLimits
         self.scheduler = SessionScheduler(store: store, plugins: plugins, logger: logger)
         self.leadership = leadership
@@ -45,7 +56,8 @@ public final class SessionLifecycle: Sendable {
     /// The agent-side request for one kernel: slot amounts in the agent's fixed point.
     static func kernelRequest(kernelID: String, session: SessionRecord, command: String?, slotTypes: [String: String],
                               mounts: [SessionMount] = [], sandbox: KernelSandbox? = nil, dotfiles: [KernelDotfile] = [],
-                              preopenPorts: [Int] = [], sshKeypair: KernelSSHKeypair? = nil, cluster: ClusterPlace? = nil) -> KernelRequest {
+                              preopenPorts: [Int] = [], sshKeypair: KernelSSHKeypair? = nil, cluster: ClusterPlace? = nil,
+                              network: KernelNetwork? = nil) -> KernelRequest {
         var slots: [String: Int64] = [:]
         for (slot, amount) in session.requested.amounts where amount > 0 {
             let bytes = slotTypes[slot] == "bytes" || slot == "mem"
@@ -60,6 +72,7 @@ public final class SessionLifecycle: Sendable {
                              sharedMemoryBytes: 64 << 20, pidsLimit: 4096, sandbox: sandbox, dotfiles: dotfiles.isEmpty ? nil : dotfiles,
                              preopenPorts: preopenPorts.isEmpty ? nil : preopenPorts, sshKeypair: sshKeypair)
         request.hostname = cluster?.hostname
+        request.network = network
         return request
     }
 
@@ -206,6 +219,7 @@ public final class SessionLifecycle: Sendable {
             let group = try await store.run { try $0.resourceGroups().first { $0.name == session.resourceGroup } }
             let sandbox = group.flatMap { $0.sandbox == nil && $0.sandboxPolicy == nil ? nil : KernelSandbox(mode: $0.sandbox, policy: $0.sandboxPolicy) }
             let places = ClusterPlace.places(try await store.run { try $0.kernels(session: id) }, mode: session.clusterMode)
+            let networks = session.clusterSize > 1 ? try await clusterNetworks(session: id, placements: placements, places: places) : [:]
             // Every kernel is asked for at once (a cluster of 8 starts in the time of its
             // slowest kernel), and every answer is awaited before a failure is acted on, so the
             // clean-up below never races a kernel still being created.
@@ -220,7 +234,7 @@ public final class SessionLifecycle: Sendable {
                             let body = try JSONEncoder().encode(Self.kernelRequest(kernelID: placement.kernelID, session: session,
                                                                                     command: command, slotTypes: types, mounts: mounts, sandbox: sandbox,
                                                                                     dotfiles: dotfiles, preopenPorts: preopen, sshKeypair: keys,
-                                                                                    cluster: places[placement.kernelID]))
+                                                                                    cluster: places[placement.kernelID], network: networks[placement.kernelID]))
                             let (status, text) = try await self.callAgent(agent.address, .POST, AgentAPI.kernelsPath, body: body)
                             guard status == 201 else {
                                 throw StoreError(.invalid, "agent \(agent.id) could not create the kernel\(places.count > 1 ? " \(places[placement.kernelID]?.hostname ?? "")" : ""): \(Self.agentReason(text))")
@@ -251,6 +265,33 @@ public final class SessionLifecycle: Sendable {
             }
             _ = try? await store.run { try $0.transition(session: id, to: .error, reason: "\(error)") }
         }
+    }
+
+    /// A cluster session's own network, per kernel: the session's number (kept while it
+    /// lives), each kernel's address by rank, and for each kernel the other agents the
+    /// session's VXLAN joins (by the host of their advertised address).
+    func clusterNetworks(session id: String, placements: [KernelPlacement], places: [String: ClusterPlace]) async throws -> [String: KernelNetwork] {
+        let index = try await store.run { [count = sessionNetworks.count] in try $0.assignNetworkIndex(session: id, count: count) }
+        var agentHosts: [String: String] = [:]
+        for agentID in Set(placements.map(\.agentID)) {
+            if let agent = try await store.run({ try $0.agent(id: agentID) }), let host = URLComponents(string: agent.address)?.host {
+                agentHosts[agentID] = host
+            }
+        }
+        var hosts: [String: String] = [:]
+        for place in places.values { hosts[place.hostname] = sessionNetworks.kernelAddress(network: index, rank: place.rank) }
+        // Interface names and VXLAN ids carry this cluster's tag, so two Hangar clusters whose
+        // agents share hosts or a network never share a bridge or a segment.
+        let tag = String(clusterTag, radix: 16)
+        var out: [String: KernelNetwork] = [:]
+        for placement in placements {
+            guard let place = places[placement.kernelID], let address = hosts[place.hostname] else { continue }
+            let peers = Set(placements.map(\.agentID)).subtracting([placement.agentID]).compactMap { agentHosts[$0] }.sorted()
+            out[placement.kernelID] = KernelNetwork(index: index, bridge: "hgb\(tag)\(index)", vxlan: "hgx\(tag)\(index)",
+                                                    vni: 0x10_0000 | Int(clusterTag & 0x7FF) << 9 | index,
+                                                    address: address + "/24", hosts: hosts, peers: peers, mtu: 1450)
+        }
+        return out
     }
 
     /// Makes every agent of a starting session hold its image when the image names a
@@ -536,12 +577,25 @@ public final class SessionLifecycle: Sendable {
         }
     }
 
-    /// Sessions with kernels on agents that went LOST end in ERROR.
+    /// Sessions with kernels on agents that went LOST end in ERROR, and their kernels on the
+    /// agents still alive are removed.
     public func agentsLost(_ ids: [String]) async {
+        let lost = Set(ids)
         for agentID in ids {
             let sessions = (try? await store.run { try $0.activeSessions(onAgent: agentID) }) ?? []
             for id in sessions {
-                _ = try? await store.run { try $0.transition(session: id, to: .error, reason: "agent \(agentID) was lost") }
+                // A session never runs in part: its kernels on agents that are still alive (a
+                // multi-node session's) are removed now, before the books release their slots;
+                // the lost agent's own are removed when it comes back (reconciliation).
+                var removed: [String] = []
+                for kernel in (try? await store.run { try $0.kernels(session: id) }) ?? [] {
+                    guard let other = kernel.agentID, !lost.contains(other),
+                          let agent = try? await store.run({ try $0.agent(id: other) }) else { continue }
+                    _ = try? await callAgent(agent.address, .DELETE, AgentAPI.kernelPath(kernel.id))
+                    removed.append("\(kernel.clusterHostname) on \(other)")
+                }
+                let reason = "agent \(agentID) was lost" + (removed.isEmpty ? "" : "; the session's other kernels were removed (\(removed.joined(separator: ", ")))")
+                _ = try? await store.run { try $0.transition(session: id, to: .error, reason: reason) }
             }
         }
     }

@@ -433,6 +433,37 @@ extension StateStore {
         }
     }
 
+    /// Gives a cluster session the lowest network number no other live session holds (it
+    /// names the session's network on the agents) and answers it; a session that has one keeps
+    /// it. The unique index on live sessions' numbers makes two managers choosing at once
+    /// safe: the second fails and chooses again.
+    /// - Throws: `StoreError(.invalid)` when all `count` numbers are taken.
+    public func assignNetworkIndex(session: String, count: Int) throws -> Int {
+        for attempt in 0..<3 {
+            do {
+                return try database.transaction { c -> Int in
+                    if let held = try c.query("SELECT network_index FROM sessions WHERE id = $1", [.text(session)]).first?.int("network_index") {
+                        return Int(held)
+                    }
+                    let taken = Set(try c.query("""
+                        SELECT network_index FROM sessions
+                        WHERE network_index IS NOT NULL AND status NOT IN ('TERMINATED', 'CANCELLED', 'ERROR')
+                        """).compactMap { $0.int("network_index") })
+                    guard let free = (0..<Int64(count)).first(where: { !taken.contains($0) }) else {
+                        throw StoreError(.invalid, "all \(count) session networks are in use by live cluster sessions; end one, or give the manager a larger session_network_pool")
+                    }
+                    try c.execute("UPDATE sessions SET network_index = $1 WHERE id = $2", [.int(free), .text(session)])
+                    return Int(free)
+                }
+            } catch let error as StoreError where error.code == .constraint && attempt < 2 {
+                // Another manager took the same number in the meantime: choose again.
+                _ = error
+                continue
+            }
+        }
+        throw StoreError(.invalid, "no session network number could be assigned to session \(session)")
+    }
+
     /// The session a kernel belongs to.
     public func sessionID(ofKernel kernel: String) throws -> String? {
         try database.withConnection { try $0.query("SELECT session_id FROM kernels WHERE id = $1", [.text(kernel)]).first?.string("session_id") }

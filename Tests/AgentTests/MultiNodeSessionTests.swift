@@ -116,6 +116,50 @@ import TestSupport
         _ = try await SignedAPI.json(.DELETE, base: base, path: "/session/mn-single", accessKey: accessKey, secretKey: secretKey)
     }
 
+    /// An agent lost mid-session ends the whole multi-node session: the kernel on the agent
+    /// that is still alive is removed at once and every slot is released; when the lost agent
+    /// comes back, the kernel it kept (its container outlived it) is removed too.
+    @Test func aLostAgentEndsTheWholeGangAndItsKernelGoesWhenItReturns() async throws {
+        let cluster = try await TestCluster(prefix: "mnlost", managerConfig: "agent_lost_timeout = 5\nscheduling_interval = 0.2\nreconcile_interval = 1\n")
+        defer { cluster.stop() }
+        let second = try await cluster.addAgent("b")
+        try Self.allowClusters(cluster)
+        let (accessKey, secretKey, base, store) = (cluster.accessKey, cluster.secretKey, cluster.base, cluster.store)
+        let (created, reply) = try await SignedAPI.json(.POST, base: base, path: "/session",
+                                                        json: Self.createBody("mn-lost", size: 2, mode: "multi-node", cpu: Self.cores, enqueueOnly: false),
+                                                        accessKey: accessKey, secretKey: secretKey)
+        #expect(created == 201, "\(String(describing: reply))")
+        let id = try #require(reply?["sessionId"] as? String)
+        let kernels = try store.kernels(session: id)
+        #expect(Set(kernels.compactMap(\.agentID)) == [cluster.agentID, second])
+        let survivor = try #require(kernels.first { $0.agentID == cluster.agentID })
+        let orphan = try #require(kernels.first { $0.agentID == second })
+
+        let process = try #require(cluster.extraAgents["b"])
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        for _ in 0..<300 where try store.session(id: id)?.status != .error { try await Task.sleep(for: .milliseconds(100)) }
+        let ended = try #require(try store.session(id: id))
+        #expect(ended.status == .error)
+        #expect(ended.statusInfo.contains("agent \(second) was lost") && ended.statusInfo.contains("\(survivor.clusterHostname) on \(cluster.agentID)"),
+                "\(ended.statusInfo)")
+        #expect(try await Self.container(survivor.id) == nil, "the kernel on the agent still alive is removed at once")
+        for agent in [cluster.agentID, second] {
+            #expect(try store.agent(id: agent)?.occupied.amounts.values.allSatisfy { $0 == 0 } == true, "agent \(agent) holds nothing")
+        }
+        #expect(try await Self.container(orphan.id) != nil, "the lost agent's container outlived it (SIGKILL ends no container)")
+
+        // The agent returns: the kernel its manager no longer knows is removed.
+        try cluster.startAgent("b")
+        var gone = false
+        for _ in 0..<200 where !gone {
+            gone = try await Self.container(orphan.id) == nil
+            if !gone { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(gone, "the returning agent's leftover kernel is removed")
+        #expect(try store.agent(id: second)?.status == .alive)
+    }
+
     /// A gang never runs in part: one agent cannot create its kernel (its engine lacks the
     /// image), so the kernel the other agent made is removed too, and no agent holds a slot.
     @Test func aGangWhoseKernelFailsLeavesNoKernelAndNoSlot() async throws {

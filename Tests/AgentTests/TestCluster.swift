@@ -72,8 +72,8 @@ final class TestCluster {
         }
     }
 
-    /// Agents started by `addAgent`, stopped with the others.
-    var extraAgents: [Process] = []
+    /// Agents started by `addAgent` (by suffix), stopped with the others.
+    var extraAgents: [String: Process] = [:]
 
     /// Starts one more agent on the same engine (`extra` is appended to its `[agent]` table)
     /// and waits until the manager has it ALIVE; answers its id.
@@ -92,17 +92,22 @@ final class TestCluster {
             heartbeat_interval = 0.3
             \(extra)
             """.write(toFile: dir + "/agent-\(suffix).toml", atomically: true, encoding: .utf8)
-        extraAgents.append(try Hangard.launch(["agent", "--config", dir + "/agent-\(suffix).toml", "--cluster-secret-file", dir + "/data/cluster-secret"],
-                                              log: dir + "/agent-\(suffix).out"))
+        try startAgent(suffix)
         for _ in 0..<100 where try store.agent(id: id)?.status != .alive { try await Task.sleep(for: .milliseconds(100)) }
         try #require(try store.agent(id: id)?.status == .alive, "agent \(id) did not register")
         return id
     }
 
+    /// (Re)starts the agent `addAgent(suffix)` configured.
+    func startAgent(_ suffix: String) throws {
+        extraAgents[suffix] = try Hangard.launch(["agent", "--config", dir + "/agent-\(suffix).toml", "--cluster-secret-file", dir + "/data/cluster-secret"],
+                                                 log: dir + "/agent-\(suffix)-\(extraAgents.count).out")
+    }
+
     /// Stops every process and removes every container the agents left.
     func stop() {
         storageProxy?.terminate()
-        for extra in extraAgents {
+        for extra in extraAgents.values {
             extra.terminate()
             if extra.isRunning { extra.waitUntilExit() }
         }

@@ -70,6 +70,12 @@ struct SessionSpecOptions: ParsableArguments {
     @Option(name: .customLong("time-limit"), help: "Seconds the session may run once started (ended after that; lets backfill start it early).")
     var timeLimit: Int?
 
+    @Option(name: .customLong("cluster-size"), help: "Kernels in the session (main1, sub1, ...; your policy's max_containers_per_session caps it).")
+    var clusterSize: Int = 1
+
+    @Option(name: .customLong("cluster-mode"), help: "single-node (every kernel on one agent) or multi-node (spread over agents).")
+    var clusterMode: String = "single-node"
+
     func body(image: String, type: String, startupCommand: String?, enqueueOnly: Bool) throws -> [String: Any] {
         var resources: [String: String] = [:]
         for item in self.resources {
@@ -85,8 +91,10 @@ struct SessionSpecOptions: ParsableArguments {
         }
         let name = self.name ?? "hangar-" + UUID().uuidString.lowercased().prefix(10)
         if let priority, !(0...100).contains(priority) { throw CLIError("--priority must be 0-100, got \(priority)") }
+        guard (1...64).contains(clusterSize) else { throw CLIError("--cluster-size must be 1-64, got \(clusterSize)") }
+        guard ["single-node", "multi-node"].contains(clusterMode) else { throw CLIError("--cluster-mode is single-node or multi-node, got '\(clusterMode)'") }
         var body: [String: Any] = [
-            "name": name, "image": image, "type": type, "group": project, "domain": "default", "clusterSize": 1, "clusterMode": "single-node",
+            "name": name, "image": image, "type": type, "group": project, "domain": "default", "clusterSize": clusterSize, "clusterMode": clusterMode,
             "enqueueOnly": enqueueOnly, "maxWaitSeconds": 0, "reuseIfExists": true, "startupCommand": startupCommand ?? NSNull(),
             "config": ["resources": resources, "environ": environ, "scalingGroup": resourceGroup.map { $0 as Any } ?? NSNull(), "mounts": mounts],
         ]
