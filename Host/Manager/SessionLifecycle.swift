@@ -57,13 +57,15 @@ public final class SessionLifecycle: Sendable {
     static func kernelRequest(kernelID: String, session: SessionRecord, command: String?, slotTypes: [String: String],
                               mounts: [SessionMount] = [], sandbox: KernelSandbox? = nil, dotfiles: [KernelDotfile] = [],
                               preopenPorts: [Int] = [], sshKeypair: KernelSSHKeypair? = nil, cluster: ClusterPlace? = nil,
-                              network: KernelNetwork? = nil) -> KernelRequest {
+                              network: KernelNetwork? = nil, userEnvironment: [String: String] = [:]) -> KernelRequest {
         var slots: [String: Int64] = [:]
         for (slot, amount) in session.requested.amounts where amount > 0 {
             let bytes = slotTypes[slot] == "bytes" || slot == "mem"
             slots[slot] = SlotAmount.fixed(amount, bytes: bytes)
         }
-        var environment = ["BACKENDAI_SESSION_NAME": session.name, "BACKENDAI_ACCESS_KEY": session.accessKey]
+        // The creator's variables first; Hangar's own are set over them.
+        var environment = userEnvironment
+        environment.merge(["BACKENDAI_SESSION_NAME": session.name, "BACKENDAI_ACCESS_KEY": session.accessKey]) { _, new in new }
         if let cluster { environment.merge(cluster.environment) { _, new in new } }
         var request = KernelRequest(kernelID: kernelID, sessionID: session.id, image: session.image, slots: slots,
                              environment: environment,
@@ -214,6 +216,7 @@ public final class SessionLifecycle: Sendable {
             let mounts = try await store.run { try $0.sessionMounts(id) }
             let dotfiles = try await store.run { try $0.kernelDotfiles(session: id) }
             let preopen = try await store.run { try $0.preopenPorts(session: id) }
+            let userEnvironment = try await store.run { try $0.sessionEnvironment(id) }
             let keys = try await sshKeypair(accessKey: session.accessKey)
             // The group's sandbox, as a superadmin set it; users have no say.
             let group = try await store.run { try $0.resourceGroups().first { $0.name == session.resourceGroup } }
@@ -234,7 +237,8 @@ public final class SessionLifecycle: Sendable {
                             let body = try JSONEncoder().encode(Self.kernelRequest(kernelID: placement.kernelID, session: session,
                                                                                     command: command, slotTypes: types, mounts: mounts, sandbox: sandbox,
                                                                                     dotfiles: dotfiles, preopenPorts: preopen, sshKeypair: keys,
-                                                                                    cluster: places[placement.kernelID], network: networks[placement.kernelID]))
+                                                                                    cluster: places[placement.kernelID], network: networks[placement.kernelID],
+                                                                                    userEnvironment: userEnvironment))
                             let (status, text) = try await self.callAgent(agent.address, .POST, AgentAPI.kernelsPath, body: body)
                             guard status == 201 else {
                                 throw StoreError(.invalid, "agent \(agent.id) could not create the kernel\(places.count > 1 ? " \(places[placement.kernelID]?.hostname ?? "")" : ""): \(Self.agentReason(text))")

@@ -7,6 +7,28 @@ import StateStore
 /// Backend.AI's session endpoints, as the official client calls them (§7 of the wire notes):
 /// create (blocking until RUNNING unless enqueueOnly), destroy, logs.
 extension ManagerAPI {
+    /// `config.environ` as kernels can take it: names of letters, digits and `_` not
+    /// starting with a digit and not Hangar's own (`BACKENDAI_*`, `HANGAR_*`), at most 256
+    /// variables and 64 KiB in all.
+    static func checkedEnvironment(_ environ: [String: String]) throws -> [String: String] {
+        guard environ.count <= 256 else { throw StoreError(.invalid, "config.environ has \(environ.count) variables; at most 256 are allowed") }
+        var total = 0
+        for (name, value) in environ {
+            let valid = !name.isEmpty && name.utf8.count <= 256 && !(name.first?.isNumber ?? true)
+                && name.unicodeScalars.allSatisfy { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || $0 == "_") }
+            guard valid else {
+                throw StoreError(.invalid, "config.environ: '\(name.prefix(64))' is not a variable name (letters, digits and _, not starting with a digit)")
+            }
+            guard !name.hasPrefix("BACKENDAI_"), !name.hasPrefix("HANGAR_") else {
+                throw StoreError(.invalid, "config.environ: \(name) is one of Hangar's own variables (BACKENDAI_*, HANGAR_*), which the kernel sets itself")
+            }
+            guard !value.utf8.contains(0) else { throw StoreError(.invalid, "config.environ: the value of \(name) contains a NUL byte") }
+            total += name.utf8.count + value.utf8.count
+        }
+        guard total <= 64 << 10 else { throw StoreError(.invalid, "config.environ holds \(total) bytes; at most 65536 are allowed") }
+        return environ
+    }
+
     /// The create body the official client sends; every key it may send is listed.
     struct CreateSession: Decodable {
         struct Config: Decodable {
@@ -474,6 +496,7 @@ extension ManagerAPI {
             spec.preemptible = body.preemptible
             spec.timeLimit = body.batchTimeout.map(Int64.init)
             spec.clusterMode = clusterMode
+            spec.environment = try Self.checkedEnvironment(body.config?.environ ?? [:])
             return spec
         }
         let created = try await store.run { try $0.createSession(spec) }

@@ -308,9 +308,11 @@ public enum Migrations {
         ],
         // 17: multi-node sessions: a session's kernels may be spread over several agents
         // ('multi-node') or share one ('single-node', what every earlier session was); a
-        // cluster session's own network number, unique among live sessions.
+        // cluster session's own network number, unique among live sessions; the environment
+        // variables the session's creator asked for (`config.environ`).
         [
             "ALTER TABLE sessions ADD COLUMN cluster_mode TEXT NOT NULL DEFAULT 'single-node'",
+            "ALTER TABLE sessions ADD COLUMN environ TEXT NOT NULL DEFAULT '{}'",
             "ALTER TABLE sessions ADD COLUMN network_index BIGINT",
             """
             CREATE UNIQUE INDEX sessions_live_network ON sessions (network_index)

@@ -32,6 +32,9 @@ public struct SessionSpec: Sendable, Equatable {
     /// Where the kernels may run: one agent (`single-node`) or spread over several
     /// (`multi-node`, placed as a gang: all or none).
     public var clusterMode: ClusterMode = .singleNode
+    /// Environment variables for every kernel (`config.environ`); Hangar's own
+    /// `BACKENDAI_*` variables are set over them.
+    public var environment: [String: String] = [:]
     public var startupCommand: String?
     public var priority: Int
     /// Virtual folders to bind-mount into every kernel.
@@ -187,15 +190,15 @@ extension StateStore {
             try c.execute("""
                 INSERT INTO sessions (id, name, access_key, user_id, domain_name, project_id, resource_group, session_type, status,
                     status_changed, image, architecture, requested_slots, cluster_size, startup_command, priority, created_at, mounts,
-                    preopen_ports, preemptible, time_limit, cluster_mode)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'PENDING', $9, $10, $11, $12, $13, $14, $15, $9, $16, $17, $18, $19, $20)
+                    preopen_ports, preemptible, time_limit, cluster_mode, environ)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'PENDING', $9, $10, $11, $12, $13, $14, $15, $9, $16, $17, $18, $19, $20, $21)
                 """, [.text(id), .text(spec.name), .text(spec.accessKey), .text(spec.userID), .text(spec.domain), .text(spec.projectID),
                       .text(spec.resourceGroup), .text(spec.type), .int(now), .text(spec.image), .text(spec.architecture),
                       .text(spec.requested.json), .int(Int64(spec.clusterSize)), SQLValue(spec.startupCommand), .int(Int64(spec.priority)),
                       .text(String(decoding: try JSONEncoder().encode(spec.mounts), as: UTF8.self)),
                       .text(String(decoding: try JSONEncoder().encode(spec.preopenPorts), as: UTF8.self)),
                       spec.preemptible.map { SQLValue($0) } ?? .null, spec.timeLimit.map { SQLValue.int($0) } ?? .null,
-                      .text(spec.clusterMode.rawValue)])
+                      .text(spec.clusterMode.rawValue), .text(String(decoding: try JSONEncoder().encode(spec.environment), as: UTF8.self))])
             for index in 0..<spec.clusterSize {
                 try c.execute("""
                     INSERT INTO kernels (id, session_id, cluster_role, cluster_idx, status, requested_slots, created_at)
@@ -470,6 +473,12 @@ extension StateStore {
     }
 
     /// A session's startup command (nil for none).
+    /// The environment variables a session's creator asked for.
+    public func sessionEnvironment(_ session: String) throws -> [String: String] {
+        let text = try database.withConnection { try $0.query("SELECT environ FROM sessions WHERE id = $1", [.text(session)]).first?.string("environ") }
+        return (try? JSONDecoder().decode([String: String].self, from: Data((text ?? "{}").utf8))) ?? [:]
+    }
+
     public func startupCommand(session: String) throws -> String? {
         try database.withConnection { try $0.query("SELECT startup_command FROM sessions WHERE id = $1", [.text(session)]).first?.string("startup_command") }
     }

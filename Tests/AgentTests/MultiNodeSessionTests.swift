@@ -10,10 +10,11 @@ import TestSupport
 @Suite(.serialized) struct MultiNodeSessionTests {
     static let cores = ProcessInfo.processInfo.activeProcessorCount
 
-    static func createBody(_ name: String, size: Int, mode: String, cpu: Int, enqueueOnly: Bool = true, command: String? = nil) -> String {
+    static func createBody(_ name: String, size: Int, mode: String, cpu: Int, enqueueOnly: Bool = true, command: String? = nil,
+                           environ: String = "{}") -> String {
         """
         {"name": "\(name)", "image": "\(TestEngine.image)", "type": "\(command == nil ? "interactive" : "batch")", "clusterSize": \(size),
-         "clusterMode": "\(mode)", "enqueueOnly": \(enqueueOnly), "config": {"resources": {"cpu": "\(cpu)", "mem": "256m"}}
+         "clusterMode": "\(mode)", "enqueueOnly": \(enqueueOnly), "config": {"resources": {"cpu": "\(cpu)", "mem": "256m"}, "environ": \(environ)}
          \(command.map { #", "startupCommand": "\#($0)""# } ?? "")}
         """
     }
@@ -61,7 +62,13 @@ import TestSupport
                                                           accessKey: accessKey, secretKey: secretKey)
         #expect(blockerStatus == 201)
         let blocker = try #require(try store.findSession("mn-blocker", accessKey: nil))
-        let (created, reply) = try await SignedAPI.json(.POST, base: base, path: "/session", json: Self.createBody("mn-gang", size: 2, mode: "multi-node", cpu: Self.cores),
+        // The creator's environment reaches every kernel; Hangar's own names are refused.
+        let (badEnv, badEnvReply) = try await SignedAPI.json(.POST, base: base, path: "/session",
+                                                             json: Self.createBody("mn-badenv", size: 1, mode: "single-node", cpu: 1, environ: #"{"BACKENDAI_KERNEL_ID": "x"}"#),
+                                                             accessKey: accessKey, secretKey: secretKey)
+        #expect(badEnv == 400 && (badEnvReply?["msg"] as? String ?? "").contains("Hangar's own"), "\(String(describing: badEnvReply))")
+        let (created, reply) = try await SignedAPI.json(.POST, base: base, path: "/session",
+                                                        json: Self.createBody("mn-gang", size: 2, mode: "multi-node", cpu: Self.cores, environ: #"{"USER_GREETING": "hello there"}"#),
                                                         accessKey: accessKey, secretKey: secretKey)
         #expect(created == 201, "\(String(describing: reply))")
         let gangID = try #require(reply?["sessionId"] as? String)
@@ -91,6 +98,7 @@ import TestSupport
             #expect(env["BACKENDAI_CLUSTER_LOCAL_RANK"] == String(rank))
             #expect(env["BACKENDAI_CLUSTER_MODE"] == "multi-node")
             #expect(env["BACKENDAI_KERNEL_ID"] == kernel.id && env["BACKENDAI_SESSION_ID"] == gangID)
+            #expect(env["USER_GREETING"] == "hello there")
         }
         // Code runs in the main kernel.
         let run = try cluster.hangar(["run", "-t", "mn-gang", TestEngine.image, "-q", "-c",
