@@ -352,7 +352,7 @@ public struct ManagerAPI: Sendable {
                     Task { [lifecycle] in await lifecycle.handle(heartbeat) }
                 }
                 return try io.response(HeartbeatReply(status: outcome.agent.status.rawValue, schedulable: outcome.agent.schedulable,
-                                                      registered: outcome.registered, heartbeatInterval: config.heartbeatInterval),
+                                                      registered: outcome.registered, heartbeatInterval: config.agentHeartbeatInterval),
                                        snakeCase: false)
             },
         ]

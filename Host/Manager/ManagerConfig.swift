@@ -12,7 +12,7 @@ import StateStore
 /// data_dir = "/var/lib/hangar"
 /// cluster_secret = "change-me"      # agents authenticate with it
 /// agent_lost_timeout = 30           # seconds without a heartbeat before an agent is LOST
-/// heartbeat_interval = 5            # seconds, told to agents
+/// heartbeat_interval = 5            # seconds, told to agents (at most a third of agent_lost_timeout)
 /// max_body_size = "1M"
 /// [database]
 /// url = "sqlite:/var/lib/hangar/manager.db"   # or postgresql://user@host:5432/hangar
@@ -25,6 +25,10 @@ public struct ManagerConfig: Sendable {
     public var clusterSecret: String = ""
     public var agentLostTimeout: Double = 30
     public var heartbeatInterval: Double = 5
+    /// What agents are told: `heartbeatInterval`, but at most a third of `agentLostTimeout`,
+    /// so that a healthy agent is never declared lost between two of its heartbeats (a
+    /// 2 s lost timeout with the default 5 s interval did exactly that).
+    public var agentHeartbeatInterval: Double { min(heartbeatInterval, agentLostTimeout / 3) }
     public var maxBodyBytes: Int = 1 << 20
     /// nil: SQLite in the data directory.
     public var database: DatabaseLocation?

@@ -293,6 +293,25 @@ import TestSupport
         #expect(throws: ConfigFileError.self) { try ManagerConfig.load(ConfigFile(toml: "[manager]\nmetrics_listen = \"9999\"", path: "m.toml")) }
     }
 
+    /// Agents are told to beat at least three times per lost timeout, and cluster networks'
+    /// pools are read (and refused) as CIDR blocks.
+    @Test func heartbeatIntervalFitsTheLostTimeoutAndNetworkPoolsParse() throws {
+        let short = try ManagerConfig.load(ConfigFile(toml: "[manager]\nagent_lost_timeout = 2", path: "m.toml"))
+        #expect(abs(short.agentHeartbeatInterval - 2.0 / 3) < 1e-9)
+        let plain = try ManagerConfig.load(ConfigFile(toml: "[manager]\n", path: "m.toml"))
+        #expect(plain.agentHeartbeatInterval == 5)
+        #expect(plain.sessionNetworks.count == 512)
+        #expect(plain.sessionNetworks.kernelAddress(network: 3, rank: 1) == "198.18.3.11")
+        let pool = try ManagerConfig.load(ConfigFile(toml: "[manager]\nsession_network_pool = \"10.213.7.9/16\"", path: "m.toml"))
+        #expect(pool.sessionNetworks.count == 256)
+        #expect(pool.sessionNetworks.kernelAddress(network: 255, rank: 0) == "10.213.255.10")
+        for bad in ["10.0.0.0/25", "10.0.0/16", "10.0.0.0", "300.0.0.0/16"] {
+            #expect(throws: ConfigFileError.self, "\(bad)") {
+                try ManagerConfig.load(ConfigFile(toml: "[manager]\nsession_network_pool = \"\(bad)\"", path: "m.toml"))
+            }
+        }
+    }
+
     @Test func configErrorsNameFileKeyAndType() throws {
         let cases: [(String, String)] = [
             ("[manager]\nlisten = 8091", "'manager.listen': expected a string"),
