@@ -174,7 +174,7 @@ public struct SessionNetworkPool: Sendable, Equatable {
     public init?(cidr: String) {
         let parts = cidr.split(separator: "/")
         guard parts.count == 2, let bits = Int(parts[1]), (8...24).contains(bits), let address = Self.parse(String(parts[0])) else { return nil }
-        let mask: UInt32 = bits == 0 ? 0 : ~UInt32(0) << (32 - bits)
+        let mask = ~UInt32(0) << (32 - bits)
         base = address & mask
         // At most 512 networks: the VXLAN id holds the network's number in 9 bits.
         count = min(1 << (24 - bits), 512)

@@ -29,11 +29,7 @@ public final class SessionLifecycle: Sendable {
     let sessionNetworks: SessionNetworkPool
     /// 16 bits that tell this cluster's session networks from another's (FNV-1a of the
     /// cluster secret).
-    var clusterTag: UInt16 {
-        var hash: UInt32 = 2_166_136_261
-        for byte in clusterSecret.utf8 { hash = (hash ^ UInt32(byte)) &* 16_777_619 }
-        return UInt16(truncatingIfNeeded: hash ^ hash >> 16)
-    }
+    let clusterTag: UInt16
     let lastReconcile = Mutex<ContinuousClock.Instant?>(nil)
     /// Kernels of RUNNING sessions that their agent's last report did not list (repaired when
     /// still missing at the next reconciliation).
@@ -46,6 +42,9 @@ public final class SessionLifecycle: Sendable {
                 logger: Logger = Logger(label: "hangar.sessions")) {
         self.store = store
         self.sessionNetworks = sessionNetworks
+        var hash: UInt32 = 2_166_136_261
+        for byte in clusterSecret.utf8 { hash = (hash ^ UInt32(byte)) &* 16_777_619 }
+        self.clusterTag = UInt16(truncatingIfNeeded: hash ^ hash >> 16)
         self.reconcileLimits = reconcileLimits
         self.scheduler = SessionScheduler(store: store, plugins: plugins, logger: logger)
         self.leadership = leadership
@@ -221,8 +220,14 @@ public final class SessionLifecycle: Sendable {
             // The group's sandbox, as a superadmin set it; users have no say.
             let group = try await store.run { try $0.resourceGroups().first { $0.name == session.resourceGroup } }
             let sandbox = group.flatMap { $0.sandbox == nil && $0.sandboxPolicy == nil ? nil : KernelSandbox(mode: $0.sandbox, policy: $0.sandboxPolicy) }
+            var found: [String: AgentRecord] = [:]
+            for agentID in Set(placements.map(\.agentID)) {
+                guard let agent = try await store.run({ try $0.agent(id: agentID) }) else { throw StoreError(.notFound, "agent \(agentID) vanished") }
+                found[agentID] = agent
+            }
+            let agents = found
             let places = ClusterPlace.places(try await store.run { try $0.kernels(session: id) }, mode: session.clusterMode)
-            let networks = session.clusterSize > 1 ? try await clusterNetworks(session: id, placements: placements, places: places) : [:]
+            let networks = session.clusterSize > 1 ? try await clusterNetworks(session: id, placements: placements, places: places, agents: agents) : [:]
             // Every kernel is asked for at once (a cluster of 8 starts in the time of its
             // slowest kernel), and every answer is awaited before a failure is acted on, so the
             // clean-up below never races a kernel still being created.
@@ -230,9 +235,7 @@ public final class SessionLifecycle: Sendable {
                 for placement in placements {
                     group.addTask {
                         do {
-                            guard let agent = try await self.store.run({ try $0.agent(id: placement.agentID) }) else {
-                                throw StoreError(.notFound, "agent \(placement.agentID) vanished")
-                            }
+                            let agent = agents[placement.agentID]!
                             let types = (try? JSONDecoder().decode([String: String].self, from: Data(agent.slotTypes.utf8))) ?? [:]
                             let body = try JSONEncoder().encode(Self.kernelRequest(kernelID: placement.kernelID, session: session,
                                                                                     command: command, slotTypes: types, mounts: mounts, sandbox: sandbox,
@@ -262,11 +265,7 @@ public final class SessionLifecycle: Sendable {
         } catch {
             logger.warning("session failed to start", metadata: ["session": .string(id), "error": .string("\(error)")])
             // Agents release what they hold before the manager's books do (see handle(_:)).
-            for placement in placements {
-                if let agent = try? await store.run({ try $0.agent(id: placement.agentID) }) {
-                    _ = try? await callAgent(agent.address, .DELETE, AgentAPI.kernelPath(placement.kernelID))
-                }
-            }
+            for placement in placements { await removeKernel(placement.kernelID, onAgent: placement.agentID) }
             _ = try? await store.run { try $0.transition(session: id, to: .error, reason: "\(error)") }
         }
     }
@@ -274,14 +273,10 @@ public final class SessionLifecycle: Sendable {
     /// A cluster session's own network, per kernel: the session's number (kept while it
     /// lives), each kernel's address by rank, and for each kernel the other agents the
     /// session's VXLAN joins (by the host of their advertised address).
-    func clusterNetworks(session id: String, placements: [KernelPlacement], places: [String: ClusterPlace]) async throws -> [String: KernelNetwork] {
+    func clusterNetworks(session id: String, placements: [KernelPlacement], places: [String: ClusterPlace],
+                         agents: [String: AgentRecord]) async throws -> [String: KernelNetwork] {
         let index = try await store.run { [count = sessionNetworks.count] in try $0.assignNetworkIndex(session: id, count: count) }
-        var agentHosts: [String: String] = [:]
-        for agentID in Set(placements.map(\.agentID)) {
-            if let agent = try await store.run({ try $0.agent(id: agentID) }), let host = URLComponents(string: agent.address)?.host {
-                agentHosts[agentID] = host
-            }
-        }
+        let agentHosts = agents.compactMapValues { URLComponents(string: $0.address)?.host }
         var hosts: [String: String] = [:]
         for place in places.values { hosts[place.hostname] = sessionNetworks.kernelAddress(network: index, rank: place.rank) }
         // Interface names and VXLAN ids carry this cluster's tag, so two Hangar clusters whose
@@ -581,6 +576,13 @@ public final class SessionLifecycle: Sendable {
         }
     }
 
+    /// Asks an agent to remove a kernel (stop, free its slots); best effort: an agent that
+    /// cannot be reached is left to reconciliation.
+    func removeKernel(_ kernelID: String, onAgent agentID: String) async {
+        guard let agent = try? await store.run({ try $0.agent(id: agentID) }) else { return }
+        _ = try? await callAgent(agent.address, .DELETE, AgentAPI.kernelPath(kernelID))
+    }
+
     /// Sessions with kernels on agents that went LOST end in ERROR, and their kernels on the
     /// agents still alive are removed.
     public func agentsLost(_ ids: [String]) async {
@@ -593,9 +595,8 @@ public final class SessionLifecycle: Sendable {
                 // the lost agent's own are removed when it comes back (reconciliation).
                 var removed: [String] = []
                 for kernel in (try? await store.run { try $0.kernels(session: id) }) ?? [] {
-                    guard let other = kernel.agentID, !lost.contains(other),
-                          let agent = try? await store.run({ try $0.agent(id: other) }) else { continue }
-                    _ = try? await callAgent(agent.address, .DELETE, AgentAPI.kernelPath(kernel.id))
+                    guard let other = kernel.agentID, !lost.contains(other) else { continue }
+                    await removeKernel(kernel.id, onAgent: other)
                     removed.append("\(kernel.clusterHostname) on \(other)")
                 }
                 let reason = "agent \(agentID) was lost" + (removed.isEmpty ? "" : "; the session's other kernels were removed (\(removed.joined(separator: ", ")))")

@@ -460,7 +460,6 @@ extension StateStore {
                 }
             } catch let error as StoreError where error.code == .constraint && attempt < 2 {
                 // Another manager took the same number in the meantime: choose again.
-                _ = error
                 continue
             }
         }
